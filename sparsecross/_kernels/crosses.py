@@ -1,0 +1,180 @@
+"""Featurization kernels: column values -> local ids / keys -> canonical CSR rows.
+
+See ``docs/CONTRACT.md``.  Every kernel reads its inputs only (Arrow buffers may be
+read-only) and returns new arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import kernel
+from .hash import fmix64
+
+
+@kernel
+def grid_ids(lat, lon, res, n_lat, n_lon, mode, invalid_missing, ids, missing):
+    """Local ids of a lat band (mode 0), lon band (mode 1) or geo cell (mode 2).
+
+    ``lat``/``lon``: float64[n] (NaN = null; ``lon`` unused for mode 0, ``lat`` for mode 1);
+    ``res``: resolution in arc-minutes; ``n_lat``/``n_lon``: band counts.
+    Writes ``ids`` (uint64[n]) and ``missing`` (uint8[n]).  Returns -1, or the first row whose
+    coordinate is out of range when ``invalid_missing`` is False (rows after it are not written).
+    """
+    n = ids.shape[0]
+    miss_id = n_lat * n_lon if mode == 2 else (n_lat if mode == 0 else n_lon)
+    for r in range(n):
+        i = np.int64(0)
+        j = np.int64(0)
+        miss = False
+        if mode != 1:
+            a = lat[r]
+            if math.isnan(a):
+                miss = True
+            elif a < -90.0 or a > 90.0:
+                if not invalid_missing:
+                    return r
+                miss = True
+            else:
+                i = np.int64(math.floor((a + 90.0) * 60.0 / res))
+                if i > n_lat - 1:
+                    i = n_lat - 1
+                if i < 0:
+                    i = 0
+        if mode != 0:
+            b = lon[r]
+            if math.isnan(b):
+                miss = True
+            elif b < -180.0 or b > 180.0:
+                if not invalid_missing:
+                    return r
+                miss = True
+            else:
+                j = np.int64(math.floor((b + 180.0) * 60.0 / res))
+                if j > n_lon - 1:
+                    j = n_lon - 1
+                if j < 0:
+                    j = 0
+        if miss:
+            ids[r] = np.uint64(miss_id)
+            missing[r] = 1
+        else:
+            if mode == 0:
+                ids[r] = np.uint64(i)
+            elif mode == 1:
+                ids[r] = np.uint64(j)
+            else:
+                ids[r] = np.uint64(i * n_lon + j)
+            missing[r] = 0
+    return -1
+
+
+@kernel
+def bucket_ids(x, boundaries, ids, missing):
+    """Bucket local ids: the number of boundaries <= x; NaN -> len(boundaries) + 1.
+
+    ``x``: float64[n]; ``boundaries``: float64 sorted strictly increasing.
+    Writes ``ids`` (uint64[n]) and ``missing`` (uint8[n]).
+    """
+    nb = boundaries.shape[0]
+    for r in range(x.shape[0]):
+        v = x[r]
+        if math.isnan(v):
+            ids[r] = np.uint64(nb + 1)
+            missing[r] = 1
+            continue
+        lo = 0
+        hi = nb
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if boundaries[mid] <= v:
+                lo = mid + 1
+            else:
+                hi = mid
+        ids[r] = np.uint64(lo)
+        missing[r] = 0
+
+
+@kernel
+def take_keys(codes, dict_keys, valid, missing_key, ids, missing):
+    """Keys of a dictionary-encoded column: ``dict_keys[codes]``, or ``missing_key`` where
+    ``valid`` is 0.  ``codes``: int array; ``valid``: uint8[n] (or length 0 = all valid).
+    Writes ``ids`` and ``missing``."""
+    has_valid = valid.shape[0] > 0
+    for r in range(codes.shape[0]):
+        if has_valid and valid[r] == 0:
+            ids[r] = missing_key
+            missing[r] = 1
+        else:
+            ids[r] = dict_keys[codes[r]]
+            missing[r] = 0
+
+
+@kernel
+def build_csr(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr, comp_feat,
+              comp_stride, mask, hashed_offset):
+    """Assemble canonical CSR rows from per-feature local ids / keys.
+
+    ``ids``: uint64[F, n] local ids (exact features) or 64-bit keys (categoricals);
+    ``missing``: uint8[F, n]; ``skip``: uint8[F] (1: a missing value emits nothing);
+    outputs ``o`` are described by ``out_kind`` (0 exact, 1 hashed single, 2 hashed cross),
+    ``out_offset``, ``out_seed`` and the components ``comp_feat[comp_ptr[o]:comp_ptr[o+1]]``
+    with mixed-radix ``comp_stride``.  ``mask`` = 2**bits - 1.
+
+    Returns ``(indptr int64[n+1], indices int64[nnz], data float32[nnz])``: each row sorted,
+    duplicate columns merged into one entry whose value is the count.
+    """
+    n_out = out_kind.shape[0]
+    n = ids.shape[1]
+    indptr = np.empty(n + 1, dtype=np.int64)
+    indices = np.empty(n * n_out, dtype=np.int64)
+    data = np.empty(n * n_out, dtype=np.float32)
+    row = np.empty(n_out, dtype=np.int64)
+    p = 0
+    indptr[0] = 0
+    for r in range(n):
+        m = 0
+        for o in range(n_out):
+            a = comp_ptr[o]
+            b = comp_ptr[o + 1]
+            emit = True
+            for c in range(a, b):
+                f = comp_feat[c]
+                if skip[f] != 0 and missing[f, r] != 0:
+                    emit = False
+                    break
+            if not emit:
+                continue
+            k = out_kind[o]
+            if k == 0:
+                col = out_offset[o]
+                for c in range(a, b):
+                    col += np.int64(ids[comp_feat[c], r]) * comp_stride[c]
+            elif k == 1:
+                col = hashed_offset + np.int64(ids[comp_feat[a], r] & mask)
+            else:
+                h = out_seed[o]
+                for c in range(a, b):
+                    h = fmix64(h ^ ids[comp_feat[c], r])
+                col = hashed_offset + np.int64(h & mask)
+            # insertion sort into row[0:m]
+            q = m
+            while q > 0 and row[q - 1] > col:
+                row[q] = row[q - 1]
+                q -= 1
+            row[q] = col
+            m += 1
+        q = 0
+        while q < m:
+            col = row[q]
+            cnt = 1
+            while q + cnt < m and row[q + cnt] == col:
+                cnt += 1
+            indices[p] = col
+            data[p] = np.float32(cnt)
+            p += 1
+            q += cnt
+        indptr[r + 1] = p
+    return indptr, indices[:p].copy(), data[:p].copy()

@@ -1,0 +1,170 @@
+"""FTRL-Proximal (McMahan et al. 2013, Algorithm 1) for logistic loss over CSR rows.
+
+State lives in an open-addressing table (see ``table.py``): only touched coordinates have a
+slot.  Weights are never stored: ``w = 0`` if ``|z| <= l1`` else
+``-(z - sign(z) l1) / ((beta + sqrt(n)) / alpha + l2)``.  The bias is a coordinate that is
+always active and never regularized.  See ``../shared/ALGORITHM.md`` / the README.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ._jit import kernel
+from .table import slot_of
+
+EPS = 1e-15
+
+
+class FTRLParams(NamedTuple):
+    """Hyperparameters passed to kernels (floats only)."""
+
+    alpha: float
+    beta: float
+    l1: float
+    l2: float
+    label_smoothing: float
+
+
+@kernel
+def weight(z, n, alpha, beta, l1, l2):
+    """Lazy FTRL-Proximal weight from (z, n); exactly 0 when |z| <= l1."""
+    if abs(z) <= l1:
+        return 0.0
+    sgn = 1.0 if z > 0 else -1.0
+    return -(z - sgn * l1) / ((beta + math.sqrt(n)) / alpha + l2)
+
+
+@kernel
+def _logloss(p, y):
+    q = min(max(p, EPS), 1.0 - EPS)
+    return -(y * math.log(q) + (1.0 - y) * math.log(1.0 - q))
+
+
+@kernel
+def _sigmoid(m):
+    if m >= 0:
+        return 1.0 / (1.0 + math.exp(-m))
+    e = math.exp(m)
+    return e / (1.0 + e)
+
+
+@kernel
+def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, keys, zn, count, max_count,
+              bias, params, acc):
+    """Train on rows ``start..n-1`` of one CSR chunk, in order, one row at a time.
+
+    Parameters (dtypes/shapes)
+    --------------------------
+    indptr int64[n+1], indices int64[nnz], data float32[nnz]: canonical CSR (read only).
+    y float64[n] in {0,1}; sw float64[n] sample weights or length 0 (all 1).
+    row_mask uint8[n] or length 0: rows with mask != 0 are skipped (holdout rows).
+    keys uint32/uint64[cap] and zn float32/float64[cap, 2]: the state table (mutated).
+    count int64[1]: occupied slots (mutated).  max_count: grow threshold (load factor).
+    bias float64[2]: (z, n) of the bias (mutated).  params: FTRLParams.
+    acc float64[3]: running (sum of weighted progressive logloss, sum of weights, rows)
+    (mutated, row by row, so sums do not depend on the chunking).
+
+    Returns
+    -------
+    int64: ``n`` when every row was processed, else the first row NOT processed because
+    inserting its coordinates could push the table past ``max_count`` (grow, then call again
+    with ``start`` = that row).  Progressive validation: each row is scored before its update.
+    """
+    alpha, beta, l1, l2, eps = params
+    n_rows = indptr.shape[0] - 1
+    has_sw = sw.shape[0] > 0
+    has_mask = row_mask.shape[0] > 0
+    max_len = 0
+    for r in range(start, n_rows):
+        ln = indptr[r + 1] - indptr[r]
+        if ln > max_len:
+            max_len = ln
+    slots = np.empty(max_len, dtype=np.int64)
+    ws = np.empty(max_len, dtype=np.float64)
+    empty = keys[0] | ~keys[0]
+    for r in range(start, n_rows):
+        if has_mask and row_mask[r] != 0:
+            continue
+        a = indptr[r]
+        b = indptr[r + 1]
+        if count[0] + (b - a) > max_count:
+            return r
+        zb = bias[0]
+        nb = bias[1]
+        wb = -zb / ((beta + math.sqrt(nb)) / alpha)
+        margin = wb
+        for k in range(a, b):
+            key = keys.dtype.type(indices[k])
+            s = slot_of(keys, key)
+            if keys[s] == empty:
+                keys[s] = key
+                zn[s, 0] = 0.0
+                zn[s, 1] = 0.0
+                count[0] += 1
+            slots[k - a] = s
+            w = weight(np.float64(zn[s, 0]), np.float64(zn[s, 1]), alpha, beta, l1, l2)
+            ws[k - a] = w
+            margin += w * np.float64(data[k])
+        p = _sigmoid(margin)
+        yr = y[r]
+        swr = sw[r] if has_sw else 1.0
+        acc[0] += _logloss(p, yr) * swr
+        acc[1] += swr
+        acc[2] += 1.0
+        target = yr * (1.0 - eps) + 0.5 * eps
+        g = (p - target) * swr
+        for k in range(a, b):
+            s = slots[k - a]
+            gi = g * np.float64(data[k])
+            ni = np.float64(zn[s, 1])
+            sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
+            zn[s, 0] = np.float64(zn[s, 0]) + gi - sigma * ws[k - a]
+            zn[s, 1] = ni + gi * gi
+        sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
+        bias[0] = zb + g - sigma * wb
+        bias[1] = nb + g * g
+    return n_rows
+
+
+@kernel
+def state_margins(indptr, indices, data, keys, zn, bias, params):
+    """Margins of every row under the current state (no update).  Returns float64[n]."""
+    alpha, beta, l1, l2, eps = params
+    n_rows = indptr.shape[0] - 1
+    out = np.empty(n_rows, dtype=np.float64)
+    empty = keys[0] | ~keys[0]
+    wb = -bias[0] / ((beta + math.sqrt(bias[1])) / alpha)
+    for r in range(n_rows):
+        m = wb
+        for k in range(indptr[r], indptr[r + 1]):
+            key = keys.dtype.type(indices[k])
+            s = slot_of(keys, key)
+            if keys[s] != empty:
+                m += weight(np.float64(zn[s, 0]), np.float64(zn[s, 1]), alpha, beta, l1, l2) * np.float64(data[k])
+        out[r] = m
+    return out
+
+
+@kernel
+def export_weights(keys, zn, params):
+    """Nonzero weights of a state table: (keys uint64[m], weights float64[m]) in slot order
+    (unsorted).  Returns new arrays."""
+    alpha, beta, l1, l2, eps = params
+    empty = keys[0] | ~keys[0]
+    m = 0
+    for s in range(keys.shape[0]):
+        if keys[s] != empty and abs(np.float64(zn[s, 0])) > l1:
+            m += 1
+    ok = np.empty(m, dtype=np.uint64)
+    ow = np.empty(m, dtype=np.float64)
+    j = 0
+    for s in range(keys.shape[0]):
+        if keys[s] != empty and abs(np.float64(zn[s, 0])) > l1:
+            ok[j] = np.uint64(keys[s])
+            ow[j] = weight(np.float64(zn[s, 0]), np.float64(zn[s, 1]), alpha, beta, l1, l2)
+            j += 1
+    return ok, ow

@@ -1,0 +1,68 @@
+"""Scoring kernels: CSR rows x sparse model -> margins, and streaming metric accumulation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ._jit import kernel, parallel_kernel
+from .table import slot_of
+
+
+@parallel_kernel
+def score_csr(indptr, indices, data, tk, tw, bias):
+    """Margins ``X @ w + bias`` with w in an inference table (``table.build_lookup``).
+
+    ``indptr`` int64[n+1], ``indices`` int64, ``data`` float32; ``tk`` uint64 / ``tw`` float32
+    table.  Rows are independent (``prange``); each row sums in index order, so the result does
+    not depend on the thread count.  Returns float64[n]."""
+    n = indptr.shape[0] - 1
+    out = np.empty(n, dtype=np.float64)
+    for r in prange(n):
+        m = bias
+        for k in range(indptr[r], indptr[r + 1]):
+            key = np.uint64(indices[k])
+            s = slot_of(tk, key)
+            if tk[s] == key:
+                m += np.float64(tw[s]) * np.float64(data[k])
+        out[r] = m
+    return out
+
+
+@kernel
+def accumulate_metrics(margins, y, sw, row_mask, mask_value, pos, neg, acc, limit):
+    """Add rows to running metrics (mutates ``pos``, ``neg``, ``acc``).
+
+    ``margins``/``y`` float64[n]; ``sw`` float64[n] or length 0; ``row_mask`` uint8[n] or
+    length 0 (use rows where it equals ``mask_value``).  ``pos``/``neg``: weighted margin
+    histograms over [-limit, limit]; ``acc``: (weighted logloss sum, weight sum, rows)."""
+    nb = pos.shape[0]
+    scale = nb / (2.0 * limit)
+    has_sw = sw.shape[0] > 0
+    has_mask = row_mask.shape[0] > 0
+    for r in range(margins.shape[0]):
+        if has_mask and row_mask[r] != mask_value:
+            continue
+        m = margins[r]
+        w = sw[r] if has_sw else 1.0
+        if m >= 0:
+            p = 1.0 / (1.0 + math.exp(-m))
+        else:
+            e = math.exp(m)
+            p = e / (1.0 + e)
+        q = min(max(p, 1e-15), 1.0 - 1e-15)
+        yr = y[r]
+        acc[0] += -(yr * math.log(q) + (1.0 - yr) * math.log(1.0 - q)) * w
+        acc[1] += w
+        acc[2] += 1.0
+        b = np.int64(math.floor((m + limit) * scale))
+        if b < 0:
+            b = 0
+        if b > nb - 1:
+            b = nb - 1
+        if yr > 0.5:
+            pos[b] += w
+        else:
+            neg[b] += w

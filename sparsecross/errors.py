@@ -1,0 +1,73 @@
+"""Exception and warning hierarchy.
+
+Every error the library raises on bad input is a :class:`SparseCrossError`; the CLI turns
+it into one line on stderr and a non-zero exit.  Messages follow the template
+*what, where, expected, got, hint*.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "SparseCrossError",
+    "SpecError",
+    "SchemaError",
+    "DataError",
+    "ArtifactError",
+    "CheckpointError",
+    "NotFittedError",
+    "SparseCrossWarning",
+    "EmptyModelWarning",
+    "DataQualityWarning",
+    "did_you_mean",
+]
+
+
+class SparseCrossError(Exception):
+    """Root of every error raised by sparsecross on bad input or bad files."""
+
+
+class SpecError(SparseCrossError, ValueError):
+    """The feature spec is invalid (unknown key, wrong type, impossible value)."""
+
+
+class SchemaError(SpecError):
+    """The data does not match the spec (missing column, wrong type)."""
+
+
+class DataError(SparseCrossError, ValueError):
+    """The data has values the spec cannot take (label not 0/1, latitude out of range...)."""
+
+
+class ArtifactError(SparseCrossError):
+    """A model file is not an artifact, is corrupted, or has an unsupported version."""
+
+
+class CheckpointError(SparseCrossError):
+    """A checkpoint cannot be used to resume this run."""
+
+
+class NotFittedError(SparseCrossError, AttributeError):
+    """The estimator was used before ``fit``."""
+
+
+class SparseCrossWarning(UserWarning):
+    """Root of sparsecross warnings."""
+
+
+class EmptyModelWarning(SparseCrossWarning):
+    """L1 regularization removed every weight: the model predicts the base rate only."""
+
+
+class DataQualityWarning(SparseCrossWarning):
+    """Suspicious data that was accepted (e.g. an empty batch)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest of *choices*, or ``""``."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

@@ -1,0 +1,395 @@
+"""Arrow batch -> ``(X, y, sample_weight)`` with ``X`` a canonical scipy CSR.
+
+Python validates and prepares one array per column (numbers as float64 with NaN for null,
+strings hashed once per distinct dictionary value); the kernels in
+``sparsecross._kernels.crosses`` compute local ids and assemble the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from ._kernels import crosses as K
+from ._kernels.hash import hash_ints, hash_strings
+from .errors import DataError, SchemaError
+from .hashing import missing_key
+from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches
+from .spec import FeatureSpec
+
+__all__ = ["featurize", "iter_batches", "Batch", "resolve_spec"]
+
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Kernel-ready description of a spec's outputs (arrays only)."""
+
+    out_kind: np.ndarray
+    out_offset: np.ndarray
+    out_seed: np.ndarray
+    comp_ptr: np.ndarray
+    comp_feat: np.ndarray
+    comp_stride: np.ndarray
+    skip: np.ndarray
+    mask: np.uint64
+    hashed_offset: np.int64
+    salts: tuple[np.uint64, ...]
+    missing_keys: tuple[np.uint64, ...]
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(spec: FeatureSpec) -> _Plan:
+    key = spec.sha256
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    outs = spec.outputs
+    comp_ptr = np.zeros(len(outs) + 1, dtype=np.int64)
+    feats: list[int] = []
+    strides: list[int] = []
+    for o, out in enumerate(outs):
+        feats.extend(out.components)
+        strides.extend(out.strides)
+        comp_ptr[o + 1] = len(feats)
+    plan = _Plan(
+        out_kind=np.array([o.kind for o in outs], dtype=np.int8),
+        out_offset=np.array([o.offset for o in outs], dtype=np.int64),
+        out_seed=np.array([o.seed for o in outs], dtype=np.uint64),
+        comp_ptr=comp_ptr,
+        comp_feat=np.array(feats, dtype=np.int64),
+        comp_stride=np.array(strides, dtype=np.int64),
+        skip=np.array([f.missing == "skip" for f in spec.features], dtype=np.uint8),
+        mask=np.uint64((1 << spec.hashing.bits) - 1),
+        hashed_offset=np.int64(spec.hashed_offset),
+        salts=tuple(np.uint64(s) for s in spec.salts),
+        missing_keys=tuple(np.uint64(missing_key(s)) for s in spec.salts),
+    )
+    _PLANS[key] = plan
+    return plan
+
+
+# Hashes of recently seen Arrow dictionaries: a row group's dictionary is shared by its
+# batches.  Each entry keeps a reference to its dictionary so its buffer address is never
+# reused by another dictionary while the entry lives.
+_DICT_CACHE: OrderedDict[tuple[int, int, int, int], tuple[pa.Array, np.ndarray]] = OrderedDict()
+_DICT_CACHE_SIZE = 64
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    if pa.types.is_string_view(arr.type):
+        arr = arr.cast(pa.large_string())
+    bufs = arr.buffers()
+    off_dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=off_dtype)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _hash_dictionary(dictionary: pa.Array, salt: np.uint64) -> np.ndarray:
+    """XXH64 of every dictionary value, computed once per distinct dictionary."""
+    bufs = dictionary.buffers()
+    key = (bufs[1].address if bufs[1] is not None else 0, dictionary.offset, len(dictionary), int(salt))
+    hit = _DICT_CACHE.get(key)
+    if hit is not None:
+        _DICT_CACHE.move_to_end(key)
+        return hit[1]
+    offsets, data = _string_buffers(dictionary)
+    keys = hash_strings(offsets, data, salt)
+    _DICT_CACHE[key] = (dictionary, keys)
+    while len(_DICT_CACHE) > _DICT_CACHE_SIZE:
+        _DICT_CACHE.popitem(last=False)
+    return keys
+
+
+def _valid_mask(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.zeros(0, dtype=np.uint8)
+    return np.asarray(arr.is_valid()).astype(np.uint8)
+
+
+def _as_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks == 1:
+            return col.chunk(0)
+        if col.num_chunks == 0:
+            return pa.array([], type=col.type)
+        return col.combine_chunks()
+    return col
+
+
+def _float64(arr: pa.Array) -> np.ndarray:
+    """float64 numpy view/copy with NaN for nulls."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if arr.type != pa.float64():
+        arr = pc.cast(arr, pa.float64())
+    out = arr.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.ndarray,
+                      missing: np.ndarray) -> None:
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        vt = t.value_type
+        if pa.types.is_integer(vt) or pa.types.is_boolean(vt):
+            arr = arr.dictionary_decode()
+            t = arr.type
+        else:
+            dict_keys = _hash_dictionary(arr.dictionary, salt)
+            indices = arr.indices
+            if indices.null_count:
+                indices = pc.fill_null(indices, 0)
+            codes = indices.to_numpy(zero_copy_only=False)
+            K.take_keys(codes, dict_keys, _valid_mask(arr), miss, ids, missing)
+            return
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        enc = pc.dictionary_encode(arr)
+        _categorical_keys(enc, salt, miss, ids, missing)
+        return
+    if pa.types.is_boolean(t) or pa.types.is_integer(t):
+        values = pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        keys = hash_ints(values, salt)
+        codes = np.arange(len(arr), dtype=np.int64)
+        K.take_keys(codes, keys, _valid_mask(arr), miss, ids, missing)
+        return
+    raise SchemaError(f"cannot use type {t} as a categorical")
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int) -> tuple[np.ndarray, np.ndarray | None]:
+    lab = spec.label
+    arr = _as_array(table.column(lab.column))
+    if arr.null_count:
+        bad = ~np.asarray(arr.is_valid())
+        raise DataError(
+            f"label column {lab.column!r}: {int(bad.sum())} null values (first at row {start_row + _first_bad(bad)})"
+        )
+    x = _float64(arr)
+    if np.isnan(x).any():
+        bad = np.isnan(x)
+        raise DataError(
+            f"label column {lab.column!r}: {int(bad.sum())} NaN values (first at row {start_row + _first_bad(bad)})"
+        )
+    if lab.threshold is not None:
+        y = (x > lab.threshold).astype(np.float64)
+    else:
+        bad = (x != 0.0) & (x != 1.0)
+        if bad.any():
+            i = _first_bad(bad)
+            raise DataError(
+                f"label column {lab.column!r}: {int(bad.sum())} values are not 0/1 (first at row "
+                f"{start_row + i}: {x[i]!r}); set [label] threshold = T to use column > T"
+            )
+        y = np.ascontiguousarray(x, dtype=np.float64)
+    w = None
+    if lab.weight:
+        warr = _as_array(table.column(lab.weight))
+        w = np.ascontiguousarray(_float64(warr), dtype=np.float64)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            i = _first_bad(bad)
+            raise DataError(
+                f"weight column {lab.weight!r}: {int(bad.sum())} values are null, NaN, infinite or "
+                f"negative (first at row {start_row + i}: {w[i]!r})"
+            )
+    return y, w
+
+
+def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int = 0) -> sp.csr_array:
+    """Features only (no label): the CSR rows of ``table`` under ``spec``."""
+    plan = _plan(spec)
+    n = table.num_rows
+    nf = len(spec.features)
+    ids = np.empty((nf, n), dtype=np.uint64)
+    missing = np.empty((nf, n), dtype=np.uint8)
+    for fi, f in enumerate(spec.features):
+        if f.kind == "categorical":
+            arr = _as_array(table.column(f.columns[0]))
+            _categorical_keys(arr, plan.salts[fi], plan.missing_keys[fi], ids[fi], missing[fi])
+        elif f.kind == "bucket":
+            x = _float64(_as_array(table.column(f.columns[0])))
+            K.bucket_ids(x, np.asarray(f.boundaries, dtype=np.float64), ids[fi], missing[fi])
+        else:
+            n_lat, n_lon = f.grid
+            empty = np.zeros(0, dtype=np.float64)
+            if f.kind == "geo":
+                lat = _float64(_as_array(table.column(f.columns[0])))
+                lon = _float64(_as_array(table.column(f.columns[1])))
+                mode = 2
+            elif f.kind == "lat":
+                lat, lon, mode = _float64(_as_array(table.column(f.columns[0]))), empty, 0
+            else:
+                lat, lon, mode = empty, _float64(_as_array(table.column(f.columns[0]))), 1
+            bad_row = K.grid_ids(lat, lon, f.resolution_arcmin, n_lat, n_lon, mode,
+                                 f.invalid == "missing", ids[fi], missing[fi])
+            if bad_row >= 0:
+                raise _coordinate_error(f.name, f.columns, lat, lon, mode, start_row)
+    indptr, indices, data = K.build_csr(
+        ids, missing, plan.skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
+        plan.comp_feat, plan.comp_stride, plan.mask, plan.hashed_offset,
+    )
+    X = sp.csr_array((data, indices, indptr), shape=(n, spec.n_columns))
+    # The kernel emits sorted, duplicate-free rows: tell scipy so it never re-checks or re-sorts.
+    X.has_sorted_indices = True
+    X.has_canonical_format = True
+    return X
+
+
+def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon: np.ndarray, mode: int,
+                      start_row: int) -> DataError:
+    with np.errstate(invalid="ignore"):
+        bad = np.zeros(max(len(lat), len(lon)), dtype=bool)
+        if mode != 1:
+            bad |= (lat < -90) | (lat > 90)
+        if mode != 0:
+            bad |= (lon < -180) | (lon > 180)
+    i = _first_bad(bad)
+    vals = []
+    if mode != 1:
+        vals.append(f"lat={lat[i]!r}")
+    if mode != 0:
+        vals.append(f"lon={lon[i]!r}")
+    return DataError(
+        f"feature {name!r}: {int(bad.sum())} rows have coordinates outside [-90, 90] x [-180, 180] "
+        f"(first at row {start_row + i}: {', '.join(vals)}); set invalid = \"missing\" in the spec "
+        "to treat them as missing"
+    )
+
+
+def featurize(
+    data: pa.Table | pa.RecordBatch, spec: FeatureSpec, *, start_row: int = 0
+) -> tuple[sp.csr_array, np.ndarray, np.ndarray | None]:
+    """Featurize an Arrow table or record batch.
+
+    Parameters
+    ----------
+    data
+        Arrow table or record batch holding every column the spec reads.
+    spec
+        A resolved :class:`~sparsecross.spec.FeatureSpec`.
+    start_row
+        Global number of the first row, used in error messages.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_array
+        Canonical CSR (sorted, no duplicates), int64 ``indptr``/``indices``, float32 data,
+        shape ``(rows, spec.n_columns)``.
+    y : numpy.ndarray
+        float64 labels in {0, 1}.
+    sample_weight : numpy.ndarray or None
+        float64 weights when the spec names a weight column.
+
+    Raises
+    ------
+    SchemaError, DataError
+        Missing columns, wrong types, labels not 0/1, coordinates out of range.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from sparsecross import parse_spec
+    >>> spec = parse_spec({"label": {"column": "y"}, "features": [
+    ...     {"name": "cell", "kind": "geo", "lat": "lat", "lon": "lon"}]})
+    >>> X, y, w = featurize(pa.table({"lat": [0.0, 0.01], "lon": [0.0, 0.0], "y": [1, 0]}), spec)
+    >>> X.indices.tolist()  # 0.01 degrees is 0.6 arc-minutes: the same cell
+    [116650800, 116650800]
+    """
+    if not isinstance(data, (pa.Table, pa.RecordBatch)):
+        raise TypeError(f"featurize expects a pyarrow Table or RecordBatch, got {type(data).__name__}")
+    check_schema(spec, data.schema, "the input table")
+    y, w = _labels(spec, data, start_row)
+    return featurize_features(spec, data, start_row), y, w
+
+
+class Batch(NamedTuple):
+    """One featurized batch: CSR rows, labels, optional weights, first global row number."""
+
+    X: sp.csr_array
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    start_row: int
+
+
+def iter_batches(
+    source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS, start_row: int = 0
+) -> Iterator[Batch]:
+    """Stream a Parquet source as featurized :class:`Batch` es, in bounded memory.
+
+    Raises
+    ------
+    SchemaError, DataError
+        As :func:`featurize`, plus unreadable files and empty sources.
+    """
+    if spec.needs_data:
+        spec = resolve_spec(source, spec)
+    any_rows = False
+    for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, start_row=start_row):
+        any_rows = True
+        y, w = _labels(spec, batch, row)
+        yield Batch(featurize_features(spec, batch, row), y, w, row)
+    if not any_rows and start_row == 0:
+        raise DataError(f"the data {_describe(source)} has no rows")
+
+
+def _describe(source: Source) -> str:
+    if isinstance(source, (list, tuple)):
+        return repr([str(s) for s in source][:3])
+    return repr(str(source))
+
+
+def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> FeatureSpec:
+    """Replace ``quantiles = N`` by explicit boundaries computed from ``source``.
+
+    Uses the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
+    reading order (bounded memory).  A spec with nothing to resolve is returned unchanged.
+    """
+    todo = [f for f in spec.features if f.kind == "bucket" and f.boundaries is None]
+    if not todo:
+        return spec
+    limit = spec.quantile_sample_rows
+    samples: dict[str, list[np.ndarray]] = {f.name: [] for f in todo}
+    counts = dict.fromkeys(samples, 0)
+    for batch, _row in iter_record_batches(source, spec, batch_rows=batch_rows, label=False):
+        for f in todo:
+            if counts[f.name] >= limit:
+                continue
+            x = _float64(_as_array(batch.column(f.columns[0])))
+            x = x[np.isfinite(x)][: limit - counts[f.name]]
+            samples[f.name].append(x)
+            counts[f.name] += len(x)
+        if all(c >= limit for c in counts.values()):
+            break
+    resolved: dict[str, tuple[float, ...]] = {}
+    for f in todo:
+        assert f.quantiles is not None
+        x = np.concatenate(samples[f.name]) if samples[f.name] else np.zeros(0)
+        if len(x) == 0:
+            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has no finite values to compute quantiles")
+        qs = np.quantile(x, np.arange(1, f.quantiles) / f.quantiles)
+        b = tuple(float(v) for v in np.unique(qs) if math.isfinite(v))
+        if not b:
+            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} is constant; quantiles are impossible")
+        resolved[f.name] = b
+    return spec.with_boundaries(resolved)
+
+
+def check_table(spec: FeatureSpec, table: pa.Table | pa.RecordBatch) -> None:
+    """Raise :class:`SchemaError` if ``table`` lacks a column ``spec`` reads (label excluded)."""
+    check_schema(spec, table.schema, "the input table", label=False)

@@ -1,0 +1,76 @@
+"""Streaming metrics in bounded memory: weighted logloss and ROC AUC.
+
+AUC is computed from histograms of the margins (``N_BINS`` bins over [-LIMIT, LIMIT], margins
+outside are clipped to the end bins); pairs in the same bin count one half, as ties do.  With
+2**18 bins the bin width is 1.5e-4 in logit units; on the test data it agrees with the exact
+rank-based AUC to better than 1e-4.  Memory: 4 MiB, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._kernels.score import accumulate_metrics
+
+__all__ = ["StreamingMetrics", "logloss_exact", "auc_exact"]
+
+N_BINS = 1 << 18
+LIMIT = 20.0
+
+
+class StreamingMetrics:
+    """Accumulate (margin, label, weight) batches; read ``logloss``, ``auc``, ``rows``."""
+
+    def __init__(self) -> None:
+        self.pos = np.zeros(N_BINS, dtype=np.float64)
+        self.neg = np.zeros(N_BINS, dtype=np.float64)
+        self.acc = np.zeros(3, dtype=np.float64)  # loss sum, weight sum, rows
+
+    def update(self, margins: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
+               row_mask: np.ndarray | None = None, mask_value: int = 1) -> None:
+        """Add rows; with ``row_mask`` only rows where ``row_mask == mask_value``."""
+        sw = np.zeros(0) if sample_weight is None else sample_weight
+        rm = np.zeros(0, dtype=np.uint8) if row_mask is None else row_mask
+        accumulate_metrics(margins, y, sw, rm, np.uint8(mask_value), self.pos, self.neg, self.acc, LIMIT)
+
+    @property
+    def rows(self) -> int:
+        return int(self.acc[2])
+
+    @property
+    def logloss(self) -> float:
+        return float(self.acc[0] / self.acc[1]) if self.acc[1] > 0 else float("nan")
+
+    @property
+    def auc(self) -> float:
+        p_tot = self.pos.sum()
+        n_tot = self.neg.sum()
+        if p_tot == 0 or n_tot == 0:
+            return float("nan")
+        neg_below = np.cumsum(self.neg) - self.neg
+        return float((self.pos * (neg_below + 0.5 * self.neg)).sum() / (p_tot * n_tot))
+
+    @property
+    def positive_rate(self) -> float:
+        tot = self.pos.sum() + self.neg.sum()
+        return float(self.pos.sum() / tot) if tot else float("nan")
+
+
+def logloss_exact(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Mean (weighted) logloss with p clipped to [1e-15, 1 - 1e-15]."""
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    ll = -(y * np.log(q) + (1 - y) * np.log(1 - q))
+    return float(np.average(ll, weights=sample_weight))
+
+
+def auc_exact(score: np.ndarray, y: np.ndarray) -> float:
+    """Exact ROC AUC by ranks (ties averaged)."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y) > 0.5
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

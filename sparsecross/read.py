@@ -1,0 +1,226 @@
+"""Parquet -> Arrow record batches, streamed in bounded memory, in a deterministic order.
+
+A *source* is a Parquet file, a folder (every ``*.parquet`` below it), a glob pattern, or a
+list of those.  Files are read in sorted path order, row groups in file order; memory depends
+on the batch size, never on the number of rows.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import DataError, SchemaError, did_you_mean
+from .spec import FeatureSpec
+
+__all__ = ["resolve_files", "check_schema", "iter_record_batches", "count_rows", "Source",
+           "DEFAULT_BATCH_ROWS"]
+
+Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+DEFAULT_BATCH_ROWS = 1 << 18
+_GLOB_CHARS = set("*?[")
+
+
+def resolve_files(source: Source) -> list[Path]:
+    """The Parquet files a source names, in deterministic (sorted) order.
+
+    Raises
+    ------
+    DataError
+        If nothing matches or a named file does not exist.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        items: Sequence[str | os.PathLike[str]] = [source]
+    else:
+        items = list(source)
+    files: list[Path] = []
+    for item in items:
+        s = os.fspath(item)
+        p = Path(s)
+        if any(ch in s for ch in _GLOB_CHARS) and not p.exists():
+            found = sorted(Path(x) for x in glob.glob(s, recursive=True) if Path(x).is_file())
+            if not found:
+                raise DataError(f"no files match {s!r}")
+            files.extend(found)
+        elif p.is_dir():
+            found = sorted(
+                x for x in p.rglob("*.parquet")
+                if x.is_file() and not any(part.startswith((".", "_")) for part in x.relative_to(p).parts)
+            )
+            if not found:
+                raise DataError(f"folder {s!r} has no *.parquet files")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"data path {s!r} does not exist")
+    if not files:
+        raise DataError("no data files given")
+    return files
+
+
+def _open(path: Path, read_dictionary: Sequence[str] = ()) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path, read_dictionary=list(read_dictionary) or None)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {str(path)!r} as Parquet: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _is_stringish(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: bool = True) -> list[str]:
+    """Check that ``schema`` has every column ``spec`` needs, with usable types.
+
+    Returns the names of string columns (to be read as dictionaries).
+
+    Raises
+    ------
+    SchemaError
+        Naming the column, the file and the closest existing column names.
+    """
+    names = schema.names
+
+    def col_type(col: str, role: str) -> pa.DataType:
+        if col not in names:
+            raise SchemaError(
+                f"{role} column {col!r} is not in {where}{did_you_mean(col, names)}; "
+                f"available: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
+            )
+        t = schema.field(col).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        return t
+
+    strings: list[str] = []
+    if label:
+        t = col_type(spec.label.column, "label")
+        if not (_is_number(t) or pa.types.is_boolean(t)):
+            raise SchemaError(f"label column {spec.label.column!r} in {where} has type {t}; expected numbers or bool")
+        if spec.label.weight:
+            t = col_type(spec.label.weight, "weight")
+            if not _is_number(t):
+                raise SchemaError(f"weight column {spec.label.weight!r} in {where} has type {t}; expected numbers")
+    for f in spec.features:
+        for col in f.columns:
+            t = col_type(col, f"feature {f.name!r}")
+            if f.kind == "categorical":
+                if _is_stringish(t):
+                    strings.append(col)
+                elif not (pa.types.is_integer(t) or pa.types.is_boolean(t)):
+                    raise SchemaError(
+                        f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical "
+                        "needs strings, integers or bools (use kind = \"bucket\" for real numbers)"
+                    )
+            elif not _is_number(t):
+                raise SchemaError(
+                    f"feature {f.name!r} ({f.kind}): column {col!r} in {where} has type {t}; expected numbers"
+                )
+    return strings
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: Path
+    rows: int
+    row_groups: tuple[int, ...]
+
+
+def file_infos(files: Sequence[Path]) -> list[FileInfo]:
+    """Row counts per file and row group, from the Parquet footers only."""
+    out = []
+    for path in files:
+        md = _open(path).metadata
+        out.append(FileInfo(path, md.num_rows, tuple(md.row_group(g).num_rows for g in range(md.num_row_groups))))
+    return out
+
+
+def count_rows(source: Source) -> int:
+    """Total number of rows, read from the Parquet footers."""
+    return sum(fi.rows for fi in file_infos(resolve_files(source)))
+
+
+def iter_record_batches(
+    source: Source,
+    spec: FeatureSpec,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    start_row: int = 0,
+    label: bool = True,
+    extra_columns: Sequence[str] = (),
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Yield ``(record_batch, first_global_row)`` over the columns ``spec`` needs.
+
+    Rows before ``start_row`` are skipped (whole files and row groups without decoding them).
+    String columns come back dictionary-encoded so each distinct value is hashed once per
+    batch.  The schema of every file is checked before any of its rows are yielded.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows!r}")
+    files = resolve_files(source)
+    needed = list(spec.columns) if label else [c for f in spec.features for c in f.columns]
+    columns = list(dict.fromkeys(needed + list(extra_columns)))
+    row = 0
+    for path in files:
+        pf0 = _open(path)
+        schema = pf0.schema_arrow
+        strings = check_schema(spec, schema, repr(str(path)), label=label)
+        for col in extra_columns:
+            if col not in schema.names:
+                raise SchemaError(
+                    f"column {col!r} is not in {str(path)!r}{did_you_mean(col, schema.names)}"
+                )
+        md = pf0.metadata
+        n_file = md.num_rows
+        if row + n_file <= start_row:
+            row += n_file
+            continue
+        groups = []
+        g_start = row
+        first = None
+        for g in range(md.num_row_groups):
+            gn = md.row_group(g).num_rows
+            if g_start + gn > start_row and gn > 0:
+                groups.append(g)
+                if first is None:
+                    first = g_start
+            g_start += gn
+        if not groups:
+            row += n_file
+            continue
+        pf = _open(path, strings) if strings else pf0
+        cur = first if first is not None else row
+        try:
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
+                                         use_threads=False):
+                n = batch.num_rows
+                if cur + n <= start_row:
+                    cur += n
+                    continue
+                if cur < start_row:
+                    batch = batch.slice(start_row - cur)
+                    cur = start_row
+                    n = batch.num_rows
+                if n:
+                    yield batch, cur
+                cur += n
+        except pa.ArrowException as exc:
+            raise DataError(f"cannot read {str(path)!r} (row {cur}): {_short(exc)}") from None
+        except OSError as exc:
+            raise DataError(f"cannot read {str(path)!r} (row {cur}): {_short(exc)}") from None
+        row += n_file

@@ -1,0 +1,408 @@
+"""Streaming FTRL-Proximal training: read -> featurize -> update, batch after batch.
+
+The reader and featurizer run one batch ahead in a background thread (the Numba kernels and
+pyarrow release the GIL), so reading overlaps training; the update itself is serial and
+deterministic: the same rows in the same order give the same state, bit for bit, whatever the
+batch size, and a run resumed from a checkpoint ends with the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ._kernels.ftrl import FTRLParams, ftrl_pass
+from ._kernels.hash import holdout_mask
+from .errors import CheckpointError, DataError, EmptyModelWarning, SparseCrossError
+from .featurize import Batch, iter_batches, resolve_spec
+from .hashing import holdout_salt
+from .metrics import StreamingMetrics
+from .model import SparseModel
+from .read import DEFAULT_BATCH_ROWS, Source, count_rows, resolve_files
+from .spec import FeatureSpec
+from .state import FTRLState
+
+__all__ = ["train", "TrainParams", "ProgressEvent", "evaluate_state", "peak_rss_bytes"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """FTRL-Proximal hyperparameters and the training schedule.
+
+    Parameters
+    ----------
+    alpha : float, > 0, typical 0.05-0.5 (default 0.1)
+        Learning-rate *scale*: coordinate i moves at rate ``alpha / (beta + sqrt(n_i))``.
+        This is FTRL's alpha (McMahan et al.), NOT scikit-learn's regularization ``alpha``.
+    beta : float, >= 0, typical 1.0 (default 1.0)
+        Smooths the per-coordinate rate at the start, while ``n_i`` is small.
+    l1 : float, >= 0, typical 0.1-10 (default 1.0)
+        L1 strength: a weight is exactly 0 while ``|z_i| <= l1``.  Larger -> fewer nonzeros.
+    l2 : float, >= 0, typical 0-10 (default 0.0)
+        L2 strength: shrinks weights, never makes them exactly zero.
+    epochs : int, >= 1 (default 1)
+        Passes over the data, in the same order each time.
+    label_smoothing : float in [0, 1) (default 0.0)
+        Targets become ``y * (1 - eps) + eps / 2``; metrics still use the true labels.
+    holdout : float in (0, 1) or None
+        Fraction of rows (chosen by a seeded hash of the row number) kept out of training and
+        used for validation, when no separate validation data is given.
+    state_dtype : "float32" or "float64" (default "float32")
+        Precision of the stored z and n (float32: 12 bytes per slot with uint32 keys).
+    """
+
+    alpha: float = 0.1
+    beta: float = 1.0
+    l1: float = 1.0
+    l2: float = 0.0
+    epochs: int = 1
+    label_smoothing: float = 0.0
+    holdout: float | None = None
+    state_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("alpha", self.alpha, lambda v: v > 0, "> 0"),
+            ("beta", self.beta, lambda v: v >= 0, ">= 0"),
+            ("l1", self.l1, lambda v: v >= 0, ">= 0"),
+            ("l2", self.l2, lambda v: v >= 0, ">= 0"),
+            ("label_smoothing", self.label_smoothing, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ]
+        for name, value, ok, expected in checks:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not ok(value):
+                raise SparseCrossError(f"{name} must be a finite number {expected}, got {value!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise SparseCrossError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.holdout is not None and not (
+            isinstance(self.holdout, (int, float)) and math.isfinite(self.holdout) and 0 < self.holdout < 1
+        ):
+            raise SparseCrossError(f"holdout must be a fraction in (0, 1), got {self.holdout!r}")
+        if self.state_dtype not in ("float32", "float64"):
+            raise SparseCrossError(f"state_dtype must be 'float32' or 'float64', got {self.state_dtype!r}")
+
+    @property
+    def ftrl(self) -> FTRLParams:
+        return FTRLParams(float(self.alpha), float(self.beta), float(self.l1), float(self.l2),
+                          float(self.label_smoothing))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("alpha", "beta", "l1", "l2", "label_smoothing"):
+            d[k] = float(d[k])
+        return d
+
+
+@dataclass
+class ProgressEvent:
+    """A progress report: emitted about twice a second and at the end of every epoch."""
+
+    epoch: int
+    epochs: int
+    rows_seen: int
+    rows_total: int | None
+    progressive_logloss: float
+    touched: int
+    elapsed_s: float
+    phase: str = "train"  # "train", "validate" or "epoch_end"
+    valid_logloss: float | None = None
+    valid_auc: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux: ru_maxrss in KiB)."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+# --------------------------------------------------------------------- plumbing
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(it: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Run ``it`` in a background thread, ``depth`` items ahead, preserving order and errors."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker() -> None:
+        try:
+            for item in it:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            put(_Failure(exc))
+
+    t = threading.Thread(target=worker, name="sparsecross-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def _mask_for(batch: Batch, fraction: float | None, salt: int) -> np.ndarray:
+    if fraction is None:
+        return np.zeros(0, dtype=np.uint8)
+    return holdout_mask(batch.start_row, batch.X.shape[0], float(fraction), np.uint64(salt))
+
+
+def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np.ndarray,
+                acc: np.ndarray) -> None:
+    """Update ``state`` with every (unmasked) row of ``batch``, growing the table as needed."""
+    X = batch.X
+    sw = batch.sample_weight if batch.sample_weight is not None else np.zeros(0)
+    start = 0
+    n = X.shape[0]
+    while start < n:
+        start = ftrl_pass(X.indptr, X.indices, X.data, batch.y, sw, row_mask, start,
+                          state.keys, state.zn, state.count, state.max_count, state.bias, params, acc)
+        if start < n:
+            row_nnz = int(X.indptr[start + 1] - X.indptr[start])
+            state.grow(row_nnz)
+
+
+def evaluate_state(state: FTRLState, params: FTRLParams, source: Source, spec: FeatureSpec, *,
+                   batch_rows: int = DEFAULT_BATCH_ROWS, holdout: float | None = None,
+                   salt: int = 0) -> StreamingMetrics:
+    """Logloss/AUC of the current state on ``source`` (only holdout rows if ``holdout``)."""
+    metrics = StreamingMetrics()
+    for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
+        margins = state.margins(batch.X, params)
+        mask = _mask_for(batch, holdout, salt) if holdout is not None else None
+        metrics.update(margins, batch.y, batch.sample_weight, mask, 1)
+    return metrics
+
+
+def _source_fingerprint(source: Source) -> list[list[Any]]:
+    return [[str(p), p.stat().st_size] for p in resolve_files(source)]
+
+
+# ------------------------------------------------------------------------ train
+def train(
+    source: Source,
+    spec: FeatureSpec,
+    *,
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    l1: float = 1.0,
+    l2: float = 0.0,
+    epochs: int = 1,
+    label_smoothing: float = 0.0,
+    holdout: float | None = None,
+    valid: Source | None = None,
+    state_dtype: str = "float32",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 5_000_000,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    init_state: FTRLState | None = None,
+    return_state: bool = False,
+    client: Any = None,
+    **distributed_options: Any,
+) -> Any:
+    """Train FTRL-Proximal logistic regression on Parquet data, streaming.
+
+    Parameters
+    ----------
+    source
+        Parquet file, folder, glob or list of them.
+    spec
+        The feature spec (``quantiles`` buckets are resolved from ``source`` first).
+    alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype
+        See :class:`TrainParams`.
+    valid
+        Validation data (same schema); scored at the end of every epoch.
+    batch_rows
+        Rows per Arrow batch (memory scales with it, results do not).
+    checkpoint
+        Folder for ``state.npz``: written atomically every ``checkpoint_every`` rows and at
+        the end of every epoch.  If it already holds a checkpoint of the same run (same spec,
+        parameters and data files), training resumes from it.
+    on_progress
+        Called with :class:`ProgressEvent` s.
+    init_state
+        Warm start from an existing state (it is copied, never modified).
+    return_state
+        Also return the final :class:`~sparsecross.state.FTRLState`.
+    client
+        A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.distributed`).
+
+    Returns
+    -------
+    SparseModel, or (SparseModel, FTRLState) with ``return_state``.
+
+    Raises
+    ------
+    SparseCrossError
+        Bad parameters, data that does not match the spec, a checkpoint of another run.
+    """
+    if client is not None:
+        from .distributed import train_distributed
+
+        return train_distributed(
+            source, spec, client=client, alpha=alpha, beta=beta, l1=l1, l2=l2, epochs=epochs,
+            label_smoothing=label_smoothing, holdout=holdout, valid=valid, state_dtype=state_dtype,
+            batch_rows=batch_rows, checkpoint=checkpoint, on_progress=on_progress,
+            return_state=return_state, **distributed_options,
+        )
+    if distributed_options:
+        raise TypeError(f"unexpected options without a Dask client: {sorted(distributed_options)}")
+    if valid is not None and holdout is not None:
+        raise SparseCrossError("give either valid data or a holdout fraction, not both")
+    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
+    if batch_rows < 1:
+        raise SparseCrossError(f"batch_rows must be >= 1, got {batch_rows!r}")
+    params = tp.ftrl
+    t0 = time.perf_counter()
+
+    spec = resolve_spec(source, spec, batch_rows=batch_rows)
+    rows_total = count_rows(source)
+    if rows_total == 0:
+        raise DataError(f"the training data {str(source)!r} has no rows")
+    salt = holdout_salt(spec.hashing.seed)
+    fingerprint = _source_fingerprint(source)
+    run_meta = {"spec_sha256": spec.sha256, "params": tp.to_dict(), "data": fingerprint}
+
+    state = init_state.copy() if init_state is not None else FTRLState(spec.n_columns, state_dtype)
+    epoch = 0
+    start_row = 0
+    acc = np.zeros(3, dtype=np.float64)
+    history: list[dict[str, Any]] = []
+    ckpt_path = Path(checkpoint) / "state.npz" if checkpoint is not None else None
+    if ckpt_path is not None:
+        Path(checkpoint).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        if ckpt_path.exists():
+            state, meta = FTRLState.load(ckpt_path)
+            for k in ("spec_sha256", "params", "data"):
+                if meta.get(k) != run_meta[k]:
+                    raise CheckpointError(
+                        f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
+                        "use another --checkpoint folder or delete it"
+                    )
+            epoch, start_row = int(meta["epoch"]), int(meta["row"])
+            acc = np.array(meta["acc"], dtype=np.float64)
+            history = list(meta["history"])
+            log.info("resuming from %s: epoch %d, row %d", ckpt_path, epoch + 1, start_row)
+
+    def save_checkpoint(ep: int, row: int) -> None:
+        if ckpt_path is not None:
+            state.save(ckpt_path, {**run_meta, "epoch": ep, "row": row, "acc": acc.tolist(),
+                                   "history": history})
+
+    last_emit = 0.0
+    rows_in_run = 0
+    while epoch < tp.epochs:
+        since_ckpt = 0
+        row_end = start_row
+        if start_row < rows_total:
+            for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows, start_row=start_row)):
+                mask = _mask_for(batch, holdout, salt)
+                train_batch(state, batch, params, mask, acc)
+                n = batch.X.shape[0]
+                rows_in_run += n
+                since_ckpt += n
+                row_end = batch.start_row + n
+                if since_ckpt >= checkpoint_every:
+                    save_checkpoint(epoch, row_end)
+                    since_ckpt = 0
+                now = time.perf_counter()
+                if on_progress is not None and now - last_emit > 0.5:
+                    last_emit = now
+                    on_progress(ProgressEvent(epoch, tp.epochs, row_end, rows_total,
+                                              float(acc[0] / max(acc[1], 1e-300)), state.touched,
+                                              now - t0))
+        record: dict[str, Any] = {"epoch": epoch + 1,
+                                  "progressive_logloss": float(acc[0] / max(acc[1], 1e-300)),
+                                  "train_rows": int(acc[2])}
+        if valid is not None or holdout is not None:
+            if on_progress is not None:
+                on_progress(ProgressEvent(epoch, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
+                                          state.touched, time.perf_counter() - t0, phase="validate"))
+            m = evaluate_state(state, params, valid if valid is not None else source, spec,
+                               batch_rows=batch_rows, holdout=holdout, salt=salt)
+            record.update(valid_rows=m.rows, valid_logloss=m.logloss, valid_auc=m.auc,
+                          valid_positive_rate=m.positive_rate)
+        history.append(record)
+        epoch += 1
+        start_row = 0
+        acc[:] = 0.0
+        save_checkpoint(epoch, 0)
+        if on_progress is not None:
+            on_progress(ProgressEvent(epoch - 1, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
+                                      state.touched, time.perf_counter() - t0, phase="epoch_end",
+                                      valid_logloss=record.get("valid_logloss"),
+                                      valid_auc=record.get("valid_auc")))
+
+    model = export_state(state, spec, tp, history, rows_total)
+    model.stats["_run"] = {"rows_processed": rows_in_run, "seconds": time.perf_counter() - t0}
+    if return_state:
+        return model, state
+    return model
+
+
+def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: list[dict[str, Any]],
+                 rows_total: int) -> SparseModel:
+    """Build the inference model (nonzero weights only) from a training state."""
+    from . import __version__
+
+    params = tp.ftrl
+    keys, weights = state.nonzero_weights(params)
+    if len(keys) == 0:
+        warnings.warn(
+            f"l1={tp.l1!r} removed every weight ({state.touched} features were touched); the model "
+            "predicts the base rate only. Lower l1.",
+            EmptyModelWarning,
+            stacklevel=3,
+        )
+    stats: dict[str, Any] = {
+        "rows": int(rows_total),
+        "touched_features": state.touched,
+        "nonzeros": int(len(keys)),
+        "possible_features": spec.n_columns,
+        "history": history,
+    }
+    if history:
+        last = history[-1]
+        stats.update({k: v for k, v in last.items() if k != "epoch"})
+    return SparseModel(keys, weights, state.bias_weight(params), spec, tp.to_dict(), stats,
+                       library_version=__version__)
