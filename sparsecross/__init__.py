@@ -21,8 +21,15 @@ from .errors import (
     SparseCrossWarning,
     SpecError,
 )
+from .estimator import FTRLClassifier
+from .export import load_model, save_model
 from .featurize import Batch, featurize, iter_batches, resolve_spec
+from .generate import generate
+from .model import SparseModel
+from .predict import evaluate, predict_file, predict_proba
 from .spec import FeatureSpec, load_spec, parse_spec
+from .state import FTRLState
+from .train import ProgressEvent, TrainParams, train
 
 try:
     __version__ = version("sparsecross")
@@ -45,9 +52,30 @@ __all__ = [
     "SparseCrossError",
     "SparseCrossWarning",
     "SpecError",
+    "FTRLClassifier",
+    "FTRLState",
+    "ProgressEvent",
+    "SparseModel",
+    "TrainParams",
+    "evaluate",
     "featurize",
+    "generate",
+    "load_model",
+    "predict_file",
+    "predict_proba",
+    "save_model",
+    "train",
+    "warmup",
     "iter_batches",
     "load_spec",
     "parse_spec",
     "resolve_spec",
 ]
+
+
+def warmup() -> None:
+    """Compile (or load from the on-disk cache) every kernel on tiny inputs, so the first real
+    batch does not pay for compilation."""
+    from ._warmup import warmup as _warmup
+
+    _warmup()

@@ -511,6 +511,7 @@ def generate(
     seed: int = 0,
     row_group_size: int = 500_000,
     *,
+    first_row: int = 0,
     overwrite: bool = False,
     progress: Callable[[int], object] | None = None,
 ) -> Path:
@@ -530,6 +531,9 @@ def generate(
         Seed of the world and of every row, ``0 <= seed < 2**64``.
     row_group_size : int, default 500_000
         Rows per Parquet row group, ``>= 1``.  Does not change the rows' content.
+    first_row : int, default 0
+        Global number of the first row written: ``first_row=N`` continues the same world
+        and planted model after a file of N rows, which makes a held-out test set.
     overwrite : bool, default False
         Replace *out* if it exists.
     progress : callable, optional
@@ -562,6 +566,7 @@ def generate(
     rows = _check_int("rows", rows, 1)
     seed = _check_int("seed", seed, 0, 2**64 - 1)
     row_group_size = _check_int("row_group_size", row_group_size, 1)
+    first_row = _check_int("first_row", first_row, 0)
     if progress is not None and not callable(progress):
         raise ValueError(
             f"generate: progress must be callable or None, got {type(progress).__name__}"
@@ -579,7 +584,8 @@ def generate(
 
     metadata = {
         b"sparsecross.generate": json.dumps(
-            {"model_version": MODEL_VERSION, "rows": rows, "seed": seed}, sort_keys=True
+            {"model_version": MODEL_VERSION, "rows": rows, "seed": seed, "first_row": first_row},
+            sort_keys=True,
         ).encode()
     }
     schema = SCHEMA.with_metadata(metadata)
@@ -596,12 +602,13 @@ def generate(
             # Dictionary pages only where they pay off; high-cardinality floats skip them.
             use_dictionary=["device", "age", "hour", "label"],
         ) as writer:
-            for start in range(0, rows, row_group_size):
-                stop = min(start + row_group_size, rows)
+            end = first_row + rows
+            for start in range(first_row, end, row_group_size):
+                stop = min(start + row_group_size, end)
                 table = _rows(world, start, stop, cache)
                 writer.write_table(table, row_group_size=stop - start)
                 if progress is not None:
-                    progress(stop)
+                    progress(stop - first_row)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

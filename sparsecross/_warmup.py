@@ -1,0 +1,43 @@
+"""Run every kernel once on tiny inputs (compiles them, or loads them from Numba's cache)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pyarrow as pa
+
+
+def warmup() -> None:
+    from .predict import predict_proba
+    from .spec import parse_spec
+    from .state import FTRLState
+    from .train import train_batch
+    from .featurize import Batch, featurize
+    from ._kernels.ftrl import FTRLParams
+    import numpy as np
+
+    spec = parse_spec({
+        "label": {"column": "y"}, "hashing": {"bits": 4},
+        "features": [
+            {"name": "cell", "kind": "geo", "lat": "lat", "lon": "lon"},
+            {"name": "b", "kind": "bucket", "column": "x", "boundaries": [0.0]},
+            {"name": "s", "kind": "categorical", "column": "s"},
+            {"name": "i", "kind": "categorical", "column": "i"},
+        ],
+        "crosses": [{"features": ["s", "b"]}],
+    })
+    table = pa.table({"lat": [0.0, 1.0], "lon": [0.0, 1.0], "x": [0.5, None], "s": ["a", None],
+                      "i": [1, 2], "y": [1, 0]})
+    X, y, w = featurize(table, spec)
+    params = FTRLParams(0.1, 1.0, 0.0, 0.0, 0.0)
+    for dtype in ("float32", "float64"):
+        st = FTRLState(spec.n_columns, dtype)
+        train_batch(st, Batch(X, y, None, 0), params, np.zeros(0, np.uint8), np.zeros(3))
+        st.margins(X, params)
+        st.nonzero_weights(params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from .train import export_state, TrainParams
+
+        model = export_state(st, spec, TrainParams(l1=0.0), [], 2)
+    predict_proba(model, table)

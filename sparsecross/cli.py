@@ -1,0 +1,498 @@
+"""Command-line interface: ``sparsecross SUBCOMMAND ...``.
+
+Every subcommand calls the library's public functions; this module only parses arguments,
+shows progress and turns errors into one line on stderr with a non-zero exit (``--debug``
+shows the traceback).  Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import SparseCrossError
+
+log = logging.getLogger("sparsecross")
+
+
+# ------------------------------------------------------------------- progress
+class _Progress:
+    """tqdm bar on a terminal (when tqdm is installed); silent otherwise."""
+
+    def __init__(self, total: int | None, desc: str, unit: str = "rows", enabled: bool | None = None) -> None:
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True,
+                                leave=False, file=sys.stderr)
+
+    def update_to(self, n: int, **postfix: Any) -> None:
+        if self.bar is not None:
+            self.bar.n = n
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+            self.bar.refresh()
+
+    def add(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def reset(self, total: int | None, desc: str) -> None:
+        if self.bar is not None:
+            self.bar.reset(total=total)
+            self.bar.set_description(desc)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else f"{x:.4f}"
+    return str(x)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+# -------------------------------------------------------------------- helpers
+def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
+    """CLI flags > the spec's [train] table > library defaults."""
+    from .train import TrainParams
+
+    defaults = TrainParams()
+    out: dict[str, Any] = {}
+    for name in ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "holdout"):
+        cli = getattr(args, name, None)
+        if cli is not None:
+            out[name] = cli
+        elif name in spec.train:
+            out[name] = spec.train[name]
+        else:
+            out[name] = getattr(defaults, name)
+    if getattr(args, "batch_rows", None) is None and "batch_rows" in spec.train:
+        args.batch_rows = spec.train["batch_rows"]
+    return out
+
+
+def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
+    g = p.add_argument_group("FTRL-Proximal hyperparameters (flags > the spec's [train] table > defaults)")
+    g.add_argument("--alpha", type=float, help="learning-rate scale, > 0 (default 0.1); NOT sklearn's alpha")
+    g.add_argument("--beta", type=float, help="learning-rate smoothing, >= 0 (default 1.0)")
+    if not grid:
+        g.add_argument("--l1", type=float, help="L1 strength, >= 0: weights are 0 while |z| <= l1 (default 1.0)")
+        g.add_argument("--l2", type=float, help="L2 strength, >= 0 (default 0.0)")
+    g.add_argument("--epochs", type=int, help="passes over the data (default 1)")
+    g.add_argument("--label-smoothing", type=float, dest="label_smoothing",
+                   help="targets become y*(1-eps)+eps/2 (default 0)")
+    v = p.add_mutually_exclusive_group()
+    v.add_argument("--valid", metavar="DATA", help="validation Parquet (scored after every epoch)")
+    v.add_argument("--holdout", type=float, metavar="F",
+                   help="keep a seeded-hash fraction F of the rows out of training for validation")
+    p.add_argument("--batch-rows", type=int, dest="batch_rows", default=None,
+                   help="rows per Arrow batch (memory scales with it; results do not; default 262144)")
+    p.add_argument("--state-dtype", choices=("float32", "float64"), default="float32",
+                   help="precision of the optimizer state (default float32)")
+
+
+# ---------------------------------------------------------------- subcommands
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+
+    if args.rows < 1:
+        raise SparseCrossError(f"--rows must be >= 1, got {args.rows}")
+    bar = _Progress(args.rows, "generate", enabled=None if not args.quiet else False)
+    t0 = time.perf_counter()
+    try:
+        path = generate(args.out, rows=args.rows, seed=args.seed, row_group_size=args.row_group_size,
+                        overwrite=args.overwrite, progress=lambda n: bar.update_to(n))
+    except FileExistsError:
+        raise SparseCrossError(f"{args.out!r} exists; pass --overwrite to replace it") from None
+    except (ValueError, IsADirectoryError) as exc:
+        raise SparseCrossError(str(exc)) from None
+    finally:
+        bar.close()
+    dt = time.perf_counter() - t0
+    if not args.quiet:
+        print(f"wrote {args.rows:,} rows to {path} ({_fmt_bytes(path.stat().st_size)}) in {dt:.1f} s")
+    return 0
+
+
+def cmd_check_spec(args: argparse.Namespace) -> int:
+    from .featurize import resolve_spec
+    from .read import check_schema, resolve_files
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    if args.data:
+        import pyarrow.parquet as pq
+
+        for path in resolve_files(args.data):
+            check_schema(spec, pq.read_schema(path), repr(str(path)))
+        spec = resolve_spec(args.data, spec)
+    if spec.needs_data:
+        print("spec is valid; bucket quantiles are resolved from the training data (pass --data to see them)")
+        print(json.dumps(spec.to_dict(), indent=2))
+        return 0
+    if args.json:
+        _print_json({"spec": spec.to_dict(), "sha256": spec.sha256, "n_columns": spec.n_columns,
+                     "blocks": [{"name": o.name, "offset": o.offset, "cardinality": o.cardinality,
+                                 "hashed": o.kind != 0} for o in spec.outputs]})
+        return 0
+    print(f"spec OK  sha256 {spec.sha256[:16]}  hash contract v1")
+    print(f"{'block':<24} {'kind':<8} {'offset':>14} {'columns':>14}")
+    for o in spec.outputs:
+        if o.kind == 0:
+            print(f"{o.name:<24} {'exact':<8} {o.offset:>14,} {o.cardinality:>14,}")
+    for o in spec.outputs:
+        if o.kind != 0:
+            print(f"{o.name:<24} {'hashed':<8} {o.offset:>14,} {'(shared)':>14}")
+    print(f"total columns {spec.n_columns:,} (hashed block 2**{spec.hashing.bits} at {spec.hashed_offset:,})")
+    return 0
+
+
+def _train_progress(quiet: bool) -> tuple[Callable[[Any], None], _Progress]:
+    bar = _Progress(None, "train", enabled=False if quiet else None)
+
+    def on_progress(ev: Any) -> None:
+        if bar.bar is None:
+            if ev.phase == "epoch_end" and not quiet:
+                extra = ""
+                if ev.valid_logloss is not None:
+                    extra = f"  valid logloss {_fmt(ev.valid_logloss)}  auc {_fmt(ev.valid_auc)}"
+                log.info("epoch %d/%d  progressive logloss %s  touched %s%s", ev.epoch + 1, ev.epochs,
+                         _fmt(ev.progressive_logloss), f"{ev.touched:,}", extra)
+            return
+        if bar.bar.total != ev.rows_total:
+            bar.reset(ev.rows_total, f"epoch {ev.epoch + 1}/{ev.epochs}")
+        if ev.phase == "train":
+            bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs}")
+            bar.update_to(ev.rows_seen, logloss=f"{ev.progressive_logloss:.4f}", touched=f"{ev.touched:,}")
+        elif ev.phase == "validate":
+            bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs} validating")
+            bar.bar.refresh()
+        else:
+            bar.bar.write(
+                f"epoch {ev.epoch + 1}/{ev.epochs}: progressive logloss {_fmt(ev.progressive_logloss)}"
+                + (f", valid logloss {_fmt(ev.valid_logloss)}, auc {_fmt(ev.valid_auc)}"
+                   if ev.valid_logloss is not None else "")
+            )
+            bar.reset(ev.rows_total, f"epoch {ev.epoch + 2}/{ev.epochs}")
+
+    return on_progress, bar
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .export import save_model
+    from .spec import load_spec
+    from .train import peak_rss_bytes, train
+
+    spec = load_spec(args.spec)
+    opts = _train_options(args, spec)
+    out = Path(args.out)
+    if out.is_dir():
+        raise SparseCrossError(f"--out {args.out!r} is a folder; give a file name such as model.scx")
+    if not out.parent.exists():
+        raise SparseCrossError(f"folder {str(out.parent)!r} of --out does not exist")
+    extra: dict[str, Any] = {}
+    client = None
+    cluster = None
+    if args.dask:
+        from .distributed import connect
+
+        client, cluster = connect(args.dask)
+        extra = {"mode": args.mode, "lanes": args.lanes, "rows_per_round": args.rows_per_round}
+    on_progress, bar = _train_progress(args.quiet or args.json)
+    t0 = time.perf_counter()
+    try:
+        model = train(
+            args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
+            batch_rows=args.batch_rows or 1 << 18, checkpoint=args.checkpoint,
+            checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client,
+            **opts, **extra,
+        )
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    seconds = time.perf_counter() - t0
+    run = model.stats.pop("_run", {})
+    nbytes = save_model(model, out, encoding=args.encoding)
+    st = model.stats
+    report = {
+        "rows": st["rows"],
+        "rows_processed": run.get("rows_processed", st["rows"]),
+        "epochs": opts["epochs"],
+        "seconds": seconds,
+        "rows_per_second": run.get("rows_processed", st["rows"]) / seconds if seconds > 0 else None,
+        "nonzeros": model.nonzeros,
+        "touched_features": st["touched_features"],
+        "possible_features": spec.n_columns,
+        "model_bytes": nbytes,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "progressive_logloss": st.get("progressive_logloss"),
+        "out": str(out),
+    }
+    if "valid_logloss" in st:
+        report.update(valid_logloss=st["valid_logloss"], valid_auc=st["valid_auc"], valid_rows=st["valid_rows"])
+    if args.json:
+        _print_json(report)
+    elif not args.quiet:
+        print(f"trained on {report['rows']:,} rows x {opts['epochs']} epoch(s) in {seconds:.1f} s "
+              f"({report['rows_per_second']:,.0f} rows/s), peak RSS {_fmt_bytes(report['peak_rss_bytes'])}")
+        print(f"touched {report['touched_features']:,} of {spec.n_columns:,} possible features; "
+              f"{model.nonzeros:,} nonzero weights; model {out} {_fmt_bytes(nbytes)}")
+        if "valid_logloss" in st:
+            print(f"validation ({st['valid_rows']:,} rows): logloss {_fmt(st['valid_logloss'])}, "
+                  f"AUC {_fmt(st['valid_auc'])}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .export import load_model
+    from .predict import predict_file
+
+    model = load_model(args.model)
+    keep = [c.strip() for c in args.keep.split(",") if c.strip()] if args.keep else []
+    out = Path(args.out)
+    if out.is_dir():
+        raise SparseCrossError(f"--out {args.out!r} is a folder; give a file name such as pred.parquet")
+    bar = _Progress(None, "predict", enabled=False if args.quiet else None)
+    t0 = time.perf_counter()
+    try:
+        rows = predict_file(model, args.data, out, keep=keep, batch_rows=args.batch_rows, on_batch=bar.add)
+    finally:
+        bar.close()
+    dt = time.perf_counter() - t0
+    if not args.quiet:
+        print(f"wrote {rows:,} predictions to {out} in {dt:.1f} s ({rows / max(dt, 1e-9):,.0f} rows/s)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .export import load_model
+    from .predict import evaluate
+
+    model = load_model(args.model)
+    bar = _Progress(None, "eval", enabled=False if (args.quiet or args.json) else None)
+    t0 = time.perf_counter()
+    try:
+        res = evaluate(model, args.data, batch_rows=args.batch_rows, on_batch=bar.add)
+    finally:
+        bar.close()
+    res["seconds"] = time.perf_counter() - t0
+    if args.json:
+        _print_json(res)
+    else:
+        print(f"rows {res['rows']:,}  logloss {_fmt(res['logloss'])}  AUC {_fmt(res['auc'])}  "
+              f"positive rate {_fmt(res['positive_rate'])}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import inspect_model
+
+    info = inspect_model(args.model, top=args.top)
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{args.model}: sparsecross model, format {info['format_version']}, "
+          f"values {info['value_encoding']}, library {info['library_version'] or '?'}")
+    print(f"  nonzeros {info['nonzeros']:,} of {info['possible_features']:,} possible features; "
+          f"bias {info['bias']:.6g}")
+    print(f"  file {info['file_bytes']:,} bytes ({info['bytes_per_nonzero']:.2f} bytes per nonzero); "
+          f"a dense float32 vector would be {_fmt_bytes(info['dense_float32_bytes'])}")
+    print(f"  spec sha256 {info['spec_sha256'][:16]}; blocks: "
+          + ", ".join(f"{b['name']} ({b['nonzeros']:,})" for b in info["blocks"]))
+    params = info["params"]
+    print("  params: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
+    st = info["stats"]
+    for k in ("rows", "touched_features", "progressive_logloss", "valid_logloss", "valid_auc"):
+        if k in st:
+            print(f"  {k}: {_fmt(st[k])}")
+    if info["top"]:
+        print(f"  top {len(info['top'])} weights by magnitude:")
+        for t in info["top"]:
+            print(f"    {t['weight']:+.4f}  {t['block']:<16} {t['description']}")
+    return 0
+
+
+# -------------------------------------------------------------------- parsing
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="sparsecross",
+        description="Train very wide, very sparse logistic regression on feature crosses "
+        "(FTRL-Proximal) from Parquet, and ship only the nonzero weights.",
+        epilog="Run 'sparsecross demo' for the whole story on generated data, or "
+        "'sparsecross SUBCOMMAND --help' for details.",
+    )
+    p.add_argument("--version", action="version", version=f"sparsecross {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND")
+
+    def common(sp_: argparse.ArgumentParser) -> None:
+        sp_.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+        sp_.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+    g = sub.add_parser("generate", help="write synthetic global geo data with a planted sparse model",
+                       description="Write synthetic global geo data (population clusters plus a uniform "
+                       "background, a low-cardinality string, a Zipf user id, numeric columns with nulls) "
+                       "and a 0/1 label drawn from a planted logistic model with sparse arc-minute cell "
+                       "effects, as one Parquet file written in row groups.")
+    g.add_argument("--rows", type=int, default=1_000_000, help="number of rows (default 1,000,000)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--out", required=True, help="output Parquet file")
+    g.add_argument("--row-group-size", type=int, default=500_000, dest="row_group_size",
+                   help="rows per Parquet row group (default 500,000)")
+    g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    common(g)
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("check-spec", help="validate a feature spec and show its column layout",
+                       description="Validate a TOML feature spec (see the README) and print the global "
+                       "column layout; with --data also check the data's schema and resolve quantiles.")
+    c.add_argument("spec", help="feature spec (TOML)")
+    c.add_argument("--data", help="Parquet file, folder or glob to check against")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    common(c)
+    c.set_defaults(func=cmd_check_spec)
+
+    t = sub.add_parser("train", help="train a model from Parquet and write the artifact",
+                       description="Stream Parquet -> featurize -> FTRL-Proximal, for --epochs passes, "
+                       "in bounded memory; write only the nonzero weights (with the spec) to --out. "
+                       "With --checkpoint DIR, re-running the same command after a crash resumes.")
+    t.add_argument("spec", help="feature spec (TOML)")
+    t.add_argument("data", help="training Parquet: a file, a folder or a glob")
+    t.add_argument("--out", required=True, help="model file to write (e.g. model.scx)")
+    _add_train_flags(t)
+    t.add_argument("--checkpoint", metavar="DIR", help="folder for resumable training state")
+    t.add_argument("--checkpoint-every", type=int, default=5_000_000, dest="checkpoint_every", metavar="ROWS",
+                   help="rows between checkpoints (default 5,000,000; also at every epoch end)")
+    t.add_argument("--encoding", choices=("float32", "float16", "q2.13"), default="float32",
+                   help="how weights are stored in the artifact (default float32)")
+    t.add_argument("--json", action="store_true", help="print a JSON report at the end")
+    d = t.add_argument_group("scale-out on Dask (pip install 'sparsecross[dask]')")
+    d.add_argument("--dask", metavar="ADDRESS", help="local:N for a local cluster of N workers, or tcp://HOST:PORT")
+    d.add_argument("--mode", choices=("data-parallel", "exact"), default="data-parallel",
+                   help="data-parallel rounds (default) or exact (distributed read, single-process update)")
+    d.add_argument("--lanes", type=int, default=4, help="K lanes per round (a model parameter, default 4)")
+    d.add_argument("--rows-per-round", type=int, default=None, dest="rows_per_round",
+                   help="rows per round over all lanes (default: one row group per lane)")
+    common(t)
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("predict", help="score Parquet with a model, writing Parquet",
+                        description="Featurize DATA with the spec inside MODEL and write P(y=1) as "
+                        "column 'probability' (plus --keep columns) to --out, streaming.")
+    pr.add_argument("model", help="model file (.scx)")
+    pr.add_argument("data", help="Parquet file, folder or glob")
+    pr.add_argument("--out", required=True, help="output Parquet file")
+    pr.add_argument("--keep", help="comma-separated input columns to copy to the output (e.g. an id)")
+    pr.add_argument("--batch-rows", type=int, default=1 << 18, dest="batch_rows", help="rows per batch")
+    common(pr)
+    pr.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("eval", help="logloss and ROC AUC of a model on labelled Parquet",
+                       description="Score labelled Parquet with MODEL (label from the embedded spec) and "
+                       "print rows, logloss and ROC AUC.")
+    e.add_argument("model", help="model file (.scx)")
+    e.add_argument("data", help="Parquet file, folder or glob")
+    e.add_argument("--json", action="store_true", help="print JSON with keys rows, logloss, auc")
+    e.add_argument("--batch-rows", type=int, default=1 << 18, dest="batch_rows", help="rows per batch")
+    common(e)
+    e.set_defaults(func=cmd_eval)
+
+    i = sub.add_parser("inspect", help="show what a model file holds",
+                       description="Format, spec, parameters, nonzeros, bytes per nonzero, and the "
+                       "largest weights with readable feature names.")
+    i.add_argument("model", help="model file (.scx)")
+    i.add_argument("--top", type=int, default=10, help="how many of the largest weights to list (default 10)")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    common(i)
+    i.set_defaults(func=cmd_inspect)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub, common)
+    return p
+
+
+#: Later modules (demo, path, plots) append ``register(subparsers, common)`` functions here.
+_EXTRA_COMMANDS: list[Callable[[Any, Callable[[argparse.ArgumentParser], None]], None]] = []
+
+
+def _register_extras() -> None:
+    try:
+        from . import cli_extra  # noqa: F401  (registers demo / path / plot subcommands)
+    except ImportError as exc:  # pragma: no cover - only when the module itself is broken
+        if "cli_extra" not in str(exc):
+            raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point. Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _register_extras()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,
+                        format="%(message)s", stream=sys.stderr)
+    debug = getattr(args, "debug", False) or os.environ.get("SPARSECROSS_DEBUG") == "1"
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("sparsecross: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line
+        if debug:
+            raise
+        print(f"sparsecross: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SparseCrossError):
+        msg = str(exc)
+    elif isinstance(exc, MemoryError):
+        msg = f"out of memory ({exc}); lower --batch-rows"
+    elif isinstance(exc, OSError):
+        msg = f"{exc.strerror or exc}" + (f": {exc.filename!r}" if exc.filename else "")
+    elif isinstance(exc, ImportError):
+        msg = str(exc)
+    else:
+        msg = f"{type(exc).__name__}: {exc} (this is a bug; run with --debug and report it)"
+    return " ".join(msg.split()) or type(exc).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

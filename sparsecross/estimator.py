@@ -1,0 +1,224 @@
+"""FTRLClassifier: a scikit-learn-style estimator over in-memory scipy CSR, sharing the
+streaming trainer's kernels.  scikit-learn is not a dependency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import DataError, NotFittedError, SparseCrossError
+from .state import FTRLState
+from .train import TrainParams, train_batch
+from .featurize import Batch
+
+__all__ = ["FTRLClassifier"]
+
+
+class FTRLClassifier:
+    """Per-coordinate FTRL-Proximal logistic regression (McMahan et al. 2013, Algorithm 1).
+
+    State exists only for the columns that were seen, so ``n_features_in_`` may be 2**40.
+
+    Parameters
+    ----------
+    alpha : float, default 0.1
+        Learning-rate scale (> 0).  This is FTRL's alpha, NOT scikit-learn's regularization
+        ``alpha``: a larger value means larger steps, not stronger regularization.
+    beta : float, default 1.0
+        Learning-rate smoothing (>= 0).
+    l1 : float, default 1.0
+        L1 strength (>= 0): weights are exactly 0 while ``|z| <= l1``.
+    l2 : float, default 0.0
+        L2 strength (>= 0).
+    epochs : int, default 1
+        Passes over the rows in ``fit`` (rows are visited in the given order).
+    label_smoothing : float, default 0.0
+        Targets become ``y * (1 - eps) + eps / 2``.
+    state_dtype : {"float32", "float64"}, default "float64"
+        Precision of the optimizer state.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> X = sp.csr_array(np.array([[1, 0], [0, 1]] * 50, dtype=np.float32))
+    >>> y = np.array([1, 0] * 50)
+    >>> clf = FTRLClassifier(alpha=0.5, l1=0.0).fit(X, y)
+    >>> clf.predict(X[:2]).tolist()
+    [1, 0]
+    """
+
+    def __init__(self, *, alpha: float = 0.1, beta: float = 1.0, l1: float = 1.0, l2: float = 0.0,
+                 epochs: int = 1, label_smoothing: float = 0.0, state_dtype: str = "float64") -> None:
+        self.alpha = alpha
+        self.beta = beta
+        self.l1 = l1
+        self.l2 = l2
+        self.epochs = epochs
+        self.label_smoothing = label_smoothing
+        self.state_dtype = state_dtype
+
+    # -------------------------------------------------------------- sklearn API
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in
+                ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype")}
+
+    def set_params(self, **params: Any) -> FTRLClassifier:
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"invalid parameter {k!r} for FTRLClassifier; valid: {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import ClassifierTags, Tags, InputTags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(multi_class=False, poor_score=True),
+                    input_tags=InputTags(sparse=True, two_d_array=True))
+
+    def _params(self) -> TrainParams:
+        try:
+            return TrainParams(self.alpha, self.beta, self.l1, self.l2, self.epochs, self.label_smoothing,
+                               None, self.state_dtype)
+        except SparseCrossError as exc:
+            raise ValueError(str(exc)) from None
+
+    def _check_X(self, X: Any, *, reset: bool) -> sp.csr_array:
+        if not sp.issparse(X):
+            X = np.asarray(X, dtype=np.float64)
+            if X.ndim != 2:
+                raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
+            X = sp.csr_array(X)
+        X = sp.csr_array(X)
+        if X.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s) (shape=%r) while a minimum of 1 is required." % (X.shape,))
+        if X.shape[1] == 0:
+            raise ValueError("Found array with 0 feature(s) (shape=%r) while a minimum of 1 is required." % (X.shape,))
+        data = np.asarray(X.data)
+        if not np.all(np.isfinite(data)):
+            raise ValueError("Input X contains NaN or infinity.")
+        if not reset and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but FTRLClassifier is expecting {self.n_features_in_} features as input."
+            )
+        X = X.copy() if not X.has_canonical_format else X
+        X.sum_duplicates()
+        X.sort_indices()
+        return sp.csr_array((X.data.astype(np.float32), X.indices.astype(np.int64), X.indptr.astype(np.int64)),
+                            shape=X.shape)
+
+    def _check_y(self, y: Any, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+            if y.ndim != 1:
+                raise ValueError(f"y must be 1-d, got shape {y.shape}")
+        if len(y) != n:
+            raise ValueError(f"X has {n} rows but y has {len(y)}")
+        return y
+
+    def _encode(self, y: np.ndarray, *, classes: Any = None) -> np.ndarray:
+        if not hasattr(self, "classes_"):
+            cls = np.unique(y) if classes is None else np.asarray(classes)
+            if len(cls) > 2:
+                raise ValueError(f"FTRLClassifier is binary; got {len(cls)} classes {cls[:5].tolist()}")
+            if len(cls) < 2 and classes is None:
+                raise ValueError(
+                    f"The number of classes has to be greater than one; got {len(cls)} class"
+                )
+            self.classes_ = cls
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise DataError(f"y has labels {np.unique(y[unknown])[:5].tolist()} not in classes_ {self.classes_.tolist()}")
+        return (y == self.classes_[-1]).astype(np.float64)
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FTRLClassifier:
+        """Reset, then run ``epochs`` passes of :meth:`partial_fit` over (X, y)."""
+        for attr in ("state_", "classes_", "n_features_in_"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        params = self._params()
+        X = self._check_X(X, reset=True)
+        y = self._check_y(y, X.shape[0])
+        self._encode(y)
+        for _ in range(params.epochs):
+            self._partial(X, y, sample_weight)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> FTRLClassifier:
+        """One pass over (X, y) in order, continuing from the current state."""
+        self._params()
+        first = not hasattr(self, "state_")
+        if first and classes is None and not hasattr(self, "classes_"):
+            classes = np.unique(np.asarray(y))
+        X = self._check_X(X, reset=first)
+        y = self._check_y(y, X.shape[0])
+        if first and not hasattr(self, "classes_"):
+            self._encode(y, classes=classes)
+        self._partial(X, y, sample_weight)
+        return self
+
+    def _partial(self, X: sp.csr_array, y: np.ndarray, sample_weight: Any) -> None:
+        params = self._params()
+        if not hasattr(self, "state_"):
+            self.n_features_in_ = int(X.shape[1])
+            self.state_ = FTRLState(self.n_features_in_, params.state_dtype)
+        yy = self._encode(y)
+        sw = None
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            if len(sw) != len(yy) or not np.all(np.isfinite(sw)) or (sw < 0).any():
+                raise ValueError("sample_weight must be finite, >= 0 and one per row")
+        train_batch(self.state_, Batch(X, yy, sw, 0), params.ftrl, np.zeros(0, dtype=np.uint8),
+                    np.zeros(3, dtype=np.float64))
+
+    # ------------------------------------------------------------- inference
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "state_"):
+            raise NotFittedError("This FTRLClassifier instance is not fitted yet. Call 'fit' first.")
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Margins (log-odds of ``classes_[1]``)."""
+        self._check_fitted()
+        X = self._check_X(X, reset=False)
+        return self.state_.margins(X, self._params().ftrl)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n, 2) probabilities of ``classes_[0]`` and ``classes_[1]``."""
+        from .predict import sigmoid
+
+        p = sigmoid(self.decision_function(X))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        m = self.decision_function(X)
+        return self.classes_[(m > 0).astype(np.int64)]
+
+    def score(self, X: Any, y: Any) -> float:
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        self._check_fitted()
+        return np.array([self.state_.bias_weight(self._params().ftrl)])
+
+    @property
+    def n_nonzero_(self) -> int:
+        self._check_fitted()
+        return int(len(self.state_.nonzero_weights(self._params().ftrl)[0]))
+
+    @property
+    def coef_(self) -> sp.csr_array:
+        """1 x n_features sparse row of the nonzero weights (never dense)."""
+        self._check_fitted()
+        keys, w = self.state_.nonzero_weights(self._params().ftrl)
+        return sp.csr_array((w.astype(np.float64), keys.astype(np.int64), np.array([0, len(keys)])),
+                            shape=(1, self.n_features_in_))
+
+    def __repr__(self) -> str:
+        defaults = FTRLClassifier().get_params()
+        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
+        return "FTRLClassifier(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"

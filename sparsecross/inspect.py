@@ -1,0 +1,71 @@
+"""What a model file holds: format, spec, parameters, sizes and readable top weights."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .export import load_model
+from .model import SparseModel
+
+__all__ = ["inspect_model", "block_of"]
+
+
+def block_of(model: SparseModel) -> np.ndarray:
+    """Index (into ``model.spec.outputs`` exact blocks, or -1 for hashed) of every key."""
+    keys = model.keys.astype(np.int64)
+    out = np.full(len(keys), -1, dtype=np.int64)
+    for b, o in enumerate(model.spec.outputs):
+        if o.kind == 0:
+            sel = (keys >= o.offset) & (keys < o.offset + int(o.cardinality or 0))
+            out[sel] = b
+    return out
+
+
+def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
+    """Summary of the model at ``path`` as a JSON-able dict.
+
+    Keys: ``format_version``, ``value_encoding``, ``library_version``, ``nonzeros``,
+    ``file_bytes``, ``bytes_per_nonzero``, ``possible_features``, ``dense_float32_bytes``,
+    ``bias``, ``spec``, ``spec_sha256``, ``params``, ``stats``, ``blocks`` (nonzeros per block)
+    and ``top`` (largest weights with readable descriptions).
+    """
+    model = load_model(path)
+    file_bytes = os.path.getsize(path)
+    spec = model.spec
+    blocks = block_of(model)
+    per_block = []
+    for b, o in enumerate(spec.outputs):
+        if o.kind == 0:
+            per_block.append({"name": o.name, "nonzeros": int((blocks == b).sum()), "hashed": False})
+    hashed_names = [o.name for o in spec.outputs if o.kind != 0]
+    if hashed_names:
+        per_block.append({"name": "hashed(" + ",".join(hashed_names) + ")",
+                          "nonzeros": int((blocks == -1).sum()), "hashed": True})
+    order = np.argsort(-np.abs(model.weights), kind="stable")[: max(top, 0)]
+    top_list = []
+    for i in order:
+        key = int(model.keys[i])
+        block, desc = spec.describe_column(key)
+        top_list.append({"key": key, "weight": float(model.weights[i]), "block": block, "description": desc})
+    return {
+        "path": str(path),
+        "format_version": getattr(model, "format_version", "1.0"),
+        "value_encoding": model.value_encoding,
+        "library_version": model.library_version,
+        "nonzeros": model.nonzeros,
+        "file_bytes": file_bytes,
+        "bytes_per_nonzero": file_bytes / model.nonzeros if model.nonzeros else float("nan"),
+        "possible_features": spec.n_columns,
+        "dense_float32_bytes": spec.n_columns * 4,
+        "bias": model.bias,
+        "spec": spec.to_dict(),
+        "spec_sha256": spec.sha256,
+        "params": model.params,
+        "stats": {k: v for k, v in model.stats.items() if k != "history"},
+        "history": model.stats.get("history", []),
+        "blocks": per_block,
+        "top": top_list,
+    }

@@ -1,0 +1,132 @@
+"""Scoring from a :class:`~sparsecross.model.SparseModel`: margins over CSR, probabilities for
+Arrow data (featurized with the model's own spec), streaming prediction and evaluation of
+Parquet in bounded memory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from ._kernels.score import score_csr
+from .errors import SparseCrossError
+from .featurize import _labels, featurize_features
+from .metrics import StreamingMetrics
+from .model import SparseModel
+from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches
+
+__all__ = ["decision_function", "predict_proba", "predict_file", "evaluate", "sigmoid"]
+
+
+def sigmoid(m: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function (float64)."""
+    out = np.empty_like(m, dtype=np.float64)
+    pos = m >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-m[pos]))
+    e = np.exp(m[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+def _canonical(X: Any, n_columns: int) -> sp.csr_array:
+    if not sp.issparse(X):
+        raise SparseCrossError(f"expected a scipy sparse matrix, got {type(X).__name__}")
+    if X.shape[1] != n_columns:
+        raise SparseCrossError(
+            f"X has {X.shape[1]} columns but the model expects {n_columns}; "
+            "featurize with the model's spec"
+        )
+    X = sp.csr_array(X)
+    if X.indices.dtype != np.int64 or X.indptr.dtype != np.int64 or X.data.dtype != np.float32:
+        X = sp.csr_array((X.data.astype(np.float32), X.indices.astype(np.int64), X.indptr.astype(np.int64)),
+                         shape=X.shape)
+    return X
+
+
+def decision_function(model: SparseModel, X: Any) -> np.ndarray:
+    """Margins ``X @ w + bias`` (float64), computed row-parallel with a hash lookup per entry.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from sparsecross.spec import parse_spec
+    >>> spec = parse_spec({"label": {"column": "y"}, "hashing": {"bits": 4},
+    ...                    "features": [{"name": "c", "kind": "categorical", "column": "c"}]})
+    >>> m = SparseModel(np.array([3], np.uint64), np.array([2.0], np.float32), -1.0, spec)
+    >>> decision_function(m, sp.csr_array(np.array([[0, 0, 0, 1.0] + [0] * 12])))
+    array([1.])
+    """
+    X = _canonical(X, model.n_columns)
+    tk, tw = model.lookup_table()
+    return score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias)
+
+
+def predict_proba(model: SparseModel, data: Any) -> np.ndarray:
+    """P(y = 1) for CSR rows or for an Arrow table/batch (featurized with ``model.spec``)."""
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        check_schema(model.spec, data.schema, "the input table", label=False)
+        X = featurize_features(model.spec, data)
+        tk, tw = model.lookup_table()
+        return sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
+    return sigmoid(decision_function(model, data))
+
+
+def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str], *,
+                 keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
+                 on_batch: Any = None) -> int:
+    """Score Parquet ``source`` into Parquet ``out`` (column ``probability``, float64, plus
+    the ``keep`` columns), streaming.  Written to a temporary file and renamed when complete.
+    Returns the number of rows."""
+    out = Path(out)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    tk, tw = model.lookup_table()
+    try:
+        for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows, label=False,
+                                              extra_columns=keep):
+            X = featurize_features(model.spec, batch, row)
+            p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
+            cols = {k: batch.column(k) for k in keep}
+            cols["probability"] = pa.array(p)
+            table = pa.table(cols)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += len(p)
+            if on_batch is not None:
+                on_batch(len(p))
+        if writer is None:
+            raise SparseCrossError(f"no rows to predict in {str(source)!r}")
+        writer.close()
+        writer = None
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+    return rows
+
+
+def evaluate(model: SparseModel, source: Source, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+             on_batch: Any = None) -> dict[str, Any]:
+    """Rows, logloss and ROC AUC of ``model`` on labelled Parquet ``source`` (streaming)."""
+    metrics = StreamingMetrics()
+    tk, tw = model.lookup_table()
+    for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows):
+        y, w = _labels(model.spec, batch, row)
+        X = featurize_features(model.spec, batch, row)
+        metrics.update(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias), y, w)
+        if on_batch is not None:
+            on_batch(len(y))
+    if metrics.rows == 0:
+        raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
+    return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
+            "positive_rate": metrics.positive_rate}
