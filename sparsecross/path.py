@@ -1,0 +1,221 @@
+"""Regularization path: many (l1, l2) settings trained in ONE read of the data.
+
+Every batch is read and featurized once and fed, in order, to one FTRL state per setting, so a
+path of K points costs one featurization pass plus K kernel passes (no warm start is needed, and
+each point is exactly the model ``train`` would give for that setting).  With a size budget
+(``max_nonzeros`` or ``max_bytes``), the l1 that lands on the budget is searched by narrowing a
+bracket between grid points, a few l1 values per extra pass: the practical stand-in for L0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import EmptyModelWarning, SparseCrossError
+from .featurize import iter_batches, resolve_spec
+from .hashing import holdout_salt
+from .metrics import StreamingMetrics
+from .model import SparseModel
+from .read import DEFAULT_BATCH_ROWS, Source, count_rows
+from .spec import FeatureSpec
+from .state import FTRLState
+from .train import TrainParams, _mask_for, export_state, prefetch, train_batch
+
+__all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
+
+
+@dataclass
+class PathPoint:
+    """One trained setting of the path."""
+
+    l1: float
+    l2: float
+    nonzeros: int
+    model_bytes: int
+    valid_logloss: float
+    valid_auc: float
+    touched: int
+    model: SparseModel | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"l1": self.l1, "l2": self.l2, "nonzeros": self.nonzeros, "model_bytes": self.model_bytes,
+                "valid_logloss": self.valid_logloss, "valid_auc": self.valid_auc, "touched": self.touched}
+
+
+@dataclass
+class PathResult:
+    points: list[PathPoint]
+    chosen: PathPoint | None
+    budget: dict[str, int] | None
+    seconds: float
+    rows: int
+    passes: int
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"points": [p.to_dict() for p in self.points],
+                "chosen": self.chosen.to_dict() if self.chosen else None,
+                "budget": self.budget, "seconds": self.seconds, "rows": self.rows, "passes": self.passes,
+                "note": self.note}
+
+
+def parse_grid(text: str, name: str) -> list[float]:
+    """'0,0.1,1' -> [0.0, 0.1, 1.0]; must be non-empty, finite, >= 0 and strictly increasing."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SparseCrossError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
+    check_grid(values, name)
+    return values
+
+
+def check_grid(values: Sequence[float], name: str) -> None:
+    if not values:
+        raise SparseCrossError(f"--{name}: the grid is empty")
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise SparseCrossError(f"--{name}: values must be finite and >= 0, got {list(values)}")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise SparseCrossError(f"--{name}: the grid must be strictly increasing, got {list(values)}")
+
+
+def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
+                valid: Source | None, batch_rows: int) -> list[tuple[FTRLState, StreamingMetrics, TrainParams]]:
+    """Train one state per (l1, l2) over one read of ``source`` per epoch, then validate all
+    of them over one read of the validation data (or the holdout rows)."""
+    params = [TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
+                          base.state_dtype) for l1, l2 in settings]
+    states = [FTRLState(spec.n_columns, base.state_dtype) for _ in settings]
+    accs = [np.zeros(3) for _ in settings]
+    salt = holdout_salt(spec.hashing.seed)
+    for _ in range(base.epochs):
+        for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
+            mask = _mask_for(batch, base.holdout, salt)
+            for st, tp, acc in zip(states, params, accs):
+                train_batch(st, batch, tp.ftrl, mask, acc)
+    metrics = [StreamingMetrics() for _ in settings]
+    vsource = valid if valid is not None else source
+    for batch in prefetch(iter_batches(vsource, spec, batch_rows=batch_rows)):
+        mask = _mask_for(batch, base.holdout, salt) if valid is None else None
+        for st, tp, m in zip(states, params, metrics):
+            m.update(st.margins(batch.X, tp.ftrl), batch.y, batch.sample_weight, mask, 1)
+    return list(zip(states, metrics, params))
+
+
+def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams]], spec: FeatureSpec, rows: int,
+            encoding: str) -> list[PathPoint]:
+    from .export import model_bytes
+
+    out = []
+    for st, m, tp in trained:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyModelWarning)
+            model = export_state(st, spec, tp, [{"epoch": tp.epochs, "valid_rows": m.rows,
+                                                 "valid_logloss": m.logloss, "valid_auc": m.auc}], rows)
+        size = len(model_bytes(model, encoding=encoding))
+        out.append(PathPoint(tp.l1, tp.l2, model.nonzeros, size, m.logloss, m.auc, st.touched, model))
+    return out
+
+
+def regularization_path(
+    source: Source,
+    spec: FeatureSpec,
+    *,
+    l1: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0),
+    l2: Sequence[float] = (0.0,),
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    epochs: int = 1,
+    label_smoothing: float = 0.0,
+    valid: Source | None = None,
+    holdout: float | None = None,
+    max_nonzeros: int | None = None,
+    max_bytes: int | None = None,
+    search_passes: int = 2,
+    search_points: int = 4,
+    encoding: str = "float32",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    state_dtype: str = "float32",
+    on_pass: Callable[[int, int], None] | None = None,
+) -> PathResult:
+    """Train the grid ``l1 x l2`` (one read of the data for all points) and, with a budget,
+    pick the best validation logloss among models within it, refining l1 near the budget.
+
+    Raises
+    ------
+    SparseCrossError
+        Empty or non-increasing grid, no validation data, both budgets given.
+    """
+    check_grid(list(l1), "l1")
+    check_grid(list(l2), "l2")
+    if valid is None and holdout is None:
+        raise SparseCrossError("the path needs validation data: give valid data or a holdout fraction")
+    if valid is not None and holdout is not None:
+        raise SparseCrossError("give either valid data or a holdout fraction, not both")
+    if max_nonzeros is not None and max_bytes is not None:
+        raise SparseCrossError("give one budget: max_nonzeros or max_bytes")
+    for name, b in (("max_nonzeros", max_nonzeros), ("max_bytes", max_bytes)):
+        if b is not None and b < 0:
+            raise SparseCrossError(f"{name} must be >= 0, got {b!r}")
+    base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype)
+    t0 = time.perf_counter()
+    spec = resolve_spec(source, spec, batch_rows=batch_rows)
+    rows = count_rows(source)
+    settings = [(a, b) for b in l2 for a in l1]
+    passes = 1
+    if on_pass:
+        on_pass(passes, len(settings))
+    points = _points(_train_many(source, spec, settings, base, valid, batch_rows), spec, rows, encoding)
+
+    def size_of(p: PathPoint) -> int:
+        return p.nonzeros if max_nonzeros is not None else p.model_bytes
+
+    budget_value = max_nonzeros if max_nonzeros is not None else max_bytes
+    chosen = None
+    note = ""
+    if budget_value is not None:
+        for l2v in l2:
+            for _ in range(search_passes):
+                line = sorted((p for p in points if p.l2 == l2v), key=lambda p: p.l1)
+                over = [p for p in line if size_of(p) > budget_value]
+                under = [p for p in line if size_of(p) <= budget_value]
+                if not over or not under:
+                    break
+                lo = max(over, key=lambda p: p.l1).l1  # largest l1 still over budget
+                hi_cands = [p.l1 for p in under if p.l1 > lo]
+                if not hi_cands:
+                    break
+                hi = min(hi_cands)
+                a = max(lo, 1e-6 * max(hi, 1e-6))
+                new = [float(v) for v in np.geomspace(a, hi, search_points + 2)[1:-1]]
+                new = [v for v in new if all(abs(v - p.l1) > 1e-12 * max(v, 1) for p in line)]
+                if not new:
+                    break
+                passes += 1
+                if on_pass:
+                    on_pass(passes, len(new))
+                points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows),
+                                  spec, rows, encoding)
+        ok = [p for p in points if size_of(p) <= budget_value]
+        if ok:
+            chosen = min(ok, key=lambda p: (p.valid_logloss, size_of(p)))
+        else:
+            closest = min(points, key=size_of)
+            note = (f"no point meets the budget of {budget_value:,} "
+                    f"{'nonzeros' if max_nonzeros is not None else 'bytes'}; the smallest model has "
+                    f"{size_of(closest):,} (l1={closest.l1:g}, l2={closest.l2:g}); raise l1")
+    points.sort(key=lambda p: (p.l2, p.l1))
+    budget = None if budget_value is None else (
+        {"max_nonzeros": budget_value} if max_nonzeros is not None else {"max_bytes": budget_value})
+    return PathResult(points, chosen, budget, time.perf_counter() - t0, rows, passes, note)
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("SPARSECROSS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sparsecross")
