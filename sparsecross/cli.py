@@ -243,6 +243,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             cluster.close()
     seconds = time.perf_counter() - t0
     run = model.stats.pop("_run", {})
+    if args.names > 0:
+        from .names import record_names
+
+        record_names(model, args.data, top=args.names, batch_rows=args.batch_rows or 1 << 18)
     nbytes = save_model(model, out, encoding=args.encoding)
     st = model.stats
     report = {
@@ -398,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows between checkpoints (default 5,000,000; also at every epoch end)")
     t.add_argument("--encoding", choices=("float32", "float16", "q2.13"), default="float32",
                    help="how weights are stored in the artifact (default float32)")
+    t.add_argument("--names", type=int, default=100, metavar="K",
+                   help="record the categorical values behind the K largest hashed weights, for "
+                   "'inspect' (one extra read of those columns; 0 turns it off; default 100)")
     t.add_argument("--json", action="store_true", help="print a JSON report at the end")
     d = t.add_argument_group("scale-out on Dask (pip install 'sparsecross[dask]')")
     d.add_argument("--dask", metavar="ADDRESS", help="local:N for a local cluster of N workers, or tcp://HOST:PORT")

@@ -46,9 +46,12 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
                           "nonzeros": int((blocks == -1).sum()), "hashed": True})
     order = np.argsort(-np.abs(model.weights), kind="stable")[: max(top, 0)]
     top_list = []
+    names = model.stats.get("names") or {}
     for i in order:
         key = int(model.keys[i])
         block, desc = spec.describe_column(key)
+        if block == "hashed" and str(key) in names:
+            desc = f"{names[str(key)]} ({desc})"
         top_list.append({"key": key, "weight": float(model.weights[i]), "block": block, "description": desc})
     return {
         "path": str(path),
@@ -64,7 +67,7 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
         "spec": spec.to_dict(),
         "spec_sha256": spec.sha256,
         "params": model.params,
-        "stats": {k: v for k, v in model.stats.items() if k != "history"},
+        "stats": {k: v for k, v in model.stats.items() if k not in ("history", "names")},
         "history": model.stats.get("history", []),
         "blocks": per_block,
         "top": top_list,
