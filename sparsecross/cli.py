@@ -242,7 +242,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if cluster is not None:
             cluster.close()
     seconds = time.perf_counter() - t0
-    run = model.stats.pop("_run", {})
+    run = model.run
     if args.names > 0:
         from .names import record_names
 

@@ -80,7 +80,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     t_train = time.perf_counter() - t0
-    model.stats.pop("_run", None)
     out = Path(args.out) if args.out else cache / "demo.scx"
     nbytes = save_model(model, out)
     st = model.stats

@@ -87,6 +87,9 @@ class FTRLClassifier:
             raise ValueError(str(exc)) from None
 
     def _check_X(self, X: Any, *, reset: bool) -> sp.csr_array:
+        dtype = X.dtype if sp.issparse(X) else np.asarray(X).dtype
+        if np.issubdtype(dtype, np.complexfloating):
+            raise ValueError("Complex data not supported")
         if not sp.issparse(X):
             X = np.asarray(X, dtype=np.float64)
             if X.ndim != 2:

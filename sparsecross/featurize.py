@@ -194,7 +194,7 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
             i = _first_bad(bad)
             raise DataError(
                 f"label column {lab.column!r}: {int(bad.sum())} values are not 0/1 (first at row "
-                f"{start_row + i}: {x[i]!r}); set [label] threshold = T to use column > T"
+                f"{start_row + i}: {float(x[i])!r}); set [label] threshold = T to use column > T"
             )
         y = np.ascontiguousarray(x, dtype=np.float64)
     w = None
@@ -206,7 +206,7 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
             i = _first_bad(bad)
             raise DataError(
                 f"weight column {lab.weight!r}: {int(bad.sum())} values are null, NaN, infinite or "
-                f"negative (first at row {start_row + i}: {w[i]!r})"
+                f"negative (first at row {start_row + i}: {float(w[i])!r})"
             )
     return y, w
 
@@ -262,9 +262,9 @@ def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon:
     i = _first_bad(bad)
     vals = []
     if mode != 1:
-        vals.append(f"lat={lat[i]!r}")
+        vals.append(f"lat={float(lat[i])!r}")
     if mode != 0:
-        vals.append(f"lon={lon[i]!r}")
+        vals.append(f"lon={float(lon[i])!r}")
     return DataError(
         f"feature {name!r}: {int(bad.sum())} rows have coordinates outside [-90, 90] x [-180, 180] "
         f"(first at row {start_row + i}: {', '.join(vals)}); set invalid = \"missing\" in the spec "

@@ -44,6 +44,9 @@ class SparseModel:
     stats: dict[str, Any] = field(default_factory=dict)
     value_encoding: str = "float32"
     library_version: str = ""
+    #: Facts about the run that made the model (seconds, rows processed); never saved, so the
+    #: file depends only on the data, the spec and the parameters.
+    run: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = np.ascontiguousarray(self.keys, dtype=np.uint64)

@@ -1,8 +1,11 @@
 """FTRLState: per-coordinate (z, n) for touched coordinates only, in an open-addressing table.
 
 Memory is proportional to the number of *touched* coordinates, never to ``2**bits`` or to the
-column space: a slot costs ``key_bytes + 2 * state_bytes`` (uint32 keys + float32 z/n: 12
-bytes) and the table doubles when it is ``MAX_LOAD`` full, so it is 35-70% full.
+column space.  A slot is one row ``(key, z, n)`` of a ``(capacity, 3)`` array, so a lookup
+touches one cache line: 12 bytes (uint32 key, float32 z and n) in the default compact layout,
+24 bytes (uint64, float64) when ``state_dtype="float64"`` or when column ids need more than
+32 bits.  The table doubles when it is ``MAX_LOAD`` full, so it is 35-70% full: 17-34 bytes
+per touched feature in the compact layout.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels.ftrl import FTRLParams, export_weights, state_margins
-from ._kernels.table import rehash
+from ._kernels.ftrl import FTRLParams, export_weights, state_margins, weight
+from ._kernels.table import empty_table, rehash
 from .errors import CheckpointError
 
 __all__ = ["FTRLState", "MAX_LOAD"]
@@ -24,9 +27,16 @@ MAX_LOAD = 0.7
 _MIN_CAPACITY = 1 << 10
 
 
-def key_dtype_for(n_columns: int) -> np.dtype:
-    """uint32 keys when every column id fits below the all-ones marker, else uint64."""
-    return np.dtype(np.uint32) if n_columns < (1 << 32) - 1 else np.dtype(np.uint64)
+def word_dtype_for(n_columns: int, dtype: str) -> np.dtype:
+    """uint32 words (float32 z, n) when the state is float32 and every column id fits below
+    the all-ones marker; uint64 words (float64 z, n) otherwise."""
+    if dtype == "float32" and n_columns < (1 << 32) - 1:
+        return np.dtype(np.uint32)
+    return np.dtype(np.uint64)
+
+
+def _float_of(word: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if word == np.dtype(np.uint32) else np.dtype(np.float64)
 
 
 class FTRLState:
@@ -38,7 +48,8 @@ class FTRLState:
         Width of the column space (only used to choose the key width).
     dtype
         ``"float32"`` (default: 12 bytes per slot with uint32 keys) or ``"float64"`` (exact
-        agreement with a float64 reference implementation).
+        agreement with a float64 reference implementation).  float32 falls back to float64
+        when column ids need more than 32 bits.
     capacity
         Initial number of slots (rounded up to a power of two).
     """
@@ -51,16 +62,25 @@ class FTRLState:
         cap = _MIN_CAPACITY
         while cap < capacity:
             cap *= 2
-        kd = key_dtype_for(self.n_columns)
-        self.keys = np.full(cap, np.iinfo(kd).max, dtype=kd)
-        self.zn = np.zeros((cap, 2), dtype=np.dtype(dtype))
+        self.table = empty_table(cap, 3, word_dtype_for(self.n_columns, dtype))
+        self.values = self.table.view(_float_of(self.table.dtype))
         self.count = np.zeros(1, dtype=np.int64)
         self.bias = np.zeros(2, dtype=np.float64)
 
     # ---------------------------------------------------------------- sizing
     @property
     def capacity(self) -> int:
-        return int(self.keys.shape[0])
+        return int(self.table.shape[0])
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Key of every slot (a strided view; all ones = empty)."""
+        return self.table[:, 0]
+
+    @property
+    def zn(self) -> np.ndarray:
+        """(z, n) of every slot (a strided float view)."""
+        return self.values[:, 1:3]
 
     @property
     def touched(self) -> int:
@@ -74,34 +94,33 @@ class FTRLState:
     @property
     def nbytes(self) -> int:
         """Bytes held by the table (keys + z + n), empty slots included."""
-        return int(self.keys.nbytes + self.zn.nbytes + self.bias.nbytes)
+        return int(self.table.nbytes + self.bias.nbytes)
 
     def grow(self, needed: int = 0) -> None:
         """Double the capacity (or more, to fit ``needed`` more keys) and rehash."""
         cap = self.capacity * 2
         while int(cap * MAX_LOAD) < self.touched + needed:
             cap *= 2
-        keys = np.full(cap, np.iinfo(self.keys.dtype).max, dtype=self.keys.dtype)
-        zn = np.zeros((cap, 2), dtype=self.zn.dtype)
-        moved = rehash(self.keys, self.zn, keys, zn)
+        table = empty_table(cap, 3, self.table.dtype)
+        values = table.view(self.values.dtype)
+        moved = rehash(self.table, self.values, table, values)
         assert moved == self.touched
-        self.keys, self.zn = keys, zn
+        self.table, self.values = table, values
 
     # ---------------------------------------------------------------- views
     def as_dict(self) -> dict[int, tuple[float, float]]:
         """key -> (z, n) for every touched coordinate (for tests and debugging)."""
-        empty = np.iinfo(self.keys.dtype).max
-        occ = self.keys != empty
+        occ = self.keys != np.iinfo(self.table.dtype).max
         return {int(k): (float(z), float(n)) for k, (z, n) in zip(self.keys[occ], self.zn[occ])}
 
     def margins(self, X: Any, params: FTRLParams) -> np.ndarray:
         """Margins of CSR rows ``X`` under the current weights (no update)."""
-        return state_margins(X.indptr, X.indices, X.data, self.keys, self.zn, self.bias, params)
+        return state_margins(X.indptr, X.indices, X.data, self.table, self.values, self.bias, params)
 
     def nonzero_weights(self, params: FTRLParams) -> tuple[np.ndarray, np.ndarray]:
         """(sorted uint64 keys, float32 weights) of the coordinates with ``|z| > l1`` whose
         weight is nonzero in float32."""
-        keys, weights = export_weights(self.keys, self.zn, params)
+        keys, weights = export_weights(self.table, self.values, params)
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         w32 = weights[order].astype(np.float32)
@@ -110,12 +129,13 @@ class FTRLState:
 
     def bias_weight(self, params: FTRLParams) -> float:
         z, n = self.bias
-        return float(-z / ((params.beta + np.sqrt(n)) / params.alpha))
+        return float(weight(float(z), float(n), params.alpha, params.beta, 0.0, 0.0))
 
     def copy(self) -> FTRLState:
         other = FTRLState.__new__(FTRLState)
         other.n_columns, other.dtype = self.n_columns, self.dtype
-        other.keys, other.zn = self.keys.copy(), self.zn.copy()
+        other.table = self.table.copy()
+        other.values = other.table.view(self.values.dtype)
         other.count, other.bias = self.count.copy(), self.bias.copy()
         return other
 
@@ -127,8 +147,9 @@ class FTRLState:
         meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
         try:
             with open(tmp, "wb") as fh:
-                np.savez(fh, keys=self.keys, zn=self.zn, count=self.count, bias=self.bias,
-                         meta=meta_bytes, n_columns=np.array([self.n_columns], dtype=np.int64))
+                np.savez(fh, table=self.table, count=self.count, bias=self.bias, meta=meta_bytes,
+                         n_columns=np.array([self.n_columns], dtype=np.int64),
+                         dtype=np.frombuffer(self.dtype.encode(), dtype=np.uint8))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -141,14 +162,20 @@ class FTRLState:
         """Read a state written by :meth:`save` (no pickle). Returns (state, meta)."""
         try:
             with np.load(path, allow_pickle=False) as f:
-                keys, zn, count, bias = f["keys"], f["zn"], f["count"], f["bias"]
+                table, count, bias = f["table"], f["count"], f["bias"]
                 meta = json.loads(bytes(f["meta"]).decode())
                 n_columns = int(f["n_columns"][0])
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+                dtype = bytes(f["dtype"]).decode()
+        except (OSError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
-        if keys.shape[0] != zn.shape[0] or zn.ndim != 2 or keys.shape[0] & (keys.shape[0] - 1):
+        cap = table.shape[0] if table.ndim == 2 else 0
+        if (table.ndim != 2 or table.shape[1] != 3 or cap < 1 or cap & (cap - 1)
+                or table.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64))
+                or dtype not in ("float32", "float64")):
             raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent")
         st = cls.__new__(cls)
-        st.n_columns, st.dtype = n_columns, str(zn.dtype)
-        st.keys, st.zn, st.count, st.bias = keys, zn, count.astype(np.int64), bias.astype(np.float64)
+        st.n_columns, st.dtype = n_columns, dtype
+        st.table = np.ascontiguousarray(table)
+        st.values = st.table.view(_float_of(st.table.dtype))
+        st.count, st.bias = count.astype(np.int64), bias.astype(np.float64)
         return st, meta

@@ -195,7 +195,7 @@ def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np
     n = X.shape[0]
     while start < n:
         start = ftrl_pass(X.indptr, X.indices, X.data, batch.y, sw, row_mask, start,
-                          state.keys, state.zn, state.count, state.max_count, state.bias, params, acc)
+                          state.table, state.values, state.count, state.max_count, state.bias, params, acc)
         if start < n:
             row_nnz = int(X.indptr[start + 1] - X.indptr[start])
             state.grow(row_nnz)
@@ -374,7 +374,7 @@ def train(
                                       valid_auc=record.get("valid_auc")))
 
     model = export_state(state, spec, tp, history, rows_total)
-    model.stats["_run"] = {"rows_processed": rows_in_run, "seconds": time.perf_counter() - t0}
+    model.run = {"rows_processed": rows_in_run, "seconds": time.perf_counter() - t0}
     if return_state:
         return model, state
     return model

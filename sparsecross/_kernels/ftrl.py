@@ -53,7 +53,7 @@ def _sigmoid(m):
 
 
 @kernel
-def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, keys, zn, count, max_count,
+def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count, max_count,
               bias, params, acc):
     """Train on rows ``start..n-1`` of one CSR chunk, in order, one row at a time.
 
@@ -62,7 +62,8 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, keys, zn, count, ma
     indptr int64[n+1], indices int64[nnz], data float32[nnz]: canonical CSR (read only).
     y float64[n] in {0,1}; sw float64[n] sample weights or length 0 (all 1).
     row_mask uint8[n] or length 0: rows with mask != 0 are skipped (holdout rows).
-    keys uint32/uint64[cap] and zn float32/float64[cap, 2]: the state table (mutated).
+    table uint32/uint64[cap, 3] (key, z, n) and vals, its float32/float64 view: the state
+    table (mutated; z and n are read and written through ``vals``).
     count int64[1]: occupied slots (mutated).  max_count: grow threshold (load factor).
     bias float64[2]: (z, n) of the bias (mutated).  params: FTRLParams.
     acc float64[3]: running (sum of weighted progressive logloss, sum of weights, rows)
@@ -85,7 +86,7 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, keys, zn, count, ma
             max_len = ln
     slots = np.empty(max_len, dtype=np.int64)
     ws = np.empty(max_len, dtype=np.float64)
-    empty = keys[0] | ~keys[0]
+    empty = table[0, 0] | ~table[0, 0]
     for r in range(start, n_rows):
         if has_mask and row_mask[r] != 0:
             continue
@@ -95,18 +96,18 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, keys, zn, count, ma
             return r
         zb = bias[0]
         nb = bias[1]
-        wb = -zb / ((beta + math.sqrt(nb)) / alpha)
+        wb = weight(zb, nb, alpha, beta, 0.0, 0.0)
         margin = wb
         for k in range(a, b):
-            key = keys.dtype.type(indices[k])
-            s = slot_of(keys, key)
-            if keys[s] == empty:
-                keys[s] = key
-                zn[s, 0] = 0.0
-                zn[s, 1] = 0.0
+            key = table.dtype.type(indices[k])
+            s = slot_of(table, key)
+            if table[s, 0] == empty:
+                table[s, 0] = key
+                vals[s, 1] = 0.0
+                vals[s, 2] = 0.0
                 count[0] += 1
             slots[k - a] = s
-            w = weight(np.float64(zn[s, 0]), np.float64(zn[s, 1]), alpha, beta, l1, l2)
+            w = weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2)
             ws[k - a] = w
             margin += w * np.float64(data[k])
         p = _sigmoid(margin)
@@ -120,10 +121,10 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, keys, zn, count, ma
         for k in range(a, b):
             s = slots[k - a]
             gi = g * np.float64(data[k])
-            ni = np.float64(zn[s, 1])
+            ni = np.float64(vals[s, 2])
             sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
-            zn[s, 0] = np.float64(zn[s, 0]) + gi - sigma * ws[k - a]
-            zn[s, 1] = ni + gi * gi
+            vals[s, 1] = np.float64(vals[s, 1]) + gi - sigma * ws[k - a]
+            vals[s, 2] = ni + gi * gi
         sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
         bias[0] = zb + g - sigma * wb
         bias[1] = nb + g * g
@@ -131,40 +132,51 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, keys, zn, count, ma
 
 
 @kernel
-def state_margins(indptr, indices, data, keys, zn, bias, params):
+def state_margins(indptr, indices, data, table, vals, bias, params):
     """Margins of every row under the current state (no update).  Returns float64[n]."""
     alpha, beta, l1, l2, eps = params
     n_rows = indptr.shape[0] - 1
     out = np.empty(n_rows, dtype=np.float64)
-    empty = keys[0] | ~keys[0]
-    wb = -bias[0] / ((beta + math.sqrt(bias[1])) / alpha)
+    empty = table[0, 0] | ~table[0, 0]
+    wb = weight(bias[0], bias[1], alpha, beta, 0.0, 0.0)
     for r in range(n_rows):
         m = wb
         for k in range(indptr[r], indptr[r + 1]):
-            key = keys.dtype.type(indices[k])
-            s = slot_of(keys, key)
-            if keys[s] != empty:
-                m += weight(np.float64(zn[s, 0]), np.float64(zn[s, 1]), alpha, beta, l1, l2) * np.float64(data[k])
+            key = table.dtype.type(indices[k])
+            s = slot_of(table, key)
+            if table[s, 0] != empty:
+                m += weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2) * np.float64(data[k])
         out[r] = m
     return out
 
 
 @kernel
-def export_weights(keys, zn, params):
+def export_weights(table, vals, params):
     """Nonzero weights of a state table: (keys uint64[m], weights float64[m]) in slot order
     (unsorted).  Returns new arrays."""
     alpha, beta, l1, l2, eps = params
-    empty = keys[0] | ~keys[0]
+    empty = table[0, 0] | ~table[0, 0]
     m = 0
-    for s in range(keys.shape[0]):
-        if keys[s] != empty and abs(np.float64(zn[s, 0])) > l1:
+    for s in range(table.shape[0]):
+        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
             m += 1
     ok = np.empty(m, dtype=np.uint64)
     ow = np.empty(m, dtype=np.float64)
     j = 0
-    for s in range(keys.shape[0]):
-        if keys[s] != empty and abs(np.float64(zn[s, 0])) > l1:
-            ok[j] = np.uint64(keys[s])
-            ow[j] = weight(np.float64(zn[s, 0]), np.float64(zn[s, 1]), alpha, beta, l1, l2)
+    for s in range(table.shape[0]):
+        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
+            ok[j] = np.uint64(table[s, 0])
+            ow[j] = weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2)
             j += 1
     return ok, ow
+
+
+@kernel
+def count_nonzero(table, vals, l1):
+    """Number of occupied slots with |z| > l1 (the live nonzero weights)."""
+    empty = table[0, 0] | ~table[0, 0]
+    m = 0
+    for s in range(table.shape[0]):
+        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
+            m += 1
+    return m

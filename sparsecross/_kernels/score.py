@@ -12,11 +12,11 @@ from .table import slot_of
 
 
 @parallel_kernel
-def score_csr(indptr, indices, data, tk, tw, bias):
+def score_csr(indptr, indices, data, table, vals, bias):
     """Margins ``X @ w + bias`` with w in an inference table (``table.build_lookup``).
 
-    ``indptr`` int64[n+1], ``indices`` int64, ``data`` float32; ``tk`` uint64 / ``tw`` float32
-    table.  Rows are independent (``prange``); each row sums in index order, so the result does
+    ``indptr`` int64[n+1], ``indices`` int64, ``data`` float32; ``table`` uint64[cap, 2] and
+    ``vals`` its float64 view (weight in column 1).  Rows are independent (``prange``); each row sums in index order, so the result does
     not depend on the thread count.  Returns float64[n]."""
     n = indptr.shape[0] - 1
     out = np.empty(n, dtype=np.float64)
@@ -24,9 +24,9 @@ def score_csr(indptr, indices, data, tk, tw, bias):
         m = bias
         for k in range(indptr[r], indptr[r + 1]):
             key = np.uint64(indices[k])
-            s = slot_of(tk, key)
-            if tk[s] == key:
-                m += np.float64(tw[s]) * np.float64(data[k])
+            s = slot_of(table, key)
+            if table[s, 0] == key:
+                m += vals[s, 1] * np.float64(data[k])
         out[r] = m
     return out
 

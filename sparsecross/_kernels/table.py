@@ -1,8 +1,13 @@
 """Open-addressing hash tables on flat arrays (linear probing, power-of-two capacity).
 
-Training state: ``keys`` (uint32 or uint64, ``EMPTY`` = all ones) with ``zn`` (float32 or
-float64, shape ``(capacity, 2)``: z and n side by side, one cache line per lookup).
-Inference: ``(keys uint64, weights float32)`` built once from a model's sorted keys.
+Each slot is one row of a ``(capacity, W)`` unsigned-integer array whose column 0 is the key
+(all ones = empty) and whose other columns hold floats of the same width, read and written
+through a float *view* of the same buffer (``table.view(float32)`` for ``uint32`` tables,
+``float64`` for ``uint64``).  A lookup therefore touches one cache line: the key and its
+values sit side by side.
+
+* Training state: ``W = 3`` -> (key, z, n).
+* Inference: ``W = 2`` (uint64) -> (key, weight as float64).
 """
 
 from __future__ import annotations
@@ -14,64 +19,75 @@ from .hash import fmix64
 
 
 @kernel
-def slot_of(keys, key):
-    """Slot holding ``key`` or the empty slot where it would go. ``keys`` capacity is a power
-    of two and never full.  Returns int64."""
-    cap_mask = np.uint64(keys.shape[0] - 1)
-    empty = keys[0] | ~keys[0]  # all ones in the key dtype: the empty marker
-    s = np.int64(fmix64(np.uint64(key)) & cap_mask)
+def slot_of(table, key):
+    """Slot holding ``key`` in ``table`` (column 0), or the empty slot where it would go.
+
+    ``table`` capacity is a power of two and never full; ``key`` has the table's dtype.
+    Returns int64."""
+    cap_mask = np.int64(table.shape[0] - 1)
+    empty = table[0, 0] | ~table[0, 0]  # all ones in the key dtype: the empty marker
+    s = np.int64(fmix64(np.uint64(key))) & cap_mask
     while True:
-        k = keys[s]
+        k = table[s, 0]
         if k == key or k == empty:
             return s
-        s = (s + 1) & np.int64(cap_mask)
+        s = (s + 1) & cap_mask
 
 
 @kernel
-def rehash(old_keys, old_zn, new_keys, new_zn):
-    """Move every occupied slot of (old_keys, old_zn) into the empty (new_keys, new_zn).
+def rehash(old, old_vals, new, new_vals):
+    """Move every occupied slot of ``old`` into the empty table ``new`` (same width).
 
-    ``new_keys`` must be all-ones (empty) and large enough.  Mutates ``new_keys``/``new_zn``.
+    ``new`` must have every key all-ones and enough capacity.  Mutates ``new``/``new_vals``.
     Returns the number of keys moved."""
-    empty = old_keys[0] | ~old_keys[0]
+    empty = old[0, 0] | ~old[0, 0]
     moved = 0
-    for s in range(old_keys.shape[0]):
-        k = old_keys[s]
+    w = old.shape[1]
+    for s in range(old.shape[0]):
+        k = old[s, 0]
         if k != empty:
-            t = slot_of(new_keys, k)
-            new_keys[t] = k
-            new_zn[t, 0] = old_zn[s, 0]
-            new_zn[t, 1] = old_zn[s, 1]
+            t = slot_of(new, k)
+            new[t, 0] = k
+            for c in range(1, w):
+                new_vals[t, c] = old_vals[s, c]
             moved += 1
     return moved
 
 
 @kernel
-def build_lookup_kernel(keys, weights, cap):
-    """Inference table of capacity ``cap`` (power of two > len(keys)) from sorted unique
-    ``keys`` (uint64) and ``weights`` (float32). Returns new (table_keys, table_weights)."""
-    tk = np.full(cap, np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
-    tw = np.zeros(cap, dtype=np.float32)
+def build_lookup_kernel(keys, weights, table, vals):
+    """Fill the empty inference ``table`` (uint64[cap, 2], ``vals`` its float64 view) with
+    sorted unique ``keys`` (uint64) and ``weights`` (float32).  Mutates ``table``/``vals``."""
     for i in range(keys.shape[0]):
-        s = slot_of(tk, keys[i])
-        tk[s] = keys[i]
-        tw[s] = weights[i]
-    return tk, tw
+        s = slot_of(table, keys[i])
+        table[s, 0] = keys[i]
+        vals[s, 1] = np.float64(weights[i])
+
+
+def empty_table(capacity: int, width: int, dtype: np.dtype) -> np.ndarray:
+    """A ``(capacity, width)`` table of ``dtype`` with every key empty and values zero."""
+    t = np.zeros((capacity, width), dtype=dtype)
+    t[:, 0] = np.iinfo(dtype).max
+    return t
 
 
 def build_lookup(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Open-addressing table at load factor <= 0.5 for a model's sorted keys."""
+    """Inference table at load factor <= 0.5 for a model's sorted keys: (table, float view)."""
     cap = 16
     while cap < 2 * len(keys) + 2:
         cap *= 2
-    return build_lookup_kernel(np.ascontiguousarray(keys, dtype=np.uint64),
-                               np.ascontiguousarray(weights, dtype=np.float32), cap)
+    table = empty_table(cap, 2, np.dtype(np.uint64))
+    vals = table.view(np.float64)
+    build_lookup_kernel(np.ascontiguousarray(keys, dtype=np.uint64),
+                        np.ascontiguousarray(weights, dtype=np.float32), table, vals)
+    return table, vals
 
 
 @kernel
-def lookup_weight(tk, tw, key):
+def lookup_weight(table, vals, key):
     """Weight of ``key`` in an inference table, 0.0 when absent."""
-    s = slot_of(tk, np.uint64(key))
-    if tk[s] == np.uint64(key):
-        return np.float64(tw[s])
+    k = np.uint64(key)
+    s = slot_of(table, k)
+    if table[s, 0] == k:
+        return vals[s, 1]
     return 0.0

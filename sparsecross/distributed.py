@@ -1,0 +1,992 @@
+"""Scale-out on Dask: featurize, train, predict and evaluate over partitioned Parquet.
+
+Optional: ``pip install 'sparsecross[dask]'``.  Nothing here imports dask at module level, and
+the single-node code never imports this module unless a Dask ``client`` is given.
+
+Units of work
+-------------
+A *chunk* is a Parquet row group (or, with ``rows_per_round``, a fixed number of consecutive
+rows, which may span row groups and files).  Chunks are numbered in the order the single-node
+reader uses: files in :func:`sparsecross.read.resolve_files` order (sorted paths, so hive
+partition folders sort by their keys), then row groups in file order.  Workers read chunks
+themselves, so every worker must see the data at the same path as the client (a shared file
+system or the same local copy).
+
+Training modes
+--------------
+``mode="exact"``
+    Workers read and featurize chunks; the CSR rows stream back to the client, which runs the
+    ordinary single-node trainer on them in order, with a bounded number of chunks in flight.
+    The model (and the checkpoints) are the same as single-node training, bit for bit.
+
+``mode="data-parallel"`` (default)
+    Synchronous rounds.  In each round ``lanes`` (K) lanes each train one chunk, starting
+    from the same global state, and return the new (z, n) of the keys that chunk touched.
+    The client merges the lanes in lane order: a key touched by one lane takes that lane's
+    values exactly; a key touched by m > 1 lanes moves by the average of the m deltas; the
+    bias likewise.  K is a training parameter (recorded in the model's ``params``), not the
+    number of workers: the same K gives the same model, bit for bit, on any cluster, and
+    K = 1 reproduces single-node training exactly.
+
+    A round is pipelined: workers featurize the chunks of the next rounds ahead of time and
+    keep them (they never travel); each chunk reports the distinct keys it needs; the client
+    looks up those keys' (z, n) in the global state and sends only them to the lane task;
+    the lane task trains its chunk on a small private table and returns the new values.
+    Every task is a pure function of (state version, chunk), so a task re-run after a worker
+    died gives a bitwise-identical result.
+
+Faults
+------
+Tasks are submitted with ``retries``; a worker that dies has its tasks (and the chunks it held)
+recomputed from their inputs, so the model is unchanged.  An unreadable file fails the call
+after the retries, naming the file and row group; nothing is written (predict writes to a
+temporary file renamed at the end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from ._kernels.ftrl import FTRLParams
+from ._kernels.lanes import csr_select_rows, fill_table, gather_zn, merge_lanes, unique_keys
+from .errors import CheckpointError, DataError, SchemaError, SparseCrossError, did_you_mean
+from .featurize import Batch, _labels, featurize_features, resolve_spec
+from .metrics import StreamingMetrics
+from .model import SparseModel
+from .read import DEFAULT_BATCH_ROWS, Source, _open, _short, check_schema, resolve_files
+from .spec import FeatureSpec
+from .state import MAX_LOAD, FTRLState
+
+__all__ = [
+    "connect",
+    "train_distributed",
+    "predict_distributed",
+    "evaluate_distributed",
+    "DaskNotInstalledError",
+    "MODES",
+]
+
+log = logging.getLogger(__name__)
+
+#: Training modes.
+MODES = ("data-parallel", "exact")
+_INSTALL_HINT = "install with pip install 'sparsecross[dask]'"
+#: Graph payloads (a lane's starting values, a model's table) are embedded in the task on
+#: purpose, so that the scheduler can re-run the task after a worker died; do not warn.
+_NO_LARGE_GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "64GiB"}
+
+
+class DaskNotInstalledError(SparseCrossError, ImportError):
+    """Dask (``distributed``) is needed but not installed."""
+
+
+def _require_dask() -> Any:
+    """Import and return ``distributed``, or raise :class:`DaskNotInstalledError`."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DaskNotInstalledError(
+            f"sparsecross's Dask support needs dask.distributed ({exc}); {_INSTALL_HINT}"
+        ) from None
+    return distributed
+
+
+# ============================================================================ connect
+def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
+    """Connect to a Dask cluster.
+
+    Parameters
+    ----------
+    address
+        ``"local:N"``: start a local cluster of N worker processes with one thread each (the
+        only case where sparsecross creates a cluster).  ``"tcp://HOST:PORT"`` (or any other
+        address ``distributed.Client`` accepts): connect to a running scheduler.
+    timeout
+        Seconds to wait for the scheduler.
+
+    Returns
+    -------
+    (client, cluster)
+        ``cluster`` is the :class:`distributed.LocalCluster` for ``local:N``, else ``None``.
+        Close both when done (the client first).
+
+    Raises
+    ------
+    SparseCrossError
+        A malformed address or an unreachable scheduler (one line).
+    DaskNotInstalledError
+        Dask is not installed.
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise SparseCrossError(f"--dask needs local:N or tcp://HOST:PORT, got {address!r}")
+    address = address.strip()
+    distributed = _require_dask()
+    m = re.fullmatch(r"local(?::(\d+))?", address)
+    if m:
+        n = int(m.group(1)) if m.group(1) else os.cpu_count() or 1
+        if n < 1:
+            raise SparseCrossError(f"local:N needs N >= 1 workers, got {address!r}")
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        try:
+            client = distributed.Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        return client, cluster
+    if address.startswith("local"):
+        raise SparseCrossError(f"--dask {address!r}: write local:N with N the number of workers, e.g. local:2")
+    try:
+        client = distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = _short(exc)
+        raise SparseCrossError(
+            f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({reason}); "
+            "check the address, or start one with `dask scheduler`, or use local:N"
+        ) from None
+    return client, None
+
+
+# ====================================================================== work planning
+@dataclass(frozen=True)
+class _Piece:
+    """Rows ``[offset, offset + rows)`` of row group ``group`` of file ``path``."""
+
+    path: str
+    group: int
+    offset: int
+    rows: int
+    group_rows: int
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A unit of work: consecutive global rows ``[start_row, start_row + rows)``."""
+
+    index: int
+    start_row: int
+    rows: int
+    pieces: tuple[_Piece, ...]
+
+    def describe(self) -> str:
+        parts = []
+        for p in self.pieces:
+            part = f"{p.path!r} row group {p.group}"
+            if p.offset or p.rows != p.group_rows:
+                part += f" (rows {p.offset}-{p.offset + p.rows - 1} of the group)"
+            parts.append(part)
+        return ", ".join(parts)
+
+
+def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, start_row: int = 0,
+          label: bool = True, extra_columns: Sequence[str] = ()) -> tuple[list[_Chunk], int]:
+    """Chunks of ``source`` (footers and schemas only, checked here on the client).
+
+    One chunk per non-empty row group, or, with ``chunk_rows``, chunks of that many rows
+    (boundaries at multiples of ``chunk_rows`` from row 0, whatever ``start_row``); rows
+    before ``start_row`` are left out.  Returns (chunks, total rows of the source).
+    """
+    files = resolve_files(source)
+    groups: list[tuple[str, int, int]] = []
+    for path in files:
+        pf = _open(path)
+        schema = pf.schema_arrow
+        check_schema(spec, schema, repr(str(path)), label=label)
+        for col in extra_columns:
+            if col not in schema.names:
+                raise SchemaError(f"column {col!r} is not in {str(path)!r}{did_you_mean(col, schema.names)}")
+        md = pf.metadata
+        apath = os.path.abspath(path)
+        for g in range(md.num_row_groups):
+            n = md.row_group(g).num_rows
+            if n > 0:
+                groups.append((apath, g, n))
+    total = sum(n for _, _, n in groups)
+    chunks: list[_Chunk] = []
+    if chunk_rows is None:
+        row = 0
+        for path, g, n in groups:
+            if row + n > start_row:
+                off = max(start_row - row, 0)
+                chunks.append(_Chunk(len(chunks), row + off, n - off, (_Piece(path, g, off, n - off, n),)))
+            row += n
+        return chunks, total
+    if chunk_rows < 1:
+        raise SparseCrossError(f"rows per chunk must be >= 1, got {chunk_rows!r}")
+    pieces: list[_Piece] = []
+    chunk_start = None
+    filled = 0
+    row = 0
+    for path, g, n in groups:
+        pos = 0
+        while pos < n:
+            gr = row + pos  # global row at pos
+            boundary = (gr // chunk_rows + 1) * chunk_rows
+            take = min(n - pos, boundary - gr)
+            lo, hi = gr, gr + take
+            if hi > start_row:
+                a = max(lo, start_row)
+                if chunk_start is None:
+                    chunk_start = a
+                pieces.append(_Piece(path, g, pos + (a - lo), hi - a, n))
+                filled += hi - a
+                if hi == boundary:
+                    chunks.append(_Chunk(len(chunks), chunk_start, filled, tuple(pieces)))
+                    pieces, chunk_start, filled = [], None, 0
+            pos += take
+        row += n
+    if pieces:
+        assert chunk_start is not None
+        chunks.append(_Chunk(len(chunks), chunk_start, filled, tuple(pieces)))
+    return chunks, total
+
+
+# ================================================================ worker-side functions
+def _read_chunk(chunk: _Chunk, spec: FeatureSpec, *, batch_rows: int, label: bool = True,
+                extra_columns: Sequence[str] = ()) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Record batches of one chunk, read exactly as :func:`sparsecross.read.iter_record_batches`
+    reads them (same columns, strings as dictionaries); yields (batch, first global row)."""
+    needed = list(spec.columns) if label else [c for f in spec.features for c in f.columns]
+    columns = list(dict.fromkeys(needed + list(extra_columns)))
+    row = chunk.start_row
+    for piece in chunk.pieces:
+        path = Path(piece.path)
+        where = f"{str(path)!r} row group {piece.group}"
+        pf0 = _open(path)
+        strings = check_schema(spec, pf0.schema_arrow, repr(str(path)), label=label)
+        pf = _open(path, strings) if strings else pf0
+        pos = 0
+        end = piece.offset + piece.rows
+        try:
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[piece.group], columns=columns,
+                                         use_threads=False):
+                n = batch.num_rows
+                lo = max(piece.offset - pos, 0)
+                hi = min(end - pos, n)
+                pos += n
+                if hi > lo:
+                    if lo or hi < n:
+                        batch = batch.slice(lo, hi - lo)
+                    yield batch, row
+                    row += hi - lo
+                if pos >= end:
+                    break
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read {where} (row {row}): {_short(exc)}") from None
+        if pos < end:
+            raise DataError(f"cannot read {where}: it ended after {pos} rows, the footer says {piece.group_rows}")
+
+
+def _concat(spec: FeatureSpec, parts: list[Batch], start_row: int) -> Batch:
+    """One Batch from consecutive Batches (rows in order)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        X = sp.csr_array((np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(1, np.int64)),
+                         shape=(0, spec.n_columns))
+        return Batch(X, np.zeros(0), None, start_row)
+    offsets = np.cumsum([0] + [p.X.nnz for p in parts])
+    indptr = np.concatenate([parts[0].X.indptr[:1]] + [p.X.indptr[1:] + o for p, o in zip(parts, offsets[:-1])])
+    indices = np.concatenate([p.X.indices for p in parts])
+    data = np.concatenate([p.X.data for p in parts])
+    X = sp.csr_array((data, indices, indptr), shape=(len(indptr) - 1, spec.n_columns))
+    X.has_sorted_indices = True
+    X.has_canonical_format = True
+    y = np.concatenate([p.y for p in parts])
+    w = None if parts[0].sample_weight is None else np.concatenate([p.sample_weight for p in parts])
+    return Batch(X, y, w, start_row)
+
+
+def _featurize_chunk(chunk: _Chunk, spec: FeatureSpec, batch_rows: int) -> Batch:
+    """Read and featurize one chunk (labels included) into a single Batch."""
+    parts = []
+    for rb, row in _read_chunk(chunk, spec, batch_rows=batch_rows):
+        y, w = _labels(spec, rb, row)
+        parts.append(Batch(featurize_features(spec, rb, row), y, w, row))
+    return _concat(spec, parts, chunk.start_row)
+
+
+def _holdout_mask(start_row: int, n: int, holdout: float | None, salt: int) -> np.ndarray:
+    from ._kernels.hash import holdout_mask
+
+    if holdout is None:
+        return np.zeros(0, dtype=np.uint8)
+    return holdout_mask(start_row, n, float(holdout), np.uint64(salt))
+
+
+def _task_featurize(chunk: _Chunk, spec: FeatureSpec, batch_rows: int) -> Batch:
+    """Task: a chunk's featurized rows (exact mode: they travel to the client)."""
+    return _featurize_chunk(chunk, spec, batch_rows)
+
+
+def _task_featurize_valid(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None,
+                          salt: int) -> Batch:
+    """Task: a chunk's rows for validation (with ``holdout``: only the holdout rows)."""
+    b = _featurize_chunk(chunk, spec, batch_rows)
+    if holdout is None:
+        return b
+    rows = np.flatnonzero(_holdout_mask(b.start_row, b.X.shape[0], holdout, salt)).astype(np.int64)
+    indptr, indices, data = csr_select_rows(b.X.indptr, b.X.indices, b.X.data, rows)
+    X = sp.csr_array((data, indices, indptr), shape=(len(rows), spec.n_columns))
+    X.has_sorted_indices = True
+    X.has_canonical_format = True
+    w = None if b.sample_weight is None else b.sample_weight[rows]
+    return Batch(X, b.y[rows], w, b.start_row)
+
+
+@dataclass
+class _LaneChunk:
+    """A featurized chunk kept on a worker for a lane: rows, holdout mask, needed keys."""
+
+    batch: Batch
+    mask: np.ndarray
+    keys: np.ndarray
+    max_row_nnz: int
+
+
+def _task_prepare(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None,
+                  salt: int, key_dtype: str) -> _LaneChunk:
+    """Task: featurize a chunk for data-parallel training and list the keys it will train
+    (as ``key_dtype``, the dtype of the state table's keys)."""
+    b = _featurize_chunk(chunk, spec, batch_rows)
+    mask = _holdout_mask(b.start_row, b.X.shape[0], holdout, salt)
+    kd = np.dtype(key_dtype)
+    proto = np.full(1, np.iinfo(kd).max, dtype=kd)
+    keys = unique_keys(b.X.indptr, b.X.indices, mask, proto)
+    row_nnz = np.diff(b.X.indptr)
+    return _LaneChunk(b, mask, keys, int(row_nnz.max(initial=0)))
+
+
+def _task_keys(prep: _LaneChunk) -> np.ndarray:
+    """Task: the keys a prepared chunk trains (small: it travels to the client)."""
+    return prep.keys
+
+
+def _task_train_lane(prep: _LaneChunk, base_zn: np.ndarray, bias: np.ndarray, acc: np.ndarray,
+                     params: FTRLParams, n_columns: int, state_dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Task: train one lane of a round.
+
+    ``base_zn[i]`` is the global (z, n) of ``prep.keys[i]`` at the start of the round, ``bias``
+    the global bias, ``acc`` the progressive-loss accumulator to continue.  Returns the new
+    (z, n) of ``prep.keys`` (same order), the new bias and the new accumulator.  A pure
+    function of its inputs.
+    """
+    from .train import train_batch
+
+    n = len(prep.keys)
+    st = FTRLState(n_columns, state_dtype, capacity=int(math.ceil((n + prep.max_row_nnz + 1) / MAX_LOAD)) + 1)
+    fill_table(st.table, st.values, st.count, prep.keys, base_zn)
+    st.bias[:] = bias
+    acc = np.array(acc, dtype=np.float64)
+    train_batch(st, prep.batch, params, prep.mask, acc)
+    out = np.empty_like(base_zn)
+    gather_zn(st.table, st.values, prep.keys, out)
+    return out, st.bias.copy(), acc
+
+
+def _task_predict(chunk: _Chunk, spec: FeatureSpec, table: tuple[np.ndarray, np.ndarray, float],
+                  keep: Sequence[str], batch_rows: int) -> pa.Table:
+    """Task: ``probability`` (and the ``keep`` columns) of one chunk, as ``predict_file`` does."""
+    from ._kernels.score import score_csr
+    from .predict import sigmoid
+
+    tk, tw, bias = table
+    out = []
+    for rb, row in _read_chunk(chunk, spec, batch_rows=batch_rows, label=False, extra_columns=keep):
+        X = featurize_features(spec, rb, row)
+        p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, bias))
+        cols = {k: rb.column(k) for k in keep}
+        cols["probability"] = pa.array(p)
+        out.append(pa.table(cols))
+    return out[0] if len(out) == 1 else pa.concat_tables(out)
+
+
+def _task_metrics(chunk: _Chunk, spec: FeatureSpec, table: tuple[np.ndarray, np.ndarray, float],
+                  batch_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Task: a chunk's metrics as a sparse histogram: (bins, pos, neg, acc)."""
+    from ._kernels.score import score_csr
+
+    tk, tw, bias = table
+    m = StreamingMetrics()
+    for rb, row in _read_chunk(chunk, spec, batch_rows=batch_rows):
+        y, w = _labels(spec, rb, row)
+        X = featurize_features(spec, rb, row)
+        m.update(score_csr(X.indptr, X.indices, X.data, tk, tw, bias), y, w)
+    nz = np.flatnonzero((m.pos != 0) | (m.neg != 0))
+    return nz, m.pos[nz], m.neg[nz], m.acc
+
+
+def _identity(x: Any) -> Any:
+    """Task: hold a value shipped in the graph (re-run from the graph if its worker dies)."""
+    return x
+
+
+def _worker_versions() -> dict[str, str]:
+    from . import __version__
+    from .hashing import HASH_CONTRACT
+
+    return {"sparsecross": __version__, "hash_contract": HASH_CONTRACT}
+
+
+# ================================================================== client-side helpers
+class _Runner:
+    """Submits sparsecross tasks with unique keys, retries, and clear errors."""
+
+    def __init__(self, client: Any, retries: int) -> None:
+        self.distributed = _require_dask()
+        self.client = client
+        self.retries = int(retries)
+        self.prefix = f"sparsecross-{uuid.uuid4().hex[:12]}"
+        self.n = 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any, name: str, priority: int = 0) -> Any:
+        import dask
+
+        self.n += 1
+        key = f"{self.prefix}-{name}-{self.n}"
+        with dask.config.set(_NO_LARGE_GRAPH_WARNING):
+            return self.client.submit(fn, *args, key=key, retries=self.retries, priority=priority, pure=False)
+
+    def result(self, fut: Any, what: str) -> Any:
+        """The future's result; failures become SparseCrossError naming ``what``."""
+        try:
+            return fut.result()
+        except SparseCrossError:
+            raise
+        except Exception as exc:
+            raise self.error(exc, what) from None
+
+    def error(self, exc: BaseException, what: str) -> SparseCrossError:
+        if isinstance(exc, SparseCrossError):
+            return exc
+        if isinstance(exc, self.distributed.KilledWorker):
+            return SparseCrossError(
+                f"Dask workers died repeatedly while processing {what}; check the workers' "
+                f"memory and logs ({_short(exc)})"
+            )
+        return SparseCrossError(f"processing {what} failed on the cluster after {self.retries} retries: "
+                                f"{type(exc).__name__}: {_short(exc)}")
+
+    def cancel(self, futures: Sequence[Any]) -> None:
+        if futures:
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(futures))
+
+    def hold(self, value: Any, name: str) -> Any:
+        """Ship ``value`` once (in the graph, so it can be recomputed) and return its future."""
+        return self.submit(_identity, value, name=name, priority=10)
+
+
+def _check_cluster(client: Any, wait: float = 60.0) -> int:
+    """Number of workers, after checking they run this sparsecross version."""
+    from . import __version__
+    from .hashing import HASH_CONTRACT
+
+    try:
+        if not client.scheduler_info().get("workers"):
+            client.wait_for_workers(1, timeout=wait)
+    except (TimeoutError, OSError) as exc:
+        raise SparseCrossError(f"no Dask worker joined the scheduler within {wait:g} s ({_short(exc)})") from None
+    try:
+        infos = client.run(_worker_versions, on_error="return")
+    except Exception as exc:  # noqa: BLE001 - any failure here means the cluster is unusable
+        raise SparseCrossError(f"cannot run sparsecross on the Dask workers: {_short(exc)}") from None
+    ours = {"sparsecross": __version__, "hash_contract": HASH_CONTRACT}
+    for addr, info in sorted(infos.items()):
+        if isinstance(info, BaseException):
+            if isinstance(info, ImportError):
+                raise SparseCrossError(
+                    f"Dask worker {addr} cannot import sparsecross ({_short(info)}); install sparsecross "
+                    f"{__version__} on every worker"
+                )
+            continue  # a worker that is restarting: its replacement is checked by its tasks
+        if info != ours:
+            raise SparseCrossError(
+                f"Dask worker {addr} runs sparsecross {info.get('sparsecross')} (hash contract "
+                f"{info.get('hash_contract')}), the client {__version__} ({HASH_CONTRACT}); install "
+                "the same version everywhere"
+            )
+    return len(infos)
+
+
+def _ordered(runner: _Runner, fn: Callable[..., Any], chunks: Sequence[_Chunk], args: tuple[Any, ...], *,
+             window: int, name: str) -> Iterator[tuple[_Chunk, Any]]:
+    """Run ``fn(chunk, *args)`` over ``chunks`` with at most ``window`` tasks in flight and
+    yield ``(chunk, result)`` in chunk order (bounded memory, deterministic order)."""
+    pending: deque[tuple[_Chunk, Any]] = deque()
+    todo = iter(chunks)
+    try:
+        for chunk in todo:
+            pending.append((chunk, runner.submit(fn, chunk, *args, name=f"{name}-{chunk.index}")))
+            if len(pending) >= window:
+                break
+        while pending:
+            chunk, fut = pending.popleft()
+            res = runner.result(fut, chunk.describe())
+            del fut
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append((nxt, runner.submit(fn, nxt, *args, name=f"{name}-{nxt.index}")))
+            yield chunk, res
+    finally:
+        runner.cancel([f for _, f in pending])
+
+
+def _default_window(n_workers: int) -> int:
+    return max(4, 2 * n_workers)
+
+
+def _get_client(client: Any) -> Any:
+    distributed = _require_dask()
+    if client is None:
+        try:
+            return distributed.default_client()
+        except ValueError:
+            raise SparseCrossError("no Dask client: pass client=, or create one with sparsecross.distributed.connect") from None
+    return client
+
+
+# ===================================================================== predict / eval
+def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLike[str], client: Any = None, *,
+                        keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS, in_flight: int | None = None,
+                        retries: int = 2, on_batch: Callable[[int], Any] | None = None) -> int:
+    """Score Parquet ``source`` on the cluster into one Parquet file ``out``.
+
+    Map-only over row groups; the results are written by the client in row order, to a
+    temporary file renamed to ``out`` at the end (nothing is left behind on failure).  The
+    content equals :func:`sparsecross.predict.predict_file`'s: column ``probability``
+    (float64) after the ``keep`` columns.  Returns the number of rows.
+
+    Parameters
+    ----------
+    client
+        A ``distributed.Client`` (default: the current default client).
+    in_flight
+        Row groups in flight at once (default ``max(4, 2 * workers)``): bounds memory.
+    retries
+        Automatic retries of a failed task.
+    on_batch
+        Called with the number of rows of each chunk written.
+    """
+    import pyarrow.parquet as pq
+
+    client = _get_client(client)
+    out = Path(out)
+    if out.is_dir():
+        raise SparseCrossError(f"output {str(out)!r} is a folder; give a file name such as pred.parquet")
+    keep = list(keep)
+    chunks, _total = _plan(source, model.spec, label=False, extra_columns=keep)
+    if not chunks:
+        raise SparseCrossError(f"no rows to predict in {str(source)!r}")
+    n_workers = _check_cluster(client)
+    runner = _Runner(client, retries)
+    tk, tw = model.lookup_table()
+    table_ref = runner.hold((tk, tw, float(model.bias)), "model")
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        results = _ordered(runner, _task_predict, chunks, (model.spec, table_ref, keep, batch_rows),
+                           window=in_flight or _default_window(n_workers), name="predict")
+        with contextlib.closing(results):
+            for _chunk, table in results:
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+                if on_batch is not None:
+                    on_batch(table.num_rows)
+        if writer is None:
+            raise SparseCrossError(f"no rows to predict in {str(source)!r}")
+        writer.close()
+        writer = None
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+        runner.cancel([table_ref])
+    return rows
+
+
+def evaluate_distributed(model: SparseModel, source: Source, client: Any = None, *,
+                         batch_rows: int = DEFAULT_BATCH_ROWS, in_flight: int | None = None,
+                         retries: int = 2) -> dict[str, Any]:
+    """Rows, logloss, ROC AUC and positive rate of ``model`` on labelled Parquet, on the cluster.
+
+    Map-only: each row group returns its :class:`~sparsecross.metrics.StreamingMetrics`
+    histograms (sparse), merged by the client in row-group order.  ``rows``, ``auc`` and
+    ``positive_rate`` equal :func:`sparsecross.predict.evaluate`'s exactly (without sample
+    weights the histograms hold integer counts); ``logloss`` is a sum taken in another order,
+    equal to about 1e-15 relative, and the same on every run and cluster.
+    """
+    client = _get_client(client)
+    chunks, _total = _plan(source, model.spec)
+    if not chunks:
+        raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
+    n_workers = _check_cluster(client)
+    runner = _Runner(client, retries)
+    tk, tw = model.lookup_table()
+    table_ref = runner.hold((tk, tw, float(model.bias)), "model")
+    metrics = StreamingMetrics()
+    try:
+        results = _ordered(runner, _task_metrics, chunks, (model.spec, table_ref, batch_rows),
+                           window=in_flight or _default_window(n_workers), name="eval")
+        with contextlib.closing(results):
+            for _chunk, (nz, pos, neg, acc) in results:
+                metrics.pos[nz] += pos
+                metrics.neg[nz] += neg
+                metrics.acc += acc
+    finally:
+        runner.cancel([table_ref])
+    if metrics.rows == 0:
+        raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
+    return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
+            "positive_rate": metrics.positive_rate}
+
+
+# ============================================================================ training
+def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Source, spec: FeatureSpec, *,
+              holdout: float | None, salt: int, batch_rows: int, window: int) -> StreamingMetrics:
+    """Validation metrics of ``state``: workers featurize (keeping only holdout rows), the
+    client scores in row order, exactly as :func:`sparsecross.train.evaluate_state`."""
+    chunks, _ = _plan(source, spec)
+    metrics = StreamingMetrics()
+    results = _ordered(runner, _task_featurize_valid, chunks, (spec, batch_rows, holdout, salt),
+                       window=window, name="valid")
+    with contextlib.closing(results):
+        for _chunk, b in results:
+            if b.X.shape[0]:
+                metrics.update(state.margins(b.X, params), b.y, b.sample_weight)
+    return metrics
+
+
+def train_distributed(
+    source: Source,
+    spec: FeatureSpec,
+    *,
+    client: Any,
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    l1: float = 1.0,
+    l2: float = 0.0,
+    epochs: int = 1,
+    label_smoothing: float = 0.0,
+    holdout: float | None = None,
+    valid: Source | None = None,
+    state_dtype: str = "float32",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 5_000_000,
+    checkpoint_rounds: int | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+    init_state: FTRLState | None = None,
+    return_state: bool = False,
+    mode: str = "data-parallel",
+    lanes: int = 4,
+    rows_per_round: int | None = None,
+    retries: int = 2,
+    in_flight: int | None = None,
+    prefetch_rounds: int = 2,
+) -> Any:
+    """Train on a Dask cluster; what :func:`sparsecross.train` does when given ``client``.
+
+    The common parameters mean what they mean for :func:`sparsecross.train`.
+
+    Parameters
+    ----------
+    client
+        A ``distributed.Client`` (see :func:`connect`).
+    mode
+        ``"data-parallel"`` (default) or ``"exact"`` (see the module docstring).
+    lanes
+        Data-parallel: K, the number of chunks trained from the same state in a round (a model
+        parameter: the same K gives the same model on any cluster; 1 equals single-node).
+        Recorded in the model's ``params``.  Ignored in exact mode.
+    rows_per_round
+        Data-parallel: rows per round over all lanes, each lane training
+        ``rows_per_round // lanes`` consecutive rows (default: one row group per lane).
+        Exact mode: rows per chunk sent to the client (default: one row group).
+    checkpoint, checkpoint_every, checkpoint_rounds
+        Checkpoint folder (``state.npz``, as single-node).  Exact mode writes the single-node
+        format every ``checkpoint_every`` rows (the two resume each other's checkpoints).
+        Data-parallel writes after every ``checkpoint_rounds`` rounds (default: about every
+        ``checkpoint_every`` rows) and at the end of every epoch; a resumed run equals an
+        uninterrupted one.
+    retries
+        Automatic retries of a failed task (a task lost with a dead worker is re-run anyway).
+    in_flight
+        Exact mode and validation: chunks in flight at once (default ``max(4, 2 * workers)``).
+    prefetch_rounds
+        Data-parallel: rounds featurized ahead of the one training (memory on the workers).
+
+    Returns
+    -------
+    SparseModel, or (SparseModel, FTRLState) with ``return_state``.
+    """
+    from .hashing import holdout_salt
+    from .read import count_rows
+    from .train import ProgressEvent, TrainParams, _source_fingerprint, export_state, train_batch
+
+    if mode not in MODES:
+        raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    if valid is not None and holdout is not None:
+        raise SparseCrossError("give either valid data or a holdout fraction, not both")
+    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise SparseCrossError(f"batch_rows must be >= 1, got {batch_rows!r}")
+    exact = mode == "exact"
+    if not exact and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
+        raise SparseCrossError(f"lanes must be an integer >= 1, got {lanes!r}")
+    if rows_per_round is not None and (isinstance(rows_per_round, bool) or not isinstance(rows_per_round, int)
+                                       or rows_per_round < (1 if exact else lanes)):
+        raise SparseCrossError(
+            f"rows_per_round must be an integer >= {1 if exact else 'lanes'}, got {rows_per_round!r}"
+        )
+    if checkpoint_rounds is not None and (not isinstance(checkpoint_rounds, int) or checkpoint_rounds < 1):
+        raise SparseCrossError(f"checkpoint_rounds must be an integer >= 1, got {checkpoint_rounds!r}")
+    _require_dask()
+    params = tp.ftrl
+    t0 = time.perf_counter()
+    spec = resolve_spec(source, spec, batch_rows=batch_rows)
+    rows_total = count_rows(source)
+    if rows_total == 0:
+        raise DataError(f"the training data {str(source)!r} has no rows")
+    salt = holdout_salt(spec.hashing.seed)
+    run_params = tp.to_dict()
+    if not exact:
+        run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
+    run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": _source_fingerprint(source)}
+
+    state = init_state.copy() if init_state is not None else FTRLState(spec.n_columns, state_dtype)
+    epoch, start_row, start_round = 0, 0, 0
+    acc = np.zeros(3, dtype=np.float64)
+    history: list[dict[str, Any]] = []
+    ckpt_path = Path(checkpoint) / "state.npz" if checkpoint is not None else None
+    if ckpt_path is not None:
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt_path.exists():
+            state, meta = FTRLState.load(ckpt_path)
+            for k in ("spec_sha256", "params", "data"):
+                if meta.get(k) != run_meta[k]:
+                    raise CheckpointError(
+                        f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
+                        "use another --checkpoint folder or delete it"
+                    )
+            epoch = int(meta["epoch"])
+            start_row = int(meta.get("row", 0))
+            start_round = int(meta.get("round", 0))
+            acc = np.array(meta["acc"], dtype=np.float64)
+            history = list(meta["history"])
+            log.info("resuming from %s: epoch %d, %s", ckpt_path, epoch + 1,
+                     f"row {start_row}" if exact else f"round {start_round}")
+
+    n_workers = _check_cluster(client)
+    runner = _Runner(client, retries)
+    window = in_flight or _default_window(n_workers)
+    run: dict[str, Any] = {"mode": mode, "workers": n_workers, "rows_processed": 0}
+
+    def save(meta: dict[str, Any]) -> None:
+        if ckpt_path is not None:
+            state.save(ckpt_path, {**run_meta, **meta, "acc": acc.tolist(), "history": history})
+
+    def progress(ev: Any) -> None:
+        if on_progress is not None:
+            on_progress(ev)
+
+    def prog_ll() -> float:
+        return float(acc[0] / max(acc[1], 1e-300))
+
+    def end_epoch(ep: int, extra: dict[str, Any]) -> None:
+        record: dict[str, Any] = {"epoch": ep + 1, "progressive_logloss": prog_ll(), "train_rows": int(acc[2]),
+                                  **extra}
+        if valid is not None or holdout is not None:
+            progress(ProgressEvent(ep, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
+                                   state.touched, time.perf_counter() - t0, phase="validate"))
+            m = _validate(runner, state, params, valid if valid is not None else source, spec,
+                          holdout=holdout, salt=salt, batch_rows=batch_rows, window=window)
+            record.update(valid_rows=m.rows, valid_logloss=m.logloss, valid_auc=m.auc,
+                          valid_positive_rate=m.positive_rate)
+        history.append(record)
+        acc[:] = 0.0
+        progress(ProgressEvent(ep, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
+                               state.touched, time.perf_counter() - t0, phase="epoch_end",
+                               valid_logloss=record.get("valid_logloss"), valid_auc=record.get("valid_auc")))
+
+    if exact:
+        while epoch < tp.epochs:
+            chunks, _ = _plan(source, spec, chunk_rows=rows_per_round, start_row=start_row)
+            since_ckpt = 0
+            results = _ordered(runner, _task_featurize, chunks, (spec, batch_rows), window=window, name="featurize")
+            with contextlib.closing(results):
+                for chunk, batch in results:
+                    mask = _holdout_mask(batch.start_row, batch.X.shape[0], holdout, salt)
+                    train_batch(state, batch, params, mask, acc)
+                    run["rows_processed"] += chunk.rows
+                    since_ckpt += chunk.rows
+                    row_end = chunk.start_row + chunk.rows
+                    if since_ckpt >= checkpoint_every:
+                        save({"epoch": epoch, "row": row_end})
+                        since_ckpt = 0
+                    progress(ProgressEvent(epoch, tp.epochs, row_end, rows_total, prog_ll(), state.touched,
+                                           time.perf_counter() - t0, extra={"chunk": chunk.index + 1}))
+            end_epoch(epoch, {})
+            epoch += 1
+            start_row = 0
+            save({"epoch": epoch, "row": 0})
+    else:
+        _train_rounds(runner, state, acc, spec, params, tp, source, rows_total, holdout=holdout, salt=salt,
+                      batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, epoch=epoch,
+                      start_round=start_round, checkpoint_every=checkpoint_every,
+                      checkpoint_rounds=checkpoint_rounds, prefetch_rounds=prefetch_rounds, save=save,
+                      progress=progress, end_epoch=end_epoch, t0=t0, run=run)
+
+    model = export_state(state, spec, tp, history, rows_total)
+    model.params = run_params
+    run["seconds"] = time.perf_counter() - t0
+    model.stats["_run"] = run
+    if return_state:
+        return model, state
+    return model
+
+
+def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: FeatureSpec, params: FTRLParams,
+                  tp: Any, source: Source, rows_total: int, *, holdout: float | None, salt: int, batch_rows: int,
+                  lanes: int, rows_per_round: int | None, epoch: int, start_round: int, checkpoint_every: int,
+                  checkpoint_rounds: int | None, prefetch_rounds: int, save: Callable[[dict[str, Any]], None],
+                  progress: Callable[[Any], None], end_epoch: Callable[[int, dict[str, Any]], None], t0: float,
+                  run: dict[str, Any]) -> None:
+    """The data-parallel loop (mutates ``state`` and ``acc``)."""
+    from .train import ProgressEvent
+
+    chunk_rows = None if rows_per_round is None else rows_per_round // lanes
+    chunks, _ = _plan(source, spec, chunk_rows=chunk_rows)
+    rounds = [chunks[i:i + lanes] for i in range(0, len(chunks), lanes)]
+    n_rounds = len(rounds)
+    if checkpoint_rounds is None:
+        per_round = max(1, rows_total // max(n_rounds, 1))
+        checkpoint_rounds = max(1, math.ceil(checkpoint_every / per_round))
+    schedule = [(e, r) for e in range(epoch, tp.epochs) for r in range(start_round if e == epoch else 0, n_rounds)]
+    prep: dict[tuple[int, int], tuple[Any, Any]] = {}
+    next_prep = 0  # index into schedule of the next round to prepare
+    key_dtype = state.table.dtype
+    state_dtype = state.dtype
+    timers = {"wait": 0.0, "client": 0.0}
+    run.update(lanes=lanes, rounds=0, rounds_per_epoch=n_rounds)
+    prep_args = (spec, batch_rows, holdout, salt, key_dtype.str)
+
+    def prepare_until(i: int) -> None:
+        nonlocal next_prep
+        while next_prep < min(i, len(schedule)):
+            e, r = schedule[next_prep]
+            for c in rounds[r]:
+                pf = runner.submit(_task_prepare, c, *prep_args, name=f"prep-e{e}-c{c.index}")
+                kf = runner.submit(_task_keys, pf, name=f"keys-e{e}-c{c.index}", priority=5)
+                prep[(e, c.index)] = (pf, kf)
+            next_prep += 1
+
+    try:
+        for i, (e, r) in enumerate(schedule):
+            t_round = time.perf_counter()
+            prepare_until(i + 1 + prefetch_rounds)
+            lane_chunks = rounds[r]
+            # 1. keys each lane trains (computed ahead by the workers)
+            t = time.perf_counter()
+            keys = [runner.result(prep[(e, c.index)][1], c.describe()) for c in lane_chunks]
+            timers["wait"] += time.perf_counter() - t
+            # 2. their current values, shipped with the lane tasks
+            t = time.perf_counter()
+            futs = []
+            absent = 0
+            acc_in = []
+            for j, (c, k) in enumerate(zip(lane_chunks, keys)):
+                base = np.empty((len(k), 2), dtype=state.values.dtype)
+                absent += gather_zn(state.table, state.values, k, base)
+                a0 = acc.copy() if j == 0 else np.zeros(3, dtype=np.float64)
+                acc_in.append(a0)
+                futs.append(runner.submit(_task_train_lane, prep[(e, c.index)][0], base, state.bias.copy(), a0,
+                                          params, spec.n_columns, state_dtype,
+                                          name=f"lane-e{e}-r{r}-l{j}", priority=20))
+            timers["client"] += time.perf_counter() - t
+            # 3. the lanes' results, merged in lane order
+            t = time.perf_counter()
+            try:
+                results = [runner.result(f, c.describe()) for f, c in zip(futs, lane_chunks)]
+            finally:
+                runner.cancel(futs)
+                del futs
+            timers["wait"] += time.perf_counter() - t
+            t = time.perf_counter()
+            _merge_round(state, acc, keys, results, acc_in, absent, key_dtype)
+            for c in lane_chunks:
+                pf, kf = prep.pop((e, c.index))
+                runner.cancel([pf, kf])
+            timers["client"] += time.perf_counter() - t
+            rows_round = sum(c.rows for c in lane_chunks)
+            run["rows_processed"] += rows_round
+            run["rounds"] += 1
+            done = r + 1
+            row_end = lane_chunks[-1].start_row + lane_chunks[-1].rows
+            progress(ProgressEvent(e, tp.epochs, row_end, rows_total, float(acc[0] / max(acc[1], 1e-300)),
+                                   state.touched, time.perf_counter() - t0,
+                                   extra={"round": done, "rounds": n_rounds, "lanes": lanes,
+                                          "round_seconds": time.perf_counter() - t_round}))
+            if done == n_rounds:
+                end_epoch(e, {"rounds": n_rounds})
+                save({"epoch": e + 1, "round": 0})
+            elif done % checkpoint_rounds == 0:
+                save({"epoch": e, "round": done})
+    finally:
+        runner.cancel([f for pair in prep.values() for f in pair])
+        prep.clear()
+    run["wait_seconds"] = timers["wait"]
+    run["client_seconds"] = timers["client"]
+    run["client_seconds_per_round"] = timers["client"] / max(run["rounds"], 1)
+
+
+def _merge_round(state: FTRLState, acc: np.ndarray, keys: list[np.ndarray],
+                 results: list[tuple[np.ndarray, np.ndarray, np.ndarray]], acc_in: list[np.ndarray], absent: int,
+                 key_dtype: np.dtype) -> None:
+    """Apply one round's lanes to the global state and accumulator, in lane order."""
+    if state.touched + absent > state.max_count:
+        state.grow(absent)
+    if len(keys) == 1:
+        lane_keys, lane_zn = keys[0], results[0][0]
+    else:
+        lane_keys = np.concatenate(keys).astype(key_dtype, copy=False)
+        lane_zn = np.concatenate([res[0] for res in results])
+    merge_lanes(state.table, state.values, state.count, lane_keys, lane_zn)
+    # Bias: average of the deltas of the lanes that trained at least one row.
+    trained = [j for j, res in enumerate(results) if res[2][2] > acc_in[j][2]]
+    if len(trained) == 1:
+        state.bias[:] = results[trained[0]][1]
+    elif trained:
+        old = state.bias.copy()
+        dz = 0.0
+        dn = 0.0
+        for j in trained:
+            dz += float(results[j][1][0]) - float(old[0])
+            dn += float(results[j][1][1]) - float(old[1])
+        state.bias[0] = old[0] + dz / len(trained)
+        state.bias[1] = old[1] + dn / len(trained)
+    # Progressive loss: lane 0 continued the running sums, the others started from zero.
+    new = results[0][2].copy()
+    for res in results[1:]:
+        new += res[2]
+    acc[:] = new
