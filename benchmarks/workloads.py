@@ -199,11 +199,11 @@ def prepare(quick: bool = False, log: Any = print) -> dict[str, Any]:
 
     spec = sparsecross.load_spec(BENCH_SPEC)
     for p in [*train.values(), test]:
-        csr(p, spec)
+        csr(p, spec, mmap=True)
         vw_text(p, spec)
     cal_spec = resolved_spec(CALIFORNIA_SPEC, cal_train)
     for p in (cal_train, cal_test):
-        csr(p, cal_spec)
+        csr(p, cal_spec, mmap=True)
         vw_text(p, cal_spec)
     log(f"csr + vw text ready ({time.perf_counter() - t0:.1f} s)")
     out["files"] = {

@@ -94,6 +94,8 @@ def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
             out[name] = spec.train[name]
         else:
             out[name] = getattr(defaults, name)
+    if getattr(args, "valid", None) is not None and getattr(args, "holdout", None) is None:
+        out["holdout"] = None  # --valid replaces a [train] holdout
     if getattr(args, "batch_rows", None) is None and "batch_rows" in spec.train:
         args.batch_rows = spec.train["batch_rows"]
     return out
@@ -155,6 +157,10 @@ def cmd_check_spec(args: argparse.Namespace) -> int:
             check_schema(spec, pq.read_schema(path), repr(str(path)))
         spec = resolve_spec(args.data, spec)
     if spec.needs_data:
+        if args.json:
+            _print_json({"spec": spec.to_dict(), "sha256": spec.sha256, "n_columns": None,
+                         "note": "bucket quantiles are resolved from the training data (pass --data)"})
+            return 0
         print("spec is valid; bucket quantiles are resolved from the training data (pass --data to see them)")
         print(json.dumps(spec.to_dict(), indent=2))
         return 0
@@ -257,7 +263,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "rows_per_second": run.get("rows_processed", st["rows"]) / seconds if seconds > 0 else None,
         "nonzeros": model.nonzeros,
         "touched_features": st["touched_features"],
-        "possible_features": spec.n_columns,
+        "possible_features": model.spec.n_columns,
         "model_bytes": nbytes,
         "peak_rss_bytes": peak_rss_bytes(),
         "progressive_logloss": st.get("progressive_logloss"),
@@ -270,7 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(f"trained on {report['rows']:,} rows x {opts['epochs']} epoch(s) in {seconds:.1f} s "
               f"({report['rows_per_second']:,.0f} rows/s), peak RSS {_fmt_bytes(report['peak_rss_bytes'])}")
-        print(f"touched {report['touched_features']:,} of {spec.n_columns:,} possible features; "
+        print(f"touched {report['touched_features']:,} of {model.spec.n_columns:,} possible features; "
               f"{model.nonzeros:,} nonzero weights; model {out} {_fmt_bytes(nbytes)}")
         if "valid_logloss" in st:
             print(f"validation ({st['valid_rows']:,} rows): logloss {_fmt(st['valid_logloss'])}, "
@@ -287,6 +293,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise SparseCrossError(f"--out {args.out!r} is a folder; give a file name such as pred.parquet")
+    if not out.parent.exists():
+        raise SparseCrossError(f"folder {str(out.parent)!r} of --out does not exist")
     bar = _Progress(None, "predict", enabled=False if args.quiet else None)
     t0 = time.perf_counter()
     try:

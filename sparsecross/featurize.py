@@ -267,8 +267,8 @@ def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon:
         vals.append(f"lon={float(lon[i])!r}")
     return DataError(
         f"feature {name!r}: {int(bad.sum())} rows have coordinates outside [-90, 90] x [-180, 180] "
-        f"(first at row {start_row + i}: {', '.join(vals)}); set invalid = \"missing\" in the spec "
-        "to treat them as missing"
+        f"(first at row {start_row + i}: {', '.join(vals)}; counted in rows {start_row}-{start_row + len(bad) - 1}); "
+        "set invalid = \"missing\" in the spec to treat them as missing"
     )
 
 

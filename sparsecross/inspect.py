@@ -60,7 +60,7 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
         "library_version": model.library_version,
         "nonzeros": model.nonzeros,
         "file_bytes": file_bytes,
-        "bytes_per_nonzero": file_bytes / model.nonzeros if model.nonzeros else float("nan"),
+        "bytes_per_nonzero": file_bytes / model.nonzeros if model.nonzeros else None,
         "possible_features": spec.n_columns,
         "dense_float32_bytes": spec.n_columns * 4,
         "bias": model.bias,

@@ -428,8 +428,8 @@ def _parse_feature(i: int, t: Any) -> Feature:
     boundaries = None
     quantiles = None
     if kind == "bucket":
-        if ("boundaries" in t) == ("quantiles" in t):
-            raise SpecError(f"{where}: a bucket feature needs exactly one of 'boundaries' or 'quantiles'")
+        if "boundaries" not in t and "quantiles" not in t:
+            raise SpecError(f"{where}: a bucket feature needs 'boundaries' or 'quantiles'")
         if "boundaries" in t:
             raw = _get(where, t, "boundaries", list)
             try:
@@ -441,7 +441,9 @@ def _parse_feature(i: int, t: Any) -> Feature:
             if not all(math.isfinite(x) for x in b) or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
                 raise SpecError(f"{where}.boundaries: must be finite and strictly increasing, got {raw!r}")
             boundaries = b
-        else:
+        if "quantiles" in t:
+            # With explicit boundaries too, this is a resolved spec: the boundaries are used and
+            # the quantile count only records how they were made.
             quantiles = _get(where, t, "quantiles", int)
             if not 2 <= quantiles <= 10000:
                 raise SpecError(f"{where}.quantiles: expected an integer in [2, 10000], got {quantiles!r}")

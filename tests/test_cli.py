@@ -219,7 +219,7 @@ def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert key in ev
     assert ev["rows"] == VALID_ROWS
     assert ev["logloss"] == pytest.approx(report["valid_logloss"], abs=1e-9)
-    assert ev["auc"] == pytest.approx(report["valid_auc"], abs=1e-6)
+    assert ev["auc"] == pytest.approx(report["valid_auc"], abs=1e-4)
     out = run_ok(capsys, ["eval", model_path, valid_path])
     assert "logloss" in out and "AUC" in out
 
@@ -276,8 +276,6 @@ def test_check_spec_text_and_unresolved_quantiles(capsys: pytest.CaptureFixture[
     assert "quantiles" in out
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: check-spec --json prints a text line before the JSON when the "
-                   "spec has unresolved quantiles (cli.py cmd_check_spec checks needs_data before args.json)")
 def test_check_spec_json_is_json_for_quantile_spec(capsys: pytest.CaptureFixture[str]) -> None:
     out = run_ok(capsys, ["check-spec", CALIFORNIA_SPEC, "--json"])
     json.loads(out)
@@ -347,8 +345,6 @@ def test_train_table_used_and_flags_override(world: SimpleNamespace, tmp_path: P
     assert report2["valid_rows"] > report["valid_rows"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a --valid flag does not override the spec's [train] holdout: "
-                   "cli._train_options still passes holdout from the table and train() refuses both")
 def test_valid_flag_overrides_train_table_holdout(world: SimpleNamespace, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     spec_h = _spec_with_train_table(tmp_path, "holdout = 0.2\n")
@@ -367,8 +363,6 @@ def _quantile_spec(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: train CLI fails with 'quantiles ... not resolved' after writing "
-                   "the model: cmd_train reports spec.n_columns of the unresolved spec instead of model.spec")
 def test_train_cli_with_quantile_spec(world: SimpleNamespace, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys, ["train", _quantile_spec(tmp_path), world.train, "--out", tmp_path / "q.scx",
@@ -376,9 +370,6 @@ def test_train_cli_with_quantile_spec(world: SimpleNamespace, tmp_path: Path,
     assert report["nonzeros"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a model trained with a 'quantiles' bucket cannot be loaded: the "
-                   "resolved spec keeps quantiles next to the boundaries, Feature.to_dict writes both and "
-                   "parse_spec refuses ('needs exactly one of boundaries or quantiles')")
 def test_model_trained_with_quantiles_loads(world: SimpleNamespace, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     model = sx.train(world.train, sx.load_spec(_quantile_spec(tmp_path)))
@@ -730,9 +721,6 @@ def test_json_outputs_are_strict_json(world: SimpleNamespace, model_path: Path, 
                                  "--json"]))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: inspect --json of a model without weights prints "
-                   "'bytes_per_nonzero': NaN, which is not JSON (inspect.py uses float('nan'); "
-                   "read_header uses None)")
 def test_inspect_json_of_empty_model_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = sx.load_spec(SYNTHETIC_SPEC)
     empty = sx.SparseModel(np.zeros(0, np.uint64), np.zeros(0, np.float32), -1.0, spec)

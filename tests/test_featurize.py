@@ -392,6 +392,8 @@ def spec_and_table(draw) -> tuple[dict[str, Any], pa.Table]:
     i_t = draw(st.sampled_from([pa.int64(), pa.int32(), pa.int8(), pa.uint16()]))
     i_lo, i_hi = {pa.uint16(): (0, 2**16 - 1), pa.int8(): (-128, 127), pa.int32(): (-2**31, 2**31 - 1),
                   pa.int64(): (-2**63, 2**63 - 1)}[i_t]
+    if "bucket_i" in templates:  # see test_bucket_of_large_int64 (xfail): keep ints exact in float64
+        i_lo, i_hi = max(i_lo, -2**53), min(i_hi, 2**53)
     strings = st.one_of(st.none(), st.sampled_from(["", "a", "ios", "android", "S\u00e3o Paulo \U0001F600"]),
                         st.text(max_size=8))
     ints = st.one_of(st.none(), st.integers(-3, 3).filter(lambda v: i_lo <= v <= i_hi),
@@ -662,6 +664,23 @@ def test_integer_and_bool_categoricals_of_any_width() -> None:
     assert_identical(Xb, Xi)
 
 
+@pytest.mark.xfail(strict=True, raises=pa.ArrowInvalid, reason=(
+    "BUG: sparsecross/featurize.py:137 (_float64) uses a safe pc.cast(arr, float64), so an "
+    "int64 value that float64 cannot hold exactly (e.g. 2**53 + 1) in a bucket/lat/lon/label "
+    "column raises a raw pyarrow.ArrowInvalid 'Integer value 9007199254740993 not in range' "
+    "instead of being converted to float64 as CONTRACT.md ('all arithmetic in IEEE float64') "
+    "and the reference (float(value)) do"))
+def test_bucket_of_large_int64() -> None:
+    spec_dict = {"label": {"column": "y"}, "hashing": {"bits": 4},
+                 "features": [{"name": "b", "kind": "bucket", "column": "i",
+                               "boundaries": [0.0, 2.0**60]}]}
+    values = [2**53 + 1, -(2**63), 2**63 - 1, 5]
+    table = pa.table({"i": pa.array(values, pa.int64()), "y": pa.array([0] * 4, pa.int8())})
+    X, _, _ = featurize(table, parse_spec(spec_dict))
+    ref = reference_csr(spec_dict, table.to_pylist())
+    assert_same(X, *ref[:3], ref[5])
+
+
 def test_read_only_input_arrays() -> None:
     spec_dict = {"label": {"column": "y", "weight": "w"}, "hashing": {"bits": 10},
                  "features": [{"name": "cell", "kind": "geo", "lat": "lat", "lon": "lon"},
@@ -717,8 +736,10 @@ GEO_SPEC = parse_spec(GEO_SPEC_DICT)
 
 def _geo_table(n: int = 10, **overrides: Any) -> pa.Table:
     cols: dict[str, Any] = {
-        "latitude": [float(k) for k in range(n)], "longitude": [float(-k) for k in range(n)],
-        "income": [1.5] * n, "device": ["ios"] * n, "y": pa.array([k % 2 for k in range(n)], pa.int8()),
+        "latitude": pa.array([float(k % 90) for k in range(n)], pa.float64()),
+        "longitude": pa.array([float(-(k % 180)) for k in range(n)], pa.float64()),
+        "income": pa.array([1.5] * n, pa.float64()), "device": pa.array(["ios"] * n, pa.string()),
+        "y": pa.array([k % 2 for k in range(n)], pa.int8()),
     }
     cols.update(overrides)
     return pa.table(cols)
@@ -727,7 +748,7 @@ def _geo_table(n: int = 10, **overrides: Any) -> pa.Table:
 def test_missing_column_suggests_close_names() -> None:
     t = _geo_table().rename_columns(["latitude", "longitud", "income", "device", "y"])
     with pytest.raises(SchemaError, match=r"column 'longitude' is not in the input table "
-                                          r"\(did you mean 'longitud'\?\)"):
+                                          r"\(did you mean 'longitud'"):
         featurize(t, GEO_SPEC)
     t = _geo_table().rename_columns(["latitude", "longitude", "income", "devices", "y"])
     with pytest.raises(SchemaError, match=r"feature 'dev' column 'device' .*did you mean 'devices'"):
@@ -740,7 +761,7 @@ def test_missing_column_suggests_close_names() -> None:
 def test_missing_column_in_parquet_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     pq.write_table(_geo_table().rename_columns(["lattitude", "longitude", "income", "device", "y"]), path)
-    with pytest.raises(SchemaError, match=r"'latitude' is not in '.*data\.parquet' \(did you mean 'lattitude'\?\)"):
+    with pytest.raises(SchemaError, match=r"'latitude' is not in '.*data\.parquet' \(did you mean 'lattitude'"):
         list(iter_batches(path, GEO_SPEC))
 
 
@@ -803,7 +824,7 @@ def test_coordinates_out_of_range(column: str, values: list, count: int, first: 
     spec = parse_spec(d)
     X, _, _ = featurize(t, spec)
     missing_col = spec.outputs[0].cardinality - 1
-    cell = X[:, [missing_col]].toarray().ravel()
+    cell = np.array([missing_col in X.indices[X.indptr[r]:X.indptr[r + 1]] for r in range(X.shape[0])])
     limit = 90.0 if column == "latitude" else 180.0
     expected_missing = [v is None or math.isnan(v) or not -limit <= v <= limit for v in values]
     np.testing.assert_array_equal(cell == 1, expected_missing)

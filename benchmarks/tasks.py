@@ -1,0 +1,684 @@
+"""One measurement per process: ``python benchmarks/tasks.py TASK 'JSON-ARGS'``.
+
+``run_all.py`` starts this script once per measurement, so ``ru_maxrss`` (peak RSS) belongs to
+that measurement alone.  The last line printed is ``@@RESULT@@ {json}``.
+
+Every task first pins itself to one CPU (``os.sched_setaffinity``) and sets Numba to one
+thread (``cores=1``, the default), imports what it needs, compiles (or loads from Numba's
+disk cache) its kernels and records that time separately, then measures.  ``peak_rss_bytes``
+is read right after the measured phase (before any evaluation on the test set);
+``base_rss_bytes`` is the RSS just before it (interpreter + libraries + compiled kernels).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import pickle
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for p in (str(ROOT), str(BENCH)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import numpy as np  # noqa: E402
+
+import workloads as W  # noqa: E402
+
+MARK = "@@RESULT@@"
+MODELS = W.CACHE / "models"
+VW_DIR = W.CACHE / "vw"
+
+
+# ---------------------------------------------------------------- helpers
+def peak_rss() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def cur_rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def setup(args: dict[str, Any]) -> dict[str, Any]:
+    cores = int(args.get("cores", 1))
+    info: dict[str, Any] = {"cores": cores}
+    if cores == 1:
+        cpus = sorted(os.sched_getaffinity(0))
+        cpu = int(args.get("cpu", cpus[-1]))
+        os.sched_setaffinity(0, {cpu})
+        info["cpu"] = cpu
+    if args.get("rlimit_gb"):
+        lim = int(float(args["rlimit_gb"]) * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+        info["rlimit_as_gb"] = float(args["rlimit_gb"])
+    return info
+
+
+def numba_one_thread(cores: int) -> None:
+    import numba
+
+    if cores == 1:
+        numba.set_num_threads(1)
+
+
+def exact_metrics(margins: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Test logloss (p clipped to [1e-15, 1-1e-15]) and exact rank AUC from margins."""
+    from scipy.stats import rankdata
+
+    m = np.asarray(margins, dtype=np.float64)
+    p = np.where(m >= 0, 1.0 / (1.0 + np.exp(-np.abs(m))), np.exp(-np.abs(m)) / (1.0 + np.exp(-np.abs(m))))
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    yy = np.asarray(y, dtype=np.float64)
+    ll = float(np.mean(-(yy * np.log(q) + (1 - yy) * np.log(1 - q))))
+    pos = yy > 0.5
+    n_pos = int(pos.sum())
+    n_neg = len(yy) - n_pos
+    ranks = rankdata(m)
+    auc = float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)) if n_pos and n_neg else float("nan")
+    return {"test_logloss": ll, "test_auc": auc, "test_rows": int(len(yy))}
+
+
+def kernel_signatures() -> int:
+    """Total compiled signatures of every sparsecross kernel (to detect compiles in a timed run)."""
+    from sparsecross._kernels import crosses, ftrl, hash as khash, score, table, varint
+
+    n = 0
+    for mod in (crosses, ftrl, khash, score, table, varint):
+        for v in vars(mod).values():
+            if hasattr(v, "signatures"):
+                n += len(v.signatures)
+    return n
+
+
+def spec_for(name: str, train_source: Path | None = None) -> Any:
+    import sparsecross
+
+    if name == "bench":
+        return sparsecross.load_spec(W.BENCH_SPEC)
+    if name == "california":
+        assert train_source is not None
+        return W.resolved_spec(W.CALIFORNIA_SPEC, train_source)
+    raise ValueError(name)
+
+
+def model_digest(keys: np.ndarray, weights: np.ndarray, bias: float) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(keys, dtype=np.uint64).tobytes())
+    h.update(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
+    h.update(np.float64(bias).tobytes())
+    return h.hexdigest()[:16]
+
+
+class _CSR:
+    """Duck-typed CSR chunk for train_batch: indptr slice into shared indices/data."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_columns: int) -> None:
+        self.indptr, self.indices, self.data = indptr, indices, data
+        self.shape = (len(indptr) - 1, n_columns)
+
+
+def scx_test_metrics(model: Any, test: Path, spec: Any) -> dict[str, float]:
+    T = W.csr(test, spec)
+    from sparsecross._kernels.score import score_csr
+
+    tk, tw = model.lookup_table()
+    m = score_csr(T["indptr"], T["indices"], T["data"], tk, tw, model.bias)
+    return exact_metrics(m, T["y"])
+
+
+# ---------------------------------------------------------------- tasks
+def task_compile(args: dict[str, Any]) -> dict[str, Any]:
+    """Kernel compile time, cold (empty NUMBA_CACHE_DIR, set by the caller) or cached."""
+    out = setup(args)
+    t = time.perf_counter()
+    import sparsecross
+
+    out["import_s"] = time.perf_counter() - t
+    numba_one_thread(out["cores"])
+    t = time.perf_counter()
+    sparsecross.warmup()
+    out["sparsecross_warmup_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _warm_dense()
+    out["dense_kernel_compile_s"] = time.perf_counter() - t
+    out["numba_cache_dir"] = os.environ.get("NUMBA_CACHE_DIR", "")
+    return out
+
+
+def _warm_dense() -> None:
+    from bench_kernels import dense_export, dense_ftrl_pass, dense_touched
+
+    z = np.zeros(8, np.float32)
+    n = np.zeros(8, np.float32)
+    ip = np.array([0, 2], np.int64)
+    ix = np.array([1, 3], np.int64)
+    dt = np.ones(2, np.float32)
+    dense_ftrl_pass(ip, ix, dt, np.ones(1), z, n, np.zeros(2), 0.1, 1.0, 0.0, 0.0, np.zeros(3))
+    dense_export(z, n, 0.1, 1.0, 0.0, 0.0)
+    dense_touched(n)
+
+
+def task_featurize(args: dict[str, Any]) -> dict[str, Any]:
+    out = setup(args)
+    import sparsecross
+
+    numba_one_thread(out["cores"])
+    t = time.perf_counter()
+    sparsecross.warmup()
+    out["compile_s"] = time.perf_counter() - t
+    spec = spec_for(args["spec"])
+    src = Path(args["source"])
+    sig0 = kernel_signatures()
+    gc.collect()
+    out["base_rss_bytes"] = cur_rss()
+    rows = nnz = batches = 0
+    t = time.perf_counter()
+    for b in sparsecross.iter_batches(src, spec, batch_rows=int(args.get("batch_rows", 1 << 18))):
+        rows += b.X.shape[0]
+        nnz += b.X.nnz
+        batches += 1
+    dt = time.perf_counter() - t
+    out["peak_rss_bytes"] = peak_rss()
+    out.update(rows=rows, nonzeros=nnz, batches=batches, seconds=dt, rows_per_s=rows / dt,
+               nonzeros_per_s=nnz / dt, compiles_during_run=kernel_signatures() - sig0)
+    return out
+
+
+def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
+    """sparsecross.train end to end (Parquet -> model), float32 state."""
+    out = setup(args)
+    import sparsecross
+    from sparsecross.predict import evaluate
+
+    numba_one_thread(out["cores"])
+    t = time.perf_counter()
+    sparsecross.warmup()
+    out["compile_s"] = time.perf_counter() - t
+    train = Path(args["train"])
+    spec = spec_for(args["spec"], train)
+    p = args["params"]
+    sig0 = kernel_signatures()
+    gc.collect()
+    out["base_rss_bytes"] = cur_rss()
+    t = time.perf_counter()
+    model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
+                                     epochs=int(p.get("epochs", 1)), batch_rows=int(args.get("batch_rows", 1 << 18)),
+                                     state_dtype=args.get("state_dtype", "float32"), return_state=True)
+    dt = time.perf_counter() - t
+    out["peak_rss_bytes"] = peak_rss()
+    rows = int(model.stats["rows"]) * int(p.get("epochs", 1))
+    out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, touched_features=int(model.stats["touched_features"]),
+               nonzeros=model.nonzeros, state_bytes=state.nbytes, state_capacity=state.capacity,
+               progressive_logloss=model.stats.get("progressive_logloss"), bias=model.bias,
+               compiles_during_run=kernel_signatures() - sig0,
+               model_digest=model_digest(model.keys, model.weights, model.bias))
+    if args.get("test"):
+        test = Path(args["test"])
+        out.update(scx_test_metrics(model, test, model.spec))
+        t = time.perf_counter()
+        ev = evaluate(model, test)
+        out["evaluate_s"] = time.perf_counter() - t
+        out["evaluate_logloss"] = ev["logloss"]
+        out["evaluate_auc_hist"] = ev["auc"]
+    return out
+
+
+def task_train_dense(args: dict[str, Any]) -> dict[str, Any]:
+    """The yardstick end to end: same reader/featurizer/prefetch as train(), dense z/n arrays."""
+    out = setup(args)
+    import sparsecross
+    from sparsecross.model import SparseModel
+    from sparsecross.train import prefetch
+
+    from bench_kernels import dense_export, dense_ftrl_pass, dense_touched
+
+    numba_one_thread(out["cores"])
+    t = time.perf_counter()
+    sparsecross.warmup()
+    _warm_dense()
+    out["compile_s"] = time.perf_counter() - t
+    train = Path(args["train"])
+    spec = spec_for(args["spec"], train)
+    p = args["params"]
+    a, b_, l1, l2 = float(p["alpha"]), float(p["beta"]), float(p["l1"]), float(p["l2"])
+    gc.collect()
+    out["base_rss_bytes"] = cur_rss()
+    t = time.perf_counter()
+    nc = spec.n_columns
+    z = np.zeros(nc, np.float32)
+    n = np.zeros(nc, np.float32)
+    bias = np.zeros(2)
+    acc = np.zeros(3)
+    rows = 0
+    for batch in prefetch(sparsecross.iter_batches(train, spec, batch_rows=int(args.get("batch_rows", 1 << 18)))):
+        X = batch.X
+        rows += dense_ftrl_pass(X.indptr, X.indices, X.data, batch.y, z, n, bias, a, b_, l1, l2, acc)
+    dt = time.perf_counter() - t
+    out["peak_rss_bytes"] = peak_rss()
+    keys, w = dense_export(z, n, a, b_, l1, l2)
+    w32 = w.astype(np.float32)
+    keep = w32 != 0
+    bias_w = float(-bias[0] / ((b_ + np.sqrt(bias[1])) / a))
+    model = SparseModel(keys[keep].astype(np.uint64), w32[keep], bias_w, spec)
+    out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, touched_features=int(dense_touched(n)),
+               nonzeros=model.nonzeros, state_bytes=int(z.nbytes + n.nbytes), dense_table_bytes=int(z.nbytes + n.nbytes),
+               progressive_logloss=float(acc[0] / acc[1]), bias=bias_w,
+               model_digest=model_digest(model.keys, model.weights, model.bias))
+    if args.get("test"):
+        out.update(scx_test_metrics(model, Path(args["test"]), spec))
+    return out
+
+
+def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
+    """Kernel only, over pre-featurized in-memory CSR, in chunks of batch_rows rows."""
+    out = setup(args)
+    import sparsecross
+    from sparsecross._kernels.ftrl import FTRLParams
+    from sparsecross.featurize import Batch
+    from sparsecross.state import MAX_LOAD, FTRLState
+    from sparsecross.train import train_batch
+
+    from bench_kernels import dense_export, dense_ftrl_pass
+
+    numba_one_thread(out["cores"])
+    t = time.perf_counter()
+    sparsecross.warmup()
+    _warm_dense()
+    out["compile_s"] = time.perf_counter() - t
+    spec = spec_for(args["spec"])
+    X = W.csr(Path(args["train"]), spec)  # fully in memory (not timed)
+    indptr, indices, data, y = X["indptr"], X["indices"], X["data"], X["y"]
+    p = args["params"]
+    a, b_, l1, l2 = float(p["alpha"]), float(p["beta"]), float(p["l1"]), float(p["l2"])
+    step = int(args.get("batch_rows", 1 << 18))
+    nrows = len(y)
+    chunks = [(s, min(nrows, s + step)) for s in range(0, nrows, step)]
+    impl = args["impl"]
+    cap = 1024
+    if impl == "sparsecross_presized":
+        uniq = int(len(np.unique(indices)))
+        while cap * MAX_LOAD < uniq:
+            cap *= 2
+        out["presized_capacity"] = cap
+    gc.collect()
+    out["base_rss_bytes"] = cur_rss()
+    acc = np.zeros(3)
+    t = time.perf_counter()
+    if impl.startswith("sparsecross"):
+        params = FTRLParams(a, b_, l1, l2, 0.0)
+        state = FTRLState(spec.n_columns, args.get("state_dtype", "float32"), capacity=cap)
+        nomask = np.zeros(0, np.uint8)
+        grows = 0
+        for s, e in chunks:
+            cap0 = state.capacity
+            train_batch(state, Batch(_CSR(indptr[s:e + 1], indices, data, spec.n_columns), y[s:e], None, s),
+                        params, nomask, acc)
+            grows += state.capacity != cap0
+        dt = time.perf_counter() - t
+        out["peak_rss_bytes"] = peak_rss()
+        keys, w32 = state.nonzero_weights(params)
+        bias_w = state.bias_weight(params)
+        out.update(touched_features=state.touched, state_bytes=state.nbytes, state_capacity=state.capacity,
+                   grow_batches=grows)
+    elif impl == "dense":
+        z = np.zeros(spec.n_columns, np.float32)
+        n = np.zeros(spec.n_columns, np.float32)
+        bias = np.zeros(2)
+        for s, e in chunks:
+            dense_ftrl_pass(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc)
+        dt = time.perf_counter() - t
+        out["peak_rss_bytes"] = peak_rss()
+        keys, w = dense_export(z, n, a, b_, l1, l2)
+        w32 = w.astype(np.float32)
+        keep = w32 != 0
+        keys, w32 = keys[keep].astype(np.uint64), w32[keep]
+        bias_w = float(-bias[0] / ((b_ + np.sqrt(bias[1])) / a))
+        out.update(state_bytes=int(z.nbytes + n.nbytes))
+    else:
+        raise ValueError(impl)
+    nnz = int(indptr[-1])
+    out.update(impl=impl, rows=nrows, nonzeros_in=nnz, seconds=dt, rows_per_s=nrows / dt, nonzeros_per_s=nnz / dt,
+               nonzeros=int(len(keys)), progressive_logloss=float(acc[0] / acc[1]), bias=bias_w,
+               model_digest=model_digest(keys, w32, bias_w))
+    return out
+
+
+def _vw_args(p: dict[str, Any], bits: int, sparse: bool) -> str:
+    s = (f"--quiet -b {bits} --ftrl --ftrl_alpha {p['alpha']!r} --ftrl_beta {p['beta']!r} "
+         f"--l1 {p['l1']!r} --l2 {p['l2']!r} --loss_function logistic")
+    if sparse:
+        s += " --sparse_weights"
+    passes = int(p.get("epochs", 1))
+    if passes > 1:
+        s += f" --passes {passes} --holdout_off"
+    return s
+
+
+def _read_vw_readable(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(indices uint64, values float64[k, m]) of a --readable_model (lines 'i:v1 v2 ...')."""
+    idx: list[int] = []
+    vals: list[list[float]] = []
+    started = False
+    with open(path) as fh:
+        for line in fh:
+            if not started:
+                if line.startswith(":0") or line.strip() == ":0":
+                    started = True
+                continue
+            if ":" not in line:
+                continue
+            k, v = line.split(":", 1)
+            idx.append(int(k))
+            vals.append([float(x) for x in v.split()])
+    if not idx:
+        return np.zeros(0, np.uint64), np.zeros((0, 1))
+    width = max(len(v) for v in vals)
+    arr = np.zeros((len(vals), width))
+    for i, v in enumerate(vals):
+        arr[i, : len(v)] = v
+    return np.array(idx, dtype=np.uint64), arr
+
+
+def task_train_vw(args: dict[str, Any]) -> dict[str, Any]:
+    """Vowpal Wabbit --ftrl reading our VW text natively (Workspace(... -d file) runs the
+    driver over the file in C++); model written with -f and --readable_model at finish()."""
+    out = setup(args)
+    t = time.perf_counter()
+    from vowpalwabbit import pyvw
+
+    out["import_s"] = time.perf_counter() - t
+    p = args["params"]
+    bits = int(args.get("bits", 28))
+    sparse = bool(args.get("sparse", False))
+    tag = args["tag"]
+    VW_DIR.mkdir(parents=True, exist_ok=True)
+    model_path = VW_DIR / f"{tag}.model"
+    readable = VW_DIR / f"{tag}.readable.txt"
+    vw_train = Path(args["vw_train"])
+    base = _vw_args(p, bits, sparse)
+    extra = ""
+    if int(p.get("epochs", 1)) > 1:
+        cache = VW_DIR / f"{tag}.cache"
+        cache.unlink(missing_ok=True)
+        extra = f" --cache_file {cache}"
+    cmd = f"{base} -d {vw_train} -f {model_path} --readable_model {readable}{extra}"
+    out["vw_args"] = cmd
+    gc.collect()
+    out["base_rss_bytes"] = cur_rss()
+    t = time.perf_counter()
+    ws = pyvw.Workspace(cmd)  # pyvw runs the native parser/learner over -d here
+    dt = time.perf_counter() - t
+    out["sum_loss"] = ws.get_sum_loss()
+    out["weighted_examples"] = ws.get_weighted_examples()
+    t = time.perf_counter()
+    ws.finish()  # writes -f and --readable_model
+    out["finish_s"] = time.perf_counter() - t
+    out["peak_rss_bytes"] = peak_rss()
+    rows = int(args["rows"]) * max(1, int(p.get("epochs", 1)))
+    out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, model_bytes=model_path.stat().st_size,
+               readable_model_bytes=readable.stat().st_size,
+               progressive_logloss=out["sum_loss"] / max(out["weighted_examples"], 1))
+    # --- weights, mapped back to our column ids
+    ws0 = pyvw.Workspace(f"--quiet -b {bits}")
+    h_f = int(ws0.hash_space("f"))
+    probe = int(ws0.hash_feature("123", h_f))
+    ws0.finish()
+    mask = (1 << bits) - 1
+    const_idx = 11650396 & mask  # VW's constant feature (constant_hash)
+    out["namespace_f_hash"] = h_f
+    out["integer_feature_index_check"] = probe == ((123 + h_f) & mask)
+    vidx, vals = _read_vw_readable(readable)
+    w = vals[:, 0]
+    is_const = vidx == const_idx
+    out["readable_values_per_line"] = int(vals.shape[1])
+    out["touched_features"] = int((~is_const).sum())  # ftrl's readable model lists every touched slot
+    nzw = (w != 0) & ~is_const
+    out["nonzeros"] = int(nzw.sum())
+    out["bias"] = float(w[is_const][0]) if is_const.any() else 0.0
+    cols = ((vidx[nzw].astype(np.int64) - h_f) & mask)
+    const_col = (const_idx - h_f) & mask
+    # --- evaluation (not timed): VW's own predictions, and VW's weights through our scorer
+    if args.get("vw_test"):
+        preds = VW_DIR / f"{tag}.preds.txt"
+        ws2 = pyvw.Workspace(f"--quiet -t -i {model_path} -d {args['vw_test']} -p {preds}")
+        ws2.finish()
+        margins = np.array(preds.read_text().split(), dtype=np.float64)
+        spec = spec_for(args["spec"], Path(args["train"]) if args.get("train") else None)
+        T = W.csr(Path(args["test"]), spec, mmap=True)
+        out.update(exact_metrics(margins, T["y"]))
+        from bench_kernels import sparse_margins
+
+        m2 = sparse_margins(cols, w[nzw], out["bias"], np.asarray(T["indptr"]), np.asarray(T["indices"]),
+                            np.asarray(T["data"]))
+        chk = exact_metrics(m2, T["y"])
+        out["our_scorer_logloss"] = chk["test_logloss"]
+        out["max_abs_margin_diff_vs_vw_preds"] = float(np.max(np.abs(m2 - margins)))
+        Xtr = W.csr(Path(args["train"]), spec, mmap=True) if args.get("train") else None
+        if Xtr is not None:
+            out["constant_collides_with_a_train_column"] = bool(np.any(np.asarray(Xtr["indices"]) == const_col))
+        preds.unlink()
+    if not args.get("keep_readable"):
+        readable.unlink()
+    out["vw_cols_digest"] = hashlib.sha256(np.sort(cols).astype(np.uint64).tobytes()).hexdigest()[:16]
+    return out
+
+
+def task_artifact(args: dict[str, Any]) -> dict[str, Any]:
+    """Train at one l1, save in every encoding; sizes, load time, test logloss per encoding."""
+    out = setup(args)
+    import sparsecross
+    from sparsecross.predict import evaluate
+
+    numba_one_thread(out["cores"])
+    sparsecross.warmup()
+    train, test = Path(args["train"]), Path(args["test"])
+    spec = spec_for(args["spec"], train)
+    p = args["params"]
+    t = time.perf_counter()
+    model = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"])
+    out["train_s"] = time.perf_counter() - t
+    MODELS.mkdir(parents=True, exist_ok=True)
+    out.update(nonzeros=model.nonzeros, touched_features=int(model.stats["touched_features"]),
+               n_columns=spec.n_columns, dense_float32_bytes=4 * spec.n_columns)
+    enc_out = {}
+    for enc in ("float32", "float16", "q2.13"):
+        path = MODELS / f"{args['tag']}.{enc}.scx"
+        t = time.perf_counter()
+        nbytes = sparsecross.save_model(model, path, encoding=enc)
+        save_s = time.perf_counter() - t
+        size = path.stat().st_size
+        loads = []
+        for _ in range(5):
+            t = time.perf_counter()
+            m2 = sparsecross.load_model(path)
+            loads.append(time.perf_counter() - t)
+        ev = evaluate(m2, test)
+        enc_out[enc] = {"path": str(path.relative_to(W.ROOT)), "file_bytes": size, "returned_bytes": nbytes,
+                        "bytes_per_nonzero": size / max(model.nonzeros, 1),
+                        "fraction_of_dense": size / (4 * spec.n_columns),
+                        "save_s": save_s, "load_s_median": float(np.median(loads)), "load_s_first": loads[0],
+                        "stored_nonzeros": m2.nonzeros, "test_logloss": ev["logloss"], "test_auc": ev["auc"]}
+    out["encodings"] = enc_out
+    return out
+
+
+def task_predict(args: dict[str, Any]) -> dict[str, Any]:
+    """load_model, then predict_file or evaluate over the test Parquet on one core."""
+    out = setup(args)
+    import sparsecross
+    from sparsecross.predict import evaluate, predict_file
+
+    numba_one_thread(out["cores"])
+    t = time.perf_counter()
+    sparsecross.warmup()
+    out["compile_s"] = time.perf_counter() - t
+    path = Path(args["model"])
+    t = time.perf_counter()
+    model = sparsecross.load_model(path)
+    out["load_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model.lookup_table()
+    out["lookup_table_s"] = time.perf_counter() - t
+    test = Path(args["test"])
+    gc.collect()
+    out["base_rss_bytes"] = cur_rss()
+    t = time.perf_counter()
+    if args["mode"] == "predict_file":
+        dest = W.CACHE / f"predict_out_{os.getpid()}.parquet"
+        rows = predict_file(model, test, dest)
+        dt = time.perf_counter() - t
+        dest.unlink()
+    else:
+        ev = evaluate(model, test)
+        dt = time.perf_counter() - t
+        rows = ev["rows"]
+        out["test_logloss"] = ev["logloss"]
+    out["peak_rss_bytes"] = peak_rss()
+    out.update(mode=args["mode"], rows=rows, seconds=dt, rows_per_s=rows / dt, nonzeros=model.nonzeros)
+    return out
+
+
+# ---------------------------------------------------------------- peers
+def _compact(train: dict[str, np.ndarray], test: dict[str, np.ndarray], rows: int | None):
+    """Columns seen in the (sub)sample -> 0..m-1; test columns never seen are dropped."""
+    import scipy.sparse as sp
+
+    indptr = np.asarray(train["indptr"])
+    if rows is not None and rows < len(indptr) - 1:
+        indptr = indptr[: rows + 1]
+    nnz = int(indptr[-1])
+    ind = np.asarray(train["indices"][:nnz])
+    cols, inv = np.unique(ind, return_inverse=True)
+    m = len(cols)
+    A = sp.csr_matrix((np.asarray(train["data"][:nnz]), inv.astype(np.int32), indptr.copy()),
+                      shape=(len(indptr) - 1, m))
+    ti = np.asarray(test["indices"])
+    pos = np.minimum(np.searchsorted(cols, ti), m - 1)
+    hit = cols[pos] == ti
+    B = sp.csr_matrix((np.where(hit, np.asarray(test["data"]), 0).astype(np.float32), np.where(hit, pos, 0).astype(np.int32),
+                       np.asarray(test["indptr"]).copy()), shape=(len(test["y"]), m))
+    B.eliminate_zeros()
+    return A, np.asarray(train["y"][: A.shape[0]]), B, cols
+
+
+def task_peer(args: dict[str, Any]) -> dict[str, Any]:
+    out = setup(args)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    train, test = Path(args["train"]), Path(args["test"])
+    spec = spec_for(args["spec"], train)
+    Xtr = W.csr(train, spec, mmap=True)
+    Xte = W.csr(test, spec, mmap=True)
+    rows = args.get("rows")
+    peer = args["peer"]
+    p = args.get("params", {})
+    if peer in ("sgd", "liblinear", "saga"):
+        from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+        gc.collect()
+        out["base_rss_bytes"] = cur_rss()
+        t = time.perf_counter()
+        A, y, B, cols = _compact(Xtr, Xte, rows)
+        out["prep_s"] = time.perf_counter() - t  # column compaction (not in rows/s)
+        out["compacted_columns"] = int(len(cols))
+        t = time.perf_counter()
+        if peer == "sgd":
+            clf = SGDClassifier(loss="log_loss", penalty="l1", alpha=float(p["alpha"]), random_state=0,
+                                **({"max_iter": int(p["max_iter"]), "tol": p.get("tol", 1e-3)} if p.get("mode") == "fit" else {}))
+            if p.get("mode") == "fit":
+                clf.fit(A, y)
+                out["epochs"] = int(clf.n_iter_)
+            else:
+                step = int(args.get("batch_rows", 1 << 18))
+                for s in range(0, A.shape[0], step):
+                    clf.partial_fit(A[s:s + step], y[s:s + step], classes=np.array([0.0, 1.0]))
+                out["epochs"] = 1
+        else:
+            clf = LogisticRegression(l1_ratio=1.0, C=float(p["C"]), solver=peer, max_iter=int(p.get("max_iter", 100)),
+                                     random_state=0)
+            clf.fit(A, y)
+            out["n_iter"] = int(np.max(clf.n_iter_))
+        dt = time.perf_counter() - t
+        out["peak_rss_bytes"] = peak_rss()
+        coef = clf.coef_.ravel()
+        out.update(rows=int(A.shape[0]) * int(out.get("epochs", 1)), train_rows=int(A.shape[0]), seconds=dt,
+                   rows_per_s=A.shape[0] * int(out.get("epochs", 1)) / dt,
+                   nonzeros=int(np.count_nonzero(coef)), model_bytes=len(pickle.dumps(clf)),
+                   column_map_bytes=int(cols.nbytes), dense_coef_bytes=int(coef.nbytes),
+                   dense_coef_bytes_full_width=8 * spec.n_columns)
+        out.update(exact_metrics(clf.decision_function(B), Xte["y"]))
+    elif peer == "river":
+        from river import linear_model, optim
+
+        from bench_kernels import sparse_margins
+
+        n = int(rows) if rows else len(Xtr["y"])
+        ip = np.asarray(Xtr["indptr"][: n + 1])
+        ind = np.asarray(Xtr["indices"][: ip[-1]])
+        dat = np.asarray(Xtr["data"][: ip[-1]]).astype(float)
+        y = np.asarray(Xtr["y"][:n])
+        t = time.perf_counter()
+        xs = [dict(zip(ind[ip[r]:ip[r + 1]].tolist(), dat[ip[r]:ip[r + 1]].tolist())) for r in range(n)]
+        ys = [bool(v > 0.5) for v in y]
+        out["prep_s"] = time.perf_counter() - t  # CSR -> dicts (not in rows/s)
+        model = linear_model.LogisticRegression(
+            optimizer=optim.FTRLProximal(alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"]))
+        gc.collect()
+        out["base_rss_bytes"] = cur_rss()
+        t = time.perf_counter()
+        for _ in range(int(p.get("epochs", 1))):
+            for x, yy in zip(xs, ys):
+                model.learn_one(x, yy)
+        dt = time.perf_counter() - t
+        out["peak_rss_bytes"] = peak_rss()
+        wd = dict(model.weights)
+        keys = np.fromiter(wd.keys(), dtype=np.int64, count=len(wd))
+        vals = np.fromiter(wd.values(), dtype=np.float64, count=len(wd))
+        rows_done = n * int(p.get("epochs", 1))
+        out.update(rows=rows_done, train_rows=n, seconds=dt, rows_per_s=rows_done / dt,
+                   touched_features=int(len(wd)), nonzeros=int(np.count_nonzero(vals)),
+                   model_bytes=len(pickle.dumps(model)), intercept=float(model.intercept))
+        m = sparse_margins(keys, vals, float(model.intercept), np.asarray(Xte["indptr"]), np.asarray(Xte["indices"]),
+                           np.asarray(Xte["data"]))
+        out.update(exact_metrics(m, Xte["y"]))
+    else:
+        raise ValueError(peer)
+    out["peer"] = peer
+    return out
+
+
+TASKS = {
+    "compile": task_compile,
+    "featurize": task_featurize,
+    "train_scx": task_train_scx,
+    "train_dense": task_train_dense,
+    "kernel": task_kernel,
+    "train_vw": task_train_vw,
+    "artifact": task_artifact,
+    "predict": task_predict,
+    "peer": task_peer,
+}
+
+
+def main() -> None:
+    name, raw = sys.argv[1], sys.argv[2]
+    args = json.loads(raw)
+    t = time.perf_counter()
+    res = TASKS[name](args)
+    res["process_wall_s"] = time.perf_counter() - t
+    print(MARK + " " + json.dumps(res, default=float), flush=True)
+
+
+if __name__ == "__main__":
+    main()
