@@ -51,7 +51,7 @@ def cur_rss() -> int:
 
 def setup(args: dict[str, Any]) -> dict[str, Any]:
     cores = int(args.get("cores", 1))
-    info: dict[str, Any] = {"cores": cores}
+    info: dict[str, Any] = {"cores": cores, "loadavg_1m_at_start": os.getloadavg()[0]}
     if cores == 1:
         cpus = sorted(os.sched_getaffinity(0))
         cpu = int(args.get("cpu", cpus[-1]))
@@ -148,11 +148,24 @@ def task_compile(args: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     sparsecross.warmup()
     out["sparsecross_warmup_s"] = time.perf_counter() - t
+    out["rehash_warmup_s"] = warm_rehash()
     t = time.perf_counter()
     _warm_dense()
     out["dense_kernel_compile_s"] = time.perf_counter() - t
     out["numba_cache_dir"] = os.environ.get("NUMBA_CACHE_DIR", "")
     return out
+
+
+def warm_rehash() -> float:
+    """sparsecross.warmup() never grows a table, so ``table.rehash`` would otherwise be
+    compiled / loaded from cache at the first growth, inside the timed run.  Returns seconds."""
+    from sparsecross.state import FTRLState
+
+    t = time.perf_counter()
+    for dtype in ("float32", "float64"):
+        st = FTRLState(1000, dtype)
+        st.grow()
+    return time.perf_counter() - t
 
 
 def _warm_dense() -> None:
@@ -176,6 +189,7 @@ def task_featurize(args: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     sparsecross.warmup()
     out["compile_s"] = time.perf_counter() - t
+    out["rehash_warmup_s"] = warm_rehash()
     spec = spec_for(args["spec"])
     src = Path(args["source"])
     sig0 = kernel_signatures()
@@ -204,6 +218,7 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     sparsecross.warmup()
     out["compile_s"] = time.perf_counter() - t
+    out["rehash_warmup_s"] = warm_rehash()
     train = Path(args["train"])
     spec = spec_for(args["spec"], train)
     p = args["params"]
@@ -222,6 +237,10 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
                progressive_logloss=model.stats.get("progressive_logloss"), bias=model.bias,
                compiles_during_run=kernel_signatures() - sig0,
                model_digest=model_digest(model.keys, model.weights, model.bias))
+    if args.get("save_weights"):
+        MODELS.mkdir(parents=True, exist_ok=True)
+        np.savez(MODELS / f"{args['save_weights']}.weights.npz", cols=model.keys.astype(np.int64), w=model.weights,
+                 bias=model.bias)
     if args.get("test"):
         test = Path(args["test"])
         out.update(scx_test_metrics(model, test, model.spec))
@@ -247,16 +266,26 @@ def task_train_dense(args: dict[str, Any]) -> dict[str, Any]:
     sparsecross.warmup()
     _warm_dense()
     out["compile_s"] = time.perf_counter() - t
+    out["rehash_warmup_s"] = warm_rehash()
     train = Path(args["train"])
     spec = spec_for(args["spec"], train)
     p = args["params"]
     a, b_, l1, l2 = float(p["alpha"]), float(p["beta"]), float(p["l1"]), float(p["l2"])
     gc.collect()
     out["base_rss_bytes"] = cur_rss()
-    t = time.perf_counter()
     nc = spec.n_columns
-    z = np.zeros(nc, np.float32)
-    n = np.zeros(nc, np.float32)
+    if args.get("prefault"):  # allocate and touch every page before the clock starts
+        t = time.perf_counter()
+        z = np.ones(nc, np.float32)
+        n = np.ones(nc, np.float32)
+        z.fill(0)
+        n.fill(0)
+        out["prefault_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+    else:  # calloc'ed: pages are faulted in at first touch, inside the run
+        t = time.perf_counter()
+        z = np.zeros(nc, np.float32)
+        n = np.zeros(nc, np.float32)
     bias = np.zeros(2)
     acc = np.zeros(3)
     rows = 0
@@ -295,6 +324,7 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
     sparsecross.warmup()
     _warm_dense()
     out["compile_s"] = time.perf_counter() - t
+    out["rehash_warmup_s"] = warm_rehash()
     spec = spec_for(args["spec"])
     X = W.csr(Path(args["train"]), spec)  # fully in memory (not timed)
     indptr, indices, data, y = X["indptr"], X["indices"], X["data"], X["y"]
@@ -330,9 +360,18 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         bias_w = state.bias_weight(params)
         out.update(touched_features=state.touched, state_bytes=state.nbytes, state_capacity=state.capacity,
                    grow_batches=grows)
-    elif impl == "dense":
-        z = np.zeros(spec.n_columns, np.float32)
-        n = np.zeros(spec.n_columns, np.float32)
+    elif impl in ("dense", "dense_prefaulted"):
+        if impl == "dense_prefaulted":  # allocate and touch every page before the clock starts
+            dt0 = time.perf_counter()
+            z = np.ones(spec.n_columns, np.float32)
+            n = np.ones(spec.n_columns, np.float32)
+            z.fill(0)
+            n.fill(0)
+            out["prefault_s"] = time.perf_counter() - dt0
+            t = time.perf_counter()
+        else:  # calloc'ed: pages are faulted in (zeroed by the kernel) at first touch, in the run
+            z = np.zeros(spec.n_columns, np.float32)
+            n = np.zeros(spec.n_columns, np.float32)
         bias = np.zeros(2)
         for s, e in chunks:
             dense_ftrl_pass(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc)
@@ -365,21 +404,20 @@ def _vw_args(p: dict[str, Any], bits: int, sparse: bool) -> str:
 
 
 def _read_vw_readable(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(indices uint64, values float64[k, m]) of a --readable_model (lines 'i:v1 v2 ...')."""
+    """(indices uint64, values float64[k, m]) of a --readable_model: every line ``i:v1 v2 ..``
+    that starts with digits and a colon (ftrl writes ``i:w z n`` for every touched slot)."""
+    import re
+
+    pat = re.compile(r"^(\d+):(.*)$")
     idx: list[int] = []
     vals: list[list[float]] = []
-    started = False
     with open(path) as fh:
         for line in fh:
-            if not started:
-                if line.startswith(":0") or line.strip() == ":0":
-                    started = True
+            m = pat.match(line)
+            if m is None:
                 continue
-            if ":" not in line:
-                continue
-            k, v = line.split(":", 1)
-            idx.append(int(k))
-            vals.append([float(x) for x in v.split()])
+            idx.append(int(m.group(1)))
+            vals.append([float(x) for x in m.group(2).split()])
     if not idx:
         return np.zeros(0, np.uint64), np.zeros((0, 1))
     width = max(len(v) for v in vals)
@@ -425,6 +463,14 @@ def task_train_vw(args: dict[str, Any]) -> dict[str, Any]:
     out["finish_s"] = time.perf_counter() - t
     out["peak_rss_bytes"] = peak_rss()
     rows = int(args["rows"]) * max(1, int(p.get("epochs", 1)))
+    # -f of --ftrl keeps the whole learning state (index + w, z, n for every touched slot);
+    # re-save it with --predict_only_model to get the prediction-only file (nonzero weights).
+    po_path = VW_DIR / f"{tag}.predict_only.model"
+    t = time.perf_counter()
+    pyvw.Workspace(f"--quiet -i {model_path} --predict_only_model -f {po_path}").finish()
+    out["predict_only_resave_s"] = time.perf_counter() - t
+    out["model_bytes_predict_only"] = po_path.stat().st_size
+    po_path.unlink()
     out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, model_bytes=model_path.stat().st_size,
                readable_model_bytes=readable.stat().st_size,
                progressive_logloss=out["sum_loss"] / max(out["weighted_examples"], 1))
@@ -469,6 +515,8 @@ def task_train_vw(args: dict[str, Any]) -> dict[str, Any]:
         preds.unlink()
     if not args.get("keep_readable"):
         readable.unlink()
+    if args.get("save_weights"):
+        np.savez(VW_DIR / f"{tag}.weights.npz", cols=cols, w=w[nzw], bias=out["bias"])
     out["vw_cols_digest"] = hashlib.sha256(np.sort(cols).astype(np.uint64).tobytes()).hexdigest()[:16]
     return out
 
@@ -481,6 +529,7 @@ def task_artifact(args: dict[str, Any]) -> dict[str, Any]:
 
     numba_one_thread(out["cores"])
     sparsecross.warmup()
+    warm_rehash()
     train, test = Path(args["train"]), Path(args["test"])
     spec = spec_for(args["spec"], train)
     p = args["params"]
@@ -522,6 +571,7 @@ def task_predict(args: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     sparsecross.warmup()
     out["compile_s"] = time.perf_counter() - t
+    out["rehash_warmup_s"] = warm_rehash()
     path = Path(args["model"])
     t = time.perf_counter()
     model = sparsecross.load_model(path)

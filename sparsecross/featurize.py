@@ -83,7 +83,7 @@ def _plan(spec: FeatureSpec) -> _Plan:
 # Hashes of recently seen Arrow dictionaries: a row group's dictionary is shared by its
 # batches.  Each entry keeps a reference to its dictionary so its buffer address is never
 # reused by another dictionary while the entry lives.
-_DICT_CACHE: OrderedDict[tuple[int, int, int, int], tuple[pa.Array, np.ndarray]] = OrderedDict()
+_DICT_CACHE: OrderedDict[tuple[int, int, int, int, int], tuple[pa.Array, np.ndarray]] = OrderedDict()
 _DICT_CACHE_SIZE = 64
 
 
@@ -100,7 +100,11 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _hash_dictionary(dictionary: pa.Array, salt: np.uint64) -> np.ndarray:
     """XXH64 of every dictionary value, computed once per distinct dictionary."""
     bufs = dictionary.buffers()
-    key = (bufs[1].address if bufs[1] is not None else 0, dictionary.offset, len(dictionary), int(salt))
+    # Both buffer addresses: a derived dictionary (e.g. pc.ascii_lower) may share the offsets
+    # buffer but not the data.  The entry keeps the dictionary alive, so neither address can
+    # be reused by another buffer while the entry exists.
+    key = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
+           dictionary.offset, len(dictionary), int(salt))
     hit = _DICT_CACHE.get(key)
     if hit is not None:
         _DICT_CACHE.move_to_end(key)
@@ -134,7 +138,8 @@ def _float64(arr: pa.Array) -> np.ndarray:
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if arr.type != pa.float64():
-        arr = pc.cast(arr, pa.float64())
+        # Unsafe on purpose: int64 beyond 2**53 rounds to the nearest float64, as the contract says.
+        arr = pc.cast(arr, pa.float64(), safe=False)
     out = arr.to_numpy(zero_copy_only=False)
     return out
 
@@ -147,6 +152,10 @@ def _categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.n
         if pa.types.is_integer(vt) or pa.types.is_boolean(vt):
             arr = arr.dictionary_decode()
             t = arr.type
+        elif arr.dictionary.null_count:
+            # A null *inside* the dictionary: re-encode so every null is a row-level null.
+            _categorical_keys(pc.dictionary_encode(arr.dictionary_decode()), salt, miss, ids, missing)
+            return
         else:
             dict_keys = _hash_dictionary(arr.dictionary, salt)
             indices = arr.indices

@@ -1,8 +1,9 @@
 """Parquet -> Arrow record batches, streamed in bounded memory, in a deterministic order.
 
 A *source* is a Parquet file, a folder (every ``*.parquet`` below it), a glob pattern, or a
-list of those.  Files are read in sorted path order, row groups in file order; memory depends
-on the batch size, never on the number of rows.
+list of those.  A folder's or a glob's files are read in sorted path order, a list's items in
+the order given; row groups in file order.  Memory depends on the batch size, never on the
+number of rows.
 """
 
 from __future__ import annotations

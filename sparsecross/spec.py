@@ -433,7 +433,7 @@ def _parse_feature(i: int, t: Any) -> Feature:
         if "boundaries" in t:
             raw = _get(where, t, "boundaries", list)
             try:
-                b = tuple(float(x) for x in raw if not isinstance(x, bool))
+                b = tuple(float(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool))
             except (TypeError, ValueError):
                 b = ()
             if len(b) != len(raw) or not b:
@@ -527,8 +527,6 @@ def parse_spec(source: str | Mapping[str, Any]) -> FeatureSpec:
         fl = _get(where, t, "features", list)
         if len(fl) < 2 or not all(isinstance(x, str) for x in fl):
             raise SpecError(f"{where}.features: expected a list of 2 or more feature names, got {fl!r}")
-        if len(set(fl)) != len(fl):
-            raise SpecError(f"{where}.features: a feature appears twice in {fl!r}")
         for n in fl:
             if n not in names:
                 raise SpecError(f"{where}.features: no feature named {n!r}{did_you_mean(n, names)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ CALIFORNIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "californ
 needs_california = pytest.mark.skipif(
     not CALIFORNIA.is_file(), reason=f"real data not available: {CALIFORNIA} is missing")
 
-HYPO = settings(max_examples=int(__import__('os').environ.get('HYPO_N', 60)), deadline=None, database=None, derandomize=False,
+# SPARSECROSS_HYPOTHESIS_EXAMPLES=2000 for a longer bug hunt
+HYPO = settings(max_examples=int(os.environ.get("SPARSECROSS_HYPOTHESIS_EXAMPLES", "60")),
+                deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -156,17 +159,7 @@ def _spec_without_self_crosses(spec_dict: dict[str, Any]) -> dict[str, Any]:
 
 # ================================================================================ golden vectors
 def _golden_params():
-    out = []
-    for c in GOLDEN_FEATURIZE:
-        marks = []
-        spec_dict = tomllib.loads(c["spec_toml"])
-        if _spec_without_self_crosses(spec_dict)["crosses"] != spec_dict.get("crosses", []):
-            marks.append(pytest.mark.xfail(strict=True, raises=SpecError, reason=(
-                "BUG: parse_spec rejects a cross of a feature with itself (features = ['b1', "
-                "'b1'], sparsecross/spec.py:528-529) although CONTRACT.md allows it and the "
-                "golden vectors freeze its columns")))
-        out.append(pytest.param(c, id=c["id"], marks=marks))
-    return out
+    return [pytest.param(c, id=c["id"]) for c in GOLDEN_FEATURIZE]
 
 
 @pytest.mark.parametrize("case", _golden_params())
@@ -392,8 +385,6 @@ def spec_and_table(draw) -> tuple[dict[str, Any], pa.Table]:
     i_t = draw(st.sampled_from([pa.int64(), pa.int32(), pa.int8(), pa.uint16()]))
     i_lo, i_hi = {pa.uint16(): (0, 2**16 - 1), pa.int8(): (-128, 127), pa.int32(): (-2**31, 2**31 - 1),
                   pa.int64(): (-2**63, 2**63 - 1)}[i_t]
-    if "bucket_i" in templates:  # see test_bucket_of_large_int64 (xfail): keep ints exact in float64
-        i_lo, i_hi = max(i_lo, -2**53), min(i_hi, 2**53)
     strings = st.one_of(st.none(), st.sampled_from(["", "a", "ios", "android", "S\u00e3o Paulo \U0001F600"]),
                         st.text(max_size=8))
     ints = st.one_of(st.none(), st.integers(-3, 3).filter(lambda v: i_lo <= v <= i_hi),
@@ -627,10 +618,6 @@ def test_chunked_dictionaries_with_different_dictionaries() -> None:
     assert_identical(featurize(table, STR_SPEC)[0], featurize(plain, STR_SPEC)[0])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: sparsecross/featurize.py:103 caches dictionary hashes under the address of the "
-    "dictionary's OFFSETS buffer only; a different dictionary that shares that buffer (e.g. "
-    "pyarrow.compute.ascii_lower/ascii_upper of a dictionary) gets the stale keys of the first"))
 def test_dictionary_hash_cache_is_not_fooled_by_shared_offsets() -> None:
     d1 = pa.array(["Ios", "Android"])
     d2 = pc.ascii_lower(d1)  # same offsets buffer, new data buffer
@@ -642,6 +629,15 @@ def test_dictionary_hash_cache_is_not_fooled_by_shared_offsets() -> None:
     plain = pa.table({"device": ["ios", "android", "ios"], **base})
     featurize(first, STR_SPEC)
     assert_identical(featurize(second, STR_SPEC)[0], featurize(plain, STR_SPEC)[0])
+
+
+def test_null_inside_dictionary_values_is_missing() -> None:
+    encoded = pc.dictionary_encode(pa.array(["ios", None, ""]), null_encoding="encode")
+    assert encoded.to_pylist() == ["ios", None, ""] and encoded.null_count == 0
+    base = {"city": ["x"] * 3, "age": [1.0] * 3, "y": pa.array([0] * 3, type=pa.int8())}
+    X, _, _ = featurize(pa.table({"device": encoded, **base}), STR_SPEC)
+    plain = pa.table({"device": pa.array(["ios", None, ""]), **base})
+    assert_identical(X, featurize(plain, STR_SPEC)[0])
 
 
 def test_integer_and_bool_categoricals_of_any_width() -> None:
@@ -664,12 +660,6 @@ def test_integer_and_bool_categoricals_of_any_width() -> None:
     assert_identical(Xb, Xi)
 
 
-@pytest.mark.xfail(strict=True, raises=pa.ArrowInvalid, reason=(
-    "BUG: sparsecross/featurize.py:137 (_float64) uses a safe pc.cast(arr, float64), so an "
-    "int64 value that float64 cannot hold exactly (e.g. 2**53 + 1) in a bucket/lat/lon/label "
-    "column raises a raw pyarrow.ArrowInvalid 'Integer value 9007199254740993 not in range' "
-    "instead of being converted to float64 as CONTRACT.md ('all arithmetic in IEEE float64') "
-    "and the reference (float(value)) do"))
 def test_bucket_of_large_int64() -> None:
     spec_dict = {"label": {"column": "y"}, "hashing": {"bits": 4},
                  "features": [{"name": "b", "kind": "bucket", "column": "i",

@@ -116,11 +116,6 @@ def test_sha_changes_with_anything_that_changes_features() -> None:
     assert len(shas) == 6
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a spec resolved by resolve_spec keeps quantiles=N next to the new boundaries, "
-    "Feature.to_dict (sparsecross/spec.py:131-134) emits both keys and parse_spec rejects them "
-    "('needs exactly one of boundaries or quantiles', spec.py:432); export.py stores "
-    "spec.to_dict() and re-parses it, so models with quantile buckets cannot be loaded"))
 def test_resolved_spec_round_trips(sample_path: Path) -> None:
     d = base()
     d["features"][1] = {"name": "income", "kind": "bucket", "column": "income", "quantiles": 4}
@@ -132,6 +127,27 @@ def test_resolved_spec_round_trips(sample_path: Path) -> None:
     assert spec.features[1].boundaries is not None
     again = parse_spec(spec.to_dict())
     assert again.sha256 == spec.sha256
+    assert again.features[1].boundaries == spec.features[1].boundaries
+    assert again.features[1].quantiles == 4
+    assert not again.needs_data
+    assert again.n_columns == spec.n_columns
+
+
+def test_bucket_with_boundaries_and_quantiles_is_a_resolved_spec() -> None:
+    d = _mutate(("features", 1), {"name": "income", "kind": "bucket", "column": "inc",
+                                  "boundaries": [1.0, 2.0], "quantiles": 3})
+    spec = parse_spec(d)
+    assert not spec.needs_data
+    assert spec.features[1].boundaries == (1.0, 2.0)
+    assert spec.outputs[1].cardinality == 4
+    # both keys are still validated
+    d["features"][1]["boundaries"] = [2.0, 1.0]
+    with pytest.raises(SpecError, match=r"boundaries: must be finite and strictly increasing"):
+        parse_spec(d)
+    d["features"][1]["boundaries"] = [1.0, 2.0]
+    d["features"][1]["quantiles"] = 1
+    with pytest.raises(SpecError, match=r"quantiles: expected an integer in \[2, 10000\]"):
+        parse_spec(d)
 
 
 def test_unresolved_quantiles_have_no_layout() -> None:
@@ -259,11 +275,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("kind numeric", _mutate(("features", 0, "kind"), "numeric"), r"\.kind: expected one of .*got 'numeric'"),
     ("bucket without boundaries or quantiles",
      _mutate(("features", 1), {"name": "income", "kind": "bucket", "column": "inc"}),
-     r"features\[1\] \('income'\): a bucket feature needs exactly one of 'boundaries' or 'quantiles'"),
-    ("bucket with both",
-     _mutate(("features", 1), {"name": "income", "kind": "bucket", "column": "inc",
-                               "boundaries": [1.0], "quantiles": 4}),
-     r"needs exactly one of 'boundaries' or 'quantiles'"),
+     r"features\[1\] \('income'\): a bucket feature needs 'boundaries' or 'quantiles'"),
     ("boundaries decreasing", _mutate(("features", 1, "boundaries"), [3.0, 2.0]),
      r"features\[1\] \('income'\)\.boundaries: must be finite and strictly increasing, got \[3\.0, 2\.0\]"),
     ("boundaries repeated", _mutate(("features", 1, "boundaries"), [1.0, 2.0, 2.0]),
@@ -304,10 +316,6 @@ def test_invalid_spec_raises_spec_error(spec_dict: dict[str, Any], pattern: str)
     assert not isinstance(info.value, SchemaError)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sparsecross/spec.py:436 converts boundaries with float(x), so a numeric string "
-    "such as boundaries = [1.0, \"2\"] is silently accepted as 2.0 instead of raising "
-    "'expected a non-empty list of numbers'"))
 def test_boundaries_with_numeric_string_rejected() -> None:
     with pytest.raises(SpecError, match=r"boundaries: expected a non-empty list of numbers"):
         parse_spec(_mutate(("features", 1, "boundaries"), [1.0, "2"]))
@@ -433,11 +441,6 @@ def test_layout_matches_reference(spec_dict: dict[str, Any]) -> None:
     assert end == spec.hashed_offset
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the golden case featurize/cross_modes_max_exact (tests/golden/hash_vectors.json) "
-    "has the cross features = ['b1', 'b1'] (a feature crossed with itself), which "
-    "docs/CONTRACT.md allows ('2+ feature names, order matters'), but parse_spec rejects it "
-    "(sparsecross/spec.py:528-529 'a feature appears twice')"))
 def test_golden_specs_are_accepted() -> None:
     for _cid, text in _golden_specs():
         d = tomllib.loads(text)
