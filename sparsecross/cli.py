@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SparseCrossError
+from .read import DEFAULT_BATCH_ROWS
 
 log = logging.getLogger("sparsecross")
 
@@ -116,7 +117,7 @@ def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
     v.add_argument("--holdout", type=float, metavar="F",
                    help="keep a seeded-hash fraction F of the rows out of training for validation")
     p.add_argument("--batch-rows", type=int, dest="batch_rows", default=None,
-                   help="rows per Arrow batch (memory scales with it; results do not; default 262144)")
+                   help=f"rows per Arrow batch (memory scales with it; results do not; default {DEFAULT_BATCH_ROWS:,})")
     p.add_argument("--state-dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the optimizer state (default float32)")
 
@@ -190,14 +191,16 @@ def _train_progress(quiet: bool) -> tuple[Callable[[Any], None], _Progress]:
                 extra = ""
                 if ev.valid_logloss is not None:
                     extra = f"  valid logloss {_fmt(ev.valid_logloss)}  auc {_fmt(ev.valid_auc)}"
-                log.info("epoch %d/%d  progressive logloss %s  touched %s%s", ev.epoch + 1, ev.epochs,
-                         _fmt(ev.progressive_logloss), f"{ev.touched:,}", extra)
+                log.info("epoch %d/%d  progressive logloss %s  touched %s  nonzeros %s%s", ev.epoch + 1,
+                         ev.epochs, _fmt(ev.progressive_logloss), f"{ev.touched:,}",
+                         f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?", extra)
             return
         if bar.bar.total != ev.rows_total:
             bar.reset(ev.rows_total, f"epoch {ev.epoch + 1}/{ev.epochs}")
         if ev.phase == "train":
             bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs}")
-            bar.update_to(ev.rows_seen, logloss=f"{ev.progressive_logloss:.4f}", touched=f"{ev.touched:,}")
+            bar.update_to(ev.rows_seen, logloss=f"{ev.progressive_logloss:.4f}", touched=f"{ev.touched:,}",
+                          nonzeros=f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?")
         elif ev.phase == "validate":
             bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs} validating")
             bar.bar.refresh()
@@ -237,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         model = train(
             args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
-            batch_rows=args.batch_rows or 1 << 18, checkpoint=args.checkpoint,
+            batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS, checkpoint=args.checkpoint,
             checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client,
             **opts, **extra,
         )
@@ -252,7 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.names > 0:
         from .names import record_names
 
-        record_names(model, args.data, top=args.names, batch_rows=args.batch_rows or 1 << 18)
+        record_names(model, args.data, top=args.names, batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS)
     nbytes = save_model(model, out, encoding=args.encoding)
     st = model.stats
     report = {
@@ -431,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("data", help="Parquet file, folder or glob")
     pr.add_argument("--out", required=True, help="output Parquet file")
     pr.add_argument("--keep", help="comma-separated input columns to copy to the output (e.g. an id)")
-    pr.add_argument("--batch-rows", type=int, default=1 << 18, dest="batch_rows", help="rows per batch")
+    pr.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, dest="batch_rows", help=f"rows per batch (default {DEFAULT_BATCH_ROWS:,})")
     common(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -441,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="model file (.scx)")
     e.add_argument("data", help="Parquet file, folder or glob")
     e.add_argument("--json", action="store_true", help="print JSON with keys rows, logloss, auc")
-    e.add_argument("--batch-rows", type=int, default=1 << 18, dest="batch_rows", help="rows per batch")
+    e.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, dest="batch_rows", help=f"rows per batch (default {DEFAULT_BATCH_ROWS:,})")
     common(e)
     e.set_defaults(func=cmd_eval)
 

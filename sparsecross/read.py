@@ -24,7 +24,7 @@ __all__ = ["resolve_files", "check_schema", "iter_record_batches", "count_rows",
            "DEFAULT_BATCH_ROWS"]
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-DEFAULT_BATCH_ROWS = 1 << 18
+DEFAULT_BATCH_ROWS = 1 << 16
 _GLOB_CHARS = set("*?[")
 
 

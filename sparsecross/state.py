@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels.ftrl import FTRLParams, export_weights, state_margins, weight
+from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
 from ._kernels.table import empty_table, rehash
 from .errors import CheckpointError
 
@@ -126,6 +126,10 @@ class FTRLState:
         w32 = weights[order].astype(np.float32)
         keep = w32 != 0
         return keys[keep], w32[keep]
+
+    def count_nonzero(self, params: FTRLParams) -> int:
+        """Live nonzero weights (touched coordinates with |z| > l1); O(capacity)."""
+        return int(count_nonzero(self.table, self.values, params.l1))
 
     def bias_weight(self, params: FTRLParams) -> float:
         z, n = self.bias

@@ -119,6 +119,7 @@ class ProgressEvent:
     touched: int
     elapsed_s: float
     phase: str = "train"  # "train", "validate" or "epoch_end"
+    nonzeros: int | None = None  # live nonzero weights (|z| > l1) at the time of the event
     valid_logloss: float | None = None
     valid_auc: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -350,7 +351,7 @@ def train(
                     last_emit = now
                     on_progress(ProgressEvent(epoch, tp.epochs, row_end, rows_total,
                                               float(acc[0] / max(acc[1], 1e-300)), state.touched,
-                                              now - t0))
+                                              now - t0, nonzeros=state.count_nonzero(params)))
         record: dict[str, Any] = {"epoch": epoch + 1,
                                   "progressive_logloss": float(acc[0] / max(acc[1], 1e-300)),
                                   "train_rows": int(acc[2])}
@@ -370,6 +371,7 @@ def train(
         if on_progress is not None:
             on_progress(ProgressEvent(epoch - 1, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
                                       state.touched, time.perf_counter() - t0, phase="epoch_end",
+                                      nonzeros=state.count_nonzero(params),
                                       valid_logloss=record.get("valid_logloss"),
                                       valid_auc=record.get("valid_auc")))
 

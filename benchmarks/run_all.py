@@ -1,0 +1,434 @@
+"""Run the whole sparsecross benchmark suite: ``python benchmarks/run_all.py [--quick]``.
+
+Every measurement runs in its own subprocess (``tasks.py``), one after the other, pinned to
+one CPU with Numba on one thread, so peak RSS is per measurement and measurements never
+compete with each other.  sparsecross timings are repeated (3x by default) and summarized by
+their median; peers run once.  Writes ``--out`` (JSON: metadata, every raw result, medians)
+and a Markdown report next to it (``results.md`` for ``results.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT))
+
+import workloads as W  # noqa: E402
+
+MARK = "@@RESULT@@"
+#: FTRL hyperparameters of every synthetic run (the library defaults).
+PARAMS = {"alpha": 0.1, "beta": 1.0, "l1": 1.0, "l2": 0.0}
+L1_GRID = [0.1, 0.3, 1.0, 3.0, 10.0]
+SGD_ALPHAS = [1e-4, 1e-5]
+TASK_TIMEOUT_S = 1200
+
+TARGETS = {
+    "featurize_rows_per_s": 3_000_000,
+    "predict_rows_per_s": 3_000_000,
+    "artifact_max_fraction_of_dense": 1 / 1000,
+    "artifact_nonzeros_limit": 200_000,
+    "kernel_vs_dense_min_ratio": 1.0,
+}
+
+
+# ------------------------------------------------------------------- metadata
+def _cmd(*args: str) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def metadata() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("sparsecross", "numpy", "scipy", "numba", "llvmlite", "pyarrow", "scikit-learn", "vowpalwabbit",
+                "river", "psutil"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    thp = ""
+    try:
+        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+    except OSError:
+        pass
+    return {
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_sha": _cmd("git", "rev-parse", "HEAD"),
+        "git_dirty_library": bool(_cmd("git", "status", "--porcelain", "--", "sparsecross")),
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        "memory_bytes": mem,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "transparent_hugepage": thp,
+        "loadavg_at_start": os.getloadavg(),
+        "params": PARAMS,
+        "seeds": {"synthetic_world": W.SEED, "test_first_row": W.TEST_FIRST_ROW,
+                  "california_split": W.CALIFORNIA_SPLIT_SEED, "sklearn_random_state": 0},
+    }
+
+
+# ------------------------------------------------------------------- plan
+def _item(id_: str, group: str, task: str, args: dict[str, Any], repeats: int = 1,
+          env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    return [{"id": id_, "group": group, "task": task, "args": args, "repeat": r, "env": env or {}}
+            for r in range(repeats)]
+
+
+def build_plan(quick: bool, reps: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    sizes = W.QUICK if quick else W.FULL
+    spec = "bench"
+    import sparsecross
+
+    bench_spec = sparsecross.load_spec(W.BENCH_SPEC)
+    test = W.synthetic_test(sizes["test"])
+    vw_test = W.vw_text(test, bench_spec)
+    trains = {rows: W.synthetic_train(rows) for rows in sizes["train"]}
+    lab = {rows: W._label(rows) for rows in trains}
+    small = min(trains)
+    cal_train, cal_test = W.california()
+    cal_spec = W.resolved_spec(W.CALIFORNIA_SPEC, cal_train)
+    files = {"test": str(test), "vw_test": str(vw_test), "train": {lab[r]: str(p) for r, p in trains.items()},
+             "california": [str(cal_train), str(cal_test)]}
+    plan: list[dict[str, Any]] = []
+    one_rep = 1 if quick else reps
+
+    # -- compile time (cold: empty Numba cache dir; cached: the normal on-disk cache)
+    if not quick:
+        plan += _item("compile/cold", "compile", "compile", {}, env={"NUMBA_CACHE_DIR": "@TMP@"})
+    plan += _item("compile/cached", "compile", "compile", {}, repeats=one_rep)
+
+    # -- a. featurization
+    for rows, path in trains.items():
+        plan += _item(f"featurize/{lab[rows]}", "featurize", "featurize", {"source": str(path), "spec": spec},
+                      repeats=reps)
+
+    # -- b. training end to end
+    for rows, path in trains.items():
+        common = {"train": str(path), "test": str(test), "spec": spec, "params": PARAMS}
+        plan += _item(f"train/{lab[rows]}/sparsecross", "train", "train_scx",
+                      {**common, "save_weights": f"train_{lab[rows]}_scx"}, repeats=reps)
+        plan += _item(f"train/{lab[rows]}/sparsecross_2cores", "train", "train_scx", {**common, "cores": 2},
+                      repeats=one_rep)
+        plan += _item(f"train/{lab[rows]}/dense", "train", "train_dense", common)
+        plan += _item(f"train/{lab[rows]}/dense_prefaulted", "train", "train_dense", {**common, "prefault": True})
+        vw_train = W.vw_text(path, bench_spec)
+        for sparse in (False, True):
+            name = "vw_sparse" if sparse else "vw_dense"
+            plan += _item(f"train/{lab[rows]}/{name}", "train", "train_vw",
+                          {**common, "vw_train": str(vw_train), "vw_test": str(vw_test), "rows": rows,
+                           "sparse": sparse, "tag": f"train_{lab[rows]}_{name}",
+                           "save_weights": True})
+    # -- b. kernel only
+    for rows, path in trains.items():
+        for impl in ("sparsecross", "sparsecross_presized", "dense", "dense_prefaulted"):
+            plan += _item(f"kernel/{lab[rows]}/{impl}", "kernel", "kernel",
+                          {"train": str(path), "spec": spec, "params": PARAMS, "impl": impl}, repeats=reps)
+
+    # -- c. artifact (on the smaller training file)
+    l1s = [1.0, 10.0] if quick else L1_GRID
+    for l1 in l1s:
+        p = {**PARAMS, "l1": l1}
+        tag = f"l1_{l1:g}_{lab[small]}"
+        plan += _item(f"artifact/l1={l1:g}", "artifact", "artifact",
+                      {"train": str(trains[small]), "test": str(test), "spec": spec, "params": p, "tag": tag})
+        for mode in ("predict_file", "evaluate"):
+            plan += _item(f"predict/l1={l1:g}/{mode}", "predict", "predict",
+                          {"model": str(W.CACHE / "models" / f"{tag}.float32.scx"), "test": str(test),
+                           "mode": mode}, repeats=reps)
+        if l1 != PARAMS["l1"]:
+            vw_train = W.vw_text(trains[small], bench_spec)
+            for sparse in (False, True):
+                name = "vw_sparse" if sparse else "vw_dense"
+                plan += _item(f"artifact_vw/l1={l1:g}/{name}", "artifact_vw", "train_vw",
+                              {"train": str(trains[small]), "test": str(test), "spec": spec, "params": p,
+                               "vw_train": str(vw_train), "vw_test": str(vw_test), "rows": small,
+                               "sparse": sparse, "tag": f"{tag}_{name}"})
+
+    # -- d. peers on the same CSR
+    lim = {"rlimit_gb": 16}
+    for rows, path in trains.items():
+        for a in SGD_ALPHAS:
+            plan += _item(f"peers/synthetic_{lab[rows]}/sgd_alpha={a:g}", "peers", "peer",
+                          {"train": str(path), "test": str(test), "spec": spec, "peer": "sgd",
+                           "params": {"alpha": a}, **lim})
+    ll_rows = 50_000 if quick else 200_000
+    river_rows = 20_000 if quick else 200_000
+    plan += _item(f"peers/synthetic_{lab[small]}/liblinear_first{W._label(ll_rows)}", "peers", "peer",
+                  {"train": str(trains[small]), "test": str(test), "spec": spec, "peer": "liblinear", "rows": ll_rows,
+                   "params": {"C": 1.0 / PARAMS["l1"]}, **lim})
+    plan += _item(f"peers/synthetic_{lab[small]}/river_ftrl_first{W._label(river_rows)}", "peers", "peer",
+                  {"train": str(trains[small]), "test": str(test), "spec": spec, "peer": "river", "rows": river_rows,
+                   "params": PARAMS, **lim})
+    plan += _item(f"peers/synthetic_{lab[small]}/sparsecross_first{W._label(river_rows)}", "peers", "train_scx",
+                  {"train": str(_prefix_file(trains[small], river_rows)), "test": str(test), "spec": spec,
+                   "params": PARAMS}, repeats=one_rep)
+    # California housing (seeded 80/20 split of housing.parquet)
+    cal = {"train": str(cal_train), "test": str(cal_test), "spec": "california"}
+    cal_vw = {"vw_train": str(W.vw_text(cal_train, cal_spec)), "vw_test": str(W.vw_text(cal_test, cal_spec))}
+    import pyarrow.parquet as pq
+
+    cal_rows = pq.ParquetFile(cal_train).metadata.num_rows
+    for ep in (1, 10):
+        p = {**PARAMS, "epochs": ep}
+        plan += _item(f"peers/california/sparsecross_epochs={ep}", "california", "train_scx", {**cal, "params": p},
+                      repeats=one_rep)
+        plan += _item(f"peers/california/vw_passes={ep}", "california", "train_vw",
+                      {**cal, **cal_vw, "params": p, "rows": cal_rows, "sparse": True, "tag": f"california_e{ep}"})
+        plan += _item(f"peers/california/river_ftrl_epochs={ep}", "california", "peer",
+                      {**cal, "peer": "river", "params": p, **lim})
+    plan += _item("peers/california/sgd_fit_alpha=1e-4", "california", "peer",
+                  {**cal, "peer": "sgd", "params": {"alpha": 1e-4, "mode": "fit", "max_iter": 1000}, **lim})
+    plan += _item("peers/california/liblinear_C=1", "california", "peer",
+                  {**cal, "peer": "liblinear", "params": {"C": 1.0}, **lim})
+    return plan, files
+
+
+def _prefix_file(path: Path, rows: int) -> Path:
+    """The first ``rows`` rows of a synthetic training file (same rows as the peers see)."""
+    from sparsecross import generate
+
+    out = W.CACHE / f"synthetic_train_{W._label(rows)}_seed{W.SEED}.parquet"
+    if not out.exists():
+        generate(out, rows=rows, seed=W.SEED)
+    return out
+
+
+# ------------------------------------------------------------------- running
+def run_item(item: dict[str, Any], log) -> dict[str, Any]:
+    env = dict(os.environ)
+    tmpdir = None
+    for k, v in item["env"].items():
+        if v == "@TMP@":
+            tmpdir = tempfile.mkdtemp(prefix="numba-cold-")
+            v = tmpdir
+        env[k] = v
+    cores = int(item["args"].get("cores", 1))
+    for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(cores)
+    cmd = [sys.executable, str(BENCH / "tasks.py"), item["task"], json.dumps(item["args"])]
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TASK_TIMEOUT_S, cwd=ROOT)
+        wall = time.perf_counter() - t
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+        if proc.returncode != 0 or not lines:
+            res = {"error": f"exit {proc.returncode}", "stderr_tail": proc.stderr[-3000:]}
+        else:
+            res = json.loads(lines[-1][len(MARK):])
+    except subprocess.TimeoutExpired:
+        wall = time.perf_counter() - t
+        res = {"error": f"timeout after {TASK_TIMEOUT_S} s"}
+    finally:
+        if tmpdir:
+            import shutil
+
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    res["subprocess_wall_s"] = wall
+    return {"id": item["id"], "group": item["group"], "task": item["task"], "repeat": item["repeat"],
+            "args": item["args"], "result": res}
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def summarize(raw: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per id: median of every numeric field over the repeats without error, other fields
+    from the first run, nested dicts (per encoding) likewise; plus the list of rows/s."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in raw:
+        by.setdefault(r["id"], []).append(r)
+    out: dict[str, Any] = {}
+    for id_, runs in by.items():
+        ok = [r["result"] for r in runs if "error" not in r["result"]]
+        if not ok:
+            out[id_] = {"error": runs[0]["result"].get("error"), "runs": len(runs)}
+            continue
+        out[id_] = _median_dicts(ok)
+        out[id_]["runs"] = len(ok)
+        if "rows_per_s" in ok[0]:
+            out[id_]["rows_per_s_all"] = [r["rows_per_s"] for r in ok]
+    return out
+
+
+def _median_dicts(ds: list[dict[str, Any]]) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    for k, v in ds[0].items():
+        if _num(v):
+            vals = [d[k] for d in ds if _num(d.get(k))]
+            res[k] = statistics.median(vals)
+        elif isinstance(v, dict) and all(isinstance(d.get(k), dict) for d in ds):
+            res[k] = _median_dicts([d[k] for d in ds])
+        else:
+            res[k] = v
+    return res
+
+
+def derive(summary: dict[str, Any]) -> dict[str, Any]:
+    """Cross-measurement figures: ratios, parity, target checks."""
+    d: dict[str, Any] = {}
+    sizes = sorted({k.split("/")[1] for k in summary if k.startswith("train/")},
+                   key=lambda s: float(s[:-1]) * (1e6 if s.endswith("m") else 1e3))
+    for s in sizes:
+        g = lambda name: summary.get(f"train/{s}/{name}", {})  # noqa: E731
+        k = lambda name: summary.get(f"kernel/{s}/{name}", {})  # noqa: E731
+        scx, vw = g("sparsecross"), g("vw_sparse")
+        entry: dict[str, Any] = {}
+        if scx.get("test_logloss") is not None and vw.get("test_logloss") is not None:
+            entry["test_logloss_sparsecross"] = scx["test_logloss"]
+            entry["test_logloss_vw"] = vw["test_logloss"]
+            entry["test_logloss_diff"] = vw["test_logloss"] - scx["test_logloss"]
+            entry["test_auc_diff"] = vw["test_auc"] - scx["test_auc"]
+            entry["nonzeros"] = [scx.get("nonzeros"), vw.get("nonzeros")]
+            entry["touched"] = [scx.get("touched_features"), vw.get("touched_features")]
+            entry["bias"] = [scx.get("bias"), vw.get("bias")]
+            entry.update(_overlap(f"train_{s}_scx", f"train_{s}_vw_sparse"))
+        for name in ("dense", "dense_prefaulted"):
+            if g(name).get("model_digest"):
+                entry[f"bit_identical_to_{name}"] = g(name)["model_digest"] == scx.get("model_digest")
+        for name in ("dense", "dense_prefaulted", "vw_dense", "vw_sparse"):
+            if g(name).get("rows_per_s") and scx.get("rows_per_s"):
+                entry[f"e2e_speedup_vs_{name}"] = scx["rows_per_s"] / g(name)["rows_per_s"]
+        for name in ("dense", "dense_prefaulted"):
+            if k(name).get("rows_per_s") and k("sparsecross").get("rows_per_s"):
+                entry[f"kernel_speed_ratio_vs_{name}"] = k("sparsecross")["rows_per_s"] / k(name)["rows_per_s"]
+        d[s] = entry
+    # featurization RSS growth
+    feats = [summary[k] for k in summary if k.startswith("featurize/") and "peak_rss_bytes" in summary[k]]
+    if len(feats) >= 2:
+        d["featurize_peak_rss_ratio_largest_vs_smallest"] = feats[-1]["peak_rss_bytes"] / feats[0]["peak_rss_bytes"]
+    return d
+
+
+def _overlap(a_tag: str, b_tag: str) -> dict[str, Any]:
+    import numpy as np
+
+    fa = W.CACHE / "models" / f"{a_tag}.weights.npz"
+    fb = W.CACHE / "vw" / f"{b_tag}.weights.npz"
+    if not (fa.exists() and fb.exists()):
+        return {}
+    a, b = np.load(fa), np.load(fb)
+    ka, kb = a["cols"].astype(np.int64), b["cols"].astype(np.int64)
+    common, ia, ib = np.intersect1d(ka, kb, return_indices=True)
+    wd = np.abs(a["w"][ia].astype(np.float64) - b["w"][ib].astype(np.float64))
+    return {"nonzero_keys_common": int(len(common)), "nonzero_keys_only_sparsecross": int(len(ka) - len(common)),
+            "nonzero_keys_only_vw": int(len(kb) - len(common)),
+            "weight_abs_diff_max": float(wd.max()) if len(wd) else 0.0,
+            "weight_abs_diff_median": float(np.median(wd)) if len(wd) else 0.0}
+
+
+# ------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke run")
+    ap.add_argument("--out", default=None, help="results JSON (default benchmarks/results/results.json, "
+                                                  "or results_quick.json with --quick)")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the sparsecross timings")
+    ap.add_argument("--only", default="", help="comma-separated id prefixes to run (default: all)")
+    args = ap.parse_args(argv)
+    reps = 1 if args.quick else args.repeats
+    out = Path(args.out) if args.out else BENCH / "results" / ("results_quick.json" if args.quick else "results.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+
+    meta = metadata()
+    meta["quick"] = args.quick
+    meta["repeats"] = reps
+    log("preparing data (cached in benchmarks/cache/)")
+    meta["data"] = W.prepare(args.quick, log=log)
+    plan, files = build_plan(args.quick, reps)
+    meta["files"] = files
+    if args.only:
+        prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
+        plan = [p for p in plan if p["id"].startswith(prefixes)]
+    # page-cache warm: every measurement reads hot files
+    for p in {Path(x) for x in _all_paths(files)}:
+        if p.exists():
+            with open(p, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+    log(f"{len(plan)} measurements")
+    raw: list[dict[str, Any]] = []
+    t_meas = time.perf_counter()
+    for i, item in enumerate(plan):
+        r = run_item(item, log)
+        raw.append(r)
+        res = r["result"]
+        brief = res.get("error") or ", ".join(
+            f"{k}={_fmt(res[k])}" for k in ("rows_per_s", "peak_rss_bytes", "test_logloss", "nonzeros", "seconds")
+            if k in res)
+        log(f"{i + 1}/{len(plan)} {item['id']} #{item['repeat']}: {brief}")
+    meta["measure_seconds"] = time.perf_counter() - t_meas
+    meta["total_seconds"] = time.perf_counter() - t0
+    meta["loadavg_at_end"] = os.getloadavg()
+    summary = summarize(raw)
+    doc = {"meta": meta, "targets": TARGETS, "summary": summary, "derived": derive(summary), "raw": raw}
+    out.write_text(json.dumps(doc, indent=1, default=float))
+    from report import render
+
+    md = out.with_suffix(".md")
+    md.write_text(render(doc))
+    log(f"wrote {out} and {md} (total {meta['total_seconds']:.0f} s)")
+    return 0
+
+
+def _all_paths(files: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for v in files.values():
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            out.extend(v.values())
+        elif isinstance(v, list):
+            out.extend(v)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int) and v > 10**6:
+        return f"{v / 1e6:.1f}M"
+    return str(v)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
