@@ -87,6 +87,7 @@ def metadata() -> dict[str, Any]:
         "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_sha": _cmd("git", "rev-parse", "HEAD"),
         "git_dirty_library": bool(_cmd("git", "status", "--porcelain", "--", "sparsecross")),
+        "git_status_library": _cmd("git", "status", "--porcelain", "--", "sparsecross").splitlines(),
         "cpu_model": cpu,
         "cpu_count": os.cpu_count(),
         "cpus_allowed": sorted(os.sched_getaffinity(0)),
@@ -136,14 +137,23 @@ def build_plan(quick: bool, reps: int) -> tuple[list[dict[str, Any]], dict[str, 
     for rows, path in trains.items():
         plan += _item(f"featurize/{lab[rows]}", "featurize", "featurize", {"source": str(path), "spec": spec},
                       repeats=reps)
+    for rows, path in trains.items():  # experiment: the reader with pyarrow pre_buffer off
+        plan += _item(f"featurize_prebuffer_off/{lab[rows]}", "featurize", "featurize",
+                      {"source": str(path), "spec": spec, "pre_buffer": False}, repeats=reps)
 
-    # -- b. training end to end
+    # -- b. training end to end (--quick: the baselines only on the larger file)
+    big = max(trains)
     for rows, path in trains.items():
         common = {"train": str(path), "test": str(test), "spec": spec, "params": PARAMS}
         plan += _item(f"train/{lab[rows]}/sparsecross", "train", "train_scx",
                       {**common, "save_weights": f"train_{lab[rows]}_scx"}, repeats=reps)
-        plan += _item(f"train/{lab[rows]}/sparsecross_2cores", "train", "train_scx", {**common, "cores": 2},
-                      repeats=one_rep)
+        if quick and rows != big:
+            continue
+        if not quick:
+            plan += _item(f"train/{lab[rows]}/sparsecross_2cores", "train", "train_scx", {**common, "cores": 2},
+                          repeats=one_rep)
+        plan += _item(f"train/{lab[rows]}/sparsecross_prebuffer_off", "train", "train_scx",
+                      {**common, "pre_buffer": False}, repeats=one_rep)
         plan += _item(f"train/{lab[rows]}/dense", "train", "train_dense", common)
         plan += _item(f"train/{lab[rows]}/dense_prefaulted", "train", "train_dense", {**common, "prefault": True})
         vw_train = W.vw_text(path, bench_spec)
@@ -155,7 +165,8 @@ def build_plan(quick: bool, reps: int) -> tuple[list[dict[str, Any]], dict[str, 
                            "save_weights": True})
     # -- b. kernel only
     for rows, path in trains.items():
-        for impl in ("sparsecross", "sparsecross_presized", "dense", "dense_prefaulted"):
+        impls = ("sparsecross", "sparsecross_presized", "dense", "dense_prefaulted")
+        for impl in (impls[::3] if quick and rows != big else impls):
             plan += _item(f"kernel/{lab[rows]}/{impl}", "kernel", "kernel",
                           {"train": str(path), "spec": spec, "params": PARAMS, "impl": impl}, repeats=reps)
 
@@ -203,7 +214,7 @@ def build_plan(quick: bool, reps: int) -> tuple[list[dict[str, Any]], dict[str, 
     import pyarrow.parquet as pq
 
     cal_rows = pq.ParquetFile(cal_train).metadata.num_rows
-    for ep in (1, 10):
+    for ep in ((1,) if quick else (1, 10)):
         p = {**PARAMS, "epochs": ep}
         plan += _item(f"peers/california/sparsecross_epochs={ep}", "california", "train_scx", {**cal, "params": p},
                       repeats=one_rep)
@@ -317,6 +328,7 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
             entry["nonzeros"] = [scx.get("nonzeros"), vw.get("nonzeros")]
             entry["touched"] = [scx.get("touched_features"), vw.get("touched_features")]
             entry["bias"] = [scx.get("bias"), vw.get("bias")]
+            entry["bias_if_regularized"] = scx.get("bias_if_regularized")
             entry.update(_overlap(f"train_{s}_scx", f"train_{s}_vw_sparse"))
         for name in ("dense", "dense_prefaulted"):
             if g(name).get("model_digest"):

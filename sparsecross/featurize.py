@@ -88,8 +88,6 @@ _DICT_CACHE_SIZE = 64
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    if pa.types.is_string_view(arr.type):
-        arr = arr.cast(pa.large_string())
     bufs = arr.buffers()
     off_dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
     offsets = np.frombuffer(bufs[1], dtype=off_dtype)[arr.offset: arr.offset + len(arr) + 1]
@@ -99,6 +97,8 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def _hash_dictionary(dictionary: pa.Array, salt: np.uint64) -> np.ndarray:
     """XXH64 of every dictionary value, computed once per distinct dictionary."""
+    if not (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
+        dictionary = dictionary.cast(pa.large_string())  # string_view and friends
     bufs = dictionary.buffers()
     # Both buffer addresses: a derived dictionary (e.g. pc.ascii_lower) may share the offsets
     # buffer but not the data.  The entry keeps the dictionary alive, so neither address can

@@ -58,7 +58,6 @@ def model_path(world: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory)
     """A model trained on the small training file (l1 = 0.3), saved once."""
     spec = sx.load_spec(SYNTHETIC_SPEC)
     model = sx.train(world.train, spec, l1=0.3)
-    model.stats.pop("_run", None)
     path = tmp_path_factory.mktemp("cli_model") / "model.scx"
     sx.save_model(model, path)
     return path

@@ -67,13 +67,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     valid = sx.generate(d / "valid.parquet", rows=2000, seed=5, first_row=8000)
     spec = sx.load_spec(SYNTHETIC_SPEC)
     model = sx.train(train, spec, l1=0.3)
-    model.stats.pop("_run", None)
     model_path = d / "model.scx"
     sx.save_model(model, model_path)
     no_geo_spec = d / "nogeo.toml"
     no_geo_spec.write_text(NO_GEO_SPEC)
     no_geo = sx.train(train, sx.load_spec(no_geo_spec), l1=0.1)
-    no_geo.stats.pop("_run", None)
     no_geo_path = d / "nogeo.scx"
     sx.save_model(no_geo, no_geo_path)
     return SimpleNamespace(train=train, valid=valid, spec=spec, model=model, model_path=model_path,

@@ -501,23 +501,16 @@ def test_huge_column_space_state_stays_small(spec):
 # =========================================================================================
 # determinism
 # =========================================================================================
-def _artifact_model(model):
-    model.stats.pop("_run", None)  # wall-clock seconds: what the CLI strips before saving
-    return model
-
-
 def test_determinism(spec, tmp_path):
     a = sparsecross.train(SAMPLE, spec, alpha=0.2, l1=0.3, epochs=2, holdout=0.1, batch_rows=4096)
     b = sparsecross.train(SAMPLE, spec, alpha=0.2, l1=0.3, epochs=2, holdout=0.1, batch_rows=4096)
     _assert_same_model(a, b)
-    a_stats = {k: v for k, v in a.stats.items() if k != "_run"}
-    b_stats = {k: v for k, v in b.stats.items() if k != "_run"}
-    assert a_stats == b_stats
+    assert a.stats == b.stats
     if not HAVE_ARTIFACT:
         pytest.skip(ARTIFACT_REASON)
     pa_, pb_ = tmp_path / "a.scx", tmp_path / "b.scx"
-    save_model(_artifact_model(a), pa_)
-    save_model(_artifact_model(b), pb_)
+    save_model(a, pa_)
+    save_model(b, pb_)
     assert pa_.read_bytes() == pb_.read_bytes()
 
 
@@ -700,7 +693,7 @@ CKPT_ARGS = dict(alpha=0.2, l1=0.5, epochs=2, holdout=0.2, batch_rows=1000)
 
 
 def _stats(model):
-    return {k: v for k, v in model.stats.items() if k != "_run"}
+    return model.stats
 
 
 @pytest.fixture(scope="module")
@@ -719,7 +712,7 @@ def test_checkpointed_run_equals_plain_run(spec, tmp_path, uninterrupted):
     again = sparsecross.train(SAMPLE, spec, checkpoint=ck, checkpoint_every=3000, **CKPT_ARGS)
     _assert_same_model(again, uninterrupted)
     assert _stats(again) == _stats(uninterrupted)
-    assert again.stats["_run"]["rows_processed"] == 0
+    assert again.run["rows_processed"] == 0
 
 
 class _Crash(Exception):
@@ -750,7 +743,7 @@ def test_resume_after_simulated_crash(spec, tmp_path, monkeypatch, uninterrupted
     model = sparsecross.train(SAMPLE, spec, checkpoint=ck, checkpoint_every=3000, **CKPT_ARGS)
     _assert_same_model(model, uninterrupted)
     assert _stats(model) == _stats(uninterrupted)
-    assert 0 < model.stats["_run"]["rows_processed"] < 2 * SAMPLE_ROWS
+    assert 0 < model.run["rows_processed"] < 2 * SAMPLE_ROWS
 
 
 @pytest.mark.parametrize("change", [{"l1": 0.6}, {"alpha": 0.3}, {"epochs": 3}, {"holdout": 0.3},

@@ -1,0 +1,291 @@
+"""Render a results JSON (from ``run_all.py``) as Markdown: ``python benchmarks/report.py results.json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _mb(v: Any) -> str:
+    return "-" if v is None else f"{v / 2**20:,.0f} MiB"
+
+
+def _b(v: Any) -> str:
+    if v is None:
+        return "-"
+    if v >= 2**20:
+        return f"{v / 2**20:,.2f} MiB"
+    if v >= 2**10:
+        return f"{v / 2**10:,.1f} KiB"
+    return f"{v:,.0f} B"
+
+
+def _r(v: Any) -> str:
+    """rows/s."""
+    if v is None:
+        return "-"
+    return f"{v / 1e6:,.2f}M" if v >= 1e6 else f"{v / 1e3:,.1f}k"
+
+
+def _f(v: Any, nd: int = 4) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def _i(v: Any) -> str:
+    return "-" if v is None else f"{int(v):,}"
+
+
+def _s(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _spread(s: dict[str, Any]) -> str:
+    a = s.get("rows_per_s_all") or []
+    if len(a) < 2:
+        return ""
+    return f" ({_r(min(a))}-{_r(max(a))})"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def render(doc: dict[str, Any]) -> str:
+    m, S, D, T = doc["meta"], doc["summary"], doc.get("derived", {}), doc.get("targets", {})
+    L: list[str] = []
+    v = m.get("versions", {})
+    L.append(f"# sparsecross benchmarks{' (quick)' if m.get('quick') else ''}")
+    L.append("")
+    L.append(f"{m.get('date_utc')} · git {str(m.get('git_sha'))[:10]}{' (library dirty)' if m.get('git_dirty_library') else ''}"
+             f" · {m.get('cpu_model')} · {m.get('cpu_count')} CPUs · {m.get('memory_bytes', 0) / 2**30:.0f} GiB · "
+             f"THP {m.get('transparent_hugepage')}")
+    L.append("")
+    L.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    L.append("")
+    la0, la1 = m.get("loadavg_at_start"), m.get("loadavg_at_end")
+    L.append(f"Every measurement: its own process, pinned to one CPU, Numba 1 thread (unless noted). "
+             f"sparsecross timings: median of {m.get('repeats')} runs (min-max in brackets); others: 1 run. "
+             f"Params alpha={m['params']['alpha']}, beta={m['params']['beta']}, l1={m['params']['l1']}, "
+             f"l2={m['params']['l2']}. Suite time {m.get('total_seconds', 0) / 60:.1f} min "
+             f"(measurements {m.get('measure_seconds', 0) / 60:.1f} min). Load average at start/end "
+             f"{la0[0] if la0 else '-':.2f}/{la1[0] if la1 else '-':.2f} (shared, noisy machine).")
+    L.append("")
+
+    # compile
+    c, cc = S.get("compile/cold", {}), S.get("compile/cached", {})
+    L.append("## Compile")
+    L.append("")
+    L.append(f"`sparsecross.warmup()`: cold (empty Numba cache) {_s(c.get('sparsecross_warmup_s'))} s, "
+             f"from cache {_s(cc.get('sparsecross_warmup_s'))} s; `table.rehash` (not covered by warmup) cold "
+             f"{_s(c.get('rehash_warmup_s'))} s, cached {_f(cc.get('rehash_warmup_s'), 3)} s; dense bench kernel cold "
+             f"{_s(c.get('dense_kernel_compile_s'))} s. Import sparsecross {_s(cc.get('import_s'))} s. "
+             "All timings below exclude compilation.")
+    L.append("")
+
+    # a
+    L.append("## a. Featurization (Parquet -> CSR, one core, synthetic_bench.toml)")
+    L.append("")
+    rows = []
+    for k, s in S.items():
+        if k.startswith("featurize") and "rows_per_s" in s:
+            rows.append([k.split("/")[0].replace("featurize_", "") + " " + k.split("/")[1], _i(s.get("batch_rows")),
+                         _i(s["rows"]), _r(s["rows_per_s"]) + _spread(s), _r(s["nonzeros_per_s"]),
+                         _mb(s["peak_rss_bytes"]), _mb(s["base_rss_bytes"]), _mb(s.get("arrow_pool_max_bytes")),
+                         _s(s["seconds"]),
+                         "yes" if s["rows_per_s"] >= T.get("featurize_rows_per_s", 0) else "**no**"])
+    L += _table(["variant / data", "batch rows", "rows", "rows/s", "nonzeros/s", "peak RSS", "RSS before",
+                 "Arrow pool peak", "s", ">= 3M rows/s"], rows)
+    L.append("")
+    L.append("`prebuffer_off`: experiment, the library's reader monkeypatched in the benchmark process to open "
+             "files with `pq.ParquetFile(..., pre_buffer=False)` (library code unchanged).")
+    if "featurize_peak_rss_ratio_largest_vs_smallest" in D:
+        L.append("")
+        L.append(f"Peak RSS largest/smallest file: {D['featurize_peak_rss_ratio_largest_vs_smallest']:.3f}")
+    L.append("")
+
+    # b
+    L.append("## b. Training, end to end (Parquet -> model; VW: its text file -> model), one core")
+    L.append("")
+    rows = []
+    for k, s in S.items():
+        if k.startswith("train/") and "rows_per_s" in s:
+            _, size, name = k.split("/")
+            rows.append([size, name, _r(s["rows_per_s"]) + _spread(s), _s(s["seconds"]), _mb(s.get("peak_rss_bytes")),
+                         _i(s.get("touched_features")), _i(s.get("nonzeros")), _f(s.get("test_logloss"), 5),
+                         _f(s.get("test_auc"), 4), _f(s.get("progressive_logloss"), 5),
+                         _b(s.get("state_bytes")) if s.get("state_bytes") else "-"])
+        elif k.startswith("train/"):
+            rows.append([k.split("/")[1], k.split("/")[2], "error: " + str(s.get("error"))] + [""] * 8)
+    L += _table(["rows", "learner", "rows/s", "s", "peak RSS", "touched", "nonzeros", "test logloss", "test AUC",
+                 "progressive logloss", "state"], rows)
+    L.append("")
+    L.append("`sparsecross_2cores`: no pinning, prefetch thread overlaps reading with training. `dense`: "
+             "z, n dense float32[n_columns] from np.zeros (pages faulted in during the run); "
+             "`dense_prefaulted`: the same arrays touched before the clock starts. VW: `--ftrl -b 28`, rows/s = "
+             "`Workspace('... -d file.vw')` (native parse + learn), model write excluded.")
+    L.append("")
+    L.append("### Parity with Vowpal Wabbit and the dense kernel")
+    L.append("")
+    rows = []
+    for size, e in D.items():
+        if not isinstance(e, dict) or "test_logloss_vw" not in e:
+            continue
+        rows.append([size, _f(e["test_logloss_sparsecross"], 6), _f(e["test_logloss_vw"], 6),
+                     f"{e['test_logloss_diff']:+.2e}", f"{e['test_auc_diff']:+.2e}",
+                     f"{_i(e['nonzeros'][0])} / {_i(e['nonzeros'][1])}",
+                     f"{_i(e['touched'][0])} / {_i(e['touched'][1])}",
+                     f"{e['bias'][0]:.4f} ({e.get('bias_if_regularized', float('nan')):.4f}) / {e['bias'][1]:.4f}",
+                     f"{_i(e.get('nonzero_keys_common'))} (+{_i(e.get('nonzero_keys_only_sparsecross'))} / "
+                     f"+{_i(e.get('nonzero_keys_only_vw'))})",
+                     f"{e.get('weight_abs_diff_max', 0):.1e} / {e.get('weight_abs_diff_median', 0):.1e}",
+                     str(e.get("bit_identical_to_dense")), ])
+    L += _table(["rows", "logloss scx", "logloss VW", "VW - scx", "AUC VW - scx", "nonzeros scx / VW",
+                 "touched scx / VW", "bias scx (if L1-regularized) / VW", "common nonzero keys (+only scx / +only VW)",
+                 "|w diff| max / median", "bit-identical to dense"], rows)
+    L.append("")
+    L.append("### Kernel only (pre-featurized in-memory CSR, chunks of the default batch size)")
+    L.append("")
+    rows = []
+    for k, s in S.items():
+        if k.startswith("kernel/") and "rows_per_s" in s:
+            _, size, impl = k.split("/")
+            dense = S.get(f"kernel/{size}/dense_prefaulted", {}).get("rows_per_s")
+            rows.append([size, impl, _r(s["rows_per_s"]) + _spread(s), f"{s['nonzeros_per_s'] / 1e6:.1f}M",
+                         f"{s['rows_per_s'] / dense:.2f}" if dense else "-", _mb(s["peak_rss_bytes"]),
+                         _b(s.get("state_bytes")), _i(s.get("grow_batches"))])
+    L += _table(["rows", "impl", "rows/s", "nonzeros/s", "vs dense_prefaulted", "peak RSS", "state bytes",
+                 "batches that grew the table"], rows)
+    L.append("")
+
+    # c
+    L.append("## c. Artifact (trained on the smaller synthetic file; test = the synthetic test file)")
+    L.append("")
+    rows = []
+    for k, s in S.items():
+        if not k.startswith("artifact/") or "encodings" not in s:
+            continue
+        l1 = k.split("=")[1]
+        e = s["encodings"]
+        pf = S.get(f"predict/l1={l1}/predict_file", {})
+        ev = S.get(f"predict/l1={l1}/evaluate", {})
+        vd = S.get(f"artifact_vw/l1={l1}/vw_dense") or (S.get(_default_vw(S, "vw_dense")) if l1 == _default_l1(m) else {})
+        vs = S.get(f"artifact_vw/l1={l1}/vw_sparse") or (S.get(_default_vw(S, "vw_sparse")) if l1 == _default_l1(m) else {})
+        vd, vs = vd or {}, vs or {}
+        rows.append([l1, _i(s["nonzeros"]), _i(s["touched_features"]),
+                     " / ".join(_i(e[x]["file_bytes"]) for x in ("float32", "float16", "q2.13")),
+                     " / ".join(f"{e[x]['bytes_per_nonzero']:.2f}" for x in ("float32", "float16", "q2.13")),
+                     " / ".join(_f(e[x]["test_logloss"], 5) for x in ("float32", "float16", "q2.13")),
+                     f"{e['float32']['fraction_of_dense'] * 1000:.3f}",
+                     f"{e['float32']['load_s_median'] * 1e3:.1f}",
+                     _r(pf.get("rows_per_s")) + _spread(pf), _r(ev.get("rows_per_s")) + _spread(ev),
+                     _mb(pf.get("peak_rss_bytes")),
+                     f"{_i(vd.get('model_bytes'))} / {_i(vs.get('model_bytes'))}",
+                     _i(vs.get("model_bytes_predict_only") or vd.get("model_bytes_predict_only")),
+                     _i(vs.get("nonzeros")), _f(vs.get("test_logloss"), 5)])
+    L += _table(["l1", "nonzeros", "touched", "file bytes f32 / f16 / q2.13", "bytes/nonzero f32 / f16 / q2.13",
+                 "test logloss f32 / f16 / q2.13", "file / dense (x1e-3)", "load ms", "predict_file rows/s",
+                 "evaluate rows/s", "predict peak RSS", "VW -f bytes dense / sparse", "VW predict-only bytes",
+                 "VW nonzeros", "VW test logloss"], rows)
+    dense_bytes = next((s.get("dense_float32_bytes") for k, s in S.items() if k.startswith("artifact/")), None)
+    L.append("")
+    L.append(f"Dense float32 weight vector: {_i(dense_bytes)} bytes (n_columns x 4). VW `-f` with `--ftrl` stores "
+             "the learning state (index + w, z, n) of every touched slot; the predict-only size is that model "
+             "re-saved with `--predict_only_model`.")
+    L.append("")
+
+    # d
+    L.append("## d. Peers (same CSR; test = the same test rows)")
+    L.append("")
+    rows = []
+    for k, s in S.items():
+        if not k.startswith("peers/"):
+            continue
+        _, data, name = k.split("/")
+        if "error" in s:
+            rows.append([data, name, "error: " + str(s["error"])] + [""] * 8)
+            continue
+        mb = s.get("model_bytes")
+        if s.get("model_bytes_predict_only"):
+            mbs = f"{_b(s['model_bytes_predict_only'])} predict-only ({_b(mb)} -f)"
+        elif s.get("column_map_bytes"):
+            mbs = f"{_b(mb)} + {_b(s['column_map_bytes'])} column map"
+        else:
+            mbs = _b(mb) if mb else "-"
+        rows.append([data, name, _i(s.get("train_rows", s.get("rows"))), str(s.get("epochs", 1)), _r(s.get("rows_per_s")),
+                     _mb(s.get("peak_rss_bytes")), _i(s.get("nonzeros")), mbs,
+                     _f(s.get("test_logloss"), 5), _f(s.get("test_auc"), 4), _s(s.get("seconds"))])
+    L += _table(["data", "learner", "train rows", "epochs", "rows/s (x epochs)", "peak RSS", "nonzeros", "model bytes",
+                 "test logloss", "test AUC", "train s"], rows)
+    L.append("")
+    L.append("sklearn peers: columns compacted to those seen in their training rows (full width = "
+             "dense float64 coef of n_columns, infeasible: SGDClassifier at 237M columns passed 16 GB RSS "
+             "on 500k rows), compaction time not in rows/s; SGD = one pass of partial_fit over default-size "
+             "batches (synthetic) or fit until tol (California); LogisticRegression liblinear, L1, C = 1/l1 on "
+             "the first rows. River: LogisticRegression(optimizer=FTRLProximal(same alpha, beta, l1, l2)), "
+             "learn_one over dicts (dict building not timed), model bytes = pickle. sklearn/River peak RSS "
+             "includes their in-memory training data. sparsecross model bytes: float32 artifact (`save_model`); VW: `--predict_only_model` re-save (and the `-f` file).")
+    L.append("")
+
+    # targets
+    L.append("## Targets")
+    L.append("")
+    L += _targets(S, D, T)
+    L.append("")
+    return "\n".join(L)
+
+
+def _default_l1(m: dict[str, Any]) -> str:
+    return f"{m['params']['l1']:g}"
+
+
+def _default_vw(S: dict[str, Any], name: str) -> str:
+    sizes = sorted({k.split("/")[1] for k in S if k.startswith("train/")},
+                   key=lambda s: float(s[:-1]) * (1e6 if s.endswith("m") else 1e3))
+    return f"train/{sizes[0]}/{name}" if sizes else ""
+
+
+def _targets(S: dict[str, Any], D: dict[str, Any], T: dict[str, Any]) -> list[str]:
+    out = []
+    for k, s in S.items():
+        if k.startswith("featurize/") and "rows_per_s" in s:
+            ok = s["rows_per_s"] >= T["featurize_rows_per_s"]
+            out.append(f"- featurize {k.split('/')[1]}: {_r(s['rows_per_s'])} rows/s (target >= 3M): "
+                       f"{'met' if ok else '**missed**'}")
+    if "featurize_peak_rss_ratio_largest_vs_smallest" in D:
+        r = D["featurize_peak_rss_ratio_largest_vs_smallest"]
+        out.append(f"- featurize peak RSS largest/smallest file: {r:.3f} (target: does not grow): "
+                   f"{'met' if r < 1.05 else '**missed**'}")
+    for size, e in D.items():
+        if isinstance(e, dict) and "kernel_speed_ratio_vs_dense_prefaulted" in e:
+            r = e["kernel_speed_ratio_vs_dense_prefaulted"]
+            out.append(f"- kernel {size}: sparsecross / dense_prefaulted = {r:.2f} (vs calloc'ed dense "
+                       f"{e.get('kernel_speed_ratio_vs_dense', float('nan')):.2f}) (target >= 1): "
+                       f"{'met' if r >= 1 else '**missed**'}")
+        if isinstance(e, dict) and "test_logloss_diff" in e:
+            dd = abs(e["test_logloss_diff"])
+            out.append(f"- VW parity {size}: |logloss diff| = {dd:.1e} (target ~1e-4): {'met' if dd < 1e-4 else '**missed**'}")
+    for k, s in S.items():
+        if k.startswith("predict/") and "rows_per_s" in s:
+            ok = s["rows_per_s"] >= T["predict_rows_per_s"]
+            out.append(f"- {k}: {_r(s['rows_per_s'])} rows/s (target >= 3M): {'met' if ok else '**missed**'}")
+    for k, s in S.items():
+        if k.startswith("artifact/") and "encodings" in s:
+            f = s["encodings"]["float32"]["fraction_of_dense"]
+            nz = s["nonzeros"]
+            if nz <= T["artifact_nonzeros_limit"]:
+                ok = f <= T["artifact_max_fraction_of_dense"]
+                out.append(f"- {k}: {nz:,} nonzeros, float32 file = {f * 1000:.3f}/1000 of dense "
+                           f"(target <= 1/1000 at <= 200k nonzeros): {'met' if ok else '**missed**'}")
+            else:
+                out.append(f"- {k}: {nz:,} nonzeros (> 200k: outside the size target), float32 file = "
+                           f"{f * 1000:.3f}/1000 of dense")
+    return out
+
+
+if __name__ == "__main__":
+    doc = json.loads(Path(sys.argv[1]).read_text())
+    print(render(doc))
