@@ -35,6 +35,8 @@ def warmup() -> None:
         train_batch(st, Batch(X, y, None, 0), params, np.zeros(0, np.uint8), np.zeros(3))
         st.margins(X, params)
         st.nonzero_weights(params)
+        st.count_nonzero(params)
+        st.grow()  # compiles the rehash kernel
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from .train import export_state, TrainParams

@@ -46,12 +46,14 @@ temporary file renamed at the end).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 import re
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -141,8 +143,12 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
         n = int(m.group(1)) if m.group(1) else os.cpu_count() or 1
         if n < 1:
             raise SparseCrossError(f"local:N needs N >= 1 workers, got {address!r}")
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+        with warnings.catch_warnings():
+            # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787 is
+            # taken, e.g. by another local cluster: harmless, and there is no dashboard anyway.
+            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=logging.ERROR)
         try:
             client = distributed.Client(cluster)
         except BaseException:
@@ -315,7 +321,8 @@ def _concat(spec: FeatureSpec, parts: list[Batch], start_row: int) -> Batch:
 def _featurize_chunk(chunk: _Chunk, spec: FeatureSpec, batch_rows: int) -> Batch:
     """Read and featurize one chunk (labels included) into a single Batch."""
     parts = []
-    for rb, row in _read_chunk(chunk, spec, batch_rows=batch_rows):
+    # One Arrow batch per row group (the chunk is the unit of memory anyway): no CSR copies.
+    for rb, row in _read_chunk(chunk, spec, batch_rows=max(batch_rows, chunk.rows)):
         y, w = _labels(spec, rb, row)
         parts.append(Batch(featurize_features(spec, rb, row), y, w, row))
     return _concat(spec, parts, chunk.start_row)
@@ -395,7 +402,7 @@ def _task_train_lane(prep: _LaneChunk, base_zn: np.ndarray, bias: np.ndarray, ac
     acc = np.array(acc, dtype=np.float64)
     train_batch(st, prep.batch, params, prep.mask, acc)
     out = np.empty_like(base_zn)
-    gather_zn(st.table, st.values, prep.keys, out)
+    gather_zn(st.table, st.values, prep.keys, out, np.zeros(0, dtype=np.int64))
     return out, st.bias.copy(), acc
 
 
@@ -557,7 +564,9 @@ def _get_client(client: Any) -> Any:
         try:
             return distributed.default_client()
         except ValueError:
-            raise SparseCrossError("no Dask client: pass client=, or create one with sparsecross.distributed.connect") from None
+            raise SparseCrossError(
+                "no Dask client: pass client=, or create one with sparsecross.distributed.connect"
+            ) from None
     return client
 
 
@@ -654,7 +663,7 @@ def evaluate_distributed(model: SparseModel, source: Source, client: Any = None,
                 metrics.neg[nz] += neg
                 metrics.acc += acc
     finally:
-        runner.cancel([table_ref])
+        del table_ref
     if metrics.rows == 0:
         raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
     return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
@@ -752,15 +761,18 @@ def train_distributed(
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise SparseCrossError(f"batch_rows must be >= 1, got {batch_rows!r}")
     exact = mode == "exact"
-    if not exact and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
-        raise SparseCrossError(f"lanes must be an integer >= 1, got {lanes!r}")
-    if rows_per_round is not None and (isinstance(rows_per_round, bool) or not isinstance(rows_per_round, int)
-                                       or rows_per_round < (1 if exact else lanes)):
-        raise SparseCrossError(
-            f"rows_per_round must be an integer >= {1 if exact else 'lanes'}, got {rows_per_round!r}"
-        )
-    if checkpoint_rounds is not None and (not isinstance(checkpoint_rounds, int) or checkpoint_rounds < 1):
-        raise SparseCrossError(f"checkpoint_rounds must be an integer >= 1, got {checkpoint_rounds!r}")
+
+    def integer(name: str, value: Any, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise SparseCrossError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        return int(value)
+
+    if not exact:
+        lanes = integer("lanes", lanes, 1)
+    if rows_per_round is not None:
+        rows_per_round = integer("rows_per_round", rows_per_round, 1 if exact else lanes)
+    if checkpoint_rounds is not None:
+        checkpoint_rounds = integer("checkpoint_rounds", checkpoint_rounds, 1)
     _require_dask()
     params = tp.ftrl
     t0 = time.perf_counter()
@@ -813,21 +825,32 @@ def train_distributed(
     def prog_ll() -> float:
         return float(acc[0] / max(acc[1], 1e-300))
 
+    has_nonzeros = "nonzeros" in {f.name for f in dataclasses.fields(ProgressEvent)}
+    nz_cache = [-1.0, None]  # (time, value): an O(capacity) scan, at most twice a second
+
+    def event(ep: int, rows_seen: int, phase: str = "train", **kw: Any) -> Any:
+        now = time.perf_counter()
+        if has_nonzeros and on_progress is not None and hasattr(state, "count_nonzero"):
+            if phase != "train" or now - nz_cache[0] > 0.5:
+                nz_cache[:] = [now, state.count_nonzero(params)]
+            kw["nonzeros"] = nz_cache[1]
+        return ProgressEvent(ep, tp.epochs, rows_seen, rows_total, prog_ll(), state.touched, now - t0,
+                             phase=phase, **kw)
+
     def end_epoch(ep: int, extra: dict[str, Any]) -> None:
         record: dict[str, Any] = {"epoch": ep + 1, "progressive_logloss": prog_ll(), "train_rows": int(acc[2]),
                                   **extra}
         if valid is not None or holdout is not None:
-            progress(ProgressEvent(ep, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
-                                   state.touched, time.perf_counter() - t0, phase="validate"))
+            progress(event(ep, rows_total, "validate"))
             m = _validate(runner, state, params, valid if valid is not None else source, spec,
                           holdout=holdout, salt=salt, batch_rows=batch_rows, window=window)
             record.update(valid_rows=m.rows, valid_logloss=m.logloss, valid_auc=m.auc,
                           valid_positive_rate=m.positive_rate)
         history.append(record)
+        ev = event(ep, rows_total, "epoch_end", valid_logloss=record.get("valid_logloss"),
+                   valid_auc=record.get("valid_auc"))
         acc[:] = 0.0
-        progress(ProgressEvent(ep, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
-                               state.touched, time.perf_counter() - t0, phase="epoch_end",
-                               valid_logloss=record.get("valid_logloss"), valid_auc=record.get("valid_auc")))
+        progress(ev)
 
     if exact:
         while epoch < tp.epochs:
@@ -844,8 +867,7 @@ def train_distributed(
                     if since_ckpt >= checkpoint_every:
                         save({"epoch": epoch, "row": row_end})
                         since_ckpt = 0
-                    progress(ProgressEvent(epoch, tp.epochs, row_end, rows_total, prog_ll(), state.touched,
-                                           time.perf_counter() - t0, extra={"chunk": chunk.index + 1}))
+                    progress(event(epoch, row_end, extra={"chunk": chunk.index + 1}))
             end_epoch(epoch, {})
             epoch += 1
             start_row = 0
@@ -855,7 +877,7 @@ def train_distributed(
                       batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, epoch=epoch,
                       start_round=start_round, checkpoint_every=checkpoint_every,
                       checkpoint_rounds=checkpoint_rounds, prefetch_rounds=prefetch_rounds, save=save,
-                      progress=progress, end_epoch=end_epoch, t0=t0, run=run)
+                      progress=progress, event=event, end_epoch=end_epoch, run=run)
 
     model = export_state(state, spec, tp, history, rows_total)
     model.params = run_params
@@ -870,11 +892,9 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                   tp: Any, source: Source, rows_total: int, *, holdout: float | None, salt: int, batch_rows: int,
                   lanes: int, rows_per_round: int | None, epoch: int, start_round: int, checkpoint_every: int,
                   checkpoint_rounds: int | None, prefetch_rounds: int, save: Callable[[dict[str, Any]], None],
-                  progress: Callable[[Any], None], end_epoch: Callable[[int, dict[str, Any]], None], t0: float,
-                  run: dict[str, Any]) -> None:
+                  progress: Callable[[Any], None], event: Callable[..., Any],
+                  end_epoch: Callable[[int, dict[str, Any]], None], run: dict[str, Any]) -> None:
     """The data-parallel loop (mutates ``state`` and ``acc``)."""
-    from .train import ProgressEvent
-
     chunk_rows = None if rows_per_round is None else rows_per_round // lanes
     chunks, _ = _plan(source, spec, chunk_rows=chunk_rows)
     rounds = [chunks[i:i + lanes] for i in range(0, len(chunks), lanes)]
@@ -887,9 +907,10 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
     next_prep = 0  # index into schedule of the next round to prepare
     key_dtype = state.table.dtype
     state_dtype = state.dtype
-    timers = {"wait": 0.0, "client": 0.0}
+    timers = dict.fromkeys(("wait_keys", "wait_lanes", "lookup", "submit", "merge"), 0.0)
     run.update(lanes=lanes, rounds=0, rounds_per_epoch=n_rounds)
     prep_args = (spec, batch_rows, holdout, salt, key_dtype.str)
+    scratch: list[np.ndarray] = []  # reused by every merge
 
     def prepare_until(i: int) -> None:
         nonlocal next_prep
@@ -909,69 +930,90 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             # 1. keys each lane trains (computed ahead by the workers)
             t = time.perf_counter()
             keys = [runner.result(prep[(e, c.index)][1], c.describe()) for c in lane_chunks]
-            timers["wait"] += time.perf_counter() - t
+            timers["wait_keys"] += time.perf_counter() - t
             # 2. their current values, shipped with the lane tasks
-            t = time.perf_counter()
             futs = []
             absent = 0
             acc_in = []
+            bases = []
+            slots = []
             for j, (c, k) in enumerate(zip(lane_chunks, keys)):
+                t = time.perf_counter()
                 base = np.empty((len(k), 2), dtype=state.values.dtype)
-                absent += gather_zn(state.table, state.values, k, base)
+                sl = np.empty(len(k), dtype=np.int64)
+                absent += gather_zn(state.table, state.values, k, base, sl)
+                bases.append(base)
+                slots.append(sl)
                 a0 = acc.copy() if j == 0 else np.zeros(3, dtype=np.float64)
                 acc_in.append(a0)
+                t1 = time.perf_counter()
+                timers["lookup"] += t1 - t
                 futs.append(runner.submit(_task_train_lane, prep[(e, c.index)][0], base, state.bias.copy(), a0,
                                           params, spec.n_columns, state_dtype,
                                           name=f"lane-e{e}-r{r}-l{j}", priority=20))
-            timers["client"] += time.perf_counter() - t
+                timers["submit"] += time.perf_counter() - t1
             # 3. the lanes' results, merged in lane order
             t = time.perf_counter()
             try:
                 results = [runner.result(f, c.describe()) for f, c in zip(futs, lane_chunks)]
-            finally:
+            except BaseException:
                 runner.cancel(futs)
-                del futs
-            timers["wait"] += time.perf_counter() - t
+                raise
+            del futs  # dropping a future releases its result on the cluster
+            timers["wait_lanes"] += time.perf_counter() - t
             t = time.perf_counter()
-            _merge_round(state, acc, keys, results, acc_in, absent, key_dtype)
+            _merge_round(state, acc, keys, bases, slots, results, acc_in, absent, scratch)
+            del bases, slots, results
             for c in lane_chunks:
-                pf, kf = prep.pop((e, c.index))
-                runner.cancel([pf, kf])
-            timers["client"] += time.perf_counter() - t
+                del prep[(e, c.index)]
+            timers["merge"] += time.perf_counter() - t
             rows_round = sum(c.rows for c in lane_chunks)
             run["rows_processed"] += rows_round
             run["rounds"] += 1
             done = r + 1
             row_end = lane_chunks[-1].start_row + lane_chunks[-1].rows
-            progress(ProgressEvent(e, tp.epochs, row_end, rows_total, float(acc[0] / max(acc[1], 1e-300)),
-                                   state.touched, time.perf_counter() - t0,
-                                   extra={"round": done, "rounds": n_rounds, "lanes": lanes,
-                                          "round_seconds": time.perf_counter() - t_round}))
+            progress(event(e, row_end, extra={"round": done, "rounds": n_rounds, "lanes": lanes,
+                                              "round_seconds": time.perf_counter() - t_round}))
             if done == n_rounds:
                 end_epoch(e, {"rounds": n_rounds})
                 save({"epoch": e + 1, "round": 0})
             elif done % checkpoint_rounds == 0:
                 save({"epoch": e, "round": done})
-    finally:
+    finally:  # normally empty; after an error, stop what is still queued
         runner.cancel([f for pair in prep.values() for f in pair])
         prep.clear()
-    run["wait_seconds"] = timers["wait"]
-    run["client_seconds"] = timers["client"]
-    run["client_seconds_per_round"] = timers["client"] / max(run["rounds"], 1)
+    client = timers["lookup"] + timers["submit"] + timers["merge"]
+    run.update({f"{k}_seconds": v for k, v in timers.items()})
+    run["client_seconds"] = client
+    run["client_seconds_per_round"] = client / max(run["rounds"], 1)
 
 
-def _merge_round(state: FTRLState, acc: np.ndarray, keys: list[np.ndarray],
-                 results: list[tuple[np.ndarray, np.ndarray, np.ndarray]], acc_in: list[np.ndarray], absent: int,
-                 key_dtype: np.dtype) -> None:
-    """Apply one round's lanes to the global state and accumulator, in lane order."""
+def _merge_round(state: FTRLState, acc: np.ndarray, keys: list[np.ndarray], bases: list[np.ndarray],
+                 slots: list[np.ndarray], results: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 acc_in: list[np.ndarray], absent: int, scratch: list[np.ndarray]) -> None:
+    """Apply one round's lanes to the global state and accumulator, in lane order.
+
+    ``keys``/``bases``/``slots``: per lane, the keys it trained, their values and slots at
+    the start of the round; ``scratch``: a reusable one-element list holding the merge's
+    scratch set."""
+    slots_valid = True
     if state.touched + absent > state.max_count:
         state.grow(absent)
-    if len(keys) == 1:
-        lane_keys, lane_zn = keys[0], results[0][0]
-    else:
-        lane_keys = np.concatenate(keys).astype(key_dtype, copy=False)
-        lane_zn = np.concatenate([res[0] for res in results])
-    merge_lanes(state.table, state.values, state.count, lane_keys, lane_zn)
+        slots_valid = False  # rehashed: the slots found at the start of the round moved
+
+    def cat(arrays: list[np.ndarray]) -> np.ndarray:
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    lane_keys = cat(keys).astype(state.table.dtype, copy=False)
+    lane_new = cat([res[0] for res in results])
+    n = len(lane_keys)
+    cap = 16
+    while cap < 2 * n + 2:
+        cap *= 2
+    if not scratch or scratch[0].shape[0] < cap:
+        scratch[:] = [np.empty((cap, 2), dtype=np.int64)]
+    merge_lanes(state.table, state.values, state.count, lane_keys, lane_new, cat(bases), cat(slots),
+                slots_valid, scratch[0][:cap])
     # Bias: average of the deltas of the lanes that trained at least one row.
     trained = [j for j, res in enumerate(results) if res[2][2] > acc_in[j][2]]
     if len(trained) == 1:

@@ -78,7 +78,7 @@ class SparseModel:
         if self._table is None:
             from ._kernels.table import build_lookup
 
-            self._table = build_lookup(self.keys, self.weights)
+            self._table = build_lookup(self.keys, self.weights, self.n_columns)
         return self._table
 
     def decision_function(self, X: Any) -> np.ndarray:

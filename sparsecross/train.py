@@ -126,7 +126,18 @@ class ProgressEvent:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux: ru_maxrss in KiB)."""
+    """Peak resident set size of this process so far.
+
+    Linux: ``VmHWM`` from ``/proc/self/status`` (``ru_maxrss`` would report a parent's peak
+    in a process started by a large one); elsewhere ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
     import sys
 

@@ -19,7 +19,10 @@ from .table import slot_of
 
 @kernel
 def _probe(keys, key):
-    """Slot of ``key`` in the flat scratch set ``keys`` (or the empty slot where it goes)."""
+    """Slot of ``key`` in the flat scratch set ``keys`` (or the empty slot where it goes).
+
+    ``keys`` must have the key dtype (uint32 or uint64) with all ones for empty: Numba
+    computes ``empty`` below in 64 bits, so allocate scratch sets with an explicit dtype."""
     mask = np.int64(keys.shape[0] - 1)
     empty = keys[0] | ~keys[0]
     s = np.int64(fmix64(np.uint64(key))) & mask
@@ -43,8 +46,11 @@ def unique_keys(indptr, indices, row_mask, proto):
     n_rows = indptr.shape[0] - 1
     has_mask = row_mask.shape[0] > 0
     cap = 1 << 12
-    tbl = np.full(cap, empty)
-    out = np.full(max(indices.shape[0], 1), empty)
+    while cap < indices.shape[0] // 4:  # distinct keys are usually a fraction of the entries
+        cap *= 2
+    tbl = np.empty(cap, dtype=proto.dtype)
+    tbl[:] = empty
+    out = np.empty(max(indices.shape[0], 1), dtype=proto.dtype)
     m = 0
     for r in range(n_rows):
         if has_mask and row_mask[r] != 0:
@@ -58,7 +64,8 @@ def unique_keys(indptr, indices, row_mask, proto):
                 m += 1
                 if 2 * m > cap:  # keep the scratch set at most half full
                     cap *= 2
-                    tbl = np.full(cap, empty)
+                    tbl = np.empty(cap, dtype=proto.dtype)
+                    tbl[:] = empty
                     for i in range(m):
                         tbl[_probe(tbl, out[i])] = out[i]
     return out[:m].copy()
@@ -78,12 +85,15 @@ def fill_table(table, vals, count, qkeys, qzn):
 
 
 @kernel
-def gather_zn(table, vals, qkeys, out):
-    """``out[i] = (z, n)`` of ``qkeys[i]`` in the state table, (0, 0) where absent.
+def gather_zn(table, vals, qkeys, out, slots):
+    """``out[i] = (z, n)`` of ``qkeys[i]`` in the state table, (0, 0) where absent, and
+    ``slots[i]`` its slot (-1 where absent).
 
-    ``out``: shape (len(qkeys), 2), the dtype of ``vals`` (values are copied, not converted).
-    Returns the number of keys that were absent."""
+    ``out``: shape (len(qkeys), 2), the dtype of ``vals`` (values are copied, not converted);
+    ``slots``: int64 of length len(qkeys), or length 0 to skip.  Returns the number of keys
+    that were absent."""
     empty = table[0, 0] | ~table[0, 0]
+    want_slots = slots.shape[0] > 0
     absent = 0
     for i in range(qkeys.shape[0]):
         s = slot_of(table, qkeys[i])
@@ -91,73 +101,86 @@ def gather_zn(table, vals, qkeys, out):
             out[i, 0] = 0.0
             out[i, 1] = 0.0
             absent += 1
+            if want_slots:
+                slots[i] = -1
         else:
             out[i, 0] = vals[s, 1]
             out[i, 1] = vals[s, 2]
+            if want_slots:
+                slots[i] = s
     return absent
 
 
 @kernel
-def merge_lanes(table, vals, count, lane_keys, lane_zn):
+def merge_lanes(table, vals, count, lane_keys, lane_new, lane_old, lane_slots, slots_valid, scratch):
     """Apply the lanes of one round to the global state table (mutated in place).
 
-    ``lane_keys`` / ``lane_zn`` are the lanes' results concatenated in lane order: every key a
-    lane trained and its (z, n) after the lane, which started from the table's current values
-    (absent keys from (0, 0)).  For each key:
+    The inputs are the lanes' entries concatenated in lane order: ``lane_keys`` every key a
+    lane trained, ``lane_old`` its (z, n) at the start of the round (what the lane started
+    from: (0, 0) for keys absent from the table), ``lane_new`` its (z, n) after the lane, and
+    ``lane_slots`` its slot in the table at the start of the round (-1: absent), used when
+    ``slots_valid`` (the table was not regrown since).  For each key:
 
     * seen by one lane: the table takes that lane's values, copied exactly (so one lane per
       round reproduces sequential training bit for bit);
     * seen by m > 1 lanes: ``old + (sum over lanes, in lane order, of (new - old)) / m``, in
       float64, then stored in the table's precision.
 
-    The table must have room for every new key (``count + new <= 0.7 * capacity`` is the
-    caller's job).  Returns the number of keys added.
+    ``scratch``: int64 array of shape (cap, 2), cap a power of two >= 2 * len(lane_keys)
+    (overwritten).  The table must have room for the new keys.  Returns the number of keys
+    added.
     """
     n = lane_keys.shape[0]
     empty = table[0, 0] | ~table[0, 0]
-    cap = 16
-    while cap < 2 * n + 2:
-        cap *= 2
-    tk = np.full(cap, empty)
-    first = np.empty(cap, dtype=np.int64)
-    gslot = np.empty(cap, dtype=np.int64)
-    cnt = np.zeros(cap, dtype=np.int64)
-    sz = np.zeros(cap, dtype=np.float64)
-    sn = np.zeros(cap, dtype=np.float64)
-    tslot = np.empty(n, dtype=np.int64)
-    added = 0
-    # Pass 1: group entries by key (lane order kept inside a group) and sum the deltas
-    # against the table's values, which are not modified until pass 2.
+    mask = np.int64(scratch.shape[0] - 1)
+    scratch[:, 0] = -1
+    gslot = np.empty(n, dtype=np.int64)
+    gcnt = np.zeros(n, dtype=np.int64)
+    gsum = np.empty((n, 2), dtype=np.float64)
+    gfirst = np.empty((n, 2), dtype=lane_new.dtype)
+    gkey = np.empty(n, dtype=lane_keys.dtype)
+    m = 0
+    # Pass 1: group the entries by key, in lane order; only the scratch set is touched.
     for i in range(n):
         key = lane_keys[i]
-        g = slot_of(table, key)
-        if table[g, 0] == empty:
-            table[g, 0] = key
-            vals[g, 1] = 0.0
-            vals[g, 2] = 0.0
-            added += 1
-        t = _probe(tk, key)
-        if tk[t] == empty:
-            tk[t] = key
-            first[t] = i
-            gslot[t] = g
-        tslot[i] = t
-        cnt[t] += 1
-        sz[t] += np.float64(lane_zn[i, 0]) - np.float64(vals[g, 1])
-        sn[t] += np.float64(lane_zn[i, 1]) - np.float64(vals[g, 2])
-    # Pass 2: one write per key.
-    for i in range(n):
-        t = tslot[i]
-        if first[t] != i:
-            continue
-        g = gslot[t]
-        c = cnt[t]
-        if c == 1:
-            vals[g, 1] = lane_zn[i, 0]
-            vals[g, 2] = lane_zn[i, 1]
+        ik = np.int64(key)
+        t = np.int64(fmix64(np.uint64(key))) & mask
+        while scratch[t, 0] != -1 and scratch[t, 0] != ik:
+            t = (t + 1) & mask
+        if scratch[t, 0] == -1:
+            scratch[t, 0] = ik
+            scratch[t, 1] = m
+            g = m
+            m += 1
+            gkey[g] = key
+            gslot[g] = lane_slots[i] if slots_valid else -1
+            gfirst[g, 0] = lane_new[i, 0]
+            gfirst[g, 1] = lane_new[i, 1]
+            gsum[g, 0] = 0.0
+            gsum[g, 1] = 0.0
         else:
-            vals[g, 1] = np.float64(vals[g, 1]) + sz[t] / c
-            vals[g, 2] = np.float64(vals[g, 2]) + sn[t] / c
+            g = scratch[t, 1]
+        gcnt[g] += 1
+        gsum[g, 0] += np.float64(lane_new[i, 0]) - np.float64(lane_old[i, 0])
+        gsum[g, 1] += np.float64(lane_new[i, 1]) - np.float64(lane_old[i, 1])
+    # Pass 2: one write per key, groups in order of first appearance.
+    added = 0
+    for g in range(m):
+        s = gslot[g]
+        if s < 0:
+            s = slot_of(table, gkey[g])
+            if table[s, 0] == empty:
+                table[s, 0] = gkey[g]
+                vals[s, 1] = 0.0
+                vals[s, 2] = 0.0
+                added += 1
+        c = gcnt[g]
+        if c == 1:
+            vals[s, 1] = gfirst[g, 0]
+            vals[s, 2] = gfirst[g, 1]
+        else:
+            vals[s, 1] = np.float64(vals[s, 1]) + gsum[g, 0] / c
+            vals[s, 2] = np.float64(vals[s, 2]) + gsum[g, 1] / c
     count[0] += added
     return added
 

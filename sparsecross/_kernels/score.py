@@ -15,18 +15,18 @@ from .table import slot_of
 def score_csr(indptr, indices, data, table, vals, bias):
     """Margins ``X @ w + bias`` with w in an inference table (``table.build_lookup``).
 
-    ``indptr`` int64[n+1], ``indices`` int64, ``data`` float32; ``table`` uint64[cap, 2] and
-    ``vals`` its float64 view (weight in column 1).  Rows are independent (``prange``); each row sums in index order, so the result does
+    ``indptr`` int64[n+1], ``indices`` int64 (each < the model's width), ``data`` float32;
+    ``table`` uint32/uint64[cap, 2] and ``vals`` its float view (weight in column 1).  Rows are independent (``prange``); each row sums in index order, so the result does
     not depend on the thread count.  Returns float64[n]."""
     n = indptr.shape[0] - 1
     out = np.empty(n, dtype=np.float64)
     for r in prange(n):
         m = bias
         for k in range(indptr[r], indptr[r + 1]):
-            key = np.uint64(indices[k])
+            key = table.dtype.type(indices[k])
             s = slot_of(table, key)
             if table[s, 0] == key:
-                m += vals[s, 1] * np.float64(data[k])
+                m += np.float64(vals[s, 1]) * np.float64(data[k])
         out[r] = m
     return out
 

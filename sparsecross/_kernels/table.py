@@ -7,7 +7,7 @@ through a float *view* of the same buffer (``table.view(float32)`` for ``uint32`
 values sit side by side.
 
 * Training state: ``W = 3`` -> (key, z, n).
-* Inference: ``W = 2`` (uint64) -> (key, weight as float64).
+* Inference: ``W = 2`` -> (key, weight): uint32/float32 or uint64/float64.
 """
 
 from __future__ import annotations
@@ -56,12 +56,14 @@ def rehash(old, old_vals, new, new_vals):
 
 @kernel
 def build_lookup_kernel(keys, weights, table, vals):
-    """Fill the empty inference ``table`` (uint64[cap, 2], ``vals`` its float64 view) with
-    sorted unique ``keys`` (uint64) and ``weights`` (float32).  Mutates ``table``/``vals``."""
+    """Fill the empty inference ``table`` (uint32 or uint64 ``[cap, 2]``, ``vals`` its float
+    view of the same width) with sorted unique ``keys`` (uint64, each below the table's empty
+    marker) and ``weights`` (float32).  Mutates ``table``/``vals``."""
     for i in range(keys.shape[0]):
-        s = slot_of(table, keys[i])
-        table[s, 0] = keys[i]
-        vals[s, 1] = np.float64(weights[i])
+        k = table.dtype.type(keys[i])
+        s = slot_of(table, k)
+        table[s, 0] = k
+        vals[s, 1] = weights[i]
 
 
 def empty_table(capacity: int, width: int, dtype: np.dtype) -> np.ndarray:
@@ -71,13 +73,21 @@ def empty_table(capacity: int, width: int, dtype: np.dtype) -> np.ndarray:
     return t
 
 
-def build_lookup(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inference table at load factor <= 0.5 for a model's sorted keys: (table, float view)."""
+def build_lookup(keys: np.ndarray, weights: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inference table at load factor <= 0.5 for a model's sorted keys: (table, float view).
+
+    8-byte slots (uint32 key, float32 weight) when every column id of the model's space fits
+    in 32 bits, else 16-byte slots (uint64, float64): a million weights take 16 MiB, not 64.
+    """
     cap = 16
     while cap < 2 * len(keys) + 2:
         cap *= 2
-    table = empty_table(cap, 2, np.dtype(np.uint64))
-    vals = table.view(np.float64)
+    if n_columns < (1 << 32) - 1:
+        table = empty_table(cap, 2, np.dtype(np.uint32))
+        vals = table.view(np.float32)
+    else:
+        table = empty_table(cap, 2, np.dtype(np.uint64))
+        vals = table.view(np.float64)
     build_lookup_kernel(np.ascontiguousarray(keys, dtype=np.uint64),
                         np.ascontiguousarray(weights, dtype=np.float32), table, vals)
     return table, vals
@@ -85,9 +95,10 @@ def build_lookup(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
 
 @kernel
 def lookup_weight(table, vals, key):
-    """Weight of ``key`` in an inference table, 0.0 when absent."""
-    k = np.uint64(key)
+    """Weight of ``key`` in an inference table, 0.0 when absent (``key`` must be below the
+    table's empty marker)."""
+    k = table.dtype.type(key)
     s = slot_of(table, k)
     if table[s, 0] == k:
-        return vals[s, 1]
+        return np.float64(vals[s, 1])
     return 0.0
