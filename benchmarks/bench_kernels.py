@@ -74,6 +74,59 @@ def dense_ftrl_pass(indptr, indices, data, y, z, n, bias, alpha, beta, l1, l2, a
 
 
 @njit(cache=True, nogil=True)
+def dense_ftrl_pass_l1_bias(indptr, indices, data, y, z, n, bias, alpha, beta, l1, l2, acc):
+    """``dense_ftrl_pass`` with one change: the bias is an ordinary L1/L2-regularized
+    coordinate (as Vowpal Wabbit's constant feature is).  Used to explain VW's bias."""
+    n_rows = indptr.shape[0] - 1
+    ws = np.empty(256, dtype=np.float64)
+    for r in range(n_rows):
+        a = indptr[r]
+        b = indptr[r + 1]
+        zb = bias[0]
+        nb = bias[1]
+        wb = _weight(zb, nb, alpha, beta, l1, l2)
+        margin = wb
+        for k in range(a, b):
+            i = indices[k]
+            w = _weight(np.float64(z[i]), np.float64(n[i]), alpha, beta, l1, l2)
+            ws[k - a] = w
+            margin += w * np.float64(data[k])
+        if margin >= 0:
+            p = 1.0 / (1.0 + math.exp(-margin))
+        else:
+            e = math.exp(margin)
+            p = e / (1.0 + e)
+        yr = y[r]
+        q = min(max(p, EPS), 1.0 - EPS)
+        acc[0] += -(yr * math.log(q) + (1.0 - yr) * math.log(1.0 - q))
+        acc[1] += 1.0
+        acc[2] += 1.0
+        g = p - yr
+        for k in range(a, b):
+            i = indices[k]
+            gi = g * np.float64(data[k])
+            ni = np.float64(n[i])
+            sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
+            z[i] = np.float64(z[i]) + gi - sigma * ws[k - a]
+            n[i] = ni + gi * gi
+        sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
+        bias[0] = zb + g - sigma * wb
+        bias[1] = nb + g * g
+    return n_rows
+
+
+#: Odd multiplier of the id scramble ``(id * SCRAMBLE) mod 2**28`` (a bijection on [0, 2**28)).
+SCRAMBLE = 0x9E3779B1
+SCRAMBLE_BITS = 28
+
+
+def scramble_ids(indices: np.ndarray) -> np.ndarray:
+    """Column ids -> a pseudo-random bijective image in [0, 2**28): same rows, same model up to
+    relabelling, but no memory locality between nearby geo cells."""
+    return (indices.astype(np.int64) * SCRAMBLE) & ((1 << SCRAMBLE_BITS) - 1)
+
+
+@njit(cache=True, nogil=True)
 def dense_export(z, n, alpha, beta, l1, l2):
     """(keys int64, weights float64) of every column with |z| > l1, in column order."""
     m = 0
@@ -168,3 +221,105 @@ def sparse_margins(keys: np.ndarray, weights: np.ndarray, bias: float, indptr: n
     contrib = np.where(hit, w[pos_c] if len(k) else 0.0, 0.0) * data
     rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     return bias + np.bincount(rows, weights=contrib, minlength=len(indptr) - 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Prototype (benchmark-side only): the same FTRL update on an open-addressing table whose
+# slot is one 16-byte record (uint32 key, float32 z, float32 n, unused), so a lookup touches
+# one cache line instead of two (sparsecross keeps ``keys`` and ``zn`` in separate arrays).
+# ``block_bits`` > 0 hashes ``key >> block_bits`` and keeps the low bits, so 2**block_bits
+# neighbouring column ids (nearby geo cells) land in neighbouring slots.  Presized: no growth.
+@njit(cache=True, nogil=True)
+def _fmix64(k):
+    k ^= k >> np.uint64(33)
+    k *= np.uint64(0xFF51AFD7ED558CCD)
+    k ^= k >> np.uint64(33)
+    k *= np.uint64(0xC4CEB9FE1A85EC53)
+    k ^= k >> np.uint64(33)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _rec_slot(tab, key, block_bits):
+    mask = np.int64(tab.shape[0] - 1)
+    kk = np.uint64(key)
+    if block_bits > 0:
+        h = (_fmix64(kk >> np.uint64(block_bits)) << np.uint64(block_bits)) | (kk & np.uint64((1 << block_bits) - 1))
+    else:
+        h = _fmix64(kk)
+    s = np.int64(h & np.uint64(mask))
+    empty = np.uint32(0xFFFFFFFF)
+    while True:
+        k = tab[s, 0]
+        if k == np.uint32(key) or k == empty:
+            return s
+        s = (s + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def record_ftrl_pass(indptr, indices, data, y, tab, tabf, count, bias, alpha, beta, l1, l2, acc, block_bits):
+    """``tab`` uint32[cap, 4] (column 0 = key, 0xFFFFFFFF empty) and ``tabf`` = the same memory
+    as float32 (column 1 = z, column 2 = n).  Same arithmetic as ``dense_ftrl_pass``."""
+    n_rows = indptr.shape[0] - 1
+    ws = np.empty(256, dtype=np.float64)
+    sl = np.empty(256, dtype=np.int64)
+    empty = np.uint32(0xFFFFFFFF)
+    for r in range(n_rows):
+        a = indptr[r]
+        b = indptr[r + 1]
+        zb = bias[0]
+        nb = bias[1]
+        wb = -zb / ((beta + math.sqrt(nb)) / alpha)
+        margin = wb
+        for k in range(a, b):
+            s = _rec_slot(tab, indices[k], block_bits)
+            if tab[s, 0] == empty:
+                tab[s, 0] = np.uint32(indices[k])
+                tabf[s, 1] = 0.0
+                tabf[s, 2] = 0.0
+                count[0] += 1
+            sl[k - a] = s
+            w = _weight(np.float64(tabf[s, 1]), np.float64(tabf[s, 2]), alpha, beta, l1, l2)
+            ws[k - a] = w
+            margin += w * np.float64(data[k])
+        if margin >= 0:
+            p = 1.0 / (1.0 + math.exp(-margin))
+        else:
+            e = math.exp(margin)
+            p = e / (1.0 + e)
+        yr = y[r]
+        q = min(max(p, EPS), 1.0 - EPS)
+        acc[0] += -(yr * math.log(q) + (1.0 - yr) * math.log(1.0 - q))
+        acc[1] += 1.0
+        acc[2] += 1.0
+        g = p - yr
+        for k in range(a, b):
+            s = sl[k - a]
+            gi = g * np.float64(data[k])
+            ni = np.float64(tabf[s, 2])
+            sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
+            tabf[s, 1] = np.float64(tabf[s, 1]) + gi - sigma * ws[k - a]
+            tabf[s, 2] = ni + gi * gi
+        sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
+        bias[0] = zb + g - sigma * wb
+        bias[1] = nb + g * g
+    return n_rows
+
+
+@njit(cache=True, nogil=True)
+def record_export(tab, tabf, alpha, beta, l1, l2):
+    """(keys int64 sorted later, weights float64) of records with |z| > l1."""
+    empty = np.uint32(0xFFFFFFFF)
+    m = 0
+    for s in range(tab.shape[0]):
+        if tab[s, 0] != empty and abs(np.float64(tabf[s, 1])) > l1:
+            m += 1
+    keys = np.empty(m, dtype=np.int64)
+    w = np.empty(m, dtype=np.float64)
+    j = 0
+    for s in range(tab.shape[0]):
+        if tab[s, 0] != empty and abs(np.float64(tabf[s, 1])) > l1:
+            keys[j] = np.int64(tab[s, 0])
+            w[j] = _weight(np.float64(tabf[s, 1]), np.float64(tabf[s, 2]), alpha, beta, l1, l2)
+            j += 1
+    return keys, w

@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {m.get('date_utc')} git {str(m.get('git_sha'))[:10]} "
               f"{'(library dirty) ' if m.get('git_dirty_library') else ''}{m.get('cpu_model')} "
               f"quick={m.get('quick')} load {m.get('loadavg_at_start', ['?'])[0]}")
+        for mr in m.get("merged_runs", []):
+            print(f"      + merged {mr.get('date_utc')} git {str(mr.get('git_sha'))[:10]}: {len(mr.get('ids', []))} ids")
     if base["meta"].get("quick") != head["meta"].get("quick"):
         print("warning: comparing a --quick run with a full run (different sizes)")
     rows = compare(base, head, speed_tol=args.speed_tol)

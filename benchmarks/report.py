@@ -64,6 +64,12 @@ def render(doc: dict[str, Any]) -> str:
              f" · {m.get('cpu_model')} · {m.get('cpu_count')} CPUs · {m.get('memory_bytes', 0) / 2**30:.0f} GiB · "
              f"THP {m.get('transparent_hugepage')}")
     L.append("")
+    for mr in m.get("merged_runs", []):
+        L.append(f"Merged later: {mr.get('date_utc')} · git {str(mr.get('git_sha'))[:10]}"
+                 f"{' (library dirty)' if mr.get('git_dirty_library') else ''} · {len(mr.get('ids', []))} measurement "
+                 f"ids re-run or added ({', '.join(sorted({i.split('/')[0] for i in mr.get('ids', [])}))})"
+                 + (f" · {mr['note']}" if mr.get("note") else ""))
+        L.append("")
     L.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     L.append("")
     la0, la1 = m.get("loadavg_at_start"), m.get("loadavg_at_end")
@@ -100,8 +106,9 @@ def render(doc: dict[str, Any]) -> str:
     L += _table(["variant / data", "batch rows", "rows", "rows/s", "nonzeros/s", "peak RSS", "RSS before",
                  "Arrow pool peak", "s", ">= 3M rows/s"], rows)
     L.append("")
-    L.append("`prebuffer_off`: experiment, the library's reader monkeypatched in the benchmark process to open "
-             "files with `pq.ParquetFile(..., pre_buffer=False)` (library code unchanged).")
+    L.append("`prebuffer_off`: the library's reader monkeypatched in the benchmark process to open files with "
+             "`pq.ParquetFile(..., pre_buffer=False)` (library code unchanged). The library does the same since "
+             "8e21e80; before it, peak RSS grew with rows (2M 313 MiB -> 10M 464 MiB, Arrow pool 45 -> 191 MiB).")
     if "featurize_peak_rss_ratio_largest_vs_smallest" in D:
         L.append("")
         L.append(f"Peak RSS largest/smallest file: {D['featurize_peak_rss_ratio_largest_vs_smallest']:.3f}")
@@ -138,27 +145,38 @@ def render(doc: dict[str, Any]) -> str:
                      f"{e['test_logloss_diff']:+.2e}", f"{e['test_auc_diff']:+.2e}",
                      f"{_i(e['nonzeros'][0])} / {_i(e['nonzeros'][1])}",
                      f"{_i(e['touched'][0])} / {_i(e['touched'][1])}",
-                     f"{e['bias'][0]:.4f} ({e.get('bias_if_regularized', float('nan')):.4f}) / {e['bias'][1]:.4f}",
+                     f"{e['bias'][0]:.4f} / {_f(e.get('bias_dense_l1_bias_kernel'))} / {e['bias'][1]:.4f}",
                      f"{_i(e.get('nonzero_keys_common'))} (+{_i(e.get('nonzero_keys_only_sparsecross'))} / "
                      f"+{_i(e.get('nonzero_keys_only_vw'))})",
                      f"{e.get('weight_abs_diff_max', 0):.1e} / {e.get('weight_abs_diff_median', 0):.1e}",
                      str(e.get("bit_identical_to_dense")), ])
     L += _table(["rows", "logloss scx", "logloss VW", "VW - scx", "AUC VW - scx", "nonzeros scx / VW",
-                 "touched scx / VW", "bias scx (if L1-regularized) / VW", "common nonzero keys (+only scx / +only VW)",
+                 "touched scx / VW", "bias: scx / our kernel with L1 on the bias / VW", "common nonzero keys (+only scx / +only VW)",
                  "|w diff| max / median", "bit-identical to dense"], rows)
+    L.append("")
+    L.append("VW's constant feature is an ordinary L1/L2-regularized coordinate (our bias is unregularized). "
+             "The dense kernel with that one change (`dense_l1_bias`) reproduces VW's bias: the bias and the "
+             "one-hot blocks every row has (age, income, device, device x age) are collinear, so the L1 on the "
+             "constant early in training moves weight along a direction the predictions do not see (test "
+             "logloss identical). Nonzero-key differences are coordinates at |z| = l1 within float32 rounding "
+             "(VW computes in float32, sparsecross in float64 with float32 storage).")
     L.append("")
     L.append("### Kernel only (pre-featurized in-memory CSR, chunks of the default batch size)")
     L.append("")
     rows = []
     for k, s in S.items():
-        if k.startswith("kernel/") and "rows_per_s" in s:
+        if k.startswith("kernel/") and "rows_per_s" in s and not k.endswith("dense_l1_bias"):
             _, size, impl = k.split("/")
             dense = S.get(f"kernel/{size}/dense_prefaulted", {}).get("rows_per_s")
             rows.append([size, impl, _r(s["rows_per_s"]) + _spread(s), f"{s['nonzeros_per_s'] / 1e6:.1f}M",
                          f"{s['rows_per_s'] / dense:.2f}" if dense else "-", _mb(s["peak_rss_bytes"]),
-                         _b(s.get("state_bytes")), _i(s.get("grow_batches"))])
-    L += _table(["rows", "impl", "rows/s", "nonzeros/s", "vs dense_prefaulted", "peak RSS", "state bytes",
-                 "batches that grew the table"], rows)
+                         _mb(s.get("base_rss_bytes")), _b(s.get("state_bytes")), _i(s.get("grow_batches"))])
+    L += _table(["rows", "impl", "rows/s", "nonzeros/s", "vs dense_prefaulted", "peak RSS", "RSS before",
+                 "state bytes", "batches that grew the table"], rows)
+    L.append("")
+    L.append("RSS before includes the in-memory CSR. `_scrambled`: column ids mapped through a bijective "
+             "pseudo-random scramble into [0, 2**28) first (same rows and model up to relabelling): the dense "
+             "kernel loses the memory locality of nearby geo cells, the hash table never had it.")
     L.append("")
 
     # c

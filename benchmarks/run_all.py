@@ -110,7 +110,7 @@ def _item(id_: str, group: str, task: str, args: dict[str, Any], repeats: int = 
             for r in range(repeats)]
 
 
-def build_plan(quick: bool, reps: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     sizes = W.QUICK if quick else W.FULL
     spec = "bench"
     import sparsecross
@@ -165,10 +165,18 @@ def build_plan(quick: bool, reps: int) -> tuple[list[dict[str, Any]], dict[str, 
                            "save_weights": True})
     # -- b. kernel only
     for rows, path in trains.items():
-        impls = ("sparsecross", "sparsecross_presized", "dense", "dense_prefaulted")
-        for impl in (impls[::3] if quick and rows != big else impls):
+        impls = ("sparsecross", "sparsecross_presized", "dense", "dense_prefaulted",
+                 "sparsecross_scrambled", "dense_prefaulted_scrambled")
+        for impl in (impls[:1] if quick and rows != big else impls):
             plan += _item(f"kernel/{lab[rows]}/{impl}", "kernel", "kernel",
                           {"train": str(path), "spec": spec, "params": PARAMS, "impl": impl}, repeats=reps)
+        if extra:  # prototype table layouts (benchmark-side kernels, see bench_kernels.py)
+            for impl in ("proto_record", "proto_record_block3"):
+                plan += _item(f"kernel/{lab[rows]}/{impl}", "kernel", "kernel",
+                              {"train": str(path), "spec": spec, "params": PARAMS, "impl": impl}, repeats=reps)
+        if not quick or rows == big:  # parity experiment: VW-style regularized bias
+            plan += _item(f"kernel/{lab[rows]}/dense_l1_bias", "kernel", "kernel",
+                          {"train": str(path), "spec": spec, "params": PARAMS, "impl": "dense_l1_bias"})
 
     # -- c. artifact (on the smaller training file)
     l1s = [1.0, 10.0] if quick else L1_GRID
@@ -329,6 +337,8 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
             entry["touched"] = [scx.get("touched_features"), vw.get("touched_features")]
             entry["bias"] = [scx.get("bias"), vw.get("bias")]
             entry["bias_if_regularized"] = scx.get("bias_if_regularized")
+            entry["bias_dense_l1_bias_kernel"] = k("dense_l1_bias").get("bias")
+            entry["test_logloss_vw_our_scorer"] = vw.get("our_scorer_logloss")
             entry.update(_overlap(f"train_{s}_scx", f"train_{s}_vw_sparse"))
         for name in ("dense", "dense_prefaulted"):
             if g(name).get("model_digest"):
@@ -372,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
                                                   "or results_quick.json with --quick)")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the sparsecross timings")
     ap.add_argument("--only", default="", help="comma-separated id prefixes to run (default: all)")
+    ap.add_argument("--merge", action="store_true",
+                    help="update --out in place: replace/add only the measurements run now")
+    ap.add_argument("--extra", action="store_true",
+                    help="also plan the experimental prototype kernels (table layout)")
     args = ap.parse_args(argv)
     reps = 1 if args.quick else args.repeats
     out = Path(args.out) if args.out else BENCH / "results" / ("results_quick.json" if args.quick else "results.json")
@@ -386,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["repeats"] = reps
     log("preparing data (cached in benchmarks/cache/)")
     meta["data"] = W.prepare(args.quick, log=log)
-    plan, files = build_plan(args.quick, reps)
+    plan, files = build_plan(args.quick, reps, extra=args.extra)
     meta["files"] = files
     if args.only:
         prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
@@ -411,6 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     meta["measure_seconds"] = time.perf_counter() - t_meas
     meta["total_seconds"] = time.perf_counter() - t0
     meta["loadavg_at_end"] = os.getloadavg()
+    if args.merge and out.exists():
+        old = json.loads(out.read_text())
+        ids = {r["id"] for r in raw}
+        raw = _merge_raw(old["raw"], raw)
+        merged = old["meta"].get("merged_runs", [])
+        merged.append({k: meta[k] for k in ("date_utc", "git_sha", "git_dirty_library", "loadavg_at_start",
+                                            "loadavg_at_end", "measure_seconds")} | {"ids": sorted(ids)})
+        meta = old["meta"]
+        meta["merged_runs"] = merged
     summary = summarize(raw)
     doc = {"meta": meta, "targets": TARGETS, "summary": summary, "derived": derive(summary), "raw": raw}
     out.write_text(json.dumps(doc, indent=1, default=float))
@@ -420,6 +443,25 @@ def main(argv: list[str] | None = None) -> int:
     md.write_text(render(doc))
     log(f"wrote {out} and {md} (total {meta['total_seconds']:.0f} s)")
     return 0
+
+
+def _merge_raw(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Old results with every id that was re-run replaced, in place, by its new runs; new ids
+    go at the end."""
+    by_new: dict[str, list[dict[str, Any]]] = {}
+    for r in new:
+        by_new.setdefault(r["id"], []).append(r)
+    out: list[dict[str, Any]] = []
+    done: set[str] = set()
+    for r in old:
+        if r["id"] in by_new:
+            if r["id"] not in done:
+                out.extend(by_new[r["id"]])
+                done.add(r["id"])
+        else:
+            out.append(r)
+    out.extend(r for r in new if r["id"] not in done)
+    return out
 
 
 def _all_paths(files: dict[str, Any]) -> list[str]:

@@ -39,8 +39,45 @@ VW_DIR = W.CACHE / "vw"
 
 
 # ---------------------------------------------------------------- helpers
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _rollup_kb(field: str) -> int:
+    try:
+        with open("/proc/self/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return -1
+
+
 def peak_rss() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    """Peak RSS of this process image (VmHWM) since the last :func:`mark_base` reset.
+
+    Not ``ru_maxrss``: Linux keeps the high-water mark of the image *before* ``execve`` in it,
+    so a child started by a big parent reports at least the parent's RSS."""
+    return _status_kb("VmHWM") or int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def mark_base(out: dict[str, Any]) -> None:
+    """Start of the measured phase: record RSS, then reset the peak-RSS mark to it, so that
+    ``peak_rss()`` afterwards is the peak during the measured phase (resident memory included)."""
+    gc.collect()
+    out["setup_peak_rss_bytes"] = peak_rss()  # imports + warmup (+ data loading for some tasks)
+    out["base_rss_bytes"] = cur_rss()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        out["peak_reset"] = True
+    except OSError:
+        out["peak_reset"] = False
 
 
 def cur_rss() -> int:
@@ -151,6 +188,16 @@ def model_digest(keys: np.ndarray, weights: np.ndarray, bias: float) -> str:
     return h.hexdigest()[:16]
 
 
+def _unique_columns(train: Path) -> int:
+    """Distinct column ids of a cached CSR, computed in a child process."""
+    import subprocess
+
+    code = ("import sys, numpy as np; sys.path[:0] = [%r, %r]; import workloads as W, sparsecross; "
+            "X = W.csr(W.Path(%r), sparsecross.load_spec(W.BENCH_SPEC), mmap=True); "
+            "print(len(np.unique(np.asarray(X['indices']))))" % (str(ROOT), str(BENCH), str(train)))
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 class _CSR:
     """Duck-typed CSR chunk for train_batch: indptr slice into shared indices/data."""
 
@@ -209,6 +256,9 @@ def _warm_dense() -> None:
     ix = np.array([1, 3], np.int64)
     dt = np.ones(2, np.float32)
     dense_ftrl_pass(ip, ix, dt, np.ones(1), z, n, np.zeros(2), 0.1, 1.0, 0.0, 0.0, np.zeros(3))
+    from bench_kernels import dense_ftrl_pass_l1_bias
+
+    dense_ftrl_pass_l1_bias(ip, ix, dt, np.ones(1), z, n, np.zeros(2), 0.1, 1.0, 0.0, 0.0, np.zeros(3))
     dense_export(z, n, 0.1, 1.0, 0.0, 0.0)
     dense_touched(n)
 
@@ -245,8 +295,7 @@ def task_featurize(args: dict[str, Any]) -> dict[str, Any]:
         patch_pre_buffer_off()
         out["patched"] = "sparsecross.read._open: pq.ParquetFile(..., pre_buffer=False)"
     sig0 = kernel_signatures()
-    gc.collect()
-    out["base_rss_bytes"] = cur_rss()
+    mark_base(out)
     rows = nnz = batches = 0
     t = time.perf_counter()
     for b in sparsecross.iter_batches(src, spec, batch_rows=batch_rows(args)):
@@ -281,8 +330,7 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
         patch_pre_buffer_off()
         out["patched"] = "sparsecross.read._open: pq.ParquetFile(..., pre_buffer=False)"
     sig0 = kernel_signatures()
-    gc.collect()
-    out["base_rss_bytes"] = cur_rss()
+    mark_base(out)
     t = time.perf_counter()
     model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
                                      epochs=int(p.get("epochs", 1)), batch_rows=batch_rows(args),
@@ -337,8 +385,7 @@ def task_train_dense(args: dict[str, Any]) -> dict[str, Any]:
     spec = spec_for(args["spec"], train)
     p = args["params"]
     a, b_, l1, l2 = float(p["alpha"]), float(p["beta"]), float(p["l1"]), float(p["l2"])
-    gc.collect()
-    out["base_rss_bytes"] = cur_rss()
+    mark_base(out)
     nc = spec.n_columns
     if args.get("prefault"):  # allocate and touch every page before the clock starts
         t = time.perf_counter()
@@ -400,24 +447,31 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
     nrows = len(y)
     chunks = [(s, min(nrows, s + step)) for s in range(0, nrows, step)]
     impl = args["impl"]
+    n_columns = spec.n_columns
+    if impl.endswith("_scrambled"):  # locality experiment: ids through a bijective scramble
+        from bench_kernels import SCRAMBLE_BITS, scramble_ids
+
+        indices = scramble_ids(indices)
+        n_columns = 1 << SCRAMBLE_BITS
+        impl = impl[: -len("_scrambled")]
+        out["scrambled_ids"] = True
     cap = 1024
     if impl == "sparsecross_presized":
-        uniq = int(len(np.unique(indices)))
+        uniq = _unique_columns(Path(args["train"]))  # in a child: no allocator residue here
         while cap * MAX_LOAD < uniq:
             cap *= 2
         out["presized_capacity"] = cap
-    gc.collect()
-    out["base_rss_bytes"] = cur_rss()
+    mark_base(out)
     acc = np.zeros(3)
     t = time.perf_counter()
     if impl.startswith("sparsecross"):
         params = FTRLParams(a, b_, l1, l2, 0.0)
-        state = FTRLState(spec.n_columns, args.get("state_dtype", "float32"), capacity=cap)
+        state = FTRLState(n_columns, args.get("state_dtype", "float32"), capacity=cap)
         nomask = np.zeros(0, np.uint8)
         grows = 0
         for s, e in chunks:
             cap0 = state.capacity
-            train_batch(state, Batch(_CSR(indptr[s:e + 1], indices, data, spec.n_columns), y[s:e], None, s),
+            train_batch(state, Batch(_CSR(indptr[s:e + 1], indices, data, n_columns), y[s:e], None, s),
                         params, nomask, acc)
             grows += state.capacity != cap0
         dt = time.perf_counter() - t
@@ -426,21 +480,53 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         bias_w = state.bias_weight(params)
         out.update(touched_features=state.touched, state_bytes=state.nbytes, state_capacity=state.capacity,
                    grow_batches=grows)
-    elif impl in ("dense", "dense_prefaulted"):
-        if impl == "dense_prefaulted":  # allocate and touch every page before the clock starts
+    elif impl.startswith("proto_record"):  # prototype layout, presized like sparsecross_presized
+        from bench_kernels import record_export, record_ftrl_pass
+
+        block_bits = int(impl.rsplit("block", 1)[1]) if "block" in impl else 0
+        uniq = _unique_columns(Path(args["train"]))
+        cap = 1024
+        while cap * MAX_LOAD < uniq:
+            cap *= 2
+        out["presized_capacity"] = cap
+        t = time.perf_counter()
+        tab = np.full((cap, 4), 0xFFFFFFFF, dtype=np.uint32)
+        tabf = tab.view(np.float32)
+        count = np.zeros(1, np.int64)
+        bias = np.zeros(2)
+        for s, e in chunks:
+            record_ftrl_pass(indptr[s:e + 1], indices, data, y[s:e], tab, tabf, count, bias, a, b_, l1, l2, acc,
+                             block_bits)
+        dt = time.perf_counter() - t
+        out["peak_rss_bytes"] = peak_rss()
+        keys, w = record_export(tab, tabf, a, b_, l1, l2)
+        order = np.argsort(keys)
+        w32 = w[order].astype(np.float32)
+        keep = w32 != 0
+        keys, w32 = keys[order][keep].astype(np.uint64), w32[keep]
+        bias_w = float(-bias[0] / ((b_ + np.sqrt(bias[1])) / a))
+        out.update(touched_features=int(count[0]), state_bytes=int(tab.nbytes), block_bits=block_bits)
+    elif impl in ("dense", "dense_prefaulted", "dense_l1_bias"):
+        if impl != "dense":  # allocate and touch every page before the clock starts
             dt0 = time.perf_counter()
-            z = np.ones(spec.n_columns, np.float32)
-            n = np.ones(spec.n_columns, np.float32)
+            z = np.ones(n_columns, np.float32)
+            n = np.ones(n_columns, np.float32)
             z.fill(0)
             n.fill(0)
             out["prefault_s"] = time.perf_counter() - dt0
             t = time.perf_counter()
         else:  # calloc'ed: pages are faulted in (zeroed by the kernel) at first touch, in the run
-            z = np.zeros(spec.n_columns, np.float32)
-            n = np.zeros(spec.n_columns, np.float32)
+            z = np.zeros(n_columns, np.float32)
+            n = np.zeros(n_columns, np.float32)
         bias = np.zeros(2)
-        for s, e in chunks:
-            dense_ftrl_pass(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc)
+        if impl == "dense_l1_bias":
+            from bench_kernels import _weight, dense_ftrl_pass_l1_bias
+
+            for s, e in chunks:
+                dense_ftrl_pass_l1_bias(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc)
+        else:
+            for s, e in chunks:
+                dense_ftrl_pass(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc)
         dt = time.perf_counter() - t
         out["peak_rss_bytes"] = peak_rss()
         keys, w = dense_export(z, n, a, b_, l1, l2)
@@ -448,9 +534,15 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         keep = w32 != 0
         keys, w32 = keys[keep].astype(np.uint64), w32[keep]
         bias_w = float(-bias[0] / ((b_ + np.sqrt(bias[1])) / a))
+        if impl == "dense_l1_bias":
+            bias_w = float(_weight(float(bias[0]), float(bias[1]), a, b_, l1, l2))
+            H = spec.outputs[1].offset  # first exact block after the geo cell (age)
+            out["first_bucket_weights"] = [float(_weight(float(z[i]), float(n[i]), a, b_, l1, l2))
+                                           for i in range(H, H + 7)]
         out.update(state_bytes=int(z.nbytes + n.nbytes))
     else:
         raise ValueError(impl)
+    out["anon_huge_pages_bytes"] = _rollup_kb("AnonHugePages")  # THP backing (dense: TLB reach)
     nnz = int(indptr[-1])
     out.update(impl=impl, batch_rows=step, rows=nrows, nonzeros_in=nnz, seconds=dt, rows_per_s=nrows / dt, nonzeros_per_s=nnz / dt,
                nonzeros=int(len(keys)), progressive_logloss=float(acc[0] / acc[1]), bias=bias_w,
@@ -517,8 +609,7 @@ def task_train_vw(args: dict[str, Any]) -> dict[str, Any]:
         extra = f" --cache_file {cache}"
     cmd = f"{base} -d {vw_train} -f {model_path} --readable_model {readable}{extra}"
     out["vw_args"] = cmd
-    gc.collect()
-    out["base_rss_bytes"] = cur_rss()
+    mark_base(out)
     t = time.perf_counter()
     ws = pyvw.Workspace(cmd)  # pyvw runs the native parser/learner over -d here
     dt = time.perf_counter() - t
@@ -647,8 +738,7 @@ def task_predict(args: dict[str, Any]) -> dict[str, Any]:
     model.lookup_table()
     out["lookup_table_s"] = time.perf_counter() - t
     test = Path(args["test"])
-    gc.collect()
-    out["base_rss_bytes"] = cur_rss()
+    mark_base(out)
     t = time.perf_counter()
     if args["mode"] == "predict_file":
         dest = W.CACHE / f"predict_out_{os.getpid()}.parquet"
@@ -703,8 +793,7 @@ def task_peer(args: dict[str, Any]) -> dict[str, Any]:
     if peer in ("sgd", "liblinear", "saga"):
         from sklearn.linear_model import LogisticRegression, SGDClassifier
 
-        gc.collect()
-        out["base_rss_bytes"] = cur_rss()
+        mark_base(out)
         t = time.perf_counter()
         A, y, B, cols = _compact(Xtr, Xte, rows)
         out["prep_s"] = time.perf_counter() - t  # column compaction (not in rows/s)
@@ -751,8 +840,7 @@ def task_peer(args: dict[str, Any]) -> dict[str, Any]:
         out["prep_s"] = time.perf_counter() - t  # CSR -> dicts (not in rows/s)
         model = linear_model.LogisticRegression(
             optimizer=optim.FTRLProximal(alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"]))
-        gc.collect()
-        out["base_rss_bytes"] = cur_rss()
+        mark_base(out)
         t = time.perf_counter()
         for _ in range(int(p.get("epochs", 1))):
             for x, yy in zip(xs, ys):
@@ -795,6 +883,7 @@ def main() -> None:
     t = time.perf_counter()
     res = TASKS[name](args)
     res["process_wall_s"] = time.perf_counter() - t
+    res["ru_maxrss_bytes"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # see peak_rss()
     print(MARK + " " + json.dumps(res, default=float), flush=True)
 
 

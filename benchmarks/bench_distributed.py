@@ -1,0 +1,290 @@
+"""Benchmark of Dask scale-out (issue #6): single-node vs a local cluster of 2 workers.
+
+    python benchmarks/bench_distributed.py [--rows 10000000] [--repeats 1] [--only single,dp4]
+
+Data: ``sparsecross.generate(seed=0)``, 10M training rows in row groups of 500,000 (20 units
+of work) and a 1M-row test set from the same world (``first_row=10_000_000``), generated
+once into ``benchmarks/cache/``.  Spec ``data/specs/synthetic_bench.toml``; library default
+hyperparameters, one pass.
+
+Every configuration runs in its own process (``--task NAME``), so peak RSS belongs to it:
+
+* ``single``: ``sparsecross.train`` (no Dask; reader thread + trainer, both cores free);
+* ``single_1core``: the same pinned to one core (the per-core yardstick);
+* ``dp2`` / ``dp4``: data-parallel, K = 2 / 4 lanes, one row group per lane, 2 workers;
+* ``exact``: exact mode, 2 workers featurize, the client trains;
+* ``dp4_1worker``: K = 4 on a single worker (the client's merge then has a core to itself).
+
+Measured: training rows/s (wall clock around ``train``, kernels compiled and workers warmed
+up before), test logloss/AUC (local ``evaluate``), peak RSS of the client and of each worker
+(``VmHWM`` of ``/proc/<pid>/status``, reset before the timed phase), rounds and per-round
+overhead (client-side merge + look-up time per round; mean round wall time).  Writes
+``benchmarks/results/distributed.json`` and prints a Markdown table.  The machine may be
+shared: the load average at start and end is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / "cache"
+RESULTS = ROOT / "benchmarks" / "results"
+SPEC = ROOT / "data" / "specs" / "synthetic_bench.toml"
+GROUP_ROWS = 500_000
+TEST_ROWS = 1_000_000
+TASKS = ("single", "single_1core", "dp2", "dp4", "exact", "dp4_1worker")
+MARK = "@@RESULT@@"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def data_paths(rows: int) -> tuple[Path, Path]:
+    """(train, test) Parquet files, generated on first use."""
+    import sparsecross
+
+    label = f"{rows // 1_000_000}m" if rows % 1_000_000 == 0 else f"{rows // 1000}k"
+    train = CACHE / f"dist_train_{label}_rg{GROUP_ROWS // 1000}k_seed0.parquet"
+    test = CACHE / f"dist_test_{TEST_ROWS // 1000}k_from{label}_seed0.parquet"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if not train.exists():
+        sparsecross.generate(train, rows=rows, seed=0, row_group_size=GROUP_ROWS)
+    if not test.exists():
+        sparsecross.generate(test, rows=TEST_ROWS, seed=0, row_group_size=GROUP_ROWS, first_row=rows)
+    return train, test
+
+
+# ---------------------------------------------------------------- memory helpers
+def reset_peak() -> None:
+    """Reset this process's VmHWM (Linux: ``echo 5 > /proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss() -> int:
+    """This process's VmHWM in bytes (ru_maxrss where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _warm_worker() -> float:
+    """Compile/load every kernel in a worker process (run once per worker before timing)."""
+    import sparsecross
+
+    t = time.perf_counter()
+    sparsecross.warmup()
+    return time.perf_counter() - t
+
+
+# ------------------------------------------------------------------- one task
+def run_task(name: str, rows: int) -> dict[str, Any]:
+    import sparsecross
+    from sparsecross.predict import evaluate
+
+    train_path, test_path = data_paths(rows)
+    spec = sparsecross.load_spec(SPEC)
+    if name == "single_1core":
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    sparsecross.warmup()
+    out: dict[str, Any] = {"task": name, "rows": rows}
+    client = cluster = None
+    kw: dict[str, Any] = {}
+    if name in ("dp2", "dp4", "exact", "dp4_1worker"):
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=1 if name.endswith("1worker") else 2, threads_per_worker=1,
+                                           processes=True, dashboard_address=None)
+        client = distributed.Client(cluster)
+        client.run(_warm_worker)
+        kw = {"client": client, "mode": "exact"} if name == "exact" else {"client": client, "lanes": int(name[2])}
+        # first use of the lane kernels / data path, on a small slice, outside the clock
+        warm = CACHE / "dist_warm_40k.parquet"
+        if not warm.exists():
+            sparsecross.generate(warm, rows=40_000, seed=1, row_group_size=10_000)
+        sparsecross.train(warm, spec, **kw)
+        client.run(reset_peak)
+    else:
+        warm = CACHE / "dist_warm_40k.parquet"
+        if not warm.exists():
+            sparsecross.generate(warm, rows=40_000, seed=1, row_group_size=10_000)
+        sparsecross.train(warm, spec)
+    reset_peak()
+    rounds: list[float] = []
+
+    def on_progress(ev: Any) -> None:
+        if "round_seconds" in ev.extra:
+            rounds.append(ev.extra["round_seconds"])
+
+    cpu0 = cpu_seconds()
+    wcpu0 = client.run(cpu_seconds) if client is not None else {}
+    t0 = time.perf_counter()
+    model = sparsecross.train(train_path, spec, on_progress=on_progress, **kw)
+    seconds = time.perf_counter() - t0
+    out["client_cpu_seconds"] = cpu_seconds() - cpu0
+    if client is not None:
+        wcpu = client.run(cpu_seconds)
+        out["worker_cpu_seconds"] = sorted(wcpu[a] - wcpu0.get(a, 0.0) for a in wcpu)
+    out["cpu_seconds"] = out["client_cpu_seconds"] + sum(out.get("worker_cpu_seconds", []))
+    out["client_peak_rss_bytes"] = peak_rss()
+    if client is not None:
+        out["worker_peak_rss_bytes"] = sorted(client.run(peak_rss).values())
+    run = model.stats.pop("_run", {})
+    m = evaluate(model, test_path)
+    out.update(
+        seconds=seconds,
+        rows_per_second=rows / seconds,
+        test_logloss=m["logloss"],
+        test_auc=m["auc"],
+        progressive_logloss=model.stats.get("progressive_logloss"),
+        nonzeros=model.nonzeros,
+        touched=model.stats["touched_features"],
+        params=model.params,
+        run=run,
+    )
+    if rounds:
+        out["rounds"] = len(rounds)
+        out["round_seconds_mean"] = sum(rounds) / len(rounds)
+        out["client_seconds_per_round"] = run.get("client_seconds_per_round")
+    if client is not None:
+        client.close()
+        cluster.close()
+    return out
+
+
+# --------------------------------------------------------------------- driver
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def _mib(b: float | None) -> str:
+    return "-" if b is None else f"{b / 2**20:,.0f} MiB"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    rows = res["results"]
+    base = rows.get("single")
+    lines = [
+        f"Dask scale-out, {res['rows']:,} rows in {res['row_groups']} row groups, "
+        f"{res['cpus']} CPUs, load average {res['loadavg_start']} -> {res['loadavg_end']}",
+        "",
+        "| config | rows/s | vs single | s | CPU s (client + workers) | test logloss | vs single | AUC | rounds "
+        "| round s (mean) | client s/round | client peak RSS | worker peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in TASKS:
+        r = rows.get(name)
+        if r is None:
+            continue
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error']} |")
+            continue
+        sp = f"{r['rows_per_second'] / base['rows_per_second']:.2f}x" if base else "-"
+        ll = f"{(r['test_logloss'] / base['test_logloss'] - 1) * 100:+.2f} %" if base else "-"
+        workers = ", ".join(_mib(b) for b in r.get("worker_peak_rss_bytes", [])) or "-"
+        rs = r.get("round_seconds_mean")
+        cs = r.get("client_seconds_per_round")
+        cpu = f"{r['cpu_seconds']:.1f}"
+        if r.get("worker_cpu_seconds"):
+            cpu += f" ({r['client_cpu_seconds']:.1f} + " + " + ".join(f"{c:.1f}" for c in r["worker_cpu_seconds"]) + ")"
+        cells = [name, f"{r['rows_per_second'] / 1e6:.2f}M", sp, f"{r['seconds']:.2f}", cpu, f"{r['test_logloss']:.5f}",
+                 ll, f"{r['test_auc']:.4f}", str(r.get("rounds", "-")), "-" if rs is None else f"{rs:.3f}",
+                 "-" if cs is None else f"{cs:.3f}", _mib(r["client_peak_rss_bytes"]), workers]
+        lines.append("| " + " | ".join(cells) + " |")
+    tgt = res.get("target")
+    if tgt:
+        lines += ["", f"Target (data-parallel >= 1.6x single-node rows/s at <= 1 % worse logloss): "
+                      f"{'met' if tgt['met'] else 'missed'} (best: {tgt['best']})"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--repeats", type=int, default=1, help="runs per config (the fastest is kept)")
+    ap.add_argument("--only", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
+    ap.add_argument("--task", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=str(RESULTS / "distributed.json"))
+    args = ap.parse_args(argv)
+    if args.task:
+        print(MARK, json.dumps(run_task(args.task, args.rows)), flush=True)
+        return 0
+    import pyarrow.parquet as pq
+
+    train, _ = data_paths(args.rows)
+    res: dict[str, Any] = {
+        "rows": args.rows,
+        "row_groups": pq.ParquetFile(train).metadata.num_row_groups,
+        "cpus": os.cpu_count(),
+        "loadavg_start": _loadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "results": {},
+    }
+    for name in [t.strip() for t in args.only.split(",") if t.strip()]:
+        if name not in TASKS:
+            ap.error(f"unknown config {name!r}")
+        best = None
+        for _ in range(args.repeats):
+            proc = subprocess.run([sys.executable, __file__, "--task", name, "--rows", str(args.rows)],
+                                  capture_output=True, text=True, cwd=ROOT)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), None)
+            if proc.returncode != 0 or line is None:
+                tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                best = best or {"error": tail[:200]}
+                continue
+            r = json.loads(line[len(MARK):])
+            if best is None or "error" in best or r["seconds"] < best["seconds"]:
+                best = r
+        res["results"][name] = best
+        sys.stderr.write(f"{name}: {json.dumps({k: v for k, v in (best or {}).items() if k != 'params'})}\n")
+    res["loadavg_end"] = _loadavg()
+    base = res["results"].get("single")
+    dps = {k: v for k, v in res["results"].items() if k in ("dp2", "dp4") and v and "error" not in v}
+    if base and "error" not in base and dps:
+        scored = {k: (v["rows_per_second"] / base["rows_per_second"], v["test_logloss"] / base["test_logloss"] - 1)
+                  for k, v in dps.items()}
+        k = max(scored, key=lambda n: scored[n][0])
+        res["target"] = {
+            "speedup": {n: round(s, 3) for n, (s, _) in scored.items()},
+            "logloss_delta": {n: round(d, 5) for n, (_, d) in scored.items()},
+            "met": any(s >= 1.6 and d <= 0.01 for s, d in scored.values()),
+            "best": f"{k}: {scored[k][0]:.2f}x, logloss {scored[k][1] * 100:+.2f} %",
+        }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
