@@ -1,0 +1,129 @@
+"""Render the README's benchmark section from a results JSON (never typed in by hand).
+
+    python benchmarks/readme_table.py [benchmarks/results/results.json] [--readme README.md]
+
+Replaces everything between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _rate(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.0f}k"
+
+
+def _mib(v: float | None) -> str:
+    return "-" if v is None else f"{v / 2**20:,.0f} MiB"
+
+
+def _get(S: dict[str, Any], key: str, field: str) -> Any:
+    return S.get(key, {}).get(field)
+
+
+def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
+    S, M = doc["summary"], doc["meta"]
+    out: list[str] = []
+    out.append(f"Measured by `python benchmarks/run_all.py` on {M['date_utc'][:10]}: {M['cpu_model']}, "
+               f"{M['cpu_count']} CPUs (shared machine), git {M['git_sha'][:10]}; medians of 3 runs for "
+               "sparsecross, one run for peers; one core unless noted; compilation excluded. "
+               "Full tables: `benchmarks/results/results.md`.")
+    out.append("")
+    out.append("Synthetic geo data (`data/specs/synthetic_bench.toml`: the 233,280,001-column arc-minute cell "
+               "plus device, age, income and one cross; 5 nonzeros per row), test = 1M later rows of the same world:")
+    out.append("")
+    out.append("| rows | learner | rows/s | peak RSS | touched | nonzeros | test logloss | test AUC |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    names = {"sparsecross": "sparsecross (Parquet -> model)", "sparsecross_2cores": "sparsecross, 2 cores (prefetch)",
+             "vw_sparse": "Vowpal Wabbit `--ftrl --sparse_weights` (text)", "vw_dense": "Vowpal Wabbit `--ftrl -b 28` (text)",
+             "dense_prefaulted": "dense-array Numba FTRL (yardstick)"}
+    for rows in ("2m", "10m"):
+        for learner, label in names.items():
+            k = f"train/{rows}/{learner}"
+            if k not in S:
+                continue
+            r = S[k]
+            out.append(f"| {rows.upper()} | {label} | {_rate(r.get('rows_per_s'))} | {_mib(r.get('peak_rss_bytes'))} | "
+                       f"{r.get('touched_features', 0):,} | {r.get('nonzeros', 0):,} | {r.get('test_logloss', float('nan')):.5f} | "
+                       f"{r.get('test_auc', float('nan')):.4f} |")
+    out.append("")
+    f2, f10 = S.get("featurize/2m", {}), S.get("featurize/10m", {})
+    if f2 and f10:
+        out.append(f"Featurization alone (Parquet -> CSR, one core): {_rate(f2.get('rows_per_s'))} rows/s "
+                   f"({_rate(f2.get('nonzeros_per_s'))} nonzeros/s) at 2M rows, {_rate(f10.get('rows_per_s'))} rows/s at 10M; "
+                   f"peak RSS {_mib(f2.get('peak_rss_bytes'))} and {_mib(f10.get('peak_rss_bytes'))}: it does not grow with the rows.")
+        out.append("")
+    out.append("Model files (trained on 2M rows), against a dense float32 vector of 949,897,292 bytes:")
+    out.append("")
+    out.append("| l1 | nonzeros | bytes float32 / q2.13 | bytes per nonzero | test logloss | load | predict rows/s (1 core) | VW `-f` / predict-only bytes |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for l1 in ("0.1", "0.3", "1", "3", "10"):
+        a = S.get(f"artifact/l1={l1}")
+        if not a:
+            continue
+        enc = a.get("encodings", {})
+        f32, q = enc.get("float32", {}), enc.get("q2.13", {})
+        vw = _get(S, f"artifact_vw/l1={l1}/vw_sparse", "model_bytes")
+        vw_po = _get(S, f"artifact_vw/l1={l1}/vw_sparse", "model_bytes_predict_only")
+        load = f32.get("load_s_median")
+        load = None if load is None else load * 1e3
+        out.append(
+            f"| {l1} | {a.get('nonzeros', 0):,} | {f32.get('file_bytes', 0):,} / {q.get('file_bytes', 0):,} | "
+            f"{f32.get('bytes_per_nonzero', float('nan')):.2f} / {q.get('bytes_per_nonzero', float('nan')):.2f} | "
+            f"{f32.get('test_logloss', float('nan')):.5f} | {'-' if load is None else f'{load:.1f} ms'} | "
+            f"{_rate(_get(S, f'predict/l1={l1}/predict_file', 'rows_per_s'))} | "
+            f"{'-' if vw is None else f'{vw:,} / {vw_po:,}'} |")
+    out.append("")
+    ca = [(k.split("/")[-1], v) for k, v in S.items() if k.startswith("peers/california/")]
+    if ca:
+        out.append("California housing (real data, label `median_house_value > 265000`, seeded 80/20 split, "
+                   "`data/specs/california.toml`):")
+        out.append("")
+        out.append("| learner | nonzeros | test logloss | test AUC |")
+        out.append("|---|---|---|---|")
+        for name, v in ca:
+            out.append(f"| {name} | {v.get('nonzeros', 0):,} | {v.get('test_logloss', float('nan')):.4f} | "
+                       f"{v.get('test_auc', float('nan')):.4f} |")
+        out.append("")
+    if dist:
+        out.append("Dask (`benchmarks/bench_distributed.py`, 10M rows): see `benchmarks/results/distributed.json` "
+                   "and docs/DASK.md.")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="?", default=str(ROOT / "benchmarks" / "results" / "results.json"))
+    ap.add_argument("--readme", default=str(ROOT / "README.md"))
+    ap.add_argument("--print", action="store_true", help="print instead of editing the README")
+    args = ap.parse_args(argv)
+    doc = json.loads(Path(args.results).read_text())
+    dist_path = Path(args.results).with_name("distributed.json")
+    dist = json.loads(dist_path.read_text()) if dist_path.exists() else None
+    text = render(doc, dist)
+    if args.print:
+        print(text)
+        return 0
+    readme = Path(args.readme)
+    src = readme.read_text()
+    if START not in src or END not in src:
+        raise SystemExit(f"{readme} has no {START} ... {END} markers")
+    new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda m: f"{START}\n{text}\n{END}", src, flags=re.S)
+    readme.write_text(new)
+    print(f"updated {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
