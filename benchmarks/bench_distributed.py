@@ -155,7 +155,7 @@ def run_task(name: str, rows: int) -> dict[str, Any]:
     out["client_peak_rss_bytes"] = peak_rss()
     if client is not None:
         out["worker_peak_rss_bytes"] = sorted(client.run(peak_rss).values())
-    run = model.stats.pop("_run", {})
+    run = dict(getattr(model, "run", {}) or model.stats.pop("_run", {}))
     m = evaluate(model, test_path)
     out.update(
         seconds=seconds,

@@ -8,13 +8,14 @@ shows the traceback).  Exit codes: 0 success, 1 error, 2 usage error, 130 interr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dask:
         from .distributed import connect
 
+        _quiet_dask_logs()
         client, cluster = connect(args.dask)
         extra = {"mode": args.mode, "lanes": args.lanes, "rows_per_round": args.rows_per_round}
     on_progress, bar = _train_progress(args.quiet or args.json)
@@ -298,10 +300,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise SparseCrossError(f"--out {args.out!r} is a folder; give a file name such as pred.parquet")
     if not out.parent.exists():
         raise SparseCrossError(f"folder {str(out.parent)!r} of --out does not exist")
-    bar = _Progress(None, "predict", enabled=False if args.quiet else None)
+    bar = _Progress(None, "predict", enabled=False if args.quiet or args.dask else None)
     t0 = time.perf_counter()
     try:
-        rows = predict_file(model, args.data, out, keep=keep, batch_rows=args.batch_rows, on_batch=bar.add)
+        if args.dask:
+            from .distributed import predict_distributed
+
+            with _dask_client(args.dask) as client:
+                rows = predict_distributed(model, args.data, out, client=client, keep=keep)
+        else:
+            rows = predict_file(model, args.data, out, keep=keep, batch_rows=args.batch_rows, on_batch=bar.add)
     finally:
         bar.close()
     dt = time.perf_counter() - t0
@@ -315,10 +323,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .predict import evaluate
 
     model = load_model(args.model)
-    bar = _Progress(None, "eval", enabled=False if (args.quiet or args.json) else None)
+    bar = _Progress(None, "eval", enabled=False if (args.quiet or args.json or args.dask) else None)
     t0 = time.perf_counter()
     try:
-        res = evaluate(model, args.data, batch_rows=args.batch_rows, on_batch=bar.add)
+        if args.dask:
+            from .distributed import evaluate_distributed
+
+            with _dask_client(args.dask) as client:
+                res = evaluate_distributed(model, args.data, client=client)
+        else:
+            res = evaluate(model, args.data, batch_rows=args.batch_rows, on_batch=bar.add)
     finally:
         bar.close()
     res["seconds"] = time.perf_counter() - t0
@@ -328,6 +342,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"rows {res['rows']:,}  logloss {_fmt(res['logloss'])}  AUC {_fmt(res['auc'])}  "
               f"positive rate {_fmt(res['positive_rate'])}")
     return 0
+
+
+def _quiet_dask_logs() -> None:
+    """Dask logs every scheduler/worker event at INFO; the CLI shows warnings and errors only."""
+    try:
+        import distributed  # noqa: F401  (configures its loggers; then we lower them)
+    except ImportError:
+        return  # connect() raises the error that names the extra
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _dask_client(address: str) -> Iterator[Any]:
+    """A Dask client for ``local:N`` or ``tcp://HOST:PORT``, closed (with its local cluster) on exit."""
+    from .distributed import connect
+
+    _quiet_dask_logs()
+    client, cluster = connect(address)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -435,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="output Parquet file")
     pr.add_argument("--keep", help="comma-separated input columns to copy to the output (e.g. an id)")
     pr.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, dest="batch_rows", help=f"rows per batch (default {DEFAULT_BATCH_ROWS:,})")
+    pr.add_argument("--dask", metavar="ADDRESS", help="score on Dask: local:N or tcp://HOST:PORT (same result)")
     common(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -445,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("data", help="Parquet file, folder or glob")
     e.add_argument("--json", action="store_true", help="print JSON with keys rows, logloss, auc")
     e.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, dest="batch_rows", help=f"rows per batch (default {DEFAULT_BATCH_ROWS:,})")
+    e.add_argument("--dask", metavar="ADDRESS", help="evaluate on Dask: local:N or tcp://HOST:PORT")
     common(e)
     e.set_defaults(func=cmd_eval)
 

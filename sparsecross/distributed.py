@@ -882,7 +882,7 @@ def train_distributed(
     model = export_state(state, spec, tp, history, rows_total)
     model.params = run_params
     run["seconds"] = time.perf_counter() - t0
-    model.stats["_run"] = run
+    model.run = run  # facts about this run (never saved with the model)
     if return_state:
         return model, state
     return model

@@ -294,8 +294,9 @@ def train(
         return train_distributed(
             source, spec, client=client, alpha=alpha, beta=beta, l1=l1, l2=l2, epochs=epochs,
             label_smoothing=label_smoothing, holdout=holdout, valid=valid, state_dtype=state_dtype,
-            batch_rows=batch_rows, checkpoint=checkpoint, on_progress=on_progress,
-            return_state=return_state, **distributed_options,
+            batch_rows=batch_rows, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+            on_progress=on_progress, init_state=init_state, return_state=return_state,
+            **distributed_options,
         )
     if distributed_options:
         raise TypeError(f"unexpected options without a Dask client: {sorted(distributed_options)}")

@@ -1,0 +1,348 @@
+"""Tests of scale-out on Dask (``sparsecross.distributed``, issue #6).
+
+One module-scoped ``LocalCluster`` of 2 worker processes (processes, so that a worker can be
+killed for real).  Data: ``sparsecross.generate`` (seed 0), small row groups so that a few
+tens of thousands of rows make many units of work.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import sparsecross  # noqa: E402
+from sparsecross import DataError, SparseCrossError, load_spec  # noqa: E402
+from sparsecross.distributed import (  # noqa: E402
+    DaskNotInstalledError,
+    connect,
+    evaluate_distributed,
+    predict_distributed,
+    train_distributed,
+)
+from sparsecross.predict import evaluate, predict_file  # noqa: E402
+
+pytestmark = pytest.mark.dask
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+TRAIN_ROWS = 40_000
+GROUP_ROWS = 4_000
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A folder of two files (10 row groups in all), a single file of the same rows, a test set."""
+    d = tmp_path_factory.mktemp("dask-data")
+    single = sparsecross.generate(d / "train.parquet", rows=TRAIN_ROWS, seed=0, row_group_size=GROUP_ROWS)
+    folder = d / "parts"
+    folder.mkdir()
+    table = pq.read_table(single)
+    pq.write_table(table.slice(0, 24_000), folder / "part-0.parquet", row_group_size=GROUP_ROWS)
+    pq.write_table(table.slice(24_000), folder / "part-1.parquet", row_group_size=GROUP_ROWS)
+    test = sparsecross.generate(d / "test.parquet", rows=20_000, seed=0, row_group_size=5_000,
+                                first_row=TRAIN_ROWS)
+    return {"train": single, "folder": folder, "test": test, "dir": d}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """2 worker processes, 1 thread each, no dashboard."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    c = distributed.Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+@pytest.fixture()
+def healthy(client):
+    """The shared client, with both workers up (a test may have killed one)."""
+    client.wait_for_workers(2, timeout=60)
+    return client
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """Single-node model and state on the training folder."""
+    return sparsecross.train(data["folder"], SPEC, return_state=True)
+
+
+def same_model(a: sparsecross.SparseModel, b: sparsecross.SparseModel) -> bool:
+    return (np.array_equal(a.keys, b.keys) and np.array_equal(a.weights, b.weights)
+            and a.bias == b.bias)
+
+
+def same_state(a: sparsecross.FTRLState, b: sparsecross.FTRLState) -> bool:
+    return a.as_dict() == b.as_dict() and np.array_equal(a.bias, b.bias) and a.touched == b.touched
+
+
+# --------------------------------------------------------------------------- exactness
+def test_one_lane_equals_single_node(data, healthy, reference):
+    """K=1: every round trains one chunk from the global state = sequential training."""
+    ref_model, ref_state = reference
+    model, state = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=1, return_state=True)
+    assert same_model(model, ref_model)
+    assert same_state(state, ref_state)
+    assert model.stats["progressive_logloss"] == ref_model.stats["progressive_logloss"]
+    assert model.params["lanes"] == 1 and model.params["mode"] == "data-parallel"
+    assert model.run["rounds"] == TRAIN_ROWS // GROUP_ROWS
+
+
+def test_one_lane_with_rows_per_round_and_holdout_equals_single_node(data, healthy):
+    """Chunks that span row groups and files, a holdout split, float64 state, 2 epochs."""
+    kw = dict(holdout=0.2, state_dtype="float64", epochs=2, alpha=0.2, l1=0.5)
+    ref_model, ref_state = sparsecross.train(data["folder"], SPEC, return_state=True, **kw)
+    model, state = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=1, rows_per_round=6_500,
+                                     return_state=True, **kw)
+    assert same_model(model, ref_model)
+    assert same_state(state, ref_state)
+    for mine, ref in zip(model.stats["history"], ref_model.stats["history"]):
+        for k in ("progressive_logloss", "train_rows", "valid_rows", "valid_logloss", "valid_auc"):
+            assert mine[k] == ref[k], k
+
+
+def test_exact_mode_equals_single_node(data, healthy, reference):
+    ref_model, ref_state = reference
+    model, state = sparsecross.train(data["folder"], SPEC, client=healthy, mode="exact", in_flight=3,
+                                     return_state=True)
+    assert same_model(model, ref_model)
+    assert same_state(state, ref_state)
+    assert model.params == ref_model.params  # exact mode is an execution strategy, not a parameter
+    assert model.stats["history"] == ref_model.stats["history"]
+
+
+def test_exact_mode_validation_equals_single_node(data, healthy):
+    ref = sparsecross.train(data["train"], SPEC, valid=data["test"])
+    model = sparsecross.train(data["train"], SPEC, client=healthy, mode="exact", valid=data["test"],
+                              rows_per_round=7_000)
+    assert same_model(model, ref)
+    assert model.stats["history"] == ref.stats["history"]
+
+
+def test_same_lanes_same_model_on_one_or_two_workers(data, healthy):
+    """K is a model parameter: a 1-worker (in-process) cluster gives the very same model."""
+    two, two_state = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=3, return_state=True)
+    # ":0": the module's cluster may hold the scheduler's default HTTP port 8787
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as one_client:
+        one, one_state = sparsecross.train(data["folder"], SPEC, client=one_client, lanes=3, return_state=True)
+    assert same_model(one, two)
+    assert same_state(one_state, two_state)
+    assert two.params["lanes"] == 3
+    # ... and K matters: a different K is a different model
+    other = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2)
+    assert not same_model(other, two)
+
+
+def test_data_parallel_quality_close_to_single_node(tmp_path, healthy):
+    """Test logloss of K=4 data-parallel within 2 % of single-node (same world, later rows)."""
+    train = sparsecross.generate(tmp_path / "train.parquet", rows=200_000, seed=0, row_group_size=10_000)
+    test = sparsecross.generate(tmp_path / "test.parquet", rows=50_000, seed=0, row_group_size=25_000,
+                                first_row=200_000)
+    single = evaluate(sparsecross.train(train, SPEC), test)["logloss"]
+    dp = evaluate(sparsecross.train(train, SPEC, client=healthy, lanes=4), test)["logloss"]
+    assert dp <= single * 1.02, (dp, single)
+
+
+# ------------------------------------------------------------------------------- faults
+def test_worker_killed_mid_training_leaves_result_unchanged(data, healthy):
+    kw = dict(lanes=2, rows_per_round=4_000)
+    expected = sparsecross.train(data["folder"], SPEC, client=healthy, **kw)
+    pids = healthy.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    killed = threading.Event()
+
+    def kill() -> None:
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
+
+    def on_progress(ev: sparsecross.ProgressEvent) -> None:
+        if ev.extra.get("round") == 2 and not killed.is_set():
+            threading.Timer(0.02, kill).start()  # lands while round 3 is in flight
+
+    model = sparsecross.train(data["folder"], SPEC, client=healthy, on_progress=on_progress, **kw)
+    assert killed.is_set()
+    assert same_model(model, expected)
+    assert model.run["rounds"] == 10
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(data, healthy, tmp_path):
+    kw = dict(lanes=2, rows_per_round=6_000, epochs=2, checkpoint_rounds=2)
+    full, full_state = sparsecross.train(data["folder"], SPEC, client=healthy, return_state=True,
+                                         checkpoint=tmp_path / "a", **kw)
+
+    class Crash(Exception):
+        pass
+
+    def crash(ev: sparsecross.ProgressEvent) -> None:
+        if ev.epoch == 1 and ev.extra.get("round") == 5:
+            raise Crash
+
+    ckpt = tmp_path / "b"
+    with pytest.raises(Crash):
+        sparsecross.train(data["folder"], SPEC, client=healthy, checkpoint=ckpt, on_progress=crash, **kw)
+    _, meta = sparsecross.FTRLState.load(ckpt / "state.npz")
+    assert (meta["epoch"], meta["round"]) == (1, 4)
+    rounds: list[int] = []
+    resumed, resumed_state = sparsecross.train(
+        data["folder"], SPEC, client=healthy, checkpoint=ckpt, return_state=True,
+        on_progress=lambda ev: rounds.append(ev.extra["round"]) if "round" in ev.extra else None, **kw)
+    assert rounds == [5, 6, 7]  # only what was left
+    assert same_model(resumed, full)
+    assert same_state(resumed_state, full_state)
+    assert resumed.stats["history"] == full.stats["history"]
+    # a checkpoint of another run is refused
+    with pytest.raises(sparsecross.CheckpointError):
+        sparsecross.train(data["folder"], SPEC, client=healthy, checkpoint=ckpt, **{**kw, "lanes": 3})
+
+
+def test_exact_mode_resumes_a_checkpoint(data, healthy, reference, tmp_path):
+    class Crash(Exception):
+        pass
+
+    def crash(ev: sparsecross.ProgressEvent) -> None:
+        if ev.extra.get("chunk") == 5:
+            raise Crash
+
+    ckpt = tmp_path / "c"
+    with pytest.raises(Crash):  # train() does not forward checkpoint_every: call the backend
+        train_distributed(data["folder"], SPEC, client=healthy, mode="exact", checkpoint=ckpt,
+                          checkpoint_every=8_000, on_progress=crash)
+    _, meta = sparsecross.FTRLState.load(ckpt / "state.npz")
+    assert meta["row"] == 16_000
+    model = sparsecross.train(data["folder"], SPEC, client=healthy, mode="exact", checkpoint=ckpt)
+    assert same_model(model, reference[0])
+
+
+def _corrupt_row_group(src: Path, dst: Path, group: int) -> None:
+    """Copy ``src`` with the page headers of column 0 of row group ``group`` overwritten."""
+    raw = bytearray(src.read_bytes())
+    col = pq.ParquetFile(src).metadata.row_group(group).column(0)
+    start = col.dictionary_page_offset or col.data_page_offset
+    raw[start:start + col.total_compressed_size] = b"\xab" * col.total_compressed_size
+    dst.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("mode", ["data-parallel", "exact"])
+def test_corrupt_file_fails_naming_file_and_row_group(data, healthy, tmp_path, mode):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes((data["folder"] / "part-0.parquet").read_bytes())
+    _corrupt_row_group(data["folder"] / "part-1.parquet", folder / "part-1.parquet", 2)
+    with pytest.raises(DataError, match=r"part-1\.parquet' row group 2") as info:
+        sparsecross.train(folder, SPEC, client=healthy, mode=mode, retries=1)
+    assert "\n" not in str(info.value)
+
+
+def test_corrupt_file_predict_writes_nothing(data, healthy, reference, tmp_path):
+    bad = tmp_path / "bad.parquet"
+    _corrupt_row_group(data["train"], bad, 7)
+    out = tmp_path / "out" / "pred.parquet"
+    out.parent.mkdir()
+    with pytest.raises(DataError, match=r"bad\.parquet' row group 7"):
+        predict_distributed(reference[0], bad, out, healthy, retries=1)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_unreachable_scheduler_is_a_quick_one_line_error():
+    t0 = time.perf_counter()
+    with pytest.raises(SparseCrossError) as info:
+        connect("tcp://127.0.0.1:1", timeout=2)
+    assert time.perf_counter() - t0 < 15
+    msg = str(info.value)
+    assert "\n" not in msg and "tcp://127.0.0.1:1" in msg
+    with pytest.raises(SparseCrossError, match="local:N"):
+        connect("local:zero")
+
+
+def test_missing_dask_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    with pytest.raises(DaskNotInstalledError, match=r"pip install 'sparsecross\[dask\]'") as info:
+        connect("local:1")
+    assert isinstance(info.value, SparseCrossError) and isinstance(info.value, ImportError)
+
+
+def test_single_node_path_does_not_import_dask(sample_path):
+    code = (
+        "import sys, sparsecross\n"
+        f"spec = sparsecross.load_spec({str(ROOT / 'data' / 'specs' / 'synthetic.toml')!r})\n"
+        f"sparsecross.train({str(sample_path)!r}, spec)\n"
+        "import sparsecross.distributed\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+# ---------------------------------------------------------------------- predict / eval
+def test_predict_distributed_equals_local(data, healthy, reference, tmp_path):
+    model = reference[0]
+    keep = ["device", "user_id", "age"]
+    local = tmp_path / "local.parquet"
+    dist = tmp_path / "dist.parquet"
+    n_local = predict_file(model, data["folder"], local, keep=keep, batch_rows=3_000)
+    seen: list[int] = []
+    n_dist = predict_distributed(model, data["folder"], dist, healthy, keep=keep, on_batch=seen.append)
+    assert n_dist == n_local == TRAIN_ROWS and sum(seen) == TRAIN_ROWS
+    assert pq.read_table(dist).equals(pq.read_table(local))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist.parquet", "local.parquet"]
+
+
+def test_evaluate_distributed_matches_local(data, healthy, reference):
+    model = reference[0]
+    local = evaluate(model, data["test"])
+    dist = evaluate_distributed(model, data["test"], healthy)
+    assert dist["rows"] == local["rows"]
+    assert dist["auc"] == local["auc"]
+    assert dist["positive_rate"] == local["positive_rate"]
+    assert dist["logloss"] == pytest.approx(local["logloss"], rel=1e-12)
+    assert evaluate_distributed(model, data["test"], healthy) == dist  # deterministic
+
+
+# ------------------------------------------------------------------------ API details
+def test_progress_per_round_and_run_stats(data, healthy):
+    events: list[sparsecross.ProgressEvent] = []
+    model = sparsecross.train(data["train"], SPEC, client=healthy, lanes=4, on_progress=events.append)
+    rounds = [ev for ev in events if ev.phase == "train"]
+    assert [ev.extra["round"] for ev in rounds] == [1, 2, 3]  # 10 row groups / 4 lanes
+    assert all(ev.extra["rounds"] == 3 and ev.extra["lanes"] == 4 for ev in rounds)
+    assert [ev.rows_seen for ev in rounds] == [16_000, 32_000, 40_000]
+    assert events[-1].phase == "epoch_end"
+    run = model.run
+    assert run["workers"] == 2 and run["rows_processed"] == TRAIN_ROWS and run["rounds"] == 3
+
+
+def test_bad_options(data, healthy):
+    with pytest.raises(SparseCrossError, match="mode"):
+        sparsecross.train(data["train"], SPEC, client=healthy, mode="fast")
+    with pytest.raises(SparseCrossError, match="lanes"):
+        sparsecross.train(data["train"], SPEC, client=healthy, lanes=0)
+    with pytest.raises(SparseCrossError, match="rows_per_round"):
+        sparsecross.train(data["train"], SPEC, client=healthy, lanes=4, rows_per_round=3)
+    with pytest.raises(SparseCrossError, match="either"):
+        sparsecross.train(data["train"], SPEC, client=healthy, holdout=0.1, valid=data["test"])
+
+
+def test_connect_local_cluster():
+    c, cluster = connect("local:1")
+    try:
+        assert cluster is not None
+        assert len(c.scheduler_info()["workers"]) == 1
+    finally:
+        c.close()
+        cluster.close()
