@@ -70,6 +70,7 @@ from .errors import CheckpointError, DataError, SchemaError, SparseCrossError, d
 from .featurize import Batch, _labels, featurize_features, resolve_spec
 from .metrics import StreamingMetrics
 from .model import SparseModel
+from .predict import write_parquet_atomically
 from .read import DEFAULT_BATCH_ROWS, Source, _open, _short, check_schema, resolve_files
 from .spec import FeatureSpec
 from .state import MAX_LOAD, FTRLState
@@ -592,8 +593,6 @@ def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLi
     on_batch
         Called with the number of rows of each chunk written.
     """
-    import pyarrow.parquet as pq
-
     client = _get_client(client)
     out = Path(out)
     if out.is_dir():
@@ -606,32 +605,14 @@ def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLi
     runner = _Runner(client, retries)
     tk, tw = model.lookup_table()
     table_ref = runner.hold((tk, tw, float(model.bias)), "model")
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    writer: pq.ParquetWriter | None = None
-    rows = 0
     try:
         results = _ordered(runner, _task_predict, chunks, (model.spec, table_ref, keep, batch_rows),
                            window=in_flight or _default_window(n_workers), name="predict")
         with contextlib.closing(results):
-            for _chunk, table in results:
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-                if on_batch is not None:
-                    on_batch(table.num_rows)
-        if writer is None:
-            raise SparseCrossError(f"no rows to predict in {str(source)!r}")
-        writer.close()
-        writer = None
-        os.replace(tmp, out)
+            return write_parquet_atomically((table for _chunk, table in results), out, on_table=on_batch,
+                                            empty_message=f"no rows to predict in {str(source)!r}")
     finally:
-        if writer is not None:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
         runner.cancel([table_ref])
-    return rows
 
 
 def evaluate_distributed(model: SparseModel, source: Source, client: Any = None, *,

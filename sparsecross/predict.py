@@ -5,7 +5,7 @@ Parquet in bounded memory."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from .metrics import StreamingMetrics
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches
 
-__all__ = ["decision_function", "predict_proba", "predict_file", "evaluate", "sigmoid"]
+__all__ = ["decision_function", "predict_proba", "predict_file", "evaluate", "sigmoid", "write_parquet_atomically"]
 
 
 def sigmoid(m: np.ndarray) -> np.ndarray:
@@ -77,33 +77,31 @@ def predict_proba(model: SparseModel, data: Any) -> np.ndarray:
     return sigmoid(decision_function(model, data))
 
 
-def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str], *,
-                 keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
-                 on_batch: Any = None) -> int:
-    """Score Parquet ``source`` into Parquet ``out`` (column ``probability``, float64, plus
-    the ``keep`` columns), streaming.  Written to a temporary file and renamed when complete.
-    Returns the number of rows."""
+def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[str], *,
+                             on_table: Callable[[int], Any] | None = None,
+                             empty_message: str = "no rows to write") -> int:
+    """Write a stream of Arrow tables (same schema) as one Parquet file: to a temporary name in
+    the same folder, renamed to ``out`` only when complete.  Returns the number of rows.
+
+    Raises
+    ------
+    SparseCrossError
+        If the stream is empty (nothing is written).
+    """
     out = Path(out)
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     writer: pq.ParquetWriter | None = None
     rows = 0
-    tk, tw = model.lookup_table()
     try:
-        for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows, label=False,
-                                              extra_columns=keep):
-            X = featurize_features(model.spec, batch, row)
-            p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
-            cols = {k: batch.column(k) for k in keep}
-            cols["probability"] = pa.array(p)
-            table = pa.table(cols)
+        for table in tables:
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
-            rows += len(p)
-            if on_batch is not None:
-                on_batch(len(p))
+            rows += table.num_rows
+            if on_table is not None:
+                on_table(table.num_rows)
         if writer is None:
-            raise SparseCrossError(f"no rows to predict in {str(source)!r}")
+            raise SparseCrossError(empty_message)
         writer.close()
         writer = None
         os.replace(tmp, out)
@@ -113,6 +111,26 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
         if tmp.exists():
             tmp.unlink()
     return rows
+
+
+def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str], *,
+                 keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
+                 on_batch: Any = None) -> int:
+    """Score Parquet ``source`` into Parquet ``out`` (column ``probability``, float64, plus
+    the ``keep`` columns), streaming.  Written to a temporary file and renamed when complete.
+    Returns the number of rows."""
+    tk, tw = model.lookup_table()
+
+    def tables() -> Iterator[pa.Table]:
+        for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows, label=False,
+                                              extra_columns=keep):
+            X = featurize_features(model.spec, batch, row)
+            p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
+            cols = {k: batch.column(k) for k in keep}
+            cols["probability"] = pa.array(p)
+            yield pa.table(cols)
+
+    return write_parquet_atomically(tables(), out, on_table=on_batch, empty_message=f"no rows to predict in {str(source)!r}")
 
 
 def evaluate(model: SparseModel, source: Source, *, batch_rows: int = DEFAULT_BATCH_ROWS,
