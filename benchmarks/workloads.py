@@ -11,7 +11,7 @@ Datasets
 * ``synthetic_test(rows)``: rows ``[TEST_FIRST_ROW, TEST_FIRST_ROW + rows)`` of the *same*
   world (``first_row=``), i.e. disjoint from every training file here (they stop at 10M).
 * ``california()``: a seeded 80/20 shuffled split of
-  ``/work/shared/data/california_housing/housing.parquet`` (the mlcc split lacks
+  ``../shared/data/california_housing/housing.parquet`` (the mlcc split lacks
   ``ocean_proximity``, which ``california.toml`` uses, and its train file is sorted).
 * ``csr(parquet, spec)``: the featurized CSR (int64 indptr/indices, float32 data, float64 y)
   of a Parquet file under a spec, as ``.npy`` files (memory-mappable).
@@ -40,7 +40,7 @@ CACHE = BENCH / "cache"
 SPECS = ROOT / "data" / "specs"
 BENCH_SPEC = SPECS / "synthetic_bench.toml"
 CALIFORNIA_SPEC = SPECS / "california.toml"
-CALIFORNIA_SOURCE = Path("/work/shared/data/california_housing/housing.parquet")
+CALIFORNIA_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "california_housing" / "housing.parquet"
 
 SEED = 0
 #: First global row of every synthetic test set: after the largest training file.

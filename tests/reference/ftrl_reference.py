@@ -1,4 +1,4 @@
-"""Dict-based FTRL-Proximal, written straight from ``/work/shared/ALGORITHM.md``.
+"""Dict-based FTRL-Proximal, written straight from ``../shared/ALGORITHM.md``.
 
 McMahan et al., "Ad Click Prediction: a View from the Trenches", KDD 2013, Algorithm 1
 (per-coordinate FTRL-Proximal with L1 and L2, logistic loss). It does NOT import
