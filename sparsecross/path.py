@@ -87,7 +87,8 @@ def check_grid(values: Sequence[float], name: str) -> None:
 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
-                valid: Source | None, batch_rows: int) -> list[tuple[FTRLState, StreamingMetrics, TrainParams]]:
+                valid: Source | None, batch_rows: int
+                ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]]:
     """Train one state per (l1, l2) over one read of ``source`` per epoch, then validate all
     of them over one read of the validation data (or the holdout rows)."""
     params = [TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
@@ -106,19 +107,23 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
         mask = _mask_for(batch, base.holdout, salt) if valid is None else None
         for st, tp, m in zip(states, params, metrics):
             m.update(st.margins(batch.X, tp.ftrl), batch.y, batch.sample_weight, mask, 1)
-    return list(zip(states, metrics, params))
+    return list(zip(states, metrics, params, accs))
 
 
-def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams]], spec: FeatureSpec, rows: int,
-            encoding: str) -> list[PathPoint]:
+def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]], spec: FeatureSpec,
+            rows: int, encoding: str) -> list[PathPoint]:
     from .export import model_bytes
 
     out = []
-    for st, m, tp in trained:
+    for st, m, tp, acc in trained:
+        # The same history record as train() writes for its last epoch, so that with one epoch a
+        # path point's artifact is byte-identical to the one `sparsecross train` writes.
+        record = {"epoch": tp.epochs, "progressive_logloss": float(acc[0] / max(acc[1], 1e-300)),
+                  "train_rows": int(acc[2]), "valid_rows": m.rows, "valid_logloss": m.logloss,
+                  "valid_auc": m.auc, "valid_positive_rate": m.positive_rate}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyModelWarning)
-            model = export_state(st, spec, tp, [{"epoch": tp.epochs, "valid_rows": m.rows,
-                                                 "valid_logloss": m.logloss, "valid_auc": m.auc}], rows)
+            model = export_state(st, spec, tp, [record], rows)
         size = len(model_bytes(model, encoding=encoding))
         out.append(PathPoint(tp.l1, tp.l2, model.nonzeros, size, m.logloss, m.auc, st.touched, model))
     return out
