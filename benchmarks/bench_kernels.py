@@ -27,9 +27,13 @@ def _weight(z, n, alpha, beta, l1, l2):
 
 
 @njit(cache=True, nogil=True)
-def dense_ftrl_pass(indptr, indices, data, y, z, n, bias, alpha, beta, l1, l2, acc):
+def dense_ftrl_pass(indptr, indices, data, y, z, n, bias, alpha, beta, l1, l2, acc, bias_l1=0.0, bias_l2=0.0):
     """Train on every row of one CSR chunk.  ``z``/``n``: float32[n_columns] (mutated);
-    ``bias`` float64[2] (mutated); ``acc`` float64[3]: (progressive logloss sum, weight sum, rows)."""
+    ``bias`` float64[2] (mutated); ``acc`` float64[3]: (progressive logloss sum, weight sum, rows).
+
+    ``bias_l1``/``bias_l2`` regularize the bias like any coordinate: 0 (default) is
+    sparsecross's unregularized bias; ``bias_l1=l1, bias_l2=l2`` is Vowpal Wabbit's constant
+    feature (used to explain VW's bias)."""
     n_rows = indptr.shape[0] - 1
     max_len = 0
     for r in range(n_rows):
@@ -42,49 +46,7 @@ def dense_ftrl_pass(indptr, indices, data, y, z, n, bias, alpha, beta, l1, l2, a
         b = indptr[r + 1]
         zb = bias[0]
         nb = bias[1]
-        wb = -zb / ((beta + math.sqrt(nb)) / alpha)
-        margin = wb
-        for k in range(a, b):
-            i = indices[k]
-            w = _weight(np.float64(z[i]), np.float64(n[i]), alpha, beta, l1, l2)
-            ws[k - a] = w
-            margin += w * np.float64(data[k])
-        if margin >= 0:
-            p = 1.0 / (1.0 + math.exp(-margin))
-        else:
-            e = math.exp(margin)
-            p = e / (1.0 + e)
-        yr = y[r]
-        q = min(max(p, EPS), 1.0 - EPS)
-        acc[0] += -(yr * math.log(q) + (1.0 - yr) * math.log(1.0 - q))
-        acc[1] += 1.0
-        acc[2] += 1.0
-        g = p - yr
-        for k in range(a, b):
-            i = indices[k]
-            gi = g * np.float64(data[k])
-            ni = np.float64(n[i])
-            sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
-            z[i] = np.float64(z[i]) + gi - sigma * ws[k - a]
-            n[i] = ni + gi * gi
-        sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
-        bias[0] = zb + g - sigma * wb
-        bias[1] = nb + g * g
-    return n_rows
-
-
-@njit(cache=True, nogil=True)
-def dense_ftrl_pass_l1_bias(indptr, indices, data, y, z, n, bias, alpha, beta, l1, l2, acc):
-    """``dense_ftrl_pass`` with one change: the bias is an ordinary L1/L2-regularized
-    coordinate (as Vowpal Wabbit's constant feature is).  Used to explain VW's bias."""
-    n_rows = indptr.shape[0] - 1
-    ws = np.empty(256, dtype=np.float64)
-    for r in range(n_rows):
-        a = indptr[r]
-        b = indptr[r + 1]
-        zb = bias[0]
-        nb = bias[1]
-        wb = _weight(zb, nb, alpha, beta, l1, l2)
+        wb = _weight(zb, nb, alpha, beta, bias_l1, bias_l2)
         margin = wb
         for k in range(a, b):
             i = indices[k]

@@ -256,9 +256,7 @@ def _warm_dense() -> None:
     ix = np.array([1, 3], np.int64)
     dt = np.ones(2, np.float32)
     dense_ftrl_pass(ip, ix, dt, np.ones(1), z, n, np.zeros(2), 0.1, 1.0, 0.0, 0.0, np.zeros(3))
-    from bench_kernels import dense_ftrl_pass_l1_bias
-
-    dense_ftrl_pass_l1_bias(ip, ix, dt, np.ones(1), z, n, np.zeros(2), 0.1, 1.0, 0.0, 0.0, np.zeros(3))
+    dense_ftrl_pass(ip, ix, dt, np.ones(1), z, n, np.zeros(2), 0.1, 1.0, 0.0, 0.0, np.zeros(3), 0.0, 0.0)
     dense_export(z, n, 0.1, 1.0, 0.0, 0.0)
     dense_touched(n)
 
@@ -519,23 +517,20 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
             z = np.zeros(n_columns, np.float32)
             n = np.zeros(n_columns, np.float32)
         bias = np.zeros(2)
-        if impl == "dense_l1_bias":
-            from bench_kernels import _weight, dense_ftrl_pass_l1_bias
+        from bench_kernels import _weight
 
-            for s, e in chunks:
-                dense_ftrl_pass_l1_bias(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc)
-        else:
-            for s, e in chunks:
-                dense_ftrl_pass(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc)
+        # dense_l1_bias: the bias regularized like VW's constant feature; otherwise unregularized.
+        bias_l1, bias_l2 = (l1, l2) if impl == "dense_l1_bias" else (0.0, 0.0)
+        for s, e in chunks:
+            dense_ftrl_pass(indptr[s:e + 1], indices, data, y[s:e], z, n, bias, a, b_, l1, l2, acc, bias_l1, bias_l2)
         dt = time.perf_counter() - t
         out["peak_rss_bytes"] = peak_rss()
         keys, w = dense_export(z, n, a, b_, l1, l2)
         w32 = w.astype(np.float32)
         keep = w32 != 0
         keys, w32 = keys[keep].astype(np.uint64), w32[keep]
-        bias_w = float(-bias[0] / ((b_ + np.sqrt(bias[1])) / a))
+        bias_w = float(_weight(float(bias[0]), float(bias[1]), a, b_, bias_l1, bias_l2))
         if impl == "dense_l1_bias":
-            bias_w = float(_weight(float(bias[0]), float(bias[1]), a, b_, l1, l2))
             H = spec.outputs[1].offset  # first exact block after the geo cell (age)
             out["first_bucket_weights"] = [float(_weight(float(z[i]), float(n[i]), a, b_, l1, l2))
                                            for i in range(H, H + 7)]
