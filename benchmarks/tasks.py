@@ -364,6 +364,21 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _dense_state(n_columns: int, prefault: bool, out: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Dense float32 z and n of the yardstick.  ``prefault``: allocate and touch every page
+    (time in ``out["prefault_s"]``) so the timed run does not pay page faults; otherwise
+    calloc'ed, the pages are faulted in (zeroed by the kernel) at first touch, inside the run."""
+    if not prefault:
+        return np.zeros(n_columns, np.float32), np.zeros(n_columns, np.float32)
+    t = time.perf_counter()
+    z = np.ones(n_columns, np.float32)
+    n = np.ones(n_columns, np.float32)
+    z.fill(0)
+    n.fill(0)
+    out["prefault_s"] = time.perf_counter() - t
+    return z, n
+
+
 def task_train_dense(args: dict[str, Any]) -> dict[str, Any]:
     """The yardstick end to end: same reader/featurizer/prefetch as train(), dense z/n arrays."""
     out = setup(args)
@@ -385,18 +400,8 @@ def task_train_dense(args: dict[str, Any]) -> dict[str, Any]:
     a, b_, l1, l2 = float(p["alpha"]), float(p["beta"]), float(p["l1"]), float(p["l2"])
     mark_base(out)
     nc = spec.n_columns
-    if args.get("prefault"):  # allocate and touch every page before the clock starts
-        t = time.perf_counter()
-        z = np.ones(nc, np.float32)
-        n = np.ones(nc, np.float32)
-        z.fill(0)
-        n.fill(0)
-        out["prefault_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-    else:  # calloc'ed: pages are faulted in at first touch, inside the run
-        t = time.perf_counter()
-        z = np.zeros(nc, np.float32)
-        n = np.zeros(nc, np.float32)
+    z, n = _dense_state(nc, bool(args.get("prefault")), out)
+    t = time.perf_counter()
     bias = np.zeros(2)
     acc = np.zeros(3)
     rows = 0
@@ -505,17 +510,8 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         bias_w = float(-bias[0] / ((b_ + np.sqrt(bias[1])) / a))
         out.update(touched_features=int(count[0]), state_bytes=int(tab.nbytes), block_bits=block_bits)
     elif impl in ("dense", "dense_prefaulted", "dense_l1_bias"):
-        if impl != "dense":  # allocate and touch every page before the clock starts
-            dt0 = time.perf_counter()
-            z = np.ones(n_columns, np.float32)
-            n = np.ones(n_columns, np.float32)
-            z.fill(0)
-            n.fill(0)
-            out["prefault_s"] = time.perf_counter() - dt0
-            t = time.perf_counter()
-        else:  # calloc'ed: pages are faulted in (zeroed by the kernel) at first touch, in the run
-            z = np.zeros(n_columns, np.float32)
-            n = np.zeros(n_columns, np.float32)
+        z, n = _dense_state(n_columns, impl != "dense", out)
+        t = time.perf_counter()
         bias = np.zeros(2)
         from bench_kernels import _weight
 
