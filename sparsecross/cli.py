@@ -242,7 +242,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         model = train(
             args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
-            batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS, checkpoint=args.checkpoint,
+            batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows), checkpoint=args.checkpoint,
             checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client,
             **opts, **extra,
         )
@@ -257,7 +257,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.names > 0:
         from .names import record_names
 
-        record_names(model, args.data, top=args.names, batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS)
+        record_names(model, args.data, top=args.names, batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows))
     nbytes = save_model(model, out, encoding=args.encoding)
     st = model.stats
     report = {

@@ -149,7 +149,7 @@ def cmd_path(args: argparse.Namespace) -> int:
         args.data, spec, l1=l1, l2=l2, alpha=opts["alpha"], beta=opts["beta"], epochs=opts["epochs"],
         label_smoothing=opts["label_smoothing"], valid=args.valid, holdout=opts["holdout"],
         max_nonzeros=args.max_nonzeros, max_bytes=args.max_bytes, encoding=args.encoding,
-        batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS, state_dtype=args.state_dtype,
+        batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows), state_dtype=args.state_dtype,
         on_pass=None if quiet else (lambda k, n: print(f"pass {k}: training {n} model(s)", file=sys.stderr)),
     )
     l2_res = None
@@ -159,7 +159,7 @@ def cmd_path(args: argparse.Namespace) -> int:
         l2_grid = [v for v in (0.1, 1.0, 10.0, 100.0, 1000.0)]
         l2_res = regularization_path(args.data, spec, l1=[0.0], l2=l2_grid, alpha=opts["alpha"], beta=opts["beta"],
                                      epochs=opts["epochs"], valid=args.valid, holdout=opts["holdout"],
-                                     batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS)
+                                     batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows))
         plot_path(res.points, args.plot, l2_points=l2_res.points, chosen=res.chosen,
                   width=args.plot_width, height=args.plot_height)
     written = None

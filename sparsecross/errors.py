@@ -15,6 +15,7 @@ __all__ = [
     "SpecError",
     "SchemaError",
     "DataError",
+    "ParameterError",
     "ArtifactError",
     "CheckpointError",
     "NotFittedError",
@@ -39,6 +40,10 @@ class SchemaError(SpecError):
 
 class DataError(SparseCrossError, ValueError):
     """The data has values the spec cannot take (label not 0/1, latitude out of range...)."""
+
+
+class ParameterError(SparseCrossError, ValueError):
+    """A function or command was given an impossible argument (e.g. ``batch_rows=0``)."""
 
 
 class ArtifactError(SparseCrossError):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DataError, SchemaError, did_you_mean
+from .errors import DataError, ParameterError, SchemaError, did_you_mean
 from .spec import FeatureSpec
 
 __all__ = ["resolve_files", "check_schema", "iter_record_batches", "count_rows", "Source",
@@ -174,7 +174,7 @@ def iter_record_batches(
     batch.  The schema of every file is checked before any of its rows are yielded.
     """
     if batch_rows < 1:
-        raise ValueError(f"batch_rows must be >= 1, got {batch_rows!r}")
+        raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
     files = resolve_files(source)
     needed = list(spec.columns) if label else [c for f in spec.features for c in f.columns]
     columns = list(dict.fromkeys(needed + list(extra_columns)))

@@ -305,6 +305,8 @@ def train(
     tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
     if batch_rows < 1:
         raise SparseCrossError(f"batch_rows must be >= 1, got {batch_rows!r}")
+    if checkpoint_every < 1:
+        raise SparseCrossError(f"checkpoint_every must be >= 1 row, got {checkpoint_every!r}")
     params = tp.ftrl
     t0 = time.perf_counter()
 

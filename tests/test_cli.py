@@ -556,6 +556,21 @@ def test_bad_holdout(value: str, world: SimpleNamespace, tmp_path: Path, capsys:
     run_error(capsys, ["path", SYNTHETIC_SPEC, world.train, f"--holdout={value}", "-q"], "holdout")
 
 
+def test_bad_batch_and_checkpoint_sizes(world: SimpleNamespace, model_path: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """0 is not silently replaced by a default: every command refuses it in one line."""
+    out = tmp_path / "m.scx"
+    run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--batch-rows", "0"], "batch_rows", ">= 1")
+    run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint-every", "0"],
+              "checkpoint_every")
+    run_error(capsys, ["path", SYNTHETIC_SPEC, world.train, "--holdout", "0.2", "--batch-rows", "0", "-q"],
+              "batch_rows")
+    run_error(capsys, ["predict", model_path, world.train, "--out", tmp_path / "p.parquet", "--batch-rows", "0"],
+              "batch_rows")
+    run_error(capsys, ["eval", model_path, world.train, "--batch-rows", "-3"], "batch_rows")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_generate_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_error(capsys, ["generate", "--rows", "0", "--out", tmp_path / "g.parquet"], "--rows")
     run_error(capsys, ["generate", "--rows", "10", "--out", tmp_path], "directory")
