@@ -397,8 +397,3 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
             raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} is constant; quantiles are impossible")
         resolved[f.name] = b
     return spec.with_boundaries(resolved)
-
-
-def check_table(spec: FeatureSpec, table: pa.Table | pa.RecordBatch) -> None:
-    """Raise :class:`SchemaError` if ``table`` lacks a column ``spec`` reads (label excluded)."""
-    check_schema(spec, table.schema, "the input table", label=False)

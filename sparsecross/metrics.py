@@ -12,7 +12,7 @@ import numpy as np
 
 from ._kernels.score import accumulate_metrics
 
-__all__ = ["StreamingMetrics", "logloss_exact", "auc_exact"]
+__all__ = ["StreamingMetrics"]
 
 N_BINS = 1 << 18
 LIMIT = 20.0
@@ -54,23 +54,3 @@ class StreamingMetrics:
     def positive_rate(self) -> float:
         tot = self.pos.sum() + self.neg.sum()
         return float(self.pos.sum() / tot) if tot else float("nan")
-
-
-def logloss_exact(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-    """Mean (weighted) logloss with p clipped to [1e-15, 1 - 1e-15]."""
-    q = np.clip(p, 1e-15, 1 - 1e-15)
-    ll = -(y * np.log(q) + (1 - y) * np.log(1 - q))
-    return float(np.average(ll, weights=sample_weight))
-
-
-def auc_exact(score: np.ndarray, y: np.ndarray) -> float:
-    """Exact ROC AUC by ranks (ties averaged)."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(y) > 0.5
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

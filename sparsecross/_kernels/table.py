@@ -91,14 +91,3 @@ def build_lookup(keys: np.ndarray, weights: np.ndarray, n_columns: int) -> tuple
     build_lookup_kernel(np.ascontiguousarray(keys, dtype=np.uint64),
                         np.ascontiguousarray(weights, dtype=np.float32), table, vals)
     return table, vals
-
-
-@kernel
-def lookup_weight(table, vals, key):
-    """Weight of ``key`` in an inference table, 0.0 when absent (``key`` must be below the
-    table's empty marker)."""
-    k = table.dtype.type(key)
-    s = slot_of(table, k)
-    if table[s, 0] == k:
-        return np.float64(vals[s, 1])
-    return 0.0
