@@ -65,7 +65,17 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from ._kernels.ftrl import FTRLParams
-from ._kernels.lanes import csr_select_rows, fill_table, gather_zn, merge_lanes, unique_keys
+from ._kernels.lanes import (
+    csr_select_rows,
+    fill_table,
+    ftrl_pass_local,
+    gather_zn,
+    items_weights,
+    local_ids,
+    merge_lanes,
+    shard_of,
+    table_items,
+)
 from .errors import CheckpointError, DataError, SchemaError, SparseCrossError, did_you_mean
 from .featurize import Batch, _labels, featurize_features, resolve_spec
 from .metrics import StreamingMetrics
@@ -73,7 +83,7 @@ from .model import SparseModel
 from .predict import write_parquet_atomically
 from .read import DEFAULT_BATCH_ROWS, Source, _open, _short, check_schema, resolve_files
 from .spec import FeatureSpec
-from .state import MAX_LOAD, FTRLState
+from .state import MAX_LOAD, FTRLState, sorted_nonzero
 
 __all__ = [
     "connect",
@@ -357,54 +367,165 @@ def _task_featurize_valid(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, hol
     return Batch(X, b.y[rows], w, b.start_row)
 
 
+# Data-parallel training keeps the global state on the workers, split into shards by key
+# (``shard_of``): shard s lives in ``_SHARDS[(token, s)]`` on the worker that owns it, and only
+# tasks pinned to that worker touch it.  A shard counts the rounds merged into it
+# (``version``); every task that reads or writes it names the version it expects, so a task
+# run out of order (which Dask never does on purpose) fails instead of computing garbage, and
+# a merge re-run after it was applied is a no-op.
+_SHARDS: dict[tuple[str, int], _Shard] = {}
+
+
+class _ShardLost(SparseCrossError):
+    """A state shard is not where it should be (its worker died or restarted)."""
+
+
+@dataclass
+class _Shard:
+    state: FTRLState
+    version: int
+    slots: dict[int, np.ndarray]  # lane -> table slots found by this version's look-ups
+
+
+def _shard(token: str, s: int, version: int) -> _Shard:
+    sh = _SHARDS.get((token, s))
+    if sh is None:
+        raise _ShardLost(f"state shard {s} is not on this worker (it was lost with its worker)")
+    if sh.version != version:
+        raise _ShardLost(f"state shard {s} holds round {sh.version}, not {version}")
+    return sh
+
+
+def _task_shard_init(token: str, s: int, version: int, keys: np.ndarray, zn: np.ndarray, n_columns: int,
+                     state_dtype: str) -> int:
+    """Task (pinned): create shard ``s`` holding (keys, zn) at ``version``."""
+    st = FTRLState(n_columns, state_dtype, capacity=int(math.ceil((len(keys) + 1) / MAX_LOAD)) + 1)
+    fill_table(st.table, st.values, st.count, keys.astype(st.table.dtype, copy=False), zn)
+    _SHARDS[(token, s)] = _Shard(st, version, {})
+    return version
+
+
+def _task_lookup(token: str, s: int, version: int, lane: int, keys: np.ndarray, after: Any) -> np.ndarray:
+    """Task (pinned): the (z, n) of ``keys`` in shard ``s`` at ``version`` ((0, 0) if absent).
+    ``after``: the previous merge's result (an ordering dependency only)."""
+    sh = _shard(token, s, version)
+    out = np.empty((len(keys), 2), dtype=sh.state.values.dtype)
+    slots = np.empty(len(keys), dtype=np.int64)
+    gather_zn(sh.state.table, sh.state.values, keys, out, slots)
+    sh.slots[lane] = slots
+    return out
+
+
+def _task_merge(token: str, s: int, version: int, keys: list[np.ndarray], old: list[np.ndarray],
+                new: list[np.ndarray], after: Any) -> int:
+    """Task (pinned): apply one round's lanes (in lane order) to shard ``s``; returns its
+    number of keys.  ``keys[j]``, ``old[j]``, ``new[j]``: lane j's keys of this shard, their
+    values at the start of the round and after the lane."""
+    sh = _SHARDS.get((token, s))
+    if sh is not None and sh.version == version + 1:
+        return sh.state.touched  # already applied (a re-run)
+    sh = _shard(token, s, version)
+    st = sh.state
+    lanes = len(keys)
+    slot_list = [sh.slots.get(j) for j in range(lanes)]
+    slots_valid = all(sl is not None and len(sl) == len(k) for sl, k in zip(slot_list, keys))
+    absent = sum(int(np.count_nonzero(sl < 0)) for sl in slot_list) if slots_valid else sum(map(len, keys))
+    if st.touched + absent > st.max_count:
+        st.grow(absent)
+        slots_valid = False  # rehashed: the slots found by the look-ups moved
+
+    def cat(arrays: list[np.ndarray]) -> np.ndarray:
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    lane_keys = cat(keys).astype(st.table.dtype, copy=False)
+    cap = 16
+    while cap < 2 * len(lane_keys) + 2:
+        cap *= 2
+    scratch = np.empty((cap, 2), dtype=np.int64)
+    slots = cat(slot_list) if slots_valid else np.zeros(len(lane_keys), dtype=np.int64)
+    merge_lanes(st.table, st.values, st.count, lane_keys, cat(new), cat(old), slots, slots_valid, scratch)
+    sh.version = version + 1
+    sh.slots = {}
+    return st.touched
+
+
+def _task_dump(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Task (pinned): every (key, (z, n)) of shard ``s`` at ``version``."""
+    sh = _shard(token, s, version)
+    return table_items(sh.state.table, sh.state.values)
+
+
+def _drop_shards(token: str) -> int:
+    """Run on every worker: forget the shards of a run (prefix ``token``)."""
+    dropped = [k for k in _SHARDS if k[0].startswith(token)]
+    for k in dropped:
+        del _SHARDS[k]
+    return len(dropped)
+
+
 @dataclass
 class _LaneChunk:
-    """A featurized chunk kept on a worker for a lane: rows, holdout mask, needed keys."""
+    """A featurized chunk kept on a worker for a lane: its CSR rows with the entries
+    renumbered by the chunk's distinct keys (``local``, instead of the column ids), labels,
+    weights, holdout mask, and where each shard's keys sit among the distinct keys."""
 
-    batch: Batch
+    indptr: np.ndarray
+    local: np.ndarray
+    data: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray  # length 0: all ones
     mask: np.ndarray
-    keys: np.ndarray
-    max_row_nnz: int
+    n_keys: int
+    positions: list[np.ndarray]  # per shard: indices into the chunk's keys
+    keys: list[np.ndarray]  # per shard: those keys
 
 
 def _task_prepare(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None,
-                  salt: int, key_dtype: str) -> _LaneChunk:
-    """Task: featurize a chunk for data-parallel training and list the keys it will train
-    (as ``key_dtype``, the dtype of the state table's keys)."""
+                  salt: int, key_dtype: str, n_shards: int) -> _LaneChunk:
+    """Task: featurize a chunk for data-parallel training, renumber its entries by its
+    distinct keys (as ``key_dtype``, the state table's key dtype) and split those by shard."""
     b = _featurize_chunk(chunk, spec, batch_rows)
     mask = _holdout_mask(b.start_row, b.X.shape[0], holdout, salt)
     kd = np.dtype(key_dtype)
     proto = np.full(1, np.iinfo(kd).max, dtype=kd)
-    keys = unique_keys(b.X.indptr, b.X.indices, mask, proto)
-    row_nnz = np.diff(b.X.indptr)
-    return _LaneChunk(b, mask, keys, int(row_nnz.max(initial=0)))
+    keys, local = local_ids(b.X.indptr, b.X.indices, mask, proto)
+    owner = shard_of(keys, n_shards)
+    positions = [np.flatnonzero(owner == s) for s in range(n_shards)]
+    sw = b.sample_weight if b.sample_weight is not None else np.zeros(0)
+    return _LaneChunk(b.X.indptr, local, b.X.data, b.y, sw, mask, len(keys), positions, [keys[p] for p in positions])
 
 
-def _task_keys(prep: _LaneChunk) -> np.ndarray:
-    """Task: the keys a prepared chunk trains (small: it travels to the client)."""
-    return prep.keys
+def _task_shard_keys(prep: _LaneChunk, s: int) -> np.ndarray:
+    """Task: the keys of a prepared chunk that shard ``s`` owns (small: they travel)."""
+    return prep.keys[s]
 
 
-def _task_train_lane(prep: _LaneChunk, base_zn: np.ndarray, bias: np.ndarray, acc: np.ndarray,
-                     params: FTRLParams, n_columns: int, state_dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _task_train_lane(prep: _LaneChunk, bias: np.ndarray, acc: np.ndarray, params: FTRLParams,
+                     *base: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Task: train one lane of a round.
 
-    ``base_zn[i]`` is the global (z, n) of ``prep.keys[i]`` at the start of the round, ``bias``
-    the global bias, ``acc`` the progressive-loss accumulator to continue.  Returns the new
-    (z, n) of ``prep.keys`` (same order), the new bias and the new accumulator.  A pure
-    function of its inputs.
+    ``base[s]``: the (z, n) of the chunk's keys of shard s at the start of the round; ``bias``
+    the global bias; ``acc`` the progressive-loss sums to continue.  Returns the new (z, n)
+    per shard (same order), the new bias and the new sums.  A pure function of its inputs.
     """
-    from .train import train_batch
-
-    n = len(prep.keys)
-    st = FTRLState(n_columns, state_dtype, capacity=int(math.ceil((n + prep.max_row_nnz + 1) / MAX_LOAD)) + 1)
-    fill_table(st.table, st.values, st.count, prep.keys, base_zn)
-    st.bias[:] = bias
+    zn = np.zeros((prep.n_keys, 2), dtype=base[0].dtype if base else np.float32)
+    for pos, values in zip(prep.positions, base):
+        zn[pos] = values
+    bias = np.array(bias, dtype=np.float64)
     acc = np.array(acc, dtype=np.float64)
-    train_batch(st, prep.batch, params, prep.mask, acc)
-    out = np.empty_like(base_zn)
-    gather_zn(st.table, st.values, prep.keys, out, np.zeros(0, dtype=np.int64))
-    return out, st.bias.copy(), acc
+    ftrl_pass_local(prep.indptr, prep.local, prep.data, prep.y, prep.sample_weight, prep.mask, zn, bias, params,
+                    acc)
+    return [zn[pos] for pos in prep.positions], bias, acc
+
+
+def _task_lane_part(result: tuple[list[np.ndarray], np.ndarray, np.ndarray], s: int) -> np.ndarray:
+    """Task: shard ``s``'s part of a lane's result (only that part travels to the shard)."""
+    return result[0][s]
+
+
+def _task_lane_meta(result: tuple[list[np.ndarray], np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Task: a lane's new bias and loss sums (for the client)."""
+    return result[1], result[2]
 
 
 def _task_predict(chunk: _Chunk, spec: FeatureSpec, table: tuple[np.ndarray, np.ndarray, float],
@@ -462,13 +583,16 @@ class _Runner:
         self.prefix = f"sparsecross-{uuid.uuid4().hex[:12]}"
         self.n = 0
 
-    def submit(self, fn: Callable[..., Any], *args: Any, name: str, priority: int = 0) -> Any:
+    def submit(self, fn: Callable[..., Any], *args: Any, name: str, priority: int = 0,
+               workers: list[str] | None = None) -> Any:
+        """Submit ``fn(*args)``; ``workers``: run only there (a task that uses a state shard)."""
         import dask
 
         self.n += 1
         key = f"{self.prefix}-{name}-{self.n}"
         with dask.config.set(_NO_LARGE_GRAPH_WARNING):
-            return self.client.submit(fn, *args, key=key, retries=self.retries, priority=priority, pure=False)
+            return self.client.submit(fn, *args, key=key, retries=self.retries, priority=priority, pure=False,
+                                      workers=workers, allow_other_workers=False)
 
     def result(self, fut: Any, what: str) -> Any:
         """The future's result; failures become SparseCrossError naming ``what``."""
@@ -809,14 +933,16 @@ def train_distributed(
     has_nonzeros = "nonzeros" in {f.name for f in dataclasses.fields(ProgressEvent)}
     nz_cache = [-1.0, None]  # (time, value): an O(capacity) scan, at most twice a second
 
-    def event(ep: int, rows_seen: int, phase: str = "train", **kw: Any) -> Any:
+    def event(ep: int, rows_seen: int, phase: str = "train", touched: int | None = None, **kw: Any) -> Any:
+        """A progress event; ``touched`` given: a data-parallel round (the client's ``state``
+        is then the last snapshot, so no nonzero count)."""
         now = time.perf_counter()
-        if has_nonzeros and on_progress is not None and hasattr(state, "count_nonzero"):
+        if touched is None and has_nonzeros and on_progress is not None and hasattr(state, "count_nonzero"):
             if phase != "train" or now - nz_cache[0] > 0.5:
                 nz_cache[:] = [now, state.count_nonzero(params)]
             kw["nonzeros"] = nz_cache[1]
-        return ProgressEvent(ep, tp.epochs, rows_seen, rows_total, prog_ll(), state.touched, now - t0,
-                             phase=phase, **kw)
+        return ProgressEvent(ep, tp.epochs, rows_seen, rows_total, prog_ll(),
+                             state.touched if touched is None else touched, now - t0, phase=phase, **kw)
 
     def end_epoch(ep: int, extra: dict[str, Any]) -> None:
         record: dict[str, Any] = {"epoch": ep + 1, "progressive_logloss": prog_ll(), "train_rows": int(acc[2]),
@@ -833,6 +959,7 @@ def train_distributed(
         acc[:] = 0.0
         progress(ev)
 
+    trained: Any = state
     if exact:
         while epoch < tp.epochs:
             chunks, _ = _plan(source, spec, chunk_rows=rows_per_round, start_row=start_row)
@@ -854,13 +981,20 @@ def train_distributed(
             start_row = 0
             save({"epoch": epoch, "row": 0})
     else:
-        _train_rounds(runner, state, acc, spec, params, tp, source, rows_total, holdout=holdout, salt=salt,
-                      batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, epoch=epoch,
-                      start_round=start_round, checkpoint_every=checkpoint_every,
-                      checkpoint_rounds=checkpoint_rounds, prefetch_rounds=prefetch_rounds, save=save,
-                      progress=progress, event=event, end_epoch=end_epoch, run=run)
+        final = _train_rounds(
+            runner, state, acc, spec, params, tp, source, rows_total, holdout=holdout, salt=salt,
+            batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, epoch=epoch,
+            start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
+            prefetch_rounds=prefetch_rounds, save=save, progress=progress, event=event, end_epoch=end_epoch,
+            run=run, history=history, checkpointing=ckpt_path is not None,
+            validating=valid is not None or holdout is not None)
+        if final is not None:
+            if return_state:
+                _set_state(state, *final)
+            else:
+                trained = _RowsState(*final)
 
-    model = export_state(state, spec, tp, history, rows_total)
+    model = export_state(trained, spec, tp, history, rows_total)
     model.params = run_params
     run["seconds"] = time.perf_counter() - t0
     model.run = run  # facts about this run (never saved with the model)
@@ -874,8 +1008,25 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                   lanes: int, rows_per_round: int | None, epoch: int, start_round: int, checkpoint_every: int,
                   checkpoint_rounds: int | None, prefetch_rounds: int, save: Callable[[dict[str, Any]], None],
                   progress: Callable[[Any], None], event: Callable[..., Any],
-                  end_epoch: Callable[[int, dict[str, Any]], None], run: dict[str, Any]) -> None:
-    """The data-parallel loop (mutates ``state`` and ``acc``)."""
+                  end_epoch: Callable[[int, dict[str, Any]], None], run: dict[str, Any],
+                  history: list[dict[str, Any]], checkpointing: bool, validating: bool,
+                  max_recoveries: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The data-parallel loop.
+
+    The global state lives on the workers, one shard per worker (keys split by
+    ``shard_of``).  Per round, each lane's keys are looked up on their shards, the lane
+    trains its chunk where the chunk was prepared, and each shard merges the lanes' results
+    for its keys; the client only merges the bias and the loss sums and submits the next
+    round while the current one merges.
+
+    At every checkpoint and epoch end the client takes a snapshot of the shards: the point
+    training restarts from if a worker, and so a shard, is lost.  ``state`` is rebuilt from
+    the snapshot only where it is needed (``checkpointing``: to write it; ``validating``: to
+    score the validation rows at an epoch end).  Returns the final state as (keys, zn, bias)
+    rows (None when there was nothing left to train); ``acc`` holds the final loss sums.
+    """
+    distributed = runner.distributed
+    client = runner.client
     chunk_rows = None if rows_per_round is None else rows_per_round // lanes
     chunks, _ = _plan(source, spec, chunk_rows=chunk_rows)
     rounds = [chunks[i:i + lanes] for i in range(0, len(chunks), lanes)]
@@ -884,132 +1035,230 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
         per_round = max(1, rows_total // max(n_rounds, 1))
         checkpoint_rounds = max(1, math.ceil(checkpoint_every / per_round))
     schedule = [(e, r) for e in range(epoch, tp.epochs) for r in range(start_round if e == epoch else 0, n_rounds)]
-    prep: dict[tuple[int, int], tuple[Any, Any]] = {}
-    next_prep = 0  # index into schedule of the next round to prepare
-    key_dtype = state.table.dtype
-    state_dtype = state.dtype
-    timers = dict.fromkeys(("wait_keys", "wait_lanes", "lookup", "submit", "merge"), 0.0)
-    run.update(lanes=lanes, rounds=0, rounds_per_epoch=n_rounds)
-    prep_args = (spec, batch_rows, holdout, salt, key_dtype.str)
-    scratch: list[np.ndarray] = []  # reused by every merge
+    key_dtype = state.table.dtype.str
+    timers = dict.fromkeys(("wait", "snapshot", "submit"), 0.0)
+    run.update(lanes=lanes, rounds=0, rounds_per_epoch=n_rounds, recoveries=0)
+    keys0, zn0 = table_items(state.table, state.values)
+    # the recovery point: next schedule step, state rows (keys, zn), bias, acc, history length
+    snap: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] = (
+        0, keys0, zn0, state.bias.copy(), acc.copy(), len(history))
+    del keys0, zn0
+    live: list[Any] = []  # futures of the current attempt (cancelled on failure)
 
-    def prepare_until(i: int) -> None:
-        nonlocal next_prep
-        while next_prep < min(i, len(schedule)):
-            e, r = schedule[next_prep]
-            for c in rounds[r]:
-                pf = runner.submit(_task_prepare, c, *prep_args, name=f"prep-e{e}-c{c.index}")
-                kf = runner.submit(_task_keys, pf, name=f"keys-e{e}-c{c.index}", priority=5)
-                prep[(e, c.index)] = (pf, kf)
-            next_prep += 1
+    def submit(fn: Callable[..., Any], *args: Any, name: str, priority: int = 0, worker: str | None = None) -> Any:
+        fut = runner.submit(fn, *args, name=name, priority=priority, workers=None if worker is None else [worker])
+        live.append(fut)
+        return fut
 
-    try:
-        for i, (e, r) in enumerate(schedule):
-            t_round = time.perf_counter()
+    def wait_all(futs: list[Any], owners: list[str], what: str) -> list[Any]:
+        """Results of ``futs``; raises _ShardLost as soon as a worker holding a shard is gone
+        (every data-parallel task is pinned to a worker, so its tasks would wait forever)."""
+        t = time.perf_counter()
+
+        def check() -> None:
+            if not set(owners) <= set(client.nthreads()):
+                raise _ShardLost("a worker holding a state shard left the cluster")
+
+        while True:
+            with contextlib.suppress(TimeoutError):
+                distributed.wait(futs, timeout=1.0)
+            status = [f.status for f in futs]
+            for f, st in zip(futs, status):
+                if st == "error":
+                    exc = f.exception()
+                    if isinstance(exc, _ShardLost):
+                        raise exc
+                    raise runner.error(exc, what)
+            if all(st == "finished" for st in status):
+                break
+            if any(st in ("lost", "cancelled") for st in status):
+                raise _ShardLost("a result was lost with its worker")
+            check()
+        out = []
+        for f in futs:
+            while True:
+                try:
+                    out.append(f.result(timeout=1.0))
+                    break
+                except TimeoutError:  # its worker died after the task finished
+                    check()
+                    if f.status != "finished":
+                        raise _ShardLost("a result was lost with its worker") from None
+        timers["wait"] += time.perf_counter() - t
+        return out
+
+    def attempt(i0: int) -> None:
+        """Train schedule steps ``i0..`` from ``state``/``acc`` (raises _ShardLost)."""
+        token = f"{runner.prefix}-a{run['recoveries']}"
+        owners = sorted(client.nthreads())
+        if not owners:
+            client.wait_for_workers(1, timeout=60)
+            owners = sorted(client.nthreads())
+        n_shards = len(owners)
+        prep_args = (spec, batch_rows, holdout, salt, key_dtype, n_shards)
+        _, keys_all, zn_all, bias, _, _ = snap
+        owner = shard_of(keys_all, n_shards)
+        merged = [submit(_task_shard_init, token, s, i0, keys_all[owner == s], zn_all[owner == s], spec.n_columns,
+                         state.dtype, name=f"shard-init-{s}", priority=40, worker=owners[s])
+                  for s in range(n_shards)]
+        del keys_all, zn_all, owner
+        bias = bias.copy()
+
+        def home(j: int) -> str:
+            """The worker of lane j: its chunk is prepared and trained there (never moved)."""
+            return owners[j % n_shards]
+        prep: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
+        next_prep = i0
+
+        def prepare_until(i: int) -> None:
+            nonlocal next_prep
+            while next_prep < min(i, len(schedule)):
+                e, r = schedule[next_prep]
+                for j, c in enumerate(rounds[r]):
+                    pf = submit(_task_prepare, c, *prep_args, name=f"prep-e{e}-c{c.index}", worker=home(j))
+                    kfs = [submit(_task_shard_keys, pf, s, name=f"keys-e{e}-c{c.index}-s{s}", priority=5,
+                                  worker=home(j)) for s in range(n_shards)]
+                    prep[(e, c.index)] = (pf, kfs)
+                next_prep += 1
+
+        def finish(i: int, metas: list[Any], acc_in: list[np.ndarray]) -> None:
+            """Round ``i`` is submitted: collect its bias and loss sums, report, and refresh
+            ``state`` (checkpoint, validation) where due."""
+            nonlocal bias
+            e, r = schedule[i]
+            results = wait_all(metas, owners, " / ".join(c.describe() for c in rounds[r]))
+            touched = sum(wait_all(merged, owners, "the state shards"))
+            # Bias: average of the deltas of the lanes that trained at least one row.
+            trained = [j for j, (_b, a) in enumerate(results) if a[2] > acc_in[j][2]]
+            if len(trained) == 1:
+                bias = results[trained[0]][0].copy()
+            elif trained:
+                dz = sum(float(results[j][0][0]) - float(bias[0]) for j in trained)
+                dn = sum(float(results[j][0][1]) - float(bias[1]) for j in trained)
+                bias = np.array([bias[0] + dz / len(trained), bias[1] + dn / len(trained)])
+            # Progressive loss: lane 0 continued the running sums, the others started from zero.
+            new = results[0][1].copy()
+            for _b, a in results[1:]:
+                new += a
+            acc[:] = new
+            run["rounds"] = max(run["rounds"], i + 1)  # (not counting rounds re-run after a loss)
+            run["rows_processed"] = max(run["rows_processed"], rows_before[i + 1])
+            done = r + 1
+            row_end = rounds[r][-1].start_row + rounds[r][-1].rows
+            progress(event(e, row_end, touched=touched,
+                           extra={"round": done, "rounds": n_rounds, "lanes": lanes,
+                                  "round_seconds": time.perf_counter() - t_submit[i]}))
+            if done == n_rounds or done % checkpoint_rounds == 0:
+                t = time.perf_counter()
+                dumps = wait_all([submit(_task_dump, token, s, i + 1, merged[s], name=f"dump-{i}-{s}", priority=40,
+                                         worker=owners[s]) for s in range(n_shards)], owners, "the state shards")
+                keys_all = np.concatenate([d[0] for d in dumps])
+                zn_all = np.concatenate([d[1] for d in dumps])
+                del dumps
+                materialized = False
+                if checkpointing or (validating and done == n_rounds):
+                    _set_state(state, keys_all, zn_all, bias)
+                    materialized = True
+                timers["snapshot"] += time.perf_counter() - t
+                if done == n_rounds:
+                    end_epoch(e, {"rounds": n_rounds})
+                    save({"epoch": e + 1, "round": 0})
+                else:
+                    save({"epoch": e, "round": done})
+                set_snap((i + 1, keys_all, zn_all, bias.copy(), acc.copy(), len(history)))
+                del materialized
+
+        t_submit: dict[int, float] = {}
+        pending: tuple[int, list[Any], list[np.ndarray]] | None = None
+        for i in range(i0, len(schedule)):
+            e, r = schedule[i]
+            t_submit[i] = time.perf_counter()
             prepare_until(i + 1 + prefetch_rounds)
             lane_chunks = rounds[r]
-            # 1. keys each lane trains (computed ahead by the workers)
+            kfs = [prep[(e, c.index)][1] for c in lane_chunks]
+            looked = [[submit(_task_lookup, token, s, i, j, kfs[j][s], merged[s], name=f"look-{i}-l{j}-s{s}",
+                              priority=30, worker=owners[s]) for s in range(n_shards)]
+                      for j in range(len(lane_chunks))]
+            if pending is not None:
+                finish(*pending)  # round i-1's bias is round i's starting bias
             t = time.perf_counter()
-            keys = [runner.result(prep[(e, c.index)][1], c.describe()) for c in lane_chunks]
-            timers["wait_keys"] += time.perf_counter() - t
-            # 2. their current values, shipped with the lane tasks
-            futs = []
-            absent = 0
-            acc_in = []
-            bases = []
-            slots = []
-            for j, (c, k) in enumerate(zip(lane_chunks, keys)):
-                t = time.perf_counter()
-                base = np.empty((len(k), 2), dtype=state.values.dtype)
-                sl = np.empty(len(k), dtype=np.int64)
-                absent += gather_zn(state.table, state.values, k, base, sl)
-                bases.append(base)
-                slots.append(sl)
-                a0 = acc.copy() if j == 0 else np.zeros(3, dtype=np.float64)
-                acc_in.append(a0)
-                t1 = time.perf_counter()
-                timers["lookup"] += t1 - t
-                futs.append(runner.submit(_task_train_lane, prep[(e, c.index)][0], base, state.bias.copy(), a0,
-                                          params, spec.n_columns, state_dtype,
-                                          name=f"lane-e{e}-r{r}-l{j}", priority=20))
-                timers["submit"] += time.perf_counter() - t1
-            # 3. the lanes' results, merged in lane order
-            t = time.perf_counter()
-            try:
-                results = [runner.result(f, c.describe()) for f, c in zip(futs, lane_chunks)]
-            except BaseException:
-                runner.cancel(futs)
-                raise
-            del futs  # dropping a future releases its result on the cluster
-            timers["wait_lanes"] += time.perf_counter() - t
-            t = time.perf_counter()
-            _merge_round(state, acc, keys, bases, slots, results, acc_in, absent, scratch)
-            del bases, slots, results
+            acc_in = [acc.copy() if j == 0 else np.zeros(3, dtype=np.float64) for j in range(len(lane_chunks))]
+            trains = [submit(_task_train_lane, prep[(e, c.index)][0], bias.copy(), acc_in[j], params, *looked[j],
+                             name=f"lane-{i}-l{j}", priority=20, worker=home(j)) for j, c in enumerate(lane_chunks)]
+            parts = [[submit(_task_lane_part, tr, s, name=f"part-{i}-l{j}-s{s}", priority=25, worker=home(j))
+                      for s in range(n_shards)] for j, tr in enumerate(trains)]
+            metas = [submit(_task_lane_meta, tr, name=f"meta-{i}-l{j}", priority=25, worker=home(j))
+                     for j, tr in enumerate(trains)]
+            merged = [submit(_task_merge, token, s, i, [k[s] for k in kfs], [lk[s] for lk in looked],
+                             [p[s] for p in parts], merged[s], name=f"merge-{i}-s{s}", priority=30,
+                             worker=owners[s]) for s in range(n_shards)]
             for c in lane_chunks:
                 del prep[(e, c.index)]
-            timers["merge"] += time.perf_counter() - t
-            rows_round = sum(c.rows for c in lane_chunks)
-            run["rows_processed"] += rows_round
-            run["rounds"] += 1
-            done = r + 1
-            row_end = lane_chunks[-1].start_row + lane_chunks[-1].rows
-            progress(event(e, row_end, extra={"round": done, "rounds": n_rounds, "lanes": lanes,
-                                              "round_seconds": time.perf_counter() - t_round}))
-            if done == n_rounds:
-                end_epoch(e, {"rounds": n_rounds})
-                save({"epoch": e + 1, "round": 0})
-            elif done % checkpoint_rounds == 0:
-                save({"epoch": e, "round": done})
-    finally:  # normally empty; after an error, stop what is still queued
-        runner.cancel([f for pair in prep.values() for f in pair])
-        prep.clear()
-    client = timers["lookup"] + timers["submit"] + timers["merge"]
+            del looked, trains, parts, kfs
+            timers["submit"] += time.perf_counter() - t
+            pending = (i, metas, acc_in)
+            live[:] = [f for f in live if f.status == "pending"]  # a held future holds its data
+        if pending is not None:
+            finish(*pending)
+
+    def set_snap(value: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]) -> None:
+        nonlocal snap
+        snap = value
+
+    rows_before = [0]
+    for _e, r in schedule:
+        rows_before.append(rows_before[-1] + sum(c.rows for c in rounds[r]))
+    try:
+        while True:
+            try:
+                attempt(snap[0])
+                break
+            except _ShardLost as exc:
+                runner.cancel(live)
+                live.clear()
+                with contextlib.suppress(Exception):
+                    client.run(_drop_shards, runner.prefix)
+                run["recoveries"] += 1
+                if run["recoveries"] > max_recoveries:
+                    raise SparseCrossError(
+                        f"Dask workers holding the training state were lost {run['recoveries']} times "
+                        f"({_short(exc)}); check the workers' memory and logs"
+                    ) from None
+                log.warning("a training state shard was lost (%s); restarting from round %d of the schedule",
+                            _short(exc), snap[0] + 1)
+                acc[:] = snap[4]
+                del history[snap[5]:]
+    finally:
+        runner.cancel(live)
+        with contextlib.suppress(Exception):
+            client.run(_drop_shards, runner.prefix)
     run.update({f"{k}_seconds": v for k, v in timers.items()})
-    run["client_seconds"] = client
-    run["client_seconds_per_round"] = client / max(run["rounds"], 1)
+    if not schedule:
+        return None
+    return snap[1], snap[2], snap[3]
 
 
-def _merge_round(state: FTRLState, acc: np.ndarray, keys: list[np.ndarray], bases: list[np.ndarray],
-                 slots: list[np.ndarray], results: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                 acc_in: list[np.ndarray], absent: int, scratch: list[np.ndarray]) -> None:
-    """Apply one round's lanes to the global state and accumulator, in lane order.
+def _set_state(state: FTRLState, keys: np.ndarray, zn: np.ndarray, bias: np.ndarray) -> None:
+    """Make ``state`` hold the rows (keys, zn) and ``bias``."""
+    fresh = FTRLState(state.n_columns, state.dtype, capacity=int(math.ceil((len(keys) + 1) / MAX_LOAD)) + 1)
+    fill_table(fresh.table, fresh.values, fresh.count, keys.astype(fresh.table.dtype, copy=False), zn)
+    state.table, state.values, state.count = fresh.table, fresh.values, fresh.count
+    state.bias[:] = bias
 
-    ``keys``/``bases``/``slots``: per lane, the keys it trained, their values and slots at
-    the start of the round; ``scratch``: a reusable one-element list holding the merge's
-    scratch set."""
-    slots_valid = True
-    if state.touched + absent > state.max_count:
-        state.grow(absent)
-        slots_valid = False  # rehashed: the slots found at the start of the round moved
 
-    def cat(arrays: list[np.ndarray]) -> np.ndarray:
-        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+class _RowsState:
+    """A trained state as (key, (z, n)) rows: what ``export_state`` reads, without building a
+    hash table."""
 
-    lane_keys = cat(keys).astype(state.table.dtype, copy=False)
-    lane_new = cat([res[0] for res in results])
-    n = len(lane_keys)
-    cap = 16
-    while cap < 2 * n + 2:
-        cap *= 2
-    if not scratch or scratch[0].shape[0] < cap:
-        scratch[:] = [np.empty((cap, 2), dtype=np.int64)]
-    merge_lanes(state.table, state.values, state.count, lane_keys, lane_new, cat(bases), cat(slots),
-                slots_valid, scratch[0][:cap])
-    # Bias: average of the deltas of the lanes that trained at least one row.
-    trained = [j for j, res in enumerate(results) if res[2][2] > acc_in[j][2]]
-    if len(trained) == 1:
-        state.bias[:] = results[trained[0]][1]
-    elif trained:
-        old = state.bias.copy()
-        dz = 0.0
-        dn = 0.0
-        for j in trained:
-            dz += float(results[j][1][0]) - float(old[0])
-            dn += float(results[j][1][1]) - float(old[1])
-        state.bias[0] = old[0] + dz / len(trained)
-        state.bias[1] = old[1] + dn / len(trained)
-    # Progressive loss: lane 0 continued the running sums, the others started from zero.
-    new = results[0][2].copy()
-    for res in results[1:]:
-        new += res[2]
-    acc[:] = new
+    def __init__(self, keys: np.ndarray, zn: np.ndarray, bias: np.ndarray) -> None:
+        self.keys, self.zn, self.bias = keys, zn, bias
+
+    @property
+    def touched(self) -> int:
+        return len(self.keys)
+
+    def nonzero_weights(self, params: FTRLParams) -> tuple[np.ndarray, np.ndarray]:
+        return sorted_nonzero(*items_weights(self.keys, self.zn, params))
+
+    def bias_weight(self, params: FTRLParams) -> float:
+        return FTRLState.bias_weight(self, params)  # type: ignore[arg-type]

@@ -39,6 +39,16 @@ def _float_of(word: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if word == np.dtype(np.uint32) else np.dtype(np.float64)
 
 
+def sorted_nonzero(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, float64 weights) of the coordinates with ``|z| > l1``, in any order -> sorted
+    uint64 keys and float32 weights, without the weights that round to 0 in float32."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    w32 = weights[order].astype(np.float32)
+    keep = w32 != 0
+    return keys[keep], w32[keep]
+
+
 class FTRLState:
     """Training state of FTRL-Proximal over the touched coordinates.
 
@@ -120,12 +130,7 @@ class FTRLState:
     def nonzero_weights(self, params: FTRLParams) -> tuple[np.ndarray, np.ndarray]:
         """(sorted uint64 keys, float32 weights) of the coordinates with ``|z| > l1`` whose
         weight is nonzero in float32."""
-        keys, weights = export_weights(self.table, self.values, params)
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        w32 = weights[order].astype(np.float32)
-        keep = w32 != 0
-        return keys[keep], w32[keep]
+        return sorted_nonzero(*export_weights(self.table, self.values, params))
 
     def count_nonzero(self, params: FTRLParams) -> int:
         """Live nonzero weights (touched coordinates with |z| > l1); O(capacity)."""

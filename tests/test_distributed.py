@@ -32,6 +32,10 @@ from sparsecross.distributed import (  # noqa: E402
 )
 from sparsecross.predict import evaluate, predict_file  # noqa: E402
 
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # `tests.reference` without a conftest
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.reference.ftrl_reference import ReferenceFTRL  # noqa: E402
+
 pytestmark = pytest.mark.dask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +138,62 @@ def test_exact_mode_validation_equals_single_node(data, healthy):
     assert model.stats["history"] == ref.stats["history"]
 
 
+def reference_data_parallel(path: Path, lanes: int, alpha: float, beta: float, l1: float, l2: float):
+    """Data-parallel training as the issue defines it, in plain Python on the dict-based FTRL
+    oracle: per round, K lanes (one row group each) train from the same global state; a key
+    touched by one lane takes its values, by m lanes the average of their deltas; the bias
+    likewise.  Returns (z, n, bias (z, n), total progressive loss)."""
+    pf = pq.ParquetFile(path)
+    chunks = []
+    for g in range(pf.metadata.num_row_groups):
+        X, y, _ = sparsecross.featurize(pf.read_row_group(g), SPEC)
+        chunks.append([([(int(i), float(v)) for i, v in zip(X.indices[X.indptr[r]:X.indptr[r + 1]],
+                                                            X.data[X.indptr[r]:X.indptr[r + 1]])], float(y[r]))
+                       for r in range(X.shape[0])])
+    z: dict[int, float] = {}
+    n: dict[int, float] = {}
+    zb = nb = 0.0
+    loss = 0.0
+    for r0 in range(0, len(chunks), lanes):
+        done = []
+        for rows in chunks[r0:r0 + lanes]:
+            lane = ReferenceFTRL(alpha, beta, l1, l2)
+            lane.z, lane.n, lane.z_b, lane.n_b = dict(z), dict(n), zb, nb
+            loss += sum(lane.update(items, y) for items, y in rows)
+            done.append((lane, {i for items, _ in rows for i, _ in items}))
+        keys = sorted(set().union(*(k for _, k in done)))
+        new_z, new_n = {}, {}
+        for i in keys:
+            mine = [lane for lane, k in done if i in k]
+            if len(mine) == 1:
+                new_z[i], new_n[i] = mine[0].z[i], mine[0].n[i]
+            else:
+                z0, n0 = z.get(i, 0.0), n.get(i, 0.0)
+                new_z[i] = z0 + sum(lane.z[i] - z0 for lane in mine) / len(mine)
+                new_n[i] = n0 + sum(lane.n[i] - n0 for lane in mine) / len(mine)
+        z.update(new_z)
+        n.update(new_n)
+        zb, nb = (zb + sum(lane.z_b - zb for lane, _ in done) / len(done),
+                  nb + sum(lane.n_b - nb for lane, _ in done) / len(done))
+    return z, n, (zb, nb), loss
+
+
+def test_data_parallel_equals_the_reference_definition(data, healthy):
+    """K=3 lanes over 10 row groups (rounds of 3, 3, 3, 1 lanes), float64 state: the state and
+    the progressive loss equal the plain-Python definition of data-parallel rounds."""
+    params = dict(alpha=0.3, beta=1.0, l1=0.5, l2=0.1)
+    model, state = sparsecross.train(data["train"], SPEC, client=healthy, lanes=3, state_dtype="float64",
+                                     return_state=True, **params)
+    z, n, (zb, nb), loss = reference_data_parallel(data["train"], 3, **params)
+    got = state.as_dict()
+    assert sorted(got) == sorted(z)
+    for i, (zi, ni) in got.items():
+        assert zi == pytest.approx(z[i], rel=1e-9, abs=1e-12) and ni == pytest.approx(n[i], rel=1e-9, abs=1e-12)
+    assert state.bias[0] == pytest.approx(zb, rel=1e-9) and state.bias[1] == pytest.approx(nb, rel=1e-9)
+    assert model.stats["progressive_logloss"] == pytest.approx(loss / TRAIN_ROWS, rel=1e-9)
+    assert model.run["rounds"] == 4
+
+
 def test_same_lanes_same_model_on_one_or_two_workers(data, healthy):
     """K is a model parameter: a 1-worker (in-process) cluster gives the very same model."""
     two, two_state = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=3, return_state=True)
@@ -179,6 +239,7 @@ def test_worker_killed_mid_training_leaves_result_unchanged(data, healthy):
     assert killed.is_set()
     assert same_model(model, expected)
     assert model.run["rounds"] == 10
+    assert model.run["recoveries"] == 1  # both workers hold a state shard: one was lost
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(data, healthy, tmp_path):

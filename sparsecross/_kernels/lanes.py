@@ -10,9 +10,12 @@ Every kernel is serial and visits its input in order, so results depend on the i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._jit import kernel
+from .ftrl import _logloss, _sigmoid, weight
 from .hash import fmix64
 from .table import slot_of
 
@@ -34,13 +37,16 @@ def _probe(keys, key):
 
 
 @kernel
-def unique_keys(indptr, indices, row_mask, proto):
-    """Distinct column ids of the rows of a CSR chunk that are not masked, in order of first
-    appearance, as keys of ``proto``'s dtype.
+def local_ids(indptr, indices, row_mask, proto):
+    """A chunk's distinct column ids and its entries renumbered by them.
 
     ``indptr`` int64[n+1], ``indices`` int64[nnz]; ``row_mask`` uint8[n] or length 0 (rows with
     mask != 0 are skipped, as ``ftrl_pass`` skips them); ``proto``: a length-1 array of the key
-    dtype (the state table's dtype).  Returns a new key array.
+    dtype (the state table's dtype).
+
+    Returns ``(keys, local)``: the distinct ids of the unmasked rows in order of first
+    appearance, as ``proto``'s dtype, and int32[nnz] with ``keys[local[k]] == indices[k]``
+    for every entry of an unmasked row (-1 for the entries of masked rows).
     """
     empty = proto[0] | ~proto[0]
     n_rows = indptr.shape[0] - 1
@@ -50,25 +56,137 @@ def unique_keys(indptr, indices, row_mask, proto):
         cap *= 2
     tbl = np.empty(cap, dtype=proto.dtype)
     tbl[:] = empty
+    tid = np.empty(cap, dtype=np.int32)
     out = np.empty(max(indices.shape[0], 1), dtype=proto.dtype)
+    local = np.empty(indices.shape[0], dtype=np.int32)
     m = 0
     for r in range(n_rows):
         if has_mask and row_mask[r] != 0:
+            for k in range(indptr[r], indptr[r + 1]):
+                local[k] = -1
             continue
         for k in range(indptr[r], indptr[r + 1]):
             key = proto.dtype.type(indices[k])
             s = _probe(tbl, key)
             if tbl[s] == empty:
                 tbl[s] = key
+                tid[s] = m
                 out[m] = key
+                local[k] = m
                 m += 1
                 if 2 * m > cap:  # keep the scratch set at most half full
                     cap *= 2
                     tbl = np.empty(cap, dtype=proto.dtype)
                     tbl[:] = empty
+                    tid = np.empty(cap, dtype=np.int32)
                     for i in range(m):
-                        tbl[_probe(tbl, out[i])] = out[i]
-    return out[:m].copy()
+                        t = _probe(tbl, out[i])
+                        tbl[t] = out[i]
+                        tid[t] = i
+            else:
+                local[k] = tid[s]
+    return out[:m].copy(), local
+
+
+@kernel
+def ftrl_pass_local(indptr, local, data, y, sw, row_mask, zn, bias, params, acc):
+    """``ftrl_pass`` over a chunk whose entries were renumbered by ``local_ids``: the state of
+    local id i is ``zn[i] = (z, n)`` (float32 or float64, the state's precision), so there is
+    no hashing.  The arithmetic is ``ftrl_pass``'s, operation for operation, so the results
+    are the same to the bit.  Mutates ``zn``, ``bias`` and ``acc``."""
+    alpha, beta, l1, l2, eps = params
+    n_rows = indptr.shape[0] - 1
+    has_sw = sw.shape[0] > 0
+    has_mask = row_mask.shape[0] > 0
+    max_len = 0
+    for r in range(n_rows):
+        ln = indptr[r + 1] - indptr[r]
+        if ln > max_len:
+            max_len = ln
+    ws = np.empty(max_len, dtype=np.float64)
+    for r in range(n_rows):
+        if has_mask and row_mask[r] != 0:
+            continue
+        a = indptr[r]
+        b = indptr[r + 1]
+        zb = bias[0]
+        nb = bias[1]
+        wb = weight(zb, nb, alpha, beta, 0.0, 0.0)
+        margin = wb
+        for k in range(a, b):
+            i = local[k]
+            w = weight(np.float64(zn[i, 0]), np.float64(zn[i, 1]), alpha, beta, l1, l2)
+            ws[k - a] = w
+            margin += w * np.float64(data[k])
+        p = _sigmoid(margin)
+        yr = y[r]
+        swr = sw[r] if has_sw else 1.0
+        acc[0] += _logloss(p, yr) * swr
+        acc[1] += swr
+        acc[2] += 1.0
+        target = yr * (1.0 - eps) + 0.5 * eps
+        g = (p - target) * swr
+        for k in range(a, b):
+            i = local[k]
+            gi = g * np.float64(data[k])
+            ni = np.float64(zn[i, 1])
+            sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
+            zn[i, 0] = np.float64(zn[i, 0]) + gi - sigma * ws[k - a]
+            zn[i, 1] = ni + gi * gi
+        sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
+        bias[0] = zb + g - sigma * wb
+        bias[1] = nb + g * g
+
+
+@kernel
+def shard_of(keys, n_shards):
+    """Owner shard of every key: ``(fmix64(key) >> 32) % n_shards`` (int64).  The high bits,
+    because a table slot is the low bits of the same hash: a shard's keys still spread over
+    all of its table's slots."""
+    out = np.empty(keys.shape[0], dtype=np.int64)
+    for i in range(keys.shape[0]):
+        out[i] = np.int64(fmix64(np.uint64(keys[i])) >> np.uint64(32)) % n_shards
+    return out
+
+
+@kernel
+def items_weights(keys, zn, params):
+    """``export_weights`` over (key, (z, n)) rows instead of a table: the keys (uint64) and
+    float64 weights of the rows with ``|z| > l1``, in row order."""
+    alpha, beta, l1, l2, eps = params
+    m = 0
+    for i in range(keys.shape[0]):
+        if abs(np.float64(zn[i, 0])) > l1:
+            m += 1
+    ok = np.empty(m, dtype=np.uint64)
+    ow = np.empty(m, dtype=np.float64)
+    j = 0
+    for i in range(keys.shape[0]):
+        if abs(np.float64(zn[i, 0])) > l1:
+            ok[j] = np.uint64(keys[i])
+            ow[j] = weight(np.float64(zn[i, 0]), np.float64(zn[i, 1]), alpha, beta, l1, l2)
+            j += 1
+    return ok, ow
+
+
+@kernel
+def table_items(table, vals):
+    """Every occupied slot of a state table: (keys, zn float[m, 2]) in slot order."""
+    empty = table[0, 0] | ~table[0, 0]
+    m = 0
+    for s in range(table.shape[0]):
+        if table[s, 0] != empty:
+            m += 1
+    keys = np.empty(m, dtype=table.dtype)
+    zn = np.empty((m, 2), dtype=vals.dtype)
+    j = 0
+    for s in range(table.shape[0]):
+        if table[s, 0] != empty:
+            keys[j] = table[s, 0]
+            zn[j, 0] = vals[s, 1]
+            zn[j, 1] = vals[s, 2]
+            j += 1
+    return keys, zn
 
 
 @kernel
