@@ -21,26 +21,30 @@ Training modes
 
 ``mode="data-parallel"`` (default)
     Synchronous rounds.  In each round ``lanes`` (K) lanes each train one chunk, starting
-    from the same global state, and return the new (z, n) of the keys that chunk touched.
-    The client merges the lanes in lane order: a key touched by one lane takes that lane's
-    values exactly; a key touched by m > 1 lanes moves by the average of the m deltas; the
+    from the same global state; a key touched by one lane takes that lane's values exactly,
+    a key touched by m > 1 lanes moves by the average of the m deltas (in lane order); the
     bias likewise.  K is a training parameter (recorded in the model's ``params``), not the
     number of workers: the same K gives the same model, bit for bit, on any cluster, and
     K = 1 reproduces single-node training exactly.
 
-    A round is pipelined: workers featurize the chunks of the next rounds ahead of time and
-    keep them (they never travel); each chunk reports the distinct keys it needs; the client
-    looks up those keys' (z, n) in the global state and sends only them to the lane task;
-    the lane task trains its chunk on a small private table and returns the new values.
-    Every task is a pure function of (state version, chunk), so a task re-run after a worker
-    died gives a bitwise-identical result.
+    The global state lives on the workers, split into one shard per worker by key (the high
+    bits of ``fmix64(key)``); the client never holds it during training.  A round: each lane's
+    chunk is featurized ahead of time on the lane's worker, with its entries renumbered by the
+    chunk's distinct keys; every shard looks up the (z, n) of the lane keys it owns; the lane
+    trains on a dense array of its keys (no hashing); every shard merges the lanes' new values
+    for its keys.  The client merges only the bias and the loss sums, and submits round r + 1
+    while round r merges.  Every task is a pure function of (shard version, chunk); shard
+    tasks check the version they expect.
 
 Faults
 ------
-Tasks are submitted with ``retries``; a worker that dies has its tasks (and the chunks it held)
-recomputed from their inputs, so the model is unchanged.  An unreadable file fails the call
-after the retries, naming the file and row group; nothing is written (predict writes to a
-temporary file renamed at the end).
+Tasks are submitted with ``retries``.  Exact mode, predict and eval: a worker that dies has
+its tasks recomputed elsewhere; the result is unchanged.  Data-parallel: a dead worker takes
+its state shard with it, so training restarts from the last snapshot of the shards (taken at
+every checkpoint and epoch end; the start of the run at first) on the workers still there,
+and the model is unchanged.  An unreadable file fails the call after the retries, naming the
+file and row group; nothing is written (predict writes to a temporary file renamed at the
+end).
 """
 
 from __future__ import annotations
@@ -104,6 +108,27 @@ _INSTALL_HINT = "install with pip install 'sparsecross[dask]'"
 _NO_LARGE_GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "64GiB"}
 
 
+#: Worker processes of ``local:N`` clusters start without Dask's default
+#: ``MALLOC_TRIM_THRESHOLD_=65536``: setting it turns off glibc's adaptive mmap threshold, so
+#: every array above 128 KiB is fresh memory and page-faults on first touch; data-parallel
+#: training allocates tens of MB per chunk and ran 25-30 % slower with it (docs/DASK.md).
+#: The nanny keeps this environment when it restarts a worker.
+_WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+@contextlib.contextmanager
+def _without_env(name: str) -> Iterator[None]:
+    """Unset environment variable ``name`` in this process for the block (a nanny copies
+    this process's environment into its worker, and an earlier Dask cluster in this process
+    may have set Dask's default)."""
+    old = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.environ[name] = old
+
+
 class DaskNotInstalledError(SparseCrossError, ImportError):
     """Dask (``distributed``) is needed but not installed."""
 
@@ -154,7 +179,9 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
         n = int(m.group(1)) if m.group(1) else os.cpu_count() or 1
         if n < 1:
             raise SparseCrossError(f"local:N needs N >= 1 workers, got {address!r}")
-        with warnings.catch_warnings():
+        import dask
+
+        with warnings.catch_warnings(), dask.config.set(_WORKER_ENVIRON), _without_env("MALLOC_TRIM_THRESHOLD_"):
             # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787 is
             # taken, e.g. by another local cluster: harmless, and there is no dashboard anyway.
             warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
@@ -385,6 +412,7 @@ class _Shard:
     state: FTRLState
     version: int
     slots: dict[int, np.ndarray]  # lane -> table slots found by this version's look-ups
+    scratch: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
 
 
 def _shard(token: str, s: int, version: int) -> _Shard:
@@ -441,9 +469,11 @@ def _task_merge(token: str, s: int, version: int, keys: list[np.ndarray], old: l
     cap = 16
     while cap < 2 * len(lane_keys) + 2:
         cap *= 2
-    scratch = np.empty((cap, 2), dtype=np.int64)
+    if sh.scratch.shape[0] < cap:  # kept for the next rounds: rounds are alike in size
+        sh.scratch = np.empty((cap, 2), dtype=np.int64)
     slots = cat(slot_list) if slots_valid else np.zeros(len(lane_keys), dtype=np.int64)
-    merge_lanes(st.table, st.values, st.count, lane_keys, cat(new), cat(old), slots, slots_valid, scratch)
+    merge_lanes(st.table, st.values, st.count, lane_keys, cat(new), cat(old), slots, slots_valid,
+                sh.scratch[:cap])
     sh.version = version + 1
     sh.slots = {}
     return st.touched

@@ -404,6 +404,8 @@ def test_connect_local_cluster():
     try:
         assert cluster is not None
         assert len(c.scheduler_info()["workers"]) == 1
+        # workers without Dask's MALLOC_TRIM_THRESHOLD_ (it makes every large array page-fault)
+        assert list(c.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == [None]
     finally:
         c.close()
         cluster.close()
