@@ -96,8 +96,28 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
                        f"{v.get('test_auc', float('nan')):.4f} |")
         out.append("")
     if dist:
-        out.append("Dask (`benchmarks/bench_distributed.py`, 10M rows): see `benchmarks/results/distributed.json` "
-                   "and docs/DASK.md.")
+        res = {k: v for k, v in dist.get("results", {}).items() if v and "error" not in v}
+        base = res.get("single")
+        out.append(f"Dask (`benchmarks/bench_distributed.py`): {dist['rows']:,} generated rows in "
+                   f"{dist['row_groups']} row groups, `local:N` clusters on the same {dist['cpus']}-CPU machine, "
+                   "fastest of the runs (details and the per-round figures in docs/DASK.md and "
+                   "`benchmarks/results/distributed.json`):")
+        out.append("")
+        out.append("| config | rows/s | vs single-node | test logloss | vs single-node | peak RSS per worker |")
+        out.append("|---|---|---|---|---|---|")
+        labels = {"single": "single-node (reader thread + trainer)", "single_1core": "single-node, 1 core",
+                  "dp2": "data-parallel K=2, 2 workers", "dp4": "data-parallel K=4, 2 workers",
+                  "exact": "exact, 2 workers", "dp2_1worker": "data-parallel K=2, 1 worker",
+                  "dp4_1worker": "data-parallel K=4, 1 worker"}
+        for name, label in labels.items():
+            v = res.get(name)
+            if v is None:
+                continue
+            sp = f"{v['rows_per_second'] / base['rows_per_second']:.2f}x" if base else "-"
+            ll = f"{(v['test_logloss'] / base['test_logloss'] - 1) * 100:+.2f} %" if base else "-"
+            rss = ", ".join(f"{b / 2**20:,.0f} MiB" for b in v.get("worker_peak_rss_bytes", [])) or "-"
+            out.append(f"| {label} | {v['rows_per_second'] / 1e6:.2f}M | {sp} | {v['test_logloss']:.5f} | {ll} | "
+                       f"{rss} |")
         out.append("")
     return "\n".join(out)
 

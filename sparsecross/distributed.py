@@ -111,7 +111,7 @@ _NO_LARGE_GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "6
 #: Worker processes of ``local:N`` clusters start without Dask's default
 #: ``MALLOC_TRIM_THRESHOLD_=65536``: setting it turns off glibc's adaptive mmap threshold, so
 #: every array above 128 KiB is fresh memory and page-faults on first touch; data-parallel
-#: training allocates tens of MB per chunk and ran 25-30 % slower with it (docs/DASK.md).
+#: training allocates tens of MB per chunk and ran 20-35 % slower with it (docs/DASK.md).
 #: The nanny keeps this environment when it restarts a worker.
 _WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
@@ -1134,9 +1134,12 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
         del keys_all, zn_all, owner
         bias = bias.copy()
 
-        def home(j: int) -> str:
-            """The worker of lane j: its chunk is prepared and trained there (never moved)."""
-            return owners[j % n_shards]
+        def home(i: int, j: int) -> str:
+            """The worker of lane j of schedule step i: its chunk is prepared and trained there
+            (never moved); lanes rotate over the workers, so with more workers than lanes
+            every worker prepares chunks."""
+            return owners[(i * lanes + j) % n_shards]
+
         prep: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
         next_prep = i0
 
@@ -1145,9 +1148,10 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             while next_prep < min(i, len(schedule)):
                 e, r = schedule[next_prep]
                 for j, c in enumerate(rounds[r]):
-                    pf = submit(_task_prepare, c, *prep_args, name=f"prep-e{e}-c{c.index}", worker=home(j))
-                    kfs = [submit(_task_shard_keys, pf, s, name=f"keys-e{e}-c{c.index}-s{s}", priority=5,
-                                  worker=home(j)) for s in range(n_shards)]
+                    w = home(next_prep, j)
+                    pf = submit(_task_prepare, c, *prep_args, name=f"prep-e{e}-c{c.index}", worker=w)
+                    kfs = [submit(_task_shard_keys, pf, s, name=f"keys-e{e}-c{c.index}-s{s}", priority=5, worker=w)
+                           for s in range(n_shards)]
                     prep[(e, c.index)] = (pf, kfs)
                 next_prep += 1
 
@@ -1185,10 +1189,8 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                 keys_all = np.concatenate([d[0] for d in dumps])
                 zn_all = np.concatenate([d[1] for d in dumps])
                 del dumps
-                materialized = False
-                if checkpointing or (validating and done == n_rounds):
+                if checkpointing or (validating and done == n_rounds):  # the table is needed
                     _set_state(state, keys_all, zn_all, bias)
-                    materialized = True
                 timers["snapshot"] += time.perf_counter() - t
                 if done == n_rounds:
                     end_epoch(e, {"rounds": n_rounds})
@@ -1196,7 +1198,6 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                 else:
                     save({"epoch": e, "round": done})
                 set_snap((i + 1, keys_all, zn_all, bias.copy(), acc.copy(), len(history)))
-                del materialized
 
         t_submit: dict[int, float] = {}
         pending: tuple[int, list[Any], list[np.ndarray]] | None = None
@@ -1214,10 +1215,10 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             t = time.perf_counter()
             acc_in = [acc.copy() if j == 0 else np.zeros(3, dtype=np.float64) for j in range(len(lane_chunks))]
             trains = [submit(_task_train_lane, prep[(e, c.index)][0], bias.copy(), acc_in[j], params, *looked[j],
-                             name=f"lane-{i}-l{j}", priority=20, worker=home(j)) for j, c in enumerate(lane_chunks)]
-            parts = [[submit(_task_lane_part, tr, s, name=f"part-{i}-l{j}-s{s}", priority=25, worker=home(j))
+                             name=f"lane-{i}-l{j}", priority=20, worker=home(i, j)) for j, c in enumerate(lane_chunks)]
+            parts = [[submit(_task_lane_part, tr, s, name=f"part-{i}-l{j}-s{s}", priority=25, worker=home(i, j))
                       for s in range(n_shards)] for j, tr in enumerate(trains)]
-            metas = [submit(_task_lane_meta, tr, name=f"meta-{i}-l{j}", priority=25, worker=home(j))
+            metas = [submit(_task_lane_meta, tr, name=f"meta-{i}-l{j}", priority=25, worker=home(i, j))
                      for j, tr in enumerate(trains)]
             merged = [submit(_task_merge, token, s, i, [k[s] for k in kfs], [lk[s] for lk in looked],
                              [p[s] for p in parts], merged[s], name=f"merge-{i}-s{s}", priority=30,
