@@ -401,6 +401,15 @@ def _task_featurize_valid(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, hol
 # run out of order (which Dask never does on purpose) fails instead of computing garbage, and
 # a merge re-run after it was applied is a no-op.
 _SHARDS: dict[tuple[str, int], _Shard] = {}
+#: Tokens (runs or attempts) whose shards were dropped: a shard-creating task still running
+#: when its run was dropped must not put its shard back (it would stay in memory for good).
+_DROPPED: set[str] = set()
+
+#: Seconds a worker holding a state shard may stay paused (Dask pauses a worker near its
+#: memory limit; shards are not spillable, so a paused shard owner never resumes).
+PAUSED_LIMIT_S = 30.0
+#: Times the same round may lose a worker before training gives up, naming its chunks.
+ROUND_FAILURES = 3
 
 
 class _ShardLost(SparseCrossError):
@@ -424,11 +433,19 @@ def _shard(token: str, s: int, version: int) -> _Shard:
     return sh
 
 
+def _dropped(token: str) -> bool:
+    return any(token == d or token.startswith(d + "-") for d in _DROPPED)
+
+
 def _task_shard_init(token: str, s: int, version: int, keys: np.ndarray, zn: np.ndarray, n_columns: int,
                      state_dtype: str) -> int:
     """Task (pinned): create shard ``s`` holding (keys, zn) at ``version``."""
+    if _dropped(token):
+        raise _ShardLost(f"training run {token} was stopped")
     st = FTRLState(n_columns, state_dtype, capacity=int(math.ceil((len(keys) + 1) / MAX_LOAD)) + 1)
     fill_table(st.table, st.values, st.count, keys.astype(st.table.dtype, copy=False), zn)
+    if _dropped(token):  # dropped while this task was building the table
+        raise _ShardLost(f"training run {token} was stopped")
     _SHARDS[(token, s)] = _Shard(st, version, {})
     return version
 
@@ -486,8 +503,10 @@ def _task_dump(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray
 
 
 def _drop_shards(token: str) -> int:
-    """Run on every worker: forget the shards of a run (prefix ``token``)."""
-    dropped = [k for k in _SHARDS if k[0].startswith(token)]
+    """Run on every worker: forget the shards of a run or attempt ``token`` (and of the
+    attempts of a run), now and if a task still running creates one later."""
+    _DROPPED.add(token)
+    dropped = [k for k in _SHARDS if k[0] == token or k[0].startswith(token + "-")]
     for k in dropped:
         del _SHARDS[k]
     return len(dropped)
@@ -699,7 +718,11 @@ def _ordered(runner: _Runner, fn: Callable[..., Any], chunks: Sequence[_Chunk], 
                 break
         while pending:
             chunk, fut = pending.popleft()
-            res = runner.result(fut, chunk.describe())
+            try:
+                res = runner.result(fut, chunk.describe())
+            except BaseException:
+                runner.cancel([fut])  # the traceback keeps the future (and so the task) alive
+                raise
             del fut
             nxt = next(todo, None)
             if nxt is not None:
@@ -974,7 +997,9 @@ def train_distributed(
         return ProgressEvent(ep, tp.epochs, rows_seen, rows_total, prog_ll(),
                              state.touched if touched is None else touched, now - t0, phase=phase, **kw)
 
-    def end_epoch(ep: int, extra: dict[str, Any]) -> None:
+    def end_epoch(ep: int, extra: dict[str, Any], counts: tuple[int, int] | None = None) -> None:
+        """Record epoch ``ep`` (and validate); ``counts``: (touched, nonzeros) when ``state`` is
+        not the trained state (data-parallel without a checkpoint folder or validation)."""
         record: dict[str, Any] = {"epoch": ep + 1, "progressive_logloss": prog_ll(), "train_rows": int(acc[2]),
                                   **extra}
         if valid is not None or holdout is not None:
@@ -984,8 +1009,9 @@ def train_distributed(
             record.update(valid_rows=m.rows, valid_logloss=m.logloss, valid_auc=m.auc,
                           valid_positive_rate=m.positive_rate)
         history.append(record)
+        live = {} if counts is None else {"touched": counts[0], "nonzeros": counts[1]}
         ev = event(ep, rows_total, "epoch_end", valid_logloss=record.get("valid_logloss"),
-                   valid_auc=record.get("valid_auc"))
+                   valid_auc=record.get("valid_auc"), **live)
         acc[:] = 0.0
         progress(ev)
 
@@ -1038,9 +1064,9 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                   lanes: int, rows_per_round: int | None, epoch: int, start_round: int, checkpoint_every: int,
                   checkpoint_rounds: int | None, prefetch_rounds: int, save: Callable[[dict[str, Any]], None],
                   progress: Callable[[Any], None], event: Callable[..., Any],
-                  end_epoch: Callable[[int, dict[str, Any]], None], run: dict[str, Any],
-                  history: list[dict[str, Any]], checkpointing: bool, validating: bool,
-                  max_recoveries: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                  end_epoch: Callable[..., None], run: dict[str, Any],
+                  history: list[dict[str, Any]], checkpointing: bool,
+                  validating: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The data-parallel loop.
 
     The global state lives on the workers, one shard per worker (keys split by
@@ -1074,6 +1100,8 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
         0, keys0, zn0, state.bias.copy(), acc.copy(), len(history))
     del keys0, zn0
     live: list[Any] = []  # futures of the current attempt (cancelled on failure)
+    paused_since: dict[str, float] = {}
+    held: dict[str, Any] = {}  # the current attempt's prepared chunks, merges and metas
 
     def submit(fn: Callable[..., Any], *args: Any, name: str, priority: int = 0, worker: str | None = None) -> Any:
         fut = runner.submit(fn, *args, name=name, priority=priority, workers=None if worker is None else [worker])
@@ -1086,12 +1114,30 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
         t = time.perf_counter()
 
         def check() -> None:
-            if not set(owners) <= set(client.nthreads()):
+            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+            if not set(owners) <= set(workers):
                 raise _ShardLost("a worker holding a state shard left the cluster")
+            now = time.monotonic()
+            for w in owners:
+                if workers[w].get("status") != "paused":
+                    paused_since.pop(w, None)
+                elif now - paused_since.setdefault(w, now) > PAUSED_LIMIT_S:
+                    limit = workers[w].get("memory_limit") or 0
+                    raise SparseCrossError(
+                        f"Dask worker {w} holds part of the training state and has been paused for "
+                        f"{PAUSED_LIMIT_S:g} s because it is near its memory limit"
+                        f"{f' ({limit / 2**30:.2f} GiB)' if limit else ''}; the state cannot be spilled: "
+                        "give the workers more memory (dask worker --memory-limit) or add workers"
+                    )
 
         while True:
-            with contextlib.suppress(TimeoutError):
-                distributed.wait(futs, timeout=1.0)
+            try:
+                with client.as_current():  # (``wait`` would use the default client)
+                    distributed.wait(futs, timeout=1.0)
+            except TimeoutError:
+                pass
+            except distributed.client.FuturesCancelledError:
+                raise _ShardLost("a task was cancelled (its worker left)") from None
             status = [f.status for f in futs]
             for f, st in zip(futs, status):
                 if st == "error":
@@ -1120,6 +1166,8 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
     def attempt(i0: int) -> None:
         """Train schedule steps ``i0..`` from ``state``/``acc`` (raises _ShardLost)."""
         token = f"{runner.prefix}-a{run['recoveries']}"
+        held["token"] = token
+        held["waiting"] = i0
         owners = sorted(client.nthreads())
         if not owners:
             client.wait_for_workers(1, timeout=60)
@@ -1141,6 +1189,7 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             return owners[(i * lanes + j) % n_shards]
 
         prep: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
+        held["prep"] = prep
         next_prep = i0
 
         def prepare_until(i: int) -> None:
@@ -1160,6 +1209,7 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             ``state`` (checkpoint, validation) where due."""
             nonlocal bias
             e, r = schedule[i]
+            held["waiting"] = i
             results = wait_all(metas, owners, " / ".join(c.describe() for c in rounds[r]))
             touched = sum(wait_all(merged, owners, "the state shards"))
             # Bias: average of the deltas of the lanes that trained at least one row.
@@ -1181,7 +1231,7 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             row_end = rounds[r][-1].start_row + rounds[r][-1].rows
             progress(event(e, row_end, touched=touched,
                            extra={"round": done, "rounds": n_rounds, "lanes": lanes,
-                                  "round_seconds": time.perf_counter() - t_submit[i]}))
+                                  "round_seconds": time.perf_counter() - t_submit.pop(i)}))
             if done == n_rounds or done % checkpoint_rounds == 0:
                 t = time.perf_counter()
                 dumps = wait_all([submit(_task_dump, token, s, i + 1, merged[s], name=f"dump-{i}-{s}", priority=40,
@@ -1193,7 +1243,8 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                     _set_state(state, keys_all, zn_all, bias)
                 timers["snapshot"] += time.perf_counter() - t
                 if done == n_rounds:
-                    end_epoch(e, {"rounds": n_rounds})
+                    nonzeros = int(np.count_nonzero(np.abs(zn_all[:, 0].astype(np.float64)) > params.l1))
+                    end_epoch(e, {"rounds": n_rounds}, (len(keys_all), nonzeros))
                     save({"epoch": e + 1, "round": 0})
                 else:
                     save({"epoch": e, "round": done})
@@ -1228,6 +1279,7 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             del looked, trains, parts, kfs
             timers["submit"] += time.perf_counter() - t
             pending = (i, metas, acc_in)
+            held["round"] = merged + metas
             live[:] = [f for f in live if f.status == "pending"]  # a held future holds its data
         if pending is not None:
             finish(*pending)
@@ -1239,28 +1291,44 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
     rows_before = [0]
     for _e, r in schedule:
         rows_before.append(rows_before[-1] + sum(c.rows for c in rounds[r]))
+    def release() -> None:
+        """Cancel what the current attempt still holds on the cluster (queued tasks, prepared
+        chunks, the last round's results): nothing stays in the workers' memory."""
+        prep = held.pop("prep", {})
+        runner.cancel(live + [f for pf, kfs in prep.values() for f in (pf, *kfs)] + held.pop("round", []))
+        live.clear()
+
+    failures: dict[int, int] = {}  # schedule step being waited for -> workers lost there
     try:
         while True:
             try:
                 attempt(snap[0])
                 break
             except _ShardLost as exc:
-                runner.cancel(live)
-                live.clear()
+                step = held.get("waiting", snap[0])
+                # suspects: the round waited for, and chunks whose preparation had not finished
+                in_flight = sorted({ci for (_e, ci), (pf, _k) in held.get("prep", {}).items() if pf.status != "finished"}
+                                   | {c.index for c in rounds[schedule[step][1]]})
+                release()
                 with contextlib.suppress(Exception):
-                    client.run(_drop_shards, runner.prefix)
+                    client.run(_drop_shards, held["token"])
                 run["recoveries"] += 1
-                if run["recoveries"] > max_recoveries:
+                failures[step] = failures.get(step, 0) + 1
+                e, r = schedule[step]
+                if failures[step] >= ROUND_FAILURES:
+                    names = "; ".join(chunks[ci].describe() for ci in in_flight[:6])
+                    more = f" and {len(in_flight) - 6} more" if len(in_flight) > 6 else ""
                     raise SparseCrossError(
-                        f"Dask workers holding the training state were lost {run['recoveries']} times "
-                        f"({_short(exc)}); check the workers' memory and logs"
+                        f"Dask workers died {failures[step]} times during round {r + 1} of epoch {e + 1} "
+                        f"({_short(exc)}); chunks in flight: {names}{more}; check the workers' memory and logs"
                     ) from None
-                log.warning("a training state shard was lost (%s); restarting from round %d of the schedule",
-                            _short(exc), snap[0] + 1)
+                log.warning("a training state shard was lost (%s); restarting from round %d of epoch %d",
+                            _short(exc), schedule[snap[0]][1] + 1 if snap[0] < len(schedule) else n_rounds,
+                            schedule[snap[0]][0] + 1 if snap[0] < len(schedule) else tp.epochs)
                 acc[:] = snap[4]
                 del history[snap[5]:]
     finally:
-        runner.cancel(live)
+        release()
         with contextlib.suppress(Exception):
             client.run(_drop_shards, runner.prefix)
     run.update({f"{k}_seconds": v for k, v in timers.items()})

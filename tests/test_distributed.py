@@ -30,6 +30,7 @@ from sparsecross.distributed import (  # noqa: E402
     predict_distributed,
     train_distributed,
 )
+from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
 from sparsecross.predict import evaluate, predict_file  # noqa: E402
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # `tests.reference` without a conftest
@@ -308,6 +309,126 @@ def test_corrupt_file_fails_naming_file_and_row_group(data, healthy, tmp_path, m
     with pytest.raises(DataError, match=r"part-1\.parquet' row group 2") as info:
         sparsecross.train(folder, SPEC, client=healthy, mode=mode, retries=1)
     assert "\n" not in str(info.value)
+
+
+def shards_and_tasks(client) -> tuple[list[int], list[str]]:
+    """State shards held on each worker, and the sparsecross tasks the scheduler still holds."""
+    shards = sorted(client.run(lambda: len(__import__("sparsecross.distributed")
+                                          .distributed._SHARDS)).values())
+    tasks = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
+                                                            if str(k).startswith("sparsecross-")])
+    return shards, tasks
+
+
+@pytest.mark.parametrize("failure", ["corrupt file", "callback"])
+def test_failed_run_leaves_nothing_on_the_cluster(data, healthy, tmp_path, failure):
+    """After an error (the exception still alive, as in a debugger), no shard and no prepared
+    chunk stays in the workers' memory."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes((data["folder"] / "part-0.parquet").read_bytes())
+    if failure == "corrupt file":
+        _corrupt_row_group(data["folder"] / "part-1.parquet", folder / "part-1.parquet", 3)
+    else:
+        (folder / "part-1.parquet").write_bytes((data["folder"] / "part-1.parquet").read_bytes())
+
+    class Stop(Exception):
+        pass
+
+    def stop(ev: sparsecross.ProgressEvent) -> None:
+        if ev.extra.get("round") == 2:
+            raise Stop
+
+    before = set(shards_and_tasks(healthy)[1])
+    with pytest.raises(DataError if failure == "corrupt file" else Stop) as info:
+        sparsecross.train(folder, SPEC, client=healthy, lanes=2, retries=0, init_state=big_state(200_000),
+                          on_progress=stop if failure == "callback" else None)
+
+    def left() -> tuple[list[int], list[str]]:
+        shards, tasks = shards_and_tasks(healthy)
+        return shards, sorted(set(tasks) - before)
+
+    deadline = time.monotonic() + 10
+    while left() != ([0, 0], []) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left() == ([0, 0], []), info
+
+
+def big_state(n_keys: int) -> sparsecross.FTRLState:
+    from sparsecross._kernels.lanes import fill_table
+
+    keys = np.arange(n_keys, dtype=np.uint32) * 7
+    st = sparsecross.FTRLState(SPEC.n_columns, "float32", capacity=2 * n_keys)
+    fill_table(st.table, st.values, st.count, keys, np.full((n_keys, 2), 0.5, np.float32))
+    return st
+
+
+def test_data_parallel_with_a_client_that_is_not_the_default(data, healthy, reference):
+    """Waits go through the given client, not Dask's default one (here the module's client,
+    connected to another cluster)."""
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as mine:
+        model = sparsecross.train(data["folder"], SPEC, client=mine, lanes=1)
+    assert same_model(model, reference[0])
+
+
+def test_epoch_end_events_count_the_trained_state(data, healthy):
+    events: list[sparsecross.ProgressEvent] = []
+    model, state = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2, epochs=2, return_state=True,
+                                     on_progress=events.append)
+    ends = [ev for ev in events if ev.phase == "epoch_end"]
+    assert len(ends) == 2 and ends[-1].touched == state.touched == model.stats["touched_features"]
+    assert ends[-1].nonzeros == state.count_nonzero(FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0)) > 0
+    assert 0 < ends[0].touched <= ends[1].touched
+
+
+class _Poison(distributed.WorkerPlugin):
+    """Kills its worker process whenever it prepares chunk ``index`` for data-parallel
+    training (re-installed on every replacement worker)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def setup(self, worker) -> None:
+        import sparsecross.distributed as d
+
+        original = d._task_prepare
+        index = self.index
+
+        def prepare(chunk, *args):
+            if chunk.index == index:
+                os._exit(1)
+            return original(chunk, *args)
+
+        d._task_prepare = prepare
+
+
+def test_a_chunk_that_keeps_killing_workers_fails_naming_it(data, healthy):
+    healthy.register_plugin(_Poison(6), name="sparsecross-test-poison")
+    try:
+        with pytest.raises(SparseCrossError, match=r"died 3 times during round 1 .*chunks in flight") as info:
+            sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2)
+        # chunk 6 (part-1 row group 0) is among the suspects named
+        assert "part-1.parquet' row group 0" in str(info.value)
+        assert "\n" not in str(info.value)
+    finally:
+        healthy.unregister_worker_plugin("sparsecross-test-poison")
+        healthy.restart()  # fresh workers, without the patch
+
+
+def test_paused_shard_owner_is_a_clear_error(data, monkeypatch):
+    """A worker near its memory limit is paused by Dask; shards cannot be spilled, so waiting
+    would be forever: the call fails naming the worker (not killing it: terminate is off)."""
+    import dask
+
+    monkeypatch.setattr(sys.modules["sparsecross.distributed"], "PAUSED_LIMIT_S", 1.0)
+    with dask.config.set({"distributed.worker.memory.terminate": False}):
+        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", memory_limit="420MB")
+    with cluster, distributed.Client(cluster) as c:
+        with pytest.raises(SparseCrossError, match=r"paused for 1 s .* memory limit \(0\.39 GiB\)"):
+            sparsecross.train(data["train"], SPEC, client=c, lanes=2, init_state=big_state(4_000_000))
 
 
 def test_corrupt_file_predict_writes_nothing(data, healthy, reference, tmp_path):
