@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "loadavg_start": _loadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "git": subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
+                              cwd=ROOT).stdout.strip() or None,
         "results": {},
     }
     for name in [t.strip() for t in args.only.split(",") if t.strip()]:
