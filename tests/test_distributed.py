@@ -320,17 +320,24 @@ def shards_and_tasks(client) -> tuple[list[int], list[str]]:
     return shards, tasks
 
 
-@pytest.mark.parametrize("failure", ["corrupt file", "callback"])
+@pytest.mark.parametrize("failure", ["corrupt file", "corrupt first chunk, state still loading", "callback"])
 def test_failed_run_leaves_nothing_on_the_cluster(data, healthy, tmp_path, failure):
     """After an error (the exception still alive, as in a debugger), no shard and no prepared
-    chunk stays in the workers' memory."""
+    chunk stays in the workers' memory, even when the error comes while the shards are
+    still being built from a large initial state."""
     folder = tmp_path / "bad"
     folder.mkdir()
-    (folder / "part-0.parquet").write_bytes((data["folder"] / "part-0.parquet").read_bytes())
+    if failure == "corrupt first chunk, state still loading":
+        _corrupt_row_group(data["folder"] / "part-0.parquet", folder / "part-0.parquet", 0)
+    else:
+        (folder / "part-0.parquet").write_bytes((data["folder"] / "part-0.parquet").read_bytes())
     if failure == "corrupt file":
         _corrupt_row_group(data["folder"] / "part-1.parquet", folder / "part-1.parquet", 3)
     else:
         (folder / "part-1.parquet").write_bytes((data["folder"] / "part-1.parquet").read_bytes())
+    init = big_state(200_000)
+    if "loading" in failure:  # the shards are still being built when the error arrives
+        healthy.register_plugin(_SlowShardInit(1.5), name="sparsecross-test-slow-init")
 
     class Stop(Exception):
         pass
@@ -340,18 +347,48 @@ def test_failed_run_leaves_nothing_on_the_cluster(data, healthy, tmp_path, failu
             raise Stop
 
     before = set(shards_and_tasks(healthy)[1])
-    with pytest.raises(DataError if failure == "corrupt file" else Stop) as info:
-        sparsecross.train(folder, SPEC, client=healthy, lanes=2, retries=0, init_state=big_state(200_000),
+    with pytest.raises(Stop if failure == "callback" else DataError) as info:
+        sparsecross.train(folder, SPEC, client=healthy, lanes=2, retries=0, init_state=init,
                           on_progress=stop if failure == "callback" else None)
 
     def left() -> tuple[list[int], list[str]]:
         shards, tasks = shards_and_tasks(healthy)
         return shards, sorted(set(tasks) - before)
 
-    deadline = time.monotonic() + 10
-    while left() != ([0, 0], []) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert left() == ([0, 0], []), info
+    try:
+        time.sleep(2.0)  # let a shard build that was still running finish
+        deadline = time.monotonic() + 10
+        while left() != ([0, 0], []) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left() == ([0, 0], []), info
+    finally:
+        if "loading" in failure:
+            healthy.unregister_worker_plugin("sparsecross-test-slow-init")
+
+
+class _SlowShardInit(distributed.WorkerPlugin):
+    """Makes building state shard 1 take ``seconds`` longer (restored on unregister)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def setup(self, worker) -> None:
+        import sparsecross.distributed as d
+
+        self.original = d._task_shard_init
+        seconds, original = self.seconds, self.original
+
+        def slow(token, s, *args):
+            if s == 1:  # shard 0 is ready at once, so chunk 0 (on its worker) fails early
+                time.sleep(seconds)
+            return original(token, s, *args)
+
+        d._task_shard_init = slow
+
+    def teardown(self, worker) -> None:
+        import sparsecross.distributed as d
+
+        d._task_shard_init = self.original
 
 
 def big_state(n_keys: int) -> sparsecross.FTRLState:
@@ -363,14 +400,23 @@ def big_state(n_keys: int) -> sparsecross.FTRLState:
     return st
 
 
-def test_data_parallel_with_a_client_that_is_not_the_default(data, healthy, reference):
-    """Waits go through the given client, not Dask's default one (here the module's client,
-    connected to another cluster)."""
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster, set_as_default=False) as mine:
-        model = sparsecross.train(data["folder"], SPEC, client=mine, lanes=1)
-    assert same_model(model, reference[0])
+def test_data_parallel_with_a_client_that_is_not_the_default(data, reference):
+    """Waits go through the given client, not Dask's default one: in a process with no
+    default client at all (a fresh interpreter), training still works."""
+    script = (
+        "import distributed, sparsecross, sys\n"
+        "spec = sparsecross.load_spec(sys.argv[2])\n"
+        "with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,\n"
+        "                              dashboard_address=':0') as cluster, \\\n"
+        "        distributed.Client(cluster, set_as_default=False) as mine:\n"
+        "    m = sparsecross.train(sys.argv[1], spec, client=mine, lanes=1)\n"
+        "print('nonzeros', m.nonzeros, 'bias', repr(m.bias))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(data["folder"]), str(ROOT / "data" / "specs" / "synthetic.toml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ref = reference[0]
+    assert f"nonzeros {ref.nonzeros} bias {ref.bias!r}" in proc.stdout
 
 
 def test_epoch_end_events_count_the_trained_state(data, healthy):
