@@ -80,12 +80,12 @@ from ._kernels.lanes import (
     shard_of,
     table_items,
 )
-from .errors import CheckpointError, DataError, SchemaError, SparseCrossError, did_you_mean
+from .errors import DataError, SparseCrossError
 from .featurize import Batch, _labels, featurize_features, resolve_spec
 from .metrics import StreamingMetrics
 from .model import SparseModel
 from .predict import write_parquet_atomically
-from .read import DEFAULT_BATCH_ROWS, Source, _open, _short, check_schema, resolve_files
+from .read import DEFAULT_BATCH_ROWS, Source, _open, _short, open_checked, read_columns, resolve_files
 from .spec import FeatureSpec
 from .state import MAX_LOAD, FTRLState, sorted_nonzero
 
@@ -248,12 +248,7 @@ def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, s
     files = resolve_files(source)
     groups: list[tuple[str, int, int]] = []
     for path in files:
-        pf = _open(path)
-        schema = pf.schema_arrow
-        check_schema(spec, schema, repr(str(path)), label=label)
-        for col in extra_columns:
-            if col not in schema.names:
-                raise SchemaError(f"column {col!r} is not in {str(path)!r}{did_you_mean(col, schema.names)}")
+        pf, _strings = open_checked(path, spec, label=label, extra_columns=extra_columns)
         md = pf.metadata
         apath = os.path.abspath(path)
         for g in range(md.num_row_groups):
@@ -305,14 +300,12 @@ def _read_chunk(chunk: _Chunk, spec: FeatureSpec, *, batch_rows: int, label: boo
                 extra_columns: Sequence[str] = ()) -> Iterator[tuple[pa.RecordBatch, int]]:
     """Record batches of one chunk, read exactly as :func:`sparsecross.read.iter_record_batches`
     reads them (same columns, strings as dictionaries); yields (batch, first global row)."""
-    needed = list(spec.columns) if label else [c for f in spec.features for c in f.columns]
-    columns = list(dict.fromkeys(needed + list(extra_columns)))
+    columns = read_columns(spec, label=label, extra_columns=extra_columns)
     row = chunk.start_row
     for piece in chunk.pieces:
         path = Path(piece.path)
         where = f"{str(path)!r} row group {piece.group}"
-        pf0 = _open(path)
-        strings = check_schema(spec, pf0.schema_arrow, repr(str(path)), label=label)
+        pf0, strings = open_checked(path, spec, label=label)
         pf = _open(path, strings) if strings else pf0
         pos = 0
         end = piece.offset + piece.rows
@@ -749,6 +742,20 @@ def _get_client(client: Any) -> Any:
 
 
 # ===================================================================== predict / eval
+def _scoring(model: SparseModel, source: Source, client: Any, retries: int, in_flight: int | None, verb: str,
+             **plan: Any) -> tuple[list[_Chunk], _Runner, Any, int]:
+    """What scoring ``source`` on the cluster needs: its chunks, a runner, the model's lookup
+    table held on the cluster, and the number of chunks in flight."""
+    client = _get_client(client)
+    chunks, _total = _plan(source, model.spec, **plan)
+    if not chunks:
+        raise SparseCrossError(f"no rows to {verb} in {str(source)!r}")
+    n_workers = _check_cluster(client)
+    runner = _Runner(client, retries)
+    tk, tw = model.lookup_table()
+    return chunks, runner, runner.hold((tk, tw, float(model.bias)), "model"), in_flight or _default_window(n_workers)
+
+
 def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLike[str], client: Any = None, *,
                         keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS, in_flight: int | None = None,
                         retries: int = 2, on_batch: Callable[[int], Any] | None = None) -> int:
@@ -770,21 +777,15 @@ def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLi
     on_batch
         Called with the number of rows of each chunk written.
     """
-    client = _get_client(client)
     out = Path(out)
     if out.is_dir():
         raise SparseCrossError(f"output {str(out)!r} is a folder; give a file name such as pred.parquet")
     keep = list(keep)
-    chunks, _total = _plan(source, model.spec, label=False, extra_columns=keep)
-    if not chunks:
-        raise SparseCrossError(f"no rows to predict in {str(source)!r}")
-    n_workers = _check_cluster(client)
-    runner = _Runner(client, retries)
-    tk, tw = model.lookup_table()
-    table_ref = runner.hold((tk, tw, float(model.bias)), "model")
+    chunks, runner, table_ref, window = _scoring(model, source, client, retries, in_flight, "predict",
+                                                 label=False, extra_columns=keep)
     try:
         results = _ordered(runner, _task_predict, chunks, (model.spec, table_ref, keep, batch_rows),
-                           window=in_flight or _default_window(n_workers), name="predict")
+                           window=window, name="predict")
         with contextlib.closing(results):
             return write_parquet_atomically((table for _chunk, table in results), out, on_table=on_batch,
                                             empty_message=f"no rows to predict in {str(source)!r}")
@@ -803,25 +804,18 @@ def evaluate_distributed(model: SparseModel, source: Source, client: Any = None,
     weights the histograms hold integer counts); ``logloss`` is a sum taken in another order,
     equal to about 1e-15 relative, and the same on every run and cluster.
     """
-    client = _get_client(client)
-    chunks, _total = _plan(source, model.spec)
-    if not chunks:
-        raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
-    n_workers = _check_cluster(client)
-    runner = _Runner(client, retries)
-    tk, tw = model.lookup_table()
-    table_ref = runner.hold((tk, tw, float(model.bias)), "model")
+    chunks, runner, table_ref, window = _scoring(model, source, client, retries, in_flight, "evaluate")
     metrics = StreamingMetrics()
     try:
-        results = _ordered(runner, _task_metrics, chunks, (model.spec, table_ref, batch_rows),
-                           window=in_flight or _default_window(n_workers), name="eval")
+        results = _ordered(runner, _task_metrics, chunks, (model.spec, table_ref, batch_rows), window=window,
+                           name="eval")
         with contextlib.closing(results):
             for _chunk, (nz, pos, neg, acc) in results:
                 metrics.pos[nz] += pos
                 metrics.neg[nz] += neg
                 metrics.acc += acc
     finally:
-        del table_ref
+        runner.cancel([table_ref])
     if metrics.rows == 0:
         raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
     return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
@@ -909,7 +903,7 @@ def train_distributed(
     """
     from .hashing import holdout_salt
     from .read import count_rows
-    from .train import ProgressEvent, TrainParams, _source_fingerprint, export_state, train_batch
+    from .train import ProgressEvent, TrainParams, _source_fingerprint, export_state, open_checkpoint, train_batch
 
     if mode not in MODES:
         raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
@@ -948,24 +942,16 @@ def train_distributed(
     epoch, start_row, start_round = 0, 0, 0
     acc = np.zeros(3, dtype=np.float64)
     history: list[dict[str, Any]] = []
-    ckpt_path = Path(checkpoint) / "state.npz" if checkpoint is not None else None
-    if ckpt_path is not None:
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        if ckpt_path.exists():
-            state, meta = FTRLState.load(ckpt_path)
-            for k in ("spec_sha256", "params", "data"):
-                if meta.get(k) != run_meta[k]:
-                    raise CheckpointError(
-                        f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
-                        "use another --checkpoint folder or delete it"
-                    )
-            epoch = int(meta["epoch"])
-            start_row = int(meta.get("row", 0))
-            start_round = int(meta.get("round", 0))
-            acc = np.array(meta["acc"], dtype=np.float64)
-            history = list(meta["history"])
-            log.info("resuming from %s: epoch %d, %s", ckpt_path, epoch + 1,
-                     f"row {start_row}" if exact else f"round {start_round}")
+    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta)
+    if resumed is not None:
+        state, meta = resumed
+        epoch = int(meta["epoch"])
+        start_row = int(meta.get("row", 0))
+        start_round = int(meta.get("round", 0))
+        acc = np.array(meta["acc"], dtype=np.float64)
+        history = list(meta["history"])
+        log.info("resuming from %s: epoch %d, %s", ckpt_path, epoch + 1,
+                 f"row {start_row}" if exact else f"round {start_round}")
 
     n_workers = _check_cluster(client)
     runner = _Runner(client, retries)
@@ -983,14 +969,13 @@ def train_distributed(
     def prog_ll() -> float:
         return float(acc[0] / max(acc[1], 1e-300))
 
-    has_nonzeros = "nonzeros" in {f.name for f in dataclasses.fields(ProgressEvent)}
     nz_cache = [-1.0, None]  # (time, value): an O(capacity) scan, at most twice a second
 
     def event(ep: int, rows_seen: int, phase: str = "train", touched: int | None = None, **kw: Any) -> Any:
         """A progress event; ``touched`` given: a data-parallel round (the client's ``state``
         is then the last snapshot, so no nonzero count)."""
         now = time.perf_counter()
-        if touched is None and has_nonzeros and on_progress is not None and hasattr(state, "count_nonzero"):
+        if touched is None and on_progress is not None:
             if phase != "train" or now - nz_cache[0] > 0.5:
                 nz_cache[:] = [now, state.count_nonzero(params)]
             kw["nonzeros"] = nz_cache[1]
@@ -1307,8 +1292,8 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             except _ShardLost as exc:
                 step = held.get("waiting", snap[0])
                 # suspects: the round waited for, and chunks whose preparation had not finished
-                in_flight = sorted({ci for (_e, ci), (pf, _k) in held.get("prep", {}).items() if pf.status != "finished"}
-                                   | {c.index for c in rounds[schedule[step][1]]})
+                unfinished = {ci for (_e, ci), (pf, _k) in held.get("prep", {}).items() if pf.status != "finished"}
+                in_flight = sorted(unfinished | {c.index for c in rounds[schedule[step][1]]})
                 release()
                 with contextlib.suppress(Exception):
                     client.run(_drop_shards, held["token"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -137,25 +136,31 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
     return strings
 
 
-@dataclass(frozen=True)
-class FileInfo:
-    path: Path
-    rows: int
-    row_groups: tuple[int, ...]
-
-
-def file_infos(files: Sequence[Path]) -> list[FileInfo]:
-    """Row counts per file and row group, from the Parquet footers only."""
-    out = []
-    for path in files:
-        md = _open(path).metadata
-        out.append(FileInfo(path, md.num_rows, tuple(md.row_group(g).num_rows for g in range(md.num_row_groups))))
-    return out
-
-
 def count_rows(source: Source) -> int:
     """Total number of rows, read from the Parquet footers."""
-    return sum(fi.rows for fi in file_infos(resolve_files(source)))
+    return sum(_open(path).metadata.num_rows for path in resolve_files(source))
+
+
+def read_columns(spec: FeatureSpec, *, label: bool = True, extra_columns: Sequence[str] = ()) -> list[str]:
+    """The columns to read: the spec's (without the label and weight columns unless
+    ``label``), then ``extra_columns``, each once."""
+    needed = list(spec.columns) if label else [c for f in spec.features for c in f.columns]
+    return list(dict.fromkeys(needed + list(extra_columns)))
+
+
+def open_checked(path: Path, spec: FeatureSpec, *, label: bool = True,
+                 extra_columns: Sequence[str] = ()) -> tuple[pq.ParquetFile, list[str]]:
+    """Open ``path`` after checking its schema against ``spec`` and ``extra_columns``.
+
+    Returns the file and its string columns (reopen with ``_open(path, strings)`` to read
+    them as dictionaries)."""
+    pf = _open(path)
+    schema = pf.schema_arrow
+    strings = check_schema(spec, schema, repr(str(path)), label=label)
+    for col in extra_columns:
+        if col not in schema.names:
+            raise SchemaError(f"column {col!r} is not in {str(path)!r}{did_you_mean(col, schema.names)}")
+    return pf, strings
 
 
 def iter_record_batches(
@@ -176,18 +181,10 @@ def iter_record_batches(
     if batch_rows < 1:
         raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
     files = resolve_files(source)
-    needed = list(spec.columns) if label else [c for f in spec.features for c in f.columns]
-    columns = list(dict.fromkeys(needed + list(extra_columns)))
+    columns = read_columns(spec, label=label, extra_columns=extra_columns)
     row = 0
     for path in files:
-        pf0 = _open(path)
-        schema = pf0.schema_arrow
-        strings = check_schema(spec, schema, repr(str(path)), label=label)
-        for col in extra_columns:
-            if col not in schema.names:
-                raise SchemaError(
-                    f"column {col!r} is not in {str(path)!r}{did_you_mean(col, schema.names)}"
-                )
+        pf0, strings = open_checked(path, spec, label=label, extra_columns=extra_columns)
         md = pf0.metadata
         n_file = md.num_rows
         if row + n_file <= start_row:
@@ -195,19 +192,15 @@ def iter_record_batches(
             continue
         groups = []
         g_start = row
-        first = None
+        cur = row  # global row of the first group read
         for g in range(md.num_row_groups):
             gn = md.row_group(g).num_rows
             if g_start + gn > start_row and gn > 0:
+                if not groups:
+                    cur = g_start
                 groups.append(g)
-                if first is None:
-                    first = g_start
             g_start += gn
-        if not groups:
-            row += n_file
-            continue
         pf = _open(path, strings) if strings else pf0
-        cur = first if first is not None else row
         try:
             for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
                                          use_threads=False):
@@ -222,8 +215,6 @@ def iter_record_batches(
                 if n:
                     yield batch, cur
                 cur += n
-        except pa.ArrowException as exc:
-            raise DataError(f"cannot read {str(path)!r} (row {cur}): {_short(exc)}") from None
-        except OSError as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise DataError(f"cannot read {str(path)!r} (row {cur}): {_short(exc)}") from None
         row += n_file

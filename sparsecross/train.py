@@ -225,6 +225,27 @@ def evaluate_state(state: FTRLState, params: FTRLParams, source: Source, spec: F
     return metrics
 
 
+def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any]
+                    ) -> tuple[Path | None, tuple[FTRLState, dict[str, Any]] | None]:
+    """The checkpoint file of folder ``checkpoint`` (created if needed; None without one) and,
+    if it holds a checkpoint, (state, meta) after checking that it belongs to this run: the
+    same spec, parameters and data files as ``run_meta``."""
+    if checkpoint is None:
+        return None, None
+    ckpt_path = Path(checkpoint) / "state.npz"
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    if not ckpt_path.exists():
+        return ckpt_path, None
+    state, meta = FTRLState.load(ckpt_path)
+    for k in ("spec_sha256", "params", "data"):
+        if meta.get(k) != run_meta[k]:
+            raise CheckpointError(
+                f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
+                "use another --checkpoint folder or delete it"
+            )
+    return ckpt_path, (state, meta)
+
+
 def _source_fingerprint(source: Source) -> list[list[Any]]:
     return [[str(p), p.stat().st_size] for p in resolve_files(source)]
 
@@ -323,21 +344,13 @@ def train(
     start_row = 0
     acc = np.zeros(3, dtype=np.float64)
     history: list[dict[str, Any]] = []
-    ckpt_path = Path(checkpoint) / "state.npz" if checkpoint is not None else None
-    if ckpt_path is not None:
-        Path(checkpoint).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
-        if ckpt_path.exists():
-            state, meta = FTRLState.load(ckpt_path)
-            for k in ("spec_sha256", "params", "data"):
-                if meta.get(k) != run_meta[k]:
-                    raise CheckpointError(
-                        f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
-                        "use another --checkpoint folder or delete it"
-                    )
-            epoch, start_row = int(meta["epoch"]), int(meta["row"])
-            acc = np.array(meta["acc"], dtype=np.float64)
-            history = list(meta["history"])
-            log.info("resuming from %s: epoch %d, row %d", ckpt_path, epoch + 1, start_row)
+    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta)
+    if resumed is not None:
+        state, meta = resumed
+        epoch, start_row = int(meta["epoch"]), int(meta["row"])
+        acc = np.array(meta["acc"], dtype=np.float64)
+        history = list(meta["history"])
+        log.info("resuming from %s: epoch %d, row %d", ckpt_path, epoch + 1, start_row)
 
     def save_checkpoint(ep: int, row: int) -> None:
         if ckpt_path is not None:
