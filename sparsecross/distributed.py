@@ -903,7 +903,7 @@ def train_distributed(
     """
     from .hashing import holdout_salt
     from .read import count_rows
-    from .train import ProgressEvent, TrainParams, _source_fingerprint, export_state, open_checkpoint, train_batch
+    from .train import ProgressEvent, TrainParams, _source_fingerprint, export_state, open_checkpoint, start_state, train_batch
 
     if mode not in MODES:
         raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
@@ -938,7 +938,7 @@ def train_distributed(
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": _source_fingerprint(source)}
 
-    state = init_state.copy() if init_state is not None else FTRLState(spec.n_columns, state_dtype)
+    state = start_state(init_state, spec, state_dtype)
     epoch, start_row, start_round = 0, 0, 0
     acc = np.zeros(3, dtype=np.float64)
     history: list[dict[str, Any]] = []

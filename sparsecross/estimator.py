@@ -128,9 +128,10 @@ class FTRLClassifier:
             cls = np.unique(y) if classes is None else np.asarray(classes)
             if len(cls) > 2:
                 raise ValueError(f"FTRLClassifier is binary; got {len(cls)} classes {cls[:5].tolist()}")
-            if len(cls) < 2 and classes is None:
+            if len(cls) < 2:
                 raise ValueError(
                     f"The number of classes has to be greater than one; got {len(cls)} class"
+                    + ("" if classes is not None else "; pass classes= to the first partial_fit")
                 )
             self.classes_ = cls
         unknown = ~np.isin(y, self.classes_)
@@ -155,8 +156,6 @@ class FTRLClassifier:
         """One pass over (X, y) in order, continuing from the current state."""
         self._params()
         first = not hasattr(self, "state_")
-        if first and classes is None and not hasattr(self, "classes_"):
-            classes = np.unique(np.asarray(y))
         X = self._check_X(X, reset=first)
         y = self._check_y(y, X.shape[0])
         if first and not hasattr(self, "classes_"):

@@ -97,6 +97,8 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
     accs = [np.zeros(3) for _ in settings]
     salt = holdout_salt(spec.hashing.seed)
     for _ in range(base.epochs):
+        for acc in accs:  # as train(): the progressive loss and row count of each epoch
+            acc[:] = 0.0
         for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
             mask = _mask_for(batch, base.holdout, salt)
             for st, tp, acc in zip(states, params, accs):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, ftrl_pass
 from ._kernels.hash import holdout_mask
-from .errors import CheckpointError, DataError, EmptyModelWarning, SparseCrossError
+from .errors import CheckpointError, DataError, EmptyModelWarning, ParameterError, SparseCrossError
 from .featurize import Batch, iter_batches, resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
@@ -225,6 +225,20 @@ def evaluate_state(state: FTRLState, params: FTRLParams, source: Source, spec: F
     return metrics
 
 
+def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: str) -> FTRLState:
+    """A copy of ``init_state`` (a warm start), or a new empty state; a warm start must have
+    been trained on the same column space and precision (its keys are as wide as its space)."""
+    if init_state is None:
+        return FTRLState(spec.n_columns, state_dtype)
+    if init_state.n_columns != spec.n_columns or init_state.dtype != state_dtype:
+        raise ParameterError(
+            f"init_state was made for {init_state.n_columns:,} columns and {init_state.dtype} state; this "
+            f"spec has {spec.n_columns:,} columns and state_dtype is {state_dtype}: warm-start with a state "
+            "trained on the same spec and state_dtype"
+        )
+    return init_state.copy()
+
+
 def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any]
                     ) -> tuple[Path | None, tuple[FTRLState, dict[str, Any]] | None]:
     """The checkpoint file of folder ``checkpoint`` (created if needed; None without one) and,
@@ -339,7 +353,7 @@ def train(
     fingerprint = _source_fingerprint(source)
     run_meta = {"spec_sha256": spec.sha256, "params": tp.to_dict(), "data": fingerprint}
 
-    state = init_state.copy() if init_state is not None else FTRLState(spec.n_columns, state_dtype)
+    state = start_state(init_state, spec, state_dtype)
     epoch = 0
     start_row = 0
     acc = np.zeros(3, dtype=np.float64)

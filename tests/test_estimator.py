@@ -169,6 +169,18 @@ def test_partial_fit_infers_classes_from_first_chunk(data):
     assert state_of(clf) == state_of(ref)
 
 
+def test_partial_fit_needs_two_classes_up_front(data):
+    """A first chunk with one label (and no classes=) is refused at once, not by an
+    IndexError at predict time; with classes= it is fine."""
+    X, y = data
+    ones = np.ones(X.shape[0], dtype=int)
+    for kw in ({}, {"classes": [1]}):
+        with pytest.raises(ValueError, match="greater than one"):
+            FTRLClassifier(**PARAMS).partial_fit(X, ones, **kw)
+    clf = FTRLClassifier(**PARAMS).partial_fit(X, ones, classes=[0, 1]).partial_fit(X, y)
+    assert clf.classes_.tolist() == [0, 1] and set(clf.predict(X).tolist()) <= {0, 1}
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_matches_train_batch(data, dtype, weighted):

@@ -113,6 +113,9 @@ def test_other_settings_equal_separate_trains(data: SimpleNamespace) -> None:
         _same_model(m, p.model)
         assert m.stats["valid_logloss"] == p.valid_logloss
         assert m.stats["valid_rows"] == p.model.stats["valid_rows"]
+        # the last epoch's progressive loss and rows, as train() reports them
+        assert m.stats["train_rows"] == p.model.stats["train_rows"]
+        assert m.stats["progressive_logloss"] == p.model.stats["progressive_logloss"]
         assert 0.15 * 10_000 < m.stats["valid_rows"] < 0.35 * 10_000
         assert m.params == p.model.params
 

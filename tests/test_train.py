@@ -924,3 +924,12 @@ def test_progress_events_real_clock(spec):
     assert events[0].phase == "train" and events[0].epoch == 0  # the first batch always reports
     assert all(e.valid_logloss is None for e in events)
     assert all(e.elapsed_s >= 0 for e in events)
+
+
+def test_warm_start_from_another_column_space_is_refused(spec):
+    """A state's keys are as wide as its own column space: warm-starting a wider spec from a
+    narrow state would merge distinct columns, so it is refused (and so is another dtype)."""
+    with pytest.raises(sparsecross.ParameterError, match="init_state was made for 100 columns"):
+        sparsecross.train(SAMPLE, spec, init_state=FTRLState(100, "float32"))
+    with pytest.raises(sparsecross.ParameterError, match="float64 state"):
+        sparsecross.train(SAMPLE, spec, init_state=FTRLState(spec.n_columns, "float64"))
