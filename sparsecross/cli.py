@@ -82,6 +82,17 @@ def _print_json(obj: Any) -> None:
 
 
 # -------------------------------------------------------------------- helpers
+def check_out(path: str, flag: str, example: str) -> Path:
+    """``path`` as an output file name, checked before any work: not a folder, in a folder
+    that exists."""
+    out = Path(path)
+    if out.is_dir():
+        raise SparseCrossError(f"{flag} {path!r} is a folder; give a file name such as {example}")
+    if not out.parent.exists():
+        raise SparseCrossError(f"folder {str(out.parent)!r} of {flag} does not exist")
+    return out
+
+
 def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
     """CLI flags > the spec's [train] table > library defaults."""
     from .train import TrainParams
@@ -223,11 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     opts = _train_options(args, spec)
-    out = Path(args.out)
-    if out.is_dir():
-        raise SparseCrossError(f"--out {args.out!r} is a folder; give a file name such as model.scx")
-    if not out.parent.exists():
-        raise SparseCrossError(f"folder {str(out.parent)!r} of --out does not exist")
+    out = check_out(args.out, "--out", "model.scx")
     extra: dict[str, Any] = {}
     client = None
     cluster = None
@@ -295,11 +302,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     keep = [c.strip() for c in args.keep.split(",") if c.strip()] if args.keep else []
-    out = Path(args.out)
-    if out.is_dir():
-        raise SparseCrossError(f"--out {args.out!r} is a folder; give a file name such as pred.parquet")
-    if not out.parent.exists():
-        raise SparseCrossError(f"folder {str(out.parent)!r} of --out does not exist")
+    out = check_out(args.out, "--out", "pred.parquet")
+    from .read import resolve_files
+
+    if any(out.resolve() == p.resolve() for p in resolve_files(args.data)):
+        raise SparseCrossError(f"--out {args.out!r} is one of the input files; write the predictions elsewhere")
     bar = _Progress(None, "predict", enabled=False if args.quiet or args.dask else None)
     t0 = time.perf_counter()
     try:
@@ -382,7 +389,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
           f"values {info['value_encoding']}, library {info['library_version'] or '?'}")
     print(f"  nonzeros {info['nonzeros']:,} of {info['possible_features']:,} possible features; "
           f"bias {info['bias']:.6g}")
-    print(f"  file {info['file_bytes']:,} bytes ({info['bytes_per_nonzero']:.2f} bytes per nonzero); "
+    per_nz = "n/a" if info["bytes_per_nonzero"] is None else f"{info['bytes_per_nonzero']:.2f}"
+    print(f"  file {info['file_bytes']:,} bytes ({per_nz} bytes per nonzero); "
           f"a dense float32 vector would be {_fmt_bytes(info['dense_float32_bytes'])}")
     print(f"  spec sha256 {info['spec_sha256'][:16]}; blocks: "
           + ", ".join(f"{b['name']} ({b['nonzeros']:,})" for b in info["blocks"]))

@@ -140,26 +140,30 @@ def cmd_path(args: argparse.Namespace) -> int:
         require_matplotlib()
         if not args.plot.lower().endswith(".png"):
             raise SparseCrossError(f"--plot must name a .png file, got {args.plot!r}")
+        cli.check_out(args.plot, "--plot", "path.png")
     if args.out and args.max_nonzeros is None and args.max_bytes is None:
         raise SparseCrossError("--out needs a budget (--max-nonzeros or --max-bytes) to choose the model to write")
+    if args.out:
+        cli.check_out(args.out, "--out", "best.scx")
     spec = load_spec(args.spec)
     opts = cli._train_options(args, spec)
     quiet = args.quiet or args.json
+    # the same training settings for the path and for the L2-only comparison of --plot
+    common = dict(alpha=opts["alpha"], beta=opts["beta"], epochs=opts["epochs"],
+                  label_smoothing=opts["label_smoothing"], valid=args.valid, holdout=opts["holdout"],
+                  batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows),
+                  state_dtype=args.state_dtype)
     res = regularization_path(
-        args.data, spec, l1=l1, l2=l2, alpha=opts["alpha"], beta=opts["beta"], epochs=opts["epochs"],
-        label_smoothing=opts["label_smoothing"], valid=args.valid, holdout=opts["holdout"],
-        max_nonzeros=args.max_nonzeros, max_bytes=args.max_bytes, encoding=args.encoding,
-        batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows), state_dtype=args.state_dtype,
+        args.data, spec, l1=l1, l2=l2, max_nonzeros=args.max_nonzeros, max_bytes=args.max_bytes,
+        encoding=args.encoding,
         on_pass=None if quiet else (lambda k, n: print(f"pass {k}: training {n} model(s)", file=sys.stderr)),
+        **common,
     )
     l2_res = None
     if args.plot:
         from .plots import plot_path
 
-        l2_grid = [v for v in (0.1, 1.0, 10.0, 100.0, 1000.0)]
-        l2_res = regularization_path(args.data, spec, l1=[0.0], l2=l2_grid, alpha=opts["alpha"], beta=opts["beta"],
-                                     epochs=opts["epochs"], valid=args.valid, holdout=opts["holdout"],
-                                     batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows))
+        l2_res = regularization_path(args.data, spec, l1=[0.0], l2=[0.1, 1.0, 10.0, 100.0, 1000.0], **common)
         plot_path(res.points, args.plot, l2_points=l2_res.points, chosen=res.chosen,
                   width=args.plot_width, height=args.plot_height)
     written = None

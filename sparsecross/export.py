@@ -504,6 +504,7 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
             stats=stats,
             value_encoding=enc,
             library_version=meta["library_version"],
+            format_version=hdr["format_version"],
         )
     except ArtifactError as exc:
         raise ArtifactError(f"{p!r}: {exc}") from None

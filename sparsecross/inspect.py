@@ -55,7 +55,7 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
         top_list.append({"key": key, "weight": float(model.weights[i]), "block": block, "description": desc})
     return {
         "path": str(path),
-        "format_version": getattr(model, "format_version", "1.0"),
+        "format_version": model.format_version,
         "value_encoding": model.value_encoding,
         "library_version": model.library_version,
         "nonzeros": model.nonzeros,

@@ -44,6 +44,8 @@ class SparseModel:
     stats: dict[str, Any] = field(default_factory=dict)
     value_encoding: str = "float32"
     library_version: str = ""
+    #: The format version (``"1.0"``...) of the file the model was loaded from; "" otherwise.
+    format_version: str = field(default="", compare=False)
     #: Facts about the run that made the model (seconds, rows processed); never saved, so the
     #: file depends only on the data, the spec and the parameters.
     run: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -527,7 +527,7 @@ def test_out_into_missing_folder(world: SimpleNamespace, model_path: Path, tmp_p
     run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", nowhere / "m.scx"], "does not exist")
     run_error(capsys, ["predict", model_path, world.valid, "--out", nowhere / "p.parquet"])
     run_error(capsys, ["path", SYNTHETIC_SPEC, world.train, "--valid", world.valid, "--l1", "0.3,1",
-                       "--max-nonzeros", 100_000, "--out", nowhere / "best.scx", "-q"], "best.scx")
+                       "--max-nonzeros", 100_000, "--out", nowhere / "best.scx", "-q"], "--out", "does not exist")
     run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", tmp_path], "folder")
     assert not (tmp_path / "no").exists()
     assert list(tmp_path.iterdir()) == []
@@ -771,3 +771,31 @@ def test_installed_entry_points(world: SimpleNamespace, tmp_path: Path) -> None:
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert r.stderr.startswith("sparsecross: error:") and "Traceback" not in r.stderr
+
+
+def test_inspect_text_of_empty_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = sx.load_spec(SYNTHETIC_SPEC)
+    path = tmp_path / "empty.scx"
+    sx.save_model(sx.SparseModel(np.zeros(0, np.uint64), np.zeros(0, np.float32), -1.0, spec), path)
+    out = run_ok(capsys, ["inspect", path])
+    assert "nonzeros 0 of" in out and "n/a bytes per nonzero" in out
+    assert "format 1.0" in out  # the version read from the file's header
+
+
+def test_output_checks_come_before_the_work(world: SimpleNamespace, model_path: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """`path` checks --out and --plot before training; `predict` never overwrites its input."""
+    import sparsecross.path as path_module
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr(path_module, "_train_many", no_training)
+    base = ["path", SYNTHETIC_SPEC, world.train, "--valid", world.valid, "--max-nonzeros", "100"]
+    run_error(capsys, base + ["--out", tmp_path / "nodir" / "b.scx"], "nodir", "does not exist")
+    copy = tmp_path / "input.parquet"
+    copy.write_bytes(Path(world.train).read_bytes())
+    before = copy.read_bytes()
+    run_error(capsys, ["predict", model_path, copy, "--out", copy], "one of the input files")
+    assert copy.read_bytes() == before
