@@ -27,7 +27,6 @@ from .spec import FeatureSpec
 
 __all__ = ["featurize", "iter_batches", "Batch", "resolve_spec"]
 
-_MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -230,6 +229,13 @@ def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, star
     for fi, f in enumerate(spec.features):
         if f.kind == "categorical":
             arr = _as_array(table.column(f.columns[0]))
+            big = pc.greater(arr, pa.scalar(2**63 - 1, pa.uint64())) if pa.types.is_uint64(arr.type) else None
+            if big is not None and pc.any(big).as_py():
+                big = np.asarray(pc.fill_null(big, False))
+                raise DataError(
+                    f"feature {f.name!r}: column {f.columns[0]!r} has {int(big.sum())} integers >= 2**63 (first "
+                    f"at row {start_row + _first_bad(big)}); categorical integers are hashed as int64"
+                )
             _categorical_keys(arr, plan.salts[fi], plan.missing_keys[fi], ids[fi], missing[fi])
         elif f.kind == "bucket":
             x = _float64(_as_array(table.column(f.columns[0])))
@@ -394,6 +400,6 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
         qs = np.quantile(x, np.arange(1, f.quantiles) / f.quantiles)
         b = tuple(float(v) for v in np.unique(qs) if math.isfinite(v))
         if not b:
-            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} is constant; quantiles are impossible")
+            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has values too large for float64 quantiles")
         resolved[f.name] = b
     return spec.with_boundaries(resolved)

@@ -434,8 +434,8 @@ def _parse_feature(i: int, t: Any) -> Feature:
             raw = _get(where, t, "boundaries", list)
             try:
                 b = tuple(float(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool))
-            except (TypeError, ValueError):
-                b = ()
+            except OverflowError:  # an int beyond float64 (possible through the dict API)
+                raise SpecError(f"{where}.boundaries: a number is beyond the float64 range") from None
             if len(b) != len(raw) or not b:
                 raise SpecError(f"{where}.boundaries: expected a non-empty list of numbers, got {raw!r}")
             if not all(math.isfinite(x) for x in b) or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):

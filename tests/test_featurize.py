@@ -966,3 +966,15 @@ def test_resolve_spec_constant_column(tmp_path: Path) -> None:
     pq.write_table(_geo_table(50, income=pa.array([None] * 50, pa.float64())), path)
     with pytest.raises(DataError, match=r"feature 'i': column 'income' has no finite values"):
         resolve_spec(path, spec)
+
+
+def test_uint64_categorical_beyond_int64_is_a_data_error():
+    """Categorical integers are hashed as int64 (the contract): uint64 values >= 2**63 are
+    refused with the feature, column and row named; smaller ones hash as before."""
+    spec = parse_spec({"label": {"column": "y"}, "hashing": {"bits": 4},
+                       "features": [{"name": "c", "kind": "categorical", "column": "c"}]})
+    small = featurize(pa.table({"c": pa.array([1, 2**63 - 1], pa.uint64()), "y": [1, 0]}), spec)[0]
+    as_int64 = featurize(pa.table({"c": pa.array([1, 2**63 - 1], pa.int64()), "y": [1, 0]}), spec)[0]
+    assert np.array_equal(small.indices, as_int64.indices)
+    with pytest.raises(DataError, match=r"feature 'c': column 'c' has 1 integers >= 2\*\*63 \(first at row 12\)"):
+        featurize(pa.table({"c": pa.array([1, None, 2**64 - 1], pa.uint64()), "y": [1, 0, 1]}), spec, start_row=10)

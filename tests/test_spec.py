@@ -519,3 +519,9 @@ def test_describe_other_blocks() -> None:
     assert spec.describe_column(spec.outputs[1].offset) == ("income", "income=[-inf,1.0)")
     assert spec.describe_column(spec.outputs[1].offset + 3) == ("income", "income=[3.0,inf)")
     assert spec.describe_column(spec.outputs[0].cardinality - 1) == ("cell", "cell=missing")
+
+
+def test_boundary_beyond_float64_is_a_spec_error():
+    with pytest.raises(SpecError, match="beyond the float64 range"):
+        parse_spec({"label": {"column": "y"},
+                    "features": [{"name": "b", "kind": "bucket", "column": "x", "boundaries": [10**400]}]})
