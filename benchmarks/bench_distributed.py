@@ -273,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         res["results"][name] = best
         sys.stderr.write(f"{name}: {json.dumps({k: v for k, v in (best or {}).items() if k != 'params'})}\n")
     res["loadavg_end"] = _loadavg()
+    out = Path(args.out)
+    if out.exists() and set(res["results"]) != set(TASKS):  # --only: keep the other configs of the file
+        old = json.loads(out.read_text())
+        kept = {k: v for k, v in old.get("results", {}).items() if k not in res["results"]}
+        if kept:
+            res["results"] = {**kept, **res["results"]}
+            res["kept_from"] = {"started": old.get("started"), "git": old.get("git"), "configs": sorted(kept)}
     base = res["results"].get("single")
     dps = {k: v for k, v in res["results"].items() if k in ("dp2", "dp4") and v and "error" not in v}
     if base and "error" not in base and dps:
@@ -293,9 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             if dp in ok and ref in ok:
                 ratios[f"{dp} rows/s vs {label}"] = ok[dp]["rows_per_second"] / ok[ref]["rows_per_second"]
     res["ratios"] = ratios
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out)  # a later run or readme_table.py never reads a half-written file
     print(markdown(res))
     return 0
 

@@ -35,7 +35,7 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
     S, M = doc["summary"], doc["meta"]
     out: list[str] = []
     out.append(f"Measured by `python benchmarks/run_all.py` on {M['date_utc'][:10]}: {M['cpu_model']}, "
-               f"{M['cpu_count']} CPUs (shared machine), git {M['git_sha'][:10]}; medians of 3 runs for "
+               f"{M['cpu_count']} CPUs (shared machine), git {M['git_sha'][:10]}; medians of {M.get('repeats', 3)} runs for "
                "sparsecross, one run for peers; one core unless noted; compilation excluded. "
                "Full tables: `benchmarks/results/results.md`.")
     out.append("")
@@ -63,7 +63,10 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
                    f"({_rate(f2.get('nonzeros_per_s'))} nonzeros/s) at 2M rows, {_rate(f10.get('rows_per_s'))} rows/s at 10M; "
                    f"peak RSS {_mib(f2.get('peak_rss_bytes'))} and {_mib(f10.get('peak_rss_bytes'))}: it does not grow with the rows.")
         out.append("")
-    out.append("Model files (trained on 2M rows), against a dense float32 vector of 949,897,292 bytes:")
+    dense = next((v["dense_float32_bytes"] for k, v in S.items()
+                  if k.startswith("artifact/") and v.get("dense_float32_bytes")), None)
+    out.append("Model files (trained on 2M rows)"
+               + (f", against a dense float32 vector of {dense:,} bytes:" if dense else ":"))
     out.append("")
     out.append("| l1 | nonzeros | bytes float32 / q2.13 | bytes per nonzero | test logloss | load | predict rows/s (1 core) | VW `-f` / predict-only bytes |")
     out.append("|---|---|---|---|---|---|---|---|")

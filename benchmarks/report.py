@@ -106,9 +106,11 @@ def render(doc: dict[str, Any]) -> str:
     L += _table(["variant / data", "batch rows", "rows", "rows/s", "nonzeros/s", "peak RSS", "RSS before",
                  "Arrow pool peak", "s", ">= 3M rows/s"], rows)
     L.append("")
-    L.append("`prebuffer_off`: the library's reader monkeypatched in the benchmark process to open files with "
-             "`pq.ParquetFile(..., pre_buffer=False)` (library code unchanged). The library does the same since "
-             "8e21e80; before it, peak RSS grew with rows (2M 313 MiB -> 10M 464 MiB, Arrow pool 45 -> 191 MiB).")
+    if any("prebuffer_off" in k for k in S):  # rows of runs before the experiment was retired
+        L.append("`prebuffer_off`: the library's reader monkeypatched in the benchmark process to open files "
+                 "with `pq.ParquetFile(..., pre_buffer=False)` (library code unchanged). The library does the same "
+                 "since 8e21e80; before it, peak RSS grew with rows (2M 313 MiB -> 10M 464 MiB, Arrow pool 45 -> "
+                 "191 MiB).")
     if "featurize_peak_rss_ratio_largest_vs_smallest" in D:
         L.append("")
         L.append(f"Peak RSS largest/smallest file: {D['featurize_peak_rss_ratio_largest_vs_smallest']:.3f}")

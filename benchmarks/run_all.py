@@ -137,9 +137,6 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     for rows, path in trains.items():
         plan += _item(f"featurize/{lab[rows]}", "featurize", "featurize", {"source": str(path), "spec": spec},
                       repeats=reps)
-    for rows, path in trains.items():  # experiment: the reader with pyarrow pre_buffer off
-        plan += _item(f"featurize_prebuffer_off/{lab[rows]}", "featurize", "featurize",
-                      {"source": str(path), "spec": spec, "pre_buffer": False}, repeats=reps)
 
     # -- b. training end to end (--quick: the baselines only on the larger file)
     big = max(trains)
@@ -152,8 +149,6 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
         if not quick:
             plan += _item(f"train/{lab[rows]}/sparsecross_2cores", "train", "train_scx", {**common, "cores": 2},
                           repeats=one_rep)
-        plan += _item(f"train/{lab[rows]}/sparsecross_prebuffer_off", "train", "train_scx",
-                      {**common, "pre_buffer": False}, repeats=one_rep)
         plan += _item(f"train/{lab[rows]}/dense", "train", "train_dense", common)
         plan += _item(f"train/{lab[rows]}/dense_prefaulted", "train", "train_dense", {**common, "prefault": True})
         vw_train = W.vw_text(path, bench_spec)
@@ -436,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         meta["merged_runs"] = merged
     summary = summarize(raw)
     doc = {"meta": meta, "targets": TARGETS, "summary": summary, "derived": derive(summary), "raw": raw}
-    out.write_text(json.dumps(doc, indent=1, default=float))
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1, default=float))
+    os.replace(tmp, out)  # --merge, compare.py and readme_table.py read it back
     from report import render
 
     md = out.with_suffix(".md")

@@ -261,23 +261,6 @@ def _warm_dense() -> None:
     dense_touched(n)
 
 
-def patch_pre_buffer_off() -> None:
-    """Experiment (benchmark process only, library untouched): open Parquet files with
-    ``pre_buffer=False``.  With pyarrow's default ``pre_buffer=True`` the reader keeps the
-    pre-buffered bytes of every row group read until the file is closed, so RSS grows with rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import sparsecross.read as R
-
-    def _open(path, read_dictionary=()):
-        try:
-            return pq.ParquetFile(path, read_dictionary=list(read_dictionary) or None, pre_buffer=False)
-        except (pa.ArrowException, OSError) as exc:
-            raise R.DataError(f"cannot read {str(path)!r} as Parquet: {R._short(exc)}") from None
-
-    R._open = _open
-
-
 def task_featurize(args: dict[str, Any]) -> dict[str, Any]:
     out = setup(args)
     import sparsecross
@@ -289,9 +272,6 @@ def task_featurize(args: dict[str, Any]) -> dict[str, Any]:
     out["rehash_warmup_s"] = warm_rehash()
     spec = spec_for(args["spec"])
     src = Path(args["source"])
-    if args.get("pre_buffer") is False:
-        patch_pre_buffer_off()
-        out["patched"] = "sparsecross.read._open: pq.ParquetFile(..., pre_buffer=False)"
     sig0 = kernel_signatures()
     mark_base(out)
     rows = nnz = batches = 0
@@ -324,9 +304,6 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
     train = Path(args["train"])
     spec = spec_for(args["spec"], train)
     p = args["params"]
-    if args.get("pre_buffer") is False:
-        patch_pre_buffer_off()
-        out["patched"] = "sparsecross.read._open: pq.ParquetFile(..., pre_buffer=False)"
     sig0 = kernel_signatures()
     mark_base(out)
     t = time.perf_counter()
@@ -408,13 +385,13 @@ def task_train_dense(args: dict[str, Any]) -> dict[str, Any]:
     for batch in prefetch(sparsecross.iter_batches(train, spec, batch_rows=batch_rows(args))):
         X = batch.X
         rows += dense_ftrl_pass(X.indptr, X.indices, X.data, batch.y, z, n, bias, a, b_, l1, l2, acc)
-    dt = time.perf_counter() - t
-    out["peak_rss_bytes"] = peak_rss()
     keys, w = dense_export(z, n, a, b_, l1, l2)
     w32 = w.astype(np.float32)
     keep = w32 != 0
     bias_w = float(-bias[0] / ((b_ + np.sqrt(bias[1])) / a))
     model = SparseModel(keys[keep].astype(np.uint64), w32[keep], bias_w, spec)
+    dt = time.perf_counter() - t  # Parquet -> model, as sparsecross.train() is timed
+    out["peak_rss_bytes"] = peak_rss()
     out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, touched_features=int(dense_touched(n)),
                nonzeros=model.nonzeros, state_bytes=int(z.nbytes + n.nbytes), dense_table_bytes=int(z.nbytes + n.nbytes),
                progressive_logloss=float(acc[0] / acc[1]), bias=bias_w,
@@ -784,10 +761,10 @@ def task_peer(args: dict[str, Any]) -> dict[str, Any]:
     if peer in ("sgd", "liblinear", "saga"):
         from sklearn.linear_model import LogisticRegression, SGDClassifier
 
-        mark_base(out)
         t = time.perf_counter()
         A, y, B, cols = _compact(Xtr, Xte, rows)
-        out["prep_s"] = time.perf_counter() - t  # column compaction (not in rows/s)
+        out["prep_s"] = time.perf_counter() - t  # column compaction (not in rows/s, nor in peak RSS: as River's dicts)
+        mark_base(out)
         out["compacted_columns"] = int(len(cols))
         t = time.perf_counter()
         if peer == "sgd":
