@@ -109,8 +109,8 @@ def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
             out[name] = getattr(defaults, name)
     if getattr(args, "valid", None) is not None and getattr(args, "holdout", None) is None:
         out["holdout"] = None  # --valid replaces a [train] holdout
-    if getattr(args, "batch_rows", None) is None and "batch_rows" in spec.train:
-        args.batch_rows = spec.train["batch_rows"]
+    if getattr(args, "batch_rows", None) is None:  # flag > the spec's [train] table > default
+        args.batch_rows = spec.train.get("batch_rows", DEFAULT_BATCH_ROWS)
     return out
 
 
@@ -249,7 +249,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         model = train(
             args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
-            batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows), checkpoint=args.checkpoint,
+            batch_rows=args.batch_rows, checkpoint=args.checkpoint,
             checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client,
             **opts, **extra,
         )
@@ -264,7 +264,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.names > 0:
         from .names import record_names
 
-        record_names(model, args.data, top=args.names, batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows))
+        record_names(model, args.data, top=args.names, batch_rows=args.batch_rows)
     nbytes = save_model(model, out, encoding=args.encoding)
     st = model.stats
     report = {

@@ -16,7 +16,6 @@ from typing import Any
 
 from . import cli
 from .errors import SparseCrossError
-from .read import DEFAULT_BATCH_ROWS
 
 DEMO_L1_GRID = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
 
@@ -151,7 +150,7 @@ def cmd_path(args: argparse.Namespace) -> int:
     # the same training settings for the path and for the L2-only comparison of --plot
     common = dict(alpha=opts["alpha"], beta=opts["beta"], epochs=opts["epochs"],
                   label_smoothing=opts["label_smoothing"], valid=args.valid, holdout=opts["holdout"],
-                  batch_rows=(DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows),
+                  batch_rows=args.batch_rows,
                   state_dtype=args.state_dtype)
     res = regularization_path(
         args.data, spec, l1=l1, l2=l2, max_nonzeros=args.max_nonzeros, max_bytes=args.max_bytes,

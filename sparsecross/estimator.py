@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import DataError, NotFittedError, SparseCrossError
+from .errors import DataError, NotFittedError
 from .state import FTRLState
 from .train import TrainParams, train_batch
 from .featurize import Batch
@@ -80,11 +80,9 @@ class FTRLClassifier:
                     input_tags=InputTags(sparse=True, two_d_array=True))
 
     def _params(self) -> TrainParams:
-        try:
-            return TrainParams(self.alpha, self.beta, self.l1, self.l2, self.epochs, self.label_smoothing,
-                               None, self.state_dtype)
-        except SparseCrossError as exc:
-            raise ValueError(str(exc)) from None
+        # invalid values raise ParameterError, a ValueError as scikit-learn expects
+        return TrainParams(self.alpha, self.beta, self.l1, self.l2, self.epochs, self.label_smoothing,
+                           None, self.state_dtype)
 
     def _check_X(self, X: Any, *, reset: bool) -> sp.csr_array:
         dtype = X.dtype if sp.issparse(X) else np.asarray(X).dtype

@@ -27,11 +27,11 @@ class StreamingMetrics:
         self.acc = np.zeros(3, dtype=np.float64)  # loss sum, weight sum, rows
 
     def update(self, margins: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
-               row_mask: np.ndarray | None = None, mask_value: int = 1) -> None:
-        """Add rows; with ``row_mask`` only rows where ``row_mask == mask_value``."""
+               row_mask: np.ndarray | None = None) -> None:
+        """Add rows; with ``row_mask`` only the rows where it is nonzero (e.g. holdout rows)."""
         sw = np.zeros(0) if sample_weight is None else sample_weight
         rm = np.zeros(0, dtype=np.uint8) if row_mask is None else row_mask
-        accumulate_metrics(margins, y, sw, rm, np.uint8(mask_value), self.pos, self.neg, self.acc, LIMIT)
+        accumulate_metrics(margins, y, sw, rm, self.pos, self.neg, self.acc, LIMIT)
 
     @property
     def rows(self) -> int:

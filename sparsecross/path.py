@@ -108,7 +108,7 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
     for batch in prefetch(iter_batches(vsource, spec, batch_rows=batch_rows)):
         mask = _mask_for(batch, base.holdout, salt) if valid is None else None
         for st, tp, m in zip(states, params, metrics):
-            m.update(st.margins(batch.X, tp.ftrl), batch.y, batch.sample_weight, mask, 1)
+            m.update(st.margins(batch.X, tp.ftrl), batch.y, batch.sample_weight, mask)
     return list(zip(states, metrics, params, accs))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
 from ._kernels.table import empty_table, rehash
-from .errors import CheckpointError
+from .errors import CheckpointError, ParameterError
 
 __all__ = ["FTRLState", "MAX_LOAD"]
 
@@ -66,7 +66,7 @@ class FTRLState:
 
     def __init__(self, n_columns: int, dtype: str = "float32", capacity: int = _MIN_CAPACITY) -> None:
         if dtype not in ("float32", "float64"):
-            raise ValueError(f"state dtype must be 'float32' or 'float64', got {dtype!r}")
+            raise ParameterError(f"state dtype must be 'float32' or 'float64', got {dtype!r}")
         self.n_columns = int(n_columns)
         self.dtype = dtype
         cap = _MIN_CAPACITY

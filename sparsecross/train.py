@@ -85,15 +85,15 @@ class TrainParams:
         for name, value, ok, expected in checks:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or not ok(value):
-                raise SparseCrossError(f"{name} must be a finite number {expected}, got {value!r}")
+                raise ParameterError(f"{name} must be a finite number {expected}, got {value!r}")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise SparseCrossError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+            raise ParameterError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if self.holdout is not None and not (
             isinstance(self.holdout, (int, float)) and math.isfinite(self.holdout) and 0 < self.holdout < 1
         ):
-            raise SparseCrossError(f"holdout must be a fraction in (0, 1), got {self.holdout!r}")
+            raise ParameterError(f"holdout must be a fraction in (0, 1), got {self.holdout!r}")
         if self.state_dtype not in ("float32", "float64"):
-            raise SparseCrossError(f"state_dtype must be 'float32' or 'float64', got {self.state_dtype!r}")
+            raise ParameterError(f"state_dtype must be 'float32' or 'float64', got {self.state_dtype!r}")
 
     @property
     def ftrl(self) -> FTRLParams:
@@ -221,7 +221,7 @@ def evaluate_state(state: FTRLState, params: FTRLParams, source: Source, spec: F
     for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
         margins = state.margins(batch.X, params)
         mask = _mask_for(batch, holdout, salt) if holdout is not None else None
-        metrics.update(margins, batch.y, batch.sample_weight, mask, 1)
+        metrics.update(margins, batch.y, batch.sample_weight, mask)
     return metrics
 
 
@@ -339,9 +339,9 @@ def train(
         raise SparseCrossError("give either valid data or a holdout fraction, not both")
     tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
     if batch_rows < 1:
-        raise SparseCrossError(f"batch_rows must be >= 1, got {batch_rows!r}")
+        raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
     if checkpoint_every < 1:
-        raise SparseCrossError(f"checkpoint_every must be >= 1 row, got {checkpoint_every!r}")
+        raise ParameterError(f"checkpoint_every must be >= 1 row, got {checkpoint_every!r}")
     params = tp.ftrl
     t0 = time.perf_counter()
 

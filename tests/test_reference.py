@@ -391,14 +391,8 @@ def test_golden_featurize_cases_cover_the_contract():
     values = [v for c in cases if "expected" in c for r in c["expected"]["rows"] for _, v in r]
     assert any(v >= 2.0 for v in values)  # a collision is frozen
     assert any("expected_error" in c for c in cases)
-    modes = set()
-    for c in cases:
-        if "expected" in c:
-            modes |= set(c["expected"]["layout"]["cross_modes"].values())
-            csr, labels, weights, width = reference_featurize(tomllib.loads(c["spec_toml"]),
-                                                              c["rows"])
-            assert [[[col, v] for col, v in r] for r in csr] == c["expected"]["rows"]
-            assert width == c["expected"]["width"]
+    # (that the reference reproduces these cases is test_golden_file_is_up_to_date's job)
+    modes = {m for c in cases if "expected" in c for m in c["expected"]["layout"]["cross_modes"].values()}
     assert modes == {"exact", "hashed"}
 
 

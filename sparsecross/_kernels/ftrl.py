@@ -151,15 +151,23 @@ def state_margins(indptr, indices, data, table, vals, bias, params):
 
 
 @kernel
-def export_weights(table, vals, params):
-    """Nonzero weights of a state table: (keys uint64[m], weights float64[m]) in slot order
-    (unsorted).  Returns new arrays."""
-    alpha, beta, l1, l2, eps = params
+def count_nonzero(table, vals, l1):
+    """Number of occupied slots with |z| > l1 (the live nonzero weights)."""
     empty = table[0, 0] | ~table[0, 0]
     m = 0
     for s in range(table.shape[0]):
         if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
             m += 1
+    return m
+
+
+@kernel
+def export_weights(table, vals, params):
+    """Nonzero weights of a state table: (keys uint64[m], weights float64[m]) in slot order
+    (unsorted).  Returns new arrays."""
+    alpha, beta, l1, l2, eps = params
+    empty = table[0, 0] | ~table[0, 0]
+    m = count_nonzero(table, vals, l1)
     ok = np.empty(m, dtype=np.uint64)
     ow = np.empty(m, dtype=np.float64)
     j = 0
@@ -169,14 +177,3 @@ def export_weights(table, vals, params):
             ow[j] = weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2)
             j += 1
     return ok, ow
-
-
-@kernel
-def count_nonzero(table, vals, l1):
-    """Number of occupied slots with |z| > l1 (the live nonzero weights)."""
-    empty = table[0, 0] | ~table[0, 0]
-    m = 0
-    for s in range(table.shape[0]):
-        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
-            m += 1
-    return m

@@ -32,18 +32,18 @@ def score_csr(indptr, indices, data, table, vals, bias):
 
 
 @kernel
-def accumulate_metrics(margins, y, sw, row_mask, mask_value, pos, neg, acc, limit):
+def accumulate_metrics(margins, y, sw, row_mask, pos, neg, acc, limit):
     """Add rows to running metrics (mutates ``pos``, ``neg``, ``acc``).
 
     ``margins``/``y`` float64[n]; ``sw`` float64[n] or length 0; ``row_mask`` uint8[n] or
-    length 0 (use rows where it equals ``mask_value``).  ``pos``/``neg``: weighted margin
+    length 0 (use only the rows where it is nonzero).  ``pos``/``neg``: weighted margin
     histograms over [-limit, limit]; ``acc``: (weighted logloss sum, weight sum, rows)."""
     nb = pos.shape[0]
     scale = nb / (2.0 * limit)
     has_sw = sw.shape[0] > 0
     has_mask = row_mask.shape[0] > 0
     for r in range(margins.shape[0]):
-        if has_mask and row_mask[r] != mask_value:
+        if has_mask and row_mask[r] == 0:
             continue
         m = margins[r]
         w = sw[r] if has_sw else 1.0

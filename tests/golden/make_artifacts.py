@@ -129,6 +129,12 @@ def build() -> dict[str, bytes]:
         data = model_bytes(model, enc)
         out[name] = data
         expected["encodings"][enc] = expected_entry(name, data)
+    # float32 is lossless: what the writer + reader give back must be the hand-written model,
+    # so that a --force rerun cannot freeze an encoder bug into the golden expectations
+    f32 = expected["encodings"]["float32"]
+    assert f32["keys"] == [int(k) for k in model.keys], "float32 round trip changed the keys"
+    assert f32["weights_float32_hex"] == [f"{int(b):08x}" for b in model.weights.view(np.uint32)], \
+        "float32 round trip changed the weights"
     good = bytearray(out[FILES["float32"]])
     mid = len(good) // 2
     good[mid] ^= 0xFF
