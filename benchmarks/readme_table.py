@@ -37,7 +37,9 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
     out.append(f"Measured by `python benchmarks/run_all.py` on {M['date_utc'][:10]}: {M['cpu_model']}, "
                f"{M['cpu_count']} CPUs (shared machine), git {M['git_sha'][:10]}; medians of {M.get('repeats', 3)} runs for "
                "sparsecross, one run for peers; one core unless noted; compilation excluded. "
-               "Full tables: `benchmarks/results/results.md`.")
+               "Full tables: `benchmarks/results/results.md`."
+               + "".join(f" Re-measured on {mr['date_utc'][:10]} at git {str(mr['git_sha'])[:10]}: "
+                         + ", ".join(sorted(mr.get("ids", []))) + "." for mr in M.get("merged_runs", [])))
     out.append("")
     out.append("Synthetic geo data (`data/specs/synthetic_bench.toml`: the 233,280,001-column arc-minute cell "
                "plus device, age, income and one cross; 5 nonzeros per row), test = 1M later rows of the same world:")

@@ -209,7 +209,7 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
                   {"train": str(trains[small]), "test": str(test), "spec": spec, "peer": "river", "rows": river_rows,
                    "params": PARAMS, **lim})
     plan += _item(f"peers/synthetic_{lab[small]}/sparsecross_first{W._label(river_rows)}", "peers", "train_scx",
-                  {"train": str(_prefix_file(trains[small], river_rows)), "test": str(test), "spec": spec,
+                  {"train": str(W.synthetic_train(river_rows)), "test": str(test), "spec": spec,
                    "params": PARAMS}, repeats=one_rep)
     # California housing (seeded 80/20 split of housing.parquet)
     cal = {"train": str(cal_train), "test": str(cal_test), "spec": "california"}
@@ -230,16 +230,6 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     plan += _item("peers/california/liblinear_C=1", "california", "peer",
                   {**cal, "peer": "liblinear", "params": {"C": 1.0}, **lim})
     return plan, files
-
-
-def _prefix_file(path: Path, rows: int) -> Path:
-    """The first ``rows`` rows of a synthetic training file (same rows as the peers see)."""
-    from sparsecross import generate
-
-    out = W.CACHE / f"synthetic_train_{W._label(rows)}_seed{W.SEED}.parquet"
-    if not out.exists():
-        generate(out, rows=rows, seed=W.SEED)
-    return out
 
 
 # ------------------------------------------------------------------- running

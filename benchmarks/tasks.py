@@ -140,6 +140,14 @@ def batch_rows(args: dict[str, Any]) -> int:
     return int(DEFAULT_BATCH_ROWS)
 
 
+def save_npz(path: Path, **arrays: Any) -> None:
+    """``np.savez`` to a temporary name, renamed when complete (later tasks read it back)."""
+    tmp = W._tmp(path)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
 def exact_metrics(margins: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Test logloss (p clipped to [1e-15, 1-1e-15]) and exact rank AUC from margins."""
     from scipy.stats import rankdata
@@ -328,7 +336,7 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
                model_digest=model_digest(model.keys, model.weights, model.bias))
     if args.get("save_weights"):
         MODELS.mkdir(parents=True, exist_ok=True)
-        np.savez(MODELS / f"{args['save_weights']}.weights.npz", cols=model.keys.astype(np.int64), w=model.weights,
+        save_npz(MODELS / f"{args['save_weights']}.weights.npz", cols=model.keys.astype(np.int64), w=model.weights,
                  bias=model.bias)
     if args.get("test"):
         test = Path(args["test"])
@@ -642,7 +650,7 @@ def task_train_vw(args: dict[str, Any]) -> dict[str, Any]:
     if not args.get("keep_readable"):
         readable.unlink()
     if args.get("save_weights"):
-        np.savez(VW_DIR / f"{tag}.weights.npz", cols=cols, w=w[nzw], bias=out["bias"])
+        save_npz(VW_DIR / f"{tag}.weights.npz", cols=cols, w=w[nzw], bias=out["bias"])
     out["vw_cols_digest"] = hashlib.sha256(np.sort(cols).astype(np.uint64).tobytes()).hexdigest()[:16]
     return out
 
