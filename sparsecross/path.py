@@ -27,7 +27,7 @@ from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
 from .state import FTRLState
-from .train import TrainParams, _mask_for, export_state, prefetch, train_batch
+from .train import TrainParams, _mask_for, evaluate_states, export_state, prefetch, train_batch
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -103,12 +103,9 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
             mask = _mask_for(batch, base.holdout, salt)
             for st, tp, acc in zip(states, params, accs):
                 train_batch(st, batch, tp.ftrl, mask, acc)
-    metrics = [StreamingMetrics() for _ in settings]
-    vsource = valid if valid is not None else source
-    for batch in prefetch(iter_batches(vsource, spec, batch_rows=batch_rows)):
-        mask = _mask_for(batch, base.holdout, salt) if valid is None else None
-        for st, tp, m in zip(states, params, metrics):
-            m.update(st.margins(batch.X, tp.ftrl), batch.y, batch.sample_weight, mask)
+    metrics = evaluate_states([(st, tp.ftrl) for st, tp in zip(states, params)],
+                              valid if valid is not None else source, spec, batch_rows=batch_rows,
+                              holdout=base.holdout if valid is None else None, salt=salt)
     return list(zip(states, metrics, params, accs))
 
 

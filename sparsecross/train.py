@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -217,11 +217,18 @@ def evaluate_state(state: FTRLState, params: FTRLParams, source: Source, spec: F
                    batch_rows: int = DEFAULT_BATCH_ROWS, holdout: float | None = None,
                    salt: int = 0) -> StreamingMetrics:
     """Logloss/AUC of the current state on ``source`` (only holdout rows if ``holdout``)."""
-    metrics = StreamingMetrics()
+    return evaluate_states([(state, params)], source, spec, batch_rows=batch_rows, holdout=holdout, salt=salt)[0]
+
+
+def evaluate_states(states: Sequence[tuple[FTRLState, FTRLParams]], source: Source, spec: FeatureSpec, *,
+                    batch_rows: int = DEFAULT_BATCH_ROWS, holdout: float | None = None,
+                    salt: int = 0) -> list[StreamingMetrics]:
+    """:func:`evaluate_state` of several states over one read of ``source``."""
+    metrics = [StreamingMetrics() for _ in states]
     for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
-        margins = state.margins(batch.X, params)
-        mask = _mask_for(batch, holdout, salt) if holdout is not None else None
-        metrics.update(margins, batch.y, batch.sample_weight, mask)
+        mask = _mask_for(batch, holdout, salt)
+        for (state, params), m in zip(states, metrics):
+            m.update(state.margins(batch.X, params), batch.y, batch.sample_weight, mask)
     return metrics
 
 

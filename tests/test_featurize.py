@@ -150,13 +150,6 @@ def assert_identical(A: sp.csr_array, B: sp.csr_array) -> None:
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-def _spec_without_self_crosses(spec_dict: dict[str, Any]) -> dict[str, Any]:
-    d = dict(spec_dict)
-    d["crosses"] = [c for c in spec_dict.get("crosses", [])
-                    if len(set(c["features"])) == len(c["features"])]
-    return d
-
-
 # ================================================================================ golden vectors
 def _golden_params():
     return [pytest.param(c, id=c["id"]) for c in GOLDEN_FEATURIZE]
@@ -184,11 +177,12 @@ def test_golden_featurize_cases(case: dict[str, Any]) -> None:
         np.testing.assert_array_equal(w, exp["weights"])
 
 
-def test_golden_cross_modes_without_self_cross() -> None:
-    """The part of featurize/cross_modes_max_exact the library accepts, against the reference."""
+def test_golden_cross_modes_against_the_reference() -> None:
+    """featurize/cross_modes_max_exact (a self-cross included) against the reference, and
+    which crosses came out exact or hashed."""
     (case,) = [c for c in GOLDEN_FEATURIZE if c["id"] == "featurize/cross_modes_max_exact"]
-    spec_dict = _spec_without_self_crosses(tomllib.loads(case["spec_toml"]))
-    assert len(spec_dict["crosses"]) == 4
+    spec_dict = tomllib.loads(case["spec_toml"])
+    assert len(spec_dict["crosses"]) == 5
     spec = parse_spec(spec_dict)
     indptr, indices, data, labels, _, width = reference_csr(spec_dict, case["rows"])
     X, y, _ = featurize_rows(spec, spec_dict, case["rows"])
