@@ -60,6 +60,11 @@ _KIND_KEYS = {
 _COMMON_KEYS = {"name", "kind", "missing", "standalone"}
 
 
+def grid_of(resolution_arcmin: float) -> tuple[int, int]:
+    """(n_lat, n_lon) bands of a geo grid of ``resolution_arcmin`` minutes."""
+    return math.ceil(10800 / resolution_arcmin), math.ceil(21600 / resolution_arcmin)
+
+
 @dataclass(frozen=True)
 class LabelSpec:
     """The label: ``y = column > threshold`` or a 0/1 (bool) column; optional sample weights."""
@@ -99,8 +104,7 @@ class Feature:
     @property
     def grid(self) -> tuple[int, int]:
         """(n_lat, n_lon) bands of the grid at this resolution."""
-        r = self.resolution_arcmin
-        return math.ceil(10800 / r), math.ceil(21600 / r)
+        return grid_of(self.resolution_arcmin)
 
     @property
     def cardinality(self) -> int | None:
@@ -421,7 +425,7 @@ def _parse_feature(i: int, t: Any) -> Feature:
         res = _get(where, t, "resolution_arcmin", float, 1.0)
         if not (math.isfinite(res) and 0 < res <= 21600):
             raise SpecError(f"{where}.resolution_arcmin: expected a number in (0, 21600], got {res!r}")
-        n = math.ceil(10800 / res) * math.ceil(21600 / res)
+        n = math.prod(grid_of(res))
         if n > 2**40:
             raise SpecError(f"{where}.resolution_arcmin: {res!r} gives {n} cells; at most 2**40")
         invalid = _choice(f"{where}.invalid", _get(where, t, "invalid", str, "error"), ("error", "missing"))
@@ -551,8 +555,7 @@ def parse_spec(source: str | Mapping[str, Any]) -> FeatureSpec:
     if qrows < 1:
         raise SpecError(f"quantile_sample_rows: expected a positive integer, got {qrows!r}")
     spec = FeatureSpec(label, hashing, features, tuple(crosses), train, qrows, version)
-    exact_cards = sum(o.cardinality or 0 for o in spec.outputs if o.kind == 0) if not spec.needs_data else 0
-    if exact_cards + (1 << hashing.bits) >= 2**62:
+    if (1 << hashing.bits if spec.needs_data else spec.n_columns) >= 2**62:
         raise SpecError("spec: the column space exceeds 2**62 columns; lower resolutions or max_exact")
     if not spec.needs_data and not spec.outputs:
         raise SpecError("spec: no feature is emitted (every feature has standalone = false and there are no crosses)")

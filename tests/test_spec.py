@@ -522,3 +522,14 @@ def test_boundary_beyond_float64_is_a_spec_error():
     with pytest.raises(SpecError, match="beyond the float64 range"):
         parse_spec({"label": {"column": "y"},
                     "features": [{"name": "b", "kind": "bucket", "column": "x", "boundaries": [10**400]}]})
+
+
+def test_column_space_beyond_2_62_is_a_spec_error():
+    """Two 0.02-arc-minute grids crossed exactly: ~2**70 columns."""
+    geo = [{"name": n, "kind": "geo", "lat": n + "_lat", "lon": n + "_lon", "resolution_arcmin": 0.02} for n in "ac"]
+    d = {"label": {"column": "y"}, "hashing": {"bits": 20}, "features": geo,
+         "crosses": [{"features": ["a", "c"], "mode": "exact"}]}
+    with pytest.raises(SpecError, match="exceeds 2\\*\\*62 columns"):
+        parse_spec(d)
+    d["crosses"][0]["mode"] = "hashed"
+    assert parse_spec(d).n_columns < 2**62
