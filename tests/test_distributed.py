@@ -450,17 +450,17 @@ class _Poison(distributed.WorkerPlugin):
         d._task_prepare = prepare
 
 
-def test_a_chunk_that_keeps_killing_workers_fails_naming_it(data, healthy):
-    healthy.register_plugin(_Poison(6), name="sparsecross-test-poison")
-    try:
+def test_a_chunk_that_keeps_killing_workers_fails_naming_it(data):
+    """On a cluster of its own (its workers die over and over), so the module's cluster stays
+    healthy for the other tests."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as c:
+        c.register_plugin(_Poison(6), name="sparsecross-test-poison")
         with pytest.raises(SparseCrossError, match=r"died 3 times during round 1 .*chunks in flight") as info:
-            sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2)
-        # chunk 6 (part-1 row group 0) is among the suspects named
-        assert "part-1.parquet' row group 0" in str(info.value)
-        assert "\n" not in str(info.value)
-    finally:
-        healthy.unregister_worker_plugin("sparsecross-test-poison")
-        healthy.restart()  # fresh workers, without the patch
+            sparsecross.train(data["folder"], SPEC, client=c, lanes=2)
+    # chunk 6 (part-1 row group 0) is among the suspects named
+    assert "part-1.parquet' row group 0" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_paused_shard_owner_is_a_clear_error(data, monkeypatch):
