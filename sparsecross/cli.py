@@ -93,6 +93,20 @@ def check_out(path: str, flag: str, example: str) -> Path:
     return out
 
 
+def guard_outputs(outputs: dict[str, Any], *, spec: str | None = None, model: str | None = None,
+                  data: Any = None, valid: Any = None) -> None:
+    """Refuse (one line, nothing written) an output that is one of the command's inputs."""
+    from .files import check_outputs, input_files
+
+    inputs: dict[str, list[Any]] = {
+        "the spec": [spec] if spec else [],
+        "the model": [model] if model else [],
+        "an input data file": input_files(data),
+        "a --valid file": input_files(valid),
+    }
+    check_outputs(outputs, inputs)
+
+
 def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
     """CLI flags > the spec's [train] table > library defaults."""
     from .train import TrainParams
@@ -232,9 +246,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .train import peak_rss_bytes, train
 
+    out = check_out(args.out, "--out", "model.scx")
+    ckpt = args.checkpoint
+    guard_outputs({"--out": out, "--checkpoint": ckpt,
+                   "--checkpoint state file": os.path.join(ckpt, "state.npz") if ckpt else None},
+                  spec=args.spec, data=args.data, valid=args.valid)
     spec = load_spec(args.spec)
     opts = _train_options(args, spec)
-    out = check_out(args.out, "--out", "model.scx")
     extra: dict[str, Any] = {}
     client = None
     cluster = None
@@ -303,10 +321,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     keep = [c.strip() for c in args.keep.split(",") if c.strip()] if args.keep else []
     out = check_out(args.out, "--out", "pred.parquet")
-    from .read import resolve_files
-
-    if any(out.resolve() == p.resolve() for p in resolve_files(args.data)):
-        raise SparseCrossError(f"--out {args.out!r} is one of the input files; write the predictions elsewhere")
+    guard_outputs({"--out": out}, model=args.model, data=args.data)
     bar = _Progress(None, "predict", enabled=False if args.quiet or args.dask else None)
     t0 = time.perf_counter()
     try:

@@ -65,7 +65,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cache = Path(args.cache or default_cache_dir())
     t_all = time.perf_counter()
     t0 = time.perf_counter()
+    out = Path(args.out) if args.out else cache / "demo.scx"
+    if args.out:
+        cli.check_out(args.out, "--out", "demo.scx")
     train_path, valid_path, made = ensure_demo_data(cache, args.rows, args.valid_rows, args.seed, args.quiet or args.json)
+    cli.guard_outputs({"--out": out}, data=train_path, valid=valid_path)
     t_gen = time.perf_counter() - t0
     say(f"data: {train_path} ({args.rows:,} rows) + validation {valid_path.name} ({args.valid_rows:,} rows)"
         + (f", generated in {t_gen:.1f} s" if made else ", cached"))
@@ -80,7 +84,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     t_train = time.perf_counter() - t0
-    out = Path(args.out) if args.out else cache / "demo.scx"
     nbytes = save_model(model, out)
     st = model.stats
     geo_cells = spec.feature("cell").grid[0] * spec.feature("cell").grid[1]
@@ -144,6 +147,7 @@ def cmd_path(args: argparse.Namespace) -> int:
         raise SparseCrossError("--out needs a budget (--max-nonzeros or --max-bytes) to choose the model to write")
     if args.out:
         cli.check_out(args.out, "--out", "best.scx")
+    cli.guard_outputs({"--out": args.out, "--plot": args.plot}, spec=args.spec, data=args.data, valid=args.valid)
     spec = load_spec(args.spec)
     opts = cli._train_options(args, spec)
     quiet = args.quiet or args.json
@@ -195,6 +199,8 @@ def cmd_plot_weights(args: argparse.Namespace) -> int:
     from .export import load_model
     from .plots import plot_weights_map
 
+    cli.check_out(args.out, "--out", "map.png")
+    cli.guard_outputs({"--out": args.out}, model=args.model)
     model = load_model(args.model)
     out = plot_weights_map(model, args.out, feature=args.feature, width=args.width, height=args.height)
     if not args.quiet:

@@ -18,6 +18,7 @@ __all__ = [
     "ParameterError",
     "ArtifactError",
     "CheckpointError",
+    "OutputError",
     "NotFittedError",
     "SparseCrossWarning",
     "EmptyModelWarning",
@@ -52,6 +53,11 @@ class ArtifactError(SparseCrossError):
 
 class CheckpointError(SparseCrossError):
     """A checkpoint cannot be used to resume this run."""
+
+
+class OutputError(SparseCrossError):
+    """An output cannot be written: it would overwrite an input, or the write failed (the
+    message names the path)."""
 
 
 class NotFittedError(SparseCrossError, AttributeError):

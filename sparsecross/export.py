@@ -23,6 +23,7 @@ import numpy as np
 
 from ._kernels.varint import STATUS_MESSAGES, STATUS_OK, decode_deltas, encode_deltas
 from .errors import ArtifactError, SpecError
+from .files import atomic_output
 from .hashing import HASH_CONTRACT
 from .model import SparseModel
 from .spec import FeatureSpec, parse_spec
@@ -159,9 +160,10 @@ def model_bytes(model: SparseModel, encoding: str | None = None) -> bytes:
 def save_model(model: SparseModel, path: str | os.PathLike[str], *, encoding: str | None = None) -> int:
     """Write ``model`` to ``path`` atomically; return the file size in bytes.
 
-    The bytes (see :func:`model_bytes`) go to ``path + ".tmp-<pid>"`` in the same folder,
-    which is flushed, fsynced and then renamed over ``path`` (``os.replace``).  If anything
-    fails, the temporary file is removed and an existing ``path`` is left untouched.
+    The bytes (see :func:`model_bytes`) go to a fresh temporary file in the same folder
+    (:func:`sparsecross.files.atomic_output`), which is flushed, fsynced and then renamed over
+    ``path``.  If anything fails, the temporary file is removed and an existing ``path`` is left
+    untouched.
 
     Raises
     ------
@@ -170,41 +172,9 @@ def save_model(model: SparseModel, path: str | os.PathLike[str], *, encoding: st
         written (the message names the path).
     """
     data = model_bytes(model, encoding)
-    target = os.fspath(path)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    try:
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError as exc:
-        raise ArtifactError(f"cannot write model file {target!r}: {exc}") from exc
-    _fsync_dir(os.path.dirname(os.path.abspath(target)))
+    with atomic_output(path, "model file", ArtifactError) as fh:
+        fh.write(data)
     return len(data)
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the rename durable (POSIX); best effort, silently skipped where unsupported."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _resolve_encoding(model: SparseModel, encoding: str | None) -> str:

@@ -83,6 +83,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import OutputError
+from .files import atomic_output
+
 __all__ = [
     "generate",
     "SCHEMA",
@@ -518,7 +521,7 @@ def generate(
     """Write a synthetic geo event log with a planted sparse logistic model to Parquet.
 
     The file is generated and written one row group at a time (memory is bounded by
-    *row_group_size*), into ``<out>.tmp-<pid>`` in the same folder, then renamed to *out*.
+    *row_group_size*), into a fresh temporary file in the same folder, then renamed to *out*.
     See the module docstring for the columns and the planted model.
 
     Parameters
@@ -580,7 +583,6 @@ def generate(
             f"generate: output {str(path)!r} exists (pass overwrite=True to replace it)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
     metadata = {
         b"sparsecross.generate": json.dumps(
@@ -592,26 +594,21 @@ def generate(
     world = _make_world(seed)
     cache: dict[int, dict[str, np.ndarray]] = {}
     logger.debug(
-        "generating %d rows (seed=%d, row_group_size=%d) into %s", rows, seed, row_group_size, tmp
+        "generating %d rows (seed=%d, row_group_size=%d) into %s", rows, seed, row_group_size, path
     )
-    try:
-        with pq.ParquetWriter(
-            tmp,
+    with atomic_output(path, "generated data", OutputError) as fh, pq.ParquetWriter(
+            fh,
             schema,
             compression="zstd",
             # Dictionary pages only where they pay off; high-cardinality floats skip them.
             use_dictionary=["device", "age", "hour", "label"],
-        ) as writer:
-            end = first_row + rows
-            for start in range(first_row, end, row_group_size):
-                stop = min(start + row_group_size, end)
-                table = _rows(world, start, stop, cache)
-                writer.write_table(table, row_group_size=stop - start)
-                if progress is not None:
-                    progress(stop - first_row)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    ) as writer:
+        end = first_row + rows
+        for start in range(first_row, end, row_group_size):
+            stop = min(start + row_group_size, end)
+            table = _rows(world, start, stop, cache)
+            writer.write_table(table, row_group_size=stop - start)
+            if progress is not None:
+                progress(stop - first_row)
     logger.debug("wrote %s", path)
     return path

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SparseCrossError
+from .errors import OutputError, SparseCrossError
+from .files import atomic_output
 from .model import SparseModel
 
 __all__ = ["plot_path", "plot_weights_map", "require_matplotlib"]
@@ -42,13 +43,8 @@ def _save(fig: Any, out: str | os.PathLike[str], dpi: int) -> Path:
         raise SparseCrossError(f"plots are written as PNG; give a file name ending in .png, got {str(out)!r}")
     if not out.parent.exists():
         raise SparseCrossError(f"folder {str(out.parent)!r} does not exist")
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}.png")
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(out, "plot", OutputError) as fh:
+        fig.savefig(fh, dpi=dpi, format="png")
     return out
 
 

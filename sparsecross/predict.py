@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from ._kernels.score import score_csr
-from .errors import SparseCrossError
+from .errors import OutputError, SparseCrossError
+from .files import atomic_output
 from .featurize import _labels, featurize_features
 from .metrics import StreamingMetrics
 from .model import SparseModel
@@ -88,28 +89,22 @@ def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[
     SparseCrossError
         If the stream is empty (nothing is written).
     """
-    out = Path(out)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    writer: pq.ParquetWriter | None = None
     rows = 0
-    try:
-        for table in tables:
+    with atomic_output(out, "predictions", OutputError) as fh:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for table in tables:
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+                if on_table is not None:
+                    on_table(table.num_rows)
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-            if on_table is not None:
-                on_table(table.num_rows)
-        if writer is None:
-            raise SparseCrossError(empty_message)
-        writer.close()
-        writer = None
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
+                raise SparseCrossError(empty_message)
+        finally:
+            if writer is not None:
+                writer.close()
     return rows
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
 from ._kernels.table import empty_table, rehash
 from .errors import CheckpointError, ParameterError
+from .files import atomic_output
 
 __all__ = ["FTRLState", "MAX_LOAD"]
 
@@ -151,20 +152,11 @@ class FTRLState:
     # ------------------------------------------------------------ checkpoint
     def save(self, path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
         """Write the state and ``meta`` (JSON-able) atomically to ``path`` (an ``.npz``)."""
-        path = Path(path)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, table=self.table, count=self.count, bias=self.bias, meta=meta_bytes,
-                         n_columns=np.array([self.n_columns], dtype=np.int64),
-                         dtype=np.frombuffer(self.dtype.encode(), dtype=np.uint8))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_output(path, "checkpoint", CheckpointError) as fh:
+            np.savez(fh, table=self.table, count=self.count, bias=self.bias, meta=meta_bytes,
+                     n_columns=np.array([self.n_columns], dtype=np.int64),
+                     dtype=np.frombuffer(self.dtype.encode(), dtype=np.uint8))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, Any]]:

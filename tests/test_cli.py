@@ -797,5 +797,5 @@ def test_output_checks_come_before_the_work(world: SimpleNamespace, model_path: 
     copy = tmp_path / "input.parquet"
     copy.write_bytes(Path(world.train).read_bytes())
     before = copy.read_bytes()
-    run_error(capsys, ["predict", model_path, copy, "--out", copy], "one of the input files")
+    run_error(capsys, ["predict", model_path, copy, "--out", copy], "is an input data file")
     assert copy.read_bytes() == before
