@@ -1,6 +1,6 @@
 """The compact, versioned model artifact (``.scx``): save, load, inspect.
 
-Format version 1.0 is described byte for byte in ``docs/ARTIFACT.md``.  In short: a 56-byte
+Format version 1.1 (1.0 plus the input schema) is described byte for byte in ``docs/ARTIFACT.md``.  In short: a 56-byte
 little-endian header, a canonical JSON metadata block, the sorted keys as LEB128 varints of
 their deltas, the weights as float32 / float16 / q2.13 fixed point, and a CRC-32 of everything
 before it.  No pickle: loading parses bytes and JSON and never executes code.
@@ -42,7 +42,7 @@ __all__ = [
 MAGIC = b"SCXMODEL"
 #: (major, minor) written by this library.  Files with a larger major are refused; a larger
 #: minor of the same major only adds things a 1.0 reader may ignore.
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)
 #: Value encodings: name -> (header code, bytes per value, little-endian numpy dtype).
 ENCODINGS: dict[str, tuple[int, int, str]] = {
     "float32": (0, 4, "<f4"),
@@ -145,6 +145,7 @@ def model_bytes(model: SparseModel, encoding: str | None = None) -> bytes:
         "params": _jsonable(dict(model.params), "params"),
         "stats": stats,
         "value_encoding": enc,
+        "schema": _jsonable(dict(model.schema), "schema"),
     }
     meta_bytes = json.dumps(
         meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -343,6 +344,9 @@ def _parse_meta(raw: bytes | memoryview, hdr: dict[str, Any], path: str) -> tupl
             raise ArtifactError(f"{path!r}: metadata {key!r} must be a JSON object")
     if not isinstance(meta["library_version"], str):
         raise ArtifactError(f"{path!r}: metadata 'library_version' must be a string")
+    schema = meta.get("schema", {})  # format 1.1; absent in 1.0 files
+    if not isinstance(schema, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in schema.items()):
+        raise ArtifactError(f"{path!r}: metadata 'schema' must map column names to type names")
     try:
         spec = parse_spec(meta["spec"])
         sha = spec.sha256
@@ -463,7 +467,7 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
         raise ArtifactError(f"{p!r} is corrupted: the bias is {bias!r}")
 
     stats = dict(meta["stats"])
-    stats.pop(ARTIFACT_STATS_KEY, None)
+    artifact = stats.pop(ARTIFACT_STATS_KEY, None)
     try:
         return SparseModel(
             keys=keys,
@@ -475,6 +479,8 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
             value_encoding=enc,
             library_version=meta["library_version"],
             format_version=hdr["format_version"],
+            schema=dict(meta.get("schema", {})),
+            artifact=artifact if isinstance(artifact, dict) else {},
         )
     except ArtifactError as exc:
         raise ArtifactError(f"{p!r}: {exc}") from None

@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from ._kernels import crosses as K
-from ._kernels.hash import hash_ints, hash_strings
+from ._kernels.hash import hash_ints, hash_strings, holdout_mask
 from .errors import DataError, SchemaError
-from .hashing import missing_key
+from .hashing import holdout_salt, missing_key
 from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches
 from .spec import FeatureSpec
 
@@ -369,11 +369,14 @@ def _describe(source: Source) -> str:
     return repr(str(source))
 
 
-def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> FeatureSpec:
+def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 holdout: float | None = None) -> FeatureSpec:
     """Replace ``quantiles = N`` by explicit boundaries computed from ``source``.
 
     Uses the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
-    reading order (bounded memory).  A spec with nothing to resolve is returned unchanged.
+    reading order (bounded memory), from the rows that are trained on: with ``holdout``, the
+    held-out rows (the same seeded-hash choice as training) are left out.  A spec with nothing
+    to resolve is returned unchanged.
     """
     todo = [f for f in spec.features if f.kind == "bucket" and f.boundaries is None]
     if not todo:
@@ -381,11 +384,15 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
     limit = spec.quantile_sample_rows
     samples: dict[str, list[np.ndarray]] = {f.name: [] for f in todo}
     counts = dict.fromkeys(samples, 0)
-    for batch, _row in iter_record_batches(source, spec, batch_rows=batch_rows, label=False):
+    salt = np.uint64(holdout_salt(spec.hashing.seed))
+    for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, label=False):
+        trained = None if holdout is None else holdout_mask(row, batch.num_rows, float(holdout), salt) == 0
         for f in todo:
             if counts[f.name] >= limit:
                 continue
             x = _float64(_as_array(batch.column(f.columns[0])))
+            if trained is not None:
+                x = x[trained]
             x = x[np.isfinite(x)][: limit - counts[f.name]]
             samples[f.name].append(x)
             counts[f.name] += len(x)

@@ -34,6 +34,9 @@ class SparseModel:
         Training statistics (rows, touched features, progressive and validation metrics...).
     value_encoding : str
         How weights are (or will be) stored: ``"float32"``, ``"float16"`` or ``"q2.13"``.
+    schema : dict
+        ``{column: type class}`` of the data it was trained on (see :mod:`sparsecross.schema`);
+        empty when unknown (a model from CSR rows, or a format 1.0 file).
     """
 
     keys: np.ndarray
@@ -49,6 +52,10 @@ class SparseModel:
     #: Facts about the run that made the model (seconds, rows processed); never saved, so the
     #: file depends only on the data, the spec and the parameters.
     run: dict[str, Any] = field(default_factory=dict, repr=False)
+    schema: dict[str, str] = field(default_factory=dict)
+    #: What the file said about its own encoding (``stats["artifact"]`` of the file: value
+    #: encoding, nonzeros, ``max_abs_error``...), for ``inspect``; empty for a model not loaded.
+    artifact: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = np.ascontiguousarray(self.keys, dtype=np.uint64)

@@ -27,7 +27,8 @@ from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
 from .state import FTRLState
-from .train import TrainParams, _mask_for, evaluate_states, export_state, prefetch, train_batch
+from .train import (TrainParams, _mask_for, check_inputs, check_values, evaluate_states, export_state, prefetch,
+                    train_batch)
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -110,7 +111,7 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
 
 
 def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]], spec: FeatureSpec,
-            rows: int, encoding: str) -> list[PathPoint]:
+            rows: int, encoding: str, schema: dict[str, str]) -> list[PathPoint]:
     from .export import model_bytes
 
     out = []
@@ -122,7 +123,7 @@ def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.nda
                   "valid_auc": m.auc, "valid_positive_rate": m.positive_rate}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyModelWarning)
-            model = export_state(st, spec, tp, [record], rows)
+            model = export_state(st, spec, tp, [record], rows, schema=schema)
         size = len(model_bytes(model, encoding=encoding))
         out.append(PathPoint(tp.l1, tp.l2, model.nonzeros, size, m.logloss, m.auc, st.touched, model))
     return out
@@ -170,13 +171,16 @@ def regularization_path(
             raise SparseCrossError(f"{name} must be >= 0, got {b!r}")
     base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype)
     t0 = time.perf_counter()
-    spec = resolve_spec(source, spec, batch_rows=batch_rows)
+    schema = check_inputs(source, spec, valid)
+    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
+    if valid is not None:
+        check_values(valid, spec, batch_rows)
     rows = count_rows(source)
     settings = [(a, b) for b in l2 for a in l1]
     passes = 1
     if on_pass:
         on_pass(passes, len(settings))
-    points = _points(_train_many(source, spec, settings, base, valid, batch_rows), spec, rows, encoding)
+    points = _points(_train_many(source, spec, settings, base, valid, batch_rows), spec, rows, encoding, schema)
 
     def size_of(p: PathPoint) -> int:
         return p.nonzeros if max_nonzeros is not None else p.model_bytes
@@ -206,7 +210,7 @@ def regularization_path(
                 if on_pass:
                     on_pass(passes, len(new))
                 points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows),
-                                  spec, rows, encoding)
+                                  spec, rows, encoding, schema)
         ok = [p for p in points if size_of(p) <= budget_value]
         if ok:
             chosen = min(ok, key=lambda p: (p.valid_logloss, size_of(p)))

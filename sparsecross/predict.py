@@ -20,7 +20,8 @@ from .files import atomic_output
 from .featurize import _labels, featurize_features
 from .metrics import StreamingMetrics
 from .model import SparseModel
-from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches
+from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, open_checked, resolve_files
+from .schema import check_compatible, schema_classes
 
 __all__ = ["decision_function", "predict_proba", "predict_file", "evaluate", "sigmoid", "write_parquet_atomically"]
 
@@ -72,10 +73,22 @@ def predict_proba(model: SparseModel, data: Any) -> np.ndarray:
     """P(y = 1) for CSR rows or for an Arrow table/batch (featurized with ``model.spec``)."""
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         check_schema(model.spec, data.schema, "the input table", label=False)
+        check_compatible(model.spec, model.schema, schema_classes(model.spec, data.schema, label=False),
+                         "the input table", label=False)
         X = featurize_features(model.spec, data)
         tk, tw = model.lookup_table()
         return sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
     return sigmoid(decision_function(model, data))
+
+
+def check_source(model: SparseModel, source: Source, *, label: bool) -> None:
+    """Refuse, before scoring, data whose columns would make other features than the data the
+    model was trained on (every file's footer is checked; see :mod:`sparsecross.schema`)."""
+    for path in resolve_files(source):
+        pf, _strings = open_checked(path, model.spec, label=label)
+        given = schema_classes(model.spec, pf.schema_arrow, label=label)
+        pf.close()
+        check_compatible(model.spec, model.schema, given, repr(str(path)), label=label)
 
 
 def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[str], *,
@@ -114,6 +127,7 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
     """Score Parquet ``source`` into Parquet ``out`` (column ``probability``, float64, plus
     the ``keep`` columns), streaming.  Written to a temporary file and renamed when complete.
     Returns the number of rows."""
+    check_source(model, source, label=False)
     tk, tw = model.lookup_table()
 
     def tables() -> Iterator[pa.Table]:
@@ -131,6 +145,7 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
 def evaluate(model: SparseModel, source: Source, *, batch_rows: int = DEFAULT_BATCH_ROWS,
              on_batch: Any = None) -> dict[str, Any]:
     """Rows, logloss and ROC AUC of ``model`` on labelled Parquet ``source`` (streaming)."""
+    check_source(model, source, label=True)
     metrics = StreamingMetrics()
     tk, tw = model.lookup_table()
     for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows):

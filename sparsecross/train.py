@@ -29,6 +29,7 @@ from .featurize import Batch, iter_batches, resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
+from .schema import check_compatible, source_schema
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows, resolve_files
 from .spec import FeatureSpec
 from .state import FTRLState
@@ -232,6 +233,29 @@ def evaluate_states(states: Sequence[tuple[FTRLState, FTRLParams]], source: Sour
     return metrics
 
 
+def check_inputs(source: Source, spec: FeatureSpec, valid: Source | None) -> dict[str, str]:
+    """The training data's schema classes, after checking (from the footers only, before any
+    training) that every training file and every validation file would make the same features.
+
+    Raises
+    ------
+    SchemaError
+        A missing column, an unusable type, or files that disagree (naming both)."""
+    schema = source_schema(source, spec, role="the training data")
+    if valid is not None:
+        given = source_schema(valid, spec, role="the validation data")
+        check_compatible(spec, schema, given, "the validation data",
+                         trained_on="the training data has")
+    return schema
+
+
+def check_values(valid: Source, spec: FeatureSpec, batch_rows: int) -> None:
+    """Featurize the validation data once before training, so that a bad value (a latitude of
+    200, a label of 2) costs seconds instead of the trained model."""
+    for _batch in prefetch(iter_batches(valid, spec, batch_rows=batch_rows)):
+        pass
+
+
 def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: str) -> FTRLState:
     """A copy of ``init_state`` (a warm start), or a new empty state; a warm start must have
     been trained on the same column space and precision (its keys are as wide as its space)."""
@@ -352,7 +376,10 @@ def train(
     params = tp.ftrl
     t0 = time.perf_counter()
 
-    spec = resolve_spec(source, spec, batch_rows=batch_rows)
+    schema = check_inputs(source, spec, valid)
+    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
+    if valid is not None:
+        check_values(valid, spec, batch_rows)
     rows_total = count_rows(source)
     if rows_total == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
@@ -380,6 +407,7 @@ def train(
 
     last_emit = 0.0
     rows_in_run = 0
+    trained_in_run = 0
     while epoch < tp.epochs:
         since_ckpt = 0
         row_end = start_row
@@ -389,6 +417,7 @@ def train(
                 train_batch(state, batch, params, mask, acc)
                 n = batch.X.shape[0]
                 rows_in_run += n
+                trained_in_run += n - int(np.count_nonzero(mask))
                 since_ckpt += n
                 row_end = batch.start_row + n
                 if since_ckpt >= checkpoint_every:
@@ -423,15 +452,16 @@ def train(
                                       valid_logloss=record.get("valid_logloss"),
                                       valid_auc=record.get("valid_auc")))
 
-    model = export_state(state, spec, tp, history, rows_total)
-    model.run = {"rows_processed": rows_in_run, "seconds": time.perf_counter() - t0}
+    model = export_state(state, spec, tp, history, rows_total, schema=schema)
+    model.run = {"rows_processed": rows_in_run, "rows_trained": trained_in_run,
+                 "seconds": time.perf_counter() - t0}
     if return_state:
         return model, state
     return model
 
 
 def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: list[dict[str, Any]],
-                 rows_total: int) -> SparseModel:
+                 rows_total: int, *, schema: dict[str, str] | None = None) -> SparseModel:
     """Build the inference model (nonzero weights only) from a training state."""
     from . import __version__
 
@@ -455,4 +485,4 @@ def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: 
         last = history[-1]
         stats.update({k: v for k, v in last.items() if k != "epoch"})
     return SparseModel(keys, weights, state.bias_weight(params), spec, tp.to_dict(), stats,
-                       library_version=__version__)
+                       library_version=__version__, schema=dict(schema or {}))

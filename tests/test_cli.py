@@ -779,7 +779,7 @@ def test_inspect_text_of_empty_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     sx.save_model(sx.SparseModel(np.zeros(0, np.uint64), np.zeros(0, np.float32), -1.0, spec), path)
     out = run_ok(capsys, ["inspect", path])
     assert "nonzeros 0 of" in out and "n/a bytes per nonzero" in out
-    assert "format 1.0" in out  # the version read from the file's header
+    assert "format 1.1" in out  # the version read from the file's header
 
 
 def test_output_checks_come_before_the_work(world: SimpleNamespace, model_path: Path, tmp_path: Path,

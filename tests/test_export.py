@@ -333,7 +333,7 @@ def test_layout_matches_the_documented_format(small_model):
     data = model_bytes(small_model)
     f = fields(data)
     assert data[:8] == b"SCXMODEL"
-    assert (f["major"], f["minor"], f["enc"], f["reserved"]) == (1, 0, 0, b"\0\0\0")
+    assert (f["major"], f["minor"], f["enc"], f["reserved"]) == (1, 1, 0, b"\0\0\0")
     assert f["n"] == small_model.nonzeros and f["bias"] == -0.75
     assert len(data) == 56 + f["meta_len"] + f["keys_len"] + f["values_len"] + 4
     assert f["values_len"] == 4 * f["n"]
@@ -341,8 +341,8 @@ def test_layout_matches_the_documented_format(small_model):
     meta_raw = data[56:56 + f["meta_len"]]
     meta = json.loads(meta_raw.decode("utf-8"))
     assert set(meta) == {"format_version", "library_version", "hash_contract", "spec",
-                         "spec_sha256", "params", "stats", "value_encoding"}
-    assert meta["format_version"] == "1.0" and meta["hash_contract"] == "v1"
+                         "spec_sha256", "params", "stats", "value_encoding", "schema"}
+    assert meta["format_version"] == "1.1" and meta["hash_contract"] == "v1"
     assert meta["value_encoding"] == "float32"
     assert meta["spec"] == small_model.spec.to_dict()
     assert meta["spec_sha256"] == small_model.spec.sha256
@@ -662,7 +662,7 @@ def test_newer_major_version_is_refused(tmp_path, tiny_bytes):
         with pytest.raises(ArtifactError) as info:
             fn(p)
         msg = str(info.value)
-        assert "2.3" in msg and "1.0" in msg and "upgrade" in msg
+        assert "2.3" in msg and "1.1" in msg and "upgrade" in msg
 
 
 def test_newer_minor_version_is_accepted(tmp_path, tiny_bytes):
