@@ -15,11 +15,12 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import SparseCrossError
+from .errors import SparseCrossError, SparseCrossWarning
 from .read import DEFAULT_BATCH_ROWS
 
 log = logging.getLogger("sparsecross")
@@ -77,8 +78,31 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None (JSON null), numpy scalars as Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # numpy scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Strict JSON (RFC 8259): no NaN or Infinity."""
+    sys.stdout.write(json.dumps(strict_json(obj), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
+
+
+def safe_text(text: Any) -> str:
+    """``text`` with control characters escaped (``\\x1b``...), for untrusted strings (model
+    metadata, column names, data values) printed to a terminal."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
 
 
 # -------------------------------------------------------------------- helpers
@@ -173,16 +197,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_check_spec(args: argparse.Namespace) -> int:
     from .featurize import resolve_spec
-    from .read import check_schema, resolve_files
+    from .schema import source_schema
     from .spec import load_spec
 
     spec = load_spec(args.spec)
-    if args.data:
-        import pyarrow.parquet as pq
-
-        for path in resolve_files(args.data):
-            check_schema(spec, pq.read_schema(path), repr(str(path)))
-        spec = resolve_spec(args.data, spec)
+    if args.data:  # the same checks, and messages, as train's
+        source_schema(args.data, spec, role="the data")
+        spec = resolve_spec(args.data, spec, holdout=spec.train.get("holdout"))
     if spec.needs_data:
         if args.json:
             _print_json({"spec": spec.to_dict(), "sha256": spec.sha256, "n_columns": None,
@@ -285,12 +306,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         record_names(model, args.data, top=args.names, batch_rows=args.batch_rows)
     nbytes = save_model(model, out, encoding=args.encoding)
     st = model.stats
+    trained_rows = run.get("rows_trained", run.get("rows_processed", st["rows"]))  # all epochs of this run
     report = {
         "rows": st["rows"],
+        "train_rows": st.get("train_rows", st["rows"]),
         "rows_processed": run.get("rows_processed", st["rows"]),
+        "rows_trained": trained_rows,
         "epochs": opts["epochs"],
         "seconds": seconds,
-        "rows_per_second": run.get("rows_processed", st["rows"]) / seconds if seconds > 0 else None,
+        "rows_per_second": trained_rows / seconds if seconds > 0 else None,
         "nonzeros": model.nonzeros,
         "touched_features": st["touched_features"],
         "possible_features": model.spec.n_columns,
@@ -304,7 +328,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report)
     elif not args.quiet:
-        print(f"trained on {report['rows']:,} rows x {opts['epochs']} epoch(s) in {seconds:.1f} s "
+        held = report["rows"] - report["train_rows"]
+        print(f"trained on {report['train_rows']:,} rows"
+              + (f" ({held:,} of the {report['rows']:,} held out for validation)" if held > 0 else "")
+              + f" x {opts['epochs']} epoch(s) in {seconds:.1f} s "
               f"({report['rows_per_second']:,.0f} rows/s), peak RSS {_fmt_bytes(report['peak_rss_bytes'])}")
         print(f"touched {report['touched_features']:,} of {model.spec.n_columns:,} possible features; "
               f"{model.nonzeros:,} nonzero weights; model {out} {_fmt_bytes(nbytes)}")
@@ -400,25 +427,36 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return 0
-    print(f"{args.model}: sparsecross model, format {info['format_version']}, "
-          f"values {info['value_encoding']}, library {info['library_version'] or '?'}")
-    print(f"  nonzeros {info['nonzeros']:,} of {info['possible_features']:,} possible features; "
-          f"bias {info['bias']:.6g}")
+
+    def say(line: str) -> None:  # everything read from the file is untrusted: escape it
+        print(safe_text(line))
+
+    say(f"{args.model}: sparsecross model, format {info['format_version']}, "
+        f"values {info['value_encoding']}, library {info['library_version'] or '?'}")
+    say(f"  nonzeros {info['nonzeros']:,} of {info['possible_features']:,} possible features; "
+        f"bias {info['bias']:.6g}")
     per_nz = "n/a" if info["bytes_per_nonzero"] is None else f"{info['bytes_per_nonzero']:.2f}"
-    print(f"  file {info['file_bytes']:,} bytes ({per_nz} bytes per nonzero); "
-          f"a dense float32 vector would be {_fmt_bytes(info['dense_float32_bytes'])}")
-    print(f"  spec sha256 {info['spec_sha256'][:16]}; blocks: "
-          + ", ".join(f"{b['name']} ({b['nonzeros']:,})" for b in info["blocks"]))
+    say(f"  file {info['file_bytes']:,} bytes ({per_nz} bytes per nonzero); "
+        f"a dense float32 vector would be {_fmt_bytes(info['dense_float32_bytes'])}")
+    err = info.get("max_abs_error")
+    if err is not None:
+        say(f"  {info['value_encoding']} encoding: largest weight error {err:.3g}"
+            + (f", {info['clipped']:,} weights clipped to the encoding's range" if info.get("clipped") else ""))
+    say(f"  spec sha256 {info['spec_sha256'][:16]}; blocks: "
+        + ", ".join(f"{b['name']} ({b['nonzeros']:,})" for b in info["blocks"]))
+    if info["schema"]:
+        say("  columns: " + ", ".join(f"{c} ({t})" for c, t in sorted(info["schema"].items())))
     params = info["params"]
-    print("  params: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
+    say("  params: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
     st = info["stats"]
-    for k in ("rows", "touched_features", "progressive_logloss", "valid_logloss", "valid_auc"):
+    for k in ("rows", "train_rows", "valid_rows", "touched_features", "progressive_logloss", "valid_logloss",
+              "valid_auc"):
         if k in st:
-            print(f"  {k}: {_fmt(st[k])}")
+            say(f"  {k}: {_fmt(st[k])}" if not isinstance(st[k], int) else f"  {k}: {st[k]:,}")
     if info["top"]:
-        print(f"  top {len(info['top'])} weights by magnitude:")
+        say(f"  top {len(info['top'])} weights by magnitude:")
         for t in info["top"]:
-            print(f"    {t['weight']:+.4f}  {t['block']:<16} {t['description']}")
+            say(f"    {t['weight']:+.4f}  {t['block']:<16} {t['description']}")
     return 0
 
 
@@ -553,7 +591,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s", stream=sys.stderr)
     debug = getattr(args, "debug", False) or os.environ.get("SPARSECROSS_DEBUG") == "1"
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", SparseCrossWarning)  # a CLI warning is a line, never an error
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
+    except BrokenPipeError:
+        _quiet_closed_stdout()  # `sparsecross inspect m.scx | head -1`: end quietly, as other tools do
+        return 0
     except KeyboardInterrupt:
         print("sparsecross: interrupted", file=sys.stderr)
         return 130
@@ -562,6 +606,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sparsecross: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings as one line, ``sparsecross: warning: ...``, without a source path or code line."""
+    text = " ".join(str(message).split()) or category.__name__
+    try:
+        print(f"sparsecross: warning: {safe_text(text)}", file=sys.stderr)
+    except OSError:
+        pass
+
+
+def _quiet_closed_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _one_line(exc: BaseException) -> str:
@@ -575,7 +639,7 @@ def _one_line(exc: BaseException) -> str:
         msg = str(exc)
     else:
         msg = f"{type(exc).__name__}: {exc} (this is a bug; run with --debug and report it)"
-    return " ".join(msg.split()) or type(exc).__name__
+    return safe_text(" ".join(msg.split()) or type(exc).__name__)
 
 
 if __name__ == "__main__":  # pragma: no cover

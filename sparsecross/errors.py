@@ -23,6 +23,7 @@ __all__ = [
     "SparseCrossWarning",
     "EmptyModelWarning",
     "DataQualityWarning",
+    "ClippedWeightsWarning",
     "did_you_mean",
 ]
 
@@ -74,6 +75,10 @@ class EmptyModelWarning(SparseCrossWarning):
 
 class DataQualityWarning(SparseCrossWarning):
     """Suspicious data that was accepted (e.g. an empty batch)."""
+
+
+class ClippedWeightsWarning(SparseCrossWarning):
+    """A lossy encoding (q2.13, float16) clipped weights beyond its range when a model was saved."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels.varint import STATUS_MESSAGES, STATUS_OK, decode_deltas, encode_deltas
-from .errors import ArtifactError, SpecError
+from .errors import ArtifactError, ClippedWeightsWarning, SpecError
 from .files import atomic_output
 from .hashing import HASH_CONTRACT
 from .model import SparseModel
@@ -69,7 +70,7 @@ _CHUNK = 1 << 22
 
 # =========================================================================== writing
 def model_bytes(model: SparseModel, encoding: str | None = None) -> bytes:
-    """Serialize ``model`` into artifact bytes (format 1.0), in memory.
+    """Serialize ``model`` into artifact bytes (format 1.1), in memory.
 
     Parameters
     ----------
@@ -91,6 +92,11 @@ def model_bytes(model: SparseModel, encoding: str | None = None) -> bytes:
         Unknown encoding, keys not strictly increasing / outside the column space, a
         non-finite weight or bias, or params/stats that are not JSON data.
     """
+    return _encode(model, encoding)[0]
+
+
+def _encode(model: SparseModel, encoding: str | None) -> tuple[bytes, dict[str, Any]]:
+    """:func:`model_bytes`, and the ``stats.artifact`` record written into them."""
     enc = _resolve_encoding(model, encoding)
     code, width, dtype = ENCODINGS[enc]
     spec: FeatureSpec = model.spec
@@ -125,7 +131,7 @@ def model_bytes(model: SparseModel, encoding: str | None = None) -> bytes:
     assert len(values) == n * width
 
     stats = _jsonable(dict(model.stats), "stats")
-    stats[ARTIFACT_STATS_KEY] = {
+    stats[ARTIFACT_STATS_KEY] = artifact = {
         "value_encoding": enc,
         "input_weights": int(len(w)),
         "nonzeros": n,
@@ -133,6 +139,7 @@ def model_bytes(model: SparseModel, encoding: str | None = None) -> bytes:
         "keys_bytes": len(key_stream),
         "values_bytes": len(values),
         "max_abs_error": float(np.max(np.abs(approx.astype(np.float64) - w), initial=0.0)),
+        "clipped": _clipped(w, enc),
     }
     from . import __version__
 
@@ -155,7 +162,7 @@ def model_bytes(model: SparseModel, encoding: str | None = None) -> bytes:
         n, len(meta_bytes), len(key_stream), len(values), bias,
     )
     body = b"".join((header, meta_bytes, key_stream, values))
-    return body + _CRC.pack(zlib.crc32(body))
+    return body + _CRC.pack(zlib.crc32(body)), artifact
 
 
 def save_model(model: SparseModel, path: str | os.PathLike[str], *, encoding: str | None = None) -> int:
@@ -172,9 +179,10 @@ def save_model(model: SparseModel, path: str | os.PathLike[str], *, encoding: st
         The model cannot be serialized (see :func:`model_bytes`) or the file cannot be
         written (the message names the path).
     """
-    data = model_bytes(model, encoding)
+    data, artifact = _encode(model, encoding)
     with atomic_output(path, "model file", ArtifactError) as fh:
         fh.write(data)
+    _warn_if_clipped(artifact)
     return len(data)
 
 
@@ -208,6 +216,27 @@ def _quantize(w: np.ndarray, enc: str, rng: np.random.Generator) -> tuple[np.nda
     q = fl + (r < (x - fl))
     q = np.clip(q, _Q_MIN, _Q_MAX).astype(np.int16)
     return q, (q.astype(np.float32) * np.float32(2.0**-13))
+
+
+def _clipped(w: np.ndarray, enc: str) -> int:
+    """How many weights lie beyond the encoding's range (stored clipped to its ends)."""
+    if enc == "float16":
+        return int(np.count_nonzero(np.abs(w) > _F16_MAX))
+    if enc == "q2.13":
+        x = w.astype(np.float64) * _Q_SCALE
+        return int(np.count_nonzero((x < _Q_MIN) | (x >= _Q_MAX + 1)))
+    return 0
+
+
+def _warn_if_clipped(art: dict[str, Any]) -> None:
+    """One warning when a file stores clipped weights: how many, and the largest error."""
+    if art["clipped"]:
+        lo, hi = ("-65504", "65504") if art["value_encoding"] == "float16" else ("-4", "4")
+        warnings.warn(
+            f"{art['value_encoding']} encoding clipped {art['clipped']:,} weights to [{lo}, {hi}]; the "
+            f"largest weight error is {art['max_abs_error']:.4g} (use --encoding float32 to keep them)",
+            ClippedWeightsWarning, stacklevel=3,
+        )
 
 
 def _jsonable(obj: Any, where: str) -> Any:

@@ -29,8 +29,10 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
 
     Keys: ``format_version``, ``value_encoding``, ``library_version``, ``nonzeros``,
     ``file_bytes``, ``bytes_per_nonzero``, ``possible_features``, ``dense_float32_bytes``,
-    ``bias``, ``spec``, ``spec_sha256``, ``params``, ``stats``, ``blocks`` (nonzeros per block)
-    and ``top`` (largest weights with readable descriptions).
+    ``bias``, ``max_abs_error`` (largest |stored - trained| weight, recorded when the file was
+    written), ``clipped`` (weights clipped to the encoding's range), ``schema``, ``spec``,
+    ``spec_sha256``, ``params``, ``stats``, ``blocks`` (nonzeros per block) and ``top``
+    (largest weights with readable descriptions).
     """
     model = load_model(path)
     file_bytes = os.path.getsize(path)
@@ -64,6 +66,9 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
         "possible_features": spec.n_columns,
         "dense_float32_bytes": spec.n_columns * 4,
         "bias": model.bias,
+        "max_abs_error": model.artifact.get("max_abs_error"),
+        "clipped": model.artifact.get("clipped", 0),
+        "schema": model.schema,
         "spec": spec.to_dict(),
         "spec_sha256": spec.sha256,
         "params": model.params,

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from ._kernels.score import score_csr
-from .errors import OutputError, SparseCrossError
-from .files import atomic_output
+from .errors import OutputError, ParameterError, SparseCrossError
+from .files import atomic_output, check_outputs
 from .featurize import _labels, featurize_features
 from .metrics import StreamingMetrics
 from .model import SparseModel
@@ -93,14 +93,15 @@ def check_source(model: SparseModel, source: Source, *, label: bool) -> None:
 
 def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[str], *,
                              on_table: Callable[[int], Any] | None = None,
-                             empty_message: str = "no rows to write") -> int:
+                             empty_message: str = "no rows to write", schema: pa.Schema | None = None) -> int:
     """Write a stream of Arrow tables (same schema) as one Parquet file: to a temporary name in
     the same folder, renamed to ``out`` only when complete.  Returns the number of rows.
 
     Raises
     ------
     SparseCrossError
-        If the stream is empty (nothing is written).
+        If the stream is empty and no ``schema`` is given (nothing is written); with a
+        ``schema``, an empty stream writes a file without rows.
     """
     rows = 0
     with atomic_output(out, "predictions", OutputError) as fh:
@@ -114,20 +115,55 @@ def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[
                 if on_table is not None:
                     on_table(table.num_rows)
             if writer is None:
-                raise SparseCrossError(empty_message)
+                if schema is None:
+                    raise SparseCrossError(empty_message)
+                writer = pq.ParquetWriter(fh, schema)
         finally:
             if writer is not None:
                 writer.close()
     return rows
 
 
+PREDICTION_COLUMN = "probability"
+
+
+def _kept_schema(model: SparseModel, source: Source, keep: Sequence[str]) -> pa.Schema:
+    """The output schema: the ``keep`` columns with their types in the (first) input file,
+    then ``probability`` (float64)."""
+    if len(set(keep)) != len(keep):
+        raise ParameterError(f"keep names a column twice: {list(keep)}")
+    if PREDICTION_COLUMN in keep:
+        raise ParameterError(
+            f"cannot keep a column named {PREDICTION_COLUMN!r}: it would clash with the prediction column"
+        )
+    pf, _ = open_checked(resolve_files(source)[0], model.spec, label=False, extra_columns=keep)
+    schema = pf.schema_arrow
+    pf.close()
+    return pa.schema([schema.field(k).remove_metadata() for k in keep] + [pa.field(PREDICTION_COLUMN, pa.float64())])
+
+
 def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str], *,
                  keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
                  on_batch: Any = None) -> int:
     """Score Parquet ``source`` into Parquet ``out`` (column ``probability``, float64, plus
-    the ``keep`` columns), streaming.  Written to a temporary file and renamed when complete.
-    Returns the number of rows."""
+    the ``keep`` columns with their input types), streaming.  Written to a temporary file and
+    renamed when complete; an input without rows gives an output without rows (same schema).
+    Returns the number of rows.
+
+    Raises
+    ------
+    OutputError
+        ``out`` is one of the input files, or cannot be written.
+    ParameterError
+        A ``keep`` column named ``probability`` or named twice.
+    SchemaError
+        Missing columns, or a column whose type would change the features (see
+        :mod:`sparsecross.schema`).
+    """
+    keep = list(keep)
+    check_outputs({"out": out}, {"an input data file": resolve_files(source)})
     check_source(model, source, label=False)
+    schema = _kept_schema(model, source, keep)
     tk, tw = model.lookup_table()
 
     def tables() -> Iterator[pa.Table]:
@@ -135,11 +171,11 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
                                               extra_columns=keep):
             X = featurize_features(model.spec, batch, row)
             p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
-            cols = {k: batch.column(k) for k in keep}
-            cols["probability"] = pa.array(p)
-            yield pa.table(cols)
+            # string columns the spec reads come back dictionary-encoded: give them their own type back
+            cols = [batch.column(k).cast(schema.field(k).type) for k in keep]
+            yield pa.Table.from_arrays(cols + [pa.array(p)], schema=schema)
 
-    return write_parquet_atomically(tables(), out, on_table=on_batch, empty_message=f"no rows to predict in {str(source)!r}")
+    return write_parquet_atomically(tables(), out, on_table=on_batch, schema=schema)
 
 
 def evaluate(model: SparseModel, source: Source, *, batch_rows: int = DEFAULT_BATCH_ROWS,

@@ -72,6 +72,8 @@ def _open(path: Path, read_dictionary: Sequence[str] = ()) -> pq.ParquetFile:
         return pq.ParquetFile(path, read_dictionary=list(read_dictionary) or None, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {str(path)!r} as Parquet: {_short(exc)}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"cannot read {str(path)!r}: a column name in its Parquet footer is not valid UTF-8") from None
 
 
 def _short(exc: BaseException) -> str:

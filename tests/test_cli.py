@@ -283,8 +283,13 @@ def test_check_spec_json_is_json_for_quantile_spec(capsys: pytest.CaptureFixture
 def test_train_text_report(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = run_ok(capsys, ["train", SYNTHETIC_SPEC, world.train, "--holdout", "0.2", "--out",
                           tmp_path / "m.scx"])
-    assert "trained on 5,000 rows" in out
-    assert "nonzero weights" in out and "validation" in out
+    # the rows actually trained on (the holdout rows are not), and how many were held out
+    m = re.search(r"trained on ([\d,]+) rows \(([\d,]+) of the 5,000 held out for validation\)", out)
+    assert m is not None, out
+    trained, held = (int(g.replace(",", "")) for g in m.groups())
+    assert trained + held == 5000 and 700 < held < 1300
+    assert f"validation ({held:,} rows)" in out
+    assert "nonzero weights" in out
     out = run_ok(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", tmp_path / "m.scx", "-q"])
     assert out == ""
 

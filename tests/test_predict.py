@@ -295,14 +295,15 @@ def test_evaluate_with_sample_weights(small: SimpleNamespace, tmp_path: Path) ->
     assert res["logloss"] == pytest.approx(ref, abs=1e-9)
 
 
-def test_evaluate_and_predict_empty_sources_are_errors(small: SimpleNamespace, tmp_path: Path) -> None:
+def test_evaluate_of_an_empty_source_is_an_error_predict_writes_no_rows(small: SimpleNamespace, tmp_path: Path) -> None:
     src = tmp_path / "empty.parquet"
     pq.write_table(pq.read_table(small.valid).slice(0, 0), src)
     with pytest.raises(SparseCrossError, match="no rows"):
         evaluate(small.model, src)
-    with pytest.raises(SparseCrossError, match="no rows"):
-        predict_file(small.model, src, tmp_path / "p.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.parquet"]
+    assert predict_file(small.model, src, tmp_path / "p.parquet") == 0
+    got = pq.read_table(tmp_path / "p.parquet")
+    assert got.num_rows == 0 and got.schema.names == ["probability"]
 
 
 # --------------------------------------------------------------------------- demo
