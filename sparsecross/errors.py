@@ -41,7 +41,15 @@ class SchemaError(SpecError):
 
 
 class DataError(SparseCrossError, ValueError):
-    """The data has values the spec cannot take (label not 0/1, latitude out of range...)."""
+    """The data has values the spec cannot take (label not 0/1, latitude out of range...).
+
+    ``row`` is the global row number of the first bad value (rows counted over the whole
+    source, in reading order), when there is one; readers add the file and the row within it.
+    """
+
+    def __init__(self, message: str = "", *, row: int | None = None) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 class ParameterError(SparseCrossError, ValueError):

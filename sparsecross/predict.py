@@ -20,7 +20,8 @@ from .files import atomic_output, check_outputs
 from .featurize import _labels, featurize_features
 from .metrics import StreamingMetrics
 from .model import SparseModel
-from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, open_checked, resolve_files
+from .read import (DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located, open_checked,
+                   resolve_files)
 from .schema import check_compatible, schema_classes
 
 __all__ = ["decision_function", "predict_proba", "predict_file", "evaluate", "sigmoid", "write_parquet_atomically"]
@@ -167,13 +168,14 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
     tk, tw = model.lookup_table()
 
     def tables() -> Iterator[pa.Table]:
-        for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows, label=False,
-                                              extra_columns=keep):
-            X = featurize_features(model.spec, batch, row)
-            p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
-            # string columns the spec reads come back dictionary-encoded: give them their own type back
-            cols = [batch.column(k).cast(schema.field(k).type) for k in keep]
-            yield pa.Table.from_arrays(cols + [pa.array(p)], schema=schema)
+        with located(source):
+            for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows, label=False,
+                                                  extra_columns=keep):
+                X = featurize_features(model.spec, batch, row)
+                p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
+                # string columns the spec reads come back dictionary-encoded: give them their own type back
+                cols = [batch.column(k).cast(schema.field(k).type) for k in keep]
+                yield pa.Table.from_arrays(cols + [pa.array(p)], schema=schema)
 
     return write_parquet_atomically(tables(), out, on_table=on_batch, schema=schema)
 
@@ -184,12 +186,13 @@ def evaluate(model: SparseModel, source: Source, *, batch_rows: int = DEFAULT_BA
     check_source(model, source, label=True)
     metrics = StreamingMetrics()
     tk, tw = model.lookup_table()
-    for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows):
-        y, w = _labels(model.spec, batch, row)
-        X = featurize_features(model.spec, batch, row)
-        metrics.update(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias), y, w)
-        if on_batch is not None:
-            on_batch(len(y))
+    with located(source):
+        for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows):
+            y, w = _labels(model.spec, batch, row)
+            X = featurize_features(model.spec, batch, row)
+            metrics.update(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias), y, w)
+            if on_batch is not None:
+                on_batch(len(y))
     if metrics.rows == 0:
         raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
     return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,

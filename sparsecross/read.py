@@ -8,6 +8,7 @@ number of rows.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from collections.abc import Iterator, Sequence
@@ -136,6 +137,34 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
                     f"feature {f.name!r} ({f.kind}): column {col!r} in {where} has type {t}; expected numbers"
                 )
     return strings
+
+
+def locate(source: Source, row: int) -> tuple[Path, int] | None:
+    """(file, row within that file) of global row ``row`` of ``source``, from the footers."""
+    start = 0
+    for path in resolve_files(source):
+        n = _open(path).metadata.num_rows
+        if row < start + n:
+            return path, row - start
+        start += n
+    return None
+
+
+@contextlib.contextmanager
+def located(source: Source) -> Iterator[None]:
+    """Add the file and the row within that file to a :class:`DataError` that names a global
+    row (value errors are raised by the featurizer, which only knows global rows)."""
+    try:
+        yield
+    except DataError as exc:
+        if exc.row is None or getattr(exc, "located", False):
+            raise
+        where = locate(source, exc.row)
+        if where is None:
+            raise
+        new = DataError(f"{exc} [file {str(where[0])!r}, row {where[1]} of that file]", row=exc.row)
+        new.located = True  # type: ignore[attr-defined]
+        raise new from None
 
 
 def count_rows(source: Source) -> int:
