@@ -533,3 +533,99 @@ def test_column_space_beyond_2_62_is_a_spec_error():
         parse_spec(d)
     d["crosses"][0]["mode"] = "hashed"
     assert parse_spec(d).n_columns < 2**62
+
+
+# ============================================================== scale: linear time, limits
+class _CountingName(str):
+    """A feature name that counts its equality comparisons (dicts and sets hash first and
+    compare O(1) times per lookup; list.count / list.index / linear scans compare with all)."""
+
+    eq_calls = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountingName.eq_calls += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _wide_spec(n_features: int, n_crosses: int, components: int = 2,
+               name: type = str) -> dict[str, Any]:
+    feats: list[dict[str, Any]] = []
+    for i in range(n_features):
+        if i % 2:
+            feats.append({"name": name(f"f{i}"), "kind": "bucket", "column": f"x{i % 7}",
+                          "boundaries": [0.0, float(1 + i % 5)]})
+        else:
+            feats.append({"name": name(f"f{i}"), "kind": "categorical", "column": f"c{i % 5}"})
+    crosses = [{"name": f"x{j}",
+                "features": [name(f"f{(j + k * 7919) % n_features}") for k in range(components)]}
+               for j in range(n_crosses)]
+    return {"label": {"column": "y"}, "hashing": {"bits": 12}, "features": feats, "crosses": crosses}
+
+
+def test_validation_and_layout_compare_names_a_linear_number_of_times() -> None:
+    """Duplicate checks, cross lookups, the layout and describe_column use dicts: the number
+    of name comparisons grows with the size of the spec, not with its square (the old list
+    scans made ~n**2 = 9,000,000 comparisons here)."""
+    n = 3000
+    d = _wide_spec(n, n, name=_CountingName)
+    _CountingName.eq_calls = 0
+    spec = parse_spec(d)
+    assert len(spec.outputs) == 2 * n
+    for o in spec.outputs[:: 50]:
+        if o.kind == 0:
+            assert spec.describe_column(o.offset)[0] == o.name
+    assert spec.feature("f1234").name == "f1234"
+    assert _CountingName.eq_calls <= 20 * (n + 2 * n)
+
+
+def test_describe_column_finds_every_exact_block() -> None:
+    spec = parse_spec(_wide_spec(300, 300))
+    exact = [o for o in spec.outputs if o.kind == 0]
+    assert len(exact) > 100
+    for o in exact:
+        assert spec.describe_column(o.offset)[0] == o.name
+        assert spec.describe_column(o.offset + o.cardinality - 1)[0] == o.name
+    assert spec.describe_column(spec.hashed_offset) == ("hashed", "bucket 0")
+    with pytest.raises(SpecError, match="outside the layout"):
+        spec.describe_column(-1)
+
+
+def test_spec_at_the_limits_parses() -> None:
+    from sparsecross.spec import MAX_CROSS_COMPONENTS, MAX_CROSSES, MAX_FEATURES
+
+    d = _wide_spec(MAX_FEATURES, MAX_CROSSES)
+    d["crosses"][0]["features"] = [f"f{k}" for k in range(MAX_CROSS_COMPONENTS)]
+    spec = parse_spec(d)
+    assert (len(spec.features), len(spec.crosses)) == (MAX_FEATURES, MAX_CROSSES)
+    assert len(spec.crosses[0].features) == MAX_CROSS_COMPONENTS
+    assert len(spec.outputs) == MAX_FEATURES + MAX_CROSSES
+
+
+@pytest.mark.parametrize("what", ["features", "crosses", "components"])
+def test_spec_over_the_limits_is_a_spec_error(what: str) -> None:
+    from sparsecross.spec import MAX_CROSS_COMPONENTS, MAX_CROSSES, MAX_FEATURES
+
+    if what == "features":
+        d, pattern = _wide_spec(MAX_FEATURES + 1, 1), r"spec: 10001 features; at most 10000"
+    elif what == "crosses":
+        d, pattern = _wide_spec(20, MAX_CROSSES + 1), r"spec: 10001 crosses; at most 10000"
+    else:
+        d = _wide_spec(20, 2)
+        d["crosses"][1]["features"] = [f"f{k}" for k in range(MAX_CROSS_COMPONENTS + 1)]
+        pattern = r"crosses\[1\]\.features: 9 features; a cross has at most 8"
+    with pytest.raises(SpecError, match=pattern) as info:
+        parse_spec(d)
+    assert "\n" not in str(info.value)
+    # a spec read back from a model file was valid when written: not limited
+    assert len(parse_spec(d, stored=True).features) == len(d["features"])
+
+
+def test_many_duplicate_names_make_one_short_line() -> None:
+    d = _wide_spec(200, 0)
+    d["crosses"] = []
+    for i, f in enumerate(d["features"]):
+        f["name"] = f"f{i % 50}"
+    with pytest.raises(SpecError, match=r"features: duplicate names \['f0', .*\] and 40 more$"):
+        parse_spec(d)
