@@ -374,7 +374,8 @@ def _parse_meta(raw: bytes | memoryview, hdr: dict[str, Any], path: str) -> tupl
     if not isinstance(meta["library_version"], str):
         raise ArtifactError(f"{path!r}: metadata 'library_version' must be a string")
     try:
-        spec = parse_spec(meta["spec"])
+        # stored: the resolved form of quantile buckets, and what older versions accepted
+        spec = parse_spec(meta["spec"], stored=True)
         sha = spec.sha256
         _ = spec.n_columns  # resolves the layout: a spec with unresolved quantiles is refused
     except SpecError as exc:

@@ -197,7 +197,9 @@ class FeatureSpec:
 
     # ----------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
-        """Canonical, JSON-able dict (round-trips through :func:`parse_spec`)."""
+        """Canonical, JSON-able dict (round-trips through ``parse_spec(d, stored=True)``; a
+        resolved quantile bucket keeps both ``boundaries`` and ``quantiles``, which only a
+        stored spec may have)."""
         label: dict[str, Any] = {"column": self.label.column}
         if self.label.threshold is not None:
             label["threshold"] = self.label.threshold
@@ -440,7 +442,7 @@ def _choice(where: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _parse_feature(i: int, t: Any) -> Feature:
+def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> Feature:
     where = f"features[{i}]"
     if not isinstance(t, dict):
         raise SpecError(f"{where}: expected a table, got {t!r}")
@@ -456,6 +458,18 @@ def _parse_feature(i: int, t: Any) -> Feature:
         columns = (_get(where, t, "lat", str), _get(where, t, "lon", str))
     else:
         columns = (_get(where, t, "column", str),)
+    if not stored:
+        for col in columns:
+            if col == label.column:
+                raise SpecError(
+                    f"{where}: column {col!r} is the label column; a feature must not read the label "
+                    "(the model would learn the answer)"
+                )
+            if col == label.weight:
+                raise SpecError(
+                    f"{where}: column {col!r} is the weight column ([label] weight); a feature must "
+                    "not read the sample weights"
+                )
     res = 1.0
     invalid = "error"
     if kind in ("geo", "lat", "lon"):
@@ -471,6 +485,11 @@ def _parse_feature(i: int, t: Any) -> Feature:
     if kind == "bucket":
         if "boundaries" not in t and "quantiles" not in t:
             raise SpecError(f"{where}: a bucket feature needs 'boundaries' or 'quantiles'")
+        if "boundaries" in t and "quantiles" in t and not stored:
+            raise SpecError(
+                f"{where}: 'boundaries' and 'quantiles' exclude each other; give explicit boundaries, "
+                "or quantiles = N to compute them from the data"
+            )
         if "boundaries" in t:
             raw = _get(where, t, "boundaries", list)
             try:
@@ -483,8 +502,8 @@ def _parse_feature(i: int, t: Any) -> Feature:
                 raise SpecError(f"{where}.boundaries: must be finite and strictly increasing, got {raw!r}")
             boundaries = b
         if "quantiles" in t:
-            # With explicit boundaries too, this is a resolved spec: the boundaries are used and
-            # the quantile count only records how they were made.
+            # With explicit boundaries too (stored specs only), this is a resolved spec: the
+            # boundaries are used and the quantile count only records how they were made.
             quantiles = _get(where, t, "quantiles", int)
             if not 2 <= quantiles <= 10000:
                 raise SpecError(f"{where}.quantiles: expected an integer in [2, 10000], got {quantiles!r}")
@@ -494,9 +513,16 @@ def _parse_feature(i: int, t: Any) -> Feature:
 def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> FeatureSpec:
     """Parse a spec from TOML text or an already-loaded mapping.
 
+    A user's spec may not use the label or weight column as a feature column, give a bucket
+    both ``boundaries`` and ``quantiles``, or list a feature twice in a cross.
+
     ``stored=True`` is for a spec read back from a file sparsecross wrote (a model's embedded
-    ``FeatureSpec.to_dict()``): it is not held to the limits of a user's spec
-    (:data:`MAX_FEATURES`, :data:`MAX_CROSSES`, :data:`MAX_CROSS_COMPONENTS`).
+    :meth:`FeatureSpec.to_dict`), which was valid when written: it accepts the resolved form of
+    a quantile bucket (its ``boundaries`` with the ``quantiles`` count they came from, as
+    ``to_dict`` writes it and ``sha256`` hashes it) and what earlier versions accepted (a
+    feature crossed with itself, a feature reading the label or weight column), and it is not
+    held to :data:`MAX_FEATURES`, :data:`MAX_CROSSES` or :data:`MAX_CROSS_COMPONENTS`.  Types,
+    ranges, names and the column space are checked as for a user's spec.
 
     Raises
     ------
@@ -559,7 +585,7 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
         raise SpecError("spec: at least one [[features]] table is required")
     if len(raw_features) > MAX_FEATURES and not stored:
         raise SpecError(f"spec: {len(raw_features)} features; at most {MAX_FEATURES} are supported")
-    features = tuple(_parse_feature(i, t) for i, t in enumerate(raw_features))
+    features = tuple(_parse_feature(i, t, label, stored) for i, t in enumerate(raw_features))
     index: dict[str, int] = {}
     for i, f in enumerate(features):
         index.setdefault(f.name, i)
@@ -586,6 +612,12 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
         for n in fl:
             if n not in index:
                 raise SpecError(f"{where}.features: no feature named {n!r}{did_you_mean(n, index)}")
+        if len(set(fl)) != len(fl) and not stored:
+            twice = next(n for k, n in enumerate(fl) if n in fl[:k])
+            raise SpecError(
+                f"{where}.features: feature {twice!r} is listed twice; a feature crossed with itself "
+                "adds nothing the feature alone does not give"
+            )
         name = _get(where, t, "name", str, "*".join(fl))
         mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
         if mode == "exact":
