@@ -1104,3 +1104,33 @@ def test_many_features_featurize_in_bounded_memory(monkeypatch: pytest.MonkeyPat
     assert X.shape[0] == n and X.nnz == n
     full_ids = n_features * n * 9
     assert peak < full_ids / 4, (peak, full_ids)
+
+
+@pytest.mark.parametrize("n_out", [5, 40, 300])
+def test_build_csr_sorts_rows_in_any_output_order(n_out: int) -> None:
+    """The kernel on its own, outputs in no particular column order (exact blocks out of
+    layout order, hashed ones in between): each row is the sorted, merged multiset of its
+    columns, computed here with Python's sorted() and a Counter."""
+    from collections import Counter
+
+    from sparsecross._kernels import crosses as K
+
+    rng = np.random.default_rng(n_out)
+    n, nf = 25, 3
+    ids = rng.integers(0, 4, size=(nf, n)).astype(np.uint64)
+    missing = np.zeros((nf, n), dtype=np.uint8)
+    kinds = rng.integers(0, 2, n_out).astype(np.int8)  # 0 exact, 1 hashed single
+    offsets = rng.permutation(n_out).astype(np.int64) * 2  # exact blocks of 2 columns, shuffled
+    comp_feat = rng.integers(0, nf, n_out).astype(np.int64)
+    comp_ptr = np.arange(n_out + 1, dtype=np.int64)
+    indptr, indices, data = K.build_csr(
+        ids % np.uint64(2), missing, np.zeros(nf, np.uint8), kinds, offsets, np.zeros(n_out, np.uint64),
+        comp_ptr, comp_feat, np.ones(n_out, np.int64), np.uint64(7), np.int64(2 * n_out))
+    for r in range(n):
+        cols = []
+        for o in range(n_out):
+            v = int(ids[comp_feat[o], r] % 2)
+            cols.append(int(offsets[o]) + v if kinds[o] == 0 else 2 * n_out + (v & 7))
+        want = sorted(Counter(cols).items())
+        got = list(zip(indices[indptr[r]:indptr[r + 1]].tolist(), data[indptr[r]:indptr[r + 1]].tolist()))
+        assert got == [(c, float(k)) for c, k in want]
