@@ -377,7 +377,8 @@ def _parse_meta(raw: bytes | memoryview, hdr: dict[str, Any], path: str) -> tupl
     if not isinstance(schema, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in schema.items()):
         raise ArtifactError(f"{path!r}: metadata 'schema' must map column names to type names")
     try:
-        spec = parse_spec(meta["spec"])
+        # stored: the resolved form of quantile buckets, and what older versions accepted
+        spec = parse_spec(meta["spec"], stored=True)
         sha = spec.sha256
         _ = spec.n_columns  # resolves the layout: a spec with unresolved quantiles is refused
     except SpecError as exc:

@@ -219,13 +219,57 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
     return y, w
 
 
+#: Most (row, feature) and (row, output) entries featurized at once.  A batch is processed in
+#: slices of ``SLICE_ENTRIES // max(features, outputs)`` rows so the per-feature local ids
+#: (9 bytes an entry) and the kernel's row scratch (12 bytes an entry) stay around 40-50 MB
+#: whatever the number of features; the slices' CSR parts are concatenated.
+SLICE_ENTRIES = 1 << 22
+
+
 def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int = 0) -> sp.csr_array:
     """Features only (no label): the CSR rows of ``table`` under ``spec``."""
     plan = _plan(spec)
     n = table.num_rows
+    width = max(len(spec.features), len(plan.out_kind), 1)
+    step = max(1, SLICE_ENTRIES // width)
+    if n <= step:
+        indptr, indices, data = _featurize_slice(spec, plan, table, start_row)
+    else:
+        parts = [_featurize_slice(spec, plan, table.slice(a, step), start_row + a)
+                 for a in range(0, n, step)]
+        indptr = np.empty(n + 1, dtype=np.int64)
+        indptr[0] = 0
+        r = 0
+        base = 0
+        for p, _, _ in parts:
+            m = len(p) - 1
+            indptr[r + 1: r + m + 1] = p[1:] + base
+            r += m
+            base += int(p[-1])
+        indices = np.concatenate([q[1] for q in parts])
+        data = np.concatenate([q[2] for q in parts])
+    X = sp.csr_array((data, indices, indptr), shape=(n, spec.n_columns))
+    # The kernel emits sorted, duplicate-free rows: tell scipy so it never re-checks or re-sorts.
+    X.has_sorted_indices = True
+    X.has_canonical_format = True
+    return X
+
+
+def _featurize_slice(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatch,
+                     start_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, data) of the rows of ``table`` (one slice of a batch)."""
+    n = table.num_rows
     nf = len(spec.features)
     ids = np.empty((nf, n), dtype=np.uint64)
     missing = np.empty((nf, n), dtype=np.uint8)
+    floats: dict[str, np.ndarray] = {}  # float64 of each numeric column, shared by its features
+
+    def numeric(col: str) -> np.ndarray:
+        x = floats.get(col)
+        if x is None:
+            x = floats[col] = _float64(_as_array(table.column(col)))
+        return x
+
     for fi, f in enumerate(spec.features):
         if f.kind == "categorical":
             arr = _as_array(table.column(f.columns[0]))
@@ -238,32 +282,27 @@ def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, star
                 )
             _categorical_keys(arr, plan.salts[fi], plan.missing_keys[fi], ids[fi], missing[fi])
         elif f.kind == "bucket":
-            x = _float64(_as_array(table.column(f.columns[0])))
+            x = numeric(f.columns[0])
             K.bucket_ids(x, np.asarray(f.boundaries, dtype=np.float64), ids[fi], missing[fi])
         else:
             n_lat, n_lon = f.grid
             empty = np.zeros(0, dtype=np.float64)
             if f.kind == "geo":
-                lat = _float64(_as_array(table.column(f.columns[0])))
-                lon = _float64(_as_array(table.column(f.columns[1])))
+                lat = numeric(f.columns[0])
+                lon = numeric(f.columns[1])
                 mode = 2
             elif f.kind == "lat":
-                lat, lon, mode = _float64(_as_array(table.column(f.columns[0]))), empty, 0
+                lat, lon, mode = numeric(f.columns[0]), empty, 0
             else:
-                lat, lon, mode = empty, _float64(_as_array(table.column(f.columns[0]))), 1
+                lat, lon, mode = empty, numeric(f.columns[0]), 1
             bad_row = K.grid_ids(lat, lon, f.resolution_arcmin, n_lat, n_lon, mode,
                                  f.invalid == "missing", ids[fi], missing[fi])
             if bad_row >= 0:
                 raise _coordinate_error(f.name, f.columns, lat, lon, mode, start_row)
-    indptr, indices, data = K.build_csr(
+    return K.build_csr(
         ids, missing, plan.skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
         plan.comp_feat, plan.comp_stride, plan.mask, plan.hashed_offset,
     )
-    X = sp.csr_array((data, indices, indptr), shape=(n, spec.n_columns))
-    # The kernel emits sorted, duplicate-free rows: tell scipy so it never re-checks or re-sorts.
-    X.has_sorted_indices = True
-    X.has_canonical_format = True
-    return X
 
 
 def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon: np.ndarray, mode: int,

@@ -11,6 +11,8 @@ import json
 import math
 import re
 import tomllib
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -31,6 +33,9 @@ __all__ = [
     "parse_spec",
     "KINDS",
     "TRAIN_KEYS",
+    "MAX_FEATURES",
+    "MAX_CROSSES",
+    "MAX_CROSS_COMPONENTS",
 ]
 
 KINDS = ("geo", "lat", "lon", "bucket", "categorical")
@@ -58,6 +63,14 @@ _KIND_KEYS = {
     "categorical": {"column"},
 }
 _COMMON_KEYS = {"name", "kind", "missing", "standalone"}
+
+#: Limits of a user's spec (docs/CONTRACT.md, "Limits").  Featurizing holds one local id per
+#: feature and row of a slice, and every row costs work per output and per cross component;
+#: these bounds keep a batch's memory and a row's work predictable.  Specs read back from a
+#: model file (``parse_spec(..., stored=True)``) are not limited: they were valid when written.
+MAX_FEATURES = 10_000
+MAX_CROSSES = 10_000
+MAX_CROSS_COMPONENTS = 8
 
 
 def grid_of(resolution_arcmin: float) -> tuple[int, int]:
@@ -184,7 +197,9 @@ class FeatureSpec:
 
     # ----------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
-        """Canonical, JSON-able dict (round-trips through :func:`parse_spec`)."""
+        """Canonical, JSON-able dict (round-trips through ``parse_spec(d, stored=True)``; a
+        resolved quantile bucket keeps both ``boundaries`` and ``quantiles``, which only a
+        stored spec may have)."""
         label: dict[str, Any] = {"column": self.label.column}
         if self.label.threshold is not None:
             label["threshold"] = self.label.threshold
@@ -223,11 +238,16 @@ class FeatureSpec:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
+    @cached_property
+    def feature_index(self) -> dict[str, int]:
+        """Feature name -> position in :attr:`features` (names are unique)."""
+        return {f.name: i for i, f in enumerate(self.features)}
+
     def feature(self, name: str) -> Feature:
-        for f in self.features:
-            if f.name == name:
-                return f
-        raise SpecError(f"no feature named {name!r}{did_you_mean(name, self.feature_names)}")
+        i = self.feature_index.get(name)
+        if i is None:
+            raise SpecError(f"no feature named {name!r}{did_you_mean(name, self.feature_names)}")
+        return self.features[i]
 
     @property
     def needs_data(self) -> bool:
@@ -242,7 +262,7 @@ class FeatureSpec:
                 "the spec has bucket features with 'quantiles' that are not resolved yet; "
                 "resolve them from data first (sparsecross.resolve_spec)"
             )
-        index = {f.name: i for i, f in enumerate(self.features)}
+        index = self.feature_index
         exact: list[Output] = []
         hashed: list[Output] = []
         offset = 0
@@ -277,7 +297,8 @@ class FeatureSpec:
         return tuple(exact + hashed)
 
     def _cross_is_exact(self, c: Cross) -> bool:
-        feats = [self.feature(n) for n in c.features]
+        index = self.feature_index
+        feats = [self.features[index[n]] for n in c.features]
         if c.mode == "hashed" or any(not f.is_exact for f in feats):
             return False
         if c.mode == "exact":
@@ -317,17 +338,28 @@ class FeatureSpec:
 
         Hashed columns return ``("hashed", "bucket k")``: hashing loses the value.
         """
-        for o in self.outputs:
-            if o.kind == 0 and o.offset <= col < o.offset + int(o.cardinality or 0):
-                local = col - o.offset
-                parts = []
-                for comp, stride in zip(o.components, o.strides):
-                    lid, local = divmod(local, stride)
-                    parts.append(describe_local(self.features[comp], lid))
-                return o.name, " x ".join(parts)
+        # exact blocks are contiguous and in offset order: the last one starting at or before col
+        k = bisect_right(self._exact_starts, col) - 1
+        o = self._exact_outputs[k] if k >= 0 else None
+        if o is not None and col < o.offset + int(o.cardinality or 0):
+            local = col - o.offset
+            parts = []
+            for comp, stride in zip(o.components, o.strides):
+                lid, local = divmod(local, stride)
+                parts.append(describe_local(self.features[comp], lid))
+            return o.name, " x ".join(parts)
         if self.hashed_offset <= col < self.n_columns:
             return "hashed", f"bucket {col - self.hashed_offset}"
         raise SpecError(f"column {col} is outside the layout (width {self.n_columns})")
+
+    @cached_property
+    def _exact_outputs(self) -> tuple[Output, ...]:
+        """The exact blocks, in layout (= offset) order."""
+        return tuple(o for o in self.outputs if o.kind == 0)
+
+    @cached_property
+    def _exact_starts(self) -> list[int]:
+        return [o.offset for o in self._exact_outputs]
 
     def with_boundaries(self, resolved: Mapping[str, tuple[float, ...]]) -> FeatureSpec:
         """A copy whose quantile buckets carry explicit boundaries."""
@@ -363,6 +395,13 @@ def describe_local(f: Feature, lid: int) -> str:
 
 
 # ---------------------------------------------------------------------- parsing
+def _some(names: Any, limit: int = 10) -> str:
+    """Sorted names as a list literal, at most ``limit`` of them (an error stays one line)."""
+    names = sorted(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"
+
+
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
@@ -403,7 +442,7 @@ def _choice(where: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _parse_feature(i: int, t: Any) -> Feature:
+def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> Feature:
     where = f"features[{i}]"
     if not isinstance(t, dict):
         raise SpecError(f"{where}: expected a table, got {t!r}")
@@ -419,6 +458,18 @@ def _parse_feature(i: int, t: Any) -> Feature:
         columns = (_get(where, t, "lat", str), _get(where, t, "lon", str))
     else:
         columns = (_get(where, t, "column", str),)
+    if not stored:
+        for col in columns:
+            if col == label.column:
+                raise SpecError(
+                    f"{where}: column {col!r} is the label column; a feature must not read the label "
+                    "(the model would learn the answer)"
+                )
+            if col == label.weight:
+                raise SpecError(
+                    f"{where}: column {col!r} is the weight column ([label] weight); a feature must "
+                    "not read the sample weights"
+                )
     res = 1.0
     invalid = "error"
     if kind in ("geo", "lat", "lon"):
@@ -434,6 +485,11 @@ def _parse_feature(i: int, t: Any) -> Feature:
     if kind == "bucket":
         if "boundaries" not in t and "quantiles" not in t:
             raise SpecError(f"{where}: a bucket feature needs 'boundaries' or 'quantiles'")
+        if "boundaries" in t and "quantiles" in t and not stored:
+            raise SpecError(
+                f"{where}: 'boundaries' and 'quantiles' exclude each other; give explicit boundaries, "
+                "or quantiles = N to compute them from the data"
+            )
         if "boundaries" in t:
             raw = _get(where, t, "boundaries", list)
             try:
@@ -446,16 +502,27 @@ def _parse_feature(i: int, t: Any) -> Feature:
                 raise SpecError(f"{where}.boundaries: must be finite and strictly increasing, got {raw!r}")
             boundaries = b
         if "quantiles" in t:
-            # With explicit boundaries too, this is a resolved spec: the boundaries are used and
-            # the quantile count only records how they were made.
+            # With explicit boundaries too (stored specs only), this is a resolved spec: the
+            # boundaries are used and the quantile count only records how they were made.
             quantiles = _get(where, t, "quantiles", int)
             if not 2 <= quantiles <= 10000:
                 raise SpecError(f"{where}.quantiles: expected an integer in [2, 10000], got {quantiles!r}")
     return Feature(name, kind, columns, res, boundaries, quantiles, missing, invalid, standalone)
 
 
-def parse_spec(source: str | Mapping[str, Any]) -> FeatureSpec:
+def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> FeatureSpec:
     """Parse a spec from TOML text or an already-loaded mapping.
+
+    A user's spec may not use the label or weight column as a feature column, give a bucket
+    both ``boundaries`` and ``quantiles``, or list a feature twice in a cross.
+
+    ``stored=True`` is for a spec read back from a file sparsecross wrote (a model's embedded
+    :meth:`FeatureSpec.to_dict`), which was valid when written: it accepts the resolved form of
+    a quantile bucket (its ``boundaries`` with the ``quantiles`` count they came from, as
+    ``to_dict`` writes it and ``sha256`` hashes it) and what earlier versions accepted (a
+    feature crossed with itself, a feature reading the label or weight column), and it is not
+    held to :data:`MAX_FEATURES`, :data:`MAX_CROSSES` or :data:`MAX_CROSS_COMPONENTS`.  Types,
+    ranges, names and the column space are checked as for a user's spec.
 
     Raises
     ------
@@ -516,14 +583,21 @@ def parse_spec(source: str | Mapping[str, Any]) -> FeatureSpec:
     raw_features = _get("spec", data, "features", list)
     if not raw_features:
         raise SpecError("spec: at least one [[features]] table is required")
-    features = tuple(_parse_feature(i, t) for i, t in enumerate(raw_features))
-    names = [f.name for f in features]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SpecError(f"features: duplicate names {dupes}")
+    if len(raw_features) > MAX_FEATURES and not stored:
+        raise SpecError(f"spec: {len(raw_features)} features; at most {MAX_FEATURES} are supported")
+    features = tuple(_parse_feature(i, t, label, stored) for i, t in enumerate(raw_features))
+    index: dict[str, int] = {}
+    for i, f in enumerate(features):
+        index.setdefault(f.name, i)
+    if len(index) != len(features):
+        counts = Counter(f.name for f in features)
+        raise SpecError(f"features: duplicate names {_some(n for n, k in counts.items() if k > 1)}")
 
+    raw_crosses = _get("spec", data, "crosses", list, [])
+    if len(raw_crosses) > MAX_CROSSES and not stored:
+        raise SpecError(f"spec: {len(raw_crosses)} crosses; at most {MAX_CROSSES} are supported")
     crosses: list[Cross] = []
-    for i, t in enumerate(_get("spec", data, "crosses", list, [])):
+    for i, t in enumerate(raw_crosses):
         where = f"crosses[{i}]"
         if not isinstance(t, dict):
             raise SpecError(f"{where}: expected a table, got {t!r}")
@@ -531,20 +605,31 @@ def parse_spec(source: str | Mapping[str, Any]) -> FeatureSpec:
         fl = _get(where, t, "features", list)
         if len(fl) < 2 or not all(isinstance(x, str) for x in fl):
             raise SpecError(f"{where}.features: expected a list of 2 or more feature names, got {fl!r}")
+        if len(fl) > MAX_CROSS_COMPONENTS and not stored:
+            raise SpecError(
+                f"{where}.features: {len(fl)} features; a cross has at most {MAX_CROSS_COMPONENTS}"
+            )
         for n in fl:
-            if n not in names:
-                raise SpecError(f"{where}.features: no feature named {n!r}{did_you_mean(n, names)}")
+            if n not in index:
+                raise SpecError(f"{where}.features: no feature named {n!r}{did_you_mean(n, index)}")
+        if len(set(fl)) != len(fl) and not stored:
+            twice = next(n for k, n in enumerate(fl) if n in fl[:k])
+            raise SpecError(
+                f"{where}.features: feature {twice!r} is listed twice; a feature crossed with itself "
+                "adds nothing the feature alone does not give"
+            )
         name = _get(where, t, "name", str, "*".join(fl))
         mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
         if mode == "exact":
-            bad = [n for n in fl if features[names.index(n)].kind == "categorical"]
+            bad = [n for n in fl if features[index[n]].kind == "categorical"]
             if bad:
                 raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) {bad}")
         crosses.append(Cross(name, tuple(fl), mode))
-    all_names = names + [c.name for c in crosses]
-    dupes = sorted({n for n in all_names if all_names.count(n) > 1})
+    counts = Counter(f.name for f in features)
+    counts.update(c.name for c in crosses)
+    dupes = [n for n, k in counts.items() if k > 1]
     if dupes:
-        raise SpecError(f"crosses: names {dupes} are used twice (features and crosses share names)")
+        raise SpecError(f"crosses: names {_some(dupes)} are used twice (features and crosses share names)")
 
     train = dict(_get("spec", data, "train", dict, {}))
     _check_keys("train", train, set(TRAIN_KEYS))

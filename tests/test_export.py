@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparsecross.errors import ArtifactError, ClippedWeightsWarning
+from sparsecross.errors import ArtifactError, ClippedWeightsWarning, SpecError
 from sparsecross.export import (
     ENCODINGS,
     HEADER_SIZE,
@@ -872,3 +872,50 @@ def test_load_one_million_is_fast(tmp_path, geo_spec):
     assert got.nonzeros == 1_000_000
     np.testing.assert_array_equal(got.keys, m.keys)
     assert elapsed < 1.0
+
+
+# ======================================================================================
+# Embedded specs: stored forms that a user's spec may not have
+# ======================================================================================
+def _legacy_spec_dict(n_extra: int = 0) -> dict:
+    """What a model written by an earlier version may embed: a resolved quantile bucket
+    (boundaries with their quantile count), a feature crossed with itself, a feature on the
+    label column; ``n_extra`` more categoricals (over the user limit of features if large)."""
+    feats = [
+        {"name": "inc", "kind": "bucket", "column": "income", "boundaries": [1.5, 3.0], "quantiles": 3},
+        {"name": "leak", "kind": "categorical", "column": "y"},
+    ] + [{"name": f"c{i}", "kind": "categorical", "column": f"c{i % 10}"} for i in range(n_extra)]
+    return {"label": {"column": "y"}, "hashing": {"bits": 6},
+            "features": feats, "crosses": [{"features": ["inc", "inc"]}]}
+
+
+def test_legacy_stored_spec_loads_with_its_identity(tmp_path):
+    import hashlib
+
+    d = _legacy_spec_dict()
+    spec = parse_spec(d, stored=True)
+    path = tmp_path / "legacy.scx"
+    save_model(random_model(spec, 5), path)
+    meta = read_header(path)["metadata"]
+    # the embedded form and its hash are what the earlier version wrote (independent recomputation)
+    assert meta["spec"]["features"][0]["quantiles"] == 3
+    assert meta["spec"]["features"][0]["boundaries"] == [1.5, 3.0]
+    canon = json.dumps(meta["spec"], sort_keys=True, separators=(",", ":"))
+    assert meta["spec_sha256"] == hashlib.sha256(canon.encode()).hexdigest()
+    m = load_model(path)
+    assert m.spec.sha256 == meta["spec_sha256"] and m.spec == spec
+    assert "inc*inc" in {o.name for o in m.spec.outputs}
+
+
+def test_stored_spec_over_the_user_limits_loads(tmp_path):
+    from sparsecross.spec import MAX_FEATURES
+
+    d = _legacy_spec_dict(MAX_FEATURES)
+    with pytest.raises(SpecError, match="at most 10000"):
+        parse_spec(d)
+    spec = parse_spec(d, stored=True)
+    path = tmp_path / "wide.scx"
+    save_model(random_model(spec, 50), path)
+    m = load_model(path)
+    assert len(m.spec.features) == MAX_FEATURES + 2
+    assert m.spec.sha256 == spec.sha256

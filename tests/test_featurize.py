@@ -6,6 +6,7 @@ The oracle is ``tests/reference/featurize_reference.py`` (written from docs/CONT
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -158,7 +159,10 @@ def _golden_params():
 @pytest.mark.parametrize("case", _golden_params())
 def test_golden_featurize_cases(case: dict[str, Any]) -> None:
     spec_dict = tomllib.loads(case["spec_toml"])
-    spec = parse_spec(case["spec_toml"])
+    # cross_modes_max_exact has a self-cross, frozen when the library accepted it: a user's
+    # spec may not have one any more; a stored spec (model file) may and must featurize as then
+    stored = case["id"] == "featurize/cross_modes_max_exact"
+    spec = parse_spec(case["spec_toml"], stored=stored)
     rows = case["rows"]
     if "expected_error" in case:
         with pytest.raises(DataError, match=r"outside \[-90, 90\] x \[-180, 180\]"):
@@ -178,12 +182,15 @@ def test_golden_featurize_cases(case: dict[str, Any]) -> None:
 
 
 def test_golden_cross_modes_against_the_reference() -> None:
-    """featurize/cross_modes_max_exact (a self-cross included) against the reference, and
-    which crosses came out exact or hashed."""
+    """featurize/cross_modes_max_exact against the reference, and which crosses came out exact
+    or hashed.  Its fifth cross (b1 x b1) was frozen when the library accepted a self-cross:
+    a user's spec is refused now, a stored one (a model written then) must featurize as then."""
     (case,) = [c for c in GOLDEN_FEATURIZE if c["id"] == "featurize/cross_modes_max_exact"]
     spec_dict = tomllib.loads(case["spec_toml"])
-    assert len(spec_dict["crosses"]) == 5
-    spec = parse_spec(spec_dict)
+    assert len(spec_dict["crosses"]) == 5 and spec_dict["crosses"][4]["features"] == ["b1", "b1"]
+    with pytest.raises(SpecError, match=r"crosses\[4\]\.features: feature 'b1' is listed twice"):
+        parse_spec(spec_dict)
+    spec = parse_spec(spec_dict, stored=True)
     indptr, indices, data, labels, _, width = reference_csr(spec_dict, case["rows"])
     X, y, _ = featurize_rows(spec, spec_dict, case["rows"])
     assert_same(X, indptr, indices, data, width)
@@ -972,3 +979,158 @@ def test_uint64_categorical_beyond_int64_is_a_data_error():
     assert np.array_equal(small.indices, as_int64.indices)
     with pytest.raises(DataError, match=r"feature 'c': column 'c' has 1 integers >= 2\*\*63 \(first at row 12\)"):
         featurize(pa.table({"c": pa.array([1, None, 2**64 - 1], pa.uint64()), "y": [1, 0, 1]}), spec, start_row=10)
+
+
+# ============================================================= many features: slices, long rows
+def _many_spec(n_features: int = 200, n_crosses: int = 100, bits: int = 6) -> dict[str, Any]:
+    """Every kind, shared columns, skip and bucket missing values, exact and hashed crosses of
+    2-3 distinct features; few hash bits so rows have collisions (entries with value > 1)."""
+    feats: list[dict[str, Any]] = []
+    for i in range(n_features):
+        k = i % 5
+        f: dict[str, Any] = {"name": f"f{i}"}
+        if k == 0:
+            f.update(kind="bucket", column=f"x{i % 7}", boundaries=[float(b) for b in range(-2, i % 6)])
+        elif k == 1:
+            f.update(kind="categorical", column=f"c{i % 4}")
+        elif k == 2:
+            f.update(kind="lat", column="lat", resolution_arcmin=float(60 * (1 + i % 9)))
+        elif k == 3:
+            f.update(kind="lon", column="lon", resolution_arcmin=float(120 * (1 + i % 5)), invalid="missing")
+        else:
+            f.update(kind="geo", lat="lat", lon="lon", resolution_arcmin=float(600 * (1 + i % 4)),
+                     invalid="missing")
+        if i % 3 == 0:
+            f["missing"] = "skip"
+        if i % 4 == 0:
+            f["standalone"] = False
+        feats.append(f)
+    crosses = []
+    for j in range(n_crosses):
+        picks = [j % n_features, (j * 7 + 1) % n_features, (j * 31 + 2) % n_features][: 2 + j % 2]
+        if picks[1] == picks[0]:
+            picks[1] = (picks[0] + 1) % n_features
+        comps = list(dict.fromkeys(f"f{k}" for k in picks))
+        c: dict[str, Any] = {"features": comps, "name": f"x{j}"}
+        if j % 5 == 0:
+            c["mode"] = "hashed"
+        crosses.append(c)
+    return {"label": {"column": "y"}, "hashing": {"bits": bits, "seed": 11, "max_exact": 50_000},
+            "features": feats, "crosses": crosses}
+
+
+def _many_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n):
+        row: dict[str, Any] = {"y": int(rng.integers(0, 2))}
+        for c in range(7):
+            row[f"x{c}"] = None if rng.random() < 0.1 else float(np.round(rng.normal(0, 3), 2))
+        for c in range(4):
+            v = None if rng.random() < 0.1 else int(rng.integers(0, 6))
+            row[f"c{c}"] = v if c % 2 or v is None else f"v{v}"
+        row["lat"] = None if rng.random() < 0.1 else float(np.round(rng.uniform(-90, 90), 3))
+        row["lon"] = float(np.round(rng.uniform(-200, 200), 3))  # some out of range: invalid=missing
+        rows.append(row)
+    return rows
+
+
+def test_many_features_long_rows_match_the_reference() -> None:
+    """~300 outputs a row (far past the insertion-sort length) with collisions, against the
+    reference; then in slices of 7 rows, identical to the batch in one piece."""
+    F = importlib.import_module("sparsecross.featurize")
+    from sparsecross._kernels.crosses import SHORT_ROW
+
+    d = _many_spec()
+    spec = parse_spec(d)
+    rows = _many_rows(40)
+    table = table_from_rows(d, rows)
+    assert len(spec.features) + len(spec.crosses) == 300
+    indptr, indices, data, labels, _, width = reference_csr(d, rows)
+    X, y, _ = featurize(table, spec)
+    assert np.diff(X.indptr).max() > 4 * SHORT_ROW
+    assert X.data.max() > 1  # collisions merged into counts
+    assert_same(X, indptr, indices, data, width)
+    assert_canonical(X, spec.n_columns)
+    np.testing.assert_array_equal(y, labels)
+
+    old = F.SLICE_ENTRIES
+    try:
+        F.SLICE_ENTRIES = 7 * len(spec.outputs)  # outputs outnumber features: 7-row slices
+        X7, _, _ = featurize(table, spec)
+    finally:
+        F.SLICE_ENTRIES = old
+    assert_identical(X7, X)
+
+
+@pytest.mark.parametrize("entries", [1, 250, 1000, 1 << 22])
+def test_sliced_batches_are_bit_identical(monkeypatch: pytest.MonkeyPatch, entries: int) -> None:
+    """Slice sizes from one row to the whole batch give the same CSR (rows are independent)."""
+    F = importlib.import_module("sparsecross.featurize")
+
+    d = _many_spec(40, 20, bits=8)
+    spec = parse_spec(d)
+    table = table_from_rows(d, _many_rows(60, seed=3))
+    whole = F.featurize_features(spec, table)
+    monkeypatch.setattr(F, "SLICE_ENTRIES", entries)
+    assert_identical(F.featurize_features(spec, table), whole)
+    assert_identical(F.featurize_features(spec, table.slice(5, 31)),
+                     whole[5:36])
+
+
+def test_many_features_featurize_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """500 features (only one cross emitted) x 4,000 rows: the per-feature local ids of the
+    whole batch are 500 * 4,000 * 9 bytes = 18 MB; in slices of SLICE_ENTRIES = 2**16 entries
+    the traced peak stays a few MB (sizes, not time)."""
+    import tracemalloc
+
+    F = importlib.import_module("sparsecross.featurize")
+
+    n_features, n = 500, 4000
+    feats = [{"name": f"b{i}", "kind": "bucket", "column": f"x{i % 10}",
+              "boundaries": [0.0, float(1 + i % 3)], "standalone": False} for i in range(n_features)]
+    spec = parse_spec({"label": {"column": "y"}, "hashing": {"bits": 8}, "features": feats,
+                       "crosses": [{"features": ["b0", "b1"]}]})
+    rng = np.random.default_rng(0)
+    table = pa.table({f"x{c}": rng.normal(0, 2, n) for c in range(10)} | {"y": np.zeros(n)})
+    monkeypatch.setattr(F, "SLICE_ENTRIES", 1 << 16)
+    F.featurize_features(spec, table.slice(0, 10))  # plan and kernels ready
+    tracemalloc.start()
+    try:
+        X = F.featurize_features(spec, table)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert X.shape[0] == n and X.nnz == n
+    full_ids = n_features * n * 9
+    assert peak < full_ids / 4, (peak, full_ids)
+
+
+@pytest.mark.parametrize("n_out", [5, 40, 300])
+def test_build_csr_sorts_rows_in_any_output_order(n_out: int) -> None:
+    """The kernel on its own, outputs in no particular column order (exact blocks out of
+    layout order, hashed ones in between): each row is the sorted, merged multiset of its
+    columns, computed here with Python's sorted() and a Counter."""
+    from collections import Counter
+
+    from sparsecross._kernels import crosses as K
+
+    rng = np.random.default_rng(n_out)
+    n, nf = 25, 3
+    ids = rng.integers(0, 4, size=(nf, n)).astype(np.uint64)
+    missing = np.zeros((nf, n), dtype=np.uint8)
+    kinds = rng.integers(0, 2, n_out).astype(np.int8)  # 0 exact, 1 hashed single
+    offsets = rng.permutation(n_out).astype(np.int64) * 2  # exact blocks of 2 columns, shuffled
+    comp_feat = rng.integers(0, nf, n_out).astype(np.int64)
+    comp_ptr = np.arange(n_out + 1, dtype=np.int64)
+    indptr, indices, data = K.build_csr(
+        ids % np.uint64(2), missing, np.zeros(nf, np.uint8), kinds, offsets, np.zeros(n_out, np.uint64),
+        comp_ptr, comp_feat, np.ones(n_out, np.int64), np.uint64(7), np.int64(2 * n_out))
+    for r in range(n):
+        cols = []
+        for o in range(n_out):
+            v = int(ids[comp_feat[o], r] % 2)
+            cols.append(int(offsets[o]) + v if kinds[o] == 0 else 2 * n_out + (v & 7))
+        want = sorted(Counter(cols).items())
+        got = list(zip(indices[indptr[r]:indptr[r + 1]].tolist(), data[indptr[r]:indptr[r + 1]].tolist()))
+        assert got == [(c, float(k)) for c, k in want]

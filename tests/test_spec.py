@@ -125,7 +125,12 @@ def test_resolved_spec_round_trips(sample_path: Path) -> None:
     d["label"]["column"] = "label"
     spec = sparsecross.resolve_spec(sample_path, parse_spec(d))
     assert spec.features[1].boundaries is not None
-    again = parse_spec(spec.to_dict())
+    # the resolved form keeps both keys (the identity of models trained on quantiles, so it
+    # cannot change); it is read back as a stored spec, a user's spec may not have both
+    assert {"boundaries", "quantiles"} <= set(spec.to_dict()["features"][1])
+    with pytest.raises(SpecError, match=r"'boundaries' and 'quantiles' exclude each other"):
+        parse_spec(spec.to_dict())
+    again = parse_spec(spec.to_dict(), stored=True)
     assert again.sha256 == spec.sha256
     assert again.features[1].boundaries == spec.features[1].boundaries
     assert again.features[1].quantiles == 4
@@ -133,21 +138,32 @@ def test_resolved_spec_round_trips(sample_path: Path) -> None:
     assert again.n_columns == spec.n_columns
 
 
-def test_bucket_with_boundaries_and_quantiles_is_a_resolved_spec() -> None:
+def test_bucket_with_boundaries_and_quantiles_is_an_error_in_a_users_spec() -> None:
     d = _mutate(("features", 1), {"name": "income", "kind": "bucket", "column": "inc",
                                   "boundaries": [1.0, 2.0], "quantiles": 3})
-    spec = parse_spec(d)
+    with pytest.raises(SpecError, match=r"^features\[1\] \('income'\): 'boundaries' and 'quantiles' "
+                                        r"exclude each other; give explicit boundaries, or quantiles = N"):
+        parse_spec(d)
+    with pytest.raises(SpecError, match=r"exclude each other"):
+        parse_spec(tomllib.loads('[label]\ncolumn = "y"\n[[features]]\nname = "b"\nkind = "bucket"\n'
+                                 'column = "x"\nboundaries = [1.0]\nquantiles = 4\n'))
+
+
+def test_stored_bucket_with_boundaries_and_quantiles_is_a_resolved_spec() -> None:
+    d = _mutate(("features", 1), {"name": "income", "kind": "bucket", "column": "inc",
+                                  "boundaries": [1.0, 2.0], "quantiles": 3})
+    spec = parse_spec(d, stored=True)
     assert not spec.needs_data
     assert spec.features[1].boundaries == (1.0, 2.0)
     assert spec.outputs[1].cardinality == 4
     # both keys are still validated
     d["features"][1]["boundaries"] = [2.0, 1.0]
     with pytest.raises(SpecError, match=r"boundaries: must be finite and strictly increasing"):
-        parse_spec(d)
+        parse_spec(d, stored=True)
     d["features"][1]["boundaries"] = [1.0, 2.0]
     d["features"][1]["quantiles"] = 1
     with pytest.raises(SpecError, match=r"quantiles: expected an integer in \[2, 10000\]"):
-        parse_spec(d)
+        parse_spec(d, stored=True)
 
 
 def test_unresolved_quantiles_have_no_layout() -> None:
@@ -415,7 +431,9 @@ def _layout_cases() -> list[tuple[str, dict[str, Any]]]:
 @pytest.mark.parametrize("spec_dict", [d for _, d in _layout_cases()],
                          ids=[cid for cid, _ in _layout_cases()])
 def test_layout_matches_reference(spec_dict: dict[str, Any]) -> None:
-    spec = parse_spec(spec_dict)
+    # featurize/cross_modes_max_exact crosses b1 with itself: frozen when the library accepted
+    # that; a user's spec may not any more, a stored spec (a model file) may
+    spec = parse_spec(spec_dict, stored=_has_self_cross(spec_dict))
     ref = layout_reference(spec_dict)
     exact = [o for o in spec.outputs if o.kind == 0]
     assert [(o.name, o.offset, o.cardinality) for o in exact] == [
@@ -438,11 +456,26 @@ def test_layout_matches_reference(spec_dict: dict[str, Any]) -> None:
     assert end == spec.hashed_offset
 
 
+def _has_self_cross(d: dict[str, Any]) -> bool:
+    return any(len(set(c["features"])) < len(c["features"]) for c in d.get("crosses", []))
+
+
 def test_golden_specs_are_accepted() -> None:
-    for _cid, text in _golden_specs():
+    """Every frozen spec parses, except the self-cross of featurize/cross_modes_max_exact
+    (frozen when the library accepted it): a SpecError now, still read as a stored spec so
+    models written then keep loading."""
+    self_crosses = []
+    for cid, text in _golden_specs():
         d = tomllib.loads(text)
-        spec = parse_spec(text)
+        if _has_self_cross(d):
+            self_crosses.append(cid)
+            with pytest.raises(SpecError, match=r"crosses\[4\]\.features: feature 'b1' is listed twice"):
+                parse_spec(text)
+            spec = parse_spec(text, stored=True)
+        else:
+            spec = parse_spec(text)
         assert spec.n_columns == layout_reference(d)["width"]
+    assert self_crosses == ["featurize/cross_modes_max_exact"]
 
 
 def test_arcminute_geo_block_cardinality() -> None:
@@ -533,3 +566,174 @@ def test_column_space_beyond_2_62_is_a_spec_error():
         parse_spec(d)
     d["crosses"][0]["mode"] = "hashed"
     assert parse_spec(d).n_columns < 2**62
+
+
+# ============================================================== scale: linear time, limits
+class _CountingName(str):
+    """A feature name that counts its equality comparisons (dicts and sets hash first and
+    compare O(1) times per lookup; list.count / list.index / linear scans compare with all)."""
+
+    eq_calls = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountingName.eq_calls += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _wide_spec(n_features: int, n_crosses: int, components: int = 2,
+               name: type = str) -> dict[str, Any]:
+    feats: list[dict[str, Any]] = []
+    for i in range(n_features):
+        if i % 2:
+            feats.append({"name": name(f"f{i}"), "kind": "bucket", "column": f"x{i % 7}",
+                          "boundaries": [0.0, float(1 + i % 5)]})
+        else:
+            feats.append({"name": name(f"f{i}"), "kind": "categorical", "column": f"c{i % 5}"})
+    crosses = [{"name": f"x{j}",
+                "features": [name(f"f{(j + k * 7919) % n_features}") for k in range(components)]}
+               for j in range(n_crosses)]
+    return {"label": {"column": "y"}, "hashing": {"bits": 12}, "features": feats, "crosses": crosses}
+
+
+def test_validation_and_layout_compare_names_a_linear_number_of_times() -> None:
+    """Duplicate checks, cross lookups, the layout and describe_column use dicts: the number
+    of name comparisons grows with the size of the spec, not with its square (the old list
+    scans made ~n**2 = 9,000,000 comparisons here)."""
+    n = 3000
+    d = _wide_spec(n, n, name=_CountingName)
+    _CountingName.eq_calls = 0
+    spec = parse_spec(d)
+    assert len(spec.outputs) == 2 * n
+    for o in spec.outputs[:: 50]:
+        if o.kind == 0:
+            assert spec.describe_column(o.offset)[0] == o.name
+    assert spec.feature("f1234").name == "f1234"
+    assert _CountingName.eq_calls <= 20 * (n + 2 * n)
+
+
+def test_describe_column_finds_every_exact_block() -> None:
+    spec = parse_spec(_wide_spec(300, 300))
+    exact = [o for o in spec.outputs if o.kind == 0]
+    assert len(exact) > 100
+    for o in exact:
+        assert spec.describe_column(o.offset)[0] == o.name
+        assert spec.describe_column(o.offset + o.cardinality - 1)[0] == o.name
+    assert spec.describe_column(spec.hashed_offset) == ("hashed", "bucket 0")
+    with pytest.raises(SpecError, match="outside the layout"):
+        spec.describe_column(-1)
+
+
+def test_spec_at_the_limits_parses() -> None:
+    from sparsecross.spec import MAX_CROSS_COMPONENTS, MAX_CROSSES, MAX_FEATURES
+
+    d = _wide_spec(MAX_FEATURES, MAX_CROSSES)
+    d["crosses"][0]["features"] = [f"f{k}" for k in range(MAX_CROSS_COMPONENTS)]
+    spec = parse_spec(d)
+    assert (len(spec.features), len(spec.crosses)) == (MAX_FEATURES, MAX_CROSSES)
+    assert len(spec.crosses[0].features) == MAX_CROSS_COMPONENTS
+    assert len(spec.outputs) == MAX_FEATURES + MAX_CROSSES
+
+
+@pytest.mark.parametrize("what", ["features", "crosses", "components"])
+def test_spec_over_the_limits_is_a_spec_error(what: str) -> None:
+    from sparsecross.spec import MAX_CROSS_COMPONENTS, MAX_CROSSES, MAX_FEATURES
+
+    if what == "features":
+        d, pattern = _wide_spec(MAX_FEATURES + 1, 1), r"spec: 10001 features; at most 10000"
+    elif what == "crosses":
+        d, pattern = _wide_spec(20, MAX_CROSSES + 1), r"spec: 10001 crosses; at most 10000"
+    else:
+        d = _wide_spec(20, 2)
+        d["crosses"][1]["features"] = [f"f{k}" for k in range(MAX_CROSS_COMPONENTS + 1)]
+        pattern = r"crosses\[1\]\.features: 9 features; a cross has at most 8"
+    with pytest.raises(SpecError, match=pattern) as info:
+        parse_spec(d)
+    assert "\n" not in str(info.value)
+    # a spec read back from a model file was valid when written: not limited
+    assert len(parse_spec(d, stored=True).features) == len(d["features"])
+
+
+def test_many_duplicate_names_make_one_short_line() -> None:
+    d = _wide_spec(200, 0)
+    d["crosses"] = []
+    for i, f in enumerate(d["features"]):
+        f["name"] = f"f{i % 50}"
+    with pytest.raises(SpecError, match=r"features: duplicate names \['f0', .*\] and 40 more$"):
+        parse_spec(d)
+
+
+# ===================================================== the label is never a feature (item 8)
+@pytest.mark.parametrize("feature, column", [
+    ({"name": "leak", "kind": "bucket", "column": "y", "boundaries": [0.5]}, "y"),
+    ({"name": "leak", "kind": "categorical", "column": "y"}, "y"),
+    ({"name": "leak", "kind": "geo", "lat": "lat", "lon": "y"}, "y"),
+    ({"name": "leak", "kind": "lat", "column": "y", "standalone": False}, "y"),
+])
+def test_feature_reading_the_label_is_a_spec_error(feature: dict[str, Any], column: str) -> None:
+    d = base()
+    d["features"].append(feature)
+    d["crosses"].append({"features": ["leak", "income"]})
+    with pytest.raises(SpecError, match=rf"^features\[4\] \('leak'\): column '{column}' is the label "
+                                        r"column; a feature must not read the label") as info:
+        parse_spec(d)
+    assert "\n" not in str(info.value)
+
+
+def test_feature_reading_the_weight_is_a_spec_error() -> None:
+    d = base()
+    d["label"]["weight"] = "w"
+    d["features"][2]["column"] = "w"
+    with pytest.raises(SpecError, match=r"^features\[2\] \('dev'\): column 'w' is the weight column"):
+        parse_spec(d)
+    d["label"]["threshold"] = 0.5
+    d["features"][2]["column"] = "device"
+    d["features"][1]["column"] = "y"  # the label column of a thresholded label
+    with pytest.raises(SpecError, match=r"^features\[1\] \('income'\): column 'y' is the label column"):
+        parse_spec(d)
+
+
+def test_label_as_a_feature_in_a_spec_file_names_the_file(tmp_path: Path) -> None:
+    d = tomllib.loads((SPECS / "synthetic.toml").read_text())
+    label = d["label"]["column"]
+    p = tmp_path / "leak.toml"
+    p.write_text((SPECS / "synthetic.toml").read_text()
+                 + f'\n[[features]]\nname = "leak"\nkind = "categorical"\ncolumn = "{label}"\n')
+    with pytest.raises(SpecError, match=rf"leak\.toml: features\[\d+\] \('leak'\): column '{label}' is "
+                                        r"the label column"):
+        load_spec(p)
+
+
+@pytest.mark.parametrize("features, twice", [
+    (["income", "income"], "income"),
+    (["band", "income", "band"], "band"),
+    (["dev", "income", "income"], "income"),
+])
+def test_feature_crossed_with_itself_is_a_spec_error(features: list[str], twice: str) -> None:
+    d = base()
+    d["crosses"][1]["features"] = features
+    with pytest.raises(SpecError, match=rf"^crosses\[1\]\.features: feature '{twice}' is listed twice"):
+        parse_spec(d)
+
+
+def test_stored_specs_keep_what_earlier_versions_accepted() -> None:
+    """A model file written before these checks must still load and featurize as it did:
+    a stored spec may have a self-cross or a feature on the label column, and the identity
+    (sha256 of the canonical JSON) is the one computed from the stored dict."""
+    import hashlib
+    import json
+
+    d = base()
+    d["crosses"].append({"features": ["income", "income"]})
+    d["features"][2]["column"] = "y"
+    d["features"][1]["quantiles"] = 3  # the resolved form: boundaries and their quantile count
+    spec = parse_spec(d, stored=True)
+    canon = json.dumps({k: v for k, v in spec.to_dict().items() if k != "train"}, sort_keys=True,
+                       separators=(",", ":"))
+    assert spec.sha256 == hashlib.sha256(canon.encode()).hexdigest()
+    assert spec.to_dict()["features"][1]["quantiles"] == 3
+    assert spec.to_dict()["crosses"][-1]["features"] == ["income", "income"]
+    assert parse_spec(spec.to_dict(), stored=True) == spec
+    with pytest.raises(SpecError):
+        parse_spec(spec.to_dict())
