@@ -22,7 +22,7 @@ from ._kernels import crosses as K
 from ._kernels.hash import hash_ints, hash_strings, holdout_mask
 from .errors import DataError, SchemaError
 from .hashing import holdout_salt, missing_key
-from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches
+from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located
 from .spec import FeatureSpec
 
 __all__ = ["featurize", "iter_batches", "Batch", "resolve_spec"]
@@ -186,13 +186,15 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
     if arr.null_count:
         bad = ~np.asarray(arr.is_valid())
         raise DataError(
-            f"label column {lab.column!r}: {int(bad.sum())} null values (first at row {start_row + _first_bad(bad)})"
+            f"label column {lab.column!r}: {int(bad.sum())} null values (first at row {start_row + _first_bad(bad)})",
+            row=start_row + _first_bad(bad),
         )
     x = _float64(arr)
     if np.isnan(x).any():
         bad = np.isnan(x)
         raise DataError(
-            f"label column {lab.column!r}: {int(bad.sum())} NaN values (first at row {start_row + _first_bad(bad)})"
+            f"label column {lab.column!r}: {int(bad.sum())} NaN values (first at row {start_row + _first_bad(bad)})",
+            row=start_row + _first_bad(bad),
         )
     if lab.threshold is not None:
         y = (x > lab.threshold).astype(np.float64)
@@ -202,7 +204,8 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
             i = _first_bad(bad)
             raise DataError(
                 f"label column {lab.column!r}: {int(bad.sum())} values are not 0/1 (first at row "
-                f"{start_row + i}: {float(x[i])!r}); set [label] threshold = T to use column > T"
+                f"{start_row + i}: {float(x[i])!r}); set [label] threshold = T to use column > T",
+                row=start_row + i,
             )
         y = np.ascontiguousarray(x, dtype=np.float64)
     w = None
@@ -214,7 +217,8 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
             i = _first_bad(bad)
             raise DataError(
                 f"weight column {lab.weight!r}: {int(bad.sum())} values are null, NaN, infinite or "
-                f"negative (first at row {start_row + i}: {float(w[i])!r})"
+                f"negative (first at row {start_row + i}: {float(w[i])!r})",
+                row=start_row + i,
             )
     return y, w
 
@@ -278,7 +282,8 @@ def _featurize_slice(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.Record
                 big = np.asarray(pc.fill_null(big, False))
                 raise DataError(
                     f"feature {f.name!r}: column {f.columns[0]!r} has {int(big.sum())} integers >= 2**63 (first "
-                    f"at row {start_row + _first_bad(big)}); categorical integers are hashed as int64"
+                    f"at row {start_row + _first_bad(big)}); categorical integers are hashed as int64",
+                    row=start_row + _first_bad(big),
                 )
             _categorical_keys(arr, plan.salts[fi], plan.missing_keys[fi], ids[fi], missing[fi])
         elif f.kind == "bucket":
@@ -322,7 +327,8 @@ def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon:
     return DataError(
         f"feature {name!r}: {int(bad.sum())} rows have coordinates outside [-90, 90] x [-180, 180] "
         f"(first at row {start_row + i}: {', '.join(vals)}; counted in rows {start_row}-{start_row + len(bad) - 1}); "
-        "set invalid = \"missing\" in the spec to treat them as missing"
+        "set invalid = \"missing\" in the spec to treat them as missing",
+        row=start_row + i,
     )
 
 
@@ -394,10 +400,11 @@ def iter_batches(
     if spec.needs_data:
         spec = resolve_spec(source, spec)
     any_rows = False
-    for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, start_row=start_row):
-        any_rows = True
-        y, w = _labels(spec, batch, row)
-        yield Batch(featurize_features(spec, batch, row), y, w, row)
+    with located(source):
+        for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, start_row=start_row):
+            any_rows = True
+            y, w = _labels(spec, batch, row)
+            yield Batch(featurize_features(spec, batch, row), y, w, row)
     if not any_rows and start_row == 0:
         raise DataError(f"the data {_describe(source)} has no rows")
 

@@ -100,9 +100,10 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
         Naming the column, the file and the closest existing column names.
     """
     names = schema.names
+    present = set(names)
 
     def col_type(col: str, role: str) -> pa.DataType:
-        if col not in names:
+        if col not in present:
             raise SchemaError(
                 f"{role} column {col!r} is not in {where}{did_you_mean(col, names)}; "
                 f"available: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"

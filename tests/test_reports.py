@@ -220,3 +220,32 @@ def test_a_non_utf8_column_name_is_a_clean_error(capsys, tmp_path):
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "nu.parquet" in lines[0] and "UTF-8" in lines[0], err
     assert not os.path.exists(tmp_path / "m.scx")
+
+
+# ------------------------------------------------------------------ where errors are
+def test_value_errors_name_the_file_and_the_row_within_it(tmp_path, world, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    t = pq.read_table(world["data"]).slice(0, 300)
+    pq.write_table(t.slice(0, 200), folder / "a.parquet")
+    lat = t.column("latitude").to_numpy().copy()
+    lat[200 + 17] = 200.0  # row 17 of the second file, global row 217
+    bad = t.set_column(t.schema.get_field_index("latitude"), "latitude", pa.array(lat)).slice(200)
+    pq.write_table(bad, folder / "b.parquet")
+    with pytest.raises(sx.DataError, match=r"first at row 217.*b\.parquet', row 17 of that file"):
+        sx.train(folder, sx.load_spec(SPEC))
+    with pytest.raises(sx.DataError, match=r"b\.parquet', row 17 of that file"):
+        sx.evaluate(sx.load_model(world["model"]), folder)
+    rc, _out, err = run(capsys, ["predict", world["model"], folder, "--out", tmp_path / "p.parquet"])
+    assert rc == 1 and "row 17 of that file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_full_disk_names_the_predictions_path(tmp_path, world, monkeypatch):
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(sx.OutputError, match=r"cannot write predictions .*p\.parquet.*No space left"):
+        sx.predict_file(sx.load_model(world["model"]), world["data"], tmp_path / "p.parquet")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
