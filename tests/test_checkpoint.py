@@ -661,3 +661,31 @@ def test_fuzz_checkpoint_contents(data, genuine, uninterrupted, mutations):
     if unchanged:
         assert _same_model(model, uninterrupted)
         assert model.stats == uninterrupted.stats
+
+
+# =========================================================================================
+# the data-parallel (distributed) checkpoint shape passes the same validation
+# =========================================================================================
+@pytest.mark.parametrize("n_keys", [0, 1, 700, 3000])
+def test_data_parallel_snapshot_state_and_meta_validate(tmp_path, n_keys):
+    """``distributed._set_state`` rebuilds the table from shard dumps and saves meta with a
+    ``round`` instead of a ``row``: such a checkpoint passes, and a bad round does not."""
+    from sparsecross.checkpoint import read_checkpoint, validate_checkpoint
+    from sparsecross.distributed import _set_state
+
+    rng = np.random.default_rng(n_keys)
+    keys = rng.choice(SPEC.n_columns, size=n_keys, replace=False).astype(np.uint64)
+    zn = rng.normal(size=(n_keys, 2)).astype(np.float32)
+    zn[:, 1] = np.abs(zn[:, 1])
+    state = FTRLState(SPEC.n_columns, "float32")
+    _set_state(state, keys, zn, np.array([0.5, 2.0]))
+    meta = {"epoch": 1, "round": 3, "acc": [12.5, 30.0, 30.0], "history": [{"epoch": 1, "rounds": 7}]}
+    state.save(tmp_path / "state.npz", meta)
+    st_, meta_ = read_checkpoint(tmp_path / "state.npz")
+    kw = dict(n_columns=SPEC.n_columns, state_dtype="float32", epochs=2, rows_total=ROWS)
+    validate_checkpoint(tmp_path / "state.npz", st_, meta_, position="round", **kw)
+    assert st_.as_dict() == state.as_dict()
+    with pytest.raises(CheckpointError, match="no 'row'"):
+        validate_checkpoint(tmp_path / "state.npz", st_, meta_, position="row", **kw)
+    with pytest.raises(CheckpointError, match="round 401"):
+        validate_checkpoint(tmp_path / "state.npz", st_, {**meta_, "round": ROWS + 1}, position="round", **kw)
