@@ -903,7 +903,8 @@ def train_distributed(
     """
     from .hashing import holdout_salt
     from .read import count_rows
-    from .train import ProgressEvent, TrainParams, _source_fingerprint, export_state, open_checkpoint, start_state, train_batch
+    from .checkpoint import open_checkpoint, source_fingerprint
+    from .train import ProgressEvent, TrainParams, export_state, start_state, train_batch
 
     if mode not in MODES:
         raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
@@ -936,13 +937,14 @@ def train_distributed(
     run_params = tp.to_dict()
     if not exact:
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
-    run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": _source_fingerprint(source)}
+    run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
 
     state = start_state(init_state, spec, state_dtype)
     epoch, start_row, start_round = 0, 0, 0
     acc = np.zeros(3, dtype=np.float64)
     history: list[dict[str, Any]] = []
-    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta)
+    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta, n_columns=spec.n_columns, state_dtype=state_dtype,
+                                         epochs=tp.epochs, rows_total=rows_total, position="row" if exact else "round")
     if resumed is not None:
         state, meta = resumed
         epoch = int(meta["epoch"])

@@ -17,20 +17,20 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from ._kernels.ftrl import FTRLParams, ftrl_pass
 from ._kernels.hash import holdout_mask
-from .errors import CheckpointError, DataError, EmptyModelWarning, ParameterError, SparseCrossError
+from .checkpoint import open_checkpoint, source_fingerprint
+from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError
 from .featurize import Batch, iter_batches, resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
+from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .schema import check_compatible, source_schema
-from .read import DEFAULT_BATCH_ROWS, Source, count_rows, resolve_files
 from .spec import FeatureSpec
 from .state import FTRLState
 
@@ -270,31 +270,6 @@ def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: st
     return init_state.copy()
 
 
-def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any]
-                    ) -> tuple[Path | None, tuple[FTRLState, dict[str, Any]] | None]:
-    """The checkpoint file of folder ``checkpoint`` (created if needed; None without one) and,
-    if it holds a checkpoint, (state, meta) after checking that it belongs to this run: the
-    same spec, parameters and data files as ``run_meta``."""
-    if checkpoint is None:
-        return None, None
-    ckpt_path = Path(checkpoint) / "state.npz"
-    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    if not ckpt_path.exists():
-        return ckpt_path, None
-    state, meta = FTRLState.load(ckpt_path)
-    for k in ("spec_sha256", "params", "data"):
-        if meta.get(k) != run_meta[k]:
-            raise CheckpointError(
-                f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
-                "use another --checkpoint folder or delete it"
-            )
-    return ckpt_path, (state, meta)
-
-
-def _source_fingerprint(source: Source) -> list[list[Any]]:
-    return [[str(p), p.stat().st_size] for p in resolve_files(source)]
-
-
 # ------------------------------------------------------------------------ train
 def train(
     source: Source,
@@ -384,7 +359,7 @@ def train(
     if rows_total == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
     salt = holdout_salt(spec.hashing.seed)
-    fingerprint = _source_fingerprint(source)
+    fingerprint = source_fingerprint(source) if checkpoint is not None else None
     run_meta = {"spec_sha256": spec.sha256, "params": tp.to_dict(), "data": fingerprint}
 
     state = start_state(init_state, spec, state_dtype)
@@ -392,7 +367,8 @@ def train(
     start_row = 0
     acc = np.zeros(3, dtype=np.float64)
     history: list[dict[str, Any]] = []
-    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta)
+    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta, n_columns=spec.n_columns, state_dtype=state_dtype,
+                                         epochs=tp.epochs, rows_total=rows_total)
     if resumed is not None:
         state, meta = resumed
         epoch, start_row = int(meta["epoch"]), int(meta["row"])

@@ -1,0 +1,347 @@
+"""Checkpoints: the ``state.npz`` of one run, read back as untrusted input.
+
+A checkpoint belongs to exactly one run: the same spec (its SHA-256), the same parameters and
+the same data files, each fingerprinted by its resolved absolute path, size, modification
+time and the SHA-256 of its Parquet footer (:func:`source_fingerprint`).
+
+A checkpoint is a file on disk that anything may have truncated, corrupted or replaced, and
+the Numba kernels that resume from it do not bounds-check (a full hash table makes a lookup
+probe forever).  :func:`read_checkpoint` therefore opens the archive with :mod:`zipfile`
+itself (stored members only, no more bytes than the file holds, no pickles, every ``.npy``
+header checked before its data is read) and :func:`validate_checkpoint` checks every array
+and meta value against the run before a kernel sees them.  Everything is linear in the size
+of the file (plus a sort of the occupied keys).  Every failure is a
+:class:`~sparsecross.errors.CheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CheckpointError, DataError
+from .read import Source, resolve_files
+from .state import MAX_LOAD, FTRLState, _float_of, word_dtype_for
+
+__all__ = ["CHECKPOINT_FILE", "open_checkpoint", "read_checkpoint", "validate_checkpoint",
+           "source_fingerprint", "parquet_footer_sha256"]
+
+#: Name of the checkpoint file inside a ``--checkpoint`` folder.
+CHECKPOINT_FILE = "state.npz"
+
+#: Longest Parquet footer accepted (the format stores its length in 4 bytes).
+_MAX_FOOTER = 1 << 31
+
+#: Members written by :meth:`FTRLState.save`: name -> (dtype, number of dimensions).
+_MEMBERS: dict[str, tuple[tuple[np.dtype, ...], int]] = {
+    "table": ((np.dtype(np.uint32), np.dtype(np.uint64)), 2),
+    "count": ((np.dtype(np.int64),), 1),
+    "bias": ((np.dtype(np.float64),), 1),
+    "meta": ((np.dtype(np.uint8),), 1),
+    "n_columns": ((np.dtype(np.int64),), 1),
+    "dtype": ((np.dtype(np.uint8),), 1),
+}
+_FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,)}
+_MAX_MEMBERS = 64  # np.savez writes 6; more entries in the directory is not a checkpoint
+
+# MurmurHash3's fmix64 (the table's probe start, see ``_kernels/hash.py``), on uint64 arrays.
+_S33 = np.uint64(33)
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+
+
+# ----------------------------------------------------------------------- fingerprint
+def parquet_footer_sha256(path: Path, size: int) -> str:
+    """SHA-256 (hex) of the Thrift footer of the Parquet file ``path`` of ``size`` bytes.
+
+    A Parquet file ends with the footer, its length (4 bytes, little-endian) and ``PAR1``.
+
+    Raises
+    ------
+    DataError
+        If the file does not end like a Parquet file or names an impossible footer length.
+    """
+    if size < 12:
+        raise DataError(f"{str(path)!r} is not a Parquet file: {size} bytes is too short")
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(size - 8)
+            tail = fh.read(8)
+            if len(tail) != 8 or tail[4:] != b"PAR1":
+                raise DataError(f"{str(path)!r} is not a Parquet file: it does not end with 'PAR1'")
+            length = int.from_bytes(tail[:4], "little")
+            if length < 1 or length > min(size - 12, _MAX_FOOTER):
+                raise DataError(f"{str(path)!r} is not a Parquet file: its footer length {length:,} is "
+                                f"impossible in a file of {size:,} bytes")
+            fh.seek(size - 8 - length)
+            digest = hashlib.sha256()
+            left = length
+            while left:
+                block = fh.read(min(left, 1 << 20))
+                if not block:
+                    raise DataError(f"{str(path)!r} changed while its footer was read")
+                digest.update(block)
+                left -= len(block)
+    except OSError as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def source_fingerprint(source: Source) -> list[list[Any]]:
+    """The data files of a run: ``[resolved absolute path, size, st_mtime_ns, footer SHA-256]``
+    per file, in the order they are read.  ``data.parquet`` and ``./data.parquet`` are the
+    same file; a file rewritten in place differs by its mtime or its footer (the footer holds
+    the row groups' offsets, sizes and statistics)."""
+    out: list[list[Any]] = []
+    for p in resolve_files(source):
+        try:
+            real = p.resolve()
+            st = real.stat()
+        except OSError as exc:
+            raise DataError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+        out.append([str(real), int(st.st_size), int(st.st_mtime_ns), parquet_footer_sha256(real, int(st.st_size))])
+    return out
+
+
+# ---------------------------------------------------------------------------- errors
+def _bad(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(path)!r} is damaged or not from this version of sparsecross: {what}; "
+                           f"delete the folder {str(path.parent)!r} to start over")
+
+
+# --------------------------------------------------------------------------- reading
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member: header checked (version, dtype, shape, size) before the data is
+    read; returns a writable C-contiguous array."""
+    name = info.filename[:-4]
+    dtypes, ndim = _MEMBERS[name]
+    with zf.open(info) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except ValueError as exc:
+            raise _bad(path, f"member {name!r} is not an array ({str(exc).splitlines()[0]})") from None
+        if dtype.hasobject:
+            raise _bad(path, f"member {name!r} holds Python objects (a pickle), which are never loaded")
+        if dtype not in dtypes:
+            raise _bad(path, f"member {name!r} has dtype {dtype.str}, expected "
+                             f"{' or '.join(d.str for d in dtypes)}")
+        if len(shape) != ndim:
+            raise _bad(path, f"member {name!r} has shape {shape}, expected {ndim} dimension(s)")
+        want = _FIXED_SHAPES.get(name)
+        if want is not None and shape != want:
+            raise _bad(path, f"member {name!r} has shape {shape}, expected {want}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        header = fh.tell()
+        if header + nbytes != info.file_size:
+            raise _bad(path, f"member {name!r} holds {info.file_size - header:,} data bytes, its header says "
+                             f"{nbytes:,}")
+        buf = bytearray(nbytes)
+        if fh.readinto(buf) != nbytes:
+            raise _bad(path, f"member {name!r} is truncated")
+    arr = np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(arr)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, Any]]:
+    """Read a checkpoint written by :meth:`FTRLState.save` as untrusted input: the archive's
+    structure and every array's dtype and shape are checked (no pickle, no decompression, no
+    more bytes than the file holds).  The *values* are not checked here: see
+    :func:`validate_checkpoint`.  Returns (state, meta)."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > _MAX_MEMBERS:
+                raise _bad(path, f"it has {len(infos):,} members")
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise _bad(path, "a member name appears twice")
+            missing = sorted(f"{m}.npy" for m in _MEMBERS if f"{m}.npy" not in names)
+            if missing:
+                raise _bad(path, f"member(s) {', '.join(missing)} missing")
+            total = 0
+            for info in infos:
+                if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                    raise _bad(path, f"member {info.filename!r} is compressed (checkpoints are stored)")
+                total += info.file_size
+            if total > size:
+                raise _bad(path, f"its members claim {total:,} bytes in a file of {size:,}")
+            for info in infos:
+                if info.filename.endswith(".npy") and info.filename[:-4] in _MEMBERS:
+                    arrays[info.filename[:-4]] = _read_member(zf, info, path)
+    except CheckpointError:
+        raise
+    except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zipfile.BadZipFile,
+            zipfile.LargeZipFile) as exc:
+        raise _bad(path, f"it cannot be read as a zip archive ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    try:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _bad(path, "its meta is not JSON") from None
+    if not isinstance(meta, dict):
+        raise _bad(path, "its meta is not a JSON object")
+    try:
+        dtype = arrays["dtype"].tobytes().decode("ascii")
+    except UnicodeDecodeError:
+        dtype = "?"
+    if dtype not in ("float32", "float64"):
+        raise _bad(path, f"its state dtype {dtype[:20]!r} is not 'float32' or 'float64'")
+    table = arrays["table"]
+    if table.shape[1] != 3:
+        raise _bad(path, f"its table has shape {table.shape}, expected (capacity, 3)")
+    st = FTRLState.__new__(FTRLState)
+    st.n_columns, st.dtype = int(arrays["n_columns"][0]), dtype
+    st.table = table
+    st.values = table.view(_float_of(table.dtype))
+    st.count, st.bias = arrays["count"], arrays["bias"]
+    return st, meta
+
+
+# ------------------------------------------------------------------------ validation
+def _home_slots(keys: np.ndarray, cap: int) -> np.ndarray:
+    """First probe slot of each key (``slot_of``: fmix64(key) & (cap - 1)), vectorized."""
+    x = keys.astype(np.uint64)
+    x ^= x >> _S33
+    x *= _M1
+    x ^= x >> _S33
+    x *= _M2
+    x ^= x >> _S33
+    return (x & np.uint64(cap - 1)).astype(np.int64)
+
+
+def _check_state(path: Path, st: FTRLState, n_columns: int, state_dtype: str) -> None:
+    if st.n_columns != n_columns:
+        raise _bad(path, f"its state has {st.n_columns:,} columns, this run has {n_columns:,}")
+    if st.dtype != state_dtype:
+        raise _bad(path, f"its state is {st.dtype}, this run's is {state_dtype}")
+    word = word_dtype_for(n_columns, state_dtype)
+    if st.table.dtype != word:
+        raise _bad(path, f"its table has {st.table.dtype} words, a {state_dtype} state of {n_columns:,} "
+                         f"columns has {word}")
+    cap = st.capacity
+    if cap < 1 or cap & (cap - 1):
+        raise _bad(path, f"its table capacity {cap:,} is not a power of two")
+    empty = np.iinfo(word).max
+    keys = st.table[:, 0]
+    occupied = keys != empty
+    slots = np.flatnonzero(occupied)
+    count = int(st.count[0])
+    if count != len(slots):
+        raise _bad(path, f"its count {count:,} differs from its {len(slots):,} occupied slots")
+    if count > st.max_count:
+        raise _bad(path, f"its table holds {count:,} keys, more than {st.max_count:,} (load {MAX_LOAD}) "
+                         f"for {cap:,} slots")
+    k = keys[slots]
+    if len(k) and int(k.max()) >= n_columns:
+        raise _bad(path, f"it has key {int(k.max()):,}, outside the {n_columns:,} columns")
+    if len(k) > 1:
+        ks = np.sort(k)
+        if bool(np.any(ks[1:] == ks[:-1])):
+            raise _bad(path, "a key occupies two slots")
+    zn = st.values[slots, 1:3]
+    if not bool(np.all(np.isfinite(zn))):
+        raise _bad(path, "a z or n is not finite")
+    if bool(np.any(zn[:, 1] < 0)):
+        raise _bad(path, "an n is negative")
+    # Every key must be found by linear probing from its home slot: no empty slot between.
+    if len(k):
+        empties = np.concatenate(([0], np.cumsum(~occupied, dtype=np.int64)))  # empties in [0, i)
+        home = _home_slots(k, cap)
+        gap = np.where(home <= slots, empties[slots] - empties[home],
+                       empties[cap] - empties[home] + empties[slots])
+        if bool(np.any(gap != 0)):
+            raise _bad(path, "a key sits where a lookup cannot find it")
+    if not bool(np.all(np.isfinite(st.bias))) or st.bias[1] < 0:
+        raise _bad(path, f"its bias (z, n) = {st.bias.tolist()} is not finite with n >= 0")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, position: str) -> None:
+    epoch = meta.get("epoch")
+    if not _is_int(epoch) or not 0 <= epoch <= epochs:
+        raise _bad(path, f"its epoch {epoch!r} is not an integer in [0, {epochs}]")
+    if position not in meta:
+        raise _bad(path, f"its meta has no {position!r}")
+    for key in ("row", "round"):
+        if key in meta:
+            v = meta[key]
+            if not _is_int(v) or not 0 <= v <= rows_total:
+                raise _bad(path, f"its {key} {v!r} is not an integer in [0, {rows_total:,}]")
+    acc = meta.get("acc")
+    if (not isinstance(acc, list) or len(acc) != 3 or not all(_is_num(a) for a in acc)
+            or acc[0] < 0 or acc[1] < 0 or acc[2] < 0 or acc[2] != int(acc[2]) or acc[2] > rows_total):
+        raise _bad(path, f"its acc {str(acc)[:80]} is not 3 finite sums (loss >= 0, weight >= 0, "
+                         f"rows in [0, {rows_total:,}])")
+    history = meta.get("history")
+    if not isinstance(history, list) or len(history) != epoch:
+        raise _bad(path, f"its history is not a list of {epoch} epoch record(s)")
+    for i, rec in enumerate(history):
+        if not isinstance(rec, dict) or rec.get("epoch") != i + 1 or type(rec.get("epoch")) is not int:
+            raise _bad(path, f"its history record {i} is not the record of epoch {i + 1}")
+
+
+def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: dict[str, Any], *,
+                        n_columns: int, state_dtype: str, epochs: int, rows_total: int,
+                        position: str = "row") -> None:
+    """Check a state and meta read by :func:`read_checkpoint` against the run before any
+    kernel sees them: the table (dtype, capacity, ``count`` = occupied slots <= the load
+    limit, so never full; keys unique, below ``n_columns`` and reachable by probing; z and n
+    finite, n >= 0), the bias, and the meta (``epoch`` in [0, epochs], ``position`` -- "row"
+    or "round" -- in [0, rows_total], ``acc`` and ``history``).
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong.
+    """
+    path = Path(path)
+    _check_state(path, state, n_columns, state_dtype)
+    _check_meta(path, meta, epochs, rows_total, position)
+
+
+def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any], *,
+                    n_columns: int, state_dtype: str, epochs: int, rows_total: int, position: str = "row"
+                    ) -> tuple[Path | None, tuple[FTRLState, dict[str, Any]] | None]:
+    """The checkpoint file of folder ``checkpoint`` (created if needed; None without one) and,
+    if it holds a checkpoint, (state, meta) after checking that it belongs to this run (the
+    same spec, parameters and data files as ``run_meta``) and is sound
+    (:func:`validate_checkpoint`)."""
+    if checkpoint is None:
+        return None, None
+    ckpt_path = Path(checkpoint) / CHECKPOINT_FILE
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    if not ckpt_path.exists():
+        return ckpt_path, None
+    state, meta = read_checkpoint(ckpt_path)
+    for k in ("spec_sha256", "params", "data"):
+        if meta.get(k) != run_meta[k]:
+            raise CheckpointError(
+                f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
+                "use another --checkpoint folder or delete it"
+            )
+    validate_checkpoint(ckpt_path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,
+                        rows_total=rows_total, position=position)
+    return ckpt_path, (state, meta)
