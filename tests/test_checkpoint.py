@@ -32,7 +32,6 @@ from hypothesis import strategies as st
 import sparsecross
 from sparsecross import CheckpointError, FTRLState, parse_spec
 from sparsecross._kernels.hash import fmix64
-from sparsecross._kernels.table import empty_table
 
 ROWS = 400
 SPEC_DICT = {

@@ -7,7 +7,6 @@ SIGKILL of a ``python -m sparsecross train`` process) and progress events.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
