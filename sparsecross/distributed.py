@@ -166,7 +166,9 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     Raises
     ------
     SparseCrossError
-        A malformed address or an unreachable scheduler (one line).
+        A malformed address, an unreachable scheduler, or a ``local:N`` cluster whose workers
+        failed to start LOCAL_START_ATTEMPTS times (each failed start is retried with a fresh
+        cluster); one line.
     DaskNotInstalledError
         Dask is not installed.
     """
@@ -179,20 +181,7 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
         n = int(m.group(1)) if m.group(1) else os.cpu_count() or 1
         if n < 1:
             raise SparseCrossError(f"local:N needs N >= 1 workers, got {address!r}")
-        import dask
-
-        with warnings.catch_warnings(), dask.config.set(_WORKER_ENVIRON), _without_env("MALLOC_TRIM_THRESHOLD_"):
-            # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787 is
-            # taken, e.g. by another local cluster: harmless, and there is no dashboard anyway.
-            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR)
-        try:
-            client = distributed.Client(cluster)
-        except BaseException:
-            cluster.close()
-            raise
-        return client, cluster
+        return _start_local(distributed, n)
     if address.startswith("local"):
         raise SparseCrossError(f"--dask {address!r}: write local:N with N the number of workers, e.g. local:2")
     try:
@@ -204,6 +193,68 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
             "check the address, or start one with `dask scheduler`, or use local:N"
         ) from None
     return client, None
+
+
+#: ``local:N``: clusters started before giving up.  A worker process that dies while the
+#: cluster starts (killed on a loaded or memory-short machine, a start timeout) fails the
+#: whole start; a fresh cluster usually works.
+LOCAL_START_ATTEMPTS = 3
+#: What Dask raises when a cluster, a nanny or its worker process fails to start.
+_START_FAILURES = (RuntimeError, TimeoutError, OSError)
+
+
+def _start_failure(exc: BaseException) -> str:
+    """Dask's start errors wrap the reason ("Nanny failed to start." <- "Nanny failed to start
+    worker process"): the distinct messages of the chain, outermost first, on one line."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen and len(parts) < 3:
+        seen.add(id(e))
+        msg = _short(e).rstrip(".")
+        if msg not in parts:
+            parts.append(msg)
+        e = e.__cause__
+    return ": ".join(parts)
+
+
+def _start_local(distributed: Any, n: int) -> tuple[Any, Any]:
+    """Start a ``local:N`` cluster and its client; a failed start is retried with a fresh
+    cluster, up to LOCAL_START_ATTEMPTS clusters, then a one-line SparseCrossError."""
+    import dask
+
+    reason = ""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        cluster = None
+        try:
+            with (warnings.catch_warnings(), dask.config.set(_WORKER_ENVIRON),
+                  _without_env("MALLOC_TRIM_THRESHOLD_")):
+                # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787
+                # is taken, e.g. by another local cluster: harmless, and there is no dashboard.
+                warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+                cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, silence_logs=logging.ERROR)
+            return distributed.Client(cluster), cluster
+        except _START_FAILURES as exc:
+            # (LocalCluster closes itself when a worker fails to start; a client that failed
+            # leaves the cluster to close)
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
+            reason = _start_failure(exc)
+            if attempt < LOCAL_START_ATTEMPTS:
+                log.warning("local:%d: the Dask cluster failed to start (%s); starting a fresh one (attempt %d of %d)",
+                            n, reason, attempt + 1, LOCAL_START_ATTEMPTS)
+        except BaseException:
+            if cluster is not None:
+                cluster.close()
+            raise
+    raise SparseCrossError(
+        f"--dask local:{n}: the Dask workers failed to start {LOCAL_START_ATTEMPTS} times ({reason}); "
+        "a worker process died or timed out while starting: check free memory and the process "
+        "limits (ulimit -u), try fewer workers (e.g. local:1), or start a cluster yourself and "
+        "pass tcp://HOST:PORT"
+    )
 
 
 # ====================================================================== work planning

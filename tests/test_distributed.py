@@ -498,6 +498,88 @@ def test_unreachable_scheduler_is_a_quick_one_line_error():
         connect("local:zero")
 
 
+def _dying_preload(tmp_path: Path, times: int) -> Path:
+    """A worker preload script that kills the first ``times`` worker processes that load it
+    (counted with marker files, so across processes and clusters) as they start."""
+    script = tmp_path / "die_at_start.py"
+    script.write_text(
+        "import os\n"
+        f"for k in range({times}):\n"
+        f"    try:\n"
+        f"        os.close(os.open(os.path.join({str(tmp_path)!r}, f'died-{{k}}'), os.O_CREAT | os.O_EXCL))\n"
+        "    except FileExistsError:\n"
+        "        continue\n"
+        "    os._exit(1)\n"
+    )
+    return script
+
+
+def test_local_cluster_whose_worker_dies_at_start_is_started_again(tmp_path, caplog):
+    """A worker process that dies while local:N starts makes Dask's LocalCluster raise
+    ("Nanny failed to start."); connect starts a fresh cluster, which works."""
+    import dask
+
+    script = _dying_preload(tmp_path, times=1)
+    with dask.config.set({"distributed.worker.preload": [str(script)]}):
+        c, cluster = connect("local:2")
+    try:
+        assert (tmp_path / "died-0").exists()  # the first start did fail
+        assert len(c.scheduler_info()["workers"]) == 2
+        assert sum(c.run(lambda: 1).values()) == 2
+    finally:
+        c.close()
+        cluster.close()
+    assert any("failed to start" in r.getMessage() and "attempt 2 of 3" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_local_cluster_whose_workers_keep_dying_at_start_is_a_one_line_error(tmp_path, monkeypatch):
+    import dask
+
+    import sparsecross.distributed as d
+
+    monkeypatch.setattr(d, "LOCAL_START_ATTEMPTS", 2)
+    script = _dying_preload(tmp_path, times=1_000)
+    with dask.config.set({"distributed.worker.preload": [str(script)]}), \
+            pytest.raises(SparseCrossError, match=r"local:1: the Dask workers failed to start 2 times "
+                                                   r"\(Nanny failed to start.*\); .*local:1") as info:
+        connect("local:1")
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "died-1").exists() and not (tmp_path / "died-2").exists()  # 2 clusters, no more
+
+
+def test_local_cluster_start_errors_are_retried_then_one_line(monkeypatch):
+    """Without starting processes: the exception classes Dask raises for a failed start (a
+    nanny, a timeout) are retried with a fresh cluster; other errors are not."""
+    starts: list[int] = []
+
+    class Failing:
+        def __init__(self, *args, **kwargs):
+            starts.append(1)
+            exc = RuntimeError("Nanny failed to start.")
+            exc.__cause__ = RuntimeError("Nanny failed to start worker process")
+            raise exc if len(starts) % 2 else TimeoutError("Nanny start timed out after 60s.")
+
+    monkeypatch.setattr(distributed, "LocalCluster", Failing)
+    with pytest.raises(SparseCrossError) as info:
+        connect("local:3")
+    assert len(starts) == 3
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("--dask local:3: the Dask workers failed to start 3 times "
+                                             "(Nanny failed to start: Nanny failed to start worker process)")
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            starts.append(1)
+            raise KeyError("not a start failure")
+
+    starts.clear()
+    monkeypatch.setattr(distributed, "LocalCluster", Broken)
+    with pytest.raises(KeyError):
+        connect("local:1")
+    assert len(starts) == 1
+
+
 def test_missing_dask_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
     with pytest.raises(DaskNotInstalledError, match=r"pip install 'sparsecross\[dask\]'") as info:
