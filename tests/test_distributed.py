@@ -452,15 +452,57 @@ class _Poison(distributed.WorkerPlugin):
 
 def test_a_chunk_that_keeps_killing_workers_fails_naming_it(data):
     """On a cluster of its own (its workers die over and over), so the module's cluster stays
-    healthy for the other tests."""
+    healthy for the other tests.  However far the other chunks got when the worker died (on a
+    loaded machine every chunk prepared so far may be in flight, their results lost with the
+    worker), chunk 6 was on the lost worker at every loss, and is named in that group."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, distributed.Client(cluster) as c:
         c.register_plugin(_Poison(6), name="sparsecross-test-poison")
-        with pytest.raises(SparseCrossError, match=r"died 3 times during round 1 .*chunks in flight") as info:
+        with pytest.raises(SparseCrossError, match=r"died 3 times during round \d+ of epoch 1 ") as info:
             sparsecross.train(data["folder"], SPEC, client=c, lanes=2)
-    # chunk 6 (part-1 row group 0) is among the suspects named
-    assert "part-1.parquet' row group 0" in str(info.value)
-    assert "\n" not in str(info.value)
+    msg = str(info.value)
+    assert "\n" not in msg
+    every = msg.split("chunks on the lost worker at every loss: ", 1)[1].split("; also in flight", 1)[0]
+    # chunk 6 = part-1 row group 0 (part-0 holds row groups 0-5)
+    assert "part-1.parquet' row group 0" in every.split(" and ")[0], msg
+
+
+def _chunks(n: int) -> list:
+    from sparsecross.distributed import _Chunk, _Piece
+
+    return [_Chunk(i, 4_000 * i, 4_000, (_Piece(f"/d/part-{i}.parquet", 0, 0, 4_000, 4_000),)) for i in range(n)]
+
+
+def test_suspects_on_the_lost_worker_at_every_loss_come_first():
+    """What failed on a loaded machine: every chunk prepared so far in flight at each loss
+    (0-7), the chunk that kills its worker (6) seventh in chunk order, past the names shown."""
+    from sparsecross.distributed import _name_suspects, _rank_suspects
+
+    everything = frozenset(range(8))
+    losses = [({6}, everything), ({0, 6}, everything), ({6, 7}, everything)]
+    assert _rank_suspects(losses) == [6, 0, 7, 1, 2, 3, 4, 5]
+    msg = _name_suspects(_chunks(8), losses)
+    assert msg == ("chunks on the lost worker at every loss: '/d/part-6.parquet' row group 0; also in flight: "
+                   "'/d/part-0.parquet' row group 0; '/d/part-7.parquet' row group 0; '/d/part-1.parquet' row "
+                   "group 0; '/d/part-2.parquet' row group 0; '/d/part-3.parquet' row group 0 and 2 more")
+    # two chunks at every loss: both first, in chunk order
+    losses = [({5, 6}, everything), ({5, 6}, everything), ({5, 6}, everything)]
+    assert _rank_suspects(losses)[:2] == [5, 6]
+    assert _name_suspects(_chunks(8), losses, limit=2) == (
+        "chunks on the lost worker at every loss: '/d/part-5.parquet' row group 0; "
+        "'/d/part-6.parquet' row group 0 and 6 more")
+
+
+def test_suspects_without_the_schedulers_word_rank_by_losses_in_flight():
+    """When the scheduler cannot say which tasks were on the lost worker: the chunks in flight
+    at every loss first (the intersection), then by how many losses, then in chunk order."""
+    from sparsecross.distributed import _name_suspects, _rank_suspects
+
+    losses = [(set(), set(range(8))), (set(), {0, 1, 6, 7}), (set(), {0, 1, 5, 6})]
+    assert _rank_suspects(losses) == [0, 1, 6, 5, 7, 2, 3, 4]
+    assert _name_suspects(_chunks(8), losses, limit=3) == (
+        "chunks in flight: '/d/part-0.parquet' row group 0; '/d/part-1.parquet' row group 0; "
+        "'/d/part-6.parquet' row group 0 and 5 more")
 
 
 def test_paused_shard_owner_is_a_clear_error(data, monkeypatch):
