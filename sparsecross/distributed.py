@@ -58,8 +58,8 @@ import re
 import time
 import uuid
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,9 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     Raises
     ------
     SparseCrossError
-        A malformed address or an unreachable scheduler (one line).
+        A malformed address, an unreachable scheduler, or a ``local:N`` cluster whose workers
+        failed to start LOCAL_START_ATTEMPTS times (each failed start is retried with a fresh
+        cluster); one line.
     DaskNotInstalledError
         Dask is not installed.
     """
@@ -179,20 +181,7 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
         n = int(m.group(1)) if m.group(1) else os.cpu_count() or 1
         if n < 1:
             raise SparseCrossError(f"local:N needs N >= 1 workers, got {address!r}")
-        import dask
-
-        with warnings.catch_warnings(), dask.config.set(_WORKER_ENVIRON), _without_env("MALLOC_TRIM_THRESHOLD_"):
-            # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787 is
-            # taken, e.g. by another local cluster: harmless, and there is no dashboard anyway.
-            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR)
-        try:
-            client = distributed.Client(cluster)
-        except BaseException:
-            cluster.close()
-            raise
-        return client, cluster
+        return _start_local(distributed, n)
     if address.startswith("local"):
         raise SparseCrossError(f"--dask {address!r}: write local:N with N the number of workers, e.g. local:2")
     try:
@@ -204,6 +193,68 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
             "check the address, or start one with `dask scheduler`, or use local:N"
         ) from None
     return client, None
+
+
+#: ``local:N``: clusters started before giving up.  A worker process that dies while the
+#: cluster starts (killed on a loaded or memory-short machine, a start timeout) fails the
+#: whole start; a fresh cluster usually works.
+LOCAL_START_ATTEMPTS = 3
+#: What Dask raises when a cluster, a nanny or its worker process fails to start.
+_START_FAILURES = (RuntimeError, TimeoutError, OSError)
+
+
+def _start_failure(exc: BaseException) -> str:
+    """Dask's start errors wrap the reason ("Nanny failed to start." <- "Nanny failed to start
+    worker process"): the distinct messages of the chain, outermost first, on one line."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen and len(parts) < 3:
+        seen.add(id(e))
+        msg = _short(e).rstrip(".")
+        if msg not in parts:
+            parts.append(msg)
+        e = e.__cause__
+    return ": ".join(parts)
+
+
+def _start_local(distributed: Any, n: int) -> tuple[Any, Any]:
+    """Start a ``local:N`` cluster and its client; a failed start is retried with a fresh
+    cluster, up to LOCAL_START_ATTEMPTS clusters, then a one-line SparseCrossError."""
+    import dask
+
+    reason = ""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        cluster = None
+        try:
+            with (warnings.catch_warnings(), dask.config.set(_WORKER_ENVIRON),
+                  _without_env("MALLOC_TRIM_THRESHOLD_")):
+                # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787
+                # is taken, e.g. by another local cluster: harmless, and there is no dashboard.
+                warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+                cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, silence_logs=logging.ERROR)
+            return distributed.Client(cluster), cluster
+        except _START_FAILURES as exc:
+            # (LocalCluster closes itself when a worker fails to start; a client that failed
+            # leaves the cluster to close)
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
+            reason = _start_failure(exc)
+            if attempt < LOCAL_START_ATTEMPTS:
+                log.warning("local:%d: the Dask cluster failed to start (%s); starting a fresh one (attempt %d of %d)",
+                            n, reason, attempt + 1, LOCAL_START_ATTEMPTS)
+        except BaseException:
+            if cluster is not None:
+                cluster.close()
+            raise
+    raise SparseCrossError(
+        f"--dask local:{n}: the Dask workers failed to start {LOCAL_START_ATTEMPTS} times ({reason}); "
+        "a worker process died or timed out while starting: check free memory and the process "
+        "limits (ulimit -u), try fewer workers (e.g. local:1), or start a cluster yourself and "
+        "pass tcp://HOST:PORT"
+    )
 
 
 # ====================================================================== work planning
@@ -1090,10 +1141,30 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
     paused_since: dict[str, float] = {}
     held: dict[str, Any] = {}  # the current attempt's prepared chunks, merges and metas
 
-    def submit(fn: Callable[..., Any], *args: Any, name: str, priority: int = 0, worker: str | None = None) -> Any:
+    chunk_of: dict[str, tuple[int, ...]] = {}  # key of a live task -> the chunks it works on
+
+    def submit(fn: Callable[..., Any], *args: Any, name: str, priority: int = 0, worker: str | None = None,
+               on: tuple[int, ...] = ()) -> Any:
         fut = runner.submit(fn, *args, name=name, priority=priority, workers=None if worker is None else [worker])
         live.append(fut)
+        if on:
+            chunk_of[fut.key] = on
         return fut
+
+    def on_lost_workers() -> frozenset[int]:
+        """The chunks of this attempt's tasks that were running (or queued) on a worker when
+        it died: the scheduler counts such a worker loss on the task ("suspicious").  Empty
+        when the scheduler cannot tell (it refuses to run a function)."""
+
+        def suspicious(dask_scheduler: Any, keys: list[str]) -> list[str]:
+            tasks = dask_scheduler.tasks
+            return [k for k in keys if k in tasks and tasks[k].suspicious > 0]
+
+        try:
+            hit = client.run_on_scheduler(suspicious, keys=list(chunk_of))
+        except Exception:  # noqa: BLE001 - only a better error message is at stake
+            return frozenset()
+        return frozenset(ci for k in hit for ci in chunk_of.get(k, ()))
 
     def wait_all(futs: list[Any], owners: list[str], what: str) -> list[Any]:
         """Results of ``futs``; raises _ShardLost as soon as a worker holding a shard is gone
@@ -1185,9 +1256,10 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                 e, r = schedule[next_prep]
                 for j, c in enumerate(rounds[r]):
                     w = home(next_prep, j)
-                    pf = submit(_task_prepare, c, *prep_args, name=f"prep-e{e}-c{c.index}", worker=w)
-                    kfs = [submit(_task_shard_keys, pf, s, name=f"keys-e{e}-c{c.index}-s{s}", priority=5, worker=w)
-                           for s in range(n_shards)]
+                    on = (c.index,)
+                    pf = submit(_task_prepare, c, *prep_args, name=f"prep-e{e}-c{c.index}", worker=w, on=on)
+                    kfs = [submit(_task_shard_keys, pf, s, name=f"keys-e{e}-c{c.index}-s{s}", priority=5, worker=w,
+                                  on=on) for s in range(n_shards)]
                     prep[(e, c.index)] = (pf, kfs)
                 next_prep += 1
 
@@ -1245,22 +1317,24 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             prepare_until(i + 1 + prefetch_rounds)
             lane_chunks = rounds[r]
             kfs = [prep[(e, c.index)][1] for c in lane_chunks]
+            ons = [(c.index,) for c in lane_chunks]
             looked = [[submit(_task_lookup, token, s, i, j, kfs[j][s], merged[s], name=f"look-{i}-l{j}-s{s}",
-                              priority=30, worker=owners[s]) for s in range(n_shards)]
+                              priority=30, worker=owners[s], on=ons[j]) for s in range(n_shards)]
                       for j in range(len(lane_chunks))]
             if pending is not None:
                 finish(*pending)  # round i-1's bias is round i's starting bias
             t = time.perf_counter()
             acc_in = [acc.copy() if j == 0 else np.zeros(3, dtype=np.float64) for j in range(len(lane_chunks))]
             trains = [submit(_task_train_lane, prep[(e, c.index)][0], bias.copy(), acc_in[j], params, *looked[j],
-                             name=f"lane-{i}-l{j}", priority=20, worker=home(i, j)) for j, c in enumerate(lane_chunks)]
-            parts = [[submit(_task_lane_part, tr, s, name=f"part-{i}-l{j}-s{s}", priority=25, worker=home(i, j))
-                      for s in range(n_shards)] for j, tr in enumerate(trains)]
-            metas = [submit(_task_lane_meta, tr, name=f"meta-{i}-l{j}", priority=25, worker=home(i, j))
+                             name=f"lane-{i}-l{j}", priority=20, worker=home(i, j), on=ons[j])
+                      for j, c in enumerate(lane_chunks)]
+            parts = [[submit(_task_lane_part, tr, s, name=f"part-{i}-l{j}-s{s}", priority=25, worker=home(i, j),
+                             on=ons[j]) for s in range(n_shards)] for j, tr in enumerate(trains)]
+            metas = [submit(_task_lane_meta, tr, name=f"meta-{i}-l{j}", priority=25, worker=home(i, j), on=ons[j])
                      for j, tr in enumerate(trains)]
             merged = [submit(_task_merge, token, s, i, [k[s] for k in kfs], [lk[s] for lk in looked],
                              [p[s] for p in parts], merged[s], name=f"merge-{i}-s{s}", priority=30,
-                             worker=owners[s]) for s in range(n_shards)]
+                             worker=owners[s], on=tuple(c.index for c in lane_chunks)) for s in range(n_shards)]
             for c in lane_chunks:
                 del prep[(e, c.index)]
             del looked, trains, parts, kfs
@@ -1268,6 +1342,9 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
             pending = (i, metas, acc_in)
             held["round"] = merged + metas
             live[:] = [f for f in live if f.status == "pending"]  # a held future holds its data
+            pending_keys = {f.key for f in live}
+            for k in [k for k in chunk_of if k not in pending_keys]:
+                del chunk_of[k]
         if pending is not None:
             finish(*pending)
 
@@ -1284,8 +1361,11 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
         prep = held.pop("prep", {})
         runner.cancel(live + [f for pf, kfs in prep.values() for f in (pf, *kfs)] + held.pop("round", []))
         live.clear()
+        chunk_of.clear()
 
-    failures: dict[int, int] = {}  # schedule step being waited for -> workers lost there
+    # schedule step being waited for -> per worker loss there: (chunks on the lost worker,
+    # chunks in flight)
+    losses: dict[int, list[tuple[frozenset[int], frozenset[int]]]] = {}
     try:
         while True:
             try:
@@ -1293,21 +1373,23 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                 break
             except _ShardLost as exc:
                 step = held.get("waiting", snap[0])
-                # suspects: the round waited for, and chunks whose preparation had not finished
+                # in flight: the round waited for, and chunks whose preparation had not finished
+                # (or whose prepared chunk was lost with the worker); of those, the chunks of the
+                # tasks on the lost worker are the suspects
                 unfinished = {ci for (_e, ci), (pf, _k) in held.get("prep", {}).items() if pf.status != "finished"}
-                in_flight = sorted(unfinished | {c.index for c in rounds[schedule[step][1]]})
+                hit = on_lost_workers()
+                in_flight = frozenset(unfinished | {c.index for c in rounds[schedule[step][1]]} | hit)
                 release()
                 with contextlib.suppress(Exception):
                     client.run(_drop_shards, held["token"])
                 run["recoveries"] += 1
-                failures[step] = failures.get(step, 0) + 1
+                losses.setdefault(step, []).append((hit, in_flight))
                 e, r = schedule[step]
-                if failures[step] >= ROUND_FAILURES:
-                    names = "; ".join(chunks[ci].describe() for ci in in_flight[:6])
-                    more = f" and {len(in_flight) - 6} more" if len(in_flight) > 6 else ""
+                if len(losses[step]) >= ROUND_FAILURES:
                     raise SparseCrossError(
-                        f"Dask workers died {failures[step]} times during round {r + 1} of epoch {e + 1} "
-                        f"({_short(exc)}); chunks in flight: {names}{more}; check the workers' memory and logs"
+                        f"Dask workers died {len(losses[step])} times during round {r + 1} of epoch {e + 1} "
+                        f"({_short(exc)}); {_name_suspects(chunks, losses[step])}; check the workers' memory "
+                        "and logs"
                     ) from None
                 log.warning("a training state shard was lost (%s); restarting from round %d of epoch %d",
                             _short(exc), schedule[snap[0]][1] + 1 if snap[0] < len(schedule) else n_rounds,
@@ -1322,6 +1404,34 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
     if not schedule:
         return None
     return snap[1], snap[2], snap[3]
+
+
+def _rank_suspects(losses: Sequence[tuple[Set[int], Set[int]]]) -> list[int]:
+    """The chunks of repeated worker losses, most suspect first.
+
+    ``losses``: per loss, (chunks of the tasks on the lost worker, chunks in flight).  First
+    the chunks on the lost worker at every loss (the intersection), then by how many losses
+    they were on the lost worker, then by how many losses they were in flight (again the
+    intersection first), then in chunk order."""
+    on = Counter(ci for hit, _ in losses for ci in set(hit))
+    seen = Counter(ci for hit, fl in losses for ci in set(hit) | set(fl))
+    return sorted(seen, key=lambda ci: (-on[ci], -seen[ci], ci))
+
+
+def _name_suspects(chunks: Sequence[_Chunk], losses: Sequence[tuple[Set[int], Set[int]]], limit: int = 6) -> str:
+    """One line naming the chunks of :func:`_rank_suspects` (at most ``limit``), saying which
+    ones were on the lost worker at every loss."""
+    ranked = _rank_suspects(losses)
+    every = [ci for ci in ranked if all(ci in hit for hit, _ in losses)]
+    shown = ranked[:limit]
+    more = f" and {len(ranked) - len(shown)} more" if len(ranked) > len(shown) else ""
+    names = [chunks[ci].describe() for ci in shown]
+    if not every:
+        return f"chunks in flight: {'; '.join(names)}{more}"
+    lead = f"chunks on the lost worker at every loss: {'; '.join(names[:len(every)])}"
+    if len(every) >= len(shown):  # (``more``, if any, counts the rest)
+        return lead + more
+    return f"{lead}; also in flight: {'; '.join(names[len(every):])}{more}"
 
 
 def _set_state(state: FTRLState, keys: np.ndarray, zn: np.ndarray, bias: np.ndarray) -> None:
