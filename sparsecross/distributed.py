@@ -84,7 +84,8 @@ from .errors import DataError, SparseCrossError
 from .featurize import Batch, _labels, featurize_features, resolve_spec
 from .metrics import StreamingMetrics
 from .model import SparseModel
-from .predict import write_parquet_atomically
+from .files import check_outputs
+from .predict import check_source, kept_schema, write_parquet_atomically
 from .read import DEFAULT_BATCH_ROWS, Source, _open, _short, open_checked, read_columns, resolve_files
 from .spec import FeatureSpec
 from .state import MAX_LOAD, FTRLState, sorted_nonzero
@@ -622,7 +623,7 @@ def _task_lane_meta(result: tuple[list[np.ndarray], np.ndarray, np.ndarray]) -> 
 
 
 def _task_predict(chunk: _Chunk, spec: FeatureSpec, table: tuple[np.ndarray, np.ndarray, float],
-                  keep: Sequence[str], batch_rows: int) -> pa.Table:
+                  keep: Sequence[str], batch_rows: int, schema: pa.Schema) -> pa.Table:
     """Task: ``probability`` (and the ``keep`` columns) of one chunk, as ``predict_file`` does."""
     from ._kernels.score import score_csr
     from .predict import sigmoid
@@ -632,9 +633,8 @@ def _task_predict(chunk: _Chunk, spec: FeatureSpec, table: tuple[np.ndarray, np.
     for rb, row in _read_chunk(chunk, spec, batch_rows=batch_rows, label=False, extra_columns=keep):
         X = featurize_features(spec, rb, row)
         p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, bias))
-        cols = {k: rb.column(k) for k in keep}
-        cols["probability"] = pa.array(p)
-        out.append(pa.table(cols))
+        cols = [rb.column(k).cast(schema.field(k).type) for k in keep]  # their own types, as predict_file
+        out.append(pa.Table.from_arrays(cols + [pa.array(p)], schema=schema))
     return out[0] if len(out) == 1 else pa.concat_tables(out)
 
 
@@ -832,14 +832,17 @@ def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLi
     if out.is_dir():
         raise SparseCrossError(f"output {str(out)!r} is a folder; give a file name such as pred.parquet")
     keep = list(keep)
+    check_outputs({"out": out}, {"an input data file": resolve_files(source)})
+    check_source(model, source, label=False)
+    schema = kept_schema(model, source, keep)
     chunks, runner, table_ref, window = _scoring(model, source, client, retries, in_flight, "predict",
                                                  label=False, extra_columns=keep)
     try:
-        results = _ordered(runner, _task_predict, chunks, (model.spec, table_ref, keep, batch_rows),
+        results = _ordered(runner, _task_predict, chunks, (model.spec, table_ref, keep, batch_rows, schema),
                            window=window, name="predict")
         with contextlib.closing(results):
             return write_parquet_atomically((table for _chunk, table in results), out, on_table=on_batch,
-                                            empty_message=f"no rows to predict in {str(source)!r}")
+                                            schema=schema)
     finally:
         runner.cancel([table_ref])
 
@@ -855,6 +858,7 @@ def evaluate_distributed(model: SparseModel, source: Source, client: Any = None,
     weights the histograms hold integer counts); ``logloss`` is a sum taken in another order,
     equal to about 1e-15 relative, and the same on every run and cluster.
     """
+    check_source(model, source, label=True)
     chunks, runner, table_ref, window = _scoring(model, source, client, retries, in_flight, "evaluate")
     metrics = StreamingMetrics()
     try:
@@ -955,7 +959,8 @@ def train_distributed(
     from .hashing import holdout_salt
     from .read import count_rows
     from .checkpoint import open_checkpoint, source_fingerprint
-    from .train import ProgressEvent, TrainParams, export_state, start_state, train_batch
+    from .train import (ProgressEvent, TrainParams, check_inputs, check_values, export_state, start_state,
+                        train_batch)
 
     if mode not in MODES:
         raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
@@ -980,7 +985,10 @@ def train_distributed(
     _require_dask()
     params = tp.ftrl
     t0 = time.perf_counter()
-    spec = resolve_spec(source, spec, batch_rows=batch_rows)
+    schema = check_inputs(source, spec, valid)
+    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
+    if valid is not None:
+        check_values(valid, spec, batch_rows)
     rows_total = count_rows(source)
     if rows_total == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
@@ -1088,7 +1096,7 @@ def train_distributed(
             else:
                 trained = _RowsState(*final)
 
-    model = export_state(trained, spec, tp, history, rows_total)
+    model = export_state(trained, spec, tp, history, rows_total, schema=schema)
     model.params = run_params
     run["seconds"] = time.perf_counter() - t0
     model.run = run  # facts about this run (never saved with the model)

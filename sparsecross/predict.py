@@ -127,7 +127,7 @@ def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[
 PREDICTION_COLUMN = "probability"
 
 
-def _kept_schema(model: SparseModel, source: Source, keep: Sequence[str]) -> pa.Schema:
+def kept_schema(model: SparseModel, source: Source, keep: Sequence[str]) -> pa.Schema:
     """The output schema: the ``keep`` columns with their types in the (first) input file,
     then ``probability`` (float64)."""
     if len(set(keep)) != len(keep):
@@ -163,7 +163,7 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
     keep = list(keep)
     check_outputs({"out": out}, {"an input data file": resolve_files(source)})
     check_source(model, source, label=False)
-    schema = _kept_schema(model, source, keep)
+    schema = kept_schema(model, source, keep)
     tk, tw = model.lookup_table()
 
     def tables() -> Iterator[pa.Table]:
