@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 distributed = pytest.importorskip("distributed")
 
 import sparsecross  # noqa: E402
-from sparsecross import DataError, SparseCrossError, load_spec  # noqa: E402
+from sparsecross import DataError, SchemaError, SparseCrossError, load_spec  # noqa: E402
 from sparsecross.distributed import (  # noqa: E402
     DaskNotInstalledError,
     connect,
@@ -675,6 +676,19 @@ def test_evaluate_distributed_matches_local(data, healthy, reference):
     assert dist["positive_rate"] == local["positive_rate"]
     assert dist["logloss"] == pytest.approx(local["logloss"], rel=1e-12)
     assert evaluate_distributed(model, data["test"], healthy) == dist  # deterministic
+
+
+def test_distributed_scoring_refuses_a_column_of_another_type(data, healthy, reference, tmp_path):
+    """The schema recorded in the model is checked before any task runs (as predict_file does)."""
+    model = reference[0]
+    t = pq.read_table(data["test"])
+    t = t.set_column(t.schema.get_field_index("hour"), "hour", t.column("hour").cast(pa.string()))
+    pq.write_table(t, tmp_path / "strings.parquet")
+    with pytest.raises(SchemaError, match=r"'hour'.* is string.*integer"):
+        evaluate_distributed(model, tmp_path / "strings.parquet", healthy)
+    with pytest.raises(SchemaError, match=r"'hour'.* is string.*integer"):
+        predict_distributed(model, tmp_path / "strings.parquet", tmp_path / "p.parquet", healthy)
+    assert not (tmp_path / "p.parquet").exists()
 
 
 # ------------------------------------------------------------------------ API details
