@@ -289,7 +289,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = train(
             args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
             batch_rows=args.batch_rows, checkpoint=args.checkpoint,
-            checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client,
+            checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client, names=args.names,
             **opts, **extra,
         )
     finally:
@@ -300,10 +300,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             cluster.close()
     seconds = time.perf_counter() - t0
     run = model.run
-    if args.names > 0:
-        from .names import record_names
-
-        record_names(model, args.data, top=args.names, batch_rows=args.batch_rows)
     nbytes = save_model(model, out, encoding=args.encoding)
     st = model.stats
     trained_rows = run.get("rows_trained", run.get("rows_processed", st["rows"]))  # all epochs of this run
@@ -439,7 +435,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     say(f"  file {info['file_bytes']:,} bytes ({per_nz} bytes per nonzero); "
         f"a dense float32 vector would be {_fmt_bytes(info['dense_float32_bytes'])}")
     err = info.get("max_abs_error")
-    if err is not None:
+    if err is not None and info["value_encoding"] != "float32":
         say(f"  {info['value_encoding']} encoding: largest weight error {err:.3g}"
             + (f", {info['clipped']:,} weights clipped to the encoding's range" if info.get("clipped") else ""))
     say(f"  spec sha256 {info['spec_sha256'][:16]}; blocks: "
@@ -517,7 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how weights are stored in the artifact (default float32)")
     t.add_argument("--names", type=int, default=100, metavar="K",
                    help="record the categorical values behind the K largest hashed weights, for "
-                   "'inspect' (one extra read of those columns; 0 turns it off; default 100)")
+                   "'inspect', while training reads the data (with --dask: one extra read of those "
+                   "columns; 0 turns it off; default 100)")
     t.add_argument("--json", action="store_true", help="print a JSON report at the end")
     d = t.add_argument_group("scale-out on Dask (pip install 'sparsecross[dask]')")
     d.add_argument("--dask", metavar="ADDRESS", help="local:N for a local cluster of N workers, or tcp://HOST:PORT")

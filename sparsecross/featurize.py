@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -388,9 +388,13 @@ class Batch(NamedTuple):
 
 
 def iter_batches(
-    source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS, start_row: int = 0
+    source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS, start_row: int = 0,
+    observe: Callable[[pa.RecordBatch, int], object] | None = None,
 ) -> Iterator[Batch]:
     """Stream a Parquet source as featurized :class:`Batch` es, in bounded memory.
+
+    ``observe(record_batch, first_row)`` is called with every Arrow batch before it is
+    featurized (e.g. to record the values behind hashed columns in the same read).
 
     Raises
     ------
@@ -403,6 +407,8 @@ def iter_batches(
     with located(source):
         for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, start_row=start_row):
             any_rows = True
+            if observe is not None:
+                observe(batch, row)
             y, w = _labels(spec, batch, row)
             yield Batch(featurize_features(spec, batch, row), y, w, row)
     if not any_rows and start_row == 0:

@@ -1,68 +1,239 @@
 """Readable names for hashed columns: which categorical value a hashed weight came from.
 
-Hashing loses the value, so after training we look it up: for the ``top`` largest hashed
-weights of standalone categoricals, one extra read of just those columns finds a value that
-lands on each column (the first in reading order; a collision is flagged with ``(+more)``).
-The names are stored in the model's stats (``stats["names"]``), so ``inspect`` can show
-``device=ios`` instead of ``hashed bucket 118931``.
+Hashing loses the value, so the values are recorded while training reads the data (no second
+read): for every standalone categorical, every distinct value's hashed column, its full 64-bit
+hash and the value itself.  Several values on one column (a hash collision, within a feature or
+across features) are flagged ``(+more: hash collision)``; the name shown is the value with the
+smallest (feature, full hash), so the names do not depend on the order the rows were seen in
+(a resumed run names its weights exactly as an uninterrupted one).  Memory grows with the
+distinct values of those features (a sorted array of columns, 24 bytes each, plus the values
+as Arrow arrays), as the optimizer state grows with the touched features.
+
+The names of the ``top`` largest hashed weights go into the model's stats
+(``stats["names"]``), so ``inspect`` shows ``device=ios`` instead of ``hashed bucket 118931``.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .featurize import _as_array, _categorical_keys, _plan
+from ._kernels.hash import hash_ints
+from .featurize import _as_array, _hash_dictionary, _plan
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, iter_record_batches
+from .spec import FeatureSpec
 
-__all__ = ["record_names"]
+__all__ = ["NameRecorder", "record_names"]
+
+_MISSING = -1  # value index of "the value was missing"
+
+
+class _Entries:
+    """Named columns, sorted and unique by column: (column, feature, full hash, value index,
+    collided).  The entry of a column is its smallest (feature, full hash)."""
+
+    def __init__(self) -> None:
+        self.cols = np.zeros(0, dtype=np.int64)
+        self.owner = np.zeros(0, dtype=np.int64)
+        self.full = np.zeros(0, dtype=np.uint64)
+        self.ref = np.zeros(0, dtype=np.int64)
+        self.collided = np.zeros(0, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+    @classmethod
+    def of(cls, cols: np.ndarray, owner: np.ndarray, full: np.ndarray, ref: np.ndarray,
+           collided: np.ndarray) -> _Entries:
+        """Entries from unsorted, possibly repeated columns (keeping the smallest of each)."""
+        order = np.lexsort((full, owner, cols))
+        cols, owner, full, ref, collided = cols[order], owner[order], full[order], ref[order], collided[order]
+        first = np.ones(len(cols), dtype=bool)
+        first[1:] = cols[1:] != cols[:-1]
+        differs = np.zeros(len(cols), dtype=bool)
+        differs[1:] = (owner[1:] != owner[:-1]) | (full[1:] != full[:-1])
+        group = np.cumsum(first) - 1
+        flag = np.zeros(int(first.sum()), dtype=bool)
+        np.logical_or.at(flag, group, (~first & differs) | collided)
+        e = cls()
+        e.cols, e.owner, e.full, e.ref, e.collided = cols[first], owner[first], full[first], ref[first], flag
+        return e
+
+    def concat(self, other: _Entries) -> _Entries:
+        """Both sets of entries (their columns must be disjoint), sorted."""
+        return _Entries.of(*(np.concatenate([a, b]) for a, b in zip(self.arrays(), other.arrays())))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return self.cols, self.owner, self.full, self.ref, self.collided
+
+    def find(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, positions) of ``cols`` among the entries."""
+        pos = np.searchsorted(self.cols, cols)
+        found = pos < len(self.cols)
+        found[found] = self.cols[pos[found]] == cols[found]
+        return found, pos
+
+    def absorb(self, new: _Entries) -> _Entries:
+        """Update the entries that ``new`` shares columns with (collisions, smaller names);
+        return the entries of ``new`` on columns not here."""
+        found, pos = self.find(new.cols)
+        p = pos[found]
+        n_owner, n_full, n_ref, n_coll = new.owner[found], new.full[found], new.ref[found], new.collided[found]
+        differs = (self.owner[p] != n_owner) | (self.full[p] != n_full)
+        self.collided[p] |= differs | n_coll
+        smaller = (n_owner < self.owner[p]) | ((n_owner == self.owner[p]) & (n_full < self.full[p]))
+        q = p[smaller]
+        self.owner[q], self.full[q], self.ref[q] = n_owner[smaller], n_full[smaller], n_ref[smaller]
+        rest = _Entries()
+        keep = ~found
+        rest.cols, rest.owner, rest.full, rest.ref, rest.collided = (a[keep] for a in new.arrays())
+        return rest
+
+
+class NameRecorder:
+    """Observe Arrow batches (in reading order or not) and name the hashed columns they hit.
+
+    Call :meth:`observe` with every record batch of the data (the training pass does it in its
+    reader thread), then :meth:`names_for` for the columns to name.  New columns are merged
+    into a small sorted level first and into the main level when it grows past an eighth of
+    it, so the work per batch is linear in the batch's distinct values (amortized).
+    """
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.features = [(i, f) for i, f in enumerate(spec.features) if f.kind == "categorical" and f.standalone]
+        self._offset = np.int64(spec.hashed_offset)
+        self._mask = np.uint64((1 << spec.hashing.bits) - 1)
+        plan = _plan(spec)
+        self._salts = plan.salts
+        self._missing_keys = plan.missing_keys
+        self._main = _Entries()
+        self._recent = _Entries()
+        self._values: dict[int, list[pa.Array]] = {fi: [] for fi, _ in self.features}
+        self._count: dict[int, int] = {fi: 0 for fi, _ in self.features}
+        # dictionaries already recorded; each entry keeps its dictionary alive so that its
+        # buffer addresses cannot be reused by another dictionary while the entry exists
+        self._seen_dicts: OrderedDict[tuple[int, int, int, int], pa.Array] = OrderedDict()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.features)
+
+    def __len__(self) -> int:
+        return len(self._main) + len(self._recent)
+
+    # ------------------------------------------------------------------ recording
+    def observe(self, batch: pa.RecordBatch | pa.Table, _row: int = 0) -> None:
+        """Record the values of the standalone categoricals in ``batch``."""
+        for fi, f in self.features:
+            arr = _as_array(batch.column(f.columns[0]))
+            values, keys = self._distinct(fi, arr)
+            if values is not None and len(values):
+                refs = self._count[fi] + np.arange(len(values), dtype=np.int64)
+                self._values[fi].append(values)
+                self._count[fi] += len(values)
+                self._merge(fi, keys, refs)
+            if arr.null_count:
+                self._merge(fi, np.array([self._missing_keys[fi]], dtype=np.uint64),
+                            np.array([_MISSING], dtype=np.int64))
+
+    def _distinct(self, fi: int, arr: pa.Array) -> tuple[pa.Array | None, np.ndarray]:
+        """The distinct non-null values of ``arr`` (or of its dictionary) and their full hashes."""
+        salt = self._salts[fi]
+        t = arr.type
+        if pa.types.is_dictionary(t) and not (pa.types.is_integer(t.value_type) or pa.types.is_boolean(t.value_type)):
+            d = arr.dictionary
+            bufs = d.buffers()
+            ident = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
+                     d.offset, len(d))
+            if ident in self._seen_dicts:  # a row group's dictionary is shared by its batches
+                self._seen_dicts.move_to_end(ident)
+                return None, np.zeros(0, dtype=np.uint64)
+            self._seen_dicts[ident] = d
+            while len(self._seen_dicts) > 64:
+                self._seen_dicts.popitem(last=False)
+            if d.null_count:
+                d = d.drop_null()
+            return d.cast(pa.large_string()), _hash_dictionary(d, salt)
+        if pa.types.is_dictionary(t):
+            arr = arr.dictionary_decode()
+            t = arr.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            u = pc.unique(arr.drop_null())
+            return self._distinct(fi, pc.dictionary_encode(u))
+        u = pc.unique(arr.drop_null())
+        keys = hash_ints(pc.cast(u, pa.int64()).to_numpy(zero_copy_only=False), salt)
+        return pc.cast(u, pa.large_string()), keys
+
+    def _merge(self, fi: int, keys: np.ndarray, refs: np.ndarray) -> None:
+        cols = self._offset + (keys & self._mask).astype(np.int64)
+        new = _Entries.of(cols, np.full(len(cols), fi, dtype=np.int64), keys.astype(np.uint64), refs,
+                          np.zeros(len(cols), dtype=bool))
+        new = self._recent.absorb(self._main.absorb(new))
+        if len(new):
+            self._recent = self._recent.concat(new)
+        if len(self._recent) > max(1 << 16, len(self._main) // 8):
+            self._main = self._main.concat(self._recent)
+            self._recent = _Entries()
+
+    # -------------------------------------------------------------------- naming
+    def names_for(self, columns: np.ndarray) -> dict[str, str]:
+        """``{str(column): "feature=value"}`` for the given hashed columns that were seen."""
+        columns = np.unique(np.asarray(columns, dtype=np.int64))
+        out: dict[str, str] = {}
+        cache: dict[int, pa.Array] = {}
+        for level in (self._main, self._recent):
+            found, pos = level.find(columns)
+            for c, p in zip(columns[found].tolist(), pos[found].tolist()):
+                fi, r = int(level.owner[p]), int(level.ref[p])
+                name = self.spec.features[fi].name
+                if r == _MISSING:
+                    text = f"{name}=missing"
+                else:
+                    if fi not in cache:
+                        cache[fi] = pa.chunked_array(self._values[fi]).combine_chunks()
+                    text = f"{name}={cache[fi][r].as_py()}"
+                out[str(c)] = text + (" (+more: hash collision)" if level.collided[p] else "")
+        return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
+
+    def top_names(self, model: SparseModel, top: int) -> dict[str, str]:
+        """Names of the ``top`` largest hashed weights of ``model``."""
+        hashed = np.flatnonzero(model.keys >= np.uint64(self.spec.hashed_offset))
+        if top <= 0 or not self.active or not len(hashed):
+            return {}
+        idx = hashed[np.argsort(-np.abs(model.weights[hashed]), kind="stable")[:top]]
+        return self.names_for(model.keys[idx].astype(np.int64))
 
 
 def record_names(model: SparseModel, source: Source, *, top: int = 200,
-                 batch_rows: int = DEFAULT_BATCH_ROWS) -> dict[str, str]:
-    """Find the values behind the ``top`` largest hashed standalone-categorical weights.
+                 batch_rows: int = DEFAULT_BATCH_ROWS,
+                 recorder: NameRecorder | None = None, rows: tuple[int, int] | None = None,
+                 on_batch: Callable[[int], object] | None = None) -> dict[str, str]:
+    """Name the ``top`` largest hashed standalone-categorical weights of ``model`` by reading
+    ``source`` (a second read: for models trained elsewhere, e.g. on Dask; ``train`` records
+    names in its own pass).  With ``recorder``, its observations are kept and only the rows
+    ``rows = (start, stop)`` are read (the part a resumed run did not see).
 
     Returns (and stores in ``model.stats["names"]``) ``{str(column): "feature=value"}``.
     """
-    spec = model.spec
-    cats = [(i, f) for i, f in enumerate(spec.features) if f.kind == "categorical" and f.standalone]
-    H = spec.hashed_offset
-    hashed = model.keys >= np.uint64(H)
-    if top <= 0 or not cats or not hashed.any():
-        return {}
-    idx = np.flatnonzero(hashed)
-    idx = idx[np.argsort(-np.abs(model.weights[idx]), kind="stable")[:top]]
-    targets = np.sort(model.keys[idx].astype(np.int64))
-    plan = _plan(spec)
-    found: dict[int, str] = {}
-    collided: set[int] = set()
-    mask = np.uint64((1 << spec.hashing.bits) - 1)
-    for batch, _row in iter_record_batches(source, spec, batch_rows=batch_rows, label=False):
-        for fi, f in cats:
-            arr = _as_array(batch.column(f.columns[0]))
-            n = len(arr)
-            ids = np.empty(n, dtype=np.uint64)
-            missing = np.empty(n, dtype=np.uint8)
-            _categorical_keys(arr, plan.salts[fi], plan.missing_keys[fi], ids, missing)
-            cols = H + (ids & mask).astype(np.int64)
-            hit = np.flatnonzero(np.isin(cols, targets))
-            if not len(hit):
-                continue
-            hit_cols = cols[hit]
-            for c in np.unique(hit_cols).tolist():
-                rows = hit[hit_cols == c]
-                texts = [f"{f.name}=missing"] if missing[rows].any() else []
-                present = rows[missing[rows] == 0]
-                if len(present):
-                    texts += [f"{f.name}={v}" for v in pc.unique(arr.take(pa.array(present))).to_pylist()]
-                for text in texts:
-                    old = found.get(c)
-                    if old is None:
-                        found[c] = text
-                    elif old != text:
-                        collided.add(c)
-    names = {str(c): t + (" (+more: hash collision)" if c in collided else "") for c, t in sorted(found.items())}
-    model.stats["names"] = names
+    rec = recorder if recorder is not None else NameRecorder(model.spec)
+    start, stop = rows if rows is not None else (0, None)
+    if top > 0 and rec.active and stop != 0:
+        for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows, label=False,
+                                              start_row=start):
+            if stop is not None and row >= stop:
+                break
+            if stop is not None and row + batch.num_rows > stop:
+                batch = batch.slice(0, stop - row)
+            rec.observe(batch, row)
+            if on_batch is not None:
+                on_batch(batch.num_rows)
+    names = rec.top_names(model, top)
+    if names:
+        model.stats["names"] = names
     return names

@@ -29,6 +29,7 @@ from .featurize import Batch, iter_batches, resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
+from .names import NameRecorder, record_names
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .schema import check_compatible, source_schema
 from .spec import FeatureSpec
@@ -290,6 +291,7 @@ def train(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     init_state: FTRLState | None = None,
     return_state: bool = False,
+    names: int = 0,
     client: Any = None,
     **distributed_options: Any,
 ) -> Any:
@@ -317,6 +319,10 @@ def train(
         Warm start from an existing state (it is copied, never modified).
     return_state
         Also return the final :class:`~sparsecross.state.FTRLState`.
+    names
+        Record in ``model.stats["names"]`` the categorical values behind the ``names`` largest
+        hashed weights (``inspect`` shows them), observed while the first epoch reads the data
+        (no second read; a resumed run reads only the rows it skipped).
     client
         A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.distributed`).
 
@@ -332,13 +338,16 @@ def train(
     if client is not None:
         from .distributed import train_distributed
 
-        return train_distributed(
+        result = train_distributed(
             source, spec, client=client, alpha=alpha, beta=beta, l1=l1, l2=l2, epochs=epochs,
             label_smoothing=label_smoothing, holdout=holdout, valid=valid, state_dtype=state_dtype,
             batch_rows=batch_rows, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
             on_progress=on_progress, init_state=init_state, return_state=return_state,
             **distributed_options,
         )
+        if names > 0:  # the state lives on the workers: one extra read, on the client
+            record_names(result[0] if return_state else result, source, top=names, batch_rows=batch_rows)
+        return result
     if distributed_options:
         raise TypeError(f"unexpected options without a Dask client: {sorted(distributed_options)}")
     if valid is not None and holdout is not None:
@@ -384,11 +393,15 @@ def train(
     last_emit = 0.0
     rows_in_run = 0
     trained_in_run = 0
+    recorder = NameRecorder(spec) if names > 0 else None
+    observe = recorder.observe if recorder is not None and recorder.active else None
+    observed_from = None if observe is None else start_row  # rows [observed_from, end) of this run's first epoch
     while epoch < tp.epochs:
         since_ckpt = 0
         row_end = start_row
         if start_row < rows_total:
-            for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows, start_row=start_row)):
+            for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows, start_row=start_row,
+                                               observe=observe)):
                 mask = _mask_for(batch, holdout, salt)
                 train_batch(state, batch, params, mask, acc)
                 n = batch.X.shape[0]
@@ -419,6 +432,7 @@ def train(
         history.append(record)
         epoch += 1
         start_row = 0
+        observe = None  # one epoch has shown every row
         acc[:] = 0.0
         save_checkpoint(epoch, 0)
         if on_progress is not None:
@@ -429,6 +443,10 @@ def train(
                                       valid_auc=record.get("valid_auc")))
 
     model = export_state(state, spec, tp, history, rows_total, schema=schema)
+    if recorder is not None:
+        # a resumed run did not see the rows before its checkpoint (nor any, if it was finished)
+        skipped = (0, None) if rows_in_run == 0 else (0, observed_from or 0)
+        record_names(model, source, top=names, batch_rows=batch_rows, recorder=recorder, rows=skipped)
     model.run = {"rows_processed": rows_in_run, "rows_trained": trained_in_run,
                  "seconds": time.perf_counter() - t0}
     if return_state:
