@@ -221,7 +221,22 @@ def test_large_key_streams_go_to_the_kernel(monkeypatch: pytest.MonkeyPatch) -> 
 
     keys = np.arange(1, 2000, 3, dtype=np.uint64)
     buf = varint.encode_deltas(keys)
+    monkeypatch.delitem(sys.modules, "numba")  # as in a process that has not loaded it
     monkeypatch.setattr(leb128, "NUMPY_MAX_BYTES", 10)
     monkeypatch.setattr(leb128, "decode_deltas_numpy", lambda *a: pytest.fail("numpy path used"))
     got, status = leb128.decode_deltas(buf, len(keys))
     assert status == leb128.STATUS_OK and np.array_equal(got, keys)
+
+
+def test_small_key_streams_use_numpy_until_numba_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsecross._kernels import varint
+
+    keys = np.arange(1, 2000, 3, dtype=np.uint64)
+    buf = varint.encode_deltas(keys)
+    calls = []
+    real = leb128.decode_deltas_numpy
+    monkeypatch.setattr(leb128, "decode_deltas_numpy", lambda *a: calls.append(1) or real(*a))
+    assert np.array_equal(leb128.decode_deltas(buf, len(keys))[0], keys) and calls == []  # numba loaded
+    monkeypatch.delitem(sys.modules, "numba")
+    got, status = leb128.decode_deltas(buf, len(keys))
+    assert status == leb128.STATUS_OK and np.array_equal(got, keys) and calls == [1]
