@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._defaults import DEFAULT_BATCH_ROWS
 from .errors import SparseCrossError, SparseCrossWarning
-from .read import DEFAULT_BATCH_ROWS
 
 log = logging.getLogger("sparsecross")
 
@@ -196,12 +196,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_spec(args: argparse.Namespace) -> int:
-    from .featurize import resolve_spec
-    from .schema import source_schema
     from .spec import load_spec
 
     spec = load_spec(args.spec)
     if args.data:  # the same checks, and messages, as train's
+        from .featurize import resolve_spec
+        from .schema import source_schema
+
         source_schema(args.data, spec, role="the data")
         spec = resolve_spec(args.data, spec, holdout=spec.train.get("holdout"))
     if spec.needs_data:
@@ -457,9 +458,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------- parsing
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata is not free)."""
 
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from . import __version__
+
+        sys.stdout.write(f"sparsecross {__version__}\n")  # stdout, as argparse's "version" action
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sparsecross",
         description="Train very wide, very sparse logistic regression on feature crosses "
@@ -467,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'sparsecross demo' for the whole story on generated data, or "
         "'sparsecross SUBCOMMAND --help' for details.",
     )
-    p.add_argument("--version", action="version", version=f"sparsecross {__version__}")
+    p.add_argument("--version", action=_VersionAction)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND")
 

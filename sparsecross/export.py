@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels.varint import STATUS_MESSAGES, STATUS_OK, decode_deltas, encode_deltas
+from ._kernels.leb128 import STATUS_MESSAGES, STATUS_OK, decode_deltas
 from .errors import ArtifactError, ClippedWeightsWarning, SpecError
 from .files import atomic_output
 from .hashing import HASH_CONTRACT
@@ -127,6 +127,8 @@ def _encode(model: SparseModel, encoding: str | None) -> tuple[bytes, dict[str, 
     n = int(np.count_nonzero(keep))
     out_keys = keys[keep]
     values = raw[keep].astype(dtype, copy=False).tobytes()
+    from ._kernels.varint import encode_deltas  # Numba: only when writing
+
     key_stream = encode_deltas(out_keys).tobytes()
     assert len(values) == n * width
 
@@ -481,7 +483,7 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
         raise ArtifactError(
             f"{p!r} is corrupted: {STATUS_MESSAGES.get(int(status), f'key stream error {int(status)}')}"
         )
-    if len(keys) != n:  # pragma: no cover - guaranteed by the kernel
+    if len(keys) != n:  # pragma: no cover - guaranteed by the decoder
         raise ArtifactError(f"{p!r} is corrupted: decoded {len(keys)} keys, the header says {n}")
 
     enc = hdr["value_encoding"]

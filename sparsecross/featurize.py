@@ -11,12 +11,11 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
 
 from ._kernels import crosses as K
 from ._kernels.hash import hash_ints, hash_strings, holdout_mask
@@ -24,6 +23,9 @@ from .errors import DataError, SchemaError
 from .hashing import holdout_salt, missing_key
 from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located
 from .spec import FeatureSpec
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["featurize", "iter_batches", "Batch", "resolve_spec"]
 
@@ -252,6 +254,8 @@ def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, star
             base += int(p[-1])
         indices = np.concatenate([q[1] for q in parts])
         data = np.concatenate([q[2] for q in parts])
+    import scipy.sparse as sp  # here, not at import: ``import sparsecross`` stays light
+
     X = sp.csr_array((data, indices, indptr), shape=(n, spec.n_columns))
     # The kernel emits sorted, duplicate-free rows: tell scipy so it never re-checks or re-sorts.
     X.has_sorted_indices = True

@@ -4,14 +4,15 @@ Strings and integers are hashed with XXH64 (standard, seeded), keys are mixed wi
 MurmurHash3's ``fmix64``; see ``docs/CONTRACT.md``.  The vectorized versions live in
 ``sparsecross._kernels.hash``; golden vectors in ``tests/golden`` freeze both.
 Python's ``hash()`` is never used.
+
+The scalar helpers here are plain Python on ints, not calls into the Numba kernels: a spec
+hashes a handful of short names, and loading Numba (about a second, even from its on-disk
+cache) just for that would make ``inspect`` and ``check-spec`` slow to start.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._kernels.hash import fmix64 as _fmix64
-from ._kernels.hash import xxh64 as _xxh64
+import struct
 
 __all__ = ["HASH_CONTRACT", "MISSING_TAG", "xxh64", "fmix64", "feature_salt", "cross_seed",
            "missing_key", "holdout_salt"]
@@ -22,20 +23,86 @@ HASH_CONTRACT = "v1"
 MISSING_TAG = 0x6D697373696E6700
 _MASK64 = (1 << 64) - 1
 
+_P1 = 0x9E3779B185EBCA87
+_P2 = 0xC2B2AE3D27D4EB4F
+_P3 = 0x165667B19E3779F9
+_P4 = 0x85EBCA77C2B2AE63
+_P5 = 0x27D4EB2F165667C5
+_M1 = 0xFF51AFD7ED558CCD
+_M2 = 0xC4CEB9FE1A85EC53
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _MASK64
+
+
+def _round(acc: int, lane: int) -> int:
+    acc = (acc + lane * _P2) & _MASK64
+    return (_rotl(acc, 31) * _P1) & _MASK64
+
+
+def _merge_round(acc: int, val: int) -> int:
+    acc ^= _round(0, val)
+    return (acc * _P1 + _P4) & _MASK64
+
 
 def xxh64(data: bytes, seed: int = 0) -> int:
-    """XXH64 of ``data`` with ``seed`` as a Python int.
+    """XXH64 of ``data`` with ``seed`` as a Python int (the same digest as the kernel
+    ``sparsecross._kernels.hash.xxh64``).
 
     >>> hex(xxh64(b"", 0))
     '0xef46db3751d8e999'
     """
-    buf = np.frombuffer(data, dtype=np.uint8) if data else np.zeros(0, dtype=np.uint8)
-    return int(_xxh64(buf, 0, len(data), np.uint64(seed & _MASK64)))
+    data = bytes(data)
+    seed &= _MASK64
+    n = len(data)
+    p = 0
+    if n >= 32:
+        v1 = (seed + _P1 + _P2) & _MASK64
+        v2 = (seed + _P2) & _MASK64
+        v3 = seed
+        v4 = (seed - _P1) & _MASK64
+        while p <= n - 32:
+            a, b, c, d = struct.unpack_from("<4Q", data, p)
+            v1, v2, v3, v4 = _round(v1, a), _round(v2, b), _round(v3, c), _round(v4, d)
+            p += 32
+        h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _MASK64
+        for v in (v1, v2, v3, v4):
+            h = _merge_round(h, v)
+    else:
+        h = (seed + _P5) & _MASK64
+    h = (h + n) & _MASK64
+    while p + 8 <= n:
+        (k,) = struct.unpack_from("<Q", data, p)
+        h ^= _round(0, k)
+        h = (_rotl(h, 27) * _P1 + _P4) & _MASK64
+        p += 8
+    if p + 4 <= n:
+        (k,) = struct.unpack_from("<I", data, p)
+        h ^= (k * _P1) & _MASK64
+        h = (_rotl(h, 23) * _P2 + _P3) & _MASK64
+        p += 4
+    while p < n:
+        h ^= (data[p] * _P5) & _MASK64
+        h = (_rotl(h, 11) * _P1) & _MASK64
+        p += 1
+    h ^= h >> 33
+    h = (h * _P2) & _MASK64
+    h ^= h >> 29
+    h = (h * _P3) & _MASK64
+    h ^= h >> 32
+    return h
 
 
 def fmix64(x: int) -> int:
     """MurmurHash3's 64-bit finalizer."""
-    return int(_fmix64(np.uint64(x & _MASK64)))
+    x &= _MASK64
+    x ^= x >> 33
+    x = (x * _M1) & _MASK64
+    x ^= x >> 33
+    x = (x * _M2) & _MASK64
+    x ^= x >> 33
+    return x
 
 
 def feature_salt(name: str, seed: int) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._defaults import DEFAULT_BATCH_ROWS
 from .errors import DataError, ParameterError, SchemaError, did_you_mean
 from .spec import FeatureSpec
 
@@ -24,7 +25,6 @@ __all__ = ["resolve_files", "check_schema", "iter_record_batches", "count_rows",
            "DEFAULT_BATCH_ROWS"]
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-DEFAULT_BATCH_ROWS = 1 << 16
 _GLOB_CHARS = set("*?[")
 
 

@@ -33,36 +33,18 @@ __all__ = [
     "STATUS_MESSAGES",
 ]
 
-#: The stream decoded into exactly ``n`` keys and was fully consumed.
-STATUS_OK = 0
-#: The stream ends inside a varint or before ``n`` varints were read.
-STATUS_TRUNCATED = -1
-#: A varint is longer than 10 bytes (its 10th byte has the continuation bit).
-STATUS_OVERLONG = -2
-#: A 10-byte varint does not fit in 64 bits (its 10th byte is > 1).
-STATUS_VARINT_OVERFLOW = -3
-#: A varint of 2+ bytes ends with a 0x00 byte (not the minimal encoding).
-STATUS_NOT_MINIMAL = -4
-#: A delta after the first key is 0 (keys not strictly increasing).
-STATUS_ZERO_DELTA = -5
-#: The running sum of the deltas passes 2**64 - 1.
-STATUS_KEY_OVERFLOW = -6
-#: Bytes remain after ``n`` varints.
-STATUS_TRAILING = -7
-#: ``n`` is negative or larger than the stream length (every varint has >= 1 byte).
-STATUS_BAD_COUNT = -8
-
-STATUS_MESSAGES = {
-    STATUS_OK: "ok",
-    STATUS_TRUNCATED: "the key stream ends early (truncated varint or too few keys)",
-    STATUS_OVERLONG: "a key varint is longer than 10 bytes",
-    STATUS_VARINT_OVERFLOW: "a key varint does not fit in 64 bits",
-    STATUS_NOT_MINIMAL: "a key varint is not minimally encoded",
-    STATUS_ZERO_DELTA: "a key delta is 0 (keys are not strictly increasing)",
-    STATUS_KEY_OVERFLOW: "the key deltas add up past 2**64 - 1",
-    STATUS_TRAILING: "the key stream has trailing bytes after the last key",
-    STATUS_BAD_COUNT: "the key count is impossible for the key stream length",
-}
+from .leb128 import (  # noqa: F401  (the status codes live where no Numba is imported)
+    STATUS_BAD_COUNT,
+    STATUS_KEY_OVERFLOW,
+    STATUS_MESSAGES,
+    STATUS_NOT_MINIMAL,
+    STATUS_OK,
+    STATUS_OVERLONG,
+    STATUS_TRAILING,
+    STATUS_TRUNCATED,
+    STATUS_VARINT_OVERFLOW,
+    STATUS_ZERO_DELTA,
+)
 
 _SEVEN = np.uint64(7)
 _LOW7 = np.uint64(0x7F)

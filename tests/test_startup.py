@@ -1,0 +1,242 @@
+"""A small start: commands import only what they use (issue 14, item 4).
+
+No timings here (the suite runs on busy machines): the tests check *which* modules a command
+loads, in a fresh interpreter, and that the lazy package still exposes the same objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sparsecross as sx
+from sparsecross import hashing
+from sparsecross._kernels import leb128
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+
+#: Never needed to print help, nor to read a model file.
+HEAVY = ("numba", "llvmlite", "scipy", "pyarrow", "dask", "distributed", "matplotlib", "tqdm")
+
+_RUN = """
+import json, runpy, sys
+out, argv = sys.argv[1], sys.argv[2:]
+sys.argv = ["sparsecross", *argv]
+code = 0
+try:
+    runpy.run_module("sparsecross", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+with open(out, "w") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+
+def _modules_after(tmp_path: Path, *argv: str) -> set[str]:
+    """The modules loaded by ``sparsecross ARGV`` in a fresh interpreter."""
+    out = tmp_path / "modules.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", _RUN, str(out), *argv], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(out.read_text())
+    assert got["code"] in (0, None), (got["code"], proc.stderr)
+    return set(got["modules"])
+
+
+def _heavy(modules: set[str], names: tuple[str, ...] = HEAVY) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in names)
+
+
+def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    mods = _modules_after(tmp_path, "--help")
+    assert _heavy(mods, HEAVY + ("numpy",)) == []
+    # only the CLI's own light modules
+    assert not {"sparsecross.read", "sparsecross.spec", "sparsecross.estimator"} & mods
+
+
+def test_subcommand_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    assert _heavy(_modules_after(tmp_path, "train", "--help"), HEAVY + ("numpy",)) == []
+
+
+def test_version_imports_nothing_heavy(tmp_path: Path) -> None:
+    assert _heavy(_modules_after(tmp_path, "--version"), HEAVY + ("numpy",)) == []
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_inspect_imports_no_numba_scipy_pyarrow(tmp_path: Path, extra: list[str]) -> None:
+    mods = _modules_after(tmp_path, "inspect", str(GOLDEN / "model_v1_float32.scx"), *extra)
+    assert _heavy(mods) == []
+    assert "sparsecross.inspect" in mods and "sparsecross.export" in mods
+    assert not any(m.startswith("sparsecross._kernels.") and m != "sparsecross._kernels.leb128"
+                   for m in mods), sorted(m for m in mods if m.startswith("sparsecross._kernels"))
+
+
+def test_import_sparsecross_is_light(tmp_path: Path) -> None:
+    code = "import sys, sparsecross; print(sorted(sys.modules))"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    mods = set(eval(out.stdout))  # noqa: S307 - our own output
+    assert _heavy(mods, HEAVY + ("numpy",)) == []
+    assert [m for m in mods if m.startswith("sparsecross.")] == []
+
+
+# ------------------------------------------------------------------ the lazy package
+EAGER = {
+    "errors": ["ArtifactError", "CheckpointError", "DataError", "DataQualityWarning", "EmptyModelWarning",
+               "NotFittedError", "OutputError", "ParameterError", "SchemaError", "SparseCrossError",
+               "SparseCrossWarning", "SpecError"],
+    "estimator": ["FTRLClassifier"],
+    "export": ["load_model", "save_model"],
+    "featurize": ["Batch", "featurize", "iter_batches", "resolve_spec"],
+    "generate": ["generate"],
+    "model": ["SparseModel"],
+    "predict": ["evaluate", "predict_file", "predict_proba"],
+    "spec": ["FeatureSpec", "load_spec", "parse_spec"],
+    "state": ["FTRLState"],
+    "train": ["ProgressEvent", "TrainParams", "train"],
+}
+
+
+def test_every_public_name_resolves_to_the_eager_object() -> None:
+    """In a fresh interpreter: each name of ``__all__`` first through the lazy package, then
+    compared with the object its module defines."""
+    code = f"""
+import importlib, json, sparsecross as sx
+lazy = {{name: getattr(sx, name) for name in sx.__all__}}
+eager = {{name: getattr(importlib.import_module("sparsecross." + mod), name)
+         for mod, names in {EAGER!r}.items() for name in names}}
+bad = [name for name in eager if lazy[name] is not eager[name]]
+print(json.dumps({{"bad": bad, "all": sorted(sx.__all__), "dir_ok": set(sx.__all__) <= set(dir(sx)),
+                  "version": lazy["__version__"], "warmup": callable(lazy["warmup"])}}))
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["bad"] == []
+    assert got["all"] == sorted({n for names in EAGER.values() for n in names} | {"__version__", "warmup"})
+    assert got["dir_ok"] and got["warmup"] and got["version"] == sx.__version__
+
+
+def test_names_shared_with_a_submodule_stay_the_functions() -> None:
+    import sparsecross.featurize
+    import sparsecross.generate
+    import sparsecross.train  # noqa: F401  (Python then sets the package attribute to the module)
+
+    from sparsecross.train import train as train_fn
+
+    assert callable(sx.train) and sx.train is train_fn
+    assert sx.generate is sys.modules["sparsecross.generate"].generate
+    assert sx.featurize is sys.modules["sparsecross.featurize"].featurize
+    from sparsecross import featurize, generate, train
+
+    assert (train, generate, featurize) == (sx.train, sx.generate, sx.featurize)
+
+
+def test_names_shared_with_a_submodule_in_a_fresh_interpreter() -> None:
+    """Importing the submodule first (as the CLI does) must not hide the function."""
+    code = ("import sparsecross, sparsecross.train, sparsecross.generate; from sparsecross.train import train; "
+            "assert sparsecross.train is train, sparsecross.train; "
+            "assert callable(sparsecross.generate) and not isinstance(sparsecross.generate, type(sparsecross)); "
+            "from sparsecross import FTRLClassifier, __version__; print('ok')")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        sx.nope  # noqa: B018
+    assert not hasattr(sx, "nope")
+
+
+# ------------------------------------------------- Numba-free scalar hashing and decoding
+def _golden_cases(kind: str) -> list[dict]:
+    cases = json.loads((GOLDEN / "hash_vectors.json").read_text(encoding="utf-8"))["cases"]
+    return [c for c in cases if c["kind"] == kind]
+
+
+def test_python_xxh64_and_fmix64_match_the_golden_vectors_and_the_kernels() -> None:
+    from sparsecross._kernels import hash as K
+
+    for c in _golden_cases("xxh64"):
+        assert hashing.xxh64(bytes.fromhex(c["data_hex"]), c["seed"]) == c["hash"], c["id"]
+    for c in _golden_cases("fmix64"):
+        assert hashing.fmix64(c["x"]) == c["result"], c["id"]
+    rng = np.random.default_rng(14)
+    for n in [*range(0, 70), 127, 128, 1000]:
+        data = rng.integers(0, 256, n, dtype=np.uint8)
+        for seed in (0, 1, 2**64 - 1, int(rng.integers(0, 2**63))):
+            assert hashing.xxh64(data.tobytes(), seed) == int(K.xxh64(data, 0, n, np.uint64(seed))), (n, seed)
+    for x in rng.integers(0, 2**63, 200, dtype=np.uint64):
+        assert hashing.fmix64(int(x) * 2 + 1) == int(K.fmix64(np.uint64(int(x) * 2 + 1)))
+
+
+def test_numpy_key_decoder_agrees_with_the_kernel() -> None:
+    from sparsecross._kernels import varint
+
+    rng = np.random.default_rng(4)
+    errors = set()
+    for trial in range(1500):
+        n = int(rng.integers(0, 30))
+        top = [300, 2**30, 2**62][trial % 3]
+        keys = np.unique(np.cumsum(rng.integers(1, top, n, dtype=np.uint64), dtype=np.uint64))
+        if trial % 50 == 0:
+            keys = np.array([0, 2**63, 2**64 - 1], dtype=np.uint64)[: n % 4]
+        buf = varint.encode_deltas(keys).copy()
+        count = len(keys)
+        op = trial % 5
+        if op == 1 and len(buf):
+            buf[rng.integers(0, len(buf))] = rng.integers(0, 256)
+        elif op == 2 and len(buf):
+            buf = buf[: rng.integers(0, len(buf))]
+        elif op == 3:
+            buf = np.concatenate([buf, rng.integers(0, 256, int(rng.integers(1, 12))).astype(np.uint8)])
+        elif op == 4:
+            count += int(rng.integers(-2, 3))
+        want, status = varint.decode_deltas(buf, count)
+        got = leb128.decode_deltas_numpy(buf, count)
+        keys2, status2 = leb128.decode_deltas(buf, count)
+        assert status2 == int(status)
+        if status == leb128.STATUS_OK:
+            assert got is not None and got.dtype == np.uint64 and np.array_equal(got, want)
+            assert np.array_equal(keys2, want)
+        else:
+            assert got is None, (buf, count, int(status))
+            errors.add(int(status))
+    assert len(errors) >= 5  # the fuzzing reached most error kinds
+
+
+def test_large_key_streams_go_to_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsecross._kernels import varint
+
+    keys = np.arange(1, 2000, 3, dtype=np.uint64)
+    buf = varint.encode_deltas(keys)
+    monkeypatch.delitem(sys.modules, "numba")  # as in a process that has not loaded it
+    monkeypatch.setattr(leb128, "NUMPY_MAX_BYTES", 10)
+    monkeypatch.setattr(leb128, "decode_deltas_numpy", lambda *a: pytest.fail("numpy path used"))
+    got, status = leb128.decode_deltas(buf, len(keys))
+    assert status == leb128.STATUS_OK and np.array_equal(got, keys)
+
+
+def test_small_key_streams_use_numpy_until_numba_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsecross._kernels import varint
+
+    keys = np.arange(1, 2000, 3, dtype=np.uint64)
+    buf = varint.encode_deltas(keys)
+    calls = []
+    real = leb128.decode_deltas_numpy
+    monkeypatch.setattr(leb128, "decode_deltas_numpy", lambda *a: calls.append(1) or real(*a))
+    assert np.array_equal(leb128.decode_deltas(buf, len(keys))[0], keys) and calls == []  # numba loaded
+    monkeypatch.delitem(sys.modules, "numba")
+    got, status = leb128.decode_deltas(buf, len(keys))
+    assert status == leb128.STATUS_OK and np.array_equal(got, keys) and calls == [1]
