@@ -1,0 +1,326 @@
+"""Spec parsing: TOML text or a mapping -> a validated :class:`~sparsecross.spec.FeatureSpec`.
+
+Every check a user's spec gets lives here, each message naming where it is; the limits
+(:data:`~sparsecross.spec.MAX_FEATURES` and friends) are enforced in time linear in the spec.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, did_you_mean
+from .spec import (
+    _COMMON_KEYS,
+    _KIND_KEYS,
+    _NAME_RE,
+    KINDS,
+    MAX_CROSS_COMPONENTS,
+    MAX_CROSSES,
+    MAX_FEATURES,
+    TRAIN_KEYS,
+    Cross,
+    Feature,
+    FeatureSpec,
+    HashingSpec,
+    LabelSpec,
+    grid_of,
+)
+
+__all__ = ["parse_spec", "load_spec"]
+
+
+def _some(names: Any, limit: int = 10) -> str:
+    """Sorted names as a list literal, at most ``limit`` of them (an error stays one line)."""
+    names = sorted(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"
+
+
+def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpecError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+
+
+def _get(where: str, table: Mapping[str, Any], key: str, typ: Any, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise SpecError(f"{where}: missing required key {key!r}")
+        return default
+    value = table[key]
+    types = typ if isinstance(typ, tuple) else (typ,)
+    if isinstance(value, bool) and bool not in types:
+        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, types):
+        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
+    return value
+
+
+def _tname(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false",
+             list: "a list", dict: "a table"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _choice(where: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SpecError(
+            f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}"
+            f"{did_you_mean(value, choices)}"
+        )
+    return value
+
+
+def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> Feature:
+    where = f"features[{i}]"
+    if not isinstance(t, dict):
+        raise SpecError(f"{where}: expected a table, got {t!r}")
+    name = _get(where, t, "name", str)
+    where = f"features[{i}] ({name!r})"
+    if not _NAME_RE.match(name):
+        raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {name!r}")
+    kind = _choice(f"{where}.kind", _get(where, t, "kind", str), KINDS)
+    _check_keys(where, t, _COMMON_KEYS | _KIND_KEYS[kind])
+    missing = _choice(f"{where}.missing", _get(where, t, "missing", str, "bucket"), ("bucket", "skip"))
+    standalone = _get(where, t, "standalone", bool, True)
+    if kind == "geo":
+        columns = (_get(where, t, "lat", str), _get(where, t, "lon", str))
+    else:
+        columns = (_get(where, t, "column", str),)
+    if not stored:
+        for col in columns:
+            if col == label.column:
+                raise SpecError(
+                    f"{where}: column {col!r} is the label column; a feature must not read the label "
+                    "(the model would learn the answer)"
+                )
+            if col == label.weight:
+                raise SpecError(
+                    f"{where}: column {col!r} is the weight column ([label] weight); a feature must "
+                    "not read the sample weights"
+                )
+    res = 1.0
+    invalid = "error"
+    if kind in ("geo", "lat", "lon"):
+        res = _get(where, t, "resolution_arcmin", float, 1.0)
+        if not (math.isfinite(res) and 0 < res <= 21600):
+            raise SpecError(f"{where}.resolution_arcmin: expected a number in (0, 21600], got {res!r}")
+        n = math.prod(grid_of(res))
+        if n > 2**40:
+            raise SpecError(f"{where}.resolution_arcmin: {res!r} gives {n} cells; at most 2**40")
+        invalid = _choice(f"{where}.invalid", _get(where, t, "invalid", str, "error"), ("error", "missing"))
+    boundaries = None
+    quantiles = None
+    if kind == "bucket":
+        if "boundaries" not in t and "quantiles" not in t:
+            raise SpecError(f"{where}: a bucket feature needs 'boundaries' or 'quantiles'")
+        if "boundaries" in t and "quantiles" in t and not stored:
+            raise SpecError(
+                f"{where}: 'boundaries' and 'quantiles' exclude each other; give explicit boundaries, "
+                "or quantiles = N to compute them from the data"
+            )
+        if "boundaries" in t:
+            raw = _get(where, t, "boundaries", list)
+            try:
+                b = tuple(float(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool))
+            except OverflowError:  # an int beyond float64 (possible through the dict API)
+                raise SpecError(f"{where}.boundaries: a number is beyond the float64 range") from None
+            if len(b) != len(raw) or not b:
+                raise SpecError(f"{where}.boundaries: expected a non-empty list of numbers, got {raw!r}")
+            if not all(math.isfinite(x) for x in b) or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
+                raise SpecError(f"{where}.boundaries: must be finite and strictly increasing, got {raw!r}")
+            boundaries = b
+        if "quantiles" in t:
+            # With explicit boundaries too (stored specs only), this is a resolved spec: the
+            # boundaries are used and the quantile count only records how they were made.
+            quantiles = _get(where, t, "quantiles", int)
+            if not 2 <= quantiles <= 10000:
+                raise SpecError(f"{where}.quantiles: expected an integer in [2, 10000], got {quantiles!r}")
+    return Feature(name, kind, columns, res, boundaries, quantiles, missing, invalid, standalone)
+
+
+def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> FeatureSpec:
+    """Parse a spec from TOML text or an already-loaded mapping.
+
+    A user's spec may not use the label or weight column as a feature column, give a bucket
+    both ``boundaries`` and ``quantiles``, or list a feature twice in a cross.
+
+    ``stored=True`` is for a spec read back from a file sparsecross wrote (a model's embedded
+    :meth:`FeatureSpec.to_dict`), which was valid when written: it accepts the resolved form of
+    a quantile bucket (its ``boundaries`` with the ``quantiles`` count they came from, as
+    ``to_dict`` writes it and ``sha256`` hashes it) and what earlier versions accepted (a
+    feature crossed with itself, a feature reading the label or weight column), and it is not
+    held to :data:`MAX_FEATURES`, :data:`MAX_CROSSES` or :data:`MAX_CROSS_COMPONENTS`.  Types,
+    ranges, names and the column space are checked as for a user's spec.
+
+    Raises
+    ------
+    SpecError
+        On any unknown key, wrong type or impossible value, naming where it is.
+
+    Examples
+    --------
+    >>> spec = parse_spec('''
+    ... [label]
+    ... column = "y"
+    ... [[features]]
+    ... name = "cell"
+    ... kind = "geo"
+    ... lat = "lat"
+    ... lon = "lon"
+    ... ''')
+    >>> spec.outputs[0].cardinality
+    233280001
+    """
+    data = _load(source)
+    _check_keys("spec", data, {"version", "label", "hashing", "features", "crosses", "train",
+                               "quantile_sample_rows"})
+    version = _get("spec", data, "version", int, 1)
+    if version != 1:
+        raise SpecError(f"spec.version: only version 1 is supported, got {version!r}")
+    label = _parse_label(_get("spec", data, "label", dict))
+    hashing = _parse_hashing(_get("spec", data, "hashing", dict, {}))
+    features, index = _parse_features(_get("spec", data, "features", list), label, stored)
+    crosses = _parse_crosses(_get("spec", data, "crosses", list, []), features, index, stored)
+    train = _parse_train(dict(_get("spec", data, "train", dict, {})))
+    qrows = _get("spec", data, "quantile_sample_rows", int, 1_000_000)
+    if qrows < 1:
+        raise SpecError(f"quantile_sample_rows: expected a positive integer, got {qrows!r}")
+    spec = FeatureSpec(label, hashing, features, crosses, train, qrows, version)
+    if (1 << hashing.bits if spec.needs_data else spec.n_columns) >= 2**62:
+        raise SpecError("spec: the column space exceeds 2**62 columns; lower resolutions or max_exact")
+    if not spec.needs_data and not spec.outputs:
+        raise SpecError("spec: no feature is emitted (every feature has standalone = false and there are no crosses)")
+    return spec
+
+
+def _load(source: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(source, str):
+        return source
+    try:
+        return tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"spec is not valid TOML: {exc}") from None
+
+
+def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
+    _check_keys("label", lab, {"column", "threshold", "weight"})
+    label = LabelSpec(
+        _get("label", lab, "column", str),
+        _get("label", lab, "threshold", float, None),
+        _get("label", lab, "weight", str, None),
+    )
+    if label.threshold is not None and not math.isfinite(label.threshold):
+        raise SpecError(f"label.threshold: expected a finite number, got {label.threshold!r}")
+    return label
+
+
+def _parse_hashing(hs: Mapping[str, Any]) -> HashingSpec:
+    _check_keys("hashing", hs, {"bits", "seed", "max_exact"})
+    hashing = HashingSpec(
+        _get("hashing", hs, "bits", int, 22),
+        _get("hashing", hs, "seed", int, 0),
+        _get("hashing", hs, "max_exact", int, 2**30),
+    )
+    if not 1 <= hashing.bits <= 40:
+        raise SpecError(f"hashing.bits: expected an integer in [1, 40], got {hashing.bits!r}")
+    if not 0 <= hashing.seed < 2**64:
+        raise SpecError(f"hashing.seed: expected an integer in [0, 2**64), got {hashing.seed!r}")
+    if not 1 <= hashing.max_exact <= 2**50:
+        raise SpecError(f"hashing.max_exact: expected an integer in [1, 2**50], got {hashing.max_exact!r}")
+    return hashing
+
+
+def _parse_features(raw: list[Any], label: LabelSpec, stored: bool) -> tuple[tuple[Feature, ...], dict[str, int]]:
+    if not raw:
+        raise SpecError("spec: at least one [[features]] table is required")
+    if len(raw) > MAX_FEATURES and not stored:
+        raise SpecError(f"spec: {len(raw)} features; at most {MAX_FEATURES} are supported")
+    features = tuple(_parse_feature(i, t, label, stored) for i, t in enumerate(raw))
+    index: dict[str, int] = {}
+    for i, f in enumerate(features):
+        index.setdefault(f.name, i)
+    if len(index) != len(features):
+        counts = Counter(f.name for f in features)
+        raise SpecError(f"features: duplicate names {_some(n for n, k in counts.items() if k > 1)}")
+    return features, index
+
+
+def _parse_crosses(raw: list[Any], features: tuple[Feature, ...], index: dict[str, int],
+                   stored: bool) -> tuple[Cross, ...]:
+    if len(raw) > MAX_CROSSES and not stored:
+        raise SpecError(f"spec: {len(raw)} crosses; at most {MAX_CROSSES} are supported")
+    crosses = tuple(_parse_cross(i, t, features, index, stored) for i, t in enumerate(raw))
+    counts = Counter(f.name for f in features)
+    counts.update(c.name for c in crosses)
+    dupes = [n for n, k in counts.items() if k > 1]
+    if dupes:
+        raise SpecError(f"crosses: names {_some(dupes)} are used twice (features and crosses share names)")
+    return crosses
+
+
+def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str, int], stored: bool) -> Cross:
+    where = f"crosses[{i}]"
+    if not isinstance(t, dict):
+        raise SpecError(f"{where}: expected a table, got {t!r}")
+    _check_keys(where, t, {"features", "name", "mode"})
+    fl = _get(where, t, "features", list)
+    if len(fl) < 2 or not all(isinstance(x, str) for x in fl):
+        raise SpecError(f"{where}.features: expected a list of 2 or more feature names, got {fl!r}")
+    if len(fl) > MAX_CROSS_COMPONENTS and not stored:
+        raise SpecError(f"{where}.features: {len(fl)} features; a cross has at most {MAX_CROSS_COMPONENTS}")
+    for n in fl:
+        if n not in index:
+            raise SpecError(f"{where}.features: no feature named {n!r}{did_you_mean(n, index)}")
+    if len(set(fl)) != len(fl) and not stored:
+        twice = next(n for k, n in enumerate(fl) if n in fl[:k])
+        raise SpecError(
+            f"{where}.features: feature {twice!r} is listed twice; a feature crossed with itself "
+            "adds nothing the feature alone does not give"
+        )
+    name = _get(where, t, "name", str, "*".join(fl))
+    mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
+    if mode == "exact":
+        bad = [n for n in fl if features[index[n]].kind == "categorical"]
+        if bad:
+            raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) {bad}")
+    return Cross(name, tuple(fl), mode)
+
+
+def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
+    _check_keys("train", train, set(TRAIN_KEYS))
+    for k, v in train.items():
+        _get("train", train, k, TRAIN_KEYS[k])
+        train[k] = TRAIN_KEYS[k](v)
+    return train
+
+
+def load_spec(path: str | Path) -> FeatureSpec:
+    """Read and validate a TOML feature spec from ``path``.
+
+    Raises
+    ------
+    SpecError
+        If the file cannot be read or is not a valid spec (the message names the file).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file {str(p)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {str(p)!r}: {exc}") from None
+    try:
+        return parse_spec(text)
+    except SpecError as exc:
+        raise SpecError(f"{p}: {exc}") from None
