@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._defaults import DEFAULT_BATCH_ROWS
+from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
 from .cli_output import (  # noqa: F401  (cli_extra and tests use these through cli)
     _fmt,
     _fmt_bytes,
@@ -80,6 +80,13 @@ def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
         out["holdout"] = None  # --valid replaces a [train] holdout
     if getattr(args, "batch_rows", None) is None:  # flag > the spec's [train] table > default
         args.batch_rows = spec.train.get("batch_rows", DEFAULT_BATCH_ROWS)
+    for name, default in (("shuffle", False), ("shuffle_seed", 0), ("shuffle_buffer_rows", None)):
+        cli = getattr(args, name, None)
+        out[name] = cli if cli is not None else spec.train.get(name, default)
+    if not out["shuffle"] and (getattr(args, "shuffle_seed", None) is not None
+                               or getattr(args, "shuffle_buffer_rows", None) is not None):
+        raise SparseCrossError("--shuffle-seed and --shuffle-buffer-rows need --shuffle "
+                               "(or [train] shuffle = true in the spec)")
     return out
 
 
@@ -101,6 +108,15 @@ def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
                    help=f"rows per Arrow batch (memory scales with it; results do not; default {DEFAULT_BATCH_ROWS:,})")
     p.add_argument("--state-dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the optimizer state (default float32)")
+    o = p.add_argument_group("training order (flags > the spec's [train] table > defaults)")
+    o.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
+                   help="read every epoch in a new seeded order: row groups permuted, then rows permuted "
+                   "within a buffer (default: the files' order)")
+    o.add_argument("--shuffle-seed", type=int, dest="shuffle_seed", metavar="SEED",
+                   help="seed of the order (default 0): same seed, same model")
+    o.add_argument("--shuffle-buffer-rows", type=int, dest="shuffle_buffer_rows", metavar="ROWS",
+                   help="rows permuted together; memory grows with it, never with the data "
+                   f"(default {DEFAULT_SHUFFLE_BUFFER_ROWS:,})")
 
 
 # ---------------------------------------------------------------- subcommands

@@ -155,7 +155,8 @@ def cmd_path(args: argparse.Namespace) -> int:
     common = dict(alpha=opts["alpha"], beta=opts["beta"], epochs=opts["epochs"],
                   label_smoothing=opts["label_smoothing"], valid=args.valid, holdout=opts["holdout"],
                   batch_rows=args.batch_rows,
-                  state_dtype=args.state_dtype)
+                  state_dtype=args.state_dtype, shuffle=opts["shuffle"], shuffle_seed=opts["shuffle_seed"],
+                  shuffle_buffer_rows=opts["shuffle_buffer_rows"])
     res = regularization_path(
         args.data, spec, l1=l1, l2=l2, max_nonzeros=args.max_nonzeros, max_bytes=args.max_bytes,
         encoding=args.encoding,

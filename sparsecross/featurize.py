@@ -383,12 +383,16 @@ def featurize(
 
 
 class Batch(NamedTuple):
-    """One featurized batch: CSR rows, labels, optional weights, first global row number."""
+    """One featurized batch: CSR rows, labels, optional weights, first global row number.
+
+    ``rows`` is None when the batch holds the consecutive global rows ``start_row, ...``;
+    a shuffled batch (:mod:`sparsecross.order`) gives each row's global number there."""
 
     X: sp.csr_array
     y: np.ndarray
     sample_weight: np.ndarray | None
     start_row: int
+    rows: np.ndarray | None = None
 
 
 def iter_batches(

@@ -20,15 +20,16 @@ from typing import Any
 import numpy as np
 
 from .errors import EmptyModelWarning, SparseCrossError
-from .featurize import iter_batches, resolve_spec
+from .featurize import resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
+from .order import Shuffle
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
 from .state import FTRLState
-from .train import (TrainParams, _mask_for, check_inputs, check_values, evaluate_states, export_state, prefetch,
-                    train_batch)
+from .train import (TrainParams, _epoch_batches, _mask_for, _order_params, _shuffle_of, check_inputs, check_values,
+                    evaluate_states, export_state, prefetch, train_batch)
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -88,19 +89,20 @@ def check_grid(values: Sequence[float], name: str) -> None:
 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
-                valid: Source | None, batch_rows: int
+                valid: Source | None, batch_rows: int, order: Shuffle | None = None
                 ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]]:
-    """Train one state per (l1, l2) over one read of ``source`` per epoch, then validate all
-    of them over one read of the validation data (or the holdout rows)."""
+    """Train one state per (l1, l2) over one read of ``source`` per epoch (in ``order``'s
+    shuffled order when given, as ``train``), then validate all of them over one read of the
+    validation data (or the holdout rows)."""
     params = [TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
                           base.state_dtype) for l1, l2 in settings]
     states = [FTRLState(spec.n_columns, base.state_dtype) for _ in settings]
     accs = [np.zeros(3) for _ in settings]
     salt = holdout_salt(spec.hashing.seed)
-    for _ in range(base.epochs):
+    for epoch in range(base.epochs):
         for acc in accs:  # as train(): the progressive loss and row count of each epoch
             acc[:] = 0.0
-        for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
+        for batch in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, 0)):
             mask = _mask_for(batch, base.holdout, salt)
             for st, tp, acc in zip(states, params, accs):
                 train_batch(st, batch, tp.ftrl, mask, acc)
@@ -111,7 +113,7 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
 
 
 def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]], spec: FeatureSpec,
-            rows: int, encoding: str, schema: dict[str, str]) -> list[PathPoint]:
+            rows: int, encoding: str, schema: dict[str, str], order: Shuffle | None = None) -> list[PathPoint]:
     from .export import model_bytes
 
     out = []
@@ -124,6 +126,7 @@ def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.nda
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyModelWarning)
             model = export_state(st, spec, tp, [record], rows, schema=schema)
+        model.params.update(_order_params(order))
         size = len(model_bytes(model, encoding=encoding))
         out.append(PathPoint(tp.l1, tp.l2, model.nonzeros, size, m.logloss, m.auc, st.touched, model))
     return out
@@ -149,9 +152,14 @@ def regularization_path(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     state_dtype: str = "float32",
     on_pass: Callable[[int, int], None] | None = None,
+    shuffle: bool = False,
+    shuffle_seed: int = 0,
+    shuffle_buffer_rows: int | None = None,
 ) -> PathResult:
     """Train the grid ``l1 x l2`` (one read of the data for all points) and, with a budget,
     pick the best validation logloss among models within it, refining l1 near the budget.
+    ``shuffle``, ``shuffle_seed``, ``shuffle_buffer_rows``: the training order, as ``train``'s
+    (every pass reads each epoch once, in that order, for all its points).
 
     Raises
     ------
@@ -170,6 +178,7 @@ def regularization_path(
         if b is not None and b < 0:
             raise SparseCrossError(f"{name} must be >= 0, got {b!r}")
     base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype)
+    order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
     schema = check_inputs(source, spec, valid)
     spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
@@ -180,7 +189,8 @@ def regularization_path(
     passes = 1
     if on_pass:
         on_pass(passes, len(settings))
-    points = _points(_train_many(source, spec, settings, base, valid, batch_rows), spec, rows, encoding, schema)
+    points = _points(_train_many(source, spec, settings, base, valid, batch_rows, order), spec, rows, encoding,
+                     schema, order)
 
     def size_of(p: PathPoint) -> int:
         return p.nonzeros if max_nonzeros is not None else p.model_bytes
@@ -209,8 +219,8 @@ def regularization_path(
                 passes += 1
                 if on_pass:
                     on_pass(passes, len(new))
-                points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows),
-                                  spec, rows, encoding, schema)
+                points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows,
+                                              order), spec, rows, encoding, schema, order)
         ok = [p for p in points if size_of(p) <= budget_value]
         if ok:
             chosen = min(ok, key=lambda p: (p.valid_logloss, size_of(p)))

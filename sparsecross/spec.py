@@ -46,6 +46,9 @@ TRAIN_KEYS = {
     "label_smoothing": float,
     "holdout": float,
     "batch_rows": int,
+    "shuffle": bool,
+    "shuffle_seed": int,
+    "shuffle_buffer_rows": int,
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _FEATURE_KEYS = {

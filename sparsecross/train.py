@@ -30,6 +30,7 @@ from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
 from .names import NameRecorder, record_names
+from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, OrderCheck, Shuffle, iter_shuffled_batches
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .schema import check_compatible, source_schema
 from .spec import FeatureSpec
@@ -197,6 +198,10 @@ def prefetch(it: Iterator[T], depth: int = 2) -> Iterator[T]:
 def _mask_for(batch: Batch, fraction: float | None, salt: int) -> np.ndarray:
     if fraction is None:
         return np.zeros(0, dtype=np.uint8)
+    if batch.rows is not None:  # a shuffled batch: rows in any order
+        from .order import row_holdout_mask
+
+        return row_holdout_mask(batch.rows, float(fraction), salt)
     return holdout_mask(batch.start_row, batch.X.shape[0], float(fraction), np.uint64(salt))
 
 
@@ -292,6 +297,9 @@ def train(
     init_state: FTRLState | None = None,
     return_state: bool = False,
     names: int = 0,
+    shuffle: bool = False,
+    shuffle_seed: int = 0,
+    shuffle_buffer_rows: int | None = None,
     client: Any = None,
     **distributed_options: Any,
 ) -> Any:
@@ -323,6 +331,11 @@ def train(
         Record in ``model.stats["names"]`` the categorical values behind the ``names`` largest
         hashed weights (``inspect`` shows them), observed while the first epoch reads the data
         (no second read; a resumed run reads only the rows it skipped).
+    shuffle, shuffle_seed, shuffle_buffer_rows
+        Read every epoch in a new seeded order: row groups permuted, then rows permuted in
+        windows of ``shuffle_buffer_rows`` rows (memory scales with it; see
+        :mod:`sparsecross.order`).  Off by default (the files' order); the seed and buffer are
+        ignored without ``shuffle``.  The holdout rows are the same with or without it.
     client
         A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.distributed`).
 
@@ -335,7 +348,11 @@ def train(
     SparseCrossError
         Bad parameters, data that does not match the spec, a checkpoint of another run.
     """
+    order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     if client is not None:
+        if order is not None:
+            raise ParameterError("shuffle is not available with a Dask client yet; train without --dask or "
+                                 "without --shuffle")
         from .distributed import train_distributed
 
         result = train_distributed(
@@ -369,7 +386,8 @@ def train(
         raise DataError(f"the training data {str(source)!r} has no rows")
     salt = holdout_salt(spec.hashing.seed)
     fingerprint = source_fingerprint(source) if checkpoint is not None else None
-    run_meta = {"spec_sha256": spec.sha256, "params": tp.to_dict(), "data": fingerprint}
+    run_meta = {"spec_sha256": spec.sha256, "params": {**tp.to_dict(), **_order_params(order)},
+                "data": fingerprint}
 
     state = start_state(init_state, spec, state_dtype)
     epoch = 0
@@ -396,19 +414,23 @@ def train(
     recorder = NameRecorder(spec) if names > 0 else None
     observe = recorder.observe if recorder is not None and recorder.active else None
     observed_from = None if observe is None else start_row  # rows [observed_from, end) of this run's first epoch
+    if order is not None and start_row > 0:
+        observe = None  # a resumed shuffled epoch saw no contiguous rows: name from a full read at the end
+    check = OrderCheck(rows_total, order) if start_row == 0 and epoch == 0 else None
     while epoch < tp.epochs:
         since_ckpt = 0
         row_end = start_row
         if start_row < rows_total:
-            for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows, start_row=start_row,
-                                               observe=observe)):
+            for batch in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, start_row, observe)):
                 mask = _mask_for(batch, holdout, salt)
+                if check is not None:
+                    check.update(row_end, batch.y)
                 train_batch(state, batch, params, mask, acc)
                 n = batch.X.shape[0]
                 rows_in_run += n
                 trained_in_run += n - int(np.count_nonzero(mask))
                 since_ckpt += n
-                row_end = batch.start_row + n
+                row_end += n  # the position in this epoch's order (the global row when not shuffled)
                 if since_ckpt >= checkpoint_every:
                     save_checkpoint(epoch, row_end)
                     since_ckpt = 0
@@ -429,6 +451,9 @@ def train(
                                batch_rows=batch_rows, holdout=holdout, salt=salt)
             record.update(valid_rows=m.rows, valid_logloss=m.logloss, valid_auc=m.auc,
                           valid_positive_rate=m.positive_rate)
+        if check is not None:
+            check.finish(record["progressive_logloss"], record.get("valid_logloss"))
+            check = None
         history.append(record)
         epoch += 1
         start_row = 0
@@ -443,15 +468,38 @@ def train(
                                       valid_auc=record.get("valid_auc")))
 
     model = export_state(state, spec, tp, history, rows_total, schema=schema)
+    model.params.update(_order_params(order))
     if recorder is not None:
         # a resumed run did not see the rows before its checkpoint (nor any, if it was finished)
-        skipped = (0, None) if rows_in_run == 0 else (0, observed_from or 0)
+        skipped = (0, None) if rows_in_run == 0 or (order is not None and observed_from) else (0, observed_from or 0)
         record_names(model, source, top=names, batch_rows=batch_rows, recorder=recorder, rows=skipped)
     model.run = {"rows_processed": rows_in_run, "rows_trained": trained_in_run,
                  "seconds": time.perf_counter() - t0}
     if return_state:
         return model, state
     return model
+
+
+def _shuffle_of(shuffle: bool, seed: int, buffer_rows: int | None) -> Shuffle | None:
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise ParameterError(f"shuffle must be True or False, got {shuffle!r}")
+    if not shuffle:
+        return None
+    return Shuffle(seed, DEFAULT_SHUFFLE_BUFFER_ROWS if buffer_rows is None else buffer_rows)
+
+
+def _order_params(order: Shuffle | None) -> dict[str, Any]:
+    """What a model's params and a checkpoint record of the order (nothing when unshuffled)."""
+    return {} if order is None else order.to_dict()
+
+
+def _epoch_batches(source: Source, spec: FeatureSpec, order: Shuffle | None, epoch: int, batch_rows: int,
+                   start: int, observe: Callable[..., object] | None = None) -> Iterator[Batch]:
+    """One epoch's batches from position ``start`` of its order: the files' order, or shuffled."""
+    if order is None:
+        return iter_batches(source, spec, batch_rows=batch_rows, start_row=start, observe=observe)
+    return iter_shuffled_batches(source, spec, order, epoch=epoch, batch_rows=batch_rows, start=start,
+                                 observe=observe)
 
 
 def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: list[dict[str, Any]],
