@@ -76,8 +76,8 @@ def permutation_keys(values: np.ndarray, salt: int) -> np.ndarray:
 
 def _order(values: np.ndarray, salt: int) -> np.ndarray:
     # fmix64 is a bijection of uint64, so distinct values never tie: the order is a function
-    # of (values, salt) alone, on every platform and NumPy version.
-    return np.argsort(permutation_keys(values, salt), kind="stable")
+    # of (values, salt) alone, whatever the sort algorithm, platform or NumPy version.
+    return np.argsort(permutation_keys(values, salt))
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,7 @@ def _read_stream(source: Any, spec: Any, files: list[Any], strings: list[list[st
     from .read import _open, _short, read_columns
 
     columns = read_columns(spec, label=label)
+    opened: dict[int, Any] = {}  # the last few files opened (units of one file often follow)
     pos = 0
     for u in units:
         if pos + u.rows <= skip:
@@ -166,7 +167,10 @@ def _read_stream(source: Any, spec: Any, files: list[Any], strings: list[list[st
         drop = max(0, skip - pos)
         pos += u.rows
         path = files[u.file]
-        pf = _open(path, strings[u.file])
+        pf = opened.pop(u.file, None) or _open(path, strings[u.file])
+        opened[u.file] = pf
+        if len(opened) > 8:
+            del opened[next(iter(opened))]
         cur = u.first_row
         try:
             for batch in pf.iter_batches(batch_size=read_rows, row_groups=[u.row_group], columns=columns,
@@ -369,4 +373,5 @@ class OrderCheck:
         if (valid_logloss is not None and math.isfinite(valid_logloss) and math.isfinite(progressive_logloss)
                 and valid_logloss > self.LOSS_RATIO * progressive_logloss + self.LOSS_MARGIN):
             self._warn(f"the validation logloss after the first epoch ({valid_logloss:.4g}) is far worse "
-                       f"than the progressive logloss ({progressive_logloss:.4g})")
+                       f"than the progressive logloss ({progressive_logloss:.4g}), so the rows in training "
+                       "order are not a random sample (or the validation data differ from them)")
