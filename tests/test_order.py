@@ -437,3 +437,12 @@ def test_train_table_keys_are_typed():
     for bad in ({"shuffle": 1}, {"shuffle_seed": "2"}, {"shuffle_buffer_rows": 1.5}):
         with pytest.raises(SpecError, match="train.shuffle"):
             parse_spec({**base, "train": bad})
+
+
+def test_shuffle_with_a_dask_client_is_refused_before_any_work(spec):
+    class NoClient:  # any use of it would fail differently
+        def __getattr__(self, name):
+            raise AssertionError(f"client.{name} used")
+
+    with pytest.raises(ParameterError, match="shuffle is not available with a Dask client"):
+        sparsecross.train(SAMPLE, spec, shuffle=True, client=NoClient())
