@@ -402,8 +402,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     params = info["params"]
     say("  params: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
     st = info["stats"]
-    for k in ("rows", "train_rows", "valid_rows", "touched_features", "progressive_logloss", "valid_logloss",
-              "valid_auc"):
+    for k in ("rows", "train_rows", "valid_rows", "skipped_rows", "valid_skipped_rows", "best_epoch",
+              "touched_features", "progressive_logloss", "valid_logloss", "valid_auc"):
         if k in st:
             say(f"  {k}: {_fmt(st[k])}" if not isinstance(st[k], int) else f"  {k}: {st[k]:,}")
     if info["top"]:

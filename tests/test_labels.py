@@ -459,3 +459,21 @@ def test_predict_margin(tmp_path, capsys):
     assert pq.read_table(tmp_path / "s.parquet").column("margin").to_numpy().tolist() == m.tolist()
     rc, o, e = _run(capsys, ["predict", mpath, path, "--out", tmp_path / "t.parquet", "--margin", "--keep", "margin"])
     assert rc == 1 and "margin" in e and len(e.strip().splitlines()) == 1
+
+
+def test_dask_refuses_skip_and_early_stop_before_any_work(tmp_path):
+    path, _ = _data(tmp_path, n=300)
+    with pytest.raises(ParameterError, match="not supported with a Dask client"):
+        sx.train(path, parse_spec(spec_of(SKIP)), client=object())
+    with pytest.raises(ParameterError, match="not supported with a Dask client"):
+        sx.train(path, parse_spec(spec_of({"column": "y", "positive": ["Fell"]})), client=object(),
+                 holdout=0.2, early_stop=1)
+
+
+def test_inspect_shows_skipped_rows_and_best_epoch(tmp_path, capsys):
+    path, spec = _es_data(tmp_path)
+    out = tmp_path / "m.scx"
+    sx.save_model(sx.train(path, spec, holdout=0.3, epochs=8, early_stop=2, **ES), out)
+    rc, o, e = _run(capsys, ["inspect", out])
+    assert rc == 0, e
+    assert "best_epoch: 2" in o and "skipped_rows:" in o and "valid_skipped_rows:" in o
