@@ -522,7 +522,8 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
 
     Uses the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
     reading order (bounded memory), from the rows that are trained on: with ``holdout``, the
-    held-out rows (the same seeded-hash choice as training) are left out.  A spec with nothing
+    held-out rows (the same seeded-hash choice as training) are left out, and with ``[label]
+    missing = "skip"`` the rows whose label is null or NaN.  A spec with nothing
     to resolve is returned unchanged.
     """
     todo = [f for f in spec.features if f.kind == "bucket" and f.boundaries is None]
@@ -532,8 +533,15 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
     samples: dict[str, list[np.ndarray]] = {f.name: [] for f in todo}
     counts = dict.fromkeys(samples, 0)
     salt = np.uint64(holdout_salt(spec.hashing.seed))
-    for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, label=False):
+    skipping = spec.label.missing == "skip"  # rows without a label are not trained on: not sampled either
+    for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, label=skipping):
         trained = None if holdout is None else holdout_mask(row, batch.num_rows, float(holdout), salt) == 0
+        if skipping:
+            lab = _as_array(batch.column(spec.label.column))
+            has = np.asarray(pc.fill_null(pc.is_valid(lab), False)) if lab.null_count else np.ones(len(lab), bool)
+            if pa.types.is_floating(lab.type):
+                has &= ~np.isnan(_float64(lab))
+            trained = has if trained is None else trained & has
         for f in todo:
             if counts[f.name] >= limit:
                 continue

@@ -477,3 +477,20 @@ def test_inspect_shows_skipped_rows_and_best_epoch(tmp_path, capsys):
     rc, o, e = _run(capsys, ["inspect", out])
     assert rc == 0, e
     assert "best_epoch: 2" in o and "skipped_rows:" in o and "valid_skipped_rows:" in o
+
+
+def test_quantiles_are_resolved_from_labelled_rows_only():
+    from sparsecross.featurize import resolve_spec
+
+    x = np.arange(100, dtype=float)
+    y = [None if v >= 50 else ("Fell" if v % 2 else "Stood") for v in x]  # the upper half has no label
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "q.parquet"
+        pq.write_table(pa.table({"c": ["u"] * 100, "x": x, "y": pa.array(y, type=pa.string())}), path)
+        feats = [FEATURES[0], {"name": "x", "kind": "bucket", "column": "x", "quantiles": 2}]
+        skip = resolve_spec(path, parse_spec({"label": SKIP, "features": feats}))
+        every = resolve_spec(path, parse_spec({"label": {**SKIP, "missing": "error"}, "features": feats}))
+    assert skip.feature("x").boundaries == (float(np.quantile(x[:50], 0.5)),)
+    assert every.feature("x").boundaries == (float(np.quantile(x, 0.5)),)
