@@ -30,7 +30,7 @@ from .errors import CheckpointError, DataError
 from .read import Source, resolve_files
 from .state import MAX_LOAD, FTRLState, _float_of, word_dtype_for
 
-__all__ = ["CHECKPOINT_FILE", "open_checkpoint", "read_checkpoint", "validate_checkpoint",
+__all__ = ["CHECKPOINT_FILE", "open_checkpoint", "best_file", "save_best", "read_best", "read_checkpoint", "validate_checkpoint",
            "source_fingerprint", "parquet_footer_sha256"]
 
 #: Name of the checkpoint file inside a ``--checkpoint`` folder.
@@ -55,6 +55,10 @@ _MAX_MEMBERS = 64  # np.savez writes 6; more entries in the directory is not a c
 _S33 = np.uint64(33)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
+
+
+#: Early stopping keeps the best epoch's state beside ``state.npz`` as ``best-<epoch>.npz``.
+BEST_PREFIX = "best-"
 
 
 # ----------------------------------------------------------------------- fingerprint
@@ -290,6 +294,12 @@ def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, 
             v = meta[key]
             if not _is_int(v) or not 0 <= v <= rows_total:
                 raise _bad(path, f"its {key} {v!r} is not an integer in [0, {rows_total:,}]")
+    skipped = meta.get("skipped", 0)  # rows of this epoch skipped for a missing label so far
+    if not _is_int(skipped) or not 0 <= skipped <= rows_total:
+        raise _bad(path, f"its skipped {skipped!r} is not an integer in [0, {rows_total:,}]")
+    best = meta.get("best_epoch")  # early stopping: the epoch whose state best-<epoch>.npz holds
+    if best is not None and (not _is_int(best) or not 1 <= best <= epoch):
+        raise _bad(path, f"its best_epoch {best!r} is not an integer in [1, {epoch}]")
     acc = meta.get("acc")
     if (not isinstance(acc, list) or len(acc) != 3 or not all(_is_num(a) for a in acc)
             or acc[0] < 0 or acc[1] < 0 or acc[2] < 0 or acc[2] != int(acc[2]) or acc[2] > rows_total):
@@ -345,3 +355,51 @@ def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[st
     validate_checkpoint(ckpt_path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,
                         rows_total=rows_total, position=position)
     return ckpt_path, (state, meta)
+
+
+# ------------------------------------------------------------------- early stopping
+def best_file(ckpt_path: Path, epoch: int) -> Path:
+    """The file that holds the state of the best epoch ``epoch`` (early stopping), beside the
+    checkpoint file ``ckpt_path``."""
+    return ckpt_path.parent / f"{BEST_PREFIX}{int(epoch)}.npz"
+
+
+def save_best(ckpt_path: Path, state: FTRLState, meta: dict[str, Any]) -> None:
+    """Write the best state (a checkpoint of the end of epoch ``meta["epoch"]``, through the
+    same atomic writer) before ``state.npz`` names it: a crash in between leaves the previous
+    best file, which ``state.npz`` still names, in place."""
+    state.save(best_file(ckpt_path, int(meta["epoch"])), meta)
+
+
+def prune_best(ckpt_path: Path, keep: int | None) -> None:
+    """Delete the best-state files other than epoch ``keep``'s (once ``state.npz`` names it)."""
+    for f in ckpt_path.parent.glob(f"{BEST_PREFIX}*.npz"):
+        if keep is None or f.name != best_file(ckpt_path, keep).name:
+            try:
+                f.unlink()
+            except OSError:
+                pass
+
+
+def read_best(ckpt_path: Path, epoch: int, run_meta: dict[str, Any], *, n_columns: int, state_dtype: str,
+              epochs: int, rows_total: int) -> FTRLState:
+    """The best state of epoch ``epoch`` that the checkpoint ``ckpt_path`` names, checked as
+    :func:`open_checkpoint` checks ``state.npz`` (same run, sound arrays, written at the end of
+    that epoch).
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, damaged or of another run."""
+    path = best_file(ckpt_path, epoch)
+    if not path.exists():
+        raise _bad(path, f"the best state of epoch {epoch} (early stopping) is missing")
+    state, meta = read_checkpoint(path)
+    for k in ("spec_sha256", "params", "data"):
+        if meta.get(k) != run_meta[k]:
+            raise _bad(path, f"it belongs to another run (its {k} differs)")
+    validate_checkpoint(path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,
+                        rows_total=rows_total)
+    if meta.get("epoch") != epoch or meta.get("row") != 0:
+        raise _bad(path, f"it is not the state at the end of epoch {epoch}")
+    return state

@@ -220,8 +220,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     guard_outputs({"--out": out, "--checkpoint": ckpt,
                    "--checkpoint state file": os.path.join(ckpt, "state.npz") if ckpt else None},
                   spec=args.spec, data=args.data, valid=args.valid)
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
     opts = _train_options(args, spec)
+    early_stop = args.early_stop if args.early_stop is not None else spec.train.get("early_stop")
+    if early_stop is not None:  # flag > the spec's [train] table; absent: no early stopping
+        opts["early_stop"] = early_stop
     extra: dict[str, Any] = {}
     client = None
     cluster = None
@@ -268,7 +271,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         "out": str(out),
     }
     if "valid_logloss" in st:
-        report.update(valid_logloss=st["valid_logloss"], valid_auc=st["valid_auc"], valid_rows=st["valid_rows"])
+        from .metrics import entropy
+
+        report.update(valid_logloss=st["valid_logloss"], valid_auc=st["valid_auc"], valid_rows=st["valid_rows"],
+                      baseline_logloss=entropy(st["valid_positive_rate"]))
+    for k in ("best_epoch", "skipped_rows", "valid_skipped_rows"):
+        if k in st:
+            report[k] = st[k]
     if args.json:
         _print_json(report)
     elif not args.quiet:
@@ -279,9 +288,15 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"({report['rows_per_second']:,.0f} rows/s), peak RSS {_fmt_bytes(report['peak_rss_bytes'])}")
         print(f"touched {report['touched_features']:,} of {model.spec.n_columns:,} possible features; "
               f"{model.nonzeros:,} nonzero weights; model {out} {_fmt_bytes(nbytes)}")
+        if "skipped_rows" in report:
+            print(f"skipped {report['skipped_rows']:,} rows per epoch with a missing label"
+                  + (f" ({report['valid_skipped_rows']:,} in the validation data)"
+                     if report.get("valid_skipped_rows") else ""))
         if "valid_logloss" in st:
-            print(f"validation ({st['valid_rows']:,} rows): logloss {_fmt(st['valid_logloss'])}, "
-                  f"AUC {_fmt(st['valid_auc'])}")
+            print(f"validation ({st['valid_rows']:,} rows): logloss {_fmt(st['valid_logloss'])} "
+                  f"(constant rate: {_fmt(report['baseline_logloss'])}), AUC {_fmt(st['valid_auc'])}")
+        if "best_epoch" in report:
+            print(f"early stopping: kept the model of epoch {report['best_epoch']} (lowest validation logloss)")
     return 0
 
 
@@ -291,6 +306,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     keep = [c.strip() for c in args.keep.split(",") if c.strip()] if args.keep else []
+    if args.margin and args.dask:
+        from .errors import ParameterError
+
+        raise ParameterError("--margin is not supported with --dask yet; predict without --dask")
     out = check_out(args.out, "--out", "pred.parquet")
     guard_outputs({"--out": out}, model=args.model, data=args.data)
     bar = _Progress(None, "predict", enabled=False if args.quiet or args.dask else None)
@@ -302,7 +321,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             with _dask_client(args.dask) as client:
                 rows = predict_distributed(model, args.data, out, client=client, keep=keep)
         else:
-            rows = predict_file(model, args.data, out, keep=keep, batch_rows=args.batch_rows, on_batch=bar.add)
+            rows = predict_file(model, args.data, out, keep=keep, batch_rows=args.batch_rows, on_batch=bar.add,
+                                margin=args.margin)
     finally:
         bar.close()
     dt = time.perf_counter() - t0
@@ -328,12 +348,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             res = evaluate(model, args.data, batch_rows=args.batch_rows, on_batch=bar.add)
     finally:
         bar.close()
+    if "baseline_logloss" not in res:  # (Dask) the same: the entropy of the weighted positive rate
+        from .metrics import entropy
+
+        res["baseline_logloss"] = entropy(res["positive_rate"])
     res["seconds"] = time.perf_counter() - t0
     if args.json:
         _print_json(res)
     else:
-        print(f"rows {res['rows']:,}  logloss {_fmt(res['logloss'])}  AUC {_fmt(res['auc'])}  "
-              f"positive rate {_fmt(res['positive_rate'])}")
+        print(f"rows {res['rows']:,}  logloss {_fmt(res['logloss'])} (constant rate {_fmt(res['baseline_logloss'])})  "
+              f"AUC {_fmt(res['auc'])}  positive rate {_fmt(res['positive_rate'])}"
+              + (f"  skipped {res['skipped_rows']:,} rows with a missing label" if "skipped_rows" in res else ""))
     return 0
 
 
@@ -393,8 +418,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     params = info["params"]
     say("  params: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
     st = info["stats"]
-    for k in ("rows", "train_rows", "valid_rows", "touched_features", "progressive_logloss", "valid_logloss",
-              "valid_auc"):
+    for k in ("rows", "train_rows", "valid_rows", "skipped_rows", "valid_skipped_rows", "best_epoch",
+              "touched_features", "progressive_logloss", "valid_logloss", "valid_auc"):
         if k in st:
             say(f"  {k}: {_fmt(st[k])}" if not isinstance(st[k], int) else f"  {k}: {st[k]:,}")
     if info["top"]:
@@ -467,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", help="training Parquet: a file, a folder or a glob")
     t.add_argument("--out", required=True, help="model file to write (e.g. model.scx)")
     _add_train_flags(t)
+    t.add_argument("--positive-weight", type=float, dest="positive_weight", metavar="W",
+                   help="class weight of positive rows, > 0: multiplies their sample weight in training and in "
+                   "the weighted metrics (overrides [label] positive_weight)")
+    t.add_argument("--early-stop", type=int, dest="early_stop", metavar="N",
+                   help="with --valid or --holdout: stop after N epochs without a lower validation logloss and "
+                   "keep the best epoch's model (doubles the optimizer state's memory; [train] early_stop)")
     t.add_argument("--checkpoint", metavar="DIR", help="folder for resumable training state")
     t.add_argument("--checkpoint-every", type=int, default=5_000_000, dest="checkpoint_every", metavar="ROWS",
                    help="rows between checkpoints (default 5,000,000; also at every epoch end)")
@@ -494,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("data", help="Parquet file, folder or glob")
     pr.add_argument("--out", required=True, help="output Parquet file")
     pr.add_argument("--keep", help="comma-separated input columns to copy to the output (e.g. an id)")
+    pr.add_argument("--margin", action="store_true",
+                    help="also write the raw log-odds X @ w + bias as column 'margin' (float64)")
     pr.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, dest="batch_rows", help=f"rows per batch (default {DEFAULT_BATCH_ROWS:,})")
     pr.add_argument("--dask", metavar="ADDRESS", help="score on Dask: local:N or tcp://HOST:PORT (same result)")
     common(pr)

@@ -182,26 +182,71 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int) -> tuple[np.ndarray, np.ndarray | None]:
+_COMPARE = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
+
+
+def _is_positive(arr: pa.Array, positive: tuple[object, ...]) -> np.ndarray:
+    """bool[n]: the rows whose value is one of ``positive`` (nulls are not)."""
+    t = arr.type
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        arr = pc.cast(arr, pa.float64(), safe=False)
+        values = pa.array([float(v) for v in positive], type=pa.float64())  # type: ignore[arg-type]
+    else:
+        if pa.types.is_string_view(t):
+            arr = arr.cast(pa.large_string())
+        kept = []
+        for v in positive:  # a value the column's type cannot hold matches no row
+            try:
+                pa.scalar(v, type=arr.type)
+            except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+                continue
+            kept.append(v)
+        values = pa.array(kept, type=arr.type)
+    return np.asarray(pc.fill_null(pc.is_in(arr, value_set=values), False).to_numpy(zero_copy_only=False),
+                      dtype=bool)
+
+
+def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(y, sample_weight, skip) of a batch.
+
+    ``y`` is 0/1 float64; ``sample_weight`` float64 (the weight column, times ``positive_weight``
+    on positive rows) or None; ``skip`` is uint8[n] with 1 on the rows whose label is null or
+    NaN under ``[label] missing = "skip"`` (their y and weight are 0), or length 0 when no row
+    is skipped."""
     lab = spec.label
     arr = _as_array(table.column(lab.column))
-    if arr.null_count:
-        bad = ~np.asarray(arr.is_valid())
-        raise DataError(
-            f"label column {lab.column!r}: {int(bad.sum())} null values (first at row {start_row + _first_bad(bad)})",
-            row=start_row + _first_bad(bad),
-        )
-    x = _float64(arr)
-    if np.isnan(x).any():
-        bad = np.isnan(x)
-        raise DataError(
-            f"label column {lab.column!r}: {int(bad.sum())} NaN values (first at row {start_row + _first_bad(bad)})",
-            row=start_row + _first_bad(bad),
-        )
-    if lab.threshold is not None:
-        y = (x > lab.threshold).astype(np.float64)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    n = len(arr)
+    numeric = lab.positive is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                                           or pa.types.is_string_view(arr.type) or pa.types.is_boolean(arr.type))
+    x = _float64(arr) if numeric else None
+    missing = ~np.asarray(arr.is_valid()) if arr.null_count else np.zeros(n, dtype=bool)
+    if x is not None:
+        missing |= np.isnan(x)
+    skip = np.zeros(0, dtype=np.uint8)
+    if missing.any():
+        if lab.missing == "skip":
+            skip = missing.astype(np.uint8)
+        else:
+            what = "null" if arr.null_count else "NaN"
+            bad = ~np.asarray(arr.is_valid()) if arr.null_count else missing
+            raise DataError(
+                f"label column {lab.column!r}: {int(bad.sum())} {what} values (first at row "
+                f"{start_row + _first_bad(bad)}); set [label] missing = \"skip\" to leave such rows out",
+                row=start_row + _first_bad(bad),
+            )
+    if lab.positive is not None:
+        y = _is_positive(arr, lab.positive).astype(np.float64)
+    elif lab.threshold is not None:
+        assert x is not None
+        with np.errstate(invalid="ignore"):
+            y = _COMPARE[lab.compare or ">"](x, lab.threshold).astype(np.float64)
     else:
-        bad = (x != 0.0) & (x != 1.0)
+        assert x is not None
+        with np.errstate(invalid="ignore"):
+            bad = (x != 0.0) & (x != 1.0) & ~missing
         if bad.any():
             i = _first_bad(bad)
             raise DataError(
@@ -210,10 +255,14 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
                 row=start_row + i,
             )
         y = np.ascontiguousarray(x, dtype=np.float64)
+    if len(skip):
+        y = np.where(missing, 0.0, y)  # a copy: y may be a read-only view of the Arrow column
     w = None
     if lab.weight:
         warr = _as_array(table.column(lab.weight))
-        w = np.ascontiguousarray(_float64(warr), dtype=np.float64)
+        w = np.array(_float64(warr), dtype=np.float64)
+        if len(skip):
+            w = np.where(missing, 0.0, w)  # not used: a skipped row's weight may be anything
         bad = ~np.isfinite(w) | (w < 0)
         if bad.any():
             i = _first_bad(bad)
@@ -222,7 +271,38 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
                 f"negative (first at row {start_row + i}: {float(w[i])!r})",
                 row=start_row + i,
             )
+    if lab.positive_weight is not None:
+        pw = np.where(y == 1.0, lab.positive_weight, 1.0)
+        w = pw if w is None else w * pw
+    return y, w, skip
+
+
+def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(y, sample_weight) of a batch, for callers that cannot skip rows: a row whose label is
+    missing under ``[label] missing = "skip"`` is a :class:`DataError` here."""
+    y, w, skip = _label_rows(spec, table, start_row)
+    if len(skip):
+        raise DataError(
+            f"label column {spec.label.column!r}: {int(skip.sum())} null or NaN values (first at row "
+            f"{start_row + _first_bad(skip)}); [label] missing = \"skip\" is not supported here (Dask)",
+            row=start_row + _first_bad(skip),
+        )
     return y, w
+
+
+def _take_rows(X: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
+    """The CSR rows ``rows`` of ``X`` (int64 indices kept, canonical)."""
+    import scipy.sparse as sp
+
+    starts = X.indptr[rows]
+    lens = X.indptr[rows + 1] - starts
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    idx = np.repeat(starts - indptr[:-1], lens) + np.arange(indptr[-1], dtype=np.int64)
+    out = sp.csr_array((X.data[idx], X.indices[idx], indptr), shape=(len(rows), X.shape[1]))
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
+    return out
 
 
 #: Most (row, feature) and (row, output) entries featurized at once.  A batch is processed in
@@ -358,7 +438,11 @@ def featurize(
     y : numpy.ndarray
         float64 labels in {0, 1}.
     sample_weight : numpy.ndarray or None
-        float64 weights when the spec names a weight column.
+        float64 weights when the spec names a weight column or a ``positive_weight`` (which
+        multiplies the weight of the positive rows).
+
+    Rows whose label is null or NaN are left out of all three under ``[label] missing =
+    "skip"`` (:func:`iter_batches` keeps them and marks them in ``Batch.skip`` instead).
 
     Raises
     ------
@@ -378,21 +462,28 @@ def featurize(
     if not isinstance(data, (pa.Table, pa.RecordBatch)):
         raise TypeError(f"featurize expects a pyarrow Table or RecordBatch, got {type(data).__name__}")
     check_schema(spec, data.schema, "the input table")
-    y, w = _labels(spec, data, start_row)
-    return featurize_features(spec, data, start_row), y, w
+    y, w, skip = _label_rows(spec, data, start_row)
+    X = featurize_features(spec, data, start_row)
+    if len(skip):  # [label] missing = "skip": the rows without a label are left out
+        keep = np.flatnonzero(skip == 0)
+        X, y, w = _take_rows(X, keep), y[keep], None if w is None else w[keep]
+    return X, y, w
 
 
 class Batch(NamedTuple):
     """One featurized batch: CSR rows, labels, optional weights, first global row number.
 
     ``rows`` is None when the batch holds the consecutive global rows ``start_row, ...``;
-    a shuffled batch (:mod:`sparsecross.order`) gives each row's global number there."""
+    a shuffled batch (:mod:`sparsecross.order`) gives each row's global number there.
+    ``skip``: uint8[n] with 1 on the rows whose label is missing under ``[label] missing =
+    "skip"`` (not trained on, not scored), or None / length 0 when no row is skipped."""
 
     X: sp.csr_array
     y: np.ndarray
     sample_weight: np.ndarray | None
     start_row: int
     rows: np.ndarray | None = None
+    skip: np.ndarray | None = None
 
 
 def iter_batches(
@@ -417,8 +508,8 @@ def iter_batches(
             any_rows = True
             if observe is not None:
                 observe(batch, row)
-            y, w = _labels(spec, batch, row)
-            yield Batch(featurize_features(spec, batch, row), y, w, row)
+            y, w, skip = _label_rows(spec, batch, row)
+            yield Batch(featurize_features(spec, batch, row), y, w, row, skip=skip)
     if not any_rows and start_row == 0:
         raise DataError(f"the data {_describe(source)} has no rows")
 
@@ -435,7 +526,8 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
 
     Uses the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
     reading order (bounded memory), from the rows that are trained on: with ``holdout``, the
-    held-out rows (the same seeded-hash choice as training) are left out.  A spec with nothing
+    held-out rows (the same seeded-hash choice as training) are left out, and with ``[label]
+    missing = "skip"`` the rows whose label is null or NaN.  A spec with nothing
     to resolve is returned unchanged.
     """
     todo = [f for f in spec.features if f.kind == "bucket" and f.boundaries is None]
@@ -445,8 +537,15 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
     samples: dict[str, list[np.ndarray]] = {f.name: [] for f in todo}
     counts = dict.fromkeys(samples, 0)
     salt = np.uint64(holdout_salt(spec.hashing.seed))
-    for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, label=False):
+    skipping = spec.label.missing == "skip"  # rows without a label are not trained on: not sampled either
+    for batch, row in iter_record_batches(source, spec, batch_rows=batch_rows, label=skipping):
         trained = None if holdout is None else holdout_mask(row, batch.num_rows, float(holdout), salt) == 0
+        if skipping:
+            lab = _as_array(batch.column(spec.label.column))
+            has = np.asarray(pc.fill_null(pc.is_valid(lab), False)) if lab.null_count else np.ones(len(lab), bool)
+            if pa.types.is_floating(lab.type):
+                has &= ~np.isnan(_float64(lab))
+            trained = has if trained is None else trained & has
         for f in todo:
             if counts[f.name] >= limit:
                 continue

@@ -12,10 +12,18 @@ import numpy as np
 
 from ._kernels.score import accumulate_metrics
 
-__all__ = ["StreamingMetrics"]
+__all__ = ["StreamingMetrics", "entropy"]
 
 N_BINS = 1 << 18
 LIMIT = 20.0
+
+
+def entropy(p: float) -> float:
+    """Logloss (nats) of always predicting the rate ``p`` on data whose positive rate is ``p``:
+    the constant-rate baseline.  NaN for NaN; 0 for a rate of 0 or 1."""
+    if not 0.0 < p < 1.0:
+        return float("nan") if p != p else 0.0
+    return float(-(p * np.log(p) + (1.0 - p) * np.log1p(-p)))
 
 
 class StreamingMetrics:
@@ -25,6 +33,7 @@ class StreamingMetrics:
         self.pos = np.zeros(N_BINS, dtype=np.float64)
         self.neg = np.zeros(N_BINS, dtype=np.float64)
         self.acc = np.zeros(3, dtype=np.float64)  # loss sum, weight sum, rows
+        self.skipped = 0  # rows left out for a missing label ([label] missing = "skip"), counted by callers
 
     def update(self, margins: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
                row_mask: np.ndarray | None = None) -> None:
@@ -52,5 +61,12 @@ class StreamingMetrics:
 
     @property
     def positive_rate(self) -> float:
+        """Weighted share of positive rows (with sample weights: their weight's share)."""
         tot = self.pos.sum() + self.neg.sum()
         return float(self.pos.sum() / tot) if tot else float("nan")
+
+    @property
+    def baseline_logloss(self) -> float:
+        """Logloss of predicting the data's own (weighted) positive rate for every row, weighted
+        as :attr:`logloss`: the entropy of :attr:`positive_rate`."""
+        return entropy(self.positive_rate)

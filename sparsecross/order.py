@@ -197,11 +197,19 @@ class _Window:
 
     def __init__(self) -> None:
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]] = []
+        self.skips: list[np.ndarray] = []
         self.rows = 0
 
-    def add(self, X: Any, y: np.ndarray, w: np.ndarray | None, first_row: int) -> None:
+    def add(self, X: Any, y: np.ndarray, w: np.ndarray | None, first_row: int, skip: np.ndarray) -> None:
         self.parts.append((X.indptr, X.indices, X.data, y, w, first_row))
+        self.skips.append(skip if len(skip) else np.zeros(len(y), dtype=np.uint8))
         self.rows += len(y)
+
+    def skip(self) -> np.ndarray | None:
+        """uint8 skip flags of the window's rows in stream order (None when no row is skipped)."""
+        skip = np.concatenate(self.skips) if self.skips else np.zeros(0, dtype=np.uint8)
+        self.skips = []
+        return skip if skip.any() else None
 
     def build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
         """(indptr, indices, data, y, w, global rows) of the whole window, in stream order."""
@@ -254,7 +262,7 @@ def iter_shuffled_batches(source: Any, spec: Any, shuffle: Shuffle, *, epoch: in
     """
     import scipy.sparse as sp
 
-    from .featurize import Batch, _labels, featurize_features, resolve_spec
+    from .featurize import Batch, _label_rows, featurize_features, resolve_spec
     from .read import located, resolve_files
 
     if batch_rows < 1:
@@ -275,6 +283,7 @@ def iter_shuffled_batches(source: Any, spec: Any, shuffle: Shuffle, *, epoch: in
 
     def emit(win: _Window) -> Iterator[Any]:
         nonlocal drop
+        skip = win.skip()
         indptr, indices, data, y, w, rows = win.build()
         perm = _order(rows, row_salt)[drop:]
         drop = 0
@@ -285,7 +294,8 @@ def iter_shuffled_batches(source: Any, spec: Any, shuffle: Shuffle, *, epoch: in
             X.has_sorted_indices = True
             X.has_canonical_format = True
             r = rows[idx]
-            yield Batch(X, y[idx], None if w is None else w[idx], int(r[0]), r)
+            yield Batch(X, y[idx], None if w is None else w[idx], int(r[0]), r,
+                        None if skip is None else skip[idx])
 
     win = _Window()
     with located(source):
@@ -295,8 +305,8 @@ def iter_shuffled_batches(source: Any, spec: Any, shuffle: Shuffle, *, epoch: in
                 part = chunk.slice(0, take) if take < chunk.num_rows else chunk
                 if observe is not None:
                     observe(part, row)
-                y, w = _labels(spec, part, row)
-                win.add(featurize_features(spec, part, row), y, w, row)
+                y, w, skip = _label_rows(spec, part, row)
+                win.add(featurize_features(spec, part, row), y, w, row, skip)
                 chunk = chunk.slice(take)
                 row += take
                 if win.rows == n_buf:

@@ -28,8 +28,8 @@ from .order import Shuffle
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
 from .state import FTRLState
-from .train import (TrainParams, _epoch_batches, _mask_for, _order_params, _shuffle_of, check_inputs, check_values,
-                    evaluate_states, export_state, prefetch, train_batch)
+from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, _train_mask, check_inputs,
+                    check_values, evaluate_states, export_state, prefetch, train_batch)
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -90,7 +90,7 @@ def check_grid(values: Sequence[float], name: str) -> None:
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
                 valid: Source | None, batch_rows: int, order: Shuffle | None = None
-                ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]]:
+                ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]]:
     """Train one state per (l1, l2) over one read of ``source`` per epoch (in ``order``'s
     shuffled order when given, as ``train``), then validate all of them over one read of the
     validation data (or the holdout rows)."""
@@ -99,30 +99,38 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
     states = [FTRLState(spec.n_columns, base.state_dtype) for _ in settings]
     accs = [np.zeros(3) for _ in settings]
     salt = holdout_salt(spec.hashing.seed)
+    skipped = 0
     for epoch in range(base.epochs):
         for acc in accs:  # as train(): the progressive loss and row count of each epoch
             acc[:] = 0.0
+        skipped = 0  # as train(): rows of the last epoch skipped for a missing label
         for batch in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, 0)):
-            mask = _mask_for(batch, base.holdout, salt)
+            mask = _train_mask(batch, base.holdout, salt)
+            if batch.skip is not None:
+                skipped += int(np.count_nonzero(batch.skip))
             for st, tp, acc in zip(states, params, accs):
                 train_batch(st, batch, tp.ftrl, mask, acc)
     metrics = evaluate_states([(st, tp.ftrl) for st, tp in zip(states, params)],
                               valid if valid is not None else source, spec, batch_rows=batch_rows,
                               holdout=base.holdout if valid is None else None, salt=salt)
-    return list(zip(states, metrics, params, accs))
+    return [(st, m, tp, acc, skipped) for st, m, tp, acc in zip(states, metrics, params, accs)]
 
 
-def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]], spec: FeatureSpec,
+def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]], spec: FeatureSpec,
             rows: int, encoding: str, schema: dict[str, str], order: Shuffle | None = None) -> list[PathPoint]:
     from .export import model_bytes
 
     out = []
-    for st, m, tp, acc in trained:
+    for st, m, tp, acc, skipped in trained:
         # The same history record as train() writes for its last epoch, so that with one epoch a
         # path point's artifact is byte-identical to the one `sparsecross train` writes.
         record = {"epoch": tp.epochs, "progressive_logloss": float(acc[0] / max(acc[1], 1e-300)),
                   "train_rows": int(acc[2]), "valid_rows": m.rows, "valid_logloss": m.logloss,
                   "valid_auc": m.auc, "valid_positive_rate": m.positive_rate}
+        if spec.label.missing == "skip":  # in train()'s order: skipped_rows before the valid_* keys
+            record = {**{k: record[k] for k in ("epoch", "progressive_logloss", "train_rows")},
+                      "skipped_rows": skipped, **{k: v for k, v in record.items() if k.startswith("valid_")},
+                      "valid_skipped_rows": m.skipped}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyModelWarning)
             model = export_state(st, spec, tp, [record], rows, schema=schema)

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from ._kernels.score import score_csr
 from .errors import OutputError, ParameterError, SparseCrossError
 from .files import atomic_output, check_outputs
-from .featurize import _labels, featurize_features
+from .featurize import _label_rows, featurize_features
 from .metrics import StreamingMetrics
 from .model import SparseModel
 from .read import (DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located, open_checked,
@@ -125,28 +125,36 @@ def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[
 
 
 PREDICTION_COLUMN = "probability"
+MARGIN_COLUMN = "margin"
 
 
-def kept_schema(model: SparseModel, source: Source, keep: Sequence[str]) -> pa.Schema:
+def kept_schema(model: SparseModel, source: Source, keep: Sequence[str], margin: bool = False) -> pa.Schema:
     """The output schema: the ``keep`` columns with their types in the (first) input file,
-    then ``probability`` (float64)."""
+    then ``probability`` (float64), then ``margin`` (float64) with ``margin``."""
     if len(set(keep)) != len(keep):
         raise ParameterError(f"keep names a column twice: {list(keep)}")
     if PREDICTION_COLUMN in keep:
         raise ParameterError(
             f"cannot keep a column named {PREDICTION_COLUMN!r}: it would clash with the prediction column"
         )
+    if margin and MARGIN_COLUMN in keep:
+        raise ParameterError(
+            f"cannot keep a column named {MARGIN_COLUMN!r} with margin: it would clash with the margin column"
+        )
     pf, _ = open_checked(resolve_files(source)[0], model.spec, label=False, extra_columns=keep)
     schema = pf.schema_arrow
     pf.close()
-    return pa.schema([schema.field(k).remove_metadata() for k in keep] + [pa.field(PREDICTION_COLUMN, pa.float64())])
+    extra = [pa.field(MARGIN_COLUMN, pa.float64())] if margin else []
+    return pa.schema([schema.field(k).remove_metadata() for k in keep] + [pa.field(PREDICTION_COLUMN, pa.float64())]
+                     + extra)
 
 
 def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str], *,
                  keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
-                 on_batch: Any = None) -> int:
+                 on_batch: Any = None, margin: bool = False) -> int:
     """Score Parquet ``source`` into Parquet ``out`` (column ``probability``, float64, plus
-    the ``keep`` columns with their input types), streaming.  Written to a temporary file and
+    the ``keep`` columns with their input types, and with ``margin`` the raw log-odds
+    ``X @ w + bias`` as column ``margin``, float64, after ``probability``), streaming.  Written to a temporary file and
     renamed when complete; an input without rows gives an output without rows (same schema).
     Returns the number of rows.
 
@@ -155,7 +163,7 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
     OutputError
         ``out`` is one of the input files, or cannot be written.
     ParameterError
-        A ``keep`` column named ``probability`` or named twice.
+        A ``keep`` column named ``probability`` (or ``margin`` with ``margin``) or named twice.
     SchemaError
         Missing columns, or a column whose type would change the features (see
         :mod:`sparsecross.schema`).
@@ -163,7 +171,7 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
     keep = list(keep)
     check_outputs({"out": out}, {"an input data file": resolve_files(source)})
     check_source(model, source, label=False)
-    schema = kept_schema(model, source, keep)
+    schema = kept_schema(model, source, keep, margin)
     tk, tw = model.lookup_table()
 
     def tables() -> Iterator[pa.Table]:
@@ -171,28 +179,38 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
             for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows, label=False,
                                                   extra_columns=keep):
                 X = featurize_features(model.spec, batch, row)
-                p = sigmoid(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias))
+                m = score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias)
+                p = sigmoid(m)
                 # string columns the spec reads come back dictionary-encoded: give them their own type back
                 cols = [batch.column(k).cast(schema.field(k).type) for k in keep]
-                yield pa.Table.from_arrays(cols + [pa.array(p)], schema=schema)
+                yield pa.Table.from_arrays(cols + [pa.array(p)] + ([pa.array(m)] if margin else []), schema=schema)
 
     return write_parquet_atomically(tables(), out, on_table=on_batch, schema=schema)
 
 
 def evaluate(model: SparseModel, source: Source, *, batch_rows: int = DEFAULT_BATCH_ROWS,
              on_batch: Any = None) -> dict[str, Any]:
-    """Rows, logloss and ROC AUC of ``model`` on labelled Parquet ``source`` (streaming)."""
+    """Rows, logloss and ROC AUC of ``model`` on labelled Parquet ``source`` (streaming), the
+    (weighted) positive rate and ``baseline_logloss``, the logloss of predicting that rate for
+    every row; with ``[label] missing = "skip"``, ``skipped_rows``: rows left out for a null or
+    NaN label.  Sample weights (the weight column, ``positive_weight``) weight every metric."""
     check_source(model, source, label=True)
     metrics = StreamingMetrics()
     tk, tw = model.lookup_table()
     with located(source):
         for batch, row in iter_record_batches(source, model.spec, batch_rows=batch_rows):
-            y, w = _labels(model.spec, batch, row)
+            y, w, skip = _label_rows(model.spec, batch, row)
             X = featurize_features(model.spec, batch, row)
-            metrics.update(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias), y, w)
+            metrics.update(score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias), y, w,
+                           (skip == 0).astype(np.uint8) if len(skip) else None)
+            metrics.skipped += int(np.count_nonzero(skip))
             if on_batch is not None:
                 on_batch(len(y))
     if metrics.rows == 0:
-        raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
-    return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
-            "positive_rate": metrics.positive_rate}
+        raise SparseCrossError(f"no rows to evaluate in {str(source)!r}"
+                               + (f" ({metrics.skipped:,} skipped for a missing label)" if metrics.skipped else ""))
+    res = {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
+           "positive_rate": metrics.positive_rate, "baseline_logloss": metrics.baseline_logloss}
+    if model.spec.label.missing == "skip":
+        res["skipped_rows"] = metrics.skipped
+    return res

@@ -89,6 +89,21 @@ def _is_stringish(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
+def _check_positive(column: str, positive: tuple[object, ...], t: pa.DataType, where: str) -> None:
+    """``[label] positive`` values must be of the label column's type class: strings for a
+    string column, booleans for a bool column, integers for an integer (or floating) column."""
+    v = positive[0]
+    if isinstance(v, bool):
+        ok, want = pa.types.is_boolean(t), "booleans"
+    elif isinstance(v, int):
+        ok, want = pa.types.is_integer(t) or pa.types.is_floating(t), "integers"
+    else:
+        ok, want = _is_stringish(t), "strings"
+    if not ok:
+        raise SchemaError(f"label.positive: the values {list(positive)!r} are {want}, but label column "
+                          f"{column!r} in {where} has type {t}; give positive values of the column's type")
+
+
 def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: bool = True) -> list[str]:
     """Check that ``schema`` has every column ``spec`` needs, with usable types.
 
@@ -116,8 +131,13 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
     strings: list[str] = []
     if label:
         t = col_type(spec.label.column, "label")
-        if not (_is_number(t) or pa.types.is_boolean(t)):
-            raise SchemaError(f"label column {spec.label.column!r} in {where} has type {t}; expected numbers or bool")
+        positive = spec.label.positive
+        if positive is not None:
+            _check_positive(spec.label.column, positive, t, where)
+        elif not (_is_number(t) or pa.types.is_boolean(t)):
+            raise SchemaError(f"label column {spec.label.column!r} in {where} has type {t}; expected numbers or bool"
+                              + ("; set [label] positive = [...] to name the positive values" if _is_stringish(t)
+                                 else ""))
         if spec.label.weight:
             t = col_type(spec.label.weight, "weight")
             if not _is_number(t):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from .errors import SpecError, did_you_mean
+from .errors import ParameterError, SpecError, did_you_mean
 from .hashing import cross_seed, feature_salt
 
 __all__ = [
@@ -49,6 +49,7 @@ TRAIN_KEYS = {
     "shuffle": bool,
     "shuffle_seed": int,
     "shuffle_buffer_rows": int,
+    "early_stop": int,
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _FEATURE_KEYS = {
@@ -78,13 +79,43 @@ def grid_of(resolution_arcmin: float) -> tuple[int, int]:
     return math.ceil(10800 / resolution_arcmin), math.ceil(21600 / resolution_arcmin)
 
 
+#: Comparison operators of ``[label] compare`` (with ``threshold``).
+COMPARE_OPS = (">", ">=", "<", "<=")
+
+
 @dataclass(frozen=True)
 class LabelSpec:
-    """The label: ``y = column > threshold`` or a 0/1 (bool) column; optional sample weights."""
+    """The label: a 0/1 (bool) column, ``y = column <compare> threshold`` (compare ``>`` by
+    default), or ``y = column in positive``; optional sample weights and a class weight for
+    positives; rows with a null label raise (``missing = "error"``) or are skipped.
+
+    Fields that are not set (``positive``, ``compare``, ``positive_weight``, ``missing =
+    "error"``) do not appear in :meth:`FeatureSpec.to_dict`, so older specs keep their
+    SHA-256; ``compare = ">"`` is stored as unset (it is the default)."""
 
     column: str
     threshold: float | None = None
     weight: str | None = None
+    positive: tuple[str | int | bool, ...] | None = None
+    compare: str | None = None
+    missing: str = "error"
+    positive_weight: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"column": self.column}
+        if self.threshold is not None:
+            d["threshold"] = self.threshold
+        if self.compare is not None:
+            d["compare"] = self.compare
+        if self.positive is not None:
+            d["positive"] = list(self.positive)
+        if self.weight is not None:
+            d["weight"] = self.weight
+        if self.missing != "error":
+            d["missing"] = self.missing
+        if self.positive_weight is not None:
+            d["positive_weight"] = self.positive_weight
+        return d
 
 
 @dataclass(frozen=True)
@@ -200,11 +231,7 @@ class FeatureSpec:
         """Canonical, JSON-able dict (round-trips through ``parse_spec(d, stored=True)``; a
         resolved quantile bucket keeps both ``boundaries`` and ``quantiles``, which only a
         stored spec may have)."""
-        label: dict[str, Any] = {"column": self.label.column}
-        if self.label.threshold is not None:
-            label["threshold"] = self.label.threshold
-        if self.label.weight is not None:
-            label["weight"] = self.label.weight
+        label = self.label.to_dict()
         d: dict[str, Any] = {
             "version": self.version,
             "label": label,
@@ -360,6 +387,21 @@ class FeatureSpec:
     @cached_property
     def _exact_starts(self) -> list[int]:
         return [o.offset for o in self._exact_outputs]
+
+    def with_positive_weight(self, positive_weight: float | None) -> FeatureSpec:
+        """A copy whose ``[label] positive_weight`` is ``positive_weight`` (e.g. the CLI's
+        ``--positive-weight``, which overrides the spec's); None keeps the spec's.
+
+        Raises
+        ------
+        ParameterError
+            Unless ``positive_weight`` is a finite number > 0."""
+        if positive_weight is None:
+            return self
+        if isinstance(positive_weight, bool) or not isinstance(positive_weight, (int, float)) \
+                or not math.isfinite(positive_weight) or positive_weight <= 0:
+            raise ParameterError(f"positive_weight must be a finite number > 0, got {positive_weight!r}")
+        return replace(self, label=replace(self.label, positive_weight=float(positive_weight)))
 
     def with_boundaries(self, resolved: Mapping[str, tuple[float, ...]]) -> FeatureSpec:
         """A copy whose quantile buckets carry explicit boundaries."""

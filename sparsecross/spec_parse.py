@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import SpecError, did_you_mean
 from .spec import (
+    COMPARE_OPS,
     _COMMON_KEYS,
     _KIND_KEYS,
     _NAME_RE,
@@ -214,15 +215,40 @@ def _load(source: str | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
-    _check_keys("label", lab, {"column", "threshold", "weight"})
-    label = LabelSpec(
-        _get("label", lab, "column", str),
-        _get("label", lab, "threshold", float, None),
-        _get("label", lab, "weight", str, None),
+    _check_keys("label", lab, {"column", "threshold", "compare", "positive", "missing", "weight",
+                               "positive_weight"})
+    threshold = _get("label", lab, "threshold", float, None)
+    if threshold is not None and not math.isfinite(threshold):
+        raise SpecError(f"label.threshold: expected a finite number, got {threshold!r}")
+    compare = None
+    if "compare" in lab:
+        if threshold is None:
+            raise SpecError("label.compare: needs label.threshold (y = column <compare> threshold)")
+        compare = _choice("label.compare", _get("label", lab, "compare", str), COMPARE_OPS)
+        if compare == ">":
+            compare = None  # the default: stored as unset, so the spec keeps its SHA-256
+    positive = None
+    if "positive" in lab:
+        if threshold is not None:
+            raise SpecError("label: 'positive' and 'threshold' exclude each other; give a list of positive "
+                            "values, or a threshold (with compare)")
+        raw = _get("label", lab, "positive", list)
+        kinds = {bool if isinstance(v, bool) else int if isinstance(v, int) else str if isinstance(v, str)
+                 else None for v in raw}
+        if not raw or None in kinds or len(kinds) != 1:
+            raise SpecError(f"label.positive: expected a non-empty list of strings, integers or booleans, all of "
+                            f"one type, got {raw!r}")
+        if int in kinds and any(not -2**63 <= v < 2**63 for v in raw):
+            raise SpecError(f"label.positive: integers must fit in int64, got {raw!r}")
+        positive = tuple(dict.fromkeys(raw))  # without repeats, in the given order
+    missing = _choice("label.missing", _get("label", lab, "missing", str, "error"), ("error", "skip"))
+    positive_weight = _get("label", lab, "positive_weight", float, None)
+    if positive_weight is not None and not (math.isfinite(positive_weight) and positive_weight > 0):
+        raise SpecError(f"label.positive_weight: expected a finite number > 0, got {positive_weight!r}")
+    return LabelSpec(
+        _get("label", lab, "column", str), threshold, _get("label", lab, "weight", str, None),
+        positive, compare, missing, positive_weight,
     )
-    if label.threshold is not None and not math.isfinite(label.threshold):
-        raise SpecError(f"label.threshold: expected a finite number, got {label.threshold!r}")
-    return label
 
 
 def _parse_hashing(hs: Mapping[str, Any]) -> HashingSpec:
@@ -302,6 +328,9 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
     for k, v in train.items():
         _get("train", train, k, TRAIN_KEYS[k])
         train[k] = TRAIN_KEYS[k](v)
+    if train.get("early_stop", 1) < 1:
+        raise SpecError(f"train.early_stop: expected an integer >= 1 (epochs without improvement), "
+                        f"got {train['early_stop']!r}")
     return train
 
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, ftrl_pass
 from ._kernels.hash import holdout_mask
-from .checkpoint import open_checkpoint, source_fingerprint
-from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError
+from .checkpoint import open_checkpoint, prune_best, read_best, save_best, source_fingerprint
+from .errors import CheckpointError, DataError, EmptyModelWarning, ParameterError, SparseCrossError
 from .featurize import Batch, iter_batches, resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
@@ -205,6 +205,27 @@ def _mask_for(batch: Batch, fraction: float | None, salt: int) -> np.ndarray:
     return holdout_mask(batch.start_row, batch.X.shape[0], float(fraction), np.uint64(salt))
 
 
+def _train_mask(batch: Batch, fraction: float | None, salt: int) -> np.ndarray:
+    """Rows not trained on (nonzero): the holdout rows and the rows whose label is skipped."""
+    mask = _mask_for(batch, fraction, salt)
+    skip = batch.skip
+    if skip is None or len(skip) == 0:
+        return mask
+    return skip if len(mask) == 0 else mask | skip
+
+
+def _score_mask(batch: Batch, fraction: float | None, salt: int) -> tuple[np.ndarray, int]:
+    """(rows scored -- nonzero, or length 0 for all --, rows among the validation rows
+    skipped for a missing label)."""
+    mask = _mask_for(batch, fraction, salt)
+    skip = batch.skip
+    if skip is None or len(skip) == 0:
+        return mask, 0
+    if len(mask) == 0:
+        return (skip == 0).astype(np.uint8), int(np.count_nonzero(skip))
+    return mask & (skip == 0), int(np.count_nonzero(mask & skip))
+
+
 def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np.ndarray,
                 acc: np.ndarray) -> None:
     """Update ``state`` with every (unmasked) row of ``batch``, growing the table as needed."""
@@ -233,9 +254,10 @@ def evaluate_states(states: Sequence[tuple[FTRLState, FTRLParams]], source: Sour
     """:func:`evaluate_state` of several states over one read of ``source``."""
     metrics = [StreamingMetrics() for _ in states]
     for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
-        mask = _mask_for(batch, holdout, salt)
+        mask, skipped = _score_mask(batch, holdout, salt)
         for (state, params), m in zip(states, metrics):
             m.update(state.margins(batch.X, params), batch.y, batch.sample_weight, mask)
+            m.skipped += skipped
     return metrics
 
 
@@ -300,6 +322,7 @@ def train(
     shuffle: bool = False,
     shuffle_seed: int = 0,
     shuffle_buffer_rows: int | None = None,
+    early_stop: int | None = None,
     client: Any = None,
     **distributed_options: Any,
 ) -> Any:
@@ -336,6 +359,11 @@ def train(
         windows of ``shuffle_buffer_rows`` rows (memory scales with it; see
         :mod:`sparsecross.order`).  Off by default (the files' order); the seed and buffer are
         ignored without ``shuffle``.  The holdout rows are the same with or without it.
+    early_stop
+        With validation data (``valid`` or ``holdout``): stop after ``early_stop`` epochs
+        without a lower validation logloss and return the best epoch's model
+        (``stats["best_epoch"]``).  Keeps a copy of the best state: the state's memory
+        doubles.  With ``checkpoint``, the best state is kept in the folder too.
     client
         A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.distributed`).
 
@@ -349,11 +377,21 @@ def train(
         Bad parameters, data that does not match the spec, a checkpoint of another run.
     """
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
+    if early_stop is not None and (isinstance(early_stop, bool) or not isinstance(early_stop, int)
+                                   or early_stop < 1):
+        raise ParameterError(f"early_stop must be an integer >= 1 (epochs without improvement), got {early_stop!r}")
+    if early_stop is not None and valid is None and holdout is None:
+        raise ParameterError("early_stop needs validation data: give valid data (--valid) or a holdout "
+                             "fraction (--holdout)")
     if client is not None:
         if order is not None:
             raise ParameterError("shuffle is not available with a Dask client yet; train without --dask or "
                                  "without --shuffle")
         from .distributed import train_distributed
+
+        if early_stop is not None or spec.label.missing == "skip":
+            raise ParameterError("early_stop and [label] missing = \"skip\" are not supported with a Dask "
+                                 "client yet; train without --dask")
 
         result = train_distributed(
             source, spec, client=client, alpha=alpha, beta=beta, l1=l1, l2=l2, epochs=epochs,
@@ -386,14 +424,20 @@ def train(
         raise DataError(f"the training data {str(source)!r} has no rows")
     salt = holdout_salt(spec.hashing.seed)
     fingerprint = source_fingerprint(source) if checkpoint is not None else None
-    run_meta = {"spec_sha256": spec.sha256, "params": {**tp.to_dict(), **_order_params(order)},
-                "data": fingerprint}
+    run_params = {**tp.to_dict(), **_order_params(order)}
+    if early_stop is not None:
+        run_params["early_stop"] = early_stop
+    run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": fingerprint}
+    skipping = spec.label.missing == "skip"
 
     state = start_state(init_state, spec, state_dtype)
     epoch = 0
     start_row = 0
     acc = np.zeros(3, dtype=np.float64)
     history: list[dict[str, Any]] = []
+    skipped = 0  # rows of this epoch skipped so far for a missing label
+    best_state: FTRLState | None = None
+    best_epoch: int | None = None
     ckpt_path, resumed = open_checkpoint(checkpoint, run_meta, n_columns=spec.n_columns, state_dtype=state_dtype,
                                          epochs=tp.epochs, rows_total=rows_total)
     if resumed is not None:
@@ -401,12 +445,26 @@ def train(
         epoch, start_row = int(meta["epoch"]), int(meta["row"])
         acc = np.array(meta["acc"], dtype=np.float64)
         history = list(meta["history"])
+        skipped = int(meta.get("skipped", 0))
+        if early_stop is not None:
+            best_epoch = _best_epoch(history)
+            if meta.get("best_epoch") != best_epoch:
+                raise CheckpointError(f"checkpoint {str(ckpt_path)!r} names best epoch {meta.get('best_epoch')!r}, "
+                                      f"its history says {best_epoch!r}; delete the folder to start over")
+            if best_epoch is not None:
+                assert ckpt_path is not None
+                best_state = read_best(ckpt_path, best_epoch, run_meta, n_columns=spec.n_columns,
+                                       state_dtype=state_dtype, epochs=tp.epochs, rows_total=rows_total)
         log.info("resuming from %s: epoch %d, row %d", ckpt_path, epoch + 1, start_row)
 
     def save_checkpoint(ep: int, row: int) -> None:
         if ckpt_path is not None:
-            state.save(ckpt_path, {**run_meta, "epoch": ep, "row": row, "acc": acc.tolist(),
-                                   "history": history})
+            meta: dict[str, Any] = {**run_meta, "epoch": ep, "row": row, "acc": acc.tolist(), "history": history}
+            if skipped:
+                meta["skipped"] = skipped
+            if best_epoch is not None:
+                meta["best_epoch"] = best_epoch
+            state.save(ckpt_path, meta)
 
     last_emit = 0.0
     rows_in_run = 0
@@ -417,15 +475,18 @@ def train(
     if order is not None and start_row > 0:
         observe = None  # a resumed shuffled epoch saw no contiguous rows: name from a full read at the end
     check = OrderCheck(rows_total, order) if start_row == 0 and epoch == 0 else None
-    while epoch < tp.epochs:
+    stopped = early_stop is not None and best_epoch is not None and len(history) - best_epoch >= early_stop
+    while epoch < tp.epochs and not stopped:
         since_ckpt = 0
         row_end = start_row
         if start_row < rows_total:
             for batch in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, start_row, observe)):
-                mask = _mask_for(batch, holdout, salt)
+                mask = _train_mask(batch, holdout, salt)
                 if check is not None:
                     check.update(row_end, batch.y)
                 train_batch(state, batch, params, mask, acc)
+                if batch.skip is not None and len(batch.skip):
+                    skipped += int(np.count_nonzero(batch.skip))
                 n = batch.X.shape[0]
                 rows_in_run += n
                 trained_in_run += n - int(np.count_nonzero(mask))
@@ -443,6 +504,8 @@ def train(
         record: dict[str, Any] = {"epoch": epoch + 1,
                                   "progressive_logloss": float(acc[0] / max(acc[1], 1e-300)),
                                   "train_rows": int(acc[2])}
+        if skipping:
+            record["skipped_rows"] = skipped
         if valid is not None or holdout is not None:
             if on_progress is not None:
                 on_progress(ProgressEvent(epoch, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
@@ -451,6 +514,8 @@ def train(
                                batch_rows=batch_rows, holdout=holdout, salt=salt)
             record.update(valid_rows=m.rows, valid_logloss=m.logloss, valid_auc=m.auc,
                           valid_positive_rate=m.positive_rate)
+            if skipping:
+                record["valid_skipped_rows"] = m.skipped
         if check is not None:
             check.finish(record["progressive_logloss"], record.get("valid_logloss"))
             check = None
@@ -459,7 +524,18 @@ def train(
         start_row = 0
         observe = None  # one epoch has shown every row
         acc[:] = 0.0
+        skipped = 0
+        if early_stop is not None:
+            if _best_epoch(history) == epoch:  # a new best: keep it (in the folder first)
+                best_state, best_epoch = state.copy(), epoch
+                if ckpt_path is not None:
+                    save_best(ckpt_path, best_state, {**run_meta, "epoch": epoch, "row": 0,
+                                                      "acc": [0.0, 0.0, 0.0], "history": history})
+            assert best_epoch is not None
+            stopped = epoch - best_epoch >= early_stop
         save_checkpoint(epoch, 0)
+        if ckpt_path is not None and early_stop is not None:
+            prune_best(ckpt_path, best_epoch)
         if on_progress is not None:
             on_progress(ProgressEvent(epoch - 1, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
                                       state.touched, time.perf_counter() - t0, phase="epoch_end",
@@ -467,7 +543,10 @@ def train(
                                       valid_logloss=record.get("valid_logloss"),
                                       valid_auc=record.get("valid_auc")))
 
-    model = export_state(state, spec, tp, history, rows_total, schema=schema)
+    if best_state is not None:
+        state = best_state  # early stopping: the best epoch's model
+    model = export_state(state, spec, tp, history, rows_total, schema=schema, best_epoch=best_epoch,
+                         early_stop=early_stop)
     model.params.update(_order_params(order))
     if recorder is not None:
         # a resumed run did not see the rows before its checkpoint (nor any, if it was finished)
@@ -502,9 +581,25 @@ def _epoch_batches(source: Source, spec: FeatureSpec, order: Shuffle | None, epo
                                  observe=observe)
 
 
+def _best_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The epoch (1-based) with the lowest validation logloss, the first of equals; NaN (no
+    validation row) never improves on a number."""
+    best: int | None = None
+    best_loss = math.nan
+    for rec in history:
+        v = rec.get("valid_logloss", math.nan)
+        if best is None or (not math.isnan(v) and (math.isnan(best_loss) or v < best_loss)):
+            best, best_loss = int(rec["epoch"]), v
+    return best
+
+
 def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: list[dict[str, Any]],
-                 rows_total: int, *, schema: dict[str, str] | None = None) -> SparseModel:
-    """Build the inference model (nonzero weights only) from a training state."""
+                 rows_total: int, *, schema: dict[str, str] | None = None, best_epoch: int | None = None,
+                 early_stop: int | None = None) -> SparseModel:
+    """Build the inference model (nonzero weights only) from a training state.
+
+    The top-level stats are those of the last epoch in ``history``, or of ``best_epoch`` (early
+    stopping: ``state`` is that epoch's), which ``stats["best_epoch"]`` then records."""
     from . import __version__
 
     params = tp.ftrl
@@ -524,7 +619,10 @@ def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: 
         "history": history,
     }
     if history:
-        last = history[-1]
+        last = history[-1] if best_epoch is None else history[best_epoch - 1]
         stats.update({k: v for k, v in last.items() if k != "epoch"})
+    if early_stop is not None:
+        stats["early_stop"] = early_stop
+        stats["best_epoch"] = best_epoch
     return SparseModel(keys, weights, state.bias_weight(params), spec, tp.to_dict(), stats,
                        library_version=__version__, schema=dict(schema or {}))

@@ -23,6 +23,7 @@ import sparsecross
 from sparsecross import CheckpointError, FTRLState, ParameterError, load_spec, parse_spec
 from sparsecross._kernels.hash import holdout_mask
 from sparsecross.errors import DataError, DataQualityWarning
+from sparsecross.export import model_bytes
 from sparsecross.featurize import iter_batches
 from sparsecross.hashing import fmix64, holdout_salt, xxh64
 from sparsecross.order import OrderCheck, Shuffle, iter_shuffled_batches, row_holdout_mask
@@ -446,3 +447,26 @@ def test_shuffle_with_a_dask_client_is_refused_before_any_work(spec):
 
     with pytest.raises(ParameterError, match="shuffle is not available with a Dask client"):
         sparsecross.train(SAMPLE, spec, shuffle=True, client=NoClient())
+
+
+def test_shuffle_with_skipped_labels_trains_the_same_rows_whatever_the_batches(tmp_path):
+    """Rows whose label is missing (``[label] missing = "skip"``) keep their skip flag through
+    the shuffle: the same rows are trained on as without it, and the model does not depend on
+    the batch size."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    y = rng.integers(0, 2, n).astype(float)
+    y[rng.random(n) < 0.1] = np.nan
+    pq.write_table(pa.table({"c": [f"v{int(v)}" for v in rng.integers(0, 40, n)], "y": y}),
+                   tmp_path / "d.parquet", row_group_size=400)
+    spec = sparsecross.parse_spec({"label": {"column": "y", "missing": "skip"}, "hashing": {"bits": 10},
+                                   "features": [{"name": "c", "kind": "categorical", "column": "c"}]})
+    plain = sparsecross.train(tmp_path / "d.parquet", spec, l1=0.0)
+    a = sparsecross.train(tmp_path / "d.parquet", spec, l1=0.0, shuffle=True, shuffle_buffer_rows=700,
+                          batch_rows=128)
+    b = sparsecross.train(tmp_path / "d.parquet", spec, l1=0.0, shuffle=True, shuffle_buffer_rows=700,
+                          batch_rows=1000)
+    assert model_bytes(a) == model_bytes(b)
+    skipped = int(np.isnan(y).sum())
+    assert a.stats["skipped_rows"] == plain.stats["skipped_rows"] == skipped
+    assert a.stats["train_rows"] == plain.stats["train_rows"] == n - skipped

@@ -137,6 +137,10 @@ class _Spec:
     feature_offsets: dict[str, int]
     cross_offsets: dict[str, int]
     hashed_offset: int
+    compare: str = ">"
+    positive: list[Any] | None = None
+    label_missing: str = "error"
+    positive_weight: float | None = None
 
     @property
     def width(self) -> int:
@@ -305,7 +309,9 @@ def _parse_spec(spec: dict[str, Any]) -> _Spec:
                  threshold=None if threshold is None else float(threshold),
                  weight_column=weight_column, features=features, crosses=crosses,
                  feature_offsets=feature_offsets, cross_offsets=cross_offsets,
-                 hashed_offset=offset)
+                 hashed_offset=offset, compare=label.get("compare", ">"), positive=label.get("positive"),
+                 label_missing=label.get("missing", "error"),
+                 positive_weight=None if label.get("positive_weight") is None else float(label["positive_weight"]))
 
 
 def layout_reference(spec: dict[str, Any]) -> dict[str, Any]:
@@ -420,14 +426,30 @@ def _categorical_key(f: _Feature, row: dict[str, Any], row_index: int, seed: int
     return categorical_key(f.name, value, seed)
 
 
+def _label_missing(s: _Spec, row: dict[str, Any], row_index: int) -> bool:
+    value = _get(row, s.label_column, row_index)
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _label(s: _Spec, row: dict[str, Any], row_index: int) -> float:
     value = _get(row, s.label_column, row_index)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise ValueError(f"row {row_index}: label {s.label_column!r} is missing")
+    if s.positive is not None:
+        # equality in the column's type: a bool matches only bools, an int an int or an equal float
+        for v in s.positive:
+            if isinstance(v, bool) or isinstance(value, bool):
+                if isinstance(v, bool) and isinstance(value, bool) and v == value:
+                    return 1.0
+            elif type(v) is type(value) or (isinstance(v, int) and isinstance(value, float)):
+                if v == value:
+                    return 1.0
+        return 0.0
     if s.threshold is not None:
         x = _numeric(value, f"row {row_index} label {s.label_column!r}")
         assert x is not None
-        return 1.0 if x > s.threshold else 0.0
+        t = s.threshold
+        return 1.0 if {">": x > t, ">=": x >= t, "<": x < t, "<=": x <= t}[s.compare] else 0.0
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if _is_number(value) and value in (0, 1):
@@ -509,7 +531,11 @@ def reference_featurize(
     (csr_rows, labels, weights, width)
         ``csr_rows[k]`` is the sorted list of ``(column_id, value)`` of row k, a collision being
         one entry whose value is the count (CONTRACT.md "Global column layout"); ``labels`` are
-        0.0/1.0; ``weights`` is None unless ``[label].weight`` is set; ``width = H + 2**bits``.
+        0.0/1.0 (``positive`` list: the value is one of them; ``threshold``: ``value <compare>
+        threshold``, compare ``>`` by default); ``weights`` is None unless ``[label].weight`` or
+        ``positive_weight`` is set (positive rows' weights are multiplied by it); with
+        ``[label] missing = "skip"`` rows whose label is null or NaN are left out of all three;
+        ``width = H + 2**bits``.
 
     Raises
     ------
@@ -522,9 +548,17 @@ def reference_featurize(
     csr_rows: list[list[tuple[int, float]]] = []
     labels: list[float] = []
     weights: list[float] | None = [] if s.weight_column is not None else None
+    if weights is None and s.positive_weight is not None:
+        weights = []
     for k, row in enumerate(rows):
+        if s.label_missing == "skip" and _label_missing(s, row, k):
+            continue  # [label] missing = "skip": the row is left out
         csr_rows.append(_row_columns(s, row, k))
-        labels.append(_label(s, row, k))
+        y = _label(s, row, k)
+        labels.append(y)
         if weights is not None:
-            weights.append(_weight(s, row, k))
+            w = _weight(s, row, k) if s.weight_column is not None else 1.0
+            if s.positive_weight is not None and y == 1.0:
+                w *= s.positive_weight
+            weights.append(w)
     return csr_rows, labels, weights, s.width
