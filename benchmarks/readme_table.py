@@ -179,7 +179,9 @@ def _issue14(doc: dict[str, Any]) -> list[str]:
         goals.append(f"{names[c['goal']]}: {shown}, {verdict}")
     if goals:
         out.append(f"Goals (issue 14, at {size.upper()} rows{'' if e.get('at_goal_size') else '; stated for 10M'}): "
-                   + "; ".join(goals) + ".")
+                   + "; ".join(goals) + "."
+                   + (f" Measured on a loaded machine (CPU / wall share of a pinned run down to "
+                      f"{e['cpu_share_min']:.2f}): not for quoting." if e.get("loaded_machine") else ""))
         out.append("")
     return out
 

@@ -418,6 +418,14 @@ def issue14(summary: dict[str, Any], targets: dict[str, Any] = TARGETS) -> dict[
     e["kernel_nonzeros_per_s"] = ker.get("nonzeros_per_s")
     e["machine_rmw_per_s"] = rmw.get("rmw_per_s")
     e["kernel_nonzeros_per_rmw"] = ratio(ker.get("nonzeros_per_s"), rmw.get("rmw_per_s"))
+    shares = {k: v["cpu_share"] for k, v in summary.items()
+              if (k.startswith((f"process/{size}/", "machine/")) or k in (f"train/{size}/sparsecross",
+                                                                           f"kernel/{size}/sparsecross"))
+              and v.get("cpu_share") is not None}
+    if shares:  # CPU time / wall of the pinned measurements: well below 1 = they waited for their core
+        e["cpu_share_min"] = min(shares.values())
+        e["cpu_share_min_id"] = min(shares, key=shares.get)
+        e["loaded_machine"] = e["cpu_share_min"] < 0.9
     k10 = g("kernel/10m/sparsecross").get("state_capacity")
     if k10 and rmw.get("capacity"):
         e["rmw_table_matches_10m_state"] = k10 == rmw["capacity"]

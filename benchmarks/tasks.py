@@ -314,11 +314,13 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
     p = args["params"]
     sig0 = kernel_signatures()
     mark_base(out)
+    c = time.process_time()
     t = time.perf_counter()
     model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
                                      epochs=int(p.get("epochs", 1)), batch_rows=batch_rows(args),
                                      state_dtype=args.get("state_dtype", "float32"), return_state=True)
     dt = time.perf_counter() - t
+    out["cpu_share"] = (time.process_time() - c) / dt  # all threads; < 1 on one core: waited for it
     out["peak_rss_bytes"] = peak_rss()
     rows = int(model.stats["rows"]) * int(p.get("epochs", 1))
     from sparsecross.export import model_bytes
@@ -451,6 +453,7 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         out["presized_capacity"] = cap
     mark_base(out)
     acc = np.zeros(3)
+    c = time.process_time()
     t = time.perf_counter()
     if impl.startswith("sparsecross"):
         params = FTRLParams(a, b_, l1, l2, 0.0)
@@ -463,6 +466,7 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
                         params, nomask, acc)
             grows += state.capacity != cap0
         dt = time.perf_counter() - t
+        out["cpu_share"] = (time.process_time() - c) / dt  # < 1: waited for its core (other load)
         out["peak_rss_bytes"] = peak_rss()
         keys, w32 = state.nonzero_weights(params)
         bias_w = state.bias_weight(params)
