@@ -173,9 +173,11 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     # -- issue 14: whole training commands, timed as processes from start to exit
     for rows, path in trains.items():
         proc = {"train": str(path), "vw_train": str(W.vw_text(path, bench_spec)), "rows": rows, "params": PARAMS}
-        for kind in ("sparsecross", "sparsecross_default", "vw_sparse"):
-            plan += _item(f"process/{lab[rows]}/{kind}", "process", "process", {**proc, "kind": kind},
-                          repeats=reps)
+        # repeats interleaved (scx, default, VW, scx, ...): a drift of the machine's load during the
+        # group hits both sides of the sparsecross / VW ratio alike
+        per_kind = [_item(f"process/{lab[rows]}/{kind}", "process", "process", {**proc, "kind": kind}, repeats=reps)
+                    for kind in ("sparsecross", "sparsecross_default", "vw_sparse")]
+        plan += [runs[r] for r in range(reps) for runs in per_kind]
         plan += _item(f"process/{lab[rows]}/dense", "process", "process", {**proc, "kind": "dense"})
         if not quick and rows == big:  # no pinning: VW's parser thread / our prefetch thread get a core
             for kind in ("sparsecross", "vw_sparse"):
