@@ -285,3 +285,24 @@ def record_export(tab, tabf, alpha, beta, l1, l2):
             w[j] = _weight(np.float64(tabf[s, 1]), np.float64(tabf[s, 2]), alpha, beta, l1, l2)
             j += 1
     return keys, w
+
+
+# ---------------------------------------------------------------- machine yardstick
+@njit(cache=True, nogil=True)
+def rmw_pass(table, values, slots, g):
+    """The memory system's random read-modify-write rate, in the shape of the FTRL state table.
+
+    ``table``: uint32[capacity, 3] (key, z, n) with ``values`` its float32 view.  For every
+    precomputed slot ``i`` (independent uniform random indices: the loop measures the memory
+    system, not an RNG nor a dependency chain): read the key ``table[i, 0]``, read the two
+    adjacent float32 ``z``, ``n``, write them back updated (the update depends on the key, so the
+    key read cannot be dropped).  Returns a checksum of the keys read."""
+    s = np.uint64(0)
+    for j in range(slots.shape[0]):
+        i = slots[j]
+        k = table[i, 0]
+        gi = g if (k & 1) == 0 else -g
+        values[i, 1] = values[i, 1] + gi
+        values[i, 2] = values[i, 2] + gi * gi
+        s += np.uint64(k)
+    return s

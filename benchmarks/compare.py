@@ -32,6 +32,8 @@ METRICS: dict[str, tuple[int, str, float]] = {
     "load_s_median": (-1, "rel", 0.50),
     "file_bytes": (-1, "rel", 0.01),
     "bytes_per_nonzero": (-1, "rel", 0.01),
+    "rmw_per_s": (+1, "rel", 0.15),       # machine/rmw: a change is the machine's, not the code's
+    "startup_wall_s": (-1, "rel", 0.50),  # process/*: bare start of the command
 }
 #: Reported (changes shown) but never flagged: they depend on the model, not on speed.
 INFO = ("nonzeros", "touched_features")

@@ -59,6 +59,7 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
                        f"{r.get('touched_features', 0):,} | {r.get('nonzeros', 0):,} | {r.get('test_logloss', float('nan')):.5f} | "
                        f"{r.get('test_auc', float('nan')):.4f} |")
     out.append("")
+    out += _issue14(doc)
     f2, f10 = S.get("featurize/2m", {}), S.get("featurize/10m", {})
     if f2 and f10:
         out.append(f"Featurization alone (Parquet -> CSR, one core): {_rate(f2.get('rows_per_s'))} rows/s "
@@ -125,6 +126,64 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
                        f"{rss} |")
         out.append("")
     return "\n".join(out)
+
+
+def _issue14(doc: dict[str, Any]) -> list[str]:
+    """Whole process vs VW, kernel vs the machine's random RMW rate, and issue 14's goals."""
+    S = doc["summary"]
+    e = doc.get("derived", {}).get("issue14") or {}
+    if not e:
+        return []
+    size = e["size"]
+    out = [(f"Whole training command as a process on {size.upper()} rows, one core, wall clock from process start "
+            "to exit (imports, Numba cache load, validation, training and writing the model included):"), "",
+           "| command | rows/s | s | vs VW | peak RSS |", "|---|---|---|---|---|"]
+    labels = {"sparsecross": "`sparsecross train SPEC DATA --out m.scx --names 0 -q`",
+              "sparsecross_default": "`sparsecross train SPEC DATA --out m.scx` (default flags)",
+              "vw_sparse": "Vowpal Wabbit `--ftrl --sparse_weights -d data.vw -f m` (Python package, whole process)",
+              "dense": "dense-array Numba FTRL yardstick (`benchmarks/proc_dense.py`)",
+              "sparsecross_2cores": "`sparsecross train ... --names 0 -q`, 2 cores",
+              "vw_sparse_2cores": "Vowpal Wabbit `--ftrl --sparse_weights`, 2 cores"}
+    for name, label in labels.items():
+        r = S.get(f"process/{size}/{name}")
+        if not r or not r.get("rows_per_s"):
+            continue
+        vw = S.get(f"process/{size}/vw_sparse" + ("_2cores" if name.endswith("_2cores") else ""), {})
+        ratio = f"{r['rows_per_s'] / vw['rows_per_s']:.2f}x" if vw.get("rows_per_s") else "-"
+        out.append(f"| {label} | {_rate(r['rows_per_s'])} | {r['seconds']:.2f} | {ratio} | "
+                   f"{_mib(r.get('peak_rss_bytes'))} |")
+    out.append("")
+    ker, rmw = e.get("kernel_nonzeros_per_s"), e.get("machine_rmw_per_s")
+    if ker or rmw:
+        out.append(f"Kernel only ({size.upper()} rows, in-memory CSR): {'-' if ker is None else f'{ker / 1e6:.1f}M'} "
+                   f"nonzeros/s; this machine's random read-modify-write rate in a table of the same shape and size "
+                   f"(`machine/rmw`, {S.get('machine/rmw', {}).get('capacity', 0):,} slots x 12 bytes, independent "
+                   f"random slots): {'-' if rmw is None else f'{rmw / 1e6:.1f}M'} RMW/s.")
+        out.append("")
+    names = {"process_vs_vw_sparse": "whole process >= 8x VW `--sparse_weights`",
+             "train_rows_per_s": "training >= 3M rows/s", "kernel_nonzeros_per_s": "kernel >= 60M nonzeros/s",
+             "train_peak_rss_vs_vw_sparse": "peak RSS below VW's (training)",
+             "process_peak_rss_vs_vw_sparse": "peak RSS below VW's (whole process)"}
+    goals = []
+    for c in e.get("checks", []):
+        v = c["value"]
+        if v is None:
+            shown = "-"
+        elif c["goal"] == "train_rows_per_s":
+            shown = f"{v / 1e6:.2f}M rows/s"
+        elif c["goal"] == "kernel_nonzeros_per_s":
+            shown = f"{v / 1e6:.1f}M/s"
+        else:
+            shown = f"{v:.2f}x"
+        verdict = "not measured" if c["met"] is None else ("pass" if c["met"] else "**fail**")
+        goals.append(f"{names[c['goal']]}: {shown}, {verdict}")
+    if goals:
+        out.append(f"Goals (issue 14, at {size.upper()} rows{'' if e.get('at_goal_size') else '; stated for 10M'}): "
+                   + "; ".join(goals) + "."
+                   + (f" Measured on a loaded machine (CPU / wall share of a pinned run down to "
+                      f"{e['cpu_share_min']:.2f}): not for quoting." if e.get("loaded_machine") else ""))
+        out.append("")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -250,12 +250,124 @@ def render(doc: dict[str, Any]) -> str:
              "includes their in-memory training data. sparsecross model bytes: float32 artifact (`save_model`); VW: `--predict_only_model` re-save (and the `-f` file).")
     L.append("")
 
+    # e
+    L += _issue14(S, D)
+
     # targets
     L.append("## Targets")
     L.append("")
     L += _targets(S, D, T)
     L.append("")
     return "\n".join(L)
+
+
+def _mrate(v: Any) -> str:
+    return "-" if v is None else f"{v / 1e6:,.1f}M"
+
+
+def _x(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _issue14(S: dict[str, Any], D: dict[str, Any]) -> list[str]:
+    """Section e: whole training processes, the machine's random RMW rate, issue 14's goals."""
+    procs = [(k, s) for k, s in S.items() if k.startswith("process/")]
+    machine = [(k, s) for k, s in S.items() if k.startswith("machine/")]
+    if not procs and not machine:
+        return []
+    L = ["## e. Whole process and the machine's memory rate (issue 14)", ""]
+    if procs:
+        rows = []
+        for k, s in procs:
+            _, size, name = k.split("/")
+            if "error" in s:
+                rows.append([size, name, "error: " + str(s.get("error"))] + [""] * 9)
+                continue
+            vw = S.get(f"process/{size}/vw_sparse" + ("_2cores" if name.endswith("_2cores") else ""), {})
+            cpu_rate = s["rows"] / s["child_cpu_s"] if s.get("child_cpu_s") else None
+            rows.append([size, name, _r(s.get("rows_per_s")) + _spread(s), _s(s.get("seconds")),
+                         _x(s["rows_per_s"] / vw["rows_per_s"]) if vw.get("rows_per_s") and s.get("rows_per_s") else "-",
+                         _mb(s.get("peak_rss_bytes")), _s(s.get("child_cpu_s")), _r(cpu_rate),
+                         f"{s['cpu_share']:.2f}" if s.get("cpu_share") is not None else "-",
+                         _s(s.get("startup_wall_s")), _i(s.get("nonzeros")), _i(s.get("model_bytes"))])
+        L += _table(["rows", "command", "rows/s (wall)", "wall s", "vs VW sparse", "peak RSS", "CPU s",
+                     "rows per CPU s", "CPU / wall", "bare start s", "nonzeros", "model bytes"], rows)
+        L.append("")
+        cmds = {k.split("/")[2]: s.get("command", "") for k, s in procs if k.split("/")[1] == procs[-1][0].split("/")[1]}
+        L.append("Each row is one command run as a child process, wall clock from just before the fork to the "
+                 "return of `wait4` (interpreter start, imports, Numba's on-disk cache, input validation, reading, "
+                 "training, writing the model). One core: the child inherits the task's CPU pinning, so its threads "
+                 "share one core (`_2cores`: no pinning). An untimed warm-up of the same command on 20k generated rows "
+                 "runs first (Numba cache filled). Peak RSS = the child's `ru_maxrss` from `wait4` (with a fresh "
+                 "exec this is the child's own peak as long as it is above the launching task's VmHWM, about 35 MiB, "
+                 "checked per run: `peak_is_childs_own`; a 50 ms poll of `/proc/PID/status` VmHWM agrees). CPU s = "
+                 "the child's user + system time; CPU / wall < 1 means the child waited for its core (other load "
+                 "on the machine): quote wall figures only from runs where it is close to 1. `bare start s`: "
+                 "`sparsecross --version` / `import vowpalwabbit.pyvw` / the dense script's imports as a process.")
+        L.append("")
+        for name, c in cmds.items():
+            L.append(f"* `{name}`: `{c}`")
+        L.append("")
+    if machine:
+        rows = []
+        for k, s in machine:
+            if "error" in s:
+                rows.append([k, "error: " + str(s.get("error"))] + [""] * 4)
+                continue
+            a = s.get("rmw_per_s_all") or []
+            spread = f" ({_mrate(min(a))}-{_mrate(max(a))})" if len(a) > 1 else ""
+            rows.append([k, _i(s.get("capacity")), _b(s.get("table_bytes")), _mrate(s.get("rmw_per_s")) + spread,
+                         _mrate(s.get("rmw_per_s_best")), _i(s.get("ops"))])
+        L += _table(["id", "slots", "table", "RMW/s (median of 3 passes)", "best pass", "RMWs per pass"], rows)
+        L.append("")
+        L.append("`bench_kernels.rmw_pass`: for each of N precomputed independent uniform random slots of a "
+                 "(capacity, 3) uint32 table (key, z, n as float32; the state table's layout and the 10M run's "
+                 "capacity), read the key and the two floats and write the floats back. Table pre-faulted. "
+                 "Independent slots let the core overlap cache misses: this is the memory system's throughput for "
+                 "the kernel's access shape, not its latency. The kernel's real accesses are skewed (popular geo "
+                 "cells stay in cache), so it can exceed this rate.")
+        L.append("")
+    e = D.get("issue14") or {}
+    if e.get("loaded_machine"):
+        L.append(f"**The machine was loaded during this run**: median CPU / wall share down to "
+                 f"{e['cpu_share_min']:.2f} (`{e['cpu_share_min_id']}`); the one-core measurements waited for their "
+                 "core, so wall-clock figures and the goal verdicts below are not reliable.")
+        L.append("")
+    if e:
+        L.append(f"At {e['size']} rows: whole process sparsecross / VW --sparse_weights "
+                 f"{_x(e.get('process_speedup_vs_vw_sparse'))} (default flags "
+                 f"{_x(e.get('process_speedup_vs_vw_sparse_default_flags'))}; 2 cores "
+                 f"{_x(e.get('process_speedup_vs_vw_sparse_2cores'))}; by CPU time "
+                 f"{_x(e.get('process_cpu_time_ratio_vw_over_sparsecross'))}); kernel "
+                 f"{_mrate(e.get('kernel_nonzeros_per_s'))} nonzeros/s vs the machine's "
+                 f"{_mrate(e.get('machine_rmw_per_s'))} random RMW/s = "
+                 f"{'-' if e.get('kernel_nonzeros_per_rmw') is None else format(e['kernel_nonzeros_per_rmw'], '.2f')} "
+                 f"nonzero updates per machine RMW; whole-process model has the in-process model's nonzeros: "
+                 f"{e.get('process_nonzeros_equal_train')}"
+                 + ("" if e.get("rmw_table_matches_10m_state") in (None, True) else
+                    "; **the RMW table size differs from the 10M kernel's state capacity**") + ".")
+        L.append("")
+    return L
+
+
+def _issue14_targets(D: dict[str, Any]) -> list[str]:
+    e = D.get("issue14") or {}
+    out = []
+    fmt = {"process_vs_vw_sparse": lambda v: f"{v:.2f}x", "train_rows_per_s": _r,
+           "kernel_nonzeros_per_s": _mrate, "train_peak_rss_vs_vw_sparse": lambda v: f"{v:.2f}x",
+           "process_peak_rss_vs_vw_sparse": lambda v: f"{v:.2f}x"}
+    tgt = {"process_vs_vw_sparse": lambda t: f">= {t:g}x", "train_rows_per_s": lambda t: f">= {_r(t)}",
+           "kernel_nonzeros_per_s": lambda t: f">= {_mrate(t)}", "train_peak_rss_vs_vw_sparse": lambda t: "< 1x",
+           "process_peak_rss_vs_vw_sparse": lambda t: "< 1x"}
+    where = "" if e.get("at_goal_size") else f" (measured at {e.get('size')}; the goal is stated for 10M rows)"
+    loaded = (f" (loaded machine: CPU / wall share down to {e.get('cpu_share_min', 0):.2f}, see section e)"
+              if e.get("loaded_machine") else "")
+    for c in e.get("checks", []):
+        v = "-" if c["value"] is None else fmt[c["goal"]](c["value"])
+        verdict = "not measured" if c["met"] is None else ("**PASS**" if c["met"] else "**FAIL**")
+        out.append(f"- issue 14, {c['what']} at {e['size']}: {v} (goal {tgt[c['goal']](c['target'])}): "
+                   f"{verdict}{where}{'' if 'peak_rss' in c['goal'] else loaded}")
+    return out
 
 
 def _default_l1(m: dict[str, Any]) -> str:
@@ -269,7 +381,7 @@ def _default_vw(S: dict[str, Any], name: str) -> str:
 
 
 def _targets(S: dict[str, Any], D: dict[str, Any], T: dict[str, Any]) -> list[str]:
-    out = []
+    out = _issue14_targets(D)
     for k, s in S.items():
         if k.startswith("featurize/") and "rows_per_s" in s:
             ok = s["rows_per_s"] >= T["featurize_rows_per_s"]

@@ -42,7 +42,19 @@ TARGETS = {
     "artifact_max_fraction_of_dense": 1 / 1000,
     "artifact_nonzeros_limit": 200_000,
     "kernel_vs_dense_min_ratio": 1.0,
+    # issue 14 (checked at the largest training size of the run; stated for 10M rows)
+    "process_vs_vw_sparse_min_ratio": 8.0,   # whole `sparsecross train` process rows/s / VW --sparse_weights
+    "train_rows_per_s": 3_000_000,           # train/<size>/sparsecross (featurize + kernel, in process)
+    "kernel_nonzeros_per_s": 60_000_000,     # kernel/<size>/sparsecross
+    "peak_rss_vs_vw_sparse_max_ratio": 1.0,  # sparsecross peak RSS below VW --sparse_weights (train and process)
 }
+
+#: Slots of the FTRL state table after a training run (power of two at load <= 0.7): 10M rows
+#: touch 4,335,227 keys -> 2**23 slots, 2M rows 1,178,311 -> 2**21 (derive() checks it against
+#: the kernel rows' state_capacity).  machine/rmw uses the 10M table at every size.
+RMW_CAPACITY = {"10m": 1 << 23, "2m": 1 << 21}
+#: Presets of --only.
+PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/")}
 
 
 # ------------------------------------------------------------------- metadata
@@ -158,6 +170,26 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
                           {**common, "vw_train": str(vw_train), "vw_test": str(vw_test), "rows": rows,
                            "sparse": sparse, "tag": f"train_{lab[rows]}_{name}",
                            "save_weights": True})
+    # -- issue 14: whole training commands, timed as processes from start to exit
+    for rows, path in trains.items():
+        proc = {"train": str(path), "vw_train": str(W.vw_text(path, bench_spec)), "rows": rows, "params": PARAMS}
+        # repeats interleaved (scx, default, VW, scx, ...): a drift of the machine's load during the
+        # group hits both sides of the sparsecross / VW ratio alike
+        per_kind = [_item(f"process/{lab[rows]}/{kind}", "process", "process", {**proc, "kind": kind}, repeats=reps)
+                    for kind in ("sparsecross", "sparsecross_default", "vw_sparse")]
+        plan += [runs[r] for r in range(reps) for runs in per_kind]
+        plan += _item(f"process/{lab[rows]}/dense", "process", "process", {**proc, "kind": "dense"})
+        if not quick and rows == big:  # no pinning: VW's parser thread / our prefetch thread get a core
+            for kind in ("sparsecross", "vw_sparse"):
+                plan += _item(f"process/{lab[rows]}/{kind}_2cores", "process", "process",
+                              {**proc, "kind": kind, "cores": 2})
+    # -- issue 14: the machine's random read-modify-write rate in a table of the state's shape
+    plan += _item("machine/rmw", "machine", "rmw",
+                  {"capacity": RMW_CAPACITY["10m"], "ops": 10_000_000 if quick else 50_000_000}, repeats=reps)
+    if not quick:
+        plan += _item("machine/rmw_2m_table", "machine", "rmw",
+                      {"capacity": RMW_CAPACITY["2m"], "ops": 50_000_000}, repeats=reps)
+
     # -- b. kernel only
     for rows, path in trains.items():
         impls = ("sparsecross", "sparsecross_presized", "dense", "dense_prefaulted",
@@ -287,6 +319,8 @@ def summarize(raw: list[dict[str, Any]]) -> dict[str, Any]:
         out[id_]["runs"] = len(ok)
         if "rows_per_s" in ok[0]:
             out[id_]["rows_per_s_all"] = [r["rows_per_s"] for r in ok]
+        if "rmw_per_s" in ok[0]:
+            out[id_]["rmw_per_s_all"] = [r["rmw_per_s"] for r in ok]
     return out
 
 
@@ -335,11 +369,91 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
             if k(name).get("rows_per_s") and k("sparsecross").get("rows_per_s"):
                 entry[f"kernel_speed_ratio_vs_{name}"] = k("sparsecross")["rows_per_s"] / k(name)["rows_per_s"]
         d[s] = entry
+    d["issue14"] = issue14(summary)
     # featurization RSS growth
     feats = [summary[k] for k in summary if k.startswith("featurize/") and "peak_rss_bytes" in summary[k]]
     if len(feats) >= 2:
         d["featurize_peak_rss_ratio_largest_vs_smallest"] = feats[-1]["peak_rss_bytes"] / feats[0]["peak_rss_bytes"]
     return d
+
+
+def _size_key(s: str) -> float:
+    return float(s[:-1]) * (1e6 if s.endswith("m") else 1e3)
+
+
+def issue14(summary: dict[str, Any], targets: dict[str, Any] = TARGETS) -> dict[str, Any]:
+    """Issue 14's figures at the largest training size that has process rows: whole-process
+    rows/s vs VW --sparse_weights, training rows/s, kernel nonzeros/s next to the machine's random
+    RMW rate, peak RSS vs VW; and the goal checks (the goals are stated for 10M rows)."""
+    sizes = sorted({k.split("/")[1] for k in summary if k.startswith("process/")}, key=_size_key)
+    if not sizes:
+        return {}
+    size = sizes[-1]
+    g = lambda k: summary.get(k) or {}  # noqa: E731
+    P = {name: g(f"process/{size}/{name}") for name in ("sparsecross", "sparsecross_default", "vw_sparse", "dense",
+                                                          "sparsecross_2cores", "vw_sparse_2cores")}
+    tr, tv = g(f"train/{size}/sparsecross"), g(f"train/{size}/vw_sparse")
+    ker, rmw = g(f"kernel/{size}/sparsecross"), g("machine/rmw")
+    e: dict[str, Any] = {"size": size, "goal_size": "10m", "at_goal_size": size == "10m"}
+
+    def ratio(a: Any, b: Any) -> float | None:
+        return a / b if a and b else None
+
+    vw = P["vw_sparse"]
+    for name, s in P.items():
+        if s.get("rows_per_s"):
+            e[f"process_rows_per_s_{name}"] = s["rows_per_s"]
+            e[f"process_peak_rss_{name}"] = s.get("peak_rss_bytes")
+            if s.get("child_cpu_s"):
+                e[f"process_cpu_rows_per_s_{name}"] = s["rows"] / s["child_cpu_s"]
+    e["process_speedup_vs_vw_sparse"] = ratio(P["sparsecross"].get("rows_per_s"), vw.get("rows_per_s"))
+    e["process_speedup_vs_vw_sparse_default_flags"] = ratio(P["sparsecross_default"].get("rows_per_s"),
+                                                            vw.get("rows_per_s"))
+    e["process_speedup_vs_vw_sparse_2cores"] = ratio(P["sparsecross_2cores"].get("rows_per_s"),
+                                                     P["vw_sparse_2cores"].get("rows_per_s"))
+    e["process_cpu_time_ratio_vw_over_sparsecross"] = ratio(vw.get("child_cpu_s"), P["sparsecross"].get("child_cpu_s"))
+    e["process_peak_rss_ratio_vs_vw_sparse"] = ratio(P["sparsecross"].get("peak_rss_bytes"), vw.get("peak_rss_bytes"))
+    e["process_nonzeros_equal_train"] = (P["sparsecross"].get("nonzeros") == tr.get("nonzeros")
+                                         if P["sparsecross"].get("nonzeros") and tr.get("nonzeros") else None)
+    e["train_rows_per_s"] = tr.get("rows_per_s")
+    e["train_peak_rss_ratio_vs_vw_sparse"] = ratio(tr.get("peak_rss_bytes"), tv.get("peak_rss_bytes"))
+    e["kernel_nonzeros_per_s"] = ker.get("nonzeros_per_s")
+    e["machine_rmw_per_s"] = rmw.get("rmw_per_s")
+    e["kernel_nonzeros_per_rmw"] = ratio(ker.get("nonzeros_per_s"), rmw.get("rmw_per_s"))
+    shares = {k: v["cpu_share"] for k, v in summary.items()
+              if (k.startswith((f"process/{size}/", "machine/")) or k in (f"train/{size}/sparsecross",
+                                                                           f"kernel/{size}/sparsecross"))
+              and v.get("cpu_share") is not None}
+    if shares:  # CPU time / wall of the pinned measurements: well below 1 = they waited for their core
+        e["cpu_share_min"] = min(shares.values())
+        e["cpu_share_min_id"] = min(shares, key=shares.get)
+        e["loaded_machine"] = e["cpu_share_min"] < 0.9
+    k10 = g("kernel/10m/sparsecross").get("state_capacity")
+    if k10 and rmw.get("capacity"):
+        e["rmw_table_matches_10m_state"] = k10 == rmw["capacity"]
+    checks = []
+
+    def check(name: str, value: Any, target: float, ok: Any, what: str) -> None:
+        checks.append({"goal": name, "value": value, "target": target, "met": None if ok is None else bool(ok),
+                       "what": what})
+
+    r = e["process_speedup_vs_vw_sparse"]
+    check("process_vs_vw_sparse", r, targets["process_vs_vw_sparse_min_ratio"],
+          None if r is None else r >= targets["process_vs_vw_sparse_min_ratio"],
+          "whole `sparsecross train --names 0 -q` process rows/s / whole VW --ftrl --sparse_weights process rows/s")
+    v = e["train_rows_per_s"]
+    check("train_rows_per_s", v, targets["train_rows_per_s"], None if v is None else v >= targets["train_rows_per_s"],
+          "training rows/s in process (featurize + kernel)")
+    v = e["kernel_nonzeros_per_s"]
+    check("kernel_nonzeros_per_s", v, targets["kernel_nonzeros_per_s"],
+          None if v is None else v >= targets["kernel_nonzeros_per_s"], "kernel-only nonzeros/s")
+    for name, rr in (("train_peak_rss_vs_vw_sparse", e["train_peak_rss_ratio_vs_vw_sparse"]),
+                     ("process_peak_rss_vs_vw_sparse", e["process_peak_rss_ratio_vs_vw_sparse"])):
+        check(name, rr, targets["peak_rss_vs_vw_sparse_max_ratio"],
+              None if rr is None else rr < targets["peak_rss_vs_vw_sparse_max_ratio"],
+              "peak RSS sparsecross / VW --sparse_weights (" + name.split("_")[0] + ")")
+    e["checks"] = checks
+    return e
 
 
 def _overlap(a_tag: str, b_tag: str) -> dict[str, Any]:
@@ -367,13 +481,18 @@ def main(argv: list[str] | None = None) -> int:
                                                   "or results_quick.json with --quick)")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the sparsecross timings")
     ap.add_argument("--only", default="", help="comma-separated id prefixes to run (default: all)")
+    ap.add_argument("--issue14", action="store_true",
+                    help="preset: --only process/,machine/,kernel/,train/<largest size>/ (10m; 500k with --quick)")
     ap.add_argument("--merge", action="store_true",
                     help="update --out in place: replace/add only the measurements run now")
     ap.add_argument("--extra", action="store_true",
                     help="also plan the experimental prototype kernels (table layout)")
     args = ap.parse_args(argv)
     reps = 1 if args.quick else args.repeats
-    out = Path(args.out) if args.out else BENCH / "results" / ("results_quick.json" if args.quick else "results.json")
+    default = "results_quick.json" if args.quick else "results.json"
+    if args.issue14 and not args.merge:  # a partial run never replaces the full suite's file by default
+        default = "results_issue14_quick.json" if args.quick else "results_issue14.json"
+    out = Path(args.out) if args.out else BENCH / "results" / default
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
@@ -387,9 +506,13 @@ def main(argv: list[str] | None = None) -> int:
     meta["data"] = W.prepare(args.quick, log=log)
     plan, files = build_plan(args.quick, reps, extra=args.extra)
     meta["files"] = files
-    if args.only:
-        prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
-        plan = [p for p in plan if p["id"].startswith(prefixes)]
+    only = [p.strip() for p in args.only.split(",") if p.strip()]
+    if args.issue14:
+        big = W._label(max((W.QUICK if args.quick else W.FULL)["train"]))
+        only += [p.replace("@BIG@", big) for p in PRESETS["issue14"]]
+    if only:
+        plan = [p for p in plan if p["id"].startswith(tuple(only))]
+        meta["only"] = only
     # page-cache warm: every measurement reads hot files
     for p in {Path(x) for x in _all_paths(files)}:
         if p.exists():
@@ -404,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         raw.append(r)
         res = r["result"]
         brief = res.get("error") or ", ".join(
-            f"{k}={_fmt(res[k])}" for k in ("rows_per_s", "peak_rss_bytes", "test_logloss", "nonzeros", "seconds")
+            f"{k}={_fmt(res[k])}" for k in ("rows_per_s", "rmw_per_s", "peak_rss_bytes", "test_logloss", "nonzeros",
+                                            "seconds", "cpu_share")
             if k in res)
         log(f"{i + 1}/{len(plan)} {item['id']} #{item['repeat']}: {brief}")
     meta["measure_seconds"] = time.perf_counter() - t_meas

@@ -314,11 +314,13 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
     p = args["params"]
     sig0 = kernel_signatures()
     mark_base(out)
+    c = time.process_time()
     t = time.perf_counter()
     model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
                                      epochs=int(p.get("epochs", 1)), batch_rows=batch_rows(args),
                                      state_dtype=args.get("state_dtype", "float32"), return_state=True)
     dt = time.perf_counter() - t
+    out["cpu_share"] = (time.process_time() - c) / dt  # all threads; < 1 on one core: waited for it
     out["peak_rss_bytes"] = peak_rss()
     rows = int(model.stats["rows"]) * int(p.get("epochs", 1))
     from sparsecross.export import model_bytes
@@ -451,6 +453,7 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         out["presized_capacity"] = cap
     mark_base(out)
     acc = np.zeros(3)
+    c = time.process_time()
     t = time.perf_counter()
     if impl.startswith("sparsecross"):
         params = FTRLParams(a, b_, l1, l2, 0.0)
@@ -463,6 +466,7 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
                         params, nomask, acc)
             grows += state.capacity != cap0
         dt = time.perf_counter() - t
+        out["cpu_share"] = (time.process_time() - c) / dt  # < 1: waited for its core (other load)
         out["peak_rss_bytes"] = peak_rss()
         keys, w32 = state.nonzero_weights(params)
         bias_w = state.bias_weight(params)
@@ -840,6 +844,211 @@ def task_peer(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------- whole process (issue 14)
+def _child_env() -> dict[str, str]:
+    """The environment of a timed command: this worktree first on PYTHONPATH (the installed
+    sparsecross may be an editable install of another checkout), thread counts as set by
+    run_all (one core: NUMBA_NUM_THREADS=1 ...)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+def _sparsecross_exe() -> list[str]:
+    """The ``sparsecross`` console script next to this interpreter (what ``pip install`` puts on
+    PATH, without a pyenv shim in front of it); ``python -m sparsecross`` if there is none."""
+    exe = Path(sys.executable).parent / "sparsecross"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "sparsecross"]
+
+
+def _process_cmd(kind: str, args: dict[str, Any], data: str, out: Path) -> list[str]:
+    spec = str(W.BENCH_SPEC)
+    if kind == "sparsecross":
+        return [*_sparsecross_exe(), "train", spec, data, "--out", str(out), "--names", "0", "-q"]
+    if kind == "sparsecross_default":
+        return [*_sparsecross_exe(), "train", spec, data, "--out", str(out)]
+    if kind == "dense":
+        p = args["params"]
+        return [sys.executable, str(BENCH / "proc_dense.py"), spec, data, str(out), "--alpha", repr(p["alpha"]),
+                "--beta", repr(p["beta"]), "--l1", repr(p["l1"]), "--l2", repr(p["l2"])]
+    if kind == "vw_sparse":
+        vw = _vw_args(args["params"], int(args.get("bits", 28)), True) + f" -d {data} -f {out}"
+        return [sys.executable, "-c", f"from vowpalwabbit import pyvw; pyvw.Workspace({vw!r}).finish()"]
+    raise ValueError(kind)
+
+
+def _proc_hwm(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run_timed_child(cmd: list[str], env: dict[str, str], cwd: Path, poll_s: float = 0.05) -> dict[str, Any]:
+    """Run ``cmd`` to exit; wall clock from just before the fork to the return of ``wait4``.
+
+    Peak RSS = the child's ``ru_maxrss`` from ``os.wait4``.  Linux copies the high-water mark of
+    the image the child replaced at ``execve`` into it (with vfork that is *this* process's
+    VmHWM, with fork at most this process's RSS), so ``ru_maxrss`` >= this parent's VmHWM at
+    spawn: ``parent_hwm_at_spawn_bytes`` is recorded and ``peak_is_childs_own`` says the
+    reported peak is above it, i.e. it is the child's own peak (this parent is a small
+    process: numpy and the interpreter, nothing else).  A thread also polls the child's
+    ``/proc/PID/status`` VmHWM every ``poll_s`` as a cross-check (a lower bound: it misses the
+    last ``poll_s`` before exit)."""
+    import subprocess
+    import threading
+
+    hwm_parent = peak_rss()
+    polled = [0]
+    done = threading.Event()
+    with open(cwd / "stdout.txt", "wb") as fo, open(cwd / "stderr.txt", "wb") as fe:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe)
+
+        def poll() -> None:
+            while not done.wait(poll_s):
+                polled[0] = max(polled[0], _proc_hwm(proc.pid))
+
+        th = threading.Thread(target=poll, daemon=True)
+        th.start()
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        done.set()
+        th.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    res = {"wall_s": wall, "exit_code": proc.returncode, "peak_rss_bytes": int(ru.ru_maxrss) * 1024,
+           "parent_hwm_at_spawn_bytes": hwm_parent, "vmhwm_polled_bytes": polled[0],
+           "child_cpu_s": ru.ru_utime + ru.ru_stime, "child_user_s": ru.ru_utime, "child_sys_s": ru.ru_stime,
+           "child_minor_faults": ru.ru_minflt, "child_major_faults": ru.ru_majflt,
+           "child_involuntary_switches": ru.ru_nivcsw}
+    res["peak_is_childs_own"] = res["peak_rss_bytes"] > hwm_parent
+    res["cpu_share"] = res["child_cpu_s"] / wall if wall > 0 else None  # < 1: waited (shared core, I/O)
+    if proc.returncode != 0:
+        res["stderr_tail"] = (cwd / "stderr.txt").read_bytes()[-3000:].decode(errors="replace")
+    res["stdout_tail"] = (cwd / "stdout.txt").read_bytes()[-2000:].decode(errors="replace")
+    return res
+
+
+def _run_quiet(cmd: list[str], env: dict[str, str], cwd: Path) -> str:
+    import subprocess
+
+    r = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]}... exit {r.returncode}: {r.stderr[-2000:]}")
+    return r.stdout
+
+
+def task_process(args: dict[str, Any]) -> dict[str, Any]:
+    """A whole training command as a subprocess: wall clock from process start to exit (imports,
+    Numba cache loading, validation, training, export included), peak RSS of the child.
+
+    This process pins itself to one CPU (setup) and the child inherits that affinity, so the
+    command and every thread it starts (sparsecross's prefetch thread, VW's parser thread) share
+    one core, as the other one-core rows.  Before the timed run an untimed warm-up runs the same
+    command on a small generated file (Numba's on-disk cache filled and library files in the page
+    cache: the timed run is what a user's second run costs, not a first-ever compile)."""
+    import shutil
+    import tempfile
+
+    out = setup(args)
+    kind = args["kind"]
+    rows = int(args["rows"])
+    data = str(Path(args["vw_train"] if kind.startswith("vw") else args["train"]).resolve())
+    env = _child_env()
+    work = Path(tempfile.mkdtemp(prefix="process-", dir=W.CACHE))
+    try:
+        t = time.perf_counter()
+        if kind.startswith("sparsecross") or kind == "dense":
+            where = _run_quiet([sys.executable, "-c", "import sparsecross; print(sparsecross.__file__)"], env, work)
+            out["sparsecross_imported_from"] = where.strip()
+            if not Path(where.strip()).resolve().is_relative_to(ROOT):
+                raise RuntimeError(f"the child imports sparsecross from {where.strip()}, not from {ROOT}")
+            tiny = work / "warm.parquet"
+            _run_quiet([*_sparsecross_exe(), "generate", "--rows", "20000", "--out", str(tiny)], env, work)
+            _run_quiet(_process_cmd(kind, args, str(tiny), work / "warm.scx"), env, work)
+        else:
+            _run_quiet([sys.executable, "-c", "from vowpalwabbit import pyvw"], env, work)
+            head = work / "warm.vw"
+            with open(data, "rb") as src, open(head, "wb") as dst:
+                dst.writelines(line for _, line in zip(range(20000), src))
+            _run_quiet(_process_cmd(kind, args, str(head), work / "warm.model"), env, work)
+        out["warm_s"] = time.perf_counter() - t
+        model = work / ("model.scx" if kind != "vw_sparse" else "model.vw")
+        cmd = _process_cmd(kind, args, data, model)
+        out["command"] = " ".join(cmd)
+        out["loadavg_1m_before"] = os.getloadavg()[0]
+        res = run_timed_child(cmd, env, work)
+        out["loadavg_1m_after"] = os.getloadavg()[0]
+        out.update(res)
+        if res["exit_code"] != 0:
+            out["error"] = f"command exit {res['exit_code']}"
+            return out
+        out.update(kind=kind, rows=rows, seconds=res["wall_s"], rows_per_s=rows / res["wall_s"],
+                   model_bytes=model.stat().st_size)
+        if kind != "vw_sparse":  # untimed check of the result: nonzeros of the written model
+            code = ("import sys, sparsecross; m = sparsecross.load_model(sys.argv[1]); "
+                    "print(m.nonzeros, m.stats.get('rows'))")
+            nz = _run_quiet([sys.executable, "-c", code, str(model)], env, work).split()
+            out["nonzeros"] = int(nz[0])
+            if nz[1] != "None" and int(nz[1]) != rows:
+                out["error"] = f"model trained on {nz[1]} rows, expected {rows}"
+        # time to a bare start of the same program (interpreter + imports up to argument parsing)
+        start_cmd = ([*_sparsecross_exe(), "--version"] if kind.startswith("sparsecross") else
+                     [sys.executable, "-c", "import vowpalwabbit.pyvw"] if kind == "vw_sparse" else
+                     [sys.executable, "-c", "import sys; sys.path[:0] = %r; import numpy, sparsecross, "
+                      "sparsecross.train, bench_kernels" % [str(ROOT), str(BENCH)]])
+        st = run_timed_child(start_cmd, env, work)
+        out["startup_wall_s"] = st["wall_s"]
+        out["startup_peak_rss_bytes"] = st["peak_rss_bytes"]
+        out["startup_command"] = " ".join(start_cmd)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def task_rmw(args: dict[str, Any]) -> dict[str, Any]:
+    """Machine yardstick: random read-modify-writes in a (capacity, 3) uint32 table (key + two
+    float32), the shape and size of the FTRL state table; M RMW/s of ``bench_kernels.rmw_pass``
+    over precomputed independent uniform random slots.  The table is pre-faulted (every page
+    written) before the clock starts; 3 timed passes over the same slots, median reported."""
+    out = setup(args)
+    from bench_kernels import rmw_pass
+
+    numba_one_thread(out["cores"])
+    cap = int(args.get("capacity", 1 << 23))
+    n_ops = int(args.get("ops", 50_000_000))
+    t = time.perf_counter()
+    rmw_pass(np.zeros((8, 3), np.uint32), np.zeros((8, 3), np.uint32).view(np.float32), np.arange(8, dtype=np.int32),
+             np.float32(0.5))
+    out["compile_s"] = time.perf_counter() - t
+    rng = np.random.default_rng(int(args.get("seed", 0)))
+    table = np.empty((cap, 3), np.uint32)
+    table[:, 0] = rng.integers(0, 2**32 - 1, cap, dtype=np.uint32)  # every page written: pre-faulted
+    table[:, 1:] = 0
+    values = table.view(np.float32)
+    slots = rng.integers(0, cap, n_ops, dtype=np.int32)
+    mark_base(out)
+    times, cpu = [], []
+    for _ in range(int(args.get("passes", 3))):
+        c = time.thread_time()
+        t = time.perf_counter()
+        chk = rmw_pass(table, values, slots, np.float32(0.5))
+        times.append(time.perf_counter() - t)
+        cpu.append(time.thread_time() - c)
+    out["peak_rss_bytes"] = peak_rss()
+    dt = float(np.median(times))
+    out["cpu_share"] = float(sum(cpu) / sum(times))  # < 1: the pass waited for its core (other load)
+    out.update(capacity=cap, table_bytes=int(table.nbytes), ops=n_ops, seconds=dt, seconds_all=times,
+               rmw_per_s=n_ops / dt, rmw_per_s_best=n_ops / min(times), checksum=int(chk),
+               anon_huge_pages_bytes=_rollup_kb("AnonHugePages"))
+    return out
+
+
 TASKS = {
     "compile": task_compile,
     "featurize": task_featurize,
@@ -850,6 +1059,8 @@ TASKS = {
     "artifact": task_artifact,
     "predict": task_predict,
     "peer": task_peer,
+    "process": task_process,
+    "rmw": task_rmw,
 }
 
 
