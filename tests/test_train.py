@@ -442,6 +442,73 @@ def test_tiny_capacity_state_grows_mid_batch(spec, sample_xy):
     assert np.array_equal(acc_tiny, acc_big)
 
 
+def _plain_train(X, y, sw, mask, params, capacity, word):
+    """The pre-prefetch kernel and a plain rehash, driven as ``train_batch`` drives
+    ``ftrl_pass``: (table, count, bias, acc) after every row of ``X``."""
+    from tests.reference.ftrl_plain import plain_ftrl_pass, plain_rehash
+
+    fdt = np.float32 if word == np.uint32 else np.float64
+    table = np.zeros((capacity, 3), word)
+    table[:, 0] = np.iinfo(word).max
+    count, bias, acc = np.zeros(1, np.int64), np.zeros(2), np.zeros(3)
+    start, n = 0, X.shape[0]
+    while start < n:
+        start = plain_ftrl_pass(X.indptr, X.indices, X.data, y, sw, mask, start, table, table.view(fdt), count,
+                                int(table.shape[0] * STATE_MODULE.MAX_LOAD), bias, params, acc)
+        if start < n:
+            new = np.zeros((2 * table.shape[0], 3), word)
+            new[:, 0] = np.iinfo(word).max
+            plain_rehash(table, table.view(fdt), new, new.view(fdt))
+            table = new
+    return table, count, bias, acc
+
+
+def _random_csr(seed, n_rows, n_keys, max_len):
+    """Rows of 0..max_len distinct keys from a small key space (every key recurs, long probe
+    runs at load 0.7), float32 values, a few empty rows."""
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(0, max_len + 1, size=n_rows)
+    rows = [np.sort(rng.choice(n_keys, size=ln, replace=False)) for ln in lens]
+    indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    indices = np.concatenate(rows).astype(np.int64) if n_rows else np.zeros(0, np.int64)
+    data = rng.choice(np.array([1.0, 2.0, 0.5, -1.25], np.float32), size=len(indices))
+    X = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_keys))
+    return X, (rng.random(n_rows) < 0.4).astype(np.float64), rng
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("weighted,masked", [(False, False), (True, True)])
+def test_prefetching_kernel_equals_plain_kernel(seed, dtype, weighted, masked):
+    """ftrl_pass (slots prefetched rows ahead) vs the plain one-lookup-at-a-time kernel: same
+    table bytes (same slots), count, bias and progressive-loss sums, with a table that starts
+    at 2 slots and grows mid-batch many times; then the same validation margins."""
+    X, y, rng = _random_csr(seed, 3000, 2500, 9)
+    sw = rng.uniform(0, 2, size=X.shape[0]) if weighted else np.zeros(0)
+    mask = (rng.random(X.shape[0]) < 0.2).astype(np.uint8) if masked else NO_MASK
+    params = FTRLParams(0.3, 1.0, 0.05, 0.01, 0.0)
+    word = np.uint32 if dtype == "float32" else np.uint64
+    ref_table, ref_count, ref_bias, ref_acc = _plain_train(X, y, sw, mask, params, 2, word)
+    st_ = tiny_state(X.shape[1], dtype)
+    acc = np.zeros(3)
+    for a in range(0, X.shape[0], 1000):  # three batches; the table grows from 2 slots mid-batch
+        b = min(X.shape[0], a + 1000)
+        train_batch(st_, Batch(X[a:b], y[a:b], sw[a:b] if weighted else None, a), params,
+                    mask[a:b] if masked else NO_MASK, acc)
+    assert st_.capacity >= 2048
+    assert st_.table.dtype == ref_table.dtype
+    assert st_.table.tobytes() == ref_table.tobytes()
+    assert st_.touched == int(ref_count[0])
+    assert st_.bias.tobytes() == ref_bias.tobytes()
+    assert acc.tobytes() == ref_acc.tobytes()
+    from tests.reference.ftrl_plain import plain_state_margins
+
+    V, _, _ = _random_csr(seed + 100, 500, 3000, 12)  # some keys never trained on
+    ref_m = plain_state_margins(V.indptr, V.indices, V.data, ref_table, ref_table.view(st_.values.dtype),
+                                ref_bias, params)
+    assert st_.margins(V, params).tobytes() == ref_m.tobytes()
+
+
 def test_touched_equals_distinct_columns(spec, sample_xy, reference_run):
     X, _ = sample_xy
     _, state = reference_run
