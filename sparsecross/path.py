@@ -26,7 +26,7 @@ from .metrics import StreamingMetrics
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
-from .state import FTRLState
+from .state import FTRLState, GrowthPlan
 from .train import (TrainParams, _mask_for, check_inputs, check_values, evaluate_states, export_state, prefetch,
                     train_batch)
 
@@ -88,7 +88,7 @@ def check_grid(values: Sequence[float], name: str) -> None:
 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
-                valid: Source | None, batch_rows: int
+                valid: Source | None, batch_rows: int, rows: int
                 ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray]]:
     """Train one state per (l1, l2) over one read of ``source`` per epoch, then validate all
     of them over one read of the validation data (or the holdout rows)."""
@@ -97,13 +97,14 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
     states = [FTRLState(spec.n_columns, base.state_dtype) for _ in settings]
     accs = [np.zeros(3) for _ in settings]
     salt = holdout_salt(spec.hashing.seed)
-    for _ in range(base.epochs):
+    plans = [GrowthPlan(rows) for _ in settings]  # as train(): growths sized in the first epoch
+    for epoch in range(base.epochs):
         for acc in accs:  # as train(): the progressive loss and row count of each epoch
             acc[:] = 0.0
         for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows)):
             mask = _mask_for(batch, base.holdout, salt)
-            for st, tp, acc in zip(states, params, accs):
-                train_batch(st, batch, tp.ftrl, mask, acc)
+            for st, tp, acc, plan in zip(states, params, accs, plans):
+                train_batch(st, batch, tp.ftrl, mask, acc, plan if epoch == 0 else None)
     metrics = evaluate_states([(st, tp.ftrl) for st, tp in zip(states, params)],
                               valid if valid is not None else source, spec, batch_rows=batch_rows,
                               holdout=base.holdout if valid is None else None, salt=salt)
@@ -180,7 +181,7 @@ def regularization_path(
     passes = 1
     if on_pass:
         on_pass(passes, len(settings))
-    points = _points(_train_many(source, spec, settings, base, valid, batch_rows), spec, rows, encoding, schema)
+    points = _points(_train_many(source, spec, settings, base, valid, batch_rows, rows), spec, rows, encoding, schema)
 
     def size_of(p: PathPoint) -> int:
         return p.nonzeros if max_nonzeros is not None else p.model_bytes
@@ -209,7 +210,7 @@ def regularization_path(
                 passes += 1
                 if on_pass:
                     on_pass(passes, len(new))
-                points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows),
+                points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows, rows),
                                   spec, rows, encoding, schema)
         ok = [p for p in points if size_of(p) <= budget_value]
         if ok:

@@ -32,7 +32,7 @@ from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .schema import check_compatible, source_schema
 from .spec import FeatureSpec
-from .state import FTRLState
+from .state import FTRLState, GrowthPlan
 
 __all__ = ["train", "TrainParams", "ProgressEvent", "evaluate_state", "peak_rss_bytes"]
 
@@ -200,8 +200,11 @@ def _mask_for(batch: Batch, fraction: float | None, salt: int) -> np.ndarray:
 
 
 def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np.ndarray,
-                acc: np.ndarray) -> None:
-    """Update ``state`` with every (unmasked) row of ``batch``, growing the table as needed."""
+                acc: np.ndarray, plan: GrowthPlan | None = None) -> None:
+    """Update ``state`` with every (unmasked) row of ``batch``, growing the table as needed.
+
+    ``plan``: sizes each growth from the distinct keys seen so far (rows counted by
+    ``batch.start_row``, in order); without it the table doubles.  Results do not depend on it."""
     X = batch.X
     sw = batch.sample_weight if batch.sample_weight is not None else np.zeros(0)
     start = 0
@@ -211,7 +214,14 @@ def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np
                           state.table, state.values, state.count, state.max_count, state.bias, params, acc)
         if start < n:
             row_nnz = int(X.indptr[start + 1] - X.indptr[start])
-            state.grow(row_nnz)
+            needed = row_nnz
+            if plan is not None:
+                row = batch.start_row + start
+                plan.observe(row, state.touched)
+                needed = max(needed, plan.projected(row, state.touched) - state.touched)
+            state.grow(needed)
+    if plan is not None:
+        plan.observe(batch.start_row + n, state.touched)
 
 
 def evaluate_state(state: FTRLState, params: FTRLParams, source: Source, spec: FeatureSpec, *,
@@ -381,6 +391,8 @@ def train(
             state.save(ckpt_path, {**run_meta, "epoch": ep, "row": row, "acc": acc.tolist(),
                                    "history": history})
 
+    # Growths sized from the keys' own curve in the first epoch (later epochs see no new keys).
+    plan = GrowthPlan(rows_total)
     last_emit = 0.0
     rows_in_run = 0
     trained_in_run = 0
@@ -390,7 +402,7 @@ def train(
         if start_row < rows_total:
             for batch in prefetch(iter_batches(source, spec, batch_rows=batch_rows, start_row=start_row)):
                 mask = _mask_for(batch, holdout, salt)
-                train_batch(state, batch, params, mask, acc)
+                train_batch(state, batch, params, mask, acc, plan if epoch == 0 else None)
                 n = batch.X.shape[0]
                 rows_in_run += n
                 trained_in_run += n - int(np.count_nonzero(mask))

@@ -43,6 +43,7 @@ from sparsecross import (  # noqa: E402
 )
 from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
 from sparsecross.featurize import Batch  # noqa: E402
+from sparsecross.state import GrowthPlan  # noqa: E402
 from sparsecross.train import train_batch  # noqa: E402
 from tests.reference.ftrl_reference import ReferenceFTRL  # noqa: E402
 
@@ -399,6 +400,8 @@ def test_chunking_invariance(spec, reference_run, monkeypatch, batch_rows, tiny)
     # tiny: the table starts with 2 slots (warm start from an empty tiny state), so it grows
     # many times, mid-batch
     init = tiny_state(spec.n_columns, "float32") if tiny else None
+    if tiny:  # doubling only (no projected sizes), so that it grows many times mid-batch
+        monkeypatch.setattr(GrowthPlan, "projected", lambda self, row, touched: touched)
     grows = []
     orig_grow = FTRLState.grow
 
@@ -507,6 +510,62 @@ def test_prefetching_kernel_equals_plain_kernel(seed, dtype, weighted, masked):
     ref_m = plain_state_margins(V.indptr, V.indices, V.data, ref_table, ref_table.view(st_.values.dtype),
                                 ref_bias, params)
     assert st_.margins(V, params).tobytes() == ref_m.tobytes()
+
+
+@pytest.mark.parametrize("batch_rows", [1000, 1 << 18])
+def test_growth_plan_changes_no_result(spec, monkeypatch, batch_rows):
+    """Tables sized by the projected key count vs tables that only double, both from 2 slots:
+    the same state, progressive loss and model bytes, in fewer growths and no larger table."""
+    runs = {}
+    for sized in (True, False):
+        with monkeypatch.context() as m:
+            if not sized:
+                m.setattr(GrowthPlan, "projected", lambda self, row, touched: touched)
+            runs[sized] = sparsecross.train(SAMPLE, spec, alpha=0.15, l1=0.5, batch_rows=batch_rows, holdout=0.2,
+                                            init_state=tiny_state(spec.n_columns, "float32"), return_state=True)
+    (m1, s1), (m0, s0) = runs[True], runs[False]
+    assert s1.as_dict() == s0.as_dict()
+    assert s1.bias.tobytes() == s0.bias.tobytes()
+    _assert_same_model(m1, m0)
+    assert m1.stats["progressive_logloss"] == m0.stats["progressive_logloss"]
+    if HAVE_ARTIFACT:
+        assert model_bytes(m1) == model_bytes(m0)
+    assert 0 < s1.growths < s0.growths
+    assert s1.capacity <= s0.capacity
+
+
+def test_growth_plan_projection_properties():
+    # an exact power law touched = 3 * rows**0.8: projected HORIZON times ahead, to 1e-9
+    plan = GrowthPlan(10**9)
+    for n in (1000, 2000, 4000, 8000):
+        plan.observe(n, round(3 * n ** 0.8))
+    n, t = 16000, 3 * 16000 ** 0.8
+    assert plan.projected(n, round(t)) == pytest.approx(t * GrowthPlan.HORIZON ** 0.8, rel=1e-3)
+    # never past the end of the data; nothing to project at the end or with too short a history
+    short = GrowthPlan(20000)
+    for n in (1000, 2000, 4000, 8000):
+        short.observe(n, round(3 * n ** 0.8))
+    assert short.projected(16000, round(t)) == pytest.approx(t * (20000 / 16000) ** 0.8, rel=1e-3)
+    assert short.projected(20000, 7000) == 7000
+    fresh = GrowthPlan(10**9)
+    assert fresh.projected(5000, 4000) == 4000
+    fresh.observe(4000, 3500)
+    assert fresh.projected(5000, 4000) == 4000  # no point at or before half the rows
+    # a key space that saturates: the exponent declines, so the projection stays below the
+    # power law of the last interval, and a saturated space projects no new keys
+    sat = GrowthPlan(10**9)
+    for n, k in ((1000, 900), (2000, 1600), (4000, 2600)):
+        sat.observe(n, k)
+    p = sat.projected(8000, 3600)
+    assert 3600 < p < 3600 * (8 ** math.log2(3600 / 2600))
+    flat = GrowthPlan(10**9)
+    for n in (1000, 2000, 4000):
+        flat.observe(n, 500)
+    assert flat.projected(8000, 500) == 500
+    # an exponent above 1 (rows longer than before) is taken as 1
+    steep = GrowthPlan(10**9)
+    steep.observe(1000, 100)
+    assert steep.projected(2000, 1000) == pytest.approx(1000 * GrowthPlan.HORIZON, rel=1e-9)
 
 
 def test_touched_equals_distinct_columns(spec, sample_xy, reference_run):
