@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
+from llvmlite.binding import llvm_version_info
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import kernel
 from .hash import fmix64
+
+
+#: The intrinsic's name is mangled by its pointer type: ``ptr`` (opaque pointers, LLVM >= 16 as
+#: llvmlite >= 0.45 uses it) or ``i8*`` (LLVM 14/15 of older llvmlite, typed pointers).
+_PREFETCH_NAME = "llvm.prefetch.p0" if llvm_version_info[0] >= 16 else "llvm.prefetch.p0i8"
 
 
 @intrinsic
@@ -42,7 +48,7 @@ def prefetch_slot(typingctx, table, s):
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
+                                            _PREFETCH_NAME)
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
         return context.get_dummy_value()
 
