@@ -4,8 +4,10 @@ Memory is proportional to the number of *touched* coordinates, never to ``2**bit
 column space.  A slot is one row ``(key, z, n)`` of a ``(capacity, 3)`` array, so a lookup
 touches one cache line: 12 bytes (uint32 key, float32 z and n) in the default compact layout,
 24 bytes (uint64, float64) when ``state_dtype="float64"`` or when column ids need more than
-32 bits.  The table doubles when it is ``MAX_LOAD`` full, so it is 35-70% full: 17-34 bytes
-per touched feature in the compact layout.
+32 bits.  The table grows when it is ``MAX_LOAD`` full: it doubles, or (``GrowthPlan``, used by
+``train``) grows at once to the key count projected for the rest of the epoch, so it is usually
+35-70% full: 17-34 bytes per touched feature in the compact layout (less full, for a while,
+after a projected growth).
 """
 
 from __future__ import annotations
