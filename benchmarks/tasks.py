@@ -333,6 +333,7 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
                model_bytes=len(model_bytes(model, "float32")), bias_if_regularized=float(bias_l1))
     out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, touched_features=int(model.stats["touched_features"]),
                nonzeros=model.nonzeros, state_bytes=state.nbytes, state_capacity=state.capacity,
+               state_growths=getattr(state, "growths", None),
                progressive_logloss=model.stats.get("progressive_logloss"), bias=model.bias,
                compiles_during_run=kernel_signatures() - sig0,
                model_digest=model_digest(model.keys, model.weights, model.bias))
@@ -460,10 +461,16 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         state = FTRLState(n_columns, args.get("state_dtype", "float32"), capacity=cap)
         nomask = np.zeros(0, np.uint8)
         grows = 0
+        try:  # growths sized from the key curve, as sparsecross.train does (library >= 9436816)
+            from sparsecross.state import GrowthPlan
+
+            plan: tuple[Any, ...] = (GrowthPlan(nrows),)
+        except ImportError:
+            plan = ()
         for s, e in chunks:
             cap0 = state.capacity
             train_batch(state, Batch(_CSR(indptr[s:e + 1], indices, data, n_columns), y[s:e], None, s),
-                        params, nomask, acc)
+                        params, nomask, acc, *plan)
             grows += state.capacity != cap0
         dt = time.perf_counter() - t
         out["cpu_share"] = (time.process_time() - c) / dt  # < 1: waited for its core (other load)
@@ -471,7 +478,7 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         keys, w32 = state.nonzero_weights(params)
         bias_w = state.bias_weight(params)
         out.update(touched_features=state.touched, state_bytes=state.nbytes, state_capacity=state.capacity,
-                   grow_batches=grows)
+                   grow_batches=grows, state_growths=getattr(state, "growths", None))
     elif impl.startswith("proto_record"):  # prototype layout, presized like sparsecross_presized
         from bench_kernels import record_export, record_ftrl_pass
 

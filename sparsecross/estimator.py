@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import DataError, NotFittedError
-from .state import FTRLState
+from .state import FTRLState, GrowthPlan
 from .train import TrainParams, train_batch
 from .featurize import Batch
 
@@ -173,7 +173,7 @@ class FTRLClassifier:
             if len(sw) != len(yy) or not np.all(np.isfinite(sw)) or (sw < 0).any():
                 raise ValueError("sample_weight must be finite, >= 0 and one per row")
         train_batch(self.state_, Batch(X, yy, sw, 0), params.ftrl, np.zeros(0, dtype=np.uint8),
-                    np.zeros(3, dtype=np.float64))
+                    np.zeros(3, dtype=np.float64), GrowthPlan(X.shape[0]))
 
     # ------------------------------------------------------------- inference
     def _check_fitted(self) -> None:

@@ -27,7 +27,7 @@ from .model import SparseModel
 from .order import Shuffle
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
-from .state import FTRLState
+from .state import FTRLState, GrowthPlan
 from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, _train_mask, check_inputs,
                     check_values, evaluate_states, export_state, prefetch, train_batch)
 
@@ -89,7 +89,7 @@ def check_grid(values: Sequence[float], name: str) -> None:
 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
-                valid: Source | None, batch_rows: int, order: Shuffle | None = None
+                valid: Source | None, batch_rows: int, rows: int, order: Shuffle | None = None
                 ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]]:
     """Train one state per (l1, l2) over one read of ``source`` per epoch (in ``order``'s
     shuffled order when given, as ``train``), then validate all of them over one read of the
@@ -100,16 +100,19 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
     accs = [np.zeros(3) for _ in settings]
     salt = holdout_salt(spec.hashing.seed)
     skipped = 0
+    plans = [GrowthPlan(rows) for _ in settings]  # as train(): growths sized in the first epoch
     for epoch in range(base.epochs):
         for acc in accs:  # as train(): the progressive loss and row count of each epoch
             acc[:] = 0.0
         skipped = 0  # as train(): rows of the last epoch skipped for a missing label
+        position = 0  # in this epoch's reading order (shuffled batches do not start at their start_row)
         for batch in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, 0)):
             mask = _train_mask(batch, base.holdout, salt)
             if batch.skip is not None:
                 skipped += int(np.count_nonzero(batch.skip))
-            for st, tp, acc in zip(states, params, accs):
-                train_batch(st, batch, tp.ftrl, mask, acc)
+            for st, tp, acc, plan in zip(states, params, accs, plans):
+                train_batch(st, batch, tp.ftrl, mask, acc, plan if epoch == 0 else None, position)
+            position += batch.X.shape[0]
     metrics = evaluate_states([(st, tp.ftrl) for st, tp in zip(states, params)],
                               valid if valid is not None else source, spec, batch_rows=batch_rows,
                               holdout=base.holdout if valid is None else None, salt=salt)
@@ -197,8 +200,8 @@ def regularization_path(
     passes = 1
     if on_pass:
         on_pass(passes, len(settings))
-    points = _points(_train_many(source, spec, settings, base, valid, batch_rows, order), spec, rows, encoding,
-                     schema, order)
+    points = _points(_train_many(source, spec, settings, base, valid, batch_rows, rows, order), spec, rows,
+                     encoding, schema, order)
 
     def size_of(p: PathPoint) -> int:
         return p.nonzeros if max_nonzeros is not None else p.model_bytes
@@ -228,7 +231,7 @@ def regularization_path(
                 if on_pass:
                     on_pass(passes, len(new))
                 points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows,
-                                              order), spec, rows, encoding, schema, order)
+                                              rows, order), spec, rows, encoding, schema, order)
         ok = [p for p in points if size_of(p) <= budget_value]
         if ok:
             chosen = min(ok, key=lambda p: (p.valid_logloss, size_of(p)))

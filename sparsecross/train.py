@@ -34,7 +34,7 @@ from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, OrderCheck, Shuffle, iter_shuffl
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .schema import check_compatible, source_schema
 from .spec import FeatureSpec
-from .state import FTRLState
+from .state import FTRLState, GrowthPlan
 
 __all__ = ["train", "TrainParams", "ProgressEvent", "evaluate_state", "peak_rss_bytes"]
 
@@ -227,10 +227,16 @@ def _score_mask(batch: Batch, fraction: float | None, salt: int) -> tuple[np.nda
 
 
 def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np.ndarray,
-                acc: np.ndarray) -> None:
-    """Update ``state`` with every (unmasked) row of ``batch``, growing the table as needed."""
+                acc: np.ndarray, plan: GrowthPlan | None = None, position: int | None = None) -> None:
+    """Update ``state`` with every (unmasked) row of ``batch``, growing the table as needed.
+
+    ``plan``: sizes each growth from the distinct keys seen so far, rows counted from
+    ``position`` (the batch's place in the epoch's reading order; default ``batch.start_row``,
+    which is that place when the data are not shuffled); without it the table doubles.
+    Results do not depend on it."""
     X = batch.X
     sw = batch.sample_weight if batch.sample_weight is not None else np.zeros(0)
+    first = batch.start_row if position is None else position
     start = 0
     n = X.shape[0]
     while start < n:
@@ -238,7 +244,14 @@ def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np
                           state.table, state.values, state.count, state.max_count, state.bias, params, acc)
         if start < n:
             row_nnz = int(X.indptr[start + 1] - X.indptr[start])
-            state.grow(row_nnz)
+            needed = row_nnz
+            if plan is not None:
+                row = first + start
+                plan.observe(row, state.touched)
+                needed = max(needed, plan.projected(row, state.touched) - state.touched)
+            state.grow(needed)
+    if plan is not None:
+        plan.observe(first + n, state.touched)
 
 
 def evaluate_state(state: FTRLState, params: FTRLParams, source: Source, spec: FeatureSpec, *,
@@ -466,6 +479,8 @@ def train(
                 meta["best_epoch"] = best_epoch
             state.save(ckpt_path, meta)
 
+    # Growths sized from the keys' own curve in the first epoch (later epochs see no new keys).
+    plan = GrowthPlan(rows_total)
     last_emit = 0.0
     rows_in_run = 0
     trained_in_run = 0
@@ -484,7 +499,7 @@ def train(
                 mask = _train_mask(batch, holdout, salt)
                 if check is not None:
                     check.update(row_end, batch.y)
-                train_batch(state, batch, params, mask, acc)
+                train_batch(state, batch, params, mask, acc, plan if epoch == 0 else None, row_end)
                 if batch.skip is not None and len(batch.skip):
                     skipped += int(np.count_nonzero(batch.skip))
                 n = batch.X.shape[0]

@@ -43,6 +43,7 @@ from sparsecross import (  # noqa: E402
 )
 from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
 from sparsecross.featurize import Batch  # noqa: E402
+from sparsecross.state import GrowthPlan  # noqa: E402
 from sparsecross.train import train_batch  # noqa: E402
 from tests.reference.ftrl_reference import ReferenceFTRL  # noqa: E402
 
@@ -399,6 +400,8 @@ def test_chunking_invariance(spec, reference_run, monkeypatch, batch_rows, tiny)
     # tiny: the table starts with 2 slots (warm start from an empty tiny state), so it grows
     # many times, mid-batch
     init = tiny_state(spec.n_columns, "float32") if tiny else None
+    if tiny:  # doubling only (no projected sizes), so that it grows many times mid-batch
+        monkeypatch.setattr(GrowthPlan, "projected", lambda self, row, touched: touched)
     grows = []
     orig_grow = FTRLState.grow
 
@@ -440,6 +443,129 @@ def test_tiny_capacity_state_grows_mid_batch(spec, sample_xy):
     train_batch(tiny, Batch(X, y, None, 0), params, NO_MASK, acc_tiny)
     assert tiny.as_dict() == big.as_dict()
     assert np.array_equal(acc_tiny, acc_big)
+
+
+def _plain_train(X, y, sw, mask, params, capacity, word):
+    """The pre-prefetch kernel and a plain rehash, driven as ``train_batch`` drives
+    ``ftrl_pass``: (table, count, bias, acc) after every row of ``X``."""
+    from tests.reference.ftrl_plain import plain_ftrl_pass, plain_rehash
+
+    fdt = np.float32 if word == np.uint32 else np.float64
+    table = np.zeros((capacity, 3), word)
+    table[:, 0] = np.iinfo(word).max
+    count, bias, acc = np.zeros(1, np.int64), np.zeros(2), np.zeros(3)
+    start, n = 0, X.shape[0]
+    while start < n:
+        start = plain_ftrl_pass(X.indptr, X.indices, X.data, y, sw, mask, start, table, table.view(fdt), count,
+                                int(table.shape[0] * STATE_MODULE.MAX_LOAD), bias, params, acc)
+        if start < n:
+            new = np.zeros((2 * table.shape[0], 3), word)
+            new[:, 0] = np.iinfo(word).max
+            plain_rehash(table, table.view(fdt), new, new.view(fdt))
+            table = new
+    return table, count, bias, acc
+
+
+def _random_csr(seed, n_rows, n_keys, max_len):
+    """Rows of 0..max_len distinct keys from a small key space (every key recurs, long probe
+    runs at load 0.7), float32 values, a few empty rows."""
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(0, max_len + 1, size=n_rows)
+    rows = [np.sort(rng.choice(n_keys, size=ln, replace=False)) for ln in lens]
+    indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    indices = np.concatenate(rows).astype(np.int64) if n_rows else np.zeros(0, np.int64)
+    data = rng.choice(np.array([1.0, 2.0, 0.5, -1.25], np.float32), size=len(indices))
+    X = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_keys))
+    return X, (rng.random(n_rows) < 0.4).astype(np.float64), rng
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("weighted,masked", [(False, False), (True, True)])
+def test_prefetching_kernel_equals_plain_kernel(seed, dtype, weighted, masked):
+    """ftrl_pass (slots prefetched rows ahead) vs the plain one-lookup-at-a-time kernel: same
+    table bytes (same slots), count, bias and progressive-loss sums, with a table that starts
+    at 2 slots and grows mid-batch many times; then the same validation margins."""
+    X, y, rng = _random_csr(seed, 3000, 2500, 9)
+    sw = rng.uniform(0, 2, size=X.shape[0]) if weighted else np.zeros(0)
+    mask = (rng.random(X.shape[0]) < 0.2).astype(np.uint8) if masked else NO_MASK
+    params = FTRLParams(0.3, 1.0, 0.05, 0.01, 0.0)
+    word = np.uint32 if dtype == "float32" else np.uint64
+    ref_table, ref_count, ref_bias, ref_acc = _plain_train(X, y, sw, mask, params, 2, word)
+    st_ = tiny_state(X.shape[1], dtype)
+    acc = np.zeros(3)
+    for a in range(0, X.shape[0], 1000):  # three batches; the table grows from 2 slots mid-batch
+        b = min(X.shape[0], a + 1000)
+        train_batch(st_, Batch(X[a:b], y[a:b], sw[a:b] if weighted else None, a), params,
+                    mask[a:b] if masked else NO_MASK, acc)
+    assert st_.capacity >= 2048
+    assert st_.table.dtype == ref_table.dtype
+    assert st_.table.tobytes() == ref_table.tobytes()
+    assert st_.touched == int(ref_count[0])
+    assert st_.bias.tobytes() == ref_bias.tobytes()
+    assert acc.tobytes() == ref_acc.tobytes()
+    from tests.reference.ftrl_plain import plain_state_margins
+
+    V, _, _ = _random_csr(seed + 100, 500, 3000, 12)  # some keys never trained on
+    ref_m = plain_state_margins(V.indptr, V.indices, V.data, ref_table, ref_table.view(st_.values.dtype),
+                                ref_bias, params)
+    assert st_.margins(V, params).tobytes() == ref_m.tobytes()
+
+
+@pytest.mark.parametrize("batch_rows", [1000, 1 << 18])
+def test_growth_plan_changes_no_result(spec, monkeypatch, batch_rows):
+    """Tables sized by the projected key count vs tables that only double, both from 2 slots:
+    the same state, progressive loss and model bytes, in fewer growths and no larger table."""
+    runs = {}
+    for sized in (True, False):
+        with monkeypatch.context() as m:
+            if not sized:
+                m.setattr(GrowthPlan, "projected", lambda self, row, touched: touched)
+            runs[sized] = sparsecross.train(SAMPLE, spec, alpha=0.15, l1=0.5, batch_rows=batch_rows, holdout=0.2,
+                                            init_state=tiny_state(spec.n_columns, "float32"), return_state=True)
+    (m1, s1), (m0, s0) = runs[True], runs[False]
+    assert s1.as_dict() == s0.as_dict()
+    assert s1.bias.tobytes() == s0.bias.tobytes()
+    _assert_same_model(m1, m0)
+    assert m1.stats["progressive_logloss"] == m0.stats["progressive_logloss"]
+    if HAVE_ARTIFACT:
+        assert model_bytes(m1) == model_bytes(m0)
+    assert 0 < s1.growths < s0.growths
+    assert s1.capacity <= s0.capacity
+
+
+def test_growth_plan_projection_properties():
+    # an exact power law touched = 3 * rows**0.8: projected HORIZON times ahead, to 1e-9
+    plan = GrowthPlan(10**9)
+    for n in (1000, 2000, 4000, 8000):
+        plan.observe(n, round(3 * n ** 0.8))
+    n, t = 16000, 3 * 16000 ** 0.8
+    assert plan.projected(n, round(t)) == pytest.approx(t * GrowthPlan.HORIZON ** 0.8, rel=1e-3)
+    # never past the end of the data; nothing to project at the end or with too short a history
+    short = GrowthPlan(20000)
+    for n in (1000, 2000, 4000, 8000):
+        short.observe(n, round(3 * n ** 0.8))
+    assert short.projected(16000, round(t)) == pytest.approx(t * (20000 / 16000) ** 0.8, rel=1e-3)
+    assert short.projected(20000, 7000) == 7000
+    fresh = GrowthPlan(10**9)
+    assert fresh.projected(5000, 4000) == 4000
+    fresh.observe(4000, 3500)
+    assert fresh.projected(5000, 4000) == 4000  # no point at or before half the rows
+    # a key space that saturates: the exponent declines, so the projection stays below the
+    # power law of the last interval, and a saturated space projects no new keys
+    sat = GrowthPlan(10**9)
+    for n, k in ((1000, 900), (2000, 1600), (4000, 2600)):
+        sat.observe(n, k)
+    p = sat.projected(8000, 3600)
+    assert 3600 < p < 3600 * (8 ** math.log2(3600 / 2600))
+    flat = GrowthPlan(10**9)
+    for n in (1000, 2000, 4000):
+        flat.observe(n, 500)
+    assert flat.projected(8000, 500) == 500
+    # an exponent above 1 (rows longer than before) is taken as 1
+    steep = GrowthPlan(10**9)
+    steep.observe(1000, 100)
+    assert steep.projected(2000, 1000) == pytest.approx(1000 * GrowthPlan.HORIZON, rel=1e-9)
 
 
 def test_touched_equals_distinct_columns(spec, sample_xy, reference_run):

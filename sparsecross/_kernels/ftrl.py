@@ -14,9 +14,15 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import kernel
-from .table import slot_of
+from .table import prefetch_keys, slot_of
 
 EPS = 1e-15
+
+#: Rows ahead whose slots ``ftrl_pass`` / ``state_margins`` prefetch: a row's lookups are
+#: cache misses in a table larger than the caches, and the CPU can have about ten misses in
+#: flight; fetching the slots of row ``r + PREFETCH_ROWS`` while row ``r`` is updated overlaps
+#: them (the update order and every value stay exactly as without the prefetch).
+PREFETCH_ROWS = 4
 
 
 class FTRLParams(NamedTuple):
@@ -87,7 +93,13 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
     slots = np.empty(max_len, dtype=np.int64)
     ws = np.empty(max_len, dtype=np.float64)
     empty = table[0, 0] | ~table[0, 0]
+    for r in range(start, min(n_rows, start + PREFETCH_ROWS)):
+        if not (has_mask and row_mask[r] != 0):
+            prefetch_keys(table, indices, indptr[r], indptr[r + 1])
     for r in range(start, n_rows):
+        rp = r + PREFETCH_ROWS
+        if rp < n_rows and not (has_mask and row_mask[rp] != 0):
+            prefetch_keys(table, indices, indptr[rp], indptr[rp + 1])
         if has_mask and row_mask[r] != 0:
             continue
         a = indptr[r]
@@ -139,7 +151,12 @@ def state_margins(indptr, indices, data, table, vals, bias, params):
     out = np.empty(n_rows, dtype=np.float64)
     empty = table[0, 0] | ~table[0, 0]
     wb = weight(bias[0], bias[1], alpha, beta, 0.0, 0.0)
+    for r in range(min(n_rows, PREFETCH_ROWS)):
+        prefetch_keys(table, indices, indptr[r], indptr[r + 1])
     for r in range(n_rows):
+        rp = r + PREFETCH_ROWS
+        if rp < n_rows:
+            prefetch_keys(table, indices, indptr[rp], indptr[rp + 1])
         m = wb
         for k in range(indptr[r], indptr[r + 1]):
             key = table.dtype.type(indices[k])
