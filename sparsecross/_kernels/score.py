@@ -54,7 +54,15 @@ def accumulate_metrics(margins, y, sw, row_mask, pos, neg, acc, limit):
             p = e / (1.0 + e)
         q = min(max(p, 1e-15), 1.0 - 1e-15)
         yr = y[r]
-        acc[0] += -(yr * math.log(q) + (1.0 - yr) * math.log(1.0 - q)) * w
+        # For a label of exactly 1 or 0 one log is enough: the other term is a zero (+-0.0)
+        # added to a nonzero finite log, which leaves it unchanged bit for bit.
+        if yr == 1.0:
+            ll = math.log(q)
+        elif yr == 0.0:
+            ll = math.log(1.0 - q)
+        else:
+            ll = yr * math.log(q) + (1.0 - yr) * math.log(1.0 - q)
+        acc[0] += -ll * w
         acc[1] += w
         acc[2] += 1.0
         b = np.int64(math.floor((m + limit) * scale))
