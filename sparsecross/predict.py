@@ -14,14 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from ._kernels.score import finish_sigmoid, score_features, score_csr
+from ._kernels.score import finish_sigmoid, score_csr, score_features
 from .errors import OutputError, ParameterError, SparseCrossError
 from .files import atomic_output, check_outputs
-from .featurize import SLICE_ENTRIES, _feature_ids, _labels, _plan, featurize_features
+from .featurize import SLICE_ENTRIES, _feature_ids, _labels, _plan
 from .metrics import StreamingMetrics
 from .model import SparseModel
-from .read import (DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located, open_checked,
-                   resolve_files)
+from .read import Source, check_schema, iter_record_batches, located, open_checked, resolve_files
 from .schema import check_compatible, schema_classes
 
 __all__ = ["decision_function", "predict_proba", "predict_file", "evaluate", "sigmoid", "write_parquet_atomically"]
@@ -206,6 +205,11 @@ def write_parquet_atomically(tables: Iterable[pa.Table], out: str | os.PathLike[
 
 PREDICTION_COLUMN = "probability"
 
+#: Default rows per batch of predict_file and evaluate: larger than the reader's default
+#: (fewer Python round trips per row, about 10% less CPU on the benchmark) for about 30 MB
+#: more peak memory with a handful of feature columns.
+PREDICT_BATCH_ROWS = 1 << 18
+
 
 def kept_schema(model: SparseModel, source: Source, keep: Sequence[str]) -> pa.Schema:
     """The output schema: the ``keep`` columns with their types in the (first) input file,
@@ -223,7 +227,7 @@ def kept_schema(model: SparseModel, source: Source, keep: Sequence[str]) -> pa.S
 
 
 def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str], *,
-                 keep: Sequence[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
+                 keep: Sequence[str] = (), batch_rows: int = PREDICT_BATCH_ROWS,
                  on_batch: Any = None) -> int:
     """Score Parquet ``source`` into Parquet ``out`` (column ``probability``, float64, plus
     the ``keep`` columns with their input types), streaming.  Written to a temporary file and
@@ -257,7 +261,7 @@ def predict_file(model: SparseModel, source: Source, out: str | os.PathLike[str]
     return write_parquet_atomically(tables(), out, on_table=on_batch, schema=schema)
 
 
-def evaluate(model: SparseModel, source: Source, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+def evaluate(model: SparseModel, source: Source, *, batch_rows: int = PREDICT_BATCH_ROWS,
              on_batch: Any = None) -> dict[str, Any]:
     """Rows, logloss and ROC AUC of ``model`` on labelled Parquet ``source`` (streaming)."""
     check_source(model, source, label=True)
