@@ -6,3 +6,6 @@ DEFAULT_BATCH_ROWS = 1 << 16
 
 #: Rows permuted together by ``--shuffle`` (memory scales with it; the order depends on it).
 DEFAULT_SHUFFLE_BUFFER_ROWS = 1 << 18
+
+#: Rows per batch when scoring (predict, eval): larger than training's, about 10% less CPU.
+PREDICT_BATCH_ROWS = 1 << 18

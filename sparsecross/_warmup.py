@@ -43,3 +43,9 @@ def warmup() -> None:
 
         model = export_state(st, spec, TrainParams(l1=0.0), [], 2)
     predict_proba(model, table)
+    from .metrics import StreamingMetrics
+
+    labels = np.array([0.0, 1.0])
+    StreamingMetrics().update(np.zeros(2), labels)
+    labels.flags.writeable = False  # evaluate's labels: a read-only view of an Arrow buffer
+    StreamingMetrics().update(np.zeros(2), labels)

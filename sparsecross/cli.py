@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
+from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS, PREDICT_BATCH_ROWS
 from .cli_output import (  # noqa: F401  (cli_extra and tests use these through cli)
     _fmt,
     _fmt_bytes,
@@ -527,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--keep", help="comma-separated input columns to copy to the output (e.g. an id)")
     pr.add_argument("--margin", action="store_true",
                     help="also write the raw log-odds X @ w + bias as column 'margin' (float64)")
-    pr.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, dest="batch_rows", help=f"rows per batch (default {DEFAULT_BATCH_ROWS:,})")
+    pr.add_argument("--batch-rows", type=int, default=PREDICT_BATCH_ROWS, dest="batch_rows",
+                    help=f"rows per batch (default {PREDICT_BATCH_ROWS:,})")
     pr.add_argument("--dask", metavar="ADDRESS", help="score on Dask: local:N or tcp://HOST:PORT (same result)")
     common(pr)
     pr.set_defaults(func=cmd_predict)
@@ -538,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="model file (.scx)")
     e.add_argument("data", help="Parquet file, folder or glob")
     e.add_argument("--json", action="store_true", help="print JSON with keys rows, logloss, auc")
-    e.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, dest="batch_rows", help=f"rows per batch (default {DEFAULT_BATCH_ROWS:,})")
+    e.add_argument("--batch-rows", type=int, default=PREDICT_BATCH_ROWS, dest="batch_rows",
+                   help=f"rows per batch (default {PREDICT_BATCH_ROWS:,})")
     e.add_argument("--dask", metavar="ADDRESS", help="evaluate on Dask: local:N or tcp://HOST:PORT")
     common(e)
     e.set_defaults(func=cmd_eval)

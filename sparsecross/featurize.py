@@ -346,6 +346,17 @@ def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, star
 def _featurize_slice(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatch,
                      start_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, indices, data) of the rows of ``table`` (one slice of a batch)."""
+    ids, missing = _feature_ids(spec, plan, table, start_row)
+    return K.build_csr(
+        ids, missing, plan.skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
+        plan.comp_feat, plan.comp_stride, plan.mask, plan.hashed_offset,
+    )
+
+
+def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatch,
+                 start_row: int) -> tuple[np.ndarray, np.ndarray]:
+    """``build_csr``'s inputs for the rows of ``table``: per-feature local ids / keys
+    (uint64[F, n]) and missing flags (uint8[F, n])."""
     n = table.num_rows
     nf = len(spec.features)
     ids = np.empty((nf, n), dtype=np.uint64)
@@ -388,10 +399,7 @@ def _featurize_slice(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.Record
                                  f.invalid == "missing", ids[fi], missing[fi])
             if bad_row >= 0:
                 raise _coordinate_error(f.name, f.columns, lat, lon, mode, start_row)
-    return K.build_csr(
-        ids, missing, plan.skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
-        plan.comp_feat, plan.comp_stride, plan.mask, plan.hashed_offset,
-    )
+    return ids, missing
 
 
 def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon: np.ndarray, mode: int,

@@ -22,6 +22,7 @@ import sparsecross as sx
 from sparsecross.cli import main
 from sparsecross.errors import SchemaError, SparseCrossError
 from sparsecross.predict import decision_function, evaluate, predict_file, predict_proba
+from tests.test_featurize import _many_rows, _many_spec, _parse_or_skip, spec_and_table, table_from_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = REPO_ROOT / "data" / "sample.parquet"
@@ -338,3 +339,146 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     # too small a demo is refused
     assert main(["demo", "--rows", "10", "--cache", str(tmp_path)]) == 1
     assert capsys.readouterr().err.startswith("sparsecross: error:")
+
+
+# ------------------------------------------- fused featurize + score == featurize, then score_csr
+def _masked_sigmoid(m: np.ndarray) -> np.ndarray:
+    """The logistic function as predict computed it before the fused path (the reference)."""
+    out = np.empty_like(m, dtype=np.float64)
+    pos = m >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-m[pos]))
+    e = np.exp(m[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+def _csr_margins(model: sx.SparseModel, table: pa.Table) -> np.ndarray:
+    """The two-step path: the CSR rows, then score_csr (what the fused kernel must equal)."""
+    from sparsecross._kernels.score import score_csr
+    from sparsecross.featurize import featurize_features
+
+    X = featurize_features(model.spec, table)
+    tk, tw = model.lookup_table()
+    return score_csr(X.indptr, X.indices, X.data, tk, tw, model.bias)
+
+
+def _random_model(spec: sx.FeatureSpec, table: pa.Table, rng: np.random.Generator, *,
+                  frac: float = 0.6, extra: int = 20) -> sx.SparseModel:
+    """Weights on a random part of the columns ``table`` uses, plus random other columns."""
+    from sparsecross.featurize import featurize_features
+
+    used = np.unique(featurize_features(spec, table).indices)
+    keys = used[rng.random(len(used)) < frac]
+    keys = np.unique(np.r_[keys, rng.integers(0, spec.n_columns, extra)]).astype(np.uint64)
+    weights = rng.normal(0, 2, len(keys)).astype(np.float32)
+    weights[weights == 0] = 1.0
+    if len(weights) > 3:
+        weights[rng.integers(0, len(weights), 2)] = np.float32(300.0)  # saturated probabilities
+    return sx.SparseModel(keys, weights, float(rng.normal(0, 1)), spec)
+
+
+def _assert_fused_equals_csr(model: sx.SparseModel, table: pa.Table) -> None:
+    import importlib
+
+    P = importlib.import_module("sparsecross.predict")
+    ref = _csr_margins(model, table)
+    for dense in (P.DENSE_OUTPUT_COLUMNS, 0, 1 << 40):  # default, never dense, always dense
+        old = P.DENSE_OUTPUT_COLUMNS
+        P.DENSE_OUTPUT_COLUMNS = dense
+        try:
+            P._SCORERS.pop(model, None)
+            got = P._margins(model, table)
+        finally:
+            P.DENSE_OUTPUT_COLUMNS = old
+            P._SCORERS.pop(model, None)
+        assert got.dtype == np.float64 and got.shape == (table.num_rows,)
+        np.testing.assert_array_equal(got.view(np.uint64), ref.view(np.uint64))
+    # batches of one row and of seven rows (with start_row) give the same bits
+    for step in (1, 7):
+        parts = [P._margins(model, table.slice(a, step), a) for a in range(0, table.num_rows, step)]
+        got = np.concatenate(parts) if parts else np.zeros(0)
+        np.testing.assert_array_equal(got.view(np.uint64), ref.view(np.uint64))
+    p = model.predict_proba(table)
+    np.testing.assert_array_equal(p.view(np.uint64), _masked_sigmoid(ref).view(np.uint64))
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_fused_scoring_equals_featurize_then_score_csr(data: st.DataObject) -> None:
+    """Random specs (every feature kind, skip/bucket missing values, exact and hashed crosses,
+    few hash bits so rows have collisions) and tables (nulls, NaN, out-of-range coordinates
+    read as missing, every string type): the fused kernel's margins are bit for bit those of
+    the CSR rows through score_csr, as are the probabilities of the masked sigmoid."""
+    spec_dict, table = data.draw(spec_and_table())
+    spec = _parse_or_skip(spec_dict)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    model = _random_model(spec, table, rng, frac=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
+    try:
+        _csr_margins(model, table)
+    except sx.DataError:  # out-of-range coordinates with invalid = "error": both paths refuse
+        with pytest.raises(sx.DataError):
+            model.predict_proba(table)
+        return
+    _assert_fused_equals_csr(model, table)
+
+
+def test_fused_scoring_long_rows_with_collisions() -> None:
+    """~300 outputs a row (past the insertion-sort length, sorted by argsort), duplicate
+    columns merged into counts > 1, rows with and without weights in every block."""
+    from sparsecross._kernels.crosses import SHORT_ROW
+
+    d = _many_spec()
+    spec = sx.parse_spec(d)
+    table = table_from_rows(d, _many_rows(60, seed=5))
+    X = sx.featurize(table, spec)[0]
+    assert np.diff(X.indptr).max() > 4 * SHORT_ROW and X.data.max() > 1
+    for frac in (0.0, 0.3, 1.0):
+        _assert_fused_equals_csr(_random_model(spec, table, np.random.default_rng(7), frac=frac), table)
+
+
+@pytest.mark.parametrize("bits", [10, 34])
+def test_fused_scoring_many_rows(bits: int) -> None:
+    """Thousands of rows (several of the kernel's row blocks, a partial last one), with a
+    uint32 table (bits=10) and a uint64 one (a column space beyond 2**32)."""
+    spec = sx.parse_spec(SMALL_SYNTHETIC_SPEC.replace("bits = 10", f"bits = {bits}"))
+    table = pq.read_table(SAMPLE).slice(0, 5003)
+    rng = np.random.default_rng(bits)
+    model = _random_model(spec, table, rng, frac=0.5, extra=200)
+    assert model.lookup_table()[0].dtype == (np.uint32 if bits == 10 else np.uint64)
+    _assert_fused_equals_csr(model, table)
+    # and the dense reference
+    X = sx.featurize(table, spec)[0]
+    if bits == 10:
+        np.testing.assert_allclose(model.predict_proba(table), expit(dense_margins(model, X)), rtol=1e-12, atol=1e-12)
+
+
+def test_sigmoid_is_bit_identical_to_the_masked_form() -> None:
+    from sparsecross.predict import sigmoid
+
+    rng = np.random.default_rng(0)
+    m = np.concatenate([rng.normal(0, s, 20_001) for s in (0.1, 3, 40, 800)]
+                       + [np.array([0.0, -0.0, 1e-300, -1e-300, 745.0, -745.0, 710.0, -710.0, np.inf, -np.inf])])
+    with np.errstate(over="ignore"):
+        ref = _masked_sigmoid(m)
+    got = sigmoid(m)
+    np.testing.assert_array_equal(got.view(np.uint64), ref.view(np.uint64))
+    np.testing.assert_array_equal(sigmoid(m[::3]).view(np.uint64), ref[::3].view(np.uint64))  # strided
+    np.testing.assert_array_equal(sigmoid(m.astype(np.float32)), _masked_sigmoid(m.astype(np.float32)))
+    assert sigmoid(np.zeros(0)).shape == (0,)
+
+
+def test_predict_file_output_schema_and_values(small: SimpleNamespace, tmp_path: Path) -> None:
+    """The probability column is float64 (written PLAIN, uncompressed), kept columns keep their
+    types and pyarrow reads the file back with the same schema and values."""
+    out = tmp_path / "p.parquet"
+    predict_file(small.model, small.valid, out, keep=["device", "hour", "age"], batch_rows=1000)
+    got = pq.read_table(out)
+    src = pq.read_table(small.valid)
+    assert got.schema == pa.schema([src.schema.field("device"), src.schema.field("hour"), src.schema.field("age"),
+                                    pa.field("probability", pa.float64())])
+    np.testing.assert_array_equal(got.column("probability").to_numpy(), small.model.predict_proba(src))
+    assert got.column("device").to_pylist() == src.column("device").to_pylist()
+    md = pq.ParquetFile(out).metadata.row_group(0)
+    assert md.column(3).compression == "UNCOMPRESSED"
+    assert "RLE_DICTIONARY" in md.column(0).encodings  # other columns keep the defaults

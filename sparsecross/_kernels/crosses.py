@@ -71,6 +71,10 @@ def grid_ids(lat, lon, res, n_lat, n_lon, mode, invalid_missing, ids, missing):
     return -1
 
 
+#: Up to this many bucket boundaries are counted by a linear scan, more by binary search.
+SHORT_BOUNDARIES = 16
+
+
 @kernel
 def bucket_ids(x, boundaries, ids, missing):
     """Bucket local ids: the number of boundaries <= x; NaN -> len(boundaries) + 1.
@@ -86,6 +90,14 @@ def bucket_ids(x, boundaries, ids, missing):
             missing[r] = 1
             continue
         lo = 0
+        if nb <= SHORT_BOUNDARIES:
+            # Few boundaries: count them without branches (the same count as the binary search:
+            # the boundaries are sorted).
+            for j in range(nb):
+                lo += 1 if boundaries[j] <= v else 0
+            ids[r] = np.uint64(lo)
+            missing[r] = 0
+            continue
         hi = nb
         while lo < hi:
             mid = (lo + hi) >> 1
