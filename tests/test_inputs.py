@@ -365,3 +365,31 @@ def test_estimator_model_errors(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="0/1 labels"):
         sx.FTRLClassifier(spec=SPEC).fit(X, labels).to_model()
     assert "spec" in sx.FTRLClassifier(spec=SPEC).get_params()
+
+
+def test_library_never_imports_pandas_or_polars() -> None:
+    """Featurizing, training and predicting Arrow data works with pandas and polars
+    impossible to import (pyarrow itself may look for pandas: ``pa.table(dict)`` does)."""
+    import subprocess
+
+    code = """
+import sys
+class Block:  # any import of pandas or polars fails, as where they are not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pandas", "polars"):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+import pyarrow as pa, sparsecross as sx
+spec = sx.parse_spec({"label": {"column": "y"}, "hashing": {"bits": 4},
+                      "features": [{"name": "c", "kind": "categorical", "column": "c"}]})
+t = pa.table({"c": ["a", "b", "a", "c"], "y": [1, 0, 1, 0]})
+sx.featurize(t, spec)
+m = sx.train(t, spec, l1=0.0)
+m.predict_proba(t)
+sx.FTRLClassifier(spec=spec, l1=0.0).fit(*sx.featurize(t, spec)[:2]).to_model()
+print(sorted(m for m in ("pandas", "polars") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
