@@ -96,7 +96,12 @@ def as_arrow(data: Any, *, what: str = "data") -> pa.Table | pa.RecordBatch:
             raise InputTypeError(f"{what}: cannot convert the pandas DataFrame to Arrow: "
                                  f"{str(exc).strip().splitlines()[0]}") from None
     if hasattr(data, "__arrow_c_stream__"):
-        return pa.RecordBatchReader.from_stream(data).read_all()
+        try:
+            return pa.RecordBatchReader.from_stream(data).read_all()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
+            # e.g. a ChunkedArray: a stream of one column, not of tables
+            raise InputTypeError(f"{what}: the Arrow stream of the {type(data).__name__} is not a table: "
+                                 f"{str(exc).strip().splitlines()[0]}") from None
     if hasattr(data, "__dataframe__"):
         import pyarrow.interchange
 

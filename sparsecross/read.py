@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._defaults import DEFAULT_BATCH_ROWS
-from .errors import DataError, ParameterError, SchemaError, did_you_mean
-from .inputs import MemorySource
+from .errors import DataError, InputTypeError, ParameterError, SchemaError, did_you_mean
+from .inputs import MemorySource, memory_source
 from .spec import FeatureSpec
 
 __all__ = ["resolve_files", "check_schema", "iter_record_batches", "count_rows", "Source",
@@ -39,10 +39,14 @@ def resolve_files(source: Source) -> list[Path]:
     DataError
         If nothing matches or a named file does not exist.
     ParameterError
-        In-memory data: it has no files.
+        In-memory data (an :class:`InputTypeError` for a table or a DataFrame): it has no files.
     """
     if isinstance(source, MemorySource):
         raise ParameterError(f"{source} has no files; this operation needs Parquet files")
+    if not isinstance(source, (str, os.PathLike)) and memory_source(source) is not None:
+        raise InputTypeError(f"this operation reads Parquet files (a path, folder, glob or list of them), got "
+                             f"in-memory data ({type(source).__name__}); write it to Parquet, or use an API that "
+                             "takes tables (featurize, predict_proba, train)")
     if isinstance(source, (str, os.PathLike)):
         items: Sequence[str | os.PathLike[str]] = [source]
     else:

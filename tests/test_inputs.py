@@ -138,6 +138,21 @@ def test_as_arrow_refuses_other_types(bad: object) -> None:
     assert "__arrow_c_stream__" in str(info.value)
 
 
+def test_as_arrow_refuses_a_stream_of_one_column() -> None:
+    with pytest.raises(InputTypeError, match="ChunkedArray is not a table"):
+        as_arrow(pa.chunked_array([[1, 2]]))
+
+
+def test_file_apis_refuse_in_memory_data(tmp_path: Path) -> None:
+    model = sx.train(arrow_table(columns(300, 30)), SPEC, l1=0.0)
+    df = pandas_frame(columns(20, 31))
+    with pytest.raises(InputTypeError, match=r"reads Parquet files .* got in-memory data \(DataFrame\)"):
+        sx.evaluate(model, df)
+    with pytest.raises(InputTypeError, match="reads Parquet files"):
+        sx.predict_file(model, [arrow_table(columns(20, 31))], tmp_path / "p.parquet")
+    assert not (tmp_path / "p.parquet").exists()
+
+
 def test_as_arrow_names_a_pandas_column_it_cannot_convert() -> None:
     df = pd.DataFrame({"mixed": pd.Series(["a", 1.5], dtype=object)})
     with pytest.raises(InputTypeError, match="pandas DataFrame"):
@@ -152,6 +167,14 @@ def test_polars_strings_not_copied() -> None:
     a = t.column("city").chunk(0).buffers()
     b = again.column("city").chunk(0).buffers()
     assert [x.address for x in a if x is not None] == [x.address for x in b if x is not None]
+
+
+def test_pandas_arrow_strings_not_copied() -> None:
+    ser = pd.Series(["paris", None, "lyon"] * 50, dtype="string[pyarrow]")
+    t = as_arrow(pd.DataFrame({"city": ser}))
+    want = pa.chunked_array(ser.array.__arrow_array__()).chunk(0).buffers()
+    got = t.column("city").chunk(0).buffers()
+    assert [x.address for x in got if x is not None] == [x.address for x in want if x is not None]
 
 
 # ---------------------------------------------------------------------------- featurize
