@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from .errors import InputTypeError
 
-__all__ = ["as_arrow", "is_data", "MemorySource", "memory_source"]
+__all__ = ["ACCEPTED", "MemorySource", "as_arrow", "is_data", "memory_source"]
 
 ACCEPTED = ("a pyarrow Table or RecordBatch, a pandas or polars DataFrame, or an object with "
              "__arrow_c_stream__")
