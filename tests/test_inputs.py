@@ -138,6 +138,24 @@ def test_as_arrow_refuses_other_types(bad: object) -> None:
     assert "__arrow_c_stream__" in str(info.value)
 
 
+class InterchangeOnly:
+    """An object that only speaks the dataframe interchange protocol."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def __dataframe__(self, nan_as_null=False, allow_copy=True):
+        return self._table.__dataframe__(nan_as_null, allow_copy)
+
+
+def test_interchange_protocol_featurizes_as_the_table() -> None:
+    t = arrow_table(columns(120, 32))
+    X, y, w = sx.featurize(InterchangeOnly(t), SPEC)
+    X0, y0, w0 = sx.featurize(t, SPEC)
+    same_csr(X, X0)
+    assert np.array_equal(y, y0) and np.array_equal(w, w0)
+
+
 def test_as_arrow_refuses_a_stream_of_one_column() -> None:
     with pytest.raises(InputTypeError, match="ChunkedArray is not a table"):
         as_arrow(pa.chunked_array([[1, 2]]))
