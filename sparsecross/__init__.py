@@ -20,6 +20,7 @@ _ORIGIN = {
     "DataError": "errors",
     "DataQualityWarning": "errors",
     "EmptyModelWarning": "errors",
+    "InputTypeError": "errors",
     "NotFittedError": "errors",
     "OutputError": "errors",
     "ParameterError": "errors",
@@ -57,7 +58,7 @@ _SUBMODULES = frozenset({"checkpoint", "errors", "estimator", "export", "featuri
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .errors import (ArtifactError, CheckpointError, DataError, DataQualityWarning, EmptyModelWarning,
-                         NotFittedError, OutputError, ParameterError, SchemaError, SparseCrossError,
+                         InputTypeError, NotFittedError, OutputError, ParameterError, SchemaError, SparseCrossError,
                          SparseCrossWarning, SpecError)
     from .estimator import FTRLClassifier
     from .export import load_model, save_model
@@ -122,6 +123,7 @@ __all__ = [
     "DataQualityWarning",
     "EmptyModelWarning",
     "FeatureSpec",
+    "InputTypeError",
     "NotFittedError",
     "OutputError",
     "ParameterError",

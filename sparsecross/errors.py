@@ -16,6 +16,7 @@ __all__ = [
     "SchemaError",
     "DataError",
     "ParameterError",
+    "InputTypeError",
     "ArtifactError",
     "CheckpointError",
     "OutputError",
@@ -54,6 +55,12 @@ class DataError(SparseCrossError, ValueError):
 
 class ParameterError(SparseCrossError, ValueError):
     """A function or command was given an impossible argument (e.g. ``batch_rows=0``)."""
+
+
+class InputTypeError(ParameterError, TypeError):
+    """Data of a type the API does not take (it takes pyarrow tables and batches, pandas and
+    polars DataFrames, objects with ``__arrow_c_stream__``, and Parquet paths where it reads
+    files)."""
 
 
 class ArtifactError(SparseCrossError):

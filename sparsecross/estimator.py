@@ -3,15 +3,20 @@ streaming trainer's kernels.  scikit-learn is not a dependency."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import DataError, NotFittedError
+from .errors import DataError, NotFittedError, ParameterError
 from .state import FTRLState, GrowthPlan
 from .train import TrainParams, train_batch
 from .featurize import Batch
+
+if TYPE_CHECKING:
+    from .model import SparseModel
+    from .spec import FeatureSpec
 
 __all__ = ["FTRLClassifier"]
 
@@ -38,6 +43,14 @@ class FTRLClassifier:
         Targets become ``y * (1 - eps) + eps / 2``.
     state_dtype : {"float32", "float64"}, default "float64"
         Precision of the optimizer state.
+    spec : FeatureSpec or None, default None
+        The (resolved) spec the rows of ``X`` were featurized with
+        (:func:`sparsecross.featurize`): ``X`` must then have ``spec.n_columns`` columns and
+        ``y`` the 0/1 labels, and the fitted estimator can be turned into a
+        :class:`~sparsecross.model.SparseModel` (:meth:`to_model`) or a ``.scx`` file
+        (:meth:`save`) that scores Arrow tables and DataFrames by itself.  Fitted with the
+        parameters of :func:`sparsecross.train` (same ``state_dtype`` included) on the same
+        rows in the same order, it has the same weights.
 
     Examples
     --------
@@ -50,7 +63,8 @@ class FTRLClassifier:
     """
 
     def __init__(self, *, alpha: float = 0.1, beta: float = 1.0, l1: float = 1.0, l2: float = 0.0,
-                 epochs: int = 1, label_smoothing: float = 0.0, state_dtype: str = "float64") -> None:
+                 epochs: int = 1, label_smoothing: float = 0.0, state_dtype: str = "float64",
+                 spec: FeatureSpec | None = None) -> None:
         self.alpha = alpha
         self.beta = beta
         self.l1 = l1
@@ -58,11 +72,12 @@ class FTRLClassifier:
         self.epochs = epochs
         self.label_smoothing = label_smoothing
         self.state_dtype = state_dtype
+        self.spec = spec
 
     # -------------------------------------------------------------- sklearn API
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in
-                ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype")}
+                ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "spec")}
 
     def set_params(self, **params: Any) -> FTRLClassifier:
         valid = self.get_params()
@@ -144,6 +159,7 @@ class FTRLClassifier:
                 delattr(self, attr)
         params = self._params()
         X = self._check_X(X, reset=True)
+        self._check_spec(X)
         y = self._check_y(y, X.shape[0])
         self._encode(y)
         for _ in range(params.epochs):
@@ -155,6 +171,8 @@ class FTRLClassifier:
         self._params()
         first = not hasattr(self, "state_")
         X = self._check_X(X, reset=first)
+        if first:
+            self._check_spec(X)
         y = self._check_y(y, X.shape[0])
         if first and not hasattr(self, "classes_"):
             self._encode(y, classes=classes)
@@ -174,6 +192,64 @@ class FTRLClassifier:
                 raise ValueError("sample_weight must be finite, >= 0 and one per row")
         train_batch(self.state_, Batch(X, yy, sw, 0), params.ftrl, np.zeros(0, dtype=np.uint8),
                     np.zeros(3, dtype=np.float64), GrowthPlan(X.shape[0]))
+
+    def _check_spec(self, X: sp.csr_array) -> FeatureSpec | None:
+        """The spec, after checking it is a resolved FeatureSpec as wide as ``X``."""
+        spec = self.spec
+        if spec is None:
+            return None
+        from .spec import FeatureSpec
+
+        if not isinstance(spec, FeatureSpec):
+            raise ParameterError(f"spec must be a FeatureSpec (sparsecross.load_spec / parse_spec), "
+                                 f"got {type(spec).__name__}")
+        if spec.needs_data:
+            raise ParameterError("spec has quantiles = N buckets without boundaries; give the spec "
+                                 "featurize used (sparsecross.resolve_spec(data, spec))")
+        if X.shape[1] != spec.n_columns:
+            raise ParameterError(f"X has {X.shape[1]} columns but spec makes {spec.n_columns}; featurize the "
+                                 "rows with this spec (sparsecross.featurize(data, spec))")
+        return spec
+
+    # ----------------------------------------------------------- model export
+    def to_model(self) -> SparseModel:
+        """The fitted weights as a :class:`~sparsecross.model.SparseModel`: the nonzero
+        weights, the bias, the parameters and the spec (no training statistics beyond the
+        weight counts; ``schema`` empty: the columns' types were not seen).
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        ParameterError
+            Fitted without ``spec``, with another width than the spec's, or with labels
+            other than 0/1 (the model predicts P(label = 1) of the spec's label).
+        """
+        self._check_fitted()
+        if self.spec is None:
+            raise ParameterError("to_model and save need the spec the rows were featurized with: "
+                                 "FTRLClassifier(spec=spec).fit(X, y) with X, y from sparsecross.featurize(data, spec)")
+        spec = self._check_spec(sp.csr_array((0, self.n_features_in_), dtype=np.float32))
+        assert spec is not None
+        cls = np.asarray(self.classes_)
+        if not (cls.dtype.kind in "biuf" and len(cls) == 2 and cls[0] == 0 and cls[1] == 1):
+            raise ParameterError(f"to_model needs the 0/1 labels featurize gives; classes_ is {cls.tolist()}")
+        from . import __version__
+        from .model import SparseModel
+
+        params = self._params()
+        keys, weights = self.state_.nonzero_weights(params.ftrl)
+        stats = {"touched_features": self.state_.touched, "nonzeros": int(len(keys)),
+                 "possible_features": spec.n_columns}
+        return SparseModel(keys, weights, self.state_.bias_weight(params.ftrl), spec, params.to_dict(), stats,
+                           library_version=__version__)
+
+    def save(self, path: str | os.PathLike[str], *, encoding: str | None = None) -> int:
+        """Write :meth:`to_model` to ``path`` as a ``.scx`` model
+        (:func:`sparsecross.save_model`); return the file size in bytes."""
+        from .export import save_model
+
+        return save_model(self.to_model(), path, encoding=encoding)
 
     # ------------------------------------------------------------- inference
     def _check_fitted(self) -> None:

@@ -11,7 +11,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -425,14 +425,15 @@ def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon:
 
 
 def featurize(
-    data: pa.Table | pa.RecordBatch, spec: FeatureSpec, *, start_row: int = 0
+    data: Any, spec: FeatureSpec, *, start_row: int = 0
 ) -> tuple[sp.csr_array, np.ndarray, np.ndarray | None]:
-    """Featurize an Arrow table or record batch.
+    """Featurize an Arrow table or record batch, a pandas or polars DataFrame, or anything
+    with ``__arrow_c_stream__`` (see :func:`sparsecross.inputs.as_arrow`).
 
     Parameters
     ----------
     data
-        Arrow table or record batch holding every column the spec reads.
+        The rows, with every column the spec reads.
     spec
         A resolved :class:`~sparsecross.spec.FeatureSpec`.
     start_row
@@ -456,6 +457,8 @@ def featurize(
     ------
     SchemaError, DataError
         Missing columns, wrong types, labels not 0/1, coordinates out of range.
+    InputTypeError
+        (a ``TypeError``) ``data`` is none of the types above.
 
     Examples
     --------
@@ -467,8 +470,9 @@ def featurize(
     >>> X.indices.tolist()  # 0.01 degrees is 0.6 arc-minutes: the same cell
     [116650800, 116650800]
     """
-    if not isinstance(data, (pa.Table, pa.RecordBatch)):
-        raise TypeError(f"featurize expects a pyarrow Table or RecordBatch, got {type(data).__name__}")
+    from .inputs import as_arrow
+
+    data = as_arrow(data, what="featurize's data")
     check_schema(spec, data.schema, "the input table")
     y, w, skip = _label_rows(spec, data, start_row)
     X = featurize_features(spec, data, start_row)

@@ -97,8 +97,8 @@ class SparseModel:
         return decision_function(self, X)
 
     def predict_proba(self, data: Any) -> np.ndarray:
-        """P(y = 1) (float64) for an Arrow table/batch (featurized with the embedded spec)
-        or a CSR matrix."""
+        """P(y = 1) (float64) for an Arrow table/batch, a pandas or polars DataFrame, anything
+        with ``__arrow_c_stream__`` (featurized with the embedded spec) or a CSR matrix."""
         from .predict import predict_proba
 
         return predict_proba(self, data)

@@ -29,7 +29,7 @@ from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
 from .state import FTRLState, GrowthPlan
 from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, _train_mask, check_inputs,
-                    check_values, evaluate_states, export_state, prefetch, train_batch)
+                    check_values, evaluate_states, export_state, in_memory, prefetch, train_batch)
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -177,6 +177,7 @@ def regularization_path(
     SparseCrossError
         Empty or non-increasing grid, no validation data, both budgets given.
     """
+    source, valid = in_memory(source, valid, shuffle=shuffle)
     check_grid(list(l1), "l1")
     check_grid(list(l2), "l2")
     if valid is None and holdout is None:

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from ._defaults import PREDICT_BATCH_ROWS  # noqa: F401  (re-exported: predict.PREDICT_BATCH_ROWS)
 from ._kernels.score import finish_sigmoid, score_csr, score_features
-from .errors import OutputError, ParameterError, SparseCrossError
+from .errors import InputTypeError, OutputError, ParameterError, SparseCrossError
 from .files import atomic_output, check_outputs
 from .featurize import SLICE_ENTRIES, _feature_ids, _label_rows, _plan
 from .metrics import StreamingMetrics
@@ -140,8 +140,16 @@ def decision_function(model: SparseModel, X: Any) -> np.ndarray:
 
 
 def predict_proba(model: SparseModel, data: Any) -> np.ndarray:
-    """P(y = 1) for CSR rows or for an Arrow table/batch (featurized with ``model.spec``)."""
-    if isinstance(data, (pa.Table, pa.RecordBatch)):
+    """P(y = 1) for CSR rows, or for an Arrow table/batch, a pandas or polars DataFrame or
+    anything with ``__arrow_c_stream__`` (featurized with ``model.spec``; see
+    :func:`sparsecross.inputs.as_arrow`)."""
+    if not sp.issparse(data):
+        from .inputs import ACCEPTED, as_arrow, is_data
+
+        if not is_data(data):
+            raise InputTypeError(f"predict_proba's data must be a scipy sparse matrix (CSR rows), {ACCEPTED}; "
+                                 f"got {type(data).__name__}")
+        data = as_arrow(data, what="predict_proba's data")
         check_schema(model.spec, data.schema, "the input table", label=False)
         check_compatible(model.spec, model.schema, schema_classes(model.spec, data.schema, label=False),
                          "the input table", label=False)

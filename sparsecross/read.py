@@ -18,13 +18,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._defaults import DEFAULT_BATCH_ROWS
-from .errors import DataError, ParameterError, SchemaError, did_you_mean
+from .errors import DataError, InputTypeError, ParameterError, SchemaError, did_you_mean
+from .inputs import MemorySource, memory_source
 from .spec import FeatureSpec
 
 __all__ = ["resolve_files", "check_schema", "iter_record_batches", "count_rows", "Source",
            "DEFAULT_BATCH_ROWS"]
 
-Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+#: Paths -- or in-memory data, as a :class:`~sparsecross.inputs.MemorySource` (what
+#: ``train`` makes of a table or a DataFrame; see :func:`sparsecross.inputs.memory_source`).
+Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | MemorySource
 _GLOB_CHARS = set("*?[")
 
 
@@ -35,7 +38,15 @@ def resolve_files(source: Source) -> list[Path]:
     ------
     DataError
         If nothing matches or a named file does not exist.
+    ParameterError
+        In-memory data (an :class:`InputTypeError` for a table or a DataFrame): it has no files.
     """
+    if isinstance(source, MemorySource):
+        raise ParameterError(f"{source} has no files; this operation needs Parquet files")
+    if not isinstance(source, (str, os.PathLike)) and memory_source(source) is not None:
+        raise InputTypeError(f"this operation reads Parquet files (a path, folder, glob or list of them), got "
+                             f"in-memory data ({type(source).__name__}); write it to Parquet, or use an API that "
+                             "takes tables (featurize, predict_proba, train)")
     if isinstance(source, (str, os.PathLike)):
         items: Sequence[str | os.PathLike[str]] = [source]
     else:
@@ -161,7 +172,10 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
 
 
 def locate(source: Source, row: int) -> tuple[Path, int] | None:
-    """(file, row within that file) of global row ``row`` of ``source``, from the footers."""
+    """(file, row within that file) of global row ``row`` of ``source``, from the footers
+    (None for in-memory data: its global rows are the rows of its tables, in order)."""
+    if isinstance(source, MemorySource):
+        return None
     start = 0
     for path in resolve_files(source):
         n = _open(path).metadata.num_rows
@@ -190,6 +204,8 @@ def located(source: Source) -> Iterator[None]:
 
 def count_rows(source: Source) -> int:
     """Total number of rows, read from the Parquet footers."""
+    if isinstance(source, MemorySource):
+        return source.num_rows
     return sum(_open(path).metadata.num_rows for path in resolve_files(source))
 
 
@@ -232,8 +248,11 @@ def iter_record_batches(
     """
     if batch_rows < 1:
         raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
-    files = resolve_files(source)
     columns = read_columns(spec, label=label, extra_columns=extra_columns)
+    if isinstance(source, MemorySource):
+        yield from _iter_memory(source, spec, columns, batch_rows, start_row, label, extra_columns)
+        return
+    files = resolve_files(source)
     row = 0
     for path in files:
         pf0, strings = open_checked(path, spec, label=label, extra_columns=extra_columns)
@@ -270,3 +289,39 @@ def iter_record_batches(
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"cannot read {str(path)!r} (row {cur}): {_short(exc)}") from None
         row += n_file
+
+
+def memory_where(source: MemorySource, i: int) -> str:
+    """How error messages name table ``i`` of in-memory data."""
+    return "the input table" if len(source.tables) == 1 else f"in-memory table {i}"
+
+
+def check_memory(source: MemorySource, spec: FeatureSpec, *, label: bool = True,
+                 extra_columns: Sequence[str] = ()) -> None:
+    """:func:`check_schema` (and ``extra_columns``) on every table of in-memory data."""
+    for i, t in enumerate(source.tables):
+        where = memory_where(source, i)
+        check_schema(spec, t.schema, where, label=label)
+        for col in extra_columns:
+            if col not in t.schema.names:
+                raise SchemaError(f"column {col!r} is not in {where}{did_you_mean(col, t.schema.names)}")
+
+
+def _iter_memory(source: MemorySource, spec: FeatureSpec, columns: list[str], batch_rows: int, start_row: int,
+                 label: bool, extra_columns: Sequence[str]) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """:func:`iter_record_batches` of in-memory data: zero-copy slices of at most
+    ``batch_rows`` rows of each table (strings as they are: the featurizer dictionary-encodes
+    them per batch)."""
+    check_memory(source, spec, label=label, extra_columns=extra_columns)
+    row = 0
+    for t in source.tables:
+        n_table = t.num_rows
+        if row + n_table <= start_row:
+            row += n_table
+            continue
+        skip = max(0, start_row - row)
+        for batch in t.select(columns).slice(skip).to_batches(max_chunksize=batch_rows):
+            if batch.num_rows:
+                yield batch, row + skip
+                skip += batch.num_rows
+        row += n_table

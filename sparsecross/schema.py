@@ -102,8 +102,16 @@ def source_schema(source: object, spec: FeatureSpec, *, label: bool = True, role
         A missing column, an unusable type, or two files whose columns would make different
         features (naming both files).
     """
-    from .read import open_checked, resolve_files
+    from .inputs import MemorySource
+    from .read import check_memory, memory_where, open_checked, resolve_files
 
+    if isinstance(source, MemorySource):  # in-memory tables: their schemas, compared as files are
+        check_memory(source, spec, label=label)
+        classes = [schema_classes(spec, t.schema, label=label) for t in source.tables]
+        for i, c in enumerate(classes[1:], 1):
+            check_compatible(spec, classes[0], c, memory_where(source, i), label=label,
+                             trained_on=f"in {memory_where(source, 0)} (the first table of {role}) it is")
+        return classes[0] if classes else {}
     first: dict[str, str] | None = None
     first_path = ""
     for path in resolve_files(source):  # type: ignore[arg-type]

@@ -297,6 +297,33 @@ def check_values(valid: Source, spec: FeatureSpec, batch_rows: int) -> None:
         pass
 
 
+def in_memory(source: Any, valid: Any = None, *, shuffle: bool = False, checkpoint: Any = None,
+              client: Any = None) -> tuple[Source, Source | None]:
+    """``(source, valid)`` with in-memory data (tables, DataFrames...) as
+    :class:`~sparsecross.inputs.MemorySource` s and paths as they are.
+
+    In-memory training data cannot be checkpointed (there is no file to fingerprint, so a
+    resumed run could not tell it is the same data), sent to a Dask cluster, nor shuffled
+    (the shuffle permutes Parquet row groups): each is refused with a
+    :class:`ParameterError` before any work.
+    """
+    from .inputs import memory_source
+
+    mem = memory_source(source)
+    vmem = memory_source(valid) if valid is not None else None
+    if mem is not None:
+        if checkpoint is not None:
+            raise ParameterError("checkpoint needs Parquet files (in-memory data has no file to fingerprint); "
+                                 "write the data to Parquet or train without checkpoint")
+        if isinstance(shuffle, (bool, np.bool_)) and shuffle:
+            raise ParameterError("shuffle needs Parquet files (it permutes row groups); shuffle in-memory data "
+                                 "before training, or write it to Parquet")
+    if client is not None and (mem is not None or vmem is not None):
+        raise ParameterError("a Dask client needs Parquet files the workers can read; write the in-memory data "
+                             "to Parquet or train without a client")
+    return (source if mem is None else mem), (valid if vmem is None else vmem)
+
+
 def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: str) -> FTRLState:
     """A copy of ``init_state`` (a warm start), or a new empty state; a warm start must have
     been trained on the same column space and precision (its keys are as wide as its space)."""
@@ -344,13 +371,17 @@ def train(
     Parameters
     ----------
     source
-        Parquet file, folder, glob or list of them.
+        Parquet file, folder, glob or list of them; or in-memory data: a pyarrow Table or
+        RecordBatch, a pandas or polars DataFrame, anything with ``__arrow_c_stream__``, or a
+        list of them (read in order, as the files of a list; see :func:`in_memory` for what
+        it cannot do).  The same rows give the same model, bit for bit, from memory or from
+        a Parquet file.
     spec
         The feature spec (``quantiles`` buckets are resolved from ``source`` first).
     alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype
         See :class:`TrainParams`.
     valid
-        Validation data (same schema); scored at the end of every epoch.
+        Validation data (same schema, files or in-memory); scored at the end of every epoch.
     batch_rows
         Rows per Arrow batch (memory scales with it, results do not).
     checkpoint
@@ -389,6 +420,7 @@ def train(
     SparseCrossError
         Bad parameters, data that does not match the spec, a checkpoint of another run.
     """
+    source, valid = in_memory(source, valid, shuffle=shuffle, checkpoint=checkpoint, client=client)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     if early_stop is not None and (isinstance(early_stop, bool) or not isinstance(early_stop, int)
                                    or early_stop < 1):

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - scikit-learn is optional
 needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
 
 PARAMS = dict(alpha=0.3, beta=1.0, l1=0.2, l2=0.5, label_smoothing=0.05)
-ALL_PARAM_NAMES = {"alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype"}
+ALL_PARAM_NAMES = {"alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "spec"}
 
 
 # =========================================================================================
@@ -87,7 +87,8 @@ def test_get_params_set_params():
     clf = FTRLClassifier()
     p = clf.get_params()
     assert set(p) == ALL_PARAM_NAMES
-    assert p == dict(alpha=0.1, beta=1.0, l1=1.0, l2=0.0, epochs=1, label_smoothing=0.0, state_dtype="float64")
+    assert p == dict(alpha=0.1, beta=1.0, l1=1.0, l2=0.0, epochs=1, label_smoothing=0.0, state_dtype="float64",
+                     spec=None)
     assert clf.get_params(deep=False) == p
     assert clf.set_params(alpha=0.5, epochs=3) is clf
     assert clf.get_params()["alpha"] == 0.5 and clf.epochs == 3

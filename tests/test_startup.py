@@ -92,7 +92,7 @@ def test_import_sparsecross_is_light(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the lazy package
 EAGER = {
     "errors": ["ArtifactError", "CheckpointError", "DataError", "DataQualityWarning", "EmptyModelWarning",
-               "NotFittedError", "OutputError", "ParameterError", "SchemaError", "SparseCrossError",
+               "InputTypeError", "NotFittedError", "OutputError", "ParameterError", "SchemaError", "SparseCrossError",
                "SparseCrossWarning", "SpecError"],
     "estimator": ["FTRLClassifier"],
     "export": ["load_model", "save_model"],
