@@ -7,8 +7,9 @@ change the features is accepted:
 
 * a categorical hashes strings and integers differently, so ``string`` never matches
   ``integer``; integers and booleans hash alike (a bool is the integer 0 or 1);
-* numeric features (geo, lat, lon, bucket) read every number as float64, so ``integer`` and
-  ``floating`` are interchangeable (pandas turns an integer column with nulls into floats);
+* numeric features (geo, lat, lon, bucket, numeric) read every number as float64, so ``integer``
+  and ``floating`` are interchangeable (pandas turns an integer column with nulls into floats);
+* a time feature's column must keep its exact type (a timestamp's unit and zone, a date, a string);
 * the label reads numbers and booleans as 0/1 values; sample weights read numbers.
 
 Training checks that every file of the source, and the validation data, agree in this sense
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from .errors import SchemaError
+from .kinds import KINDS
 from .spec import FeatureSpec
 
 __all__ = ["type_class", "column_roles", "schema_classes", "check_compatible", "source_schema"]
@@ -51,14 +53,15 @@ def type_class(t: pa.DataType) -> str:
 
 
 def column_roles(spec: FeatureSpec, *, label: bool = True) -> dict[str, set[str]]:
-    """Every column the spec reads -> the roles it plays (label, weight, categorical, numeric)."""
+    """Every column the spec reads -> the roles it plays (label, weight, and each feature kind's
+    role: categorical, numeric, time)."""
     roles: dict[str, set[str]] = {}
     if label:
         roles.setdefault(spec.label.column, set()).add("label")
         if spec.label.weight:
             roles.setdefault(spec.label.weight, set()).add("weight")
     for f in spec.features:
-        role = "categorical" if f.kind == "categorical" else "numeric"
+        role = KINDS[f.kind].role
         for col in f.columns:
             roles.setdefault(col, set()).add(role)
     return roles
