@@ -11,8 +11,10 @@ from ._base import Ctx, Kind
 from .bucket import BUCKET
 from .categorical import CATEGORICAL
 from .geo import GEO, LAT, LON, grid_of
+from .numeric import NUMERIC
+from .time import TIME
 
 __all__ = ["KINDS", "Kind", "Ctx", "grid_of"]
 
 #: ``kind =`` value -> its :class:`Kind`, in the order the contract lists them.
-KINDS: dict[str, Kind] = {k.name: k for k in (GEO, LAT, LON, BUCKET, CATEGORICAL)}
+KINDS: dict[str, Kind] = {k.name: k for k in (GEO, LAT, LON, BUCKET, CATEGORICAL, NUMERIC, TIME)}
