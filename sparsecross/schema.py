@@ -1,7 +1,7 @@
 """The input schema a model was trained on: the type class of every column the spec reads.
 
 A model records ``{column: type class}`` (``"integer"``, ``"floating"``, ``"string"``,
-``"boolean"``, or the Arrow type's name for any other type).  Scoring data whose column would
+``"boolean"``, ``"timestamp"``, ``"date"``, or the Arrow type's name for any other type).  Scoring data whose column would
 make different features is refused, naming the column and both types; a type that cannot
 change the features is accepted:
 
@@ -9,7 +9,8 @@ change the features is accepted:
   ``integer``; integers and booleans hash alike (a bool is the integer 0 or 1);
 * numeric features (geo, lat, lon, bucket, numeric) read every number as float64, so ``integer``
   and ``floating`` are interchangeable (pandas turns an integer column with nulls into floats);
-* a time feature's column must keep its exact type (a timestamp's unit and zone, a date, a string);
+* a time feature's timestamps may change unit and zone (an instant is an instant), but a
+  ``timestamp``, a ``date`` and a ``string`` column are three different classes;
 * the label reads numbers and booleans as 0/1 values; sample weights read numbers.
 
 Training checks that every file of the source, and the validation data, agree in this sense
@@ -49,6 +50,10 @@ def type_class(t: pa.DataType) -> str:
         return "floating"
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return "string"
+    if pa.types.is_timestamp(t):
+        return "timestamp"  # any unit and zone: the same instants make the same time features
+    if pa.types.is_date(t):
+        return "date"
     return str(t)
 
 

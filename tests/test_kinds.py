@@ -253,3 +253,17 @@ def test_time_matches_reference(ts, part, tz, source, junk, cuts, missing) -> No
     rows = [{"t": v, "c": i % 3, "y": i % 2} for i, v in enumerate(vals)]
     table = pa.table({"t": col, "c": [i % 3 for i in range(len(vals))], "y": [i % 2 for i in range(len(vals))]})
     _compare(spec_dict, table, rows, cuts)
+
+
+def test_time_schema_class_ignores_unit_and_zone() -> None:
+    from sparsecross.schema import check_compatible, schema_classes
+
+    spec = _spec({"name": "h", "kind": "time", "column": "t", "part": "hour"})
+    a = schema_classes(spec, pa.schema([("t", pa.timestamp("ms")), ("y", pa.int8())]))
+    b = schema_classes(spec, pa.schema([("t", pa.timestamp("us", tz="Europe/Paris")), ("y", pa.int8())]))
+    assert a == b == {"t": "timestamp", "y": "integer"}
+    check_compatible(spec, a, b, "new.parquet")
+    c = schema_classes(spec, pa.schema([("t", pa.date32()), ("y", pa.int8())]))
+    with pytest.raises(SchemaError, match=r"column 't' \(time\) in new.parquet is date, but the model was trained on "
+                                          r"timestamp"):
+        check_compatible(spec, a, c, "new.parquet")
