@@ -289,13 +289,15 @@ def _featurize_slice(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.Record
         return x
 
     values: list[tuple[int, np.ndarray]] = []  # (feature, float32 values) of kinds whose value is not 1.0
+    skip = plan.skip.copy()
+    extra: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, keys) hashed entries of list categoricals
     for fi, f in enumerate(spec.features):
-        ctx = Ctx(table, start_row, plan.salts[fi], plan.missing_keys[fi], numeric)
+        ctx = Ctx(table, start_row, plan.salts[fi], plan.missing_keys[fi], numeric, fi, skip, extra)
         v = KINDS[f.kind].featurize(f, ctx, ids[fi], missing[fi])
         if v is not None:
             values.append((fi, v))
     indptr, indices, data = K.build_csr(
-        ids, missing, plan.skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
+        ids, missing, skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
         plan.comp_feat, plan.comp_stride, plan.mask, plan.hashed_offset,
     )
     if values:
@@ -306,7 +308,29 @@ def _featurize_slice(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.Record
         for fi, v in values:
             sel = np.flatnonzero(indices == offsets[fi])
             data[sel] = v[rows[sel]]
+    if extra:
+        indptr, indices, data = _merge_entries(indptr, indices, data, extra, plan, n)
     return indptr, indices, data
+
+
+def _merge_entries(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                   extra: list[tuple[np.ndarray, np.ndarray]], plan: _Plan, n: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add hashed entries ``(rows, keys)`` to canonical CSR rows: sorted again, entries on the
+    same column summed (a collision's value is its count)."""
+    r = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))] + [e[0] for e in extra])
+    c = np.concatenate([indices] + [plan.hashed_offset + (e[1] & plan.mask).astype(np.int64) for e in extra])
+    v = np.concatenate([data] + [np.ones(len(e[0]), dtype=np.float32) for e in extra])
+    order = np.lexsort((c, r))
+    r, c, v = r[order], c[order], v[order]
+    first = np.ones(len(r), dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    starts = np.flatnonzero(first)
+    v = np.add.reduceat(v, starts) if len(v) else v
+    r, c = r[starts], c[starts]
+    out = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n), out=out[1:])
+    return out, c, v.astype(np.float32)
 
 
 def featurize(

@@ -143,10 +143,11 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
             t = col_type(spec.label.weight, "weight")
             if not _is_number(t):
                 raise SchemaError(f"weight column {spec.label.weight!r} in {where} has type {t}; expected numbers")
+    crossed = {n for c in spec.crosses for n in c.features}
     for f in spec.features:
         kind = KINDS[f.kind]
         for col in f.columns:
-            if kind.check_type(f, col, col_type(col, f"feature {f.name!r}"), where):
+            if kind.check_type(f, col, col_type(col, f"feature {f.name!r}"), where, f.name in crossed):
                 strings.append(col)
     return strings
 

@@ -6,7 +6,8 @@ make different features is refused, naming the column and both types; a type tha
 change the features is accepted:
 
 * a categorical hashes strings and integers differently, so ``string`` never matches
-  ``integer``; integers and booleans hash alike (a bool is the integer 0 or 1);
+  ``integer``; integers and booleans hash alike (a bool is the integer 0 or 1); a list column
+  is ``list<class of its elements>`` and never matches a scalar column;
 * numeric features (geo, lat, lon, bucket, numeric) read every number as float64, so ``integer``
   and ``floating`` are interchangeable (pandas turns an integer column with nulls into floats);
 * a time feature's timestamps may change unit and zone (an instant is an instant), but a
@@ -54,6 +55,8 @@ def type_class(t: pa.DataType) -> str:
         return "timestamp"  # any unit and zone: the same instants make the same time features
     if pa.types.is_date(t):
         return "date"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return f"list<{type_class(t.value_type)}>"  # whatever the element field's name
     return str(t)
 
 

@@ -267,3 +267,54 @@ def test_time_schema_class_ignores_unit_and_zone() -> None:
     with pytest.raises(SchemaError, match=r"column 't' \(time\) in new.parquet is date, but the model was trained on "
                                           r"timestamp"):
         check_compatible(spec, a, c, "new.parquet")
+
+
+# ------------------------------------------------------------------ categorical list columns
+_elements = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "", "é"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lists=st.lists(st.one_of(st.none(), st.lists(_elements, max_size=5)), min_size=1, max_size=30),
+       missing=st.sampled_from(["bucket", "skip"]), bits=st.integers(1, 6),
+       cuts=st.lists(st.integers(0, 40), max_size=3), ints=st.booleans())
+def test_categorical_list_matches_reference(lists, missing, bits, cuts, ints) -> None:
+    if ints:
+        lists = [None if v is None else [None if e is None else len(e) for e in v] for v in lists]
+    spec_dict = {"label": LABEL, "hashing": {"bits": bits},
+                 "features": [{"name": "tags", "kind": "categorical", "column": "tags", "missing": missing},
+                              {"name": "c", "kind": "categorical", "column": "c"},
+                              {"name": "n", "kind": "numeric", "column": "x"}]}
+    rows = [{"tags": v, "c": i % 3, "x": float(i), "y": i % 2} for i, v in enumerate(lists)]
+    table = pa.table({"tags": pa.array(lists, pa.list_(pa.int64() if ints else pa.string())),
+                      "c": [i % 3 for i in range(len(lists))], "x": [float(i) for i in range(len(lists))],
+                      "y": [i % 2 for i in range(len(lists))]})
+    _compare(spec_dict, table, rows, cuts)
+
+
+def test_categorical_list_element_is_the_scalar_feature() -> None:
+    spec = _spec({"name": "tags", "kind": "categorical", "column": "tags"})
+    a = featurize(pa.table({"tags": [["x", "y", "x"]], "y": [1]}), spec)[0]
+    b = featurize(pa.table({"tags": ["x", "y"], "y": [1, 1]}), spec)[0]
+    assert a.indices.tolist() == sorted(set(b.indices.tolist()))
+    assert a.data.tolist() == [1.0] * len(a.indices)
+
+
+def test_categorical_list_schema() -> None:
+    from sparsecross.schema import type_class
+
+    spec = _spec({"name": "tags", "kind": "categorical", "column": "tags"},
+                 {"name": "c", "kind": "categorical", "column": "c"}, crosses=[{"features": ["tags", "c"]}])
+    schema = pa.schema([("tags", pa.list_(pa.string())), ("c", pa.string()), ("y", pa.int8())])
+    with pytest.raises(SchemaError, match=r"feature 'tags': column 'tags' .* is a list .*cannot be crossed"):
+        check_schema(spec, schema, "x.parquet")
+    spec = _spec({"name": "tags", "kind": "categorical", "column": "tags"})
+    with pytest.raises(SchemaError, match=r"feature 'tags': .*list<item: double>; a categorical list needs"):
+        check_schema(spec, pa.schema([("tags", pa.list_(pa.float64())), ("y", pa.int8())]), "x.parquet")
+    assert type_class(pa.list_(pa.field("element", pa.string()))) == type_class(pa.large_list(pa.string())) \
+        == "list<string>"
+
+
+def test_time_string_with_offset_is_an_instant() -> None:
+    spec = _spec({"name": "h", "kind": "time", "column": "s", "part": "hour", "format": "%Y-%m-%d %H:%M%z"})
+    X = featurize(pa.table({"s": ["2024-01-01 10:00+0200"], "y": [1]}), spec)[0]
+    assert X.indices.tolist() == [8]

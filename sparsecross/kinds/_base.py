@@ -77,6 +77,11 @@ class Ctx:
     salt: np.uint64
     missing_key: np.uint64
     numeric: Callable[[str], np.ndarray]
+    #: The feature's position, the slice's per-feature skip flags (a copy a kind may set) and
+    #: extra ``(rows, keys)`` entries for the hashed block (a categorical list's elements).
+    feature: int = 0
+    skip: np.ndarray | None = None
+    extra: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 class Kind:
@@ -122,9 +127,10 @@ class Kind:
         return f"{f.name}={lid}"
 
     # --------------------------------------------------------------------- data
-    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str) -> bool:
-        """Raise :class:`SchemaError` if ``t`` (a dictionary's value type) cannot feed ``f``;
-        return True if the column should be read dictionary-encoded."""
+    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str, crossed: bool = False) -> bool:
+        """Raise :class:`SchemaError` if ``t`` (a dictionary's value type) cannot feed ``f``
+        (``crossed``: ``f`` is in a cross); return True if the column should be read
+        dictionary-encoded."""
         if not is_number(t):
             raise SchemaError(
                 f"feature {f.name!r} ({f.kind}): column {col!r} in {where} has type {t}; expected numbers"

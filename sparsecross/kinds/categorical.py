@@ -1,5 +1,10 @@
 """``kind = "categorical"``: strings, integers or booleans, hashed (XXH64, hash contract v1)
-into the hashed block."""
+into the hashed block.
+
+A list column (``list<string>``, ``list<int64>``, ...) makes one feature per distinct element
+of a row (each once, whatever its repeats); a null or empty list is the missing value.  Its
+entries do not fit the kernel's one-id-per-feature-and-row layout: they are emitted through
+:attr:`Ctx.extra` and merged into the rows, and such a feature cannot be crossed."""
 
 from __future__ import annotations
 
@@ -97,6 +102,37 @@ def categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.nd
     raise SchemaError(f"cannot use type {t} as a categorical")
 
 
+def is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _list_entries(f: Feature, ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, keys) of a list column: each row's distinct element keys, or its missing key
+    (null or empty list, unless ``missing = "skip"``)."""
+    if isinstance(arr.type, pa.FixedSizeListType):
+        arr = arr.cast(pa.list_(arr.type.value_type))
+    flat = arr.flatten()  # the elements of the valid lists, in row order
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    parent = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+    keys = np.empty(len(flat), dtype=np.uint64)
+    miss = np.empty(len(flat), dtype=np.uint8)
+    categorical_keys(flat, ctx.salt, ctx.missing_key, keys, miss)
+    rows, keys = parent[miss == 0], keys[miss == 0]  # a null element is no feature
+    if len(rows):
+        order = np.lexsort((keys, rows))
+        rows, keys = rows[order], keys[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (keys[1:] != keys[:-1])
+        rows, keys = rows[first], keys[first]
+    if f.missing != "skip":
+        has = np.zeros(len(arr), dtype=bool)
+        has[rows] = True
+        empty = np.flatnonzero(~has)
+        rows = np.concatenate([rows, empty])
+        keys = np.concatenate([keys, np.full(len(empty), ctx.missing_key, dtype=np.uint64)])
+    return rows, keys
+
+
 class CategoricalKind(Kind):
     name = "categorical"
     keys = frozenset({"column"})
@@ -105,7 +141,22 @@ class CategoricalKind(Kind):
     def is_exact(self, f: Feature) -> bool:
         return False
 
-    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str) -> bool:
+    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str, crossed: bool = False) -> bool:
+        if is_list(t):
+            vt = t.value_type
+            if pa.types.is_dictionary(vt):
+                vt = vt.value_type
+            if not (is_stringish(vt) or pa.types.is_integer(vt) or pa.types.is_boolean(vt)):
+                raise SchemaError(
+                    f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical list needs "
+                    "strings, integers or bools as elements"
+                )
+            if crossed:
+                raise SchemaError(
+                    f"feature {f.name!r}: column {col!r} in {where} is a list ({t}); a categorical list "
+                    "cannot be crossed (a row has several values)"
+                )
+            return False
         if is_stringish(t):
             return True
         if not (pa.types.is_integer(t) or pa.types.is_boolean(t)):
@@ -128,6 +179,14 @@ class CategoricalKind(Kind):
                 f"at row {ctx.start_row + i}); categorical integers are hashed as int64",
                 row=ctx.start_row + i,
             )
+        if is_list(arr.type):
+            # Nothing through the kernel (missing everywhere, skipped); the entries go to extra.
+            ids[:] = ctx.missing_key
+            missing[:] = 1
+            ctx.skip[ctx.feature] = 1
+            if f.standalone:
+                ctx.extra.append(_list_entries(f, ctx, arr))
+            return None
         categorical_keys(arr, ctx.salt, ctx.missing_key, ids, missing)
         return None
 

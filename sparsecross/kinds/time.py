@@ -103,7 +103,7 @@ class TimeKind(Kind):
         text = _DOW[lid] if part == "dow" else _MONTHS[lid] if part == "month" else str(v)
         return f"{f.name}={part} {text}"
 
-    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str) -> bool:
+    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str, crossed: bool = False) -> bool:
         part = f.option("part")
         if pa.types.is_timestamp(t):
             return False

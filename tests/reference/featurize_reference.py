@@ -23,6 +23,8 @@ Decisions where the contract is silent (also listed in the module's report):
 - A categorical column holding a float that is not NaN raises ``TypeError``; NaN is missing.
 - numeric: the value is rounded to float32 (``struct``) after clip and transform; a value that is
   not finite in float32, or ``log1p`` of a value <= -1, raises ``ValueError``.
+- categorical list: a row's list value gives one key per distinct non-null element; a null or
+  empty list is the missing value.
 - time: a ``datetime`` without tzinfo (and a parsed string) is a UTC instant; ``date`` values have
   their own calendar fields (no time zone); Python's ``datetime.strptime`` parses strings.
 """
@@ -502,8 +504,14 @@ def _time_local_id(f: _Feature, value: Any, row_index: int) -> int | None:
 
 
 def _categorical_key(f: _Feature, row: dict[str, Any], row_index: int, seed: int) -> int | None:
-    """64-bit key of a categorical in this row; the missing key, or None for ``skip``."""
+    """64-bit key of a categorical in this row; the missing key, or None for ``skip``; the
+    sorted list of its distinct element keys for a list value."""
     value = _get(row, f.columns[0], row_index)
+    if isinstance(value, list):  # a list column: one key per distinct non-null element
+        keys = sorted({categorical_key(f.name, v, seed) for v in value if v is not None})
+        if not keys:  # a null or empty list is the missing value
+            return None if f.missing == "skip" else categorical_key(f.name, None, seed)
+        return keys  # type: ignore[return-value]
     if isinstance(value, float) and math.isnan(value):
         value = None
     if value is None:
@@ -583,11 +591,15 @@ def _row_columns(s: _Spec, row: dict[str, Any], row_index: int) -> list[tuple[in
                 x = _numeric(row[f.columns[0]], f"row {row_index} {f.columns[0]!r}")
                 assert x is not None
                 values[s.feature_offsets[f.name]] = numeric_value(f, x, row_index)
+        elif isinstance(value, list):
+            outputs.extend(H + (k & mask) for k in value)
         else:
             outputs.append(H + (value & mask))
     # 2. crosses (nothing if any component emitted nothing: missing = "skip")
     for c in s.crosses:
         parts = [component[f.name] for f in c.features]
+        if any(isinstance(p, list) for p in parts):
+            raise ValueError(f"row {row_index}: cross {c.name!r} of a list column")
         if any(p is None for p in parts):
             continue
         if c.mode == "exact":
