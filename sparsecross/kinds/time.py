@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DataError, SchemaError, SpecError
+from ..errors import DataError, SchemaError, SpecError, did_you_mean
 from ._base import Ctx, Kind, choice, get, is_stringish
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class TimeKind(Kind):
                 zoneinfo.ZoneInfo(tz)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
                 raise SpecError(f"{where}.timezone: {tz!r} is not an IANA time zone (e.g. \"Europe/Paris\", "
-                                "\"UTC\")") from None
+                                f"\"UTC\"){did_you_mean(tz, sorted(zoneinfo.available_timezones()))}") from None
             opts.append(("timezone", tz))
         invalid = choice(f"{where}.invalid", get(where, t, "invalid", str, "error"), ("error", "missing"))
         if invalid != "error":
