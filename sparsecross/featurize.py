@@ -8,7 +8,6 @@ strings hashed once per distinct dictionary value); the kernels in
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -18,9 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._kernels import crosses as K
-from ._kernels.hash import hash_ints, hash_strings, holdout_mask
-from .errors import DataError, SchemaError
+from ._kernels.hash import holdout_mask
+from .errors import DataError
 from .hashing import holdout_salt, missing_key
+from .kinds import KINDS, Ctx
+from .kinds.categorical import categorical_keys, hash_dictionary
 from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located
 from .spec import FeatureSpec
 
@@ -81,47 +82,9 @@ def _plan(spec: FeatureSpec) -> _Plan:
     return plan
 
 
-# Hashes of recently seen Arrow dictionaries: a row group's dictionary is shared by its
-# batches.  Each entry keeps a reference to its dictionary so its buffer address is never
-# reused by another dictionary while the entry lives.
-_DICT_CACHE: OrderedDict[tuple[int, int, int, int, int], tuple[pa.Array, np.ndarray]] = OrderedDict()
-_DICT_CACHE_SIZE = 64
-
-
-def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    bufs = arr.buffers()
-    off_dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offsets = np.frombuffer(bufs[1], dtype=off_dtype)[arr.offset: arr.offset + len(arr) + 1]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    return offsets, data
-
-
-def _hash_dictionary(dictionary: pa.Array, salt: np.uint64) -> np.ndarray:
-    """XXH64 of every dictionary value, computed once per distinct dictionary."""
-    if not (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
-        dictionary = dictionary.cast(pa.large_string())  # string_view and friends
-    bufs = dictionary.buffers()
-    # Both buffer addresses: a derived dictionary (e.g. pc.ascii_lower) may share the offsets
-    # buffer but not the data.  The entry keeps the dictionary alive, so neither address can
-    # be reused by another buffer while the entry exists.
-    key = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
-           dictionary.offset, len(dictionary), int(salt))
-    hit = _DICT_CACHE.get(key)
-    if hit is not None:
-        _DICT_CACHE.move_to_end(key)
-        return hit[1]
-    offsets, data = _string_buffers(dictionary)
-    keys = hash_strings(offsets, data, salt)
-    _DICT_CACHE[key] = (dictionary, keys)
-    while len(_DICT_CACHE) > _DICT_CACHE_SIZE:
-        _DICT_CACHE.popitem(last=False)
-    return keys
-
-
-def _valid_mask(arr: pa.Array) -> np.ndarray:
-    if arr.null_count == 0:
-        return np.zeros(0, dtype=np.uint8)
-    return np.asarray(arr.is_valid()).astype(np.uint8)
+# The categorical kind hashes strings once per Arrow dictionary (names.py uses it too).
+_hash_dictionary = hash_dictionary
+_categorical_keys = categorical_keys
 
 
 def _as_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -143,39 +106,6 @@ def _float64(arr: pa.Array) -> np.ndarray:
         arr = pc.cast(arr, pa.float64(), safe=False)
     out = arr.to_numpy(zero_copy_only=False)
     return out
-
-
-def _categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.ndarray,
-                      missing: np.ndarray) -> None:
-    t = arr.type
-    if pa.types.is_dictionary(t):
-        vt = t.value_type
-        if pa.types.is_integer(vt) or pa.types.is_boolean(vt):
-            arr = arr.dictionary_decode()
-            t = arr.type
-        elif arr.dictionary.null_count:
-            # A null *inside* the dictionary: re-encode so every null is a row-level null.
-            _categorical_keys(pc.dictionary_encode(arr.dictionary_decode()), salt, miss, ids, missing)
-            return
-        else:
-            dict_keys = _hash_dictionary(arr.dictionary, salt)
-            indices = arr.indices
-            if indices.null_count:
-                indices = pc.fill_null(indices, 0)
-            codes = indices.to_numpy(zero_copy_only=False)
-            K.take_keys(codes, dict_keys, _valid_mask(arr), miss, ids, missing)
-            return
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        enc = pc.dictionary_encode(arr)
-        _categorical_keys(enc, salt, miss, ids, missing)
-        return
-    if pa.types.is_boolean(t) or pa.types.is_integer(t):
-        values = pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-        keys = hash_ints(values, salt)
-        codes = np.arange(len(arr), dtype=np.int64)
-        K.take_keys(codes, keys, _valid_mask(arr), miss, ids, missing)
-        return
-    raise SchemaError(f"cannot use type {t} as a categorical")
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -346,17 +276,32 @@ def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, star
 def _featurize_slice(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatch,
                      start_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, indices, data) of the rows of ``table`` (one slice of a batch)."""
-    ids, missing = _feature_ids(spec, plan, table, start_row)
-    return K.build_csr(
-        ids, missing, plan.skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
+    n = table.num_rows
+    ids, missing, skip, values, extra = _feature_ids(spec, plan, table, start_row)
+    indptr, indices, data = K.build_csr(
+        ids, missing, skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
         plan.comp_feat, plan.comp_stride, plan.mask, plan.hashed_offset,
     )
+    if values:
+        # A numeric feature (never crossed) is standalone: its value goes to the first column of
+        # its exact block, which no other output can hit.
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        offsets = {o.components[0]: o.offset for o in spec.outputs if o.kind == 0 and len(o.components) == 1}
+        for fi, v in values:
+            sel = np.flatnonzero(indices == offsets[fi])
+            data[sel] = v[rows[sel]]
+    if extra:
+        indptr, indices, data = _merge_entries(indptr, indices, data, extra, plan, n)
+    return indptr, indices, data
 
 
-def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatch,
-                 start_row: int) -> tuple[np.ndarray, np.ndarray]:
+def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatch, start_row: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, np.ndarray]],
+                            list[tuple[np.ndarray, np.ndarray]]]:
     """``build_csr``'s inputs for the rows of ``table``: per-feature local ids / keys
-    (uint64[F, n]) and missing flags (uint8[F, n])."""
+    (uint64[F, n]), missing flags (uint8[F, n]) and per-feature skip flags; plus the values of
+    the features whose value is not 1.0 (numeric) and the extra hashed entries of list
+    categoricals, which ``_featurize_slice`` adds to the CSR."""
     n = table.num_rows
     nf = len(spec.features)
     ids = np.empty((nf, n), dtype=np.uint64)
@@ -369,59 +314,35 @@ def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatc
             x = floats[col] = _float64(_as_array(table.column(col)))
         return x
 
+    values: list[tuple[int, np.ndarray]] = []  # (feature, float32 values) of kinds whose value is not 1.0
+    skip = plan.skip.copy()
+    extra: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, keys) hashed entries of list categoricals
     for fi, f in enumerate(spec.features):
-        if f.kind == "categorical":
-            arr = _as_array(table.column(f.columns[0]))
-            big = pc.greater(arr, pa.scalar(2**63 - 1, pa.uint64())) if pa.types.is_uint64(arr.type) else None
-            if big is not None and pc.any(big).as_py():
-                big = np.asarray(pc.fill_null(big, False))
-                raise DataError(
-                    f"feature {f.name!r}: column {f.columns[0]!r} has {int(big.sum())} integers >= 2**63 (first "
-                    f"at row {start_row + _first_bad(big)}); categorical integers are hashed as int64",
-                    row=start_row + _first_bad(big),
-                )
-            _categorical_keys(arr, plan.salts[fi], plan.missing_keys[fi], ids[fi], missing[fi])
-        elif f.kind == "bucket":
-            x = numeric(f.columns[0])
-            K.bucket_ids(x, np.asarray(f.boundaries, dtype=np.float64), ids[fi], missing[fi])
-        else:
-            n_lat, n_lon = f.grid
-            empty = np.zeros(0, dtype=np.float64)
-            if f.kind == "geo":
-                lat = numeric(f.columns[0])
-                lon = numeric(f.columns[1])
-                mode = 2
-            elif f.kind == "lat":
-                lat, lon, mode = numeric(f.columns[0]), empty, 0
-            else:
-                lat, lon, mode = empty, numeric(f.columns[0]), 1
-            bad_row = K.grid_ids(lat, lon, f.resolution_arcmin, n_lat, n_lon, mode,
-                                 f.invalid == "missing", ids[fi], missing[fi])
-            if bad_row >= 0:
-                raise _coordinate_error(f.name, f.columns, lat, lon, mode, start_row)
-    return ids, missing
+        ctx = Ctx(table, start_row, plan.salts[fi], plan.missing_keys[fi], numeric, fi, skip, extra)
+        v = KINDS[f.kind].featurize(f, ctx, ids[fi], missing[fi])
+        if v is not None:
+            values.append((fi, v))
+    return ids, missing, skip, values, extra
 
 
-def _coordinate_error(name: str, columns: tuple[str, ...], lat: np.ndarray, lon: np.ndarray, mode: int,
-                      start_row: int) -> DataError:
-    with np.errstate(invalid="ignore"):
-        bad = np.zeros(max(len(lat), len(lon)), dtype=bool)
-        if mode != 1:
-            bad |= (lat < -90) | (lat > 90)
-        if mode != 0:
-            bad |= (lon < -180) | (lon > 180)
-    i = _first_bad(bad)
-    vals = []
-    if mode != 1:
-        vals.append(f"lat={float(lat[i])!r}")
-    if mode != 0:
-        vals.append(f"lon={float(lon[i])!r}")
-    return DataError(
-        f"feature {name!r}: {int(bad.sum())} rows have coordinates outside [-90, 90] x [-180, 180] "
-        f"(first at row {start_row + i}: {', '.join(vals)}; counted in rows {start_row}-{start_row + len(bad) - 1}); "
-        "set invalid = \"missing\" in the spec to treat them as missing",
-        row=start_row + i,
-    )
+def _merge_entries(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                   extra: list[tuple[np.ndarray, np.ndarray]], plan: _Plan, n: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add hashed entries ``(rows, keys)`` to canonical CSR rows: sorted again, entries on the
+    same column summed (a collision's value is its count)."""
+    r = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))] + [e[0] for e in extra])
+    c = np.concatenate([indices] + [plan.hashed_offset + (e[1] & plan.mask).astype(np.int64) for e in extra])
+    v = np.concatenate([data] + [np.ones(len(e[0]), dtype=np.float32) for e in extra])
+    order = np.lexsort((c, r))
+    r, c, v = r[order], c[order], v[order]
+    first = np.ones(len(r), dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    starts = np.flatnonzero(first)
+    v = np.add.reduceat(v, starts) if len(v) else v
+    r, c = r[starts], c[starts]
+    out = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n), out=out[1:])
+    return out, c, v.astype(np.float32)
 
 
 def featurize(

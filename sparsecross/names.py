@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from ._kernels.hash import hash_ints
 from .featurize import _as_array, _hash_dictionary, _plan
+from .kinds.categorical import is_list
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, iter_record_batches
 from .spec import FeatureSpec
@@ -132,6 +133,11 @@ class NameRecorder:
         """Record the values of the standalone categoricals in ``batch``."""
         for fi, f in self.features:
             arr = _as_array(batch.column(f.columns[0]))
+            if is_list(arr.type):  # a categorical list: its elements are the values
+                empty = pc.fill_null(pc.equal(pc.list_value_length(arr), 0), True)
+                arr = arr.flatten()
+                if pc.any(empty).as_py():
+                    arr = pa.concat_arrays([arr, pa.nulls(1, arr.type)])  # the missing key
             values, keys = self._distinct(fi, arr)
             if values is not None and len(values):
                 refs = self._count[fi] + np.arange(len(values), dtype=np.int64)

@@ -18,7 +18,7 @@ from ._defaults import PREDICT_BATCH_ROWS  # noqa: F401  (re-exported: predict.P
 from ._kernels.score import finish_sigmoid, score_csr, score_features
 from .errors import InputTypeError, OutputError, ParameterError, SparseCrossError
 from .files import atomic_output, check_outputs
-from .featurize import SLICE_ENTRIES, _feature_ids, _label_rows, _plan
+from .featurize import SLICE_ENTRIES, _feature_ids, _label_rows, _plan, featurize_features
 from .metrics import StreamingMetrics
 from .model import SparseModel
 from .read import Source, check_schema, iter_record_batches, located, open_checked, resolve_files
@@ -114,8 +114,13 @@ def _margins(model: SparseModel, data: pa.Table | pa.RecordBatch, start_row: int
     step = max(1, SLICE_ENTRIES // max(len(spec.features), len(plan.out_kind), 1))
     for a in range(0, n, step):
         part = data if n <= step else data.slice(a, step)
-        ids, missing = _feature_ids(spec, plan, part, start_row + a)
-        score_features(ids, missing, plan.skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
+        ids, missing, skip, values, extra = _feature_ids(spec, plan, part, start_row + a)
+        if values or extra:
+            # numeric values and list elements are added to the CSR rows after build_csr: score those
+            X = featurize_features(spec, part, start_row + a)
+            out[a: a + part.num_rows] = score_csr(X.indptr, X.indices, X.data, sc.table, sc.vals, sc.bias)
+            continue
+        score_features(ids, missing, skip, plan.out_kind, plan.out_offset, plan.out_seed, plan.comp_ptr,
                        plan.comp_feat, plan.comp_stride, plan.mask, plan.hashed_offset, sc.dense_base,
                        sc.dense_w, sc.dense_hit, sc.table, sc.vals, sc.bias, out[a: a + part.num_rows])
     return out

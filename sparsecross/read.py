@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from ._defaults import DEFAULT_BATCH_ROWS
 from .errors import DataError, InputTypeError, ParameterError, SchemaError, did_you_mean
 from .inputs import MemorySource, memory_source
+from .kinds import KINDS
 from .spec import FeatureSpec
 
 __all__ = ["resolve_files", "check_schema", "iter_record_batches", "count_rows", "Source",
@@ -153,21 +154,12 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
             t = col_type(spec.label.weight, "weight")
             if not _is_number(t):
                 raise SchemaError(f"weight column {spec.label.weight!r} in {where} has type {t}; expected numbers")
+    crossed = {n for c in spec.crosses for n in c.features}
     for f in spec.features:
+        kind = KINDS[f.kind]
         for col in f.columns:
-            t = col_type(col, f"feature {f.name!r}")
-            if f.kind == "categorical":
-                if _is_stringish(t):
-                    strings.append(col)
-                elif not (pa.types.is_integer(t) or pa.types.is_boolean(t)):
-                    raise SchemaError(
-                        f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical "
-                        "needs strings, integers or bools (use kind = \"bucket\" for real numbers)"
-                    )
-            elif not _is_number(t):
-                raise SchemaError(
-                    f"feature {f.name!r} ({f.kind}): column {col!r} in {where} has type {t}; expected numbers"
-                )
+            if kind.check_type(f, col, col_type(col, f"feature {f.name!r}"), where, f.name in crossed):
+                strings.append(col)
     return strings
 
 

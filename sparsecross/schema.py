@@ -1,14 +1,17 @@
 """The input schema a model was trained on: the type class of every column the spec reads.
 
 A model records ``{column: type class}`` (``"integer"``, ``"floating"``, ``"string"``,
-``"boolean"``, or the Arrow type's name for any other type).  Scoring data whose column would
+``"boolean"``, ``"timestamp"``, ``"date"``, or the Arrow type's name for any other type).  Scoring data whose column would
 make different features is refused, naming the column and both types; a type that cannot
 change the features is accepted:
 
 * a categorical hashes strings and integers differently, so ``string`` never matches
-  ``integer``; integers and booleans hash alike (a bool is the integer 0 or 1);
-* numeric features (geo, lat, lon, bucket) read every number as float64, so ``integer`` and
-  ``floating`` are interchangeable (pandas turns an integer column with nulls into floats);
+  ``integer``; integers and booleans hash alike (a bool is the integer 0 or 1); a list column
+  is ``list<class of its elements>`` and never matches a scalar column;
+* numeric features (geo, lat, lon, bucket, numeric) read every number as float64, so ``integer``
+  and ``floating`` are interchangeable (pandas turns an integer column with nulls into floats);
+* a time feature's timestamps may change unit and zone (an instant is an instant), but a
+  ``timestamp``, a ``date`` and a ``string`` column are three different classes;
 * the label reads numbers and booleans as 0/1 values; sample weights read numbers.
 
 Training checks that every file of the source, and the validation data, agree in this sense
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from .errors import SchemaError
+from .kinds import KINDS
 from .spec import FeatureSpec
 
 __all__ = ["type_class", "column_roles", "schema_classes", "check_compatible", "source_schema"]
@@ -47,18 +51,25 @@ def type_class(t: pa.DataType) -> str:
         return "floating"
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return "string"
+    if pa.types.is_timestamp(t):
+        return "timestamp"  # any unit and zone: the same instants make the same time features
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return f"list<{type_class(t.value_type)}>"  # whatever the element field's name
     return str(t)
 
 
 def column_roles(spec: FeatureSpec, *, label: bool = True) -> dict[str, set[str]]:
-    """Every column the spec reads -> the roles it plays (label, weight, categorical, numeric)."""
+    """Every column the spec reads -> the roles it plays (label, weight, and each feature kind's
+    role: categorical, numeric, time)."""
     roles: dict[str, set[str]] = {}
     if label:
         roles.setdefault(spec.label.column, set()).add("label")
         if spec.label.weight:
             roles.setdefault(spec.label.weight, set()).add("weight")
     for f in spec.features:
-        role = "categorical" if f.kind == "categorical" else "numeric"
+        role = KINDS[f.kind].role
         for col in f.columns:
             roles.setdefault(col, set()).add(role)
     return roles

@@ -18,6 +18,8 @@ from typing import Any
 
 from .errors import ParameterError, SpecError, did_you_mean
 from .hashing import cross_seed, feature_salt
+from .kinds import KINDS as _REGISTRY
+from .kinds import grid_of
 
 __all__ = [
     "FeatureSpec",
@@ -35,8 +37,8 @@ __all__ = [
     "MAX_CROSS_COMPONENTS",
 ]
 
-KINDS = ("geo", "lat", "lon", "bucket", "categorical")
-EXACT_KINDS = ("geo", "lat", "lon", "bucket")
+#: The ``kind =`` values (the registry is :data:`sparsecross.kinds.KINDS`).
+KINDS = tuple(_REGISTRY)
 TRAIN_KEYS = {
     "alpha": float,
     "beta": float,
@@ -52,17 +54,6 @@ TRAIN_KEYS = {
     "early_stop": int,
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_FEATURE_KEYS = {
-    "name", "kind", "column", "lat", "lon", "resolution_arcmin", "boundaries",
-    "quantiles", "missing", "invalid", "standalone",
-}
-_KIND_KEYS = {
-    "geo": {"lat", "lon", "resolution_arcmin", "invalid"},
-    "lat": {"column", "resolution_arcmin", "invalid"},
-    "lon": {"column", "resolution_arcmin", "invalid"},
-    "bucket": {"column", "boundaries", "quantiles"},
-    "categorical": {"column"},
-}
 _COMMON_KEYS = {"name", "kind", "missing", "standalone"}
 
 #: Limits of a user's spec (docs/CONTRACT.md, "Limits").  Featurizing holds one local id per
@@ -72,11 +63,6 @@ _COMMON_KEYS = {"name", "kind", "missing", "standalone"}
 MAX_FEATURES = 10_000
 MAX_CROSSES = 10_000
 MAX_CROSS_COMPONENTS = 8
-
-
-def grid_of(resolution_arcmin: float) -> tuple[int, int]:
-    """(n_lat, n_lon) bands of a geo grid of ``resolution_arcmin`` minutes."""
-    return math.ceil(10800 / resolution_arcmin), math.ceil(21600 / resolution_arcmin)
 
 
 #: Comparison operators of ``[label] compare`` (with ``threshold``).
@@ -129,7 +115,12 @@ class HashingSpec:
 
 @dataclass(frozen=True)
 class Feature:
-    """One feature: a geo cell, a latitude/longitude band, a numeric bucket or a categorical."""
+    """One feature: a geo cell, a latitude/longitude band, a numeric bucket, a categorical, a
+    numeric value or a time part.  What a kind means lives in its module of
+    :mod:`sparsecross.kinds`; this class asks it.
+
+    ``options`` holds the keys of kinds that have no field of their own (numeric, time), as
+    sorted ``(key, value)`` pairs (lists as tuples, so a feature stays hashable)."""
 
     name: str
     kind: str
@@ -140,10 +131,18 @@ class Feature:
     missing: str = "bucket"
     invalid: str = "error"
     standalone: bool = True
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """The value of option ``key`` (see :attr:`options`), or ``default``."""
+        for k, v in self.options:
+            if k == key:
+                return v
+        return default
 
     @property
     def is_exact(self) -> bool:
-        return self.kind in EXACT_KINDS
+        return _REGISTRY[self.kind].is_exact(self)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -153,33 +152,11 @@ class Feature:
     @property
     def cardinality(self) -> int | None:
         """Number of local ids including the missing one; None for hashed kinds."""
-        if self.kind == "geo":
-            n_lat, n_lon = self.grid
-            return n_lat * n_lon + 1
-        if self.kind == "lat":
-            return self.grid[0] + 1
-        if self.kind == "lon":
-            return self.grid[1] + 1
-        if self.kind == "bucket":
-            if self.boundaries is None:
-                return None
-            return len(self.boundaries) + 2
-        return None
+        return _REGISTRY[self.kind].cardinality(self)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "kind": self.kind}
-        if self.kind == "geo":
-            d["lat"], d["lon"] = self.columns
-        else:
-            d["column"] = self.columns[0]
-        if self.kind in ("geo", "lat", "lon"):
-            d["resolution_arcmin"] = self.resolution_arcmin
-            d["invalid"] = self.invalid
-        if self.kind == "bucket":
-            if self.boundaries is not None:
-                d["boundaries"] = list(self.boundaries)
-            if self.quantiles is not None:
-                d["quantiles"] = self.quantiles
+        d.update(_REGISTRY[self.kind].to_dict(self))
         d["missing"] = self.missing
         d["standalone"] = self.standalone
         return d
@@ -413,27 +390,11 @@ class FeatureSpec:
 
 
 def describe_local(f: Feature, lid: int) -> str:
-    """Readable text for local id ``lid`` of exact feature ``f``."""
+    """Readable text for local id ``lid`` of exact feature ``f`` (its kind describes it)."""
     card = f.cardinality or 0
     if lid == card - 1:
         return f"{f.name}=missing"
-    r = f.resolution_arcmin / 60.0
-    if f.kind == "geo":
-        n_lon = f.grid[1]
-        i, j = divmod(lid, n_lon)
-        lat0, lon0 = -90 + i * r, -180 + j * r
-        return (
-            f"{f.name}=lat[{lat0:.4f},{min(lat0 + r, 90):.4f}) "
-            f"lon[{lon0:.4f},{min(lon0 + r, 180):.4f})"
-        )
-    if f.kind == "lat":
-        return f"{f.name}=[{-90 + lid * r:.4f},{min(-90 + (lid + 1) * r, 90):.4f})"
-    if f.kind == "lon":
-        return f"{f.name}=[{-180 + lid * r:.4f},{min(-180 + (lid + 1) * r, 180):.4f})"
-    b = f.boundaries or ()
-    lo = "-inf" if lid == 0 else repr(b[lid - 1])
-    hi = "inf" if lid >= len(b) else repr(b[lid])
-    return f"{f.name}=[{lo},{hi})"
+    return _REGISTRY[f.kind].describe(f, lid)
 
 
 # The parser lives in spec_parse.py (TOML/dict -> FeatureSpec, with every check); these names

@@ -17,9 +17,7 @@ from .errors import SpecError, did_you_mean
 from .spec import (
     COMPARE_OPS,
     _COMMON_KEYS,
-    _KIND_KEYS,
     _NAME_RE,
-    KINDS,
     MAX_CROSS_COMPONENTS,
     MAX_CROSSES,
     MAX_FEATURES,
@@ -29,8 +27,10 @@ from .spec import (
     FeatureSpec,
     HashingSpec,
     LabelSpec,
-    grid_of,
 )
+from .kinds import KINDS
+from .kinds._base import choice as _choice
+from .kinds._base import get as _get
 
 __all__ = ["parse_spec", "load_spec"]
 
@@ -51,37 +51,6 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None
             )
 
 
-def _get(where: str, table: Mapping[str, Any], key: str, typ: Any, default: Any = ...) -> Any:
-    if key not in table:
-        if default is ...:
-            raise SpecError(f"{where}: missing required key {key!r}")
-        return default
-    value = table[key]
-    types = typ if isinstance(typ, tuple) else (typ,)
-    if isinstance(value, bool) and bool not in types:
-        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
-    if float in types and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, types):
-        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
-    return value
-
-
-def _tname(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false",
-             list: "a list", dict: "a table"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def _choice(where: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise SpecError(
-            f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}"
-            f"{did_you_mean(value, choices)}"
-        )
-    return value
-
-
 def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> Feature:
     where = f"features[{i}]"
     if not isinstance(t, dict):
@@ -90,14 +59,11 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> Feature:
     where = f"features[{i}] ({name!r})"
     if not _NAME_RE.match(name):
         raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {name!r}")
-    kind = _choice(f"{where}.kind", _get(where, t, "kind", str), KINDS)
-    _check_keys(where, t, _COMMON_KEYS | _KIND_KEYS[kind])
+    kind = KINDS[_choice(f"{where}.kind", _get(where, t, "kind", str), tuple(KINDS))]
+    _check_keys(where, t, _COMMON_KEYS | kind.keys)
     missing = _choice(f"{where}.missing", _get(where, t, "missing", str, "bucket"), ("bucket", "skip"))
     standalone = _get(where, t, "standalone", bool, True)
-    if kind == "geo":
-        columns = (_get(where, t, "lat", str), _get(where, t, "lon", str))
-    else:
-        columns = (_get(where, t, "column", str),)
+    columns = kind.columns(where, t)
     if not stored:
         for col in columns:
             if col == label.column:
@@ -110,44 +76,9 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> Feature:
                     f"{where}: column {col!r} is the weight column ([label] weight); a feature must "
                     "not read the sample weights"
                 )
-    res = 1.0
-    invalid = "error"
-    if kind in ("geo", "lat", "lon"):
-        res = _get(where, t, "resolution_arcmin", float, 1.0)
-        if not (math.isfinite(res) and 0 < res <= 21600):
-            raise SpecError(f"{where}.resolution_arcmin: expected a number in (0, 21600], got {res!r}")
-        n = math.prod(grid_of(res))
-        if n > 2**40:
-            raise SpecError(f"{where}.resolution_arcmin: {res!r} gives {n} cells; at most 2**40")
-        invalid = _choice(f"{where}.invalid", _get(where, t, "invalid", str, "error"), ("error", "missing"))
-    boundaries = None
-    quantiles = None
-    if kind == "bucket":
-        if "boundaries" not in t and "quantiles" not in t:
-            raise SpecError(f"{where}: a bucket feature needs 'boundaries' or 'quantiles'")
-        if "boundaries" in t and "quantiles" in t and not stored:
-            raise SpecError(
-                f"{where}: 'boundaries' and 'quantiles' exclude each other; give explicit boundaries, "
-                "or quantiles = N to compute them from the data"
-            )
-        if "boundaries" in t:
-            raw = _get(where, t, "boundaries", list)
-            try:
-                b = tuple(float(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool))
-            except OverflowError:  # an int beyond float64 (possible through the dict API)
-                raise SpecError(f"{where}.boundaries: a number is beyond the float64 range") from None
-            if len(b) != len(raw) or not b:
-                raise SpecError(f"{where}.boundaries: expected a non-empty list of numbers, got {raw!r}")
-            if not all(math.isfinite(x) for x in b) or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
-                raise SpecError(f"{where}.boundaries: must be finite and strictly increasing, got {raw!r}")
-            boundaries = b
-        if "quantiles" in t:
-            # With explicit boundaries too (stored specs only), this is a resolved spec: the
-            # boundaries are used and the quantile count only records how they were made.
-            quantiles = _get(where, t, "quantiles", int)
-            if not 2 <= quantiles <= 10000:
-                raise SpecError(f"{where}.quantiles: expected an integer in [2, 10000], got {quantiles!r}")
-    return Feature(name, kind, columns, res, boundaries, quantiles, missing, invalid, standalone)
+    f = Feature(name, kind.name, columns, missing=missing, standalone=standalone, **kind.parse(where, t, stored))
+    kind.check_feature(where, f)
+    return f
 
 
 def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> FeatureSpec:
@@ -316,8 +247,12 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
         )
     name = _get(where, t, "name", str, "*".join(fl))
     mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
+    for n in fl:
+        if not KINDS[features[index[n]].kind].crossable:
+            raise SpecError(f"{where}.features: feature {n!r} is {features[index[n]].kind}, which cannot be "
+                            "crossed (its value is not a count)")
     if mode == "exact":
-        bad = [n for n in fl if features[index[n]].kind == "categorical"]
+        bad = [n for n in fl if not features[index[n]].is_exact]
         if bad:
             raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) {bad}")
     return Cross(name, tuple(fl), mode)

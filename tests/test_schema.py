@@ -145,4 +145,6 @@ def test_type_classes():
     assert type_class(pa.float16()) == "floating"
     assert type_class(pa.decimal128(10, 2)) == "floating"
     assert type_class(pa.bool_()) == "boolean"
-    assert type_class(pa.timestamp("s")) == "timestamp[s]"
+    assert type_class(pa.timestamp("s")) == "timestamp"  # time features: any unit and zone
+    assert type_class(pa.date64()) == "date"
+    assert type_class(pa.binary()) == "binary"  # any other type: its Arrow name

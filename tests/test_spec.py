@@ -287,8 +287,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     # kinds and buckets
     ("unknown kind", _mutate(("features", 0, "kind"), "gep"),
      r"features\[0\] \('cell'\)\.kind: expected one of 'geo', 'lat', 'lon', 'bucket', 'categorical', "
-     r"got 'gep' \(did you mean 'geo'\?\)"),
-    ("kind numeric", _mutate(("features", 0, "kind"), "numeric"), r"\.kind: expected one of .*got 'numeric'"),
+     r"'numeric', 'time', got 'gep' \(did you mean 'geo'\?\)"),
+    ("kind numeric", _mutate(("features", 0, "kind"), "numeric"), r"\('cell'\): unknown key 'lat'"),
     ("bucket without boundaries or quantiles",
      _mutate(("features", 1), {"name": "income", "kind": "bucket", "column": "inc"}),
      r"features\[1\] \('income'\): a bucket feature needs 'boundaries' or 'quantiles'"),

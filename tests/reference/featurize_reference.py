@@ -21,13 +21,22 @@ Decisions where the contract is silent (also listed in the module's report):
 - A missing label, or a missing / negative / non-finite weight, raises ``ValueError`` (the
   library may drop or warn instead; keep such rows out of comparisons).
 - A categorical column holding a float that is not NaN raises ``TypeError``; NaN is missing.
+- numeric: the value is rounded to float32 (``struct``) after clip and transform; a value that is
+  not finite in float32, or ``log1p`` of a value <= -1, raises ``ValueError``.
+- categorical list: a row's list value gives one key per distinct non-null element; a null or
+  empty list is the missing value.
+- time: a ``datetime`` without tzinfo (and a parsed string) is a UTC instant; ``date`` values have
+  their own calendar fields (no time zone); Python's ``datetime.strptime`` parses strings.
 """
 
 from __future__ import annotations
 
 import bisect
+import datetime
 import math
 import re
+import struct
+import zoneinfo
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +60,7 @@ DEFAULT_BITS = 22
 DEFAULT_SEED = 0
 DEFAULT_MAX_EXACT = 2**30
 DEFAULT_RESOLUTION_ARCMIN = 1.0
-EXACT_KINDS = ("geo", "lat", "lon", "bucket")
+EXACT_KINDS = ("geo", "lat", "lon", "bucket", "numeric", "time")
 ALL_KINDS = EXACT_KINDS + ("categorical",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -104,6 +113,14 @@ class _Feature:
     invalid: str = "error"
     boundaries: list[float] = field(default_factory=list)
     cardinality: int | None = None  # None for categoricals (hashed, no exact cardinality)
+    # numeric
+    transform: str = "none"
+    clip: tuple[float, float] | None = None
+    # time
+    part: str = ""
+    format: str | None = None
+    timezone: str = "UTC"
+    first: int = 0  # value of local id 0 of the part (month 1, dayofyear 1, year: years[0])
 
     @property
     def exact(self) -> bool:
@@ -216,6 +233,23 @@ def _parse_feature(index: int, raw: dict[str, Any]) -> _Feature:
             raise ValueError(f"{where}.boundaries must be strictly increasing, got {b!r}")
         feature.boundaries = bf
         feature.cardinality = len(bf) + 2
+    elif kind == "numeric":
+        # block of 2: local id 0 carries the value, id 1 is the missing indicator
+        feature.transform = raw.get("transform", "none")
+        if "clip" in raw:
+            feature.clip = (float(raw["clip"][0]), float(raw["clip"][1]))
+        feature.cardinality = 2
+    elif kind == "time":
+        feature.part = raw["part"]
+        feature.format = raw.get("format")
+        feature.timezone = raw.get("timezone", "UTC")
+        feature.invalid = raw.get("invalid", "error")
+        counts = {"minute": (0, 60), "hour": (0, 24), "dow": (0, 7), "dayofyear": (1, 366), "month": (1, 12)}
+        if feature.part == "year":
+            first, last = raw["years"]
+            counts["year"] = (first, last - first + 1)
+        feature.first, n_values = counts[feature.part]
+        feature.cardinality = n_values + 1
     return feature
 
 
@@ -409,6 +443,11 @@ def _exact_local_id(f: _Feature, row: dict[str, Any], row_index: int) -> int | N
     elif f.kind == "bucket":
         x = _numeric(_get(row, f.columns[0], row_index), f"row {row_index} {f.columns[0]!r}")
         local = None if x is None else bucket_local_id(x, f.boundaries)
+    elif f.kind == "numeric":
+        x = _numeric(_get(row, f.columns[0], row_index), f"row {row_index} {f.columns[0]!r}")
+        local = None if x is None else 0
+    elif f.kind == "time":
+        local = _time_local_id(f, _get(row, f.columns[0], row_index), row_index)
     else:  # pragma: no cover - guarded by callers
         raise AssertionError(f.kind)
     if local is None:
@@ -416,9 +455,63 @@ def _exact_local_id(f: _Feature, row: dict[str, Any], row_index: int) -> int | N
     return local
 
 
+def _float32(x: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", x))[0] if abs(x) < 3.5e38 else math.copysign(math.inf, x)
+
+
+def numeric_value(f: _Feature, x: float, row_index: int) -> float:
+    """The CSR value of a present numeric cell: clip, then transform, then float32."""
+    if f.clip is not None:
+        x = min(max(x, f.clip[0]), f.clip[1])
+    if f.transform == "log1p":
+        if x <= -1:
+            raise ValueError(f"row {row_index}: log1p of {x!r} (feature {f.name!r})")
+        x = math.log1p(x)
+    elif f.transform == "signed_log1p":
+        sign = 1.0 if x > 0 else -1.0 if x < 0 else 0.0
+        x = sign * math.log1p(abs(x)) if math.isfinite(x) else x
+    v = _float32(x)
+    if not math.isfinite(v):
+        raise ValueError(f"row {row_index}: value {x!r} of feature {f.name!r} is not finite in float32")
+    return v
+
+
+def _time_local_id(f: _Feature, value: Any, row_index: int) -> int | None:
+    """Local id of a time part, None when missing (null, or invalid with invalid = "missing")."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        assert f.format is not None
+        try:
+            value = datetime.datetime.strptime(value, f.format)
+        except ValueError:
+            if f.invalid == "error":
+                raise ValueError(f"row {row_index}: {value!r} does not match {f.format!r}") from None
+            return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        value = value.astimezone(zoneinfo.ZoneInfo(f.timezone))
+    parts = {"minute": lambda d: d.minute, "hour": lambda d: d.hour, "dow": lambda d: d.weekday(),
+             "month": lambda d: d.month, "year": lambda d: d.year, "dayofyear": lambda d: d.timetuple().tm_yday}
+    local = parts[f.part](value) - f.first
+    assert f.cardinality is not None
+    if not 0 <= local < f.cardinality - 1:  # only a year outside years = [first, last]
+        if f.invalid == "error":
+            raise ValueError(f"row {row_index}: {value!r} is outside the years of feature {f.name!r}")
+        return None
+    return local
+
+
 def _categorical_key(f: _Feature, row: dict[str, Any], row_index: int, seed: int) -> int | None:
-    """64-bit key of a categorical in this row; the missing key, or None for ``skip``."""
+    """64-bit key of a categorical in this row; the missing key, or None for ``skip``; the
+    sorted list of its distinct element keys for a list value."""
     value = _get(row, f.columns[0], row_index)
+    if isinstance(value, list):  # a list column: one key per distinct non-null element
+        keys = sorted({categorical_key(f.name, v, seed) for v in value if v is not None})
+        if not keys:  # a null or empty list is the missing value
+            return None if f.missing == "skip" else categorical_key(f.name, None, seed)
+        return keys  # type: ignore[return-value]
     if isinstance(value, float) and math.isnan(value):
         value = None
     if value is None:
@@ -486,6 +579,7 @@ def _row_columns(s: _Spec, row: dict[str, Any], row_index: int) -> list[tuple[in
             component[f.name] = _categorical_key(f, row, row_index, s.seed)
 
     outputs: list[int] = []
+    values: dict[int, float] = {}  # column -> value, for the value column of a numeric feature
     # 1. standalone features
     for f in s.features:
         value = component[f.name]
@@ -493,11 +587,19 @@ def _row_columns(s: _Spec, row: dict[str, Any], row_index: int) -> list[tuple[in
             continue
         if f.exact:
             outputs.append(s.feature_offsets[f.name] + value)
+            if f.kind == "numeric" and value == 0:
+                x = _numeric(row[f.columns[0]], f"row {row_index} {f.columns[0]!r}")
+                assert x is not None
+                values[s.feature_offsets[f.name]] = numeric_value(f, x, row_index)
+        elif isinstance(value, list):
+            outputs.extend(H + (k & mask) for k in value)
         else:
             outputs.append(H + (value & mask))
     # 2. crosses (nothing if any component emitted nothing: missing = "skip")
     for c in s.crosses:
         parts = [component[f.name] for f in c.features]
+        if any(isinstance(p, list) for p in parts):
+            raise ValueError(f"row {row_index}: cross {c.name!r} of a list column")
         if any(p is None for p in parts):
             continue
         if c.mode == "exact":
@@ -511,7 +613,7 @@ def _row_columns(s: _Spec, row: dict[str, Any], row_index: int) -> list[tuple[in
             outputs.append(H + (key & mask))
 
     counts = Counter(outputs)
-    return [(col, float(counts[col])) for col in sorted(counts)]
+    return [(col, values.get(col, float(counts[col]))) for col in sorted(counts)]
 
 
 def reference_featurize(

@@ -1,0 +1,144 @@
+"""The :class:`Kind` interface and the small parsing helpers every kind uses.
+
+A kind owns everything about its features: its TOML keys and their validation, whether it is
+exact and its cardinality, the Arrow types its column may have, its schema role, how a batch
+of its column becomes local ids (or 64-bit keys) and missing flags, and how a local id reads.
+This module imports nothing from the rest of the package but :mod:`sparsecross.errors`, so
+``spec.py`` can use the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import SchemaError, SpecError, did_you_mean
+
+if TYPE_CHECKING:
+    from ..spec import Feature
+
+__all__ = ["Kind", "Ctx", "get", "choice", "is_number", "is_stringish"]
+
+
+def _tname(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false",
+             list: "a list", dict: "a table"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def get(where: str, table: Mapping[str, Any], key: str, typ: Any, default: Any = ...) -> Any:
+    """``table[key]`` checked against ``typ`` (an int is accepted as a float); ``default`` when
+    absent, or a :class:`SpecError` when there is no default."""
+    if key not in table:
+        if default is ...:
+            raise SpecError(f"{where}: missing required key {key!r}")
+        return default
+    value = table[key]
+    types = typ if isinstance(typ, tuple) else (typ,)
+    if isinstance(value, bool) and bool not in types:
+        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, types):
+        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
+    return value
+
+
+def choice(where: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a :class:`SpecError` naming ``where``."""
+    if value not in choices:
+        raise SpecError(
+            f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}"
+            f"{did_you_mean(value, choices)}"
+        )
+    return value
+
+
+def is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def is_stringish(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+@dataclass
+class Ctx:
+    """What a kind's :meth:`Kind.featurize` gets besides its feature: the batch slice, the
+    global number of its first row, the feature's hash salt and missing key, and the slice's
+    float64 columns (NaN for null), shared by the features that read the same column."""
+
+    table: Any
+    start_row: int
+    salt: np.uint64
+    missing_key: np.uint64
+    numeric: Callable[[str], np.ndarray]
+    #: The feature's position, the slice's per-feature skip flags (a copy a kind may set) and
+    #: extra ``(rows, keys)`` entries for the hashed block (a categorical list's elements).
+    feature: int = 0
+    skip: np.ndarray | None = None
+    extra: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+
+class Kind:
+    """One feature kind.  Subclasses set :attr:`name`, :attr:`keys` and override the methods."""
+
+    #: The value of ``kind =`` in the spec.
+    name: str = ""
+    #: The TOML keys of this kind, besides ``name``, ``kind``, ``missing`` and ``standalone``.
+    keys: frozenset[str] = frozenset()
+    #: The role of the kind's columns in :mod:`sparsecross.schema` (which type classes make the
+    #: same features).
+    role: str = "numeric"
+    #: False if the kind's features may not be crossed (its CSR value is not 1.0).
+    crossable: bool = True
+
+    # ------------------------------------------------------------------ parsing
+    def columns(self, where: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+        """The data columns a feature reads (default: its ``column`` key)."""
+        return (get(where, t, "column", str),)
+
+    def parse(self, where: str, t: Mapping[str, Any], stored: bool) -> dict[str, Any]:
+        """The kind's :class:`~sparsecross.spec.Feature` fields from its TOML table (already
+        checked to hold only known keys); raises :class:`SpecError` naming ``where.key``."""
+        return {}
+
+    def check_feature(self, where: str, f: Feature) -> None:
+        """Checks that need the whole feature (e.g. ``standalone``); raise :class:`SpecError`."""
+
+    def to_dict(self, f: Feature) -> dict[str, Any]:
+        """The kind's keys of :meth:`Feature.to_dict` (columns included), in order."""
+        return {"column": f.columns[0]}
+
+    # ------------------------------------------------------------------- layout
+    def is_exact(self, f: Feature) -> bool:
+        return True
+
+    def cardinality(self, f: Feature) -> int | None:
+        """Number of local ids including the missing one; None when hashed."""
+        return None
+
+    def describe(self, f: Feature, lid: int) -> str:
+        """Readable text of local id ``lid`` (not the missing id) of exact feature ``f``."""
+        return f"{f.name}={lid}"
+
+    # --------------------------------------------------------------------- data
+    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str, crossed: bool = False) -> bool:
+        """Raise :class:`SchemaError` if ``t`` (a dictionary's value type) cannot feed ``f``
+        (``crossed``: ``f`` is in a cross); return True if the column should be read
+        dictionary-encoded."""
+        if not is_number(t):
+            raise SchemaError(
+                f"feature {f.name!r} ({f.kind}): column {col!r} in {where} has type {t}; expected numbers"
+            )
+        return False
+
+    def featurize(self, f: Feature, ctx: Ctx, ids: np.ndarray, missing: np.ndarray) -> np.ndarray | None:
+        """Write the local ids (exact) or keys (hashed) of a batch into ``ids`` (uint64[n]) and
+        the missing flags into ``missing`` (uint8[n]).  A kind whose CSR value is not 1.0
+        returns float32[n] values (used at its first column), else None."""
+        raise NotImplementedError

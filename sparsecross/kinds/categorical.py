@@ -1,0 +1,194 @@
+"""``kind = "categorical"``: strings, integers or booleans, hashed (XXH64, hash contract v1)
+into the hashed block.
+
+A list column (``list<string>``, ``list<int64>``, ...) makes one feature per distinct element
+of a row (each once, whatever its repeats); a null or empty list is the missing value.  Its
+entries do not fit the kernel's one-id-per-feature-and-row layout: they are emitted through
+:attr:`Ctx.extra` and merged into the rows, and such a feature cannot be crossed."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._kernels import crosses as K
+from .._kernels.hash import hash_ints, hash_strings
+from ..errors import DataError, SchemaError
+from ._base import Ctx, Kind, is_stringish
+
+if TYPE_CHECKING:
+    from ..spec import Feature
+
+__all__ = ["CATEGORICAL", "hash_dictionary", "categorical_keys"]
+
+# Hashes of recently seen Arrow dictionaries: a row group's dictionary is shared by its
+# batches.  Each entry keeps a reference to its dictionary so its buffer address is never
+# reused by another dictionary while the entry lives.
+_DICT_CACHE: OrderedDict[tuple[int, int, int, int, int], tuple[pa.Array, np.ndarray]] = OrderedDict()
+_DICT_CACHE_SIZE = 64
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    bufs = arr.buffers()
+    off_dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=off_dtype)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def hash_dictionary(dictionary: pa.Array, salt: np.uint64) -> np.ndarray:
+    """XXH64 of every dictionary value, computed once per distinct dictionary."""
+    if not (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
+        dictionary = dictionary.cast(pa.large_string())  # string_view and friends
+    bufs = dictionary.buffers()
+    # Both buffer addresses: a derived dictionary (e.g. pc.ascii_lower) may share the offsets
+    # buffer but not the data.  The entry keeps the dictionary alive, so neither address can
+    # be reused by another buffer while the entry exists.
+    key = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
+           dictionary.offset, len(dictionary), int(salt))
+    hit = _DICT_CACHE.get(key)
+    if hit is not None:
+        _DICT_CACHE.move_to_end(key)
+        return hit[1]
+    offsets, data = _string_buffers(dictionary)
+    keys = hash_strings(offsets, data, salt)
+    _DICT_CACHE[key] = (dictionary, keys)
+    while len(_DICT_CACHE) > _DICT_CACHE_SIZE:
+        _DICT_CACHE.popitem(last=False)
+    return keys
+
+
+def _valid_mask(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.zeros(0, dtype=np.uint8)
+    return np.asarray(arr.is_valid()).astype(np.uint8)
+
+
+def categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.ndarray,
+                     missing: np.ndarray) -> None:
+    """Write the 64-bit keys of a categorical column into ``ids`` and its missing flags."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        vt = t.value_type
+        if pa.types.is_integer(vt) or pa.types.is_boolean(vt):
+            arr = arr.dictionary_decode()
+            t = arr.type
+        elif arr.dictionary.null_count:
+            # A null *inside* the dictionary: re-encode so every null is a row-level null.
+            categorical_keys(pc.dictionary_encode(arr.dictionary_decode()), salt, miss, ids, missing)
+            return
+        else:
+            dict_keys = hash_dictionary(arr.dictionary, salt)
+            indices = arr.indices
+            if indices.null_count:
+                indices = pc.fill_null(indices, 0)
+            codes = indices.to_numpy(zero_copy_only=False)
+            K.take_keys(codes, dict_keys, _valid_mask(arr), miss, ids, missing)
+            return
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        enc = pc.dictionary_encode(arr)
+        categorical_keys(enc, salt, miss, ids, missing)
+        return
+    if pa.types.is_boolean(t) or pa.types.is_integer(t):
+        values = pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        keys = hash_ints(values, salt)
+        codes = np.arange(len(arr), dtype=np.int64)
+        K.take_keys(codes, keys, _valid_mask(arr), miss, ids, missing)
+        return
+    raise SchemaError(f"cannot use type {t} as a categorical")
+
+
+def is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _list_entries(f: Feature, ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, keys) of a list column: each row's distinct element keys, or its missing key
+    (null or empty list, unless ``missing = "skip"``)."""
+    if isinstance(arr.type, pa.FixedSizeListType):
+        arr = arr.cast(pa.list_(arr.type.value_type))
+    flat = arr.flatten()  # the elements of the valid lists, in row order
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    parent = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+    keys = np.empty(len(flat), dtype=np.uint64)
+    miss = np.empty(len(flat), dtype=np.uint8)
+    categorical_keys(flat, ctx.salt, ctx.missing_key, keys, miss)
+    rows, keys = parent[miss == 0], keys[miss == 0]  # a null element is no feature
+    if len(rows):
+        order = np.lexsort((keys, rows))
+        rows, keys = rows[order], keys[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (keys[1:] != keys[:-1])
+        rows, keys = rows[first], keys[first]
+    if f.missing != "skip":
+        has = np.zeros(len(arr), dtype=bool)
+        has[rows] = True
+        empty = np.flatnonzero(~has)
+        rows = np.concatenate([rows, empty])
+        keys = np.concatenate([keys, np.full(len(empty), ctx.missing_key, dtype=np.uint64)])
+    return rows, keys
+
+
+class CategoricalKind(Kind):
+    name = "categorical"
+    keys = frozenset({"column"})
+    role = "categorical"
+
+    def is_exact(self, f: Feature) -> bool:
+        return False
+
+    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str, crossed: bool = False) -> bool:
+        if is_list(t):
+            vt = t.value_type
+            if pa.types.is_dictionary(vt):
+                vt = vt.value_type
+            if not (is_stringish(vt) or pa.types.is_integer(vt) or pa.types.is_boolean(vt)):
+                raise SchemaError(
+                    f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical list needs "
+                    "strings, integers or bools as elements"
+                )
+            if crossed:
+                raise SchemaError(
+                    f"feature {f.name!r}: column {col!r} in {where} is a list ({t}); a categorical list "
+                    "cannot be crossed (a row has several values)"
+                )
+            return False
+        if is_stringish(t):
+            return True
+        if not (pa.types.is_integer(t) or pa.types.is_boolean(t)):
+            raise SchemaError(
+                f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical "
+                "needs strings, integers or bools (use kind = \"bucket\" for real numbers)"
+            )
+        return False
+
+    def featurize(self, f: Feature, ctx: Ctx, ids: np.ndarray, missing: np.ndarray) -> None:
+        from ..featurize import _as_array
+
+        arr = _as_array(ctx.table.column(f.columns[0]))
+        big = pc.greater(arr, pa.scalar(2**63 - 1, pa.uint64())) if pa.types.is_uint64(arr.type) else None
+        if big is not None and pc.any(big).as_py():
+            big = np.asarray(pc.fill_null(big, False))
+            i = int(np.flatnonzero(big)[0])
+            raise DataError(
+                f"feature {f.name!r}: column {f.columns[0]!r} has {int(big.sum())} integers >= 2**63 (first "
+                f"at row {ctx.start_row + i}); categorical integers are hashed as int64",
+                row=ctx.start_row + i,
+            )
+        if is_list(arr.type):
+            # Nothing through the kernel (missing everywhere, skipped); the entries go to extra.
+            ids[:] = ctx.missing_key
+            missing[:] = 1
+            ctx.skip[ctx.feature] = 1
+            if f.standalone:
+                ctx.extra.append(_list_entries(f, ctx, arr))
+            return None
+        categorical_keys(arr, ctx.salt, ctx.missing_key, ids, missing)
+        return None
+
+
+CATEGORICAL = CategoricalKind()

@@ -1,0 +1,169 @@
+"""``kind = "time"``: one calendar part (hour, day of week, month, ...) of a timestamp, date
+or formatted string column, computed in a given time zone; an exact block of the part's
+values plus the missing id."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import DataError, SchemaError, SpecError, did_you_mean
+from ._base import Ctx, Kind, choice, get, is_stringish
+
+if TYPE_CHECKING:
+    from ..spec import Feature
+
+__all__ = ["TIME", "PARTS"]
+
+#: part -> (pyarrow.compute function, first value, number of values); ``year`` takes its
+#: range from ``years = [first, last]``.
+PARTS: dict[str, tuple[str, int, int]] = {
+    "minute": ("minute", 0, 60),
+    "hour": ("hour", 0, 24),
+    "dow": ("day_of_week", 0, 7),  # Monday = 0
+    "dayofyear": ("day_of_year", 1, 366),
+    "month": ("month", 1, 12),
+    "year": ("year", 0, 0),
+}
+_SUB_DAY = ("minute", "hour")
+_DOW = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: strptime directives pyarrow.compute.strptime understands.
+_DIRECTIVES = set("aAbBcdDeFfhHIjmMnpRSTtUwWyYzZ%")
+MAX_YEARS = 10_000
+
+
+class TimeKind(Kind):
+    name = "time"
+    keys = frozenset({"column", "part", "format", "timezone", "invalid", "years"})
+    role = "time"
+
+    def parse(self, where: str, t: Mapping[str, Any], stored: bool) -> dict[str, Any]:
+        part = choice(f"{where}.part", get(where, t, "part", str), tuple(PARTS))
+        opts: list[tuple[str, Any]] = [("part", part)]
+        if "format" in t:
+            fmt = get(where, t, "format", str)
+            codes = re.findall(r"%(.)", fmt.replace("%%", ""))
+            bad = [c for c in codes if c not in _DIRECTIVES]
+            if not codes or bad or fmt.replace("%%", "").endswith("%"):
+                raise SpecError(f"{where}.format: {fmt!r} is not a strptime format"
+                                + (f" (unknown directive %{bad[0]})" if bad else " (no %-directive)"))
+            opts.append(("format", fmt))
+        if "timezone" in t:
+            tz = get(where, t, "timezone", str)
+            try:
+                zoneinfo.ZoneInfo(tz)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+                raise SpecError(f"{where}.timezone: {tz!r} is not an IANA time zone (e.g. \"Europe/Paris\", "
+                                f"\"UTC\"){did_you_mean(tz, sorted(zoneinfo.available_timezones()))}") from None
+            opts.append(("timezone", tz))
+        invalid = choice(f"{where}.invalid", get(where, t, "invalid", str, "error"), ("error", "missing"))
+        if invalid != "error":
+            opts.append(("invalid", invalid))
+        if part == "year":
+            raw = get(where, t, "years", list, None)
+            ok = raw is not None and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
+            if not ok or not (1 <= raw[0] <= raw[1] <= 9999) or raw[1] - raw[0] >= MAX_YEARS:
+                raise SpecError(f"{where}.years: part = \"year\" needs years = [first, last], integers with "
+                                f"1 <= first <= last <= 9999, got {raw!r}")
+            opts.append(("years", (int(raw[0]), int(raw[1]))))
+        elif "years" in t:
+            raise SpecError(f"{where}.years: only for part = \"year\" (part is {part!r})")
+        return {"options": tuple(sorted(opts))}
+
+    def to_dict(self, f: Feature) -> dict[str, Any]:
+        d: dict[str, Any] = {"column": f.columns[0], "part": f.option("part")}
+        for key in ("format", "timezone", "invalid"):
+            if f.option(key) is not None:
+                d[key] = f.option(key)
+        if f.option("years") is not None:
+            d["years"] = list(f.option("years"))
+        return d
+
+    def _range(self, f: Feature) -> tuple[int, int]:
+        """(first value, number of values) of the feature's part."""
+        part = f.option("part")
+        if part == "year":
+            first, last = f.option("years")
+            return first, last - first + 1
+        return PARTS[part][1], PARTS[part][2]
+
+    def cardinality(self, f: Feature) -> int:
+        return self._range(f)[1] + 1
+
+    def describe(self, f: Feature, lid: int) -> str:
+        part = f.option("part")
+        v = self._range(f)[0] + lid
+        text = _DOW[lid] if part == "dow" else _MONTHS[lid] if part == "month" else str(v)
+        return f"{f.name}={part} {text}"
+
+    def check_type(self, f: Feature, col: str, t: pa.DataType, where: str, crossed: bool = False) -> bool:
+        part = f.option("part")
+        if pa.types.is_timestamp(t):
+            return False
+        if pa.types.is_date(t):
+            if part in _SUB_DAY:
+                raise SchemaError(f"feature {f.name!r} (time): column {col!r} in {where} is a date ({t}); "
+                                  f"part = {part!r} needs timestamps")
+            return False
+        if is_stringish(t):
+            if f.option("format") is None:
+                raise SchemaError(f"feature {f.name!r} (time): column {col!r} in {where} holds strings; "
+                                  "set format = \"...\" (strptime) to parse them")
+            return False
+        raise SchemaError(f"feature {f.name!r} (time): column {col!r} in {where} has type {t}; expected "
+                          "timestamps, dates or strings")
+
+    def featurize(self, f: Feature, ctx: Ctx, ids: np.ndarray, missing: np.ndarray) -> None:
+        from ..featurize import _as_array
+
+        arr = _as_array(ctx.table.column(f.columns[0]))
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        invalid_missing = f.option("invalid") == "missing"
+        if is_stringish(arr.type):
+            if pa.types.is_string_view(arr.type):
+                arr = arr.cast(pa.large_string())
+            parsed = pc.strptime(arr, format=f.option("format"), unit="us", error_is_null=True)
+            bad = np.asarray(pc.and_(pc.is_null(parsed), pc.is_valid(arr)))
+            if bad.any() and not invalid_missing:
+                i = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"feature {f.name!r}: column {f.columns[0]!r} has {int(bad.sum())} strings that do not match "
+                    f"format {f.option('format')!r} (first at row {ctx.start_row + i}: {arr[i].as_py()!r}); "
+                    "set invalid = \"missing\" to treat them as missing",
+                    row=ctx.start_row + i,
+                )
+            arr = parsed
+        if pa.types.is_timestamp(arr.type):
+            # A timestamp without a zone (and a parsed string) is a UTC instant.
+            arr = arr.cast(pa.timestamp(arr.type.unit, tz=f.option("timezone", "UTC")))
+        func, first, count = PARTS[f.option("part")]
+        if f.option("part") == "year":
+            first, count = self._range(f)
+        v = getattr(pc, func)(arr)
+        valid = np.asarray(pc.is_valid(v))
+        local = np.asarray(v.fill_null(first).to_numpy(zero_copy_only=False), dtype=np.int64) - first
+        out = valid & ((local < 0) | (local >= count))
+        if out.any():  # only years outside [first, last] can be
+            if not invalid_missing:
+                i = int(np.flatnonzero(out)[0])
+                raise DataError(
+                    f"feature {f.name!r}: column {f.columns[0]!r} has {int(out.sum())} values outside "
+                    f"years = {list(f.option('years'))} (first at row {ctx.start_row + i}: {first + int(local[i])}); "
+                    "widen years or set invalid = \"missing\"",
+                    row=ctx.start_row + i,
+                )
+            valid &= ~out
+        missing[:] = ~valid
+        ids[:] = np.where(valid, local, count).astype(np.uint64)
+        return None
+
+
+TIME = TimeKind()
