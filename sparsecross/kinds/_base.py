@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-
+from .._lazy import LazyModule
 from ..errors import SchemaError, SpecError, did_you_mean
+
+np = LazyModule("numpy")
+pa = LazyModule("pyarrow")
+
 
 if TYPE_CHECKING:
     from ..spec import Feature

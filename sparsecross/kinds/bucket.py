@@ -7,11 +7,13 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from .._kernels import crosses as K
+from .._lazy import LazyModule
 from ..errors import SpecError
 from ._base import Ctx, Kind, get
+
+np = LazyModule("numpy")
+K = LazyModule("sparsecross._kernels.crosses")
+
 
 if TYPE_CHECKING:
     from ..spec import Feature

@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from .._kernels import crosses as K
-from .._kernels.hash import hash_ints, hash_strings
+from .._lazy import LazyModule
 from ..errors import DataError, SchemaError
 from ._base import Ctx, Kind, is_stringish
+
+np = LazyModule("numpy")
+pa = LazyModule("pyarrow")
+pc = LazyModule("pyarrow.compute")
+K = LazyModule("sparsecross._kernels.crosses")
+_hash = LazyModule("sparsecross._kernels.hash")
+
 
 if TYPE_CHECKING:
     from ..spec import Feature
@@ -55,7 +57,7 @@ def hash_dictionary(dictionary: pa.Array, salt: np.uint64) -> np.ndarray:
         _DICT_CACHE.move_to_end(key)
         return hit[1]
     offsets, data = _string_buffers(dictionary)
-    keys = hash_strings(offsets, data, salt)
+    keys = _hash.hash_strings(offsets, data, salt)
     _DICT_CACHE[key] = (dictionary, keys)
     while len(_DICT_CACHE) > _DICT_CACHE_SIZE:
         _DICT_CACHE.popitem(last=False)
@@ -95,7 +97,7 @@ def categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.nd
         return
     if pa.types.is_boolean(t) or pa.types.is_integer(t):
         values = pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-        keys = hash_ints(values, salt)
+        keys = _hash.hash_ints(values, salt)
         codes = np.arange(len(arr), dtype=np.int64)
         K.take_keys(codes, keys, _valid_mask(arr), miss, ids, missing)
         return

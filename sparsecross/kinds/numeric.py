@@ -10,10 +10,12 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from .._lazy import LazyModule
 from ..errors import DataError, SpecError
 from ._base import Ctx, Kind, choice, get
+
+np = LazyModule("numpy")
+
 
 if TYPE_CHECKING:
     from ..spec import Feature

@@ -9,12 +9,14 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from .._lazy import LazyModule
 from ..errors import DataError, SchemaError, SpecError, did_you_mean
 from ._base import Ctx, Kind, choice, get, is_stringish
+
+np = LazyModule("numpy")
+pa = LazyModule("pyarrow")
+pc = LazyModule("pyarrow.compute")
+
 
 if TYPE_CHECKING:
     from ..spec import Feature
