@@ -254,7 +254,8 @@ def register(sub: Any, common: Any) -> None:
                        "longitude/latitude map.")
     w.add_argument("model", help="model file (.scx)")
     w.add_argument("--out", required=True, help="PNG file to write")
-    w.add_argument("--feature", help="geo feature to draw (default: the first)")
+    w.add_argument("--feature", help="geo feature to draw (default: the first); of a geo pyramid the finest "
+                   "level, or a level by its name (cell@6)")
     w.add_argument("--width", type=int, default=1400, help="width in pixels (default 1400)")
     w.add_argument("--height", type=int, default=750, help="height in pixels (default 750)")
     common(w)

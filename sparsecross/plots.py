@@ -113,10 +113,16 @@ def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature
     """A world map (equirectangular lon/lat axes) of a geo feature's cell weights.
 
     Each nonzero cell is drawn at its centre, colored by weight (red positive, blue negative).
+    ``feature`` names a geo feature, a level of a geo pyramid (``cell@6``) or a pyramid
+    (``cell``: its finest level); by default the first geo feature (a pyramid's finest level).
     """
     plt = require_matplotlib()
     spec = model.spec
     geo = [f for f in spec.features if f.kind == "geo" and f.standalone]
+    if feature is None and geo and geo[0].pyramid is not None:
+        feature = geo[0].pyramid[0]
+    if feature is not None and spec.pyramid_levels(feature):
+        feature = spec.pyramid_levels(feature)[-1].name  # the finest level
     if feature is not None:
         geo = [f for f in geo if f.name == feature]
         if not geo:

@@ -120,7 +120,11 @@ class Feature:
     :mod:`sparsecross.kinds`; this class asks it.
 
     ``options`` holds the keys of kinds that have no field of their own (numeric, time), as
-    sorted ``(key, value)`` pairs (lists as tuples, so a feature stays hashable)."""
+    sorted ``(key, value)`` pairs (lists as tuples, so a feature stays hashable).
+
+    ``pyramid`` is set on the features a geo pyramid expands into (``resolution_arcmin = [..]``):
+    ``(the user's feature name, its levels, its bands flag)``; :meth:`FeatureSpec.to_dict`
+    writes the group back as the user's one feature."""
 
     name: str
     kind: str
@@ -132,6 +136,7 @@ class Feature:
     invalid: str = "error"
     standalone: bool = True
     options: tuple[tuple[str, Any], ...] = ()
+    pyramid: tuple[str, tuple[float, ...], bool] | None = None
 
     def option(self, key: str, default: Any = None) -> Any:
         """The value of option ``key`` (see :attr:`options`), or ``default``."""
@@ -217,7 +222,7 @@ class FeatureSpec:
                 "seed": self.hashing.seed,
                 "max_exact": self.hashing.max_exact,
             },
-            "features": [f.to_dict() for f in self.features],
+            "features": self._feature_dicts(),
             "crosses": [c.to_dict() for c in self.crosses],
         }
         if self.quantile_sample_rows != 1_000_000:
@@ -225,6 +230,31 @@ class FeatureSpec:
         if self.train:
             d["train"] = dict(sorted(self.train.items()))
         return d
+
+    def _feature_dicts(self) -> list[dict[str, Any]]:
+        """Every feature's dict; a geo pyramid's expanded features as the user's one feature."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for f in self.features:
+            if f.pyramid is None:
+                out.append(f.to_dict())
+            elif f.pyramid[0] not in seen:  # the first of the group is the coarsest cell
+                seen.add(f.pyramid[0])
+                name, levels, bands = f.pyramid
+                d: dict[str, Any] = {"name": name, "kind": "geo", "lat": f.columns[0], "lon": f.columns[1],
+                                     "resolution_arcmin": list(levels), "invalid": f.invalid}
+                if bands:
+                    d["bands"] = True
+                d["missing"] = f.missing
+                d["standalone"] = f.standalone
+                out.append(d)
+        return out
+
+    def pyramid_levels(self, name: str) -> tuple[Feature, ...]:
+        """The geo cell features (coarsest first) of the pyramid feature ``name``; () if
+        ``name`` is not a pyramid."""
+        return tuple(f for f in self.features
+                     if f.pyramid is not None and f.pyramid[0] == name and f.kind == "geo")
 
     def canonical_json(self) -> str:
         """The spec as canonical JSON, without the ``[train]`` table (model identity)."""
@@ -250,6 +280,10 @@ class FeatureSpec:
     def feature(self, name: str) -> Feature:
         i = self.feature_index.get(name)
         if i is None:
+            levels = self.pyramid_levels(name)
+            if levels:
+                raise SpecError(f"feature {name!r} is a geo pyramid; name one of its levels: "
+                                f"{', '.join(f.name for f in levels)}")
             raise SpecError(f"no feature named {name!r}{did_you_mean(name, self.feature_names)}")
         return self.features[i]
 

@@ -17,12 +17,51 @@ K = LazyModule("sparsecross._kernels.crosses")
 if TYPE_CHECKING:
     from ..spec import Feature
 
-__all__ = ["grid_of", "GeoKind", "GEO", "LAT", "LON"]
+__all__ = ["grid_of", "level_tag", "GeoKind", "GEO", "LAT", "LON", "MAX_LEVELS"]
+
+#: Most levels a geo pyramid (``resolution_arcmin = [..]``) may have.
+MAX_LEVELS = 8
 
 
 def grid_of(resolution_arcmin: float) -> tuple[int, int]:
     """(n_lat, n_lon) bands of a geo grid of ``resolution_arcmin`` minutes."""
     return math.ceil(10800 / resolution_arcmin), math.ceil(21600 / resolution_arcmin)
+
+
+def level_tag(resolution_arcmin: float) -> str:
+    """The level's text in a pyramid's derived names: ``60`` for 60.0, ``0.5`` for 0.5."""
+    r = float(resolution_arcmin)
+    return str(int(r)) if r.is_integer() else repr(r)
+
+
+def _resolution(where: str, res: float) -> float:
+    if not (math.isfinite(res) and 0 < res <= 21600):
+        raise SpecError(f"{where}: expected a number in (0, 21600], got {res!r}")
+    n = math.prod(grid_of(res))
+    if n > 2**40:
+        raise SpecError(f"{where}: {res!r} gives {n} cells; at most 2**40")
+    return res
+
+
+def _levels(where: str, raw: list[Any]) -> tuple[float, ...]:
+    """The levels of a pyramid's ``resolution_arcmin`` list: 1 to :data:`MAX_LEVELS` numbers,
+    strictly decreasing (coarsest first)."""
+    key = f"{where}.resolution_arcmin"
+    if not raw:
+        raise SpecError(f"{key}: expected a non-empty list of levels (e.g. [60, 6, 1]), got []")
+    if len(raw) > MAX_LEVELS:
+        raise SpecError(f"{key}: {len(raw)} levels; a geo pyramid has at most {MAX_LEVELS}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in raw):
+        raise SpecError(f"{key}: expected a list of numbers, got {raw!r}")
+    levels = tuple(_resolution(key, float(v)) for v in raw)
+    if len(set(levels)) != len(levels):
+        twice = next(v for k, v in enumerate(levels) if v in levels[:k])
+        raise SpecError(f"{key}: level {twice!r} is listed twice, in {raw!r}")
+    if any(a <= b for a, b in zip(levels, levels[1:])):
+        raise SpecError(f"{key}: levels must be strictly decreasing (coarsest first), got {raw!r}")
+    if len({level_tag(v) for v in levels}) != len(levels):
+        raise SpecError(f"{key}: levels {raw!r} give the same derived names")
+    return levels
 
 
 class GeoKind(Kind):
@@ -31,7 +70,8 @@ class GeoKind(Kind):
     def __init__(self, name: str, mode: int) -> None:
         self.name = name
         self.mode = mode
-        self.keys = frozenset({"resolution_arcmin", "invalid"} | ({"lat", "lon"} if mode == 2 else {"column"}))
+        self.keys = frozenset({"resolution_arcmin", "invalid"}
+                              | ({"lat", "lon", "bands"} if mode == 2 else {"column"}))
 
     def columns(self, where: str, t: Mapping[str, Any]) -> tuple[str, ...]:
         if self.mode == 2:
@@ -39,13 +79,19 @@ class GeoKind(Kind):
         return (get(where, t, "column", str),)
 
     def parse(self, where: str, t: Mapping[str, Any], stored: bool) -> dict[str, Any]:
-        res = get(where, t, "resolution_arcmin", float, 1.0)
-        if not (math.isfinite(res) and 0 < res <= 21600):
-            raise SpecError(f"{where}.resolution_arcmin: expected a number in (0, 21600], got {res!r}")
-        n = math.prod(grid_of(res))
-        if n > 2**40:
-            raise SpecError(f"{where}.resolution_arcmin: {res!r} gives {n} cells; at most 2**40")
+        """A geo feature whose ``resolution_arcmin`` is a list is a pyramid: the result carries
+        ``pyramid = ("", levels, bands)`` and the parser expands it (spec_parse)."""
         invalid = choice(f"{where}.invalid", get(where, t, "invalid", str, "error"), ("error", "missing"))
+        if self.mode == 2:
+            bands = get(where, t, "bands", bool, False)
+            if isinstance(t.get("resolution_arcmin"), list):
+                levels = _levels(where, t["resolution_arcmin"])
+                return {"resolution_arcmin": levels[0], "invalid": invalid, "pyramid": ("", levels, bands)}
+            if bands:
+                raise SpecError(f"{where}.bands: needs resolution_arcmin as a list of levels "
+                                "(e.g. [60, 6, 1]; [r] for one level)")
+        res = get(where, t, "resolution_arcmin", float, 1.0)
+        _resolution(f"{where}.resolution_arcmin", res)
         return {"resolution_arcmin": res, "invalid": invalid}
 
     def to_dict(self, f: Feature) -> dict[str, Any]:

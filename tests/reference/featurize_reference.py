@@ -25,6 +25,10 @@ Decisions where the contract is silent (also listed in the module's report):
   not finite in float32, or ``log1p`` of a value <= -1, raises ``ValueError``.
 - categorical list: a row's list value gives one key per distinct non-null element; a null or
   empty list is the missing value.
+- geo pyramid (``resolution_arcmin`` a list): expanded per level, coarsest first, into a geo
+  feature ``name@L`` and, with ``bands = true``, a lat feature ``name.lat@L`` and a lon feature
+  ``name.lon@L`` (``L``: the level as an integer when whole, else its repr), each with the
+  pyramid's columns, ``missing``, ``standalone`` and ``invalid``.
 - time: a ``datetime`` without tzinfo (and a parsed string) is a UTC instant; ``date`` values have
   their own calendar fields (no time zone); Python's ``datetime.strptime`` parses strings.
 """
@@ -172,10 +176,32 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _parse_feature(index: int, raw: dict[str, Any]) -> _Feature:
+def _level(r: float) -> str:
+    return str(int(r)) if float(r) == int(r) else repr(float(r))
+
+
+def _expand(raw: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
+    """A raw feature table, or the tables of a geo pyramid's levels ((table, derived))."""
+    levels = raw.get("resolution_arcmin")
+    if raw.get("kind") != "geo" or not isinstance(levels, list):
+        return [(raw, False)]
+    common = {k: raw[k] for k in ("missing", "standalone", "invalid") if k in raw}
+    out = []
+    for r in levels:
+        lv = _level(r)
+        out.append(({**common, "name": f"{raw['name']}@{lv}", "kind": "geo", "lat": raw["lat"],
+                     "lon": raw["lon"], "resolution_arcmin": r}, True))
+        if raw.get("bands", False):
+            for k in ("lat", "lon"):
+                out.append(({**common, "name": f"{raw['name']}.{k}@{lv}", "kind": k, "column": raw[k],
+                             "resolution_arcmin": r}, True))
+    return out
+
+
+def _parse_feature(index: int, raw: dict[str, Any], derived: bool = False) -> _Feature:
     where = f"features[{index}]"
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not (derived or _NAME_RE.match(name)):
         raise ValueError(f"{where}.name must match [A-Za-z0-9_.-]+, got {name!r}")
     kind = raw.get("kind")
     if kind not in ALL_KINDS:
@@ -280,7 +306,8 @@ def _parse_spec(spec: dict[str, Any]) -> _Spec:
     if weight_column is not None and not isinstance(weight_column, str):
         raise ValueError(f"label.weight must be a column name, got {weight_column!r}")
 
-    features = [_parse_feature(k, raw) for k, raw in enumerate(spec.get("features", []))]
+    features = [_parse_feature(k, t, derived) for k, raw in enumerate(spec.get("features", []))
+                for t, derived in _expand(raw)]
     by_name: dict[str, _Feature] = {}
     for f in features:
         if f.name in by_name:
