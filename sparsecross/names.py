@@ -203,10 +203,32 @@ class NameRecorder:
             if not len(keys):
                 continue
             first = first if rows is None else rows[first]
+            owner = len(self.spec.features) + o
+            new = self._may_name(owner, keys)  # components kept only for keys that may name a column
+            keys, first = keys[new], first[new]
+            if not len(keys):
+                continue
             self._comps[o].append(ids[comp][:, first])
             refs = self._ncomps[o] + np.arange(len(keys), dtype=np.int64)
             self._ncomps[o] += len(keys)
-            self._merge(len(self.spec.features) + o, keys, refs)
+            self._merge(owner, keys, refs)
+
+    def _may_name(self, owner: int, keys: np.ndarray) -> np.ndarray:
+        """Mask of the ``keys`` of ``owner`` whose column has no entry yet or one larger than
+        (owner, key): the others can never name their column (they only flag a collision, and
+        a key already recorded does not even do that), so each (owner, key) is stored once."""
+        cols = self._offset + (keys & self._mask).astype(np.int64)
+        keep = np.ones(len(keys), dtype=bool)
+        for level in (self._main, self._recent):
+            found, pos = level.find(cols)
+            p = pos[found]
+            o, f = level.owner[p], level.full[p]
+            beaten = (o < owner) | ((o == owner) & (f <= keys[found]))
+            # a smaller entry: only a collision to flag (a different key on the column)
+            collide = beaten & ((o != owner) | (f != keys[found]))
+            level.collided[p[collide]] = True
+            keep[np.flatnonzero(found)[beaten]] = False
+        return keep
 
     def _distinct(self, fi: int, arr: pa.Array) -> tuple[pa.Array | None, np.ndarray]:
         """The distinct non-null values of ``arr`` (or of its dictionary) and their full hashes."""
