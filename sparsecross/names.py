@@ -9,6 +9,15 @@ smallest (feature, full hash), so the names do not depend on the order the rows 
 distinct values of those features (a sorted array of columns, 24 bytes each, plus the values
 as Arrow arrays), as the optimizer state grows with the touched features.
 
+Hashed crosses are named by their parts (``device=ios x hour=7``, ``type=h x rooms=[3.0,4.0)``):
+per batch, each row's full cross key is computed as ``build_csr`` does (the components' ids by
+their kinds, for those features only, then ``_kernels.crosses.hashed_cross_rows``); the
+distinct keys (``np.unique``) enter the same per-column entries, owned by ``len(features) +
+output index``, with the component ids of their first row (exact components: the local id,
+named by ``describe_local``; categorical ones: the full key, named through the values kept for
+that feature).  A key's components are stored only when it may name its column, so once per
+(cross, key).
+
 The names of the ``top`` largest hashed weights go into the model's stats
 (``stats["names"]``), so ``inspect`` shows ``device=ios`` instead of ``hashed bucket 118931``.
 """
