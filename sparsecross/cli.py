@@ -504,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoding", choices=("float32", "float16", "q2.13"), default="float32",
                    help="how weights are stored in the artifact (default float32)")
     t.add_argument("--names", type=int, default=100, metavar="K",
-                   help="record the categorical values behind the K largest hashed weights, for "
+                   help="record the values behind the K largest hashed weights (categoricals and hashed "
+                   "crosses, e.g. device=ios x hour=7), for "
                    "'inspect', while training reads the data (with --dask: one extra read of those "
                    "columns; 0 turns it off; default 100)")
     t.add_argument("--json", action="store_true", help="print a JSON report at the end")

@@ -9,6 +9,15 @@ smallest (feature, full hash), so the names do not depend on the order the rows 
 distinct values of those features (a sorted array of columns, 24 bytes each, plus the values
 as Arrow arrays), as the optimizer state grows with the touched features.
 
+Hashed crosses are named by their parts (``device=ios x hour=7``, ``type=h x rooms=[3.0,4.0)``):
+per batch, each row's full cross key is computed as ``build_csr`` does (the components' ids by
+their kinds, for those features only, then ``_kernels.crosses.hashed_cross_rows``); the
+distinct keys (``np.unique``) enter the same per-column entries, owned by ``len(features) +
+output index``, with the component ids of their first row (exact components: the local id,
+named by ``describe_local``; categorical ones: the full key, named through the values kept for
+that feature).  A key's components are stored only when it may name its column, so once per
+(cross, key).
+
 The names of the ``top`` largest hashed weights go into the model's stats
 (``stats["names"]``), so ``inspect`` shows ``device=ios`` instead of ``hashed bucket 118931``.
 """
@@ -22,12 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._kernels.crosses import hashed_cross_rows
 from ._kernels.hash import hash_ints
-from .featurize import _as_array, _hash_dictionary, _plan
+from .featurize import _as_array, _float64, _hash_dictionary, _plan
+from .kinds import KINDS, Ctx
 from .kinds.categorical import is_list
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, iter_record_batches
-from .spec import FeatureSpec
+from .spec import FeatureSpec, describe_local
 
 __all__ = ["NameRecorder", "record_names"]
 
@@ -108,6 +119,22 @@ class NameRecorder:
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         self.features = [(i, f) for i, f in enumerate(spec.features) if f.kind == "categorical" and f.standalone]
+        nf = len(spec.features)
+        # Hashed crosses: owner ``nf + o`` (after every feature) for output ``o``; their
+        # components' ids are computed here for those features only (``_need``), as the
+        # featurizer computes them.
+        self.crosses = [(o, out) for o, out in enumerate(spec.outputs) if out.kind == 2]
+        self._need = sorted({c for _, out in self.crosses for c in out.components})
+        local = {fi: j for j, fi in enumerate(self._need)}
+        self._cross_feat = {o: np.array([local[c] for c in out.components], dtype=np.int64)
+                            for o, out in self.crosses}
+        self._comps: dict[int, list[np.ndarray]] = {o: [] for o, _ in self.crosses}
+        self._ncomps: dict[int, int] = {o: 0 for o, _ in self.crosses}
+        # categoricals whose values are kept: the standalone ones and the crossed ones (a cross
+        # is named by its categorical components' values, looked up by their full keys)
+        valued = {fi for fi, _ in self.features} | {fi for fi in self._need if spec.features[fi].kind == "categorical"}
+        self._valued = [(fi, spec.features[fi]) for fi in sorted(valued)]
+        self._keys: dict[int, list[np.ndarray]] = {fi: [] for fi in valued}
         self._offset = np.int64(spec.hashed_offset)
         self._mask = np.uint64((1 << spec.hashing.bits) - 1)
         plan = _plan(spec)
@@ -115,23 +142,25 @@ class NameRecorder:
         self._missing_keys = plan.missing_keys
         self._main = _Entries()
         self._recent = _Entries()
-        self._values: dict[int, list[pa.Array]] = {fi: [] for fi, _ in self.features}
-        self._count: dict[int, int] = {fi: 0 for fi, _ in self.features}
+        self._values: dict[int, list[pa.Array]] = {fi: [] for fi in valued}
+        self._count: dict[int, int] = {fi: 0 for fi in valued}
+        self._standalone = {fi for fi, _ in self.features}
         # dictionaries already recorded; each entry keeps its dictionary alive so that its
         # buffer addresses cannot be reused by another dictionary while the entry exists
         self._seen_dicts: OrderedDict[tuple[int, int, int, int], pa.Array] = OrderedDict()
 
     @property
     def active(self) -> bool:
-        return bool(self.features)
+        return bool(self.features or self.crosses)
 
     def __len__(self) -> int:
         return len(self._main) + len(self._recent)
 
     # ------------------------------------------------------------------ recording
-    def observe(self, batch: pa.RecordBatch | pa.Table, _row: int = 0) -> None:
-        """Record the values of the standalone categoricals in ``batch``."""
-        for fi, f in self.features:
+    def observe(self, batch: pa.RecordBatch | pa.Table, row: int = 0) -> None:
+        """Record the values of the standalone and crossed categoricals in ``batch`` and the
+        keys of its hashed crosses."""
+        for fi, f in self._valued:
             arr = _as_array(batch.column(f.columns[0]))
             if is_list(arr.type):  # a categorical list: its elements are the values
                 empty = pc.fill_null(pc.equal(pc.list_value_length(arr), 0), True)
@@ -142,11 +171,73 @@ class NameRecorder:
             if values is not None and len(values):
                 refs = self._count[fi] + np.arange(len(values), dtype=np.int64)
                 self._values[fi].append(values)
+                self._keys[fi].append(keys.astype(np.uint64))
                 self._count[fi] += len(values)
-                self._merge(fi, keys, refs)
-            if arr.null_count:
+                if fi in self._standalone:
+                    self._merge(fi, keys, refs)
+            if arr.null_count and fi in self._standalone:
                 self._merge(fi, np.array([self._missing_keys[fi]], dtype=np.uint64),
                             np.array([_MISSING], dtype=np.int64))
+        if self.crosses and batch.num_rows:
+            self._observe_crosses(batch, row)
+
+    def _observe_crosses(self, batch: pa.RecordBatch | pa.Table, row: int) -> None:
+        """Each hashed cross's distinct full keys in ``batch`` (computed as ``build_csr`` does)
+        with the component ids of their first row."""
+        n = batch.num_rows
+        ids = np.empty((len(self._need), n), dtype=np.uint64)
+        missing = np.empty((len(self._need), n), dtype=np.uint8)
+        floats: dict[str, np.ndarray] = {}
+
+        def numeric(col: str) -> np.ndarray:
+            x = floats.get(col)
+            if x is None:
+                x = floats[col] = _float64(_as_array(batch.column(col)))
+            return x
+
+        skip = np.array([self.spec.features[fi].missing == "skip" for fi in self._need], dtype=np.uint8)
+        for j, fi in enumerate(self._need):
+            f = self.spec.features[fi]
+            ctx = Ctx(batch, row, self._salts[fi], self._missing_keys[fi], numeric, j, skip, [])
+            KINDS[f.kind].featurize(f, ctx, ids[j], missing[j])
+        for o, out in self.crosses:
+            comp = self._cross_feat[o]
+            keys, emit = hashed_cross_rows(ids, missing, skip, comp, 0, len(comp), np.uint64(out.seed))
+            if not emit.all():
+                keys = keys[emit.view(bool)]
+                rows = np.flatnonzero(emit)
+            else:
+                rows = None
+            keys, first = np.unique(keys, return_index=True)
+            if not len(keys):
+                continue
+            first = first if rows is None else rows[first]
+            owner = len(self.spec.features) + o
+            new = self._may_name(owner, keys)  # components kept only for keys that may name a column
+            keys, first = keys[new], first[new]
+            if not len(keys):
+                continue
+            self._comps[o].append(ids[comp][:, first])
+            refs = self._ncomps[o] + np.arange(len(keys), dtype=np.int64)
+            self._ncomps[o] += len(keys)
+            self._merge(owner, keys, refs)
+
+    def _may_name(self, owner: int, keys: np.ndarray) -> np.ndarray:
+        """Mask of the ``keys`` of ``owner`` whose column has no entry yet or one larger than
+        (owner, key): the others can never name their column (they only flag a collision, and
+        a key already recorded does not even do that), so each (owner, key) is stored once."""
+        cols = self._offset + (keys & self._mask).astype(np.int64)
+        keep = np.ones(len(keys), dtype=bool)
+        for level in (self._main, self._recent):
+            found, pos = level.find(cols)
+            p = pos[found]
+            o, f = level.owner[p], level.full[p]
+            beaten = (o < owner) | ((o == owner) & (f <= keys[found]))
+            # a smaller entry: only a collision to flag (a different key on the column)
+            collide = beaten & ((o != owner) | (f != keys[found]))
+            level.collided[p[collide]] = True
+            keep[np.flatnonzero(found)[beaten]] = False
+        return keep
 
     def _distinct(self, fi: int, arr: pa.Array) -> tuple[pa.Array | None, np.ndarray]:
         """The distinct non-null values of ``arr`` (or of its dictionary) and their full hashes."""
@@ -193,17 +284,48 @@ class NameRecorder:
         columns = np.unique(np.asarray(columns, dtype=np.int64))
         out: dict[str, str] = {}
         cache: dict[int, pa.Array] = {}
+        nf = len(self.spec.features)
+
+        def values(fi: int) -> pa.Array:
+            if fi not in cache:
+                cache[fi] = pa.chunked_array(self._values[fi], pa.large_string()).combine_chunks()
+            return cache[fi]
+
+        by_key: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def value_of(fi: int, key: int) -> str:
+            """``feature=value`` of categorical ``fi`` by its full key."""
+            name = self.spec.features[fi].name
+            if np.uint64(key) == self._missing_keys[fi]:
+                return f"{name}=missing"
+            if fi not in by_key:
+                k = np.concatenate(self._keys[fi]) if self._keys[fi] else np.zeros(0, np.uint64)
+                order = np.argsort(k, kind="stable")
+                by_key[fi] = (k[order], order)
+            k, order = by_key[fi]
+            i = int(np.searchsorted(k, np.uint64(key)))
+            if i == len(k) or k[i] != np.uint64(key):
+                return f"{name}=?"  # not seen (cannot happen: a cross's rows carry its values)
+            return f"{name}={values(fi)[int(order[i])].as_py()}"
+
+        comps: dict[int, np.ndarray] = {}
         for level in (self._main, self._recent):
             found, pos = level.find(columns)
             for c, p in zip(columns[found].tolist(), pos[found].tolist()):
                 fi, r = int(level.owner[p]), int(level.ref[p])
-                name = self.spec.features[fi].name
-                if r == _MISSING:
-                    text = f"{name}=missing"
+                if fi >= nf:  # a hashed cross: its components' values
+                    o = fi - nf
+                    if o not in comps:
+                        comps[o] = np.concatenate(self._comps[o], axis=1)
+                    parts = []
+                    for cf, lid in zip(self.spec.outputs[o].components, comps[o][:, r].tolist()):
+                        f = self.spec.features[cf]
+                        parts.append(value_of(cf, lid) if f.kind == "categorical" else describe_local(f, int(lid)))
+                    text = " x ".join(parts)
+                elif r == _MISSING:
+                    text = f"{self.spec.features[fi].name}=missing"
                 else:
-                    if fi not in cache:
-                        cache[fi] = pa.chunked_array(self._values[fi]).combine_chunks()
-                    text = f"{name}={cache[fi][r].as_py()}"
+                    text = f"{self.spec.features[fi].name}={values(fi)[r].as_py()}"
                 out[str(c)] = text + (" (+more: hash collision)" if level.collided[p] else "")
         return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 

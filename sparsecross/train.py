@@ -395,8 +395,8 @@ def train(
     return_state
         Also return the final :class:`~sparsecross.state.FTRLState`.
     names
-        Record in ``model.stats["names"]`` the categorical values behind the ``names`` largest
-        hashed weights (``inspect`` shows them), observed while the first epoch reads the data
+        Record in ``model.stats["names"]`` the values behind the ``names`` largest hashed
+        weights, categoricals and hashed crosses (``inspect`` shows them), observed while the first epoch reads the data
         (no second read; a resumed run reads only the rows it skipped).
     shuffle, shuffle_seed, shuffle_buffer_rows
         Read every epoch in a new seeded order: row groups permuted, then rows permuted in

@@ -16,7 +16,7 @@ import sparsecross as sx
 import sparsecross.names as names_module
 from sparsecross.export import model_bytes
 from sparsecross.names import NameRecorder, record_names
-from tests.reference.hashing_reference import categorical_key, hashed_column
+from tests.reference.hashing_reference import categorical_key, cross_key, hashed_column
 
 BITS = 6  # 64 hashed columns: collisions within and across features are certain
 
@@ -123,5 +123,148 @@ def test_a_resumed_run_names_as_an_uninterrupted_one(tmp_path, monkeypatch, cras
     monkeypatch.setattr(train_module, "train_batch", real)
     resumed = sx.train(tmp_path / "d.parquet", SPEC, checkpoint=tmp_path / "ckpt", **opts)
     assert 0 < resumed.run["rows_processed"] < 6000  # it did resume
+    assert resumed.stats["names"] == full.stats["names"]
+    assert model_bytes(resumed) == model_bytes(full)
+
+
+# ------------------------------------------------------------------ hashed crosses (issue 11, 6)
+CROSS_BITS = 7
+CROSS_SPEC = sx.parse_spec({
+    "label": {"column": "y"},
+    "hashing": {"bits": CROSS_BITS, "seed": 5},
+    "features": [
+        {"name": "device", "kind": "categorical", "column": "device"},
+        {"name": "hour", "kind": "categorical", "column": "hour", "standalone": False, "missing": "skip"},
+        {"name": "type", "kind": "categorical", "column": "type", "standalone": False},
+        {"name": "rooms", "kind": "bucket", "column": "rooms", "boundaries": [2.0, 3.0, 4.0]},
+        {"name": "floor", "kind": "bucket", "column": "rooms", "boundaries": [1.0], "standalone": False},
+    ],
+    "crosses": [{"features": ["device", "hour"]}, {"features": ["type", "rooms"]},
+                {"features": ["rooms", "floor"]}],  # exact: no name recorded
+})
+
+
+def make_cross_table(n: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    device = [None if rng.random() < 0.03 else ["ios", "android", "web", "tv"][int(v)] for v in rng.integers(0, 4, n)]
+    hour = [None if rng.random() < 0.05 else int(v) for v in rng.integers(0, 24, n)]
+    rooms = [None if rng.random() < 0.05 else float(v) for v in rng.uniform(0, 6, n)]
+    return pa.table({
+        "device": pa.array(device, pa.string()), "hour": pa.array(hour, pa.int64()),
+        "type": pa.array([["h", "flat", "loft"][int(v)] for v in rng.integers(0, 3, n)]),
+        "rooms": pa.array(rooms, pa.float64()), "y": rng.integers(0, 2, n),
+    })
+
+
+def reference_cross_names(spec, table: pa.Table) -> dict[str, str]:
+    """Brute force over every row: each standalone categorical value and each hashed cross's
+    key (hash contract v1) with its readable parts; the smallest (owner, key) names a column,
+    owners being the feature index, or len(features) + the output index of a cross."""
+    seed, bits, H = spec.hashing.seed, spec.hashing.bits, spec.hashed_offset
+    feats = {f.name: (i, f) for i, f in enumerate(spec.features)}
+    rows = table.to_pylist()
+
+    def part(f, v):  # (component key, text) of value v of feature f
+        if f.kind == "categorical":
+            text = "missing" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+            return categorical_key(f.name, v, seed), f"{f.name}={text}"
+        b = list(f.boundaries)
+        if v is None:
+            return len(b) + 1, f"{f.name}=missing"
+        lid = sum(1 for x in b if x <= v)
+        lo = "-inf" if lid == 0 else repr(b[lid - 1])
+        hi = "inf" if lid == len(b) else repr(b[lid])
+        return lid, f"{f.name}=[{lo},{hi})"
+
+    entries: dict[int, set[tuple[int, int, str]]] = defaultdict(set)
+    for r in rows:
+        for fi, f in enumerate(spec.features):
+            if f.kind == "categorical" and f.standalone:
+                k, text = part(f, r[f.columns[0]])
+                entries[hashed_column(k, bits, H)].add((fi, k, text))
+        for c in spec.crosses:
+            o = [out.name for out in spec.outputs].index(c.name)
+            if spec.outputs[o].kind != 2:
+                continue
+            comps = [feats[n] for n in c.features]
+            if any(f.missing == "skip" and r[f.columns[0]] is None for _, f in comps):
+                continue
+            ps = [part(f, r[f.columns[0]]) for _, f in comps]
+            k = cross_key(c.name, [p[0] for p in ps], seed)
+            entries[hashed_column(k, bits, H)].add((len(spec.features) + o, k, " x ".join(p[1] for p in ps)))
+    out = {}
+    for col, es in entries.items():
+        _, _, text = min(es)
+        out[str(col)] = text + (" (+more: hash collision)" if len({(a, b) for a, b, _ in es}) > 1 else "")
+    return out
+
+
+@pytest.mark.parametrize("batch_rows", [1, 13, 5000])
+def test_cross_names_match_the_reference_whatever_the_batches_and_their_order(batch_rows):
+    table = make_cross_table(900, 3)
+    expected = reference_cross_names(CROSS_SPEC, table)
+    crossed = [v for v in expected.values() if " x " in v]
+    assert any("collision" in v for v in crossed) and any("collision" not in v for v in crossed)
+    assert any("hour=" in v for v in crossed) and any("rooms=" in v and "type=" in v for v in crossed)
+    assert not any("hour=missing" in v for v in crossed)  # missing = "skip": no cross emitted
+    cols = CROSS_SPEC.hashed_offset + np.arange(1 << CROSS_BITS)
+    batches = table.to_batches(max_chunksize=batch_rows)
+    for order in (batches, random.Random(batch_rows).sample(batches, len(batches))):
+        rec = NameRecorder(CROSS_SPEC)
+        for b in order:
+            rec.observe(b.set_column(0, "device", b.column(0).dictionary_encode()))
+        assert rec.names_for(cols) == expected
+
+
+def test_the_original_spec_names_its_cross_by_the_reference():
+    """The first spec's hidden*city cross (a non-standalone categorical component)."""
+    table = make_table(40, 6)
+    rec = NameRecorder(SPEC)
+    rec.observe(table)
+    assert rec.names_for(all_columns()) == reference_cross_names(SPEC, table)
+
+
+def test_train_names_crosses_in_its_own_pass_and_inspect_prints_them(tmp_path, monkeypatch, capsys):
+    from sparsecross.cli import main
+
+    table = make_cross_table(4000, 7)
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=900)
+
+    def no_second_read(*_a, **_k):
+        raise AssertionError("the data were read a second time for names")
+
+    monkeypatch.setattr(names_module, "iter_record_batches", no_second_read)
+    model = sx.train(tmp_path / "d.parquet", CROSS_SPEC, l1=0.0, names=1000)
+    expected = reference_cross_names(CROSS_SPEC, table)
+    assert model.stats["names"] and all(expected[c] == t for c, t in model.stats["names"].items())
+    crossed = {c: t for c, t in model.stats["names"].items() if " x " in t}
+    assert crossed
+    sx.save_model(model, tmp_path / "m.scx")
+    assert main(["inspect", str(tmp_path / "m.scx"), "--top", "100000"]) in (0, None)
+    out = capsys.readouterr().out
+    assert all(t in out for t in crossed.values())
+
+
+def test_a_resumed_run_names_crosses_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    pq.write_table(make_cross_table(3000, 8), tmp_path / "d.parquet", row_group_size=500)
+    opts = dict(l1=0.0, names=60, epochs=2, checkpoint_every=1000, batch_rows=500)
+    full = sx.train(tmp_path / "d.parquet", CROSS_SPEC, **opts)
+    assert any(" x " in t for t in full.stats["names"].values())
+    train_module = importlib.import_module("sparsecross.train")
+    real = train_module.train_batch
+    calls = []
+
+    def crash(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_batch", crash)
+    with pytest.raises(KeyboardInterrupt):
+        sx.train(tmp_path / "d.parquet", CROSS_SPEC, checkpoint=tmp_path / "ckpt", **opts)
+    monkeypatch.setattr(train_module, "train_batch", real)
+    resumed = sx.train(tmp_path / "d.parquet", CROSS_SPEC, checkpoint=tmp_path / "ckpt", **opts)
+    assert 0 < resumed.run["rows_processed"] < 6000
     assert resumed.stats["names"] == full.stats["names"]
     assert model_bytes(resumed) == model_bytes(full)

@@ -124,6 +124,36 @@ def take_keys(codes, dict_keys, valid, missing_key, ids, missing):
             missing[r] = 0
 
 
+@kernel
+def cross_key(ids, comp_feat, a, b, seed, r):
+    """Full 64-bit key of a hashed cross on row ``r``: ``h = seed``, then ``h = fmix64(h ^ id)``
+    for its components ``comp_feat[a:b]`` in cross order (hash contract v1, "Cross key")."""
+    h = seed
+    for c in range(a, b):
+        h = fmix64(h ^ ids[comp_feat[c], r])
+    return h
+
+
+@kernel
+def hashed_cross_rows(ids, missing, skip, comp_feat, a, b, seed):
+    """Per row, the full key of one hashed cross output (components ``comp_feat[a:b]``,
+    ``seed``) exactly as :func:`build_csr` computes it, and whether the row emits it (0 when a
+    component with ``skip`` is missing).  Returns ``(keys uint64[n], emit uint8[n])``."""
+    n = ids.shape[1]
+    keys = np.empty(n, dtype=np.uint64)
+    emit = np.empty(n, dtype=np.uint8)
+    for r in range(n):
+        e = 1
+        for c in range(a, b):
+            f = comp_feat[c]
+            if skip[f] != 0 and missing[f, r] != 0:
+                e = 0
+                break
+        emit[r] = e
+        keys[r] = cross_key(ids, comp_feat, a, b, seed, r)
+    return keys, emit
+
+
 #: Runs of at most this many entries are sorted by insertion sort, longer ones by np.sort.
 SHORT_ROW = 32
 
@@ -188,10 +218,7 @@ def build_csr(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr, comp
             elif k == 1:
                 col = hashed_offset + np.int64(ids[comp_feat[a], r] & mask)
             else:
-                h = out_seed[o]
-                for c in range(a, b):
-                    h = fmix64(h ^ ids[comp_feat[c], r])
-                col = hashed_offset + np.int64(h & mask)
+                col = hashed_offset + np.int64(cross_key(ids, comp_feat, a, b, out_seed[o], r) & mask)
             if k0 == m and (m == 0 or row[m - 1] <= col):
                 k0 += 1  # still in the sorted prefix (exact blocks come in column order)
             row[m] = col
