@@ -107,6 +107,46 @@ class _Entries:
         return rest
 
 
+class _Values:
+    """The distinct values of one categorical, each stored once, found by full key."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, dtype=np.uint64)  # sorted full keys
+        self.refs = np.zeros(0, dtype=np.int64)  # each key's value index
+        self.chunks: list[pa.Array] = []
+        self.count = 0
+        self._all: pa.Array | None = None
+
+    def add(self, keys: np.ndarray, values: pa.Array) -> np.ndarray:
+        """The value index of every key, storing the values of the keys not seen before."""
+        keys = keys.astype(np.uint64, copy=False)
+        pos = np.searchsorted(self.keys, keys)
+        found = pos < len(self.keys)
+        found[found] = self.keys[pos[found]] == keys[found]
+        refs = np.empty(len(keys), dtype=np.int64)
+        refs[found] = self.refs[pos[found]]
+        new = np.flatnonzero(~found)
+        if len(new):
+            refs[new] = self.count + np.arange(len(new), dtype=np.int64)
+            self.chunks.append(values.take(pa.array(new)))
+            self.count += len(new)
+            order = np.argsort(keys[new], kind="stable")
+            at = np.searchsorted(self.keys, keys[new][order])
+            self.keys = np.insert(self.keys, at, keys[new][order])
+            self.refs = np.insert(self.refs, at, refs[new][order])
+            self._all = None
+        return refs
+
+    def value(self, ref: int) -> object:
+        if self._all is None:
+            self._all = pa.chunked_array(self.chunks, pa.large_string()).combine_chunks()
+        return self._all[ref].as_py()
+
+    def ref_of(self, key: int) -> int | None:
+        i = int(np.searchsorted(self.keys, np.uint64(key)))
+        return int(self.refs[i]) if i < len(self.keys) and self.keys[i] == np.uint64(key) else None
+
+
 class NameRecorder:
     """Observe Arrow batches (in reading order or not) and name the hashed columns they hit.
 
@@ -119,7 +159,6 @@ class NameRecorder:
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         self.features = [(i, f) for i, f in enumerate(spec.features) if f.kind == "categorical" and f.standalone]
-        nf = len(spec.features)
         # Hashed crosses: owner ``nf + o`` (after every feature) for output ``o``; their
         # components' ids are computed here for those features only (``_need``), as the
         # featurizer computes them.
@@ -134,7 +173,6 @@ class NameRecorder:
         # is named by its categorical components' values, looked up by their full keys)
         valued = {fi for fi, _ in self.features} | {fi for fi in self._need if spec.features[fi].kind == "categorical"}
         self._valued = [(fi, spec.features[fi]) for fi in sorted(valued)]
-        self._keys: dict[int, list[np.ndarray]] = {fi: [] for fi in valued}
         self._offset = np.int64(spec.hashed_offset)
         self._mask = np.uint64((1 << spec.hashing.bits) - 1)
         plan = _plan(spec)
@@ -142,8 +180,7 @@ class NameRecorder:
         self._missing_keys = plan.missing_keys
         self._main = _Entries()
         self._recent = _Entries()
-        self._values: dict[int, list[pa.Array]] = {fi: [] for fi in valued}
-        self._count: dict[int, int] = {fi: 0 for fi in valued}
+        self._values: dict[int, _Values] = {fi: _Values() for fi in valued}
         self._standalone = {fi for fi, _ in self.features}
         # dictionaries already recorded; each entry keeps its dictionary alive so that its
         # buffer addresses cannot be reused by another dictionary while the entry exists
@@ -169,10 +206,7 @@ class NameRecorder:
                     arr = pa.concat_arrays([arr, pa.nulls(1, arr.type)])  # the missing key
             values, keys = self._distinct(fi, arr)
             if values is not None and len(values):
-                refs = self._count[fi] + np.arange(len(values), dtype=np.int64)
-                self._values[fi].append(values)
-                self._keys[fi].append(keys.astype(np.uint64))
-                self._count[fi] += len(values)
+                refs = self._values[fi].add(keys, values)
                 if fi in self._standalone:
                     self._merge(fi, keys, refs)
             if arr.null_count and fi in self._standalone:
@@ -283,30 +317,17 @@ class NameRecorder:
         """``{str(column): "feature=value"}`` for the given hashed columns that were seen."""
         columns = np.unique(np.asarray(columns, dtype=np.int64))
         out: dict[str, str] = {}
-        cache: dict[int, pa.Array] = {}
         nf = len(self.spec.features)
-
-        def values(fi: int) -> pa.Array:
-            if fi not in cache:
-                cache[fi] = pa.chunked_array(self._values[fi], pa.large_string()).combine_chunks()
-            return cache[fi]
-
-        by_key: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
         def value_of(fi: int, key: int) -> str:
             """``feature=value`` of categorical ``fi`` by its full key."""
             name = self.spec.features[fi].name
             if np.uint64(key) == self._missing_keys[fi]:
                 return f"{name}=missing"
-            if fi not in by_key:
-                k = np.concatenate(self._keys[fi]) if self._keys[fi] else np.zeros(0, np.uint64)
-                order = np.argsort(k, kind="stable")
-                by_key[fi] = (k[order], order)
-            k, order = by_key[fi]
-            i = int(np.searchsorted(k, np.uint64(key)))
-            if i == len(k) or k[i] != np.uint64(key):
+            ref = self._values[fi].ref_of(key)
+            if ref is None:
                 return f"{name}=?"  # not seen (cannot happen: a cross's rows carry its values)
-            return f"{name}={values(fi)[int(order[i])].as_py()}"
+            return f"{name}={self._values[fi].value(ref)}"
 
         comps: dict[int, np.ndarray] = {}
         for level in (self._main, self._recent):
@@ -325,7 +346,7 @@ class NameRecorder:
                 elif r == _MISSING:
                     text = f"{self.spec.features[fi].name}=missing"
                 else:
-                    text = f"{self.spec.features[fi].name}={values(fi)[r].as_py()}"
+                    text = f"{self.spec.features[fi].name}={self._values[fi].value(r)}"
                 out[str(c)] = text + (" (+more: hash collision)" if level.collided[p] else "")
         return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
