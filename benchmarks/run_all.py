@@ -135,8 +135,9 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     small = min(trains)
     cal_train, cal_test = W.california()
     cal_spec = W.resolved_spec(W.CALIFORNIA_SPEC, cal_train)
+    kinds = W.kinds_table(small)
     files = {"test": str(test), "vw_test": str(vw_test), "train": {lab[r]: str(p) for r, p in trains.items()},
-             "california": [str(cal_train), str(cal_test)]}
+             "california": [str(cal_train), str(cal_test)], "kinds": str(kinds)}
     plan: list[dict[str, Any]] = []
     one_rep = 1 if quick else reps
 
@@ -150,12 +151,24 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
         plan += _item(f"featurize/{lab[rows]}", "featurize", "featurize", {"source": str(path), "spec": spec},
                       repeats=reps)
 
+    # -- a'. featurization per feature kind (issue 11): one feature (or one cross) alone, on the
+    # smaller training file plus derived `ts` / `tags` columns (workloads.kinds_table)
+    for kind in W.KIND_FEATURES:
+        plan += _item(f"featurize_kind/{lab[small]}/{kind}", "featurize_kind", "featurize",
+                      {"source": str(kinds), "spec": f"kind:{kind}"}, repeats=reps)
+
     # -- b. training end to end (--quick: the baselines only on the larger file)
     big = max(trains)
     for rows, path in trains.items():
         common = {"train": str(path), "test": str(test), "spec": spec, "params": PARAMS}
         plan += _item(f"train/{lab[rows]}/sparsecross", "train", "train_scx",
                       {**common, "save_weights": f"train_{lab[rows]}_scx"}, repeats=reps)
+        # issue 11: the cost of --shuffle (library default buffer, seed 0)
+        plan += _item(f"train/{lab[rows]}/sparsecross_shuffle", "train", "train_scx",
+                      {**common, "shuffle": True}, repeats=reps)
+        if rows == big and not quick:
+            plan += _item(f"train/{lab[rows]}/sparsecross_shuffle_2cores", "train", "train_scx",
+                          {**common, "shuffle": True, "cores": 2}, repeats=one_rep)
         if quick and rows != big:
             continue
         if not quick:
@@ -370,11 +383,37 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
                 entry[f"kernel_speed_ratio_vs_{name}"] = k("sparsecross")["rows_per_s"] / k(name)["rows_per_s"]
         d[s] = entry
     d["issue14"] = issue14(summary)
+    d["shuffle"] = shuffle_cost(summary, sizes)
     # featurization RSS growth
     feats = [summary[k] for k in summary if k.startswith("featurize/") and "peak_rss_bytes" in summary[k]]
     if len(feats) >= 2:
         d["featurize_peak_rss_ratio_largest_vs_smallest"] = feats[-1]["peak_rss_bytes"] / feats[0]["peak_rss_bytes"]
     return d
+
+
+def shuffle_cost(summary: dict[str, Any], sizes: list[str]) -> dict[str, Any]:
+    """Issue 11: ``train(..., shuffle=True)`` (default buffer) against the files' order, per size."""
+    out: dict[str, Any] = {}
+    for s in sizes:
+        base = summary.get(f"train/{s}/sparsecross") or {}
+        for name in ("sparsecross_shuffle", "sparsecross_shuffle_2cores"):
+            sh = summary.get(f"train/{s}/{name}") or {}
+            if not (base.get("rows_per_s") and sh.get("rows_per_s")):
+                continue
+            e = {"rows_per_s": sh["rows_per_s"], "rows_per_s_no_shuffle": base["rows_per_s"],
+                 "speed_ratio": sh["rows_per_s"] / base["rows_per_s"],
+                 "peak_rss_bytes": sh.get("peak_rss_bytes"), "peak_rss_bytes_no_shuffle": base.get("peak_rss_bytes"),
+                 "shuffle_buffer_rows": sh.get("shuffle_buffer_rows"),
+                 "cpu_share": sh.get("cpu_share"), "cpu_share_no_shuffle": base.get("cpu_share")}
+            if sh.get("peak_rss_bytes") and base.get("peak_rss_bytes"):
+                e["peak_rss_extra_bytes"] = sh["peak_rss_bytes"] - base["peak_rss_bytes"]
+                e["peak_rss_ratio"] = sh["peak_rss_bytes"] / base["peak_rss_bytes"]
+            if sh.get("test_logloss") is not None and base.get("test_logloss") is not None:
+                e["test_logloss"] = sh["test_logloss"]
+                e["test_logloss_no_shuffle"] = base["test_logloss"]
+                e["test_logloss_diff"] = sh["test_logloss"] - base["test_logloss"]
+            out[f"{s}/{name}"] = e
+    return out
 
 
 def _size_key(s: str) -> float:
