@@ -302,7 +302,8 @@ def _kinds(S: dict[str, Any]) -> list[str]:
     L.append("Data: the smaller synthetic training file plus two derived columns (`workloads.kinds_table`): `ts`, "
              "a timestamp whose UTC hour is the generated `hour`, and `tags`, a list<string>. Each row reads only "
              "the columns its spec needs (its rows/s includes reading and decoding them); quantile boundaries "
-             "are resolved before the clock starts. Cross rows compute their components too.")
+             "are resolved before the clock starts. Cross rows compute their components too. Each process reads the "
+             "file `passes` times (5): rows/s of its median pass, s = that pass; peak RSS over all passes.")
     L.append("")
     return L
 

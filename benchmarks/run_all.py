@@ -53,6 +53,9 @@ TARGETS = {
 #: touch 4,335,227 keys -> 2**23 slots, 2M rows 1,178,311 -> 2**21 (derive() checks it against
 #: the kernel rows' state_capacity).  machine/rmw uses the 10M table at every size.
 RMW_CAPACITY = {"10m": 1 << 23, "2m": 1 << 21}
+#: featurize_kind: passes over the file per process (rows/s of the median pass): one feature
+#: alone featurizes 2M rows in 0.04-0.6 s, too short for one timing.
+KIND_PASSES = 5
 #: Presets of --only.
 PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/")}
 
@@ -155,7 +158,8 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     # smaller training file plus derived `ts` / `tags` columns (workloads.kinds_table)
     for kind in W.KIND_FEATURES:
         plan += _item(f"featurize_kind/{lab[small]}/{kind}", "featurize_kind", "featurize",
-                      {"source": str(kinds), "spec": f"kind:{kind}"}, repeats=reps)
+                      {"source": str(kinds), "spec": f"kind:{kind}", "passes": KIND_PASSES,
+                       "warm_batch": True}, repeats=reps)
 
     # -- b. training end to end (--quick: the baselines only on the larger file)
     big = max(trains)
