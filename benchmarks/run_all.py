@@ -57,7 +57,9 @@ RMW_CAPACITY = {"10m": 1 << 23, "2m": 1 << 21}
 #: alone featurizes 2M rows in 0.04-0.6 s, too short for one timing.
 KIND_PASSES = 5
 #: Presets of --only.
-PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/")}
+PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/"),
+           # issue 11: featurization per kind; sparsecross (+ _2cores, _shuffle, _shuffle_2cores) at every size
+           "issue11": ("featurize_kind/", "train/@EACH@/sparsecross")}
 
 
 # ------------------------------------------------------------------- metadata
@@ -526,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated id prefixes to run (default: all)")
     ap.add_argument("--issue14", action="store_true",
                     help="preset: --only process/,machine/,kernel/,train/<largest size>/ (10m; 500k with --quick)")
+    ap.add_argument("--issue11", action="store_true",
+                    help="preset: --only featurize_kind/,train/<each size>/sparsecross (featurization per feature "
+                         "kind; --shuffle against the files' order)")
     ap.add_argument("--merge", action="store_true",
                     help="update --out in place: replace/add only the measurements run now")
     ap.add_argument("--extra", action="store_true",
@@ -533,8 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     reps = 1 if args.quick else args.repeats
     default = "results_quick.json" if args.quick else "results.json"
-    if args.issue14 and not args.merge:  # a partial run never replaces the full suite's file by default
-        default = "results_issue14_quick.json" if args.quick else "results_issue14.json"
+    for name in ("issue14", "issue11"):
+        if getattr(args, name) and not args.merge:  # a partial run never replaces the full suite's file by default
+            default = f"results_{name}_quick.json" if args.quick else f"results_{name}.json"
     out = Path(args.out) if args.out else BENCH / "results" / default
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -553,6 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.issue14:
         big = W._label(max((W.QUICK if args.quick else W.FULL)["train"]))
         only += [p.replace("@BIG@", big) for p in PRESETS["issue14"]]
+    if args.issue11:
+        for p in PRESETS["issue11"]:
+            only += ([p.replace("@EACH@", W._label(r)) for r in (W.QUICK if args.quick else W.FULL)["train"]]
+                     if "@EACH@" in p else [p])
     if only:
         plan = [p for p in plan if p["id"].startswith(tuple(only))]
         meta["only"] = only
