@@ -325,8 +325,8 @@ def _shuffle(D: dict[str, Any]) -> list[str]:
     L += _table(["rows", "variant", "buffer rows", "rows/s", "rows/s no shuffle", "speed ratio", "peak RSS",
                  "peak RSS no shuffle", "extra RSS", "test logloss", "no shuffle", "CPU share"], rows)
     L.append("")
-    L.append("No-shuffle reference: `train/<size>/sparsecross` of the same run (one core; the `_2cores` variant "
-             "is compared with it too). Shuffle path kernels are loaded by an untimed shuffled run on 20k rows "
+    L.append("No-shuffle reference: `train/<size>/sparsecross` (one core) and `train/<size>/sparsecross_2cores` "
+             "for the `_2cores` variant, from the same run. Shuffle path kernels are loaded by an untimed shuffled run on 20k rows "
              "first (`shuffle_warmup_s`). CPU share = process CPU / wall; well below 1 on one core = it waited "
              "for its core.")
     L.append("")

@@ -401,12 +401,13 @@ def shuffle_cost(summary: dict[str, Any], sizes: list[str]) -> dict[str, Any]:
     """Issue 11: ``train(..., shuffle=True)`` (default buffer) against the files' order, per size."""
     out: dict[str, Any] = {}
     for s in sizes:
-        base = summary.get(f"train/{s}/sparsecross") or {}
-        for name in ("sparsecross_shuffle", "sparsecross_shuffle_2cores"):
+        for name, ref in (("sparsecross_shuffle", "sparsecross"), ("sparsecross_shuffle_2cores", "sparsecross_2cores")):
+            base = summary.get(f"train/{s}/{ref}") or {}
             sh = summary.get(f"train/{s}/{name}") or {}
             if not (base.get("rows_per_s") and sh.get("rows_per_s")):
                 continue
-            e = {"rows_per_s": sh["rows_per_s"], "rows_per_s_no_shuffle": base["rows_per_s"],
+            e = {"no_shuffle_id": f"train/{s}/{ref}",
+                 "rows_per_s": sh["rows_per_s"], "rows_per_s_no_shuffle": base["rows_per_s"],
                  "speed_ratio": sh["rows_per_s"] / base["rows_per_s"],
                  "peak_rss_bytes": sh.get("peak_rss_bytes"), "peak_rss_bytes_no_shuffle": base.get("peak_rss_bytes"),
                  "shuffle_buffer_rows": sh.get("shuffle_buffer_rows"),
