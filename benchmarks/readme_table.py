@@ -47,6 +47,8 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
     out.append("| rows | learner | rows/s | peak RSS | touched | nonzeros | test logloss | test AUC |")
     out.append("|---|---|---|---|---|---|---|---|")
     names = {"sparsecross": "sparsecross (Parquet -> model)", "sparsecross_2cores": "sparsecross, 2 cores (prefetch)",
+             "sparsecross_shuffle": "sparsecross `--shuffle` (default buffer)",
+             "sparsecross_shuffle_2cores": "sparsecross `--shuffle`, 2 cores",
              "vw_sparse": "Vowpal Wabbit `--ftrl --sparse_weights` (text)", "vw_dense": "Vowpal Wabbit `--ftrl -b 28` (text)",
              "dense_prefaulted": "dense-array Numba FTRL (yardstick)"}
     for rows in ("2m", "10m"):
@@ -66,6 +68,7 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
                    f"({_rate(f2.get('nonzeros_per_s'))} nonzeros/s) at 2M rows, {_rate(f10.get('rows_per_s'))} rows/s at 10M; "
                    f"peak RSS {_mib(f2.get('peak_rss_bytes'))} and {_mib(f10.get('peak_rss_bytes'))}: it does not grow with the rows.")
         out.append("")
+    out += _kinds_and_shuffle(doc)
     dense = next((v["dense_float32_bytes"] for k, v in S.items()
                   if k.startswith("artifact/") and v.get("dense_float32_bytes")), None)
     out.append("Model files (trained on 2M rows)"
@@ -126,6 +129,53 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
                        f"{rss} |")
         out.append("")
     return "\n".join(out)
+
+
+KIND_SHORT = {"geo": "geo (arc-minute cell)", "lat_band": "lat band (60')", "bucket_q10": "bucket (quantiles 10)",
+              "categorical_str": "categorical string", "categorical_int": "categorical int",
+              "numeric_log1p": "numeric (log1p)", "time_hour": "time (hour, UTC)",
+              "time_hour_tz": "time (hour, Europe/Paris)", "categorical_list": "categorical list<string>",
+              "cross_exact": "exact cross (lat band x bucket)", "cross_hashed": "hashed cross (same)",
+              "cross_hashed_cat": "hashed cross (device x user_id)"}
+
+
+def _kinds_and_shuffle(doc: dict[str, Any]) -> list[str]:
+    """Issue 11: featurization rows/s per feature kind; the cost of --shuffle."""
+    S, D = doc["summary"], doc.get("derived", {})
+    out: list[str] = []
+    kinds = [(k.split("/")[1], k.split("/")[2], v) for k, v in S.items()
+             if k.startswith("featurize_kind/") and v.get("rows_per_s")]
+    if kinds:
+        sizes = sorted({s for s, _, _ in kinds})
+        out.append(f"Feature kinds: featurization alone (Parquet -> CSR, one core) of one feature (or one cross) "
+                   f"on its own, {' / '.join(x.upper() for x in sizes)} synthetic rows "
+                   "(details in `benchmarks/results/results.md`):")
+        out.append("")
+        out.append("| kind | rows | rows/s | nonzeros/s |")
+        out.append("|---|---|---|---|")
+        for size, kind, v in kinds:
+            out.append(f"| {KIND_SHORT.get(kind, kind)} | {size.upper()} | {_rate(v.get('rows_per_s'))} | "
+                       f"{_rate(v.get('nonzeros_per_s'))} |")
+        out.append("")
+    sh = D.get("shuffle") or {}
+    parts = []
+    for k, e in sh.items():
+        size, name = k.split("/")
+        if name != "sparsecross_shuffle":
+            continue
+        extra = e.get("peak_rss_extra_bytes")
+        parts.append(f"{size.upper()} rows {_rate(e['rows_per_s'])} rows/s vs {_rate(e['rows_per_s_no_shuffle'])} "
+                     f"({e['speed_ratio']:.2f}x), peak RSS {_mib(e.get('peak_rss_bytes'))} vs "
+                     f"{_mib(e.get('peak_rss_bytes_no_shuffle'))}"
+                     + ("" if extra is None else f" ({extra / 2**20:+,.0f} MiB)")
+                     + ("" if e.get("test_logloss_diff") is None else
+                        f", test logloss {e['test_logloss']:.5f} ({e['test_logloss_diff']:+.1e})"))
+    if parts:
+        buf = next(iter(sh.values())).get("shuffle_buffer_rows")
+        out.append(f"Cost of `--shuffle` (default buffer{'' if buf is None else f' of {buf:,} rows'}, one core, "
+                   "against the files' order): " + "; ".join(parts) + ".")
+        out.append("")
+    return out
 
 
 def _issue14(doc: dict[str, Any]) -> list[str]:

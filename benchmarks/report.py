@@ -97,7 +97,7 @@ def render(doc: dict[str, Any]) -> str:
     L.append("")
     rows = []
     for k, s in S.items():
-        if k.startswith("featurize") and "rows_per_s" in s:
+        if k.startswith(("featurize/", "featurize_prebuffer")) and "rows_per_s" in s:
             rows.append([k.split("/")[0].replace("featurize_", "") + " " + k.split("/")[1], _i(s.get("batch_rows")),
                          _i(s["rows"]), _r(s["rows_per_s"]) + _spread(s), _r(s["nonzeros_per_s"]),
                          _mb(s["peak_rss_bytes"]), _mb(s["base_rss_bytes"]), _mb(s.get("arrow_pool_max_bytes")),
@@ -115,6 +115,8 @@ def render(doc: dict[str, Any]) -> str:
         L.append("")
         L.append(f"Peak RSS largest/smallest file: {D['featurize_peak_rss_ratio_largest_vs_smallest']:.3f}")
     L.append("")
+
+    L += _kinds(S)
 
     # b
     L.append("## b. Training, end to end (Parquet -> model; VW: its text file -> model), one core")
@@ -137,6 +139,7 @@ def render(doc: dict[str, Any]) -> str:
              "`dense_prefaulted`: the same arrays touched before the clock starts. VW: `--ftrl -b 28`, rows/s = "
              "`Workspace('... -d file.vw')` (native parse + learn), model write excluded.")
     L.append("")
+    L += _shuffle(D)
     L.append("### Parity with Vowpal Wabbit and the dense kernel")
     L.append("")
     rows = []
@@ -259,6 +262,75 @@ def render(doc: dict[str, Any]) -> str:
     L += _targets(S, D, T)
     L.append("")
     return "\n".join(L)
+
+
+#: What each featurize_kind row featurizes (benchmarks/workloads.py KIND_FEATURES).
+KIND_LABELS = {
+    "geo": "geo, 1 arc-minute cell (latitude, longitude)",
+    "lat_band": "lat, 60 arc-minute band",
+    "bucket_q10": "bucket, income, quantiles = 10",
+    "categorical_str": "categorical string (device)",
+    "categorical_int": "categorical int64 (user_id)",
+    "numeric_log1p": "numeric, log1p(income)",
+    "time_hour": "time, hour of `ts` (timestamp, UTC)",
+    "time_hour_tz": "time, hour of `ts` in Europe/Paris",
+    "categorical_list": "categorical list<string> (`tags`, 1-3 per row)",
+    "cross_exact": "exact cross lat band x income bucket (components not standalone)",
+    "cross_hashed": "hashed cross, same components (`mode = \"hashed\"`)",
+    "cross_hashed_cat": "hashed cross device x user_id (components not standalone)",
+}
+
+
+def _kinds(S: dict[str, Any]) -> list[str]:
+    """Issue 11: featurization throughput per feature kind (featurize_kind/<size>/<kind>)."""
+    items = [(k, s) for k, s in S.items() if k.startswith("featurize_kind/")]
+    if not items:
+        return []
+    L = ["### Feature kinds (Parquet -> CSR, one feature or one cross alone, one core)", ""]
+    rows = []
+    for k, s in items:
+        _, size, kind = k.split("/")
+        if "rows_per_s" not in s:
+            rows.append([size, kind, "error: " + str(s.get("error"))] + [""] * 6)
+            continue
+        rows.append([size, kind, KIND_LABELS.get(kind, ""), _r(s["rows_per_s"]) + _spread(s), _r(s["nonzeros_per_s"]),
+                     _f(s.get("nonzeros_per_row"), 2), _mb(s["peak_rss_bytes"]), _mb(s.get("arrow_pool_max_bytes")),
+                     _s(s["seconds"])])
+    L += _table(["rows", "kind", "feature", "rows/s", "nonzeros/s", "nnz/row", "peak RSS", "Arrow pool peak", "s"],
+                rows)
+    L.append("")
+    L.append("Data: the smaller synthetic training file plus two derived columns (`workloads.kinds_table`): `ts`, "
+             "a timestamp whose UTC hour is the generated `hour`, and `tags`, a list<string>. Each row reads only "
+             "the columns its spec needs (its rows/s includes reading and decoding them); quantile boundaries "
+             "are resolved before the clock starts. Cross rows compute their components too. Each process reads the "
+             "file `passes` times (5): rows/s of its median pass, s = that pass; peak RSS over all passes.")
+    L.append("")
+    return L
+
+
+def _shuffle(D: dict[str, Any]) -> list[str]:
+    """Issue 11: the cost of train(..., shuffle=True) against the files' order."""
+    sh = D.get("shuffle") or {}
+    if not sh:
+        return []
+    L = ["### Cost of `--shuffle` (`train(..., shuffle=True)`, default buffer, seed 0)", ""]
+    rows = []
+    for k, e in sh.items():
+        size, name = k.split("/")
+        extra = e.get("peak_rss_extra_bytes")
+        rows.append([size, name, _i(e.get("shuffle_buffer_rows")), _r(e["rows_per_s"]), _r(e["rows_per_s_no_shuffle"]),
+                     f"{e['speed_ratio']:.2f}x", _mb(e.get("peak_rss_bytes")), _mb(e.get("peak_rss_bytes_no_shuffle")),
+                     "-" if extra is None else f"{extra / 2**20:+,.0f} MiB", _f(e.get("test_logloss"), 5),
+                     _f(e.get("test_logloss_no_shuffle"), 5), _s(e.get("cpu_share"))])
+    L += _table(["rows", "variant", "buffer rows", "rows/s", "rows/s no shuffle", "speed ratio", "peak RSS",
+                 "peak RSS no shuffle", "extra RSS", "test logloss", "no shuffle", "CPU share"], rows)
+    L.append("")
+    L.append("No-shuffle reference: `train/<size>/sparsecross` (one core) and `train/<size>/sparsecross_2cores` "
+             "for the `_2cores` variant, from the same run. Shuffle path kernels are loaded by an untimed shuffled run on 20k rows "
+             "first (`shuffle_warmup_s`). CPU share = process CPU / wall; well below 1 on one core = it waited "
+             "for its core.")
+    L.append("")
+    return L
 
 
 def _mrate(v: Any) -> str:

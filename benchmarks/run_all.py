@@ -53,8 +53,13 @@ TARGETS = {
 #: touch 4,335,227 keys -> 2**23 slots, 2M rows 1,178,311 -> 2**21 (derive() checks it against
 #: the kernel rows' state_capacity).  machine/rmw uses the 10M table at every size.
 RMW_CAPACITY = {"10m": 1 << 23, "2m": 1 << 21}
+#: featurize_kind: passes over the file per process (rows/s of the median pass): one feature
+#: alone featurizes 2M rows in 0.04-0.6 s, too short for one timing.
+KIND_PASSES = 5
 #: Presets of --only.
-PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/")}
+PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/"),
+           # issue 11: featurization per kind; sparsecross (+ _2cores, _shuffle, _shuffle_2cores) at every size
+           "issue11": ("featurize_kind/", "train/@EACH@/sparsecross")}
 
 
 # ------------------------------------------------------------------- metadata
@@ -135,8 +140,9 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     small = min(trains)
     cal_train, cal_test = W.california()
     cal_spec = W.resolved_spec(W.CALIFORNIA_SPEC, cal_train)
+    kinds = W.kinds_table(small)
     files = {"test": str(test), "vw_test": str(vw_test), "train": {lab[r]: str(p) for r, p in trains.items()},
-             "california": [str(cal_train), str(cal_test)]}
+             "california": [str(cal_train), str(cal_test)], "kinds": str(kinds)}
     plan: list[dict[str, Any]] = []
     one_rep = 1 if quick else reps
 
@@ -150,12 +156,25 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
         plan += _item(f"featurize/{lab[rows]}", "featurize", "featurize", {"source": str(path), "spec": spec},
                       repeats=reps)
 
+    # -- a'. featurization per feature kind (issue 11): one feature (or one cross) alone, on the
+    # smaller training file plus derived `ts` / `tags` columns (workloads.kinds_table)
+    for kind in W.KIND_FEATURES:
+        plan += _item(f"featurize_kind/{lab[small]}/{kind}", "featurize_kind", "featurize",
+                      {"source": str(kinds), "spec": f"kind:{kind}", "passes": KIND_PASSES,
+                       "warm_batch": True}, repeats=reps)
+
     # -- b. training end to end (--quick: the baselines only on the larger file)
     big = max(trains)
     for rows, path in trains.items():
         common = {"train": str(path), "test": str(test), "spec": spec, "params": PARAMS}
         plan += _item(f"train/{lab[rows]}/sparsecross", "train", "train_scx",
                       {**common, "save_weights": f"train_{lab[rows]}_scx"}, repeats=reps)
+        # issue 11: the cost of --shuffle (library default buffer, seed 0)
+        plan += _item(f"train/{lab[rows]}/sparsecross_shuffle", "train", "train_scx",
+                      {**common, "shuffle": True}, repeats=reps)
+        if rows == big and not quick:
+            plan += _item(f"train/{lab[rows]}/sparsecross_shuffle_2cores", "train", "train_scx",
+                          {**common, "shuffle": True, "cores": 2}, repeats=one_rep)
         if quick and rows != big:
             continue
         if not quick:
@@ -370,11 +389,38 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
                 entry[f"kernel_speed_ratio_vs_{name}"] = k("sparsecross")["rows_per_s"] / k(name)["rows_per_s"]
         d[s] = entry
     d["issue14"] = issue14(summary)
+    d["shuffle"] = shuffle_cost(summary, sizes)
     # featurization RSS growth
     feats = [summary[k] for k in summary if k.startswith("featurize/") and "peak_rss_bytes" in summary[k]]
     if len(feats) >= 2:
         d["featurize_peak_rss_ratio_largest_vs_smallest"] = feats[-1]["peak_rss_bytes"] / feats[0]["peak_rss_bytes"]
     return d
+
+
+def shuffle_cost(summary: dict[str, Any], sizes: list[str]) -> dict[str, Any]:
+    """Issue 11: ``train(..., shuffle=True)`` (default buffer) against the files' order, per size."""
+    out: dict[str, Any] = {}
+    for s in sizes:
+        for name, ref in (("sparsecross_shuffle", "sparsecross"), ("sparsecross_shuffle_2cores", "sparsecross_2cores")):
+            base = summary.get(f"train/{s}/{ref}") or {}
+            sh = summary.get(f"train/{s}/{name}") or {}
+            if not (base.get("rows_per_s") and sh.get("rows_per_s")):
+                continue
+            e = {"no_shuffle_id": f"train/{s}/{ref}",
+                 "rows_per_s": sh["rows_per_s"], "rows_per_s_no_shuffle": base["rows_per_s"],
+                 "speed_ratio": sh["rows_per_s"] / base["rows_per_s"],
+                 "peak_rss_bytes": sh.get("peak_rss_bytes"), "peak_rss_bytes_no_shuffle": base.get("peak_rss_bytes"),
+                 "shuffle_buffer_rows": sh.get("shuffle_buffer_rows"),
+                 "cpu_share": sh.get("cpu_share"), "cpu_share_no_shuffle": base.get("cpu_share")}
+            if sh.get("peak_rss_bytes") and base.get("peak_rss_bytes"):
+                e["peak_rss_extra_bytes"] = sh["peak_rss_bytes"] - base["peak_rss_bytes"]
+                e["peak_rss_ratio"] = sh["peak_rss_bytes"] / base["peak_rss_bytes"]
+            if sh.get("test_logloss") is not None and base.get("test_logloss") is not None:
+                e["test_logloss"] = sh["test_logloss"]
+                e["test_logloss_no_shuffle"] = base["test_logloss"]
+                e["test_logloss_diff"] = sh["test_logloss"] - base["test_logloss"]
+            out[f"{s}/{name}"] = e
+    return out
 
 
 def _size_key(s: str) -> float:
@@ -483,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated id prefixes to run (default: all)")
     ap.add_argument("--issue14", action="store_true",
                     help="preset: --only process/,machine/,kernel/,train/<largest size>/ (10m; 500k with --quick)")
+    ap.add_argument("--issue11", action="store_true",
+                    help="preset: --only featurize_kind/,train/<each size>/sparsecross (featurization per feature "
+                         "kind; --shuffle against the files' order)")
     ap.add_argument("--merge", action="store_true",
                     help="update --out in place: replace/add only the measurements run now")
     ap.add_argument("--extra", action="store_true",
@@ -490,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     reps = 1 if args.quick else args.repeats
     default = "results_quick.json" if args.quick else "results.json"
-    if args.issue14 and not args.merge:  # a partial run never replaces the full suite's file by default
-        default = "results_issue14_quick.json" if args.quick else "results_issue14.json"
+    for name in ("issue14", "issue11"):
+        if getattr(args, name) and not args.merge:  # a partial run never replaces the full suite's file by default
+            default = f"results_{name}_quick.json" if args.quick else f"results_{name}.json"
     out = Path(args.out) if args.out else BENCH / "results" / default
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -510,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.issue14:
         big = W._label(max((W.QUICK if args.quick else W.FULL)["train"]))
         only += [p.replace("@BIG@", big) for p in PRESETS["issue14"]]
+    if args.issue11:
+        for p in PRESETS["issue11"]:
+            only += ([p.replace("@EACH@", W._label(r)) for r in (W.QUICK if args.quick else W.FULL)["train"]]
+                     if "@EACH@" in p else [p])
     if only:
         plan = [p for p in plan if p["id"].startswith(tuple(only))]
         meta["only"] = only

@@ -87,6 +87,119 @@ def synthetic_test(rows: int, seed: int = SEED, first_row: int = TEST_FIRST_ROW)
     return path
 
 
+# ------------------------------------------------------------------ feature kinds
+#: Start of the derived ``ts`` column (UTC): row i -> KINDS_EPOCH + (i % 365) days + hour_i h
+#: + (i * 7919) % 3600 s, so its UTC hour equals the generated ``hour`` column.
+KINDS_EPOCH = "2026-01-01T00:00:00"
+#: Tags of the derived ``tags`` list<string> column, picked deterministically per row.
+KINDS_TAGS = ("sport", "news", "music", "travel", "food", "games", "tech", "auto")
+
+_LAT_BAND = {"kind": "lat", "column": "latitude", "resolution_arcmin": 60.0}
+_INCOME_Q10 = {"kind": "bucket", "column": "income", "quantiles": 10}
+#: One benchmark spec per feature kind (``featurize_kind/<size>/<kind>``): the feature alone, or
+#: for crosses the cross alone (its components ``standalone = false``).
+KIND_FEATURES: dict[str, dict[str, Any]] = {
+    "geo": {"features": [{"name": "cell", "kind": "geo", "lat": "latitude", "lon": "longitude",
+                          "resolution_arcmin": 1.0}]},
+    "lat_band": {"features": [{"name": "lat", **_LAT_BAND}]},
+    "bucket_q10": {"features": [{"name": "income_q", **_INCOME_Q10}]},
+    "categorical_str": {"features": [{"name": "device", "kind": "categorical", "column": "device"}]},
+    "categorical_int": {"features": [{"name": "user", "kind": "categorical", "column": "user_id"}]},
+    "numeric_log1p": {"features": [{"name": "income_log", "kind": "numeric", "column": "income",
+                                    "transform": "log1p"}]},
+    "time_hour": {"features": [{"name": "hour", "kind": "time", "column": "ts", "part": "hour"}]},
+    "time_hour_tz": {"features": [{"name": "hour_paris", "kind": "time", "column": "ts", "part": "hour",
+                                   "timezone": "Europe/Paris"}]},
+    "categorical_list": {"features": [{"name": "tags", "kind": "categorical", "column": "tags"}]},
+    "cross_exact": {"features": [{"name": "lat", **_LAT_BAND, "standalone": False},
+                                 {"name": "income_q", **_INCOME_Q10, "standalone": False}],
+                    "crosses": [{"features": ["lat", "income_q"], "mode": "exact"}]},
+    "cross_hashed": {"features": [{"name": "lat", **_LAT_BAND, "standalone": False},
+                                  {"name": "income_q", **_INCOME_Q10, "standalone": False}],
+                     "crosses": [{"features": ["lat", "income_q"], "mode": "hashed"}]},
+    "cross_hashed_cat": {"features": [{"name": "device", "kind": "categorical", "column": "device",
+                                       "standalone": False},
+                                      {"name": "user", "kind": "categorical", "column": "user_id",
+                                       "standalone": False}],
+                         "crosses": [{"features": ["device", "user"]}]},
+}
+
+
+def kinds_table(rows: int, seed: int = SEED) -> Path:
+    """``synthetic_train(rows)`` plus two derived columns (cached, deterministic per row):
+    ``ts`` timestamp[us, UTC-naive] whose hour is the ``hour`` column, and ``tags``
+    list<string> of 1-3 distinct tags (a row-hash-picked tag, one from the device and hour,
+    a third for a third of the rows).  Same row groups as the source file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = synthetic_train(rows, seed)
+    path = CACHE / f"synthetic_kinds_{_label(rows)}_seed{seed}.parquet"
+    if path.exists():
+        return path
+    f = pq.ParquetFile(src)
+    tmp = _tmp(path)
+    epoch = np.datetime64(KINDS_EPOCH, "us")
+    tags = np.array(KINDS_TAGS, dtype=object)
+    writer = None
+    start = 0
+    try:
+        for g in range(f.num_row_groups):
+            t = f.read_row_group(g)
+            n = t.num_rows
+            i = np.arange(start, start + n, dtype=np.int64)
+            hour = t.column("hour").to_numpy().astype(np.int64)
+            sec = (i % 365) * 86_400 + hour * 3600 + (i * 7919) % 3600
+            ts = pa.array(epoch + sec.astype("timedelta64[s]").astype("timedelta64[us]"), pa.timestamp("us"))
+            h = (i * 0x9E3779B1) % 2**32
+            a = h % len(KINDS_TAGS)
+            dev = np.asarray(t.column("device").to_pylist(), dtype=object)
+            b = (np.where(dev == "ios", 1, np.where(dev == "android", 2, 3)) + hour) % len(KINDS_TAGS)
+            c = (h >> 8) % len(KINDS_TAGS)
+            third = (h >> 16) % 3 == 0
+            lists = []
+            for k in range(n):
+                row = [tags[a[k]]]
+                if b[k] != a[k]:
+                    row.append(tags[b[k]])
+                if third[k] and c[k] != a[k] and c[k] != b[k]:
+                    row.append(tags[c[k]])
+                lists.append(row)
+            t = t.append_column("ts", ts).append_column("tags", pa.array(lists, pa.list_(pa.string())))
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, t.schema)
+            writer.write_table(t, row_group_size=n)
+            start += n
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, path)
+    return path
+
+
+def kind_spec(kind: str, train_source: Path | None = None) -> Any:
+    """The (resolved: quantile buckets from ``train_source``) spec of one ``KIND_FEATURES`` entry."""
+    import sparsecross
+
+    d = {"version": 1, "label": {"column": "label"}, "hashing": {"bits": 22, "seed": 0}, **KIND_FEATURES[kind]}
+    spec = sparsecross.parse_spec(d)
+    return sparsecross.resolve_spec(train_source, spec) if train_source is not None else spec
+
+
+def shuffle_warmup_file(seed: int = SEED) -> Path:
+    """20k generated rows in 4 row groups: an untimed shuffled training run over it loads the
+    shuffle path's kernels before a timed one (``tasks.task_train_scx``)."""
+    from sparsecross import generate
+
+    path = CACHE / f"shuffle_warmup_20k_rg5k_seed{seed}.parquet"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp(path)
+        generate(tmp, rows=20_000, seed=seed, row_group_size=5_000)
+        os.replace(tmp, path)
+    return path
+
+
 # ------------------------------------------------------------------ California
 def california(seed: int = CALIFORNIA_SPLIT_SEED) -> tuple[Path, Path]:
     """(train, test) Parquet files: a seeded shuffle of housing.parquet, 80/20."""
@@ -194,6 +307,7 @@ def prepare(quick: bool = False, log: Any = print) -> dict[str, Any]:
     train = {rows: synthetic_train(rows) for rows in sizes["train"]}
     test = synthetic_test(sizes["test"])
     cal_train, cal_test = california()
+    kinds = kinds_table(min(sizes["train"]))
     log(f"parquet ready ({time.perf_counter() - t0:.1f} s)")
     import sparsecross
 
@@ -211,6 +325,7 @@ def prepare(quick: bool = False, log: Any = print) -> dict[str, Any]:
         f"synthetic_test_{_label(sizes['test'])}": file_digest(test),
         "california_train": file_digest(cal_train),
         "california_test": file_digest(cal_test),
+        f"synthetic_kinds_{_label(min(sizes['train']))}": file_digest(kinds),
     }
     out["prepare_seconds"] = time.perf_counter() - t0
     return out
