@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ._kernels import crosses as K
 from ._kernels.hash import holdout_mask
-from .errors import DataError
+from .errors import DataError, SchemaError
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
@@ -47,6 +47,9 @@ class _Plan:
     hashed_offset: np.int64
     salts: tuple[np.uint64, ...]
     missing_keys: tuple[np.uint64, ...]
+    #: Features that are components of a hashed cross (a categorical list there is crossed
+    #: element by element: :func:`_list_cross_entries`).
+    hashed_crossed: frozenset[int] = frozenset()
 
 
 _PLANS: dict[str, _Plan] = {}
@@ -77,6 +80,7 @@ def _plan(spec: FeatureSpec) -> _Plan:
         hashed_offset=np.int64(spec.hashed_offset),
         salts=tuple(np.uint64(s) for s in spec.salts),
         missing_keys=tuple(np.uint64(missing_key(s)) for s in spec.salts),
+        hashed_crossed=frozenset(c for o in outs if o.kind == 2 for c in o.components),
     )
     _PLANS[key] = plan
     return plan
@@ -317,12 +321,49 @@ def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatc
     values: list[tuple[int, np.ndarray]] = []  # (feature, float32 values) of kinds whose value is not 1.0
     skip = plan.skip.copy()
     extra: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, keys) hashed entries of list categoricals
+    lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # crossed elements of list categoricals
     for fi, f in enumerate(spec.features):
-        ctx = Ctx(table, start_row, plan.salts[fi], plan.missing_keys[fi], numeric, fi, skip, extra)
+        ctx = Ctx(table, start_row, plan.salts[fi], plan.missing_keys[fi], numeric, fi, skip, extra,
+                  lists if fi in plan.hashed_crossed else None)
         v = KINDS[f.kind].featurize(f, ctx, ids[fi], missing[fi])
         if v is not None:
             values.append((fi, v))
+    if lists:
+        extra.extend(_list_cross_entries(spec, plan, ids, missing, lists))
     return ids, missing, skip, values, extra
+
+
+def _list_cross_entries(spec: FeatureSpec, plan: _Plan, ids: np.ndarray, missing: np.ndarray,
+                        lists: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(rows, keys)`` of the hashed crosses with a categorical list component (``build_csr``
+    emits nothing for them: the list feature is missing and skipped there): one entry per
+    crossed element ``(row, key)`` of the list, its key as ``build_csr`` computes a cross key
+    with the element's key as the list component's, and nothing where another component is
+    missing with ``missing = "skip"``."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for o in np.flatnonzero(plan.out_kind == 2):
+        comps = plan.comp_feat[plan.comp_ptr[o]: plan.comp_ptr[o + 1]]
+        listed = [j for j, fi in enumerate(comps) if int(fi) in lists]
+        if not listed:
+            continue
+        if len(listed) > 1:
+            names = [spec.features[int(comps[j])].name for j in listed]
+            raise SchemaError(f"a cross of features {', '.join(map(repr, names))}, which read list columns; "
+                              "a cross may have at most one categorical list")
+        j = listed[0]
+        rows, keys = lists[int(comps[j])]
+        emit = np.ones(len(rows), dtype=bool)
+        for fi in comps:
+            if int(fi) not in lists and plan.skip[fi]:
+                emit &= missing[fi, rows] == 0
+        rows, keys = rows[emit], keys[emit]
+        sub = np.ascontiguousarray(ids[comps][:, rows])  # the row's component ids, one column per entry
+        sub[j] = keys
+        k = len(comps)
+        cross, _ = K.hashed_cross_rows(sub, np.zeros_like(sub, dtype=np.uint8), np.zeros(k, dtype=np.uint8),
+                                       np.arange(k, dtype=np.int64), 0, k, plan.out_seed[o])
+        out.append((rows, cross))
+    return out
 
 
 def _merge_entries(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,

@@ -84,6 +84,9 @@ class Ctx:
     feature: int = 0
     skip: np.ndarray | None = None
     extra: list[tuple[np.ndarray, np.ndarray]] | None = None
+    #: For a feature in a hashed cross: where a categorical list puts its crossed ``(rows,
+    #: keys)`` by feature position (None: the feature is not crossed, or not by featurize).
+    lists: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 class Kind:

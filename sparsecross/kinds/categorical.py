@@ -4,7 +4,9 @@ into the hashed block.
 A list column (``list<string>``, ``list<int64>``, ...) makes one feature per distinct element
 of a row (each once, whatever its repeats); a null or empty list is the missing value.  Its
 entries do not fit the kernel's one-id-per-feature-and-row layout: they are emitted through
-:attr:`Ctx.extra` and merged into the rows, and such a feature cannot be crossed."""
+:attr:`Ctx.extra` and merged into the rows.  In a hashed cross, a row's first
+:data:`CROSS_LIST_CAP` distinct elements (in list order) are crossed, each with the row's other
+components (:attr:`Ctx.lists`, used by ``featurize._list_cross_entries``)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,11 @@ _hash = LazyModule("sparsecross._kernels.hash")
 if TYPE_CHECKING:
     from ..spec import Feature
 
-__all__ = ["CATEGORICAL", "hash_dictionary", "categorical_keys"]
+__all__ = ["CATEGORICAL", "CROSS_LIST_CAP", "hash_dictionary", "categorical_keys"]
+
+#: Most distinct elements of a row's list crossed (the first ones in the list's order); the
+#: standalone feature keeps them all.
+CROSS_LIST_CAP = 64
 
 # Hashes of recently seen Arrow dictionaries: a row group's dictionary is shared by its
 # batches.  Each entry keeps a reference to its dictionary so its buffer address is never
@@ -108,9 +114,9 @@ def is_list(t: pa.DataType) -> bool:
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
-def _list_entries(f: Feature, ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, keys) of a list column: each row's distinct element keys, or its missing key
-    (null or empty list, unless ``missing = "skip"``)."""
+def _list_elements(ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, keys, rank) of each row's distinct non-null elements, in row then list order
+    (an element's first occurrence); ``rank`` is its position among its row's distinct ones."""
     if isinstance(arr.type, pa.FixedSizeListType):
         arr = arr.cast(pa.list_(arr.type.value_type))
     flat = arr.flatten()  # the elements of the valid lists, in row order
@@ -119,20 +125,31 @@ def _list_entries(f: Feature, ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.n
     keys = np.empty(len(flat), dtype=np.uint64)
     miss = np.empty(len(flat), dtype=np.uint8)
     categorical_keys(flat, ctx.salt, ctx.missing_key, keys, miss)
-    rows, keys = parent[miss == 0], keys[miss == 0]  # a null element is no feature
-    if len(rows):
-        order = np.lexsort((keys, rows))
-        rows, keys = rows[order], keys[order]
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (keys[1:] != keys[:-1])
-        rows, keys = rows[first], keys[first]
-    if f.missing != "skip":
-        has = np.zeros(len(arr), dtype=bool)
-        has[rows] = True
-        empty = np.flatnonzero(~has)
-        rows = np.concatenate([rows, empty])
-        keys = np.concatenate([keys, np.full(len(empty), ctx.missing_key, dtype=np.uint64)])
-    return rows, keys
+    pos = np.flatnonzero(miss == 0)  # a null element is no feature
+    rows, keys = parent[pos], keys[pos]
+    if not len(rows):
+        return rows, keys, np.zeros(0, dtype=np.int64)
+    order = np.lexsort((pos, keys, rows))
+    r, k = rows[order], keys[order]
+    first = np.ones(len(r), dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (k[1:] != k[:-1])
+    keep = np.sort(order[first])  # first occurrences, back in row then list order
+    rows, keys = rows[keep], keys[keep]
+    rank = np.arange(len(rows), dtype=np.int64) - np.searchsorted(rows, rows, side="left")
+    return rows, keys, rank
+
+
+def _with_missing(f: Feature, ctx: Ctx, n: int, rows: np.ndarray, keys: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Add the missing key on the rows without an element (null or empty list), unless
+    ``missing = "skip"``."""
+    if f.missing == "skip":
+        return rows, keys
+    has = np.zeros(n, dtype=bool)
+    has[rows] = True
+    empty = np.flatnonzero(~has)
+    return (np.concatenate([rows, empty]),
+            np.concatenate([keys, np.full(len(empty), ctx.missing_key, dtype=np.uint64)]))
 
 
 class CategoricalKind(Kind):
@@ -152,11 +169,6 @@ class CategoricalKind(Kind):
                 raise SchemaError(
                     f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical list needs "
                     "strings, integers or bools as elements"
-                )
-            if crossed:
-                raise SchemaError(
-                    f"feature {f.name!r}: column {col!r} in {where} is a list ({t}); a categorical list "
-                    "cannot be crossed (a row has several values)"
                 )
             return False
         if is_stringish(t):
@@ -186,8 +198,12 @@ class CategoricalKind(Kind):
             ids[:] = ctx.missing_key
             missing[:] = 1
             ctx.skip[ctx.feature] = 1
+            rows, keys, rank = _list_elements(ctx, arr)
             if f.standalone:
-                ctx.extra.append(_list_entries(f, ctx, arr))
+                ctx.extra.append(_with_missing(f, ctx, len(arr), rows, keys))
+            if ctx.lists is not None:  # crossed: each row's first CROSS_LIST_CAP distinct elements
+                capped = rank < CROSS_LIST_CAP
+                ctx.lists[ctx.feature] = _with_missing(f, ctx, len(arr), rows[capped], keys[capped])
             return None
         categorical_keys(arr, ctx.salt, ctx.missing_key, ids, missing)
         return None

@@ -24,7 +24,9 @@ Decisions where the contract is silent (also listed in the module's report):
 - numeric: the value is rounded to float32 (``struct``) after clip and transform; a value that is
   not finite in float32, or ``log1p`` of a value <= -1, raises ``ValueError``.
 - categorical list: a row's list value gives one key per distinct non-null element; a null or
-  empty list is the missing value.
+  empty list is the missing value.  In a hashed cross (at most one list component), the row's
+  first ``CROSS_LIST_CAP`` distinct non-null elements in list order are each crossed with the
+  other components.
 - geo pyramid (``resolution_arcmin`` a list): expanded per level, coarsest first, into a geo
   feature ``name@L`` and, with ``bands = true``, a lat feature ``name.lat@L`` and a lon feature
   ``name.lon@L`` (``L``: the level as an integer when whole, else its repr), each with the
@@ -530,6 +532,25 @@ def _time_local_id(f: _Feature, value: Any, row_index: int) -> int | None:
     return local
 
 
+#: Most distinct elements of a row's list crossed (CONTRACT.md, categorical lists).
+CROSS_LIST_CAP = 64
+
+
+def _crossed_list_keys(f: _Feature, row: dict[str, Any], row_index: int, seed: int) -> list[int] | None:
+    """For a list value: the keys of its first CROSS_LIST_CAP distinct non-null elements, in
+    list order ([missing key] for a null or empty list, None under ``skip``); None for a scalar."""
+    value = _get(row, f.columns[0], row_index)
+    if not isinstance(value, list):
+        return None
+    distinct: list[Any] = []
+    for v in value:
+        if v is not None and v not in distinct:
+            distinct.append(v)
+    if not distinct:
+        return None if f.missing == "skip" else [categorical_key(f.name, None, seed)]
+    return [categorical_key(f.name, v, seed) for v in distinct[:CROSS_LIST_CAP]]
+
+
 def _categorical_key(f: _Feature, row: dict[str, Any], row_index: int, seed: int) -> int | None:
     """64-bit key of a categorical in this row; the missing key, or None for ``skip``; the
     sorted list of its distinct element keys for a list value."""
@@ -625,8 +646,19 @@ def _row_columns(s: _Spec, row: dict[str, Any], row_index: int) -> list[tuple[in
     # 2. crosses (nothing if any component emitted nothing: missing = "skip")
     for c in s.crosses:
         parts = [component[f.name] for f in c.features]
-        if any(isinstance(p, list) for p in parts):
-            raise ValueError(f"row {row_index}: cross {c.name!r} of a list column")
+        lists = [i for i, f in enumerate(c.features)
+                 if not f.exact and isinstance(_get(row, f.columns[0], row_index), list)]
+        if len(lists) > 1:
+            raise ValueError(f"row {row_index}: cross {c.name!r} of two list columns")
+        if lists:
+            i = lists[0]
+            if any(p is None for j, p in enumerate(parts) if j != i):
+                continue
+            elements = _crossed_list_keys(c.features[i], row, row_index, s.seed)
+            for k in elements or []:  # None: a null or empty list with missing = "skip"
+                key = cross_key(c.name, [k if j == i else p for j, p in enumerate(parts)], s.seed)
+                outputs.append(H + (key & mask))
+            continue
         if any(p is None for p in parts):
             continue
         if c.mode == "exact":
