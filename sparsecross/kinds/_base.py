@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import SchemaError, SpecError, did_you_mean
+from ..errors import DataError, SchemaError, SpecError, did_you_mean
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -66,6 +66,18 @@ def is_number(t: pa.DataType) -> bool:
 
 def is_stringish(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def value_error(f: Feature, ctx: Ctx, bad: np.ndarray, what: str, shown: Callable[[int], Any],
+                hint: str) -> DataError:
+    """The one-line error for the rows ``bad`` of feature ``f``'s column: how many, ``what`` they
+    are, the first one's global row and ``shown(i)`` (its value), and what to do (``hint``)."""
+    i = int(np.flatnonzero(bad)[0])
+    return DataError(
+        f"feature {f.name!r}: column {f.columns[0]!r} has {int(bad.sum())} {what} "
+        f"(first at row {ctx.start_row + i}: {shown(i)!r}); {hint}",
+        row=ctx.start_row + i,
+    )
 
 
 @dataclass

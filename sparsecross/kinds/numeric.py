@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import DataError, SpecError
-from ._base import Ctx, Kind, choice, get
+from ..errors import SpecError
+from ._base import Ctx, Kind, choice, get, value_error
 
 np = LazyModule("numpy")
 
@@ -82,26 +82,17 @@ class NumericKind(Kind):
             if transform == "log1p":
                 bad = (x <= -1.0) & ~miss
                 if bad.any():
-                    i = int(np.flatnonzero(bad)[0])
-                    raise DataError(
-                        f"feature {f.name!r}: column {f.columns[0]!r} has {int(bad.sum())} values <= -1, outside "
-                        f"the domain of transform = \"log1p\" (first at row {ctx.start_row + i}: {float(x[i])!r}); "
-                        "set clip = [lo, hi] with lo > -1, or use transform = \"signed_log1p\"",
-                        row=ctx.start_row + i,
-                    )
+                    raise value_error(f, ctx, bad, "values <= -1, outside the domain of transform = \"log1p\"",
+                                      lambda i: float(x[i]),
+                                      "set clip = [lo, hi] with lo > -1, or use transform = \"signed_log1p\"")
                 x = np.log1p(x)
             elif transform == "signed_log1p":
                 x = np.sign(x) * np.log1p(np.abs(x))
             values = x.astype(np.float32)
         bad = ~np.isfinite(values) & ~miss
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"feature {f.name!r}: column {f.columns[0]!r} has {int(bad.sum())} values that are infinite or "
-                f"beyond the float32 range (first at row {ctx.start_row + i}: {float(x[i])!r}); set clip = [lo, hi] "
-                "or a transform",
-                row=ctx.start_row + i,
-            )
+            raise value_error(f, ctx, bad, "values that are infinite or beyond the float32 range",
+                              lambda i: float(x[i]), "set clip = [lo, hi] or a transform")
         ids[:] = miss
         missing[:] = miss
         return values

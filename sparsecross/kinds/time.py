@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import DataError, SchemaError, SpecError, did_you_mean
-from ._base import Ctx, Kind, choice, get, is_stringish
+from ..errors import SchemaError, SpecError, did_you_mean
+from ._base import Ctx, Kind, choice, get, is_stringish, value_error
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -135,13 +135,8 @@ class TimeKind(Kind):
             parsed = pc.strptime(arr, format=f.option("format"), unit="us", error_is_null=True)
             bad = np.asarray(pc.and_(pc.is_null(parsed), pc.is_valid(arr)))
             if bad.any() and not invalid_missing:
-                i = int(np.flatnonzero(bad)[0])
-                raise DataError(
-                    f"feature {f.name!r}: column {f.columns[0]!r} has {int(bad.sum())} strings that do not match "
-                    f"format {f.option('format')!r} (first at row {ctx.start_row + i}: {arr[i].as_py()!r}); "
-                    "set invalid = \"missing\" to treat them as missing",
-                    row=ctx.start_row + i,
-                )
+                raise value_error(f, ctx, bad, f"strings that do not match format {f.option('format')!r}",
+                                  lambda i: arr[i].as_py(), "set invalid = \"missing\" to treat them as missing")
             arr = parsed
         if pa.types.is_timestamp(arr.type):
             # A timestamp without a zone (and a parsed string) is a UTC instant.
@@ -155,13 +150,8 @@ class TimeKind(Kind):
         out = valid & ((local < 0) | (local >= count))
         if out.any():  # only years outside [first, last] can be
             if not invalid_missing:
-                i = int(np.flatnonzero(out)[0])
-                raise DataError(
-                    f"feature {f.name!r}: column {f.columns[0]!r} has {int(out.sum())} values outside "
-                    f"years = {list(f.option('years'))} (first at row {ctx.start_row + i}: {first + int(local[i])}); "
-                    "widen years or set invalid = \"missing\"",
-                    row=ctx.start_row + i,
-                )
+                raise value_error(f, ctx, out, f"values outside years = {list(f.option('years'))}",
+                                  lambda i: first + int(local[i]), "widen years or set invalid = \"missing\"")
             valid &= ~out
         missing[:] = ~valid
         ids[:] = np.where(valid, local, count).astype(np.uint64)
