@@ -15,6 +15,12 @@ if str(REPO_ROOT) not in sys.path:  # so that `tests.reference` imports from eve
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_debug_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPARSECROSS_DEBUG=1 in the environment would turn the CLI's error lines into tracebacks."""
+    monkeypatch.delenv("SPARSECROSS_DEBUG", raising=False)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (the folder holding ``pyproject.toml``)."""

@@ -38,12 +38,6 @@ VALID_ROWS = 2000
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True)
-def _no_debug_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SPARSECROSS_DEBUG=1 in the environment would turn error lines into tracebacks."""
-    monkeypatch.delenv("SPARSECROSS_DEBUG", raising=False)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """5,000 training rows (2 row groups) and 2,000 validation rows of the same world."""

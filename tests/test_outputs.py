@@ -24,11 +24,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEC = REPO_ROOT / "data" / "specs" / "synthetic.toml"
 
 
-@pytest.fixture(autouse=True)
-def _no_debug_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SPARSECROSS_DEBUG", raising=False)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("outputs")

@@ -55,11 +55,6 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-@pytest.fixture(autouse=True)
-def _no_debug_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SPARSECROSS_DEBUG", raising=False)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     d = tmp_path_factory.mktemp("plots_world")
