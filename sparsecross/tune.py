@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ._defaults import TUNE_ALPHA, TUNE_EPOCHS_MAX, TUNE_L1
 from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError
 from .featurize import iter_batches, resolve_spec
 from .hashing import holdout_salt
@@ -39,13 +40,13 @@ __all__ = ["TunePoint", "TuneResult", "tune", "DEFAULT_ALPHA", "DEFAULT_L1", "DE
 
 #: FTRL's alpha is a learning-rate scale; 0.1 is the library default and 0.05-0.5 the usual
 #: range: a factor-2 ladder around the default covers it in five points.
-DEFAULT_ALPHA = (0.025, 0.05, 0.1, 0.2, 0.4)
+DEFAULT_ALPHA = TUNE_ALPHA
 #: l1 from none (every touched weight kept) to strong (most weights zero), as ``path``'s
 #: default grid: roughly x3 steps, the scale at which nonzeros visibly change.
-DEFAULT_L1 = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+DEFAULT_L1 = TUNE_L1
 #: Enough for small data sets to reach their best epoch; with patience 1 most points stop
 #: after 2-4 epochs, so the cost is set by the slowest point.
-DEFAULT_EPOCHS_MAX = 8
+DEFAULT_EPOCHS_MAX = TUNE_EPOCHS_MAX
 
 
 @dataclass
