@@ -16,4 +16,4 @@ TUNE_L1 = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 TUNE_EPOCHS_MAX = 8
 
 #: ``tune --search-crosses``: relative validation-logloss gain a cross must reach (sparsecross.crosssearch).
-CROSS_MIN_GAIN = 0.005
+CROSS_MIN_GAIN = 0.01
