@@ -47,7 +47,7 @@ def split(folder: Path, seed: int = 0) -> tuple[Path, Path, Path]:
     paths = []
     for name, idx in (("train", order[:a]), ("valid", order[a:b]), ("test", order[b:])):
         p = folder / f"{name}.parquet"
-        pq.write_table(table.take(np.sort(idx)), p)  # sorted: each part keeps the file's order
+        pq.write_table(table.take(idx), p)  # in permuted order: the file is sorted by geography
         paths.append(p)
     return paths[0], paths[1], paths[2]
 

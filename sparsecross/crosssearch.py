@@ -220,17 +220,9 @@ def search_crosses(
             break
         if on_round is not None:
             on_round(r, len(cands))
-        minis = [_mini_spec(base, c) for _, c in cands]
-        lanes = [Lane.new(tp, base.n_columns, rows) for tp in tps]
-        lanes += [Lane.new(tp, base.n_columns + m.n_columns, rows, view=i, offset=base.n_columns)
-                  for i, m in enumerate(minis) for tp in tps]
-        reads += run_lanes(
-            lanes, epochs_max=epochs_max, patience=patience,
-            train_items=lambda epoch, b=base, ms=minis: _items(source, b, ms, batch_rows),
-            valid_items=lambda b=base, ms=minis: _items(valid if valid is not None else source, b, ms, batch_rows),
-            holdout=holdout, salt=salt, skipping=base.label.missing == "skip",
-        )
-        best = [_best(lanes[j * len(tps):(j + 1) * len(tps)]) for j in range(len(cands) + 1)]
+        best, n_reads = _round(source, valid, base, [c for _, c in cands], tps, rows=rows, epochs_max=epochs_max,
+                               patience=patience, holdout=holdout, salt=salt, batch_rows=batch_rows)
+        reads += n_reads
         before, base_alpha = best[0]
         if math.isnan(before):
             raise DataError("the cross search scored no validation rows; give more validation data")
@@ -249,6 +241,25 @@ def search_crosses(
     params = {"alpha": alphas, "beta": beta, "l1": l1, "l2": l2, "epochs_max": epochs_max, "patience": patience,
               "min_gain": min_gain, "k": k}
     return CrossSearchResult(added, rounds, final, params, time.perf_counter() - t0, reads, note, stopped)
+
+
+def _round(source: Source, valid: Source | None, base: FeatureSpec, crosses: Sequence[Cross],
+           tps: Sequence[TrainParams], *, rows: int, epochs_max: int, patience: int, holdout: float | None,
+           salt: int, batch_rows: int) -> tuple[list[tuple[float, float]], int]:
+    """Train the baseline and every candidate at every alpha of ``tps`` in one read per epoch;
+    returns ((best validation logloss, its alpha) of the baseline then of each candidate, reads)."""
+    minis = [_mini_spec(base, c) for c in crosses]
+    lanes = [Lane.new(tp, base.n_columns, rows) for tp in tps]
+    lanes += [Lane.new(tp, base.n_columns + m.n_columns, rows, view=i, offset=base.n_columns)
+              for i, m in enumerate(minis) for tp in tps]
+    reads = run_lanes(
+        lanes, epochs_max=epochs_max, patience=patience,
+        train_items=lambda epoch: _items(source, base, minis, batch_rows),
+        valid_items=lambda: _items(valid if valid is not None else source, base, minis, batch_rows),
+        holdout=holdout, salt=salt, skipping=base.label.missing == "skip",
+    )
+    n = len(tps)
+    return [_best(lanes[j * n:(j + 1) * n]) for j in range(len(crosses) + 1)], reads
 
 
 def _best(lanes: Sequence[Lane]) -> tuple[float, float]:

@@ -101,6 +101,57 @@ def _rank(p: TunePoint, size: int, index: int) -> tuple[bool, float, int, int]:
     return (math.isnan(p.valid_logloss), 0.0 if math.isnan(p.valid_logloss) else p.valid_logloss, size, index)
 
 
+class _Keeper:
+    """Exports a lane's model when it improves and, when it stops, turns it into a
+    :class:`TunePoint`, keeping only the best model within the budget so far."""
+
+    def __init__(self, lanes: Sequence[Lane], *, spec: FeatureSpec, rows: int, schema: dict[str, str],
+                 order_params: dict[str, Any], encoding: str, by_nonzeros: bool, budget: int | None,
+                 name_options: tuple[Source, int, int, Any] | None) -> None:
+        self.index = {id(lane): i for i, lane in enumerate(lanes)}
+        self.spec, self.rows, self.schema, self.order_params = spec, rows, schema, order_params
+        self.encoding, self.by_nonzeros, self.budget, self.name_options = encoding, by_nonzeros, budget, name_options
+        self.best_models: dict[int, SparseModel] = {}
+        self.points: list[TunePoint | None] = [None] * len(lanes)
+        self.kept: tuple[tuple[bool, float, int, int], TunePoint] | None = None
+
+    def size_of(self, p: TunePoint) -> int:
+        return p.nonzeros if self.by_nonzeros else p.model_bytes
+
+    def improve(self, lane: Lane) -> None:
+        assert lane.state is not None and lane.best_epoch is not None
+        tp = replace(lane.params, epochs=lane.best_epoch)  # as train(epochs=best): its history, its params
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyModelWarning)
+            model = export_state(lane.state, self.spec, tp, list(lane.history), self.rows, schema=self.schema)
+        model.params.update(self.order_params)
+        self.best_models[id(lane)] = model
+
+    def finish(self, lane: Lane) -> None:
+        from .export import model_bytes
+        from .names import record_names
+
+        i = self.index[id(lane)]
+        model = self.best_models.pop(id(lane))
+        if self.name_options is not None:  # as train(): the first epoch observed every row, no extra read
+            source, top, batch_rows, recorder = self.name_options
+            record_names(model, source, top=top, batch_rows=batch_rows, recorder=recorder, rows=(0, 0))
+        assert lane.best_epoch is not None
+        best = lane.history[lane.best_epoch - 1]
+        p = TunePoint(lane.params.alpha, lane.params.l1, lane.params.l2, lane.best_epoch, len(lane.history),
+                      model.nonzeros, len(model_bytes(model, encoding=self.encoding)), best["valid_logloss"],
+                      best["valid_auc"], [r["valid_logloss"] for r in lane.history], model)
+        self.points[i] = p
+        rank = _rank(p, self.size_of(p), i)
+        if (self.budget is not None and self.size_of(p) > self.budget) or (self.kept is not None
+                                                                           and rank >= self.kept[0]):
+            p.model = None  # it cannot be chosen: only its numbers are kept
+            return
+        if self.kept is not None:
+            self.kept[1].model = None  # the previous best within the budget is not needed any more
+        self.kept = (rank, p)
+
+
 def tune(
     source: Source,
     spec: FeatureSpec,
@@ -162,52 +213,16 @@ def tune(
     rows = count_rows(source)
     if rows == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
-    from .export import model_bytes
-    from .names import NameRecorder, record_names
+    from .names import NameRecorder
 
     recorder = NameRecorder(spec) if names > 0 else None
     observe = recorder.observe if recorder is not None and recorder.active else None
-    grid = [(a, b) for a in alpha for b in l1]
     lanes = [Lane.new(TrainParams(a, beta, b, l2, epochs_max, label_smoothing, holdout, state_dtype),
-                      spec.n_columns, rows) for a, b in grid]
-    index = {id(lane): i for i, lane in enumerate(lanes)}
-    best_models: dict[int, SparseModel] = {}
-    points: list[TunePoint | None] = [None] * len(lanes)
+                      spec.n_columns, rows) for a in alpha for b in l1]
     budget_value = max_nonzeros if max_nonzeros is not None else max_bytes
-    kept: list[Any] = [None]  # (rank, point) of the best finished point within the budget
-
-    def size_of(p: TunePoint) -> int:
-        return p.nonzeros if max_nonzeros is not None else p.model_bytes
-
-    def on_improve(lane: Lane) -> None:
-        assert lane.state is not None and lane.best_epoch is not None
-        tp = replace(lane.params, epochs=lane.best_epoch)  # as train(epochs=best): its history, its params
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", EmptyModelWarning)
-            model = export_state(lane.state, spec, tp, list(lane.history), rows, schema=schema)
-        model.params.update(_order_params(order))
-        best_models[id(lane)] = model
-
-    def on_finish(lane: Lane) -> None:
-        i = index[id(lane)]
-        model = best_models.pop(id(lane))
-        if recorder is not None:  # as train(): the first epoch observed every row, no extra read
-            record_names(model, source, top=names, batch_rows=batch_rows, recorder=recorder, rows=(0, 0))
-        best = lane.history[(lane.best_epoch or 1) - 1]
-        p = TunePoint(lane.params.alpha, lane.params.l1, lane.params.l2, lane.best_epoch or 1, len(lane.history),
-                      model.nonzeros, len(model_bytes(model, encoding=encoding)), best["valid_logloss"],
-                      best["valid_auc"], [r["valid_logloss"] for r in lane.history], model)
-        points[i] = p
-        rank = _rank(p, size_of(p), i)
-        if budget_value is not None and size_of(p) > budget_value:
-            p.model = None
-        elif kept[0] is None or rank < kept[0][0]:
-            if kept[0] is not None:
-                kept[0][1].model = None  # the previous best within the budget is not needed any more
-            kept[0] = (rank, p)
-        else:
-            p.model = None
-
+    keeper = _Keeper(lanes, spec=spec, rows=rows, schema=schema, order_params=_order_params(order),
+                     encoding=encoding, by_nonzeros=max_nonzeros is not None, budget=budget_value,
+                     name_options=None if recorder is None else (source, names, batch_rows, recorder))
     salt = holdout_salt(spec.hashing.seed)
     reads = run_lanes(
         lanes, epochs_max=epochs_max, patience=patience,
@@ -216,21 +231,21 @@ def tune(
         valid_items=lambda: ((b, ()) for b in iter_batches(valid if valid is not None else source, spec,
                                                             batch_rows=batch_rows)),
         holdout=holdout, salt=salt, skipping=spec.label.missing == "skip",
-        on_improve=on_improve, on_finish=on_finish, on_epoch=on_epoch,
+        on_improve=keeper.improve, on_finish=keeper.finish, on_epoch=on_epoch,
     )
-    done = [p for p in points if p is not None]
-    assert len(done) == len(points)
+    done = [p for p in keeper.points if p is not None]
+    assert len(done) == len(lanes)
     if all(math.isnan(p.valid_logloss) for p in done):
         raise DataError("tune: no validation rows were scored (empty validation data, or a holdout fraction "
                         "too small for these rows); give more validation data")
-    chosen = kept[0][1] if kept[0] is not None else None
+    chosen = keeper.kept[1] if keeper.kept is not None else None
     note = ""
     budget = None
     if budget_value is not None:
         unit = "nonzeros" if max_nonzeros is not None else "bytes"
         budget = {"max_nonzeros" if max_nonzeros is not None else "max_bytes": budget_value}
         if chosen is None:
-            closest = min(done, key=size_of)
+            closest = min(done, key=keeper.size_of)
             note = (f"no point meets the budget of {budget_value:,} {unit}; the smallest model has "
-                    f"{size_of(closest):,} (alpha={closest.alpha:g}, l1={closest.l1:g}); raise l1 (--l1 grid)")
+                    f"{keeper.size_of(closest):,} (alpha={closest.alpha:g}, l1={closest.l1:g}); raise l1 (--l1 grid)")
     return TuneResult(done, chosen, budget, time.perf_counter() - t0, rows, reads, epochs_max, patience, note)
