@@ -103,6 +103,8 @@ def _print_table(res: Any, search: Any, args: argparse.Namespace, written: int |
           f"(epochs: the best epoch, kept; in parentheses the epochs trained before stopping)")
     if res.note:
         print(res.note)
+    for hint in res.hints:
+        print(f"note: {hint}")
     if written:
         c = res.chosen
         print(f"wrote {args.out} ({written:,} bytes): alpha={c.alpha:g}, l1={c.l1:g}, epochs={c.epochs} "

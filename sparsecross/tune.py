@@ -83,9 +83,10 @@ class TuneResult:
     epochs_max: int
     patience: int
     note: str = ""
+    hints: list[str] = field(default_factory=list)  # the chosen point is at an edge of the search
 
     def to_dict(self) -> dict[str, Any]:
-        return {"points": [p.to_dict() for p in self.points],
+        return {"points": [p.to_dict() for p in self.points], "hints": list(self.hints),
                 "chosen": self.chosen.to_dict() if self.chosen else None, "budget": self.budget,
                 "seconds": self.seconds, "rows": self.rows, "reads": self.reads, "epochs_max": self.epochs_max,
                 "patience": self.patience, "note": self.note}
@@ -248,4 +249,19 @@ def tune(
             closest = min(done, key=keeper.size_of)
             note = (f"no point meets the budget of {budget_value:,} {unit}; the smallest model has "
                     f"{keeper.size_of(closest):,} (alpha={closest.alpha:g}, l1={closest.l1:g}); raise l1 (--l1 grid)")
-    return TuneResult(done, chosen, budget, time.perf_counter() - t0, rows, reads, epochs_max, patience, note)
+    return TuneResult(done, chosen, budget, time.perf_counter() - t0, rows, reads, epochs_max, patience, note,
+                      _hints(chosen, alpha, epochs_max))
+
+
+def _hints(chosen: TunePoint | None, alpha: Sequence[float], epochs_max: int) -> list[str]:
+    """Say when the chosen point sits at an edge of the search (a better one may lie beyond)."""
+    if chosen is None:
+        return []
+    out = []
+    if len(alpha) > 1 and chosen.alpha == alpha[-1]:
+        out.append(f"the chosen alpha {chosen.alpha:g} is the grid's largest: a larger one may be better (--alpha)")
+    elif len(alpha) > 1 and chosen.alpha == alpha[0]:
+        out.append(f"the chosen alpha {chosen.alpha:g} is the grid's smallest: a smaller one may be better (--alpha)")
+    if chosen.epochs == epochs_max:
+        out.append(f"the chosen point was still improving at its last epoch: raise --epochs-max ({epochs_max})")
+    return out

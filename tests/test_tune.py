@@ -61,6 +61,10 @@ def test_every_point_matches_separate_train_runs(grid: TuneResult, data: SimpleN
         assert len(model_bytes(kept)) < p.model_bytes  # p's bytes include the recorded names
     chosen = grid.chosen
     assert chosen is not None and chosen is _argmin(grid.points)
+    # the chosen point's place in the search is said when it is at an edge
+    assert any("--epochs-max" in h for h in grid.hints) == (chosen.epochs == EPOCHS_MAX)
+    assert any("grid's largest" in h for h in grid.hints) == (chosen.alpha == ALPHA[-1])
+    assert any("grid's smallest" in h for h in grid.hints) == (chosen.alpha == ALPHA[0])
 
 
 def test_chosen_model_is_trains_model_byte_for_byte(grid: TuneResult, data: SimpleNamespace) -> None:
