@@ -167,6 +167,8 @@ def register(sub: Any, common: Any) -> None:
                    f"(default {DEFAULT_MIN_GAIN:g})")
     c.add_argument("--spec-out", dest="spec_out", metavar="TOML", help="write the spec with the crosses found")
     p.add_argument("--json", action="store_true", help="print JSON")
+    # --plot PATH.png (alpha x l1 heat map of validation logloss with nonzeros): added by the lead
+    # at merge, drawn by plots.plot_tune(result.points, path, title=...) in cmd_tune.
     common(p)
     p.set_defaults(func=cmd_tune)
 
