@@ -570,6 +570,7 @@ def _register_extras() -> None:
     except ImportError as exc:  # pragma: no cover - only when the module itself is broken
         if "cli_extra" not in str(exc):
             raise
+    from . import cli_tune  # noqa: F401  (registers tune)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

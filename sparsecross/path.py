@@ -27,9 +27,10 @@ from .model import SparseModel
 from .order import Shuffle
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
-from .state import FTRLState, GrowthPlan
-from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, _train_mask, check_inputs,
-                    check_values, evaluate_states, export_state, in_memory, prefetch, train_batch)
+from .state import FTRLState
+from .multitrain import Lane, epoch_record, train_epoch
+from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, check_inputs, check_values,
+                    evaluate_states, export_state, in_memory, prefetch)
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -88,35 +89,38 @@ def check_grid(values: Sequence[float], name: str) -> None:
         raise SparseCrossError(f"--{name}: the grid must be strictly increasing, got {list(values)}")
 
 
+def check_validation_and_budget(what: str, valid: Source | None, holdout: float | None,
+                                max_nonzeros: int | None, max_bytes: int | None) -> None:
+    """Exactly one source of validation rows, at most one budget, budgets >= 0."""
+    if valid is None and holdout is None:
+        raise SparseCrossError(f"{what} needs validation data: give valid data or a holdout fraction")
+    if valid is not None and holdout is not None:
+        raise SparseCrossError("give either valid data or a holdout fraction, not both")
+    if max_nonzeros is not None and max_bytes is not None:
+        raise SparseCrossError("give one budget: max_nonzeros or max_bytes")
+    for name, b in (("max_nonzeros", max_nonzeros), ("max_bytes", max_bytes)):
+        if b is not None and b < 0:
+            raise SparseCrossError(f"{name} must be >= 0, got {b!r}")
+
+
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
                 valid: Source | None, batch_rows: int, rows: int, order: Shuffle | None = None
                 ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]]:
     """Train one state per (l1, l2) over one read of ``source`` per epoch (in ``order``'s
     shuffled order when given, as ``train``), then validate all of them over one read of the
     validation data (or the holdout rows)."""
-    params = [TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
-                          base.state_dtype) for l1, l2 in settings]
-    states = [FTRLState(spec.n_columns, base.state_dtype) for _ in settings]
-    accs = [np.zeros(3) for _ in settings]
+    lanes = [Lane.new(TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
+                                  base.state_dtype), spec.n_columns, rows) for l1, l2 in settings]
     salt = holdout_salt(spec.hashing.seed)
-    skipped = 0
-    plans = [GrowthPlan(rows) for _ in settings]  # as train(): growths sized in the first epoch
+    skipped = 0  # as train(): rows of the last epoch skipped for a missing label
     for epoch in range(base.epochs):
-        for acc in accs:  # as train(): the progressive loss and row count of each epoch
-            acc[:] = 0.0
-        skipped = 0  # as train(): rows of the last epoch skipped for a missing label
-        position = 0  # in this epoch's reading order (shuffled batches do not start at their start_row)
-        for batch in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, 0)):
-            mask = _train_mask(batch, base.holdout, salt)
-            if batch.skip is not None:
-                skipped += int(np.count_nonzero(batch.skip))
-            for st, tp, acc, plan in zip(states, params, accs, plans):
-                train_batch(st, batch, tp.ftrl, mask, acc, plan if epoch == 0 else None, position)
-            position += batch.X.shape[0]
-    metrics = evaluate_states([(st, tp.ftrl) for st, tp in zip(states, params)],
+        items = ((b, ()) for b in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, 0)))
+        skipped = train_epoch(lanes, items, holdout=base.holdout, salt=salt, first=epoch == 0)
+    states = [lane.state for lane in lanes if lane.state is not None]
+    metrics = evaluate_states([(st, lane.params.ftrl) for st, lane in zip(states, lanes)],
                               valid if valid is not None else source, spec, batch_rows=batch_rows,
                               holdout=base.holdout if valid is None else None, salt=salt)
-    return [(st, m, tp, acc, skipped) for st, m, tp, acc in zip(states, metrics, params, accs)]
+    return [(st, m, lane.params, lane.acc, skipped) for st, m, lane in zip(states, metrics, lanes)]
 
 
 def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]], spec: FeatureSpec,
@@ -127,13 +131,7 @@ def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.nda
     for st, m, tp, acc, skipped in trained:
         # The same history record as train() writes for its last epoch, so that with one epoch a
         # path point's artifact is byte-identical to the one `sparsecross train` writes.
-        record = {"epoch": tp.epochs, "progressive_logloss": float(acc[0] / max(acc[1], 1e-300)),
-                  "train_rows": int(acc[2]), "valid_rows": m.rows, "valid_logloss": m.logloss,
-                  "valid_auc": m.auc, "valid_positive_rate": m.positive_rate}
-        if spec.label.missing == "skip":  # in train()'s order: skipped_rows before the valid_* keys
-            record = {**{k: record[k] for k in ("epoch", "progressive_logloss", "train_rows")},
-                      "skipped_rows": skipped, **{k: v for k, v in record.items() if k.startswith("valid_")},
-                      "valid_skipped_rows": m.skipped}
+        record = epoch_record(tp.epochs, acc, skipped, m, spec.label.missing == "skip")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyModelWarning)
             model = export_state(st, spec, tp, [record], rows, schema=schema)
@@ -180,15 +178,7 @@ def regularization_path(
     source, valid = in_memory(source, valid, shuffle=shuffle)
     check_grid(list(l1), "l1")
     check_grid(list(l2), "l2")
-    if valid is None and holdout is None:
-        raise SparseCrossError("the path needs validation data: give valid data or a holdout fraction")
-    if valid is not None and holdout is not None:
-        raise SparseCrossError("give either valid data or a holdout fraction, not both")
-    if max_nonzeros is not None and max_bytes is not None:
-        raise SparseCrossError("give one budget: max_nonzeros or max_bytes")
-    for name, b in (("max_nonzeros", max_nonzeros), ("max_bytes", max_bytes)):
-        if b is not None and b < 0:
-            raise SparseCrossError(f"{name} must be >= 0, got {b!r}")
+    check_validation_and_budget("the path", valid, holdout, max_nonzeros, max_bytes)
     base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
