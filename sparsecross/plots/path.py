@@ -63,7 +63,6 @@ def _draw_lines(axes: list[Any], points: list[Any], value: Any, colours: dict[fl
     if zero_ax is not None:
         zero_ax.set_xticks([0], ["l1 = 0"])
         zero_ax.set_xlim(-1, 1)
-        ax.tick_params(labelleft=False)
         zero_ax.spines["right"].set_visible(False)
         ax.spines["left"].set_linestyle((0, (2, 2)))  # the break between l1 = 0 and l1 > 0
 
@@ -134,6 +133,7 @@ def plot_path(points: list[Any], out: str | os.PathLike[str], *, l2_points: list
     fig = C.new_figure(width, height, dpi, layout="constrained")
     try:
         import matplotlib
+        from matplotlib.ticker import FuncFormatter
 
         cmap = matplotlib.colormaps["viridis"]
         colours = {v: cmap(k / max(len(l2s) - 1, 1) * 0.85) for k, v in enumerate(l2s)}
@@ -150,8 +150,14 @@ def plot_path(points: list[Any], out: str | os.PathLike[str], *, l2_points: list
         size_ax.set_ylabel(what)
         loss_ax.set_ylabel("validation logloss")
         size_axes[1].set_xlabel("l1 (log scale)")
-        loss_axes[1].tick_params(labelbottom=False)
+        loss_axes[1].tick_params(axis="x", which="both", labelbottom=False)
+        size_axes[1].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        minor = size_axes[1].xaxis.get_minor_formatter()  # matplotlib picks which minor ticks to label
+        size_axes[1].xaxis.set_minor_formatter(FuncFormatter(lambda v, k: f"{v:g}" if minor(v, k) else ""))
         loss_axes[1].legend(fontsize=7, loc="best")
+        if loss_axes[0] is not None:  # the l1 = 0 panels carry the y labels of their row
+            for ax in (loss_axes[1], size_axes[1]):
+                ax.tick_params(axis="y", which="both", labelleft=False)
         info: dict[str, Any] = {"budget_line": None}
         if budget:
             value = next(iter(budget.values()))
