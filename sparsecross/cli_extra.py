@@ -139,7 +139,10 @@ def cmd_path(args: argparse.Namespace) -> int:
     if args.plot:
         from .plots import require_matplotlib
 
+        from .plots._common import check_size
+
         require_matplotlib()
+        check_size(args.plot_width, args.plot_height)
         if not args.plot.lower().endswith(".png"):
             raise SparseCrossError(f"--plot must name a .png file, got {args.plot!r}")
         cli.check_out(args.plot, "--plot", "path.png")
@@ -222,7 +225,7 @@ def cmd_plot_weights(args: argparse.Namespace) -> int:
     cli.check_out(args.out, "--out", "map.png")
     cli.guard_outputs({"--out": args.out}, model=args.model)
     model = load_model(args.model)
-    res = plot_weights_map(model, args.out, feature=args.feature, geo_effect_surface=args.geo_effect, bbox=view,
+    res = plot_weights_map(model, args.out, feature=args.feature, geo_effect=args.geo_effect, bbox=view,
                            max_cells=args.max_cells, name=Path(args.model).name, width=args.width,
                            height=args.height)
     if not args.quiet:

@@ -237,7 +237,7 @@ def test_summed_geo_effect_equals_the_hand_sum(small: SimpleNamespace, tmp_path:
     assert o.kind == 2 and len(model.keys) > 0
     assert ((keys >= blocks["cell.lat@6*cell.lon@2"].offset)
             & (keys < blocks["cell.lat@6*cell.lon@2"].offset + blocks["cell.lat@6*cell.lon@2"].cardinality)).any()
-    res = plot_weights_map(model, tmp_path / "e.png", geo_effect_surface=True, name="small.scx", width=500, height=400)
+    res = plot_weights_map(model, tmp_path / "e.png", geo_effect=True, name="small.scx", width=500, height=400)
     raster = res.info["raster"]
     assert raster.resolution_arcmin == 2.0 and "cell@6*device" not in res.info["outputs"]
     assert set(res.info["outputs"]) == {"cell@6", "cell.lat@6", "cell.lon@6", "cell@2", "cell.lat@2", "cell.lon@2",
@@ -258,9 +258,9 @@ def test_summed_geo_effect_equals_the_hand_sum(small: SimpleNamespace, tmp_path:
 
 def test_geo_effect_grid_limit(small: SimpleNamespace, tmp_path: Path) -> None:
     with pytest.raises(SparseCrossError, match="more than the limit of 100"):
-        plot_weights_map(small.model, tmp_path / "e.png", geo_effect_surface=True, max_cells=100)
+        plot_weights_map(small.model, tmp_path / "e.png", geo_effect=True, max_cells=100)
     with pytest.raises(SparseCrossError, match="more than the limit"):  # never a world raster
-        plot_weights_map(small.model, tmp_path / "e.png", geo_effect_surface=True, bbox="-180,-90,180,90")
+        plot_weights_map(small.model, tmp_path / "e.png", geo_effect=True, bbox="-180,-90,180,90")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -287,7 +287,7 @@ invalid = "missing"
     assert 144 < lon0 < lon1 < 146.5 and -39 < lat0 < lat1 < -37, res.info["extent"]
     assert res.info["cells"] > 100
     assert png_pixels(res.path).shape[:2] == (500, 600)
-    eff = plot_weights_map(model, tmp_path / "eff.png", geo_effect_surface=True, width=600, height=500)
+    eff = plot_weights_map(model, tmp_path / "eff.png", geo_effect=True, width=600, height=500)
     assert eff.info["resolution_arcmin"] == 2.0 and eff.info["cells"] > res.info["cells"] / 2
 
 
@@ -322,6 +322,22 @@ def test_cli_plot_weights(small: SimpleNamespace, world: SimpleNamespace, tmp_pa
     rc, _, err = run(capsys, ["plot-weights", small.path, "--out", tmp_path / "nodir" / "x.png"])
     assert_one_error_line(rc, err, "does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png"]
+
+
+def test_empty_model_is_an_error_not_a_blank_map(small: SimpleNamespace, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.warns(sx.EmptyModelWarning):
+        empty = sx.train(small_area_table(500, 3), small.spec, l1=1e9)  # L1 removes every weight
+    assert len(empty.keys) == 0
+    sx.save_model(empty, tmp_path / "empty.scx")
+    rc, _, err = run(capsys, ["plot-weights", tmp_path / "empty.scx", "--out", tmp_path / "e.png"])
+    assert_one_error_line(rc, err, "no nonzero weight in geo feature 'cell@2'", "nothing to map")
+    rc, _, err = run(capsys, ["plot-weights", tmp_path / "empty.scx", "--out", tmp_path / "e.png", "--geo-effect"])
+    assert_one_error_line(rc, err, "no nonzero weight", "nothing to map")
+    rc, _, err = run(capsys, ["plot-weights", tmp_path / "empty.scx", "--out", tmp_path / "e.png", "--geo-effect",
+                              "--bbox", ",".join(map(str, BOX))])
+    assert_one_error_line(rc, err, "no nonzero geo weight inside the view")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.scx"]
 
 
 def test_output_never_overwrites_the_model(small: SimpleNamespace, tmp_path: Path,

@@ -19,7 +19,8 @@ from ..kinds.geo import is_geo
 from ..model import SparseModel
 from ..spec import Output
 from . import _common as C
-from ._geo import DEFAULT_MAX_CELLS, Raster, View, extent, feature_raster, geo_effect, geo_outputs, parse_bbox
+from . import _geo
+from ._geo import DEFAULT_MAX_CELLS, Raster, View, extent, feature_raster, geo_outputs, parse_bbox
 
 __all__ = ["plot_weights_map"]
 
@@ -67,17 +68,18 @@ def _title(name: str, raster: Raster, view_cells: int, n_model: int, effect: boo
 
 
 def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature: str | None = None,
-                     geo_effect_surface: bool = False, bbox: str | View | None = None,
+                     geo_effect: bool = False, bbox: str | View | None = None,
                      max_cells: int = DEFAULT_MAX_CELLS, name: str = "model", width: int = 1400,
                      height: int = 750, dpi: int = 100) -> C.PlotInfo:
     """Map of a model's geo weights (PNG of ``width`` x ``height`` pixels).
 
     By default the view is the extent of the drawn weights (padded by 5%); ``bbox`` (a
     :class:`View` or ``"LON0,LAT0,LON1,LAT1"``) sets it.  ``feature`` picks a standalone geo
-    feature (see :func:`_feature_block`); ``geo_effect_surface`` draws the summed geo effect of
-    every geo-derived block instead (see :func:`sparsecross.plots._geo.geo_effect`).  A grid
-    of more than ``max_cells`` cells over the view is averaged into blocks (one feature) or
-    refused (the summed effect).  A model without a geo weight in view is an error.
+    feature (see :func:`_feature_block`); ``geo_effect=True`` draws the summed geo effect of
+    every geo-derived block instead (see :func:`sparsecross.plots._geo.geo_effect`).  A
+    feature's grid of more than ``max_cells`` cells, or more cells than the picture has pixels,
+    over the view is averaged into blocks; a summed effect over more than ``max_cells`` is
+    refused.  A model without a geo weight in view is an error.
     ``name`` (the model's file name) heads the title.  ``info`` of the result: ``extent``
     (lon0, lat0, lon1, lat1: the axes' limits), ``vmin``/``vmax``, ``clipped``, ``cells``,
     ``resolution_arcmin``, ``block``, ``outputs``, ``title``, ``axes_pixels``, ``raster``.
@@ -87,7 +89,7 @@ def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature
     if isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1:
         raise SparseCrossError(f"max_cells: expected a positive integer, got {max_cells!r}")
     view = parse_bbox(bbox) if isinstance(bbox, str) else bbox
-    if geo_effect_surface:
+    if geo_effect:
         if feature is not None:
             raise SparseCrossError("give a feature or the summed geo effect, not both")
         outs = geo_outputs(model.spec)
@@ -100,20 +102,21 @@ def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature
     if view is None:
         view = extent(model, outs)
         if view is None:
-            what = "geo block" if geo_effect_surface else f"feature {outs[0].name!r}"
-            raise SparseCrossError(f"the model has no nonzero weight in any exact {what}: nothing to map "
-                                   "(a model of hashed geo crosses only needs --bbox)")
-    raster = geo_effect(model, view, max_cells) if geo_effect_surface else feature_raster(model, outs[0], view,
-                                                                                          max_cells)
+            raise SparseCrossError(
+                "the model has no nonzero weight in any exact geo block: nothing to map (the weights of "
+                "hashed geo crosses have no place of their own: give --bbox)" if geo_effect else
+                f"the model has no nonzero weight in geo feature {outs[0].name!r}: nothing to map")
+    raster = (_geo.geo_effect(model, view, max_cells) if geo_effect
+              else feature_raster(model, outs[0], view, min(max_cells, width * height)))
     lim, clipped = _norm_limit(raster.values)
     cells = int((np.isfinite(raster.values) & (raster.values != 0)).sum())
     if lim == 0.0:
         raise SparseCrossError(f"no nonzero geo weight inside the view {_view_text(view)}: nothing to map")
-    title = _title(name, raster, cells, n_model, geo_effect_surface)
+    title = _title(name, raster, cells, n_model, geo_effect)
     fig = C.new_figure(width, height, dpi)
     try:
         ax = fig.add_subplot()
-        info = _draw(fig, ax, raster, view, lim, clipped, title, geo_effect_surface)
+        info = _draw(fig, ax, raster, view, lim, clipped, title, geo_effect)
         C.save(fig, out, dpi)
         info.update(extent=(view.lon0, view.lat0, view.lon1, view.lat1), vmin=-lim, vmax=lim, clipped=clipped,
                     cells=cells, resolution_arcmin=raster.resolution_arcmin, block=raster.block,
@@ -141,6 +144,7 @@ def _draw(fig: Any, ax: Any, raster: Raster, view: View, lim: float, clipped: in
     norm = Normalize(vmin=-lim, vmax=lim)  # symmetric: zero is the middle (white) of RdBu_r
     im = ax.pcolorfast(raster.lon_edges, raster.lat_edges, np.ma.masked_invalid(raster.values),
                        cmap="RdBu_r", norm=norm)
+    im.set_interpolation("nearest")  # one colour per cell, never blended across cell edges
     ax.set_xlim(view.lon0, view.lon1)
     ax.set_ylim(view.lat0, view.lat1)
     mid = math.radians((view.lat0 + view.lat1) / 2)
