@@ -445,6 +445,7 @@ def test_tune_heat_map(tmp_path: Path) -> None:
     assert info["shape"] == (3, 4) and info["alphas"] == [0.03, 0.1, 0.3] and info["l1s"] == [0.0, 0.1, 1.0, 3.0]
     best = min(pts, key=lambda p: p["valid_logloss"])
     assert info["best"] == (best["alpha"], best["l1"], best["valid_logloss"]) == (0.1, 1.0, 0.5)
+    assert info["best_outline"] == (1, 2)  # the outline drawn: row alpha = 0.1, column l1 = 1
     assert info["title"] == "tune of synthetic"
     for p in pts:
         text = info["cell_texts"][info["alphas"].index(p["alpha"])][info["l1s"].index(p["l1"])]

@@ -158,7 +158,7 @@ def plot_path(points: list[Any], out: str | os.PathLike[str], *, l2_points: list
         if loss_axes[0] is not None:  # the l1 = 0 panels carry the y labels of their row
             for ax in (loss_axes[1], size_axes[1]):
                 ax.tick_params(axis="y", which="both", labelleft=False)
-        info: dict[str, Any] = {"budget_line": None}
+        info: dict[str, Any] = {}
         if budget:
             value = next(iter(budget.values()))
             for ax in size_axes:
@@ -167,7 +167,6 @@ def plot_path(points: list[Any], out: str | os.PathLike[str], *, l2_points: list
             size_axes[1].annotate(f"budget {value:,} {'bytes' if 'max_bytes' in budget else 'nonzeros'}",
                                   (0.01, value), xycoords=("axes fraction", "data"), color="tab:red", fontsize=8,
                                   textcoords="offset points", xytext=(0, 3))
-            info["budget_line"] = value
         if chosen is not None:
             _mark(loss_axes, chosen, chosen.valid_logloss, f"chosen l1={chosen.l1:.3g}")
             _mark(size_axes, chosen, _size(chosen, budget), f"{_size(chosen, budget):,}")
@@ -176,6 +175,8 @@ def plot_path(points: list[Any], out: str | os.PathLike[str], *, l2_points: list
         fig.suptitle(title, fontsize=10)
         C.save(fig, out, dpi)
         info.update(_lines_drawn(loss_axes), title=title)
+        info["budget_line"] = next((float(ln.get_ydata()[0]) for ln in size_axes[1].get_lines()
+                                    if ln.get_gid() == "budget"), None)
     finally:
         C.close(fig)
     return C.PlotInfo(Path(out), width, height, info)

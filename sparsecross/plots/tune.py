@@ -44,7 +44,8 @@ def plot_tune(points: list[Mapping[str, Any]], out: str | os.PathLike[str], *, t
     """Heat map of validation logloss over alpha (rows) x l1 (columns), each cell labelled with
     its logloss and nonzeros, the best (lowest logloss) cell outlined in black.  Cells of the
     grid without a point are grey.  ``info``: ``alphas``, ``l1s``, ``shape``, ``best`` (alpha,
-    l1, logloss), ``cell_texts`` (the labels drawn, by [row][column]), ``title``."""
+    l1, logloss), ``best_outline`` (row, column of the outline drawn), ``cell_texts`` (the
+    labels drawn, by [row][column]), ``drawn_texts``, ``title``."""
     out = C.check_png(out)
     C.check_size(width, height)
     if not points:
@@ -84,6 +85,8 @@ def plot_tune(points: list[Mapping[str, Any]], out: str | os.PathLike[str], *, t
         C.save(fig, out, dpi)
         info = {"alphas": alphas, "l1s": l1s, "shape": loss.shape, "title": title,
                 "best": (alphas[bi], l1s[bj], float(loss[bi, bj])), "cell_texts": texts,
+                "best_outline": next((round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches
+                                     if p.get_gid() == "best"),
                 "drawn_texts": sorted(t.get_text() for t in ax.texts)}
     finally:
         C.close(fig)
