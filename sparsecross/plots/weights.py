@@ -80,8 +80,9 @@ def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature
     feature's grid of more than ``max_cells`` cells, or more cells than the picture has pixels,
     over the view is averaged into blocks; a summed effect over more than ``max_cells`` is
     refused.  A model without a geo weight in view is an error.
-    ``name`` (the model's file name) heads the title.  ``info`` of the result: ``extent``
-    (lon0, lat0, lon1, lat1: the axes' limits), ``vmin``/``vmax``, ``clipped``, ``cells``,
+    ``name`` (the model's file name) heads the title.  ``info`` of the result, read back from
+    the drawn figure where it can be: ``extent`` (lon0, lat0, lon1, lat1: the axes' limits),
+    ``vmin``/``vmax`` (the image's colour norm), ``clipped``, ``cells``,
     ``resolution_arcmin``, ``block``, ``outputs``, ``title``, ``axes_pixels``, ``raster``.
     """
     out = C.check_png(out)
@@ -116,11 +117,13 @@ def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature
     fig = C.new_figure(width, height, dpi)
     try:
         ax = fig.add_subplot()
-        info = _draw(fig, ax, raster, view, lim, clipped, title, geo_effect)
+        im = _draw(fig, ax, raster, view, lim, clipped, title, geo_effect)
         C.save(fig, out, dpi)
-        info.update(extent=(view.lon0, view.lat0, view.lon1, view.lat1), vmin=-lim, vmax=lim, clipped=clipped,
-                    cells=cells, resolution_arcmin=raster.resolution_arcmin, block=raster.block,
-                    outputs=raster.outputs, title=title, axes_pixels=C.axes_pixels(fig, ax), raster=raster)
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        vmin, vmax = im.norm.vmin, im.norm.vmax
+        info = dict(extent=(x0, y0, x1, y1), vmin=vmin, vmax=vmax, clipped=clipped, cells=cells,
+                    resolution_arcmin=raster.resolution_arcmin, block=raster.block, outputs=raster.outputs,
+                    title=ax.get_title(), axes_pixels=C.axes_pixels(fig, ax), raster=raster)
     finally:
         C.close(fig)
     return C.PlotInfo(Path(out), width, height, info)
@@ -138,7 +141,8 @@ def _view_text(v: View) -> str:
 
 
 def _draw(fig: Any, ax: Any, raster: Raster, view: View, lim: float, clipped: int, title: str,
-          effect: bool) -> dict[str, Any]:
+          effect: bool) -> Any:
+    """Draw ``raster`` on ``ax``; returns the image artist (its norm is the colour scale)."""
     from matplotlib.colors import Normalize
 
     norm = Normalize(vmin=-lim, vmax=lim)  # symmetric: zero is the middle (white) of RdBu_r
@@ -156,4 +160,4 @@ def _draw(fig: Any, ax: Any, raster: Raster, view: View, lim: float, clipped: in
     label = "summed geo effect (logit)" if effect else "weight (logit)"
     fig.colorbar(im, ax=ax, shrink=0.8, label=label, extend="both" if clipped else "neither")
     fig.tight_layout()
-    return {}
+    return im
