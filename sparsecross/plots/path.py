@@ -154,7 +154,12 @@ def plot_path(points: list[Any], out: str | os.PathLike[str], *, l2_points: list
         size_axes[1].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         minor = size_axes[1].xaxis.get_minor_formatter()  # matplotlib picks which minor ticks to label
         size_axes[1].xaxis.set_minor_formatter(FuncFormatter(lambda v, k: f"{v:g}" if minor(v, k) else ""))
-        loss_axes[1].legend(fontsize=7, loc="best")
+        from matplotlib.lines import Line2D
+
+        loss_axes[1].legend(handles=[Line2D([], [], color=c, marker="o", label=f"l2 = {v:g}")
+                                     for v, c in colours.items()], fontsize=7, loc="best")
+        if not any(p.l1 > 0 for p in points):
+            loss_axes[1].text(0.5, 0.5, "no l1 > 0 in the grid", transform=loss_axes[1].transAxes, ha="center")
         if loss_axes[0] is not None:  # the l1 = 0 panels carry the y labels of their row
             for ax in (loss_axes[1], size_axes[1]):
                 ax.tick_params(axis="y", which="both", labelleft=False)
