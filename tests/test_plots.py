@@ -410,6 +410,22 @@ def test_matched_pair_prefers_the_closest_logloss() -> None:
     assert (a.l1, b.l2) == (3.0, 10.0)  # |0.60 - 0.59| = 0.01 beats |0.52 - 0.501|; l1 = 0 is not an L1 model
 
 
+def test_path_plot_edges(tmp_path: Path) -> None:
+    """Grids of l1 = 0 only and without l1 = 0, zero nonzeros, a bytes budget: drawn, no warning."""
+    def pt(l1: float, l2: float, loss: float, nz: int) -> SimpleNamespace:
+        return SimpleNamespace(l1=l1, l2=l2, valid_logloss=loss, nonzeros=nz, model_bytes=40 + 6 * nz, touched=99,
+                               model=None)
+
+    zero_only = [pt(0.0, 0.0, 0.50, 90), pt(0.0, 1.0, 0.51, 90)]
+    res = plot_path(zero_only, tmp_path / "z.png", chosen=zero_only[0], budget={"max_nonzeros": 50})
+    assert res.info["lines"] == {} and res.info["zero_points"] == {"l2=0.0": [0.50], "l2=1.0": [0.51]}
+    assert res.info["budget_line"] == 50 and "matched" not in res.info
+    positive = [pt(0.1, 0.0, 0.50, 90), pt(1.0, 0.0, 0.52, 0)]
+    res = plot_path(positive, tmp_path / "p.png", budget={"max_bytes": 300})
+    assert res.info["lines"] == {"l2=0.0": [0.1, 1.0]} and res.info["zero_points"] == {}
+    assert res.info["budget_line"] == 300
+
+
 def test_cli_path_plot(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "path.png"
     rc, stdout, err = run(capsys, ["path", SYNTHETIC_SPEC, world.train, "--valid", world.valid, "--l1", "0,0.3,1,3",
