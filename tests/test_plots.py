@@ -467,6 +467,14 @@ def test_tune_heat_map(tmp_path: Path) -> None:
         text = info["cell_texts"][info["alphas"].index(p["alpha"])][info["l1s"].index(p["l1"])]
         assert f"{p['nonzeros']:,} nz" in text and f"{p['valid_logloss']:.4f}" in text
     assert info["cell_texts"][2][3] == "" and len(info["drawn_texts"]) == len(pts)
+    # TuneResult.points (objects) draw the same grid as their dicts
+    from sparsecross.tune import TunePoint
+
+    objs = [TunePoint(alpha=p["alpha"], l1=p["l1"], l2=0.0, epochs=3, epochs_trained=4, nonzeros=p["nonzeros"],
+                      model_bytes=9, valid_logloss=p["valid_logloss"], valid_auc=0.7, logloss_by_epoch=[])
+            for p in pts]
+    again = plot_tune(objs, tmp_path / "t2.png", title="tune of synthetic", width=640, height=480).info
+    assert again["cell_texts"] == info["cell_texts"] and again["best_outline"] == (1, 2)
     with pytest.raises(SparseCrossError, match="no nonzeros"):
         plot_tune([{"alpha": 1, "l1": 0, "valid_logloss": 0.5}], tmp_path / "x.png")
     with pytest.raises(SparseCrossError, match="no tune points"):

@@ -18,14 +18,26 @@ from . import _common as C
 __all__ = ["plot_tune", "tune_grid"]
 
 
-def tune_grid(points: list[Mapping[str, Any]]) -> tuple[list[float], list[float], np.ndarray, np.ndarray]:
+KEYS = ("alpha", "l1", "valid_logloss", "nonzeros")
+
+
+def _as_dict(k: int, p: Any) -> dict[str, Any]:
+    """The four values of point ``p`` (a mapping, or an object such as
+    :class:`sparsecross.tune.TunePoint` with those attributes)."""
+    get = (lambda key: p.get(key, ...)) if isinstance(p, Mapping) else (lambda key: getattr(p, key, ...))
+    d = {key: get(key) for key in KEYS}
+    missing = [key for key, v in d.items() if v is ...]
+    if missing:
+        raise SparseCrossError(f"tune point {k} has no {', '.join(missing)}")
+    return d
+
+
+def tune_grid(points: list[Any]) -> tuple[list[float], list[float], np.ndarray, np.ndarray]:
     """``(alphas, l1s, logloss[alpha, l1], nonzeros[alpha, l1])`` of the points (dicts with
-    keys alpha, l1, valid_logloss, nonzeros; other keys ignored); NaN / -1 where the grid has no
-    point.  A setting given twice keeps its lower validation logloss."""
-    for k, p in enumerate(points):
-        missing = [key for key in ("alpha", "l1", "valid_logloss", "nonzeros") if key not in p]
-        if missing:
-            raise SparseCrossError(f"tune point {k} has no {', '.join(missing)}: got keys {sorted(p)}")
+    keys alpha, l1, valid_logloss, nonzeros, or objects with those attributes such as
+    ``TuneResult.points``; anything else ignored); NaN / -1 where the grid has no point.  A
+    setting given twice keeps its lower validation logloss."""
+    points = [_as_dict(k, p) for k, p in enumerate(points)]
     alphas = sorted({float(p["alpha"]) for p in points})
     l1s = sorted({float(p["l1"]) for p in points})
     loss = np.full((len(alphas), len(l1s)), np.nan)
@@ -39,7 +51,7 @@ def tune_grid(points: list[Mapping[str, Any]]) -> tuple[list[float], list[float]
     return alphas, l1s, loss, nz
 
 
-def plot_tune(points: list[Mapping[str, Any]], out: str | os.PathLike[str], *, title: str | None = None,
+def plot_tune(points: list[Any], out: str | os.PathLike[str], *, title: str | None = None,
               width: int = 900, height: int = 600, dpi: int = 100) -> C.PlotInfo:
     """Heat map of validation logloss over alpha (rows) x l1 (columns), each cell labelled with
     its logloss and nonzeros, the best (lowest logloss) cell outlined in black.  Cells of the
