@@ -289,8 +289,9 @@ def register(sub: Any, common: Any) -> None:
     w.add_argument("--bbox", metavar="LON0,LAT0,LON1,LAT1",
                    help="view in degrees: west,south,east,north (default: the extent of the weights)")
     w.add_argument("--max-cells", type=int, default=4_000_000, dest="max_cells",
-                   help="most grid cells evaluated over the view (default 4,000,000); a feature's finer grid is "
-                   "averaged into blocks, a larger --geo-effect grid is refused")
+                   help="most grid cells evaluated over the view (default 4,000,000); a feature's grid with more "
+                   "cells than this or than the picture's pixels is drawn as k x k blocks of their mean weight, a "
+                   "larger --geo-effect grid is refused")
     w.add_argument("--width", type=int, default=1400, help="width in pixels (default 1400)")
     w.add_argument("--height", type=int, default=750, help="height in pixels (default 750)")
     common(w)
