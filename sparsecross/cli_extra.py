@@ -139,7 +139,10 @@ def cmd_path(args: argparse.Namespace) -> int:
     if args.plot:
         from .plots import require_matplotlib
 
+        from .plots._common import check_size
+
         require_matplotlib()
+        check_size(args.plot_width, args.plot_height)
         if not args.plot.lower().endswith(".png"):
             raise SparseCrossError(f"--plot must name a .png file, got {args.plot!r}")
         cli.check_out(args.plot, "--plot", "path.png")
@@ -168,7 +171,9 @@ def cmd_path(args: argparse.Namespace) -> int:
         from .plots import plot_path
 
         l2_res = regularization_path(args.data, spec, l1=[0.0], l2=[0.1, 1.0, 10.0, 100.0, 1000.0], **common)
-        plot_path(res.points, args.plot, l2_points=l2_res.points, chosen=res.chosen,
+        plot_path(res.points, args.plot, l2_points=l2_res.points, chosen=res.chosen, budget=res.budget,
+                  title=f"{Path(args.spec).name} on {_data_name(args.data)}: validation logloss and size over "
+                        f"l1 ({len(res.points)} models, {res.rows:,} rows)",
                   width=args.plot_width, height=args.plot_height)
     written = None
     if args.out and res.chosen is not None and res.chosen.model is not None:
@@ -196,16 +201,36 @@ def cmd_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_name(data: Any) -> str:
+    """A short name of the training data for a plot title."""
+    items = data if isinstance(data, (list, tuple)) else [data]
+    first = Path(str(items[0])).name
+    return first if len(items) == 1 else f"{first} (+{len(items) - 1})"
+
+
 def cmd_plot_weights(args: argparse.Namespace) -> int:
     from .export import load_model
-    from .plots import plot_weights_map
+    from .plots import plot_weights_map, require_matplotlib
+    from .plots._common import check_png, check_size
+    from .plots._geo import parse_bbox
 
+    require_matplotlib()
+    check_png(args.out)
+    check_size(args.width, args.height)
+    view = parse_bbox(args.bbox) if args.bbox is not None else None
+    if args.max_cells < 1:
+        raise SparseCrossError(f"--max-cells: expected a positive integer, got {args.max_cells!r}")
+    if args.geo_effect and args.feature is not None:
+        raise SparseCrossError("give --feature or --geo-effect, not both")
     cli.check_out(args.out, "--out", "map.png")
     cli.guard_outputs({"--out": args.out}, model=args.model)
     model = load_model(args.model)
-    out = plot_weights_map(model, args.out, feature=args.feature, width=args.width, height=args.height)
+    res = plot_weights_map(model, args.out, feature=args.feature, geo_effect=args.geo_effect, bbox=view,
+                           max_cells=args.max_cells, name=Path(args.model).name, width=args.width,
+                           height=args.height)
     if not args.quiet:
-        print(f"wrote {out}")
+        lon0, lat0, lon1, lat1 = res.info["extent"]
+        print(f"wrote {res.path} ({res.info['cells']:,} cells, view {lon0:.4f},{lat0:.4f},{lon1:.4f},{lat1:.4f})")
     return 0
 
 
@@ -250,12 +275,23 @@ def register(sub: Any, common: Any) -> None:
     p.set_defaults(func=cmd_path)
 
     w = sub.add_parser("plot-weights", help="map of a geo model's cell weights (PNG)",
-                       description="Draw every nonzero geo cell weight of MODEL at its cell centre on a "
-                       "longitude/latitude map.")
+                       description="Map the geo weights of MODEL: cells drawn at their true size on their grid, "
+                       "zoomed to the extent of the weights (or --bbox), red positive and blue negative on a "
+                       "scale centred at zero. With --geo-effect, the summed effect of every geo block.")
     w.add_argument("model", help="model file (.scx)")
     w.add_argument("--out", required=True, help="PNG file to write")
-    w.add_argument("--feature", help="geo feature to draw (default: the first); of a geo pyramid the finest "
-                   "level, or a level by its name (cell@6)")
+    w.add_argument("--feature", help="geo feature to draw (default: the first geo cell feature); of a geo "
+                   "pyramid the finest level, or a level or band by its name (cell@6, cell.lat@6)")
+    w.add_argument("--geo-effect", action="store_true", dest="geo_effect",
+                   help="draw the summed geo effect: every geo cell level, lat/lon band and cross of geo "
+                   "features only, evaluated on the model's finest geo grid (crosses with non-geo features "
+                   "are not included)")
+    w.add_argument("--bbox", metavar="LON0,LAT0,LON1,LAT1",
+                   help="view in degrees: west,south,east,north (default: the extent of the weights)")
+    w.add_argument("--max-cells", type=int, default=4_000_000, dest="max_cells",
+                   help="most grid cells evaluated over the view (default 4,000,000); a feature's grid with more "
+                   "cells than this or than the picture's pixels is drawn as k x k blocks of their mean weight, a "
+                   "larger --geo-effect grid is refused")
     w.add_argument("--width", type=int, default=1400, help="width in pixels (default 1400)")
     w.add_argument("--height", type=int, default=750, help="height in pixels (default 750)")
     common(w)

@@ -157,3 +157,77 @@ def _coordinate_error(name: str, lat: np.ndarray, lon: np.ndarray, mode: int, st
 GEO = GeoKind("geo", 2)
 LAT = GeoKind("lat", 0)
 LON = GeoKind("lon", 1)
+
+
+# --- Geometry of geo ids, for the weight maps (sparsecross.plots asks the kind) -------------
+
+#: The kinds whose local ids are places on the lat x lon grid, by ``kind =`` value.
+GEO_KINDS: dict[str, GeoKind] = {k.name: k for k in (GEO, LAT, LON)}
+
+
+def is_geo(f: Feature) -> bool:
+    """True for a geo cell, latitude band or longitude band feature."""
+    return f.kind in GEO_KINDS
+
+
+def id_bounds(f: Feature, lids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(lat0, lat1, lon0, lon1)`` float64 arrays: the rectangle of each local id of the geo
+    feature ``f`` (a cell, or a band spanning all longitudes / latitudes), its edges clipped to
+    the world as the featurizer clips coordinates.  The missing id is not a place: the caller
+    leaves it out (``lids < cardinality - 1``)."""
+    lids = np.asarray(lids, dtype=np.int64)
+    r = f.resolution_arcmin / 60.0
+    n_lon = grid_of(f.resolution_arcmin)[1]
+    i = lids // n_lon if f.kind == "geo" else lids
+    j = lids % n_lon if f.kind == "geo" else lids
+    lat0, lat1 = -90.0 + i * r, np.minimum(-90.0 + (i + 1) * r, 90.0)
+    lon0, lon1 = -180.0 + j * r, np.minimum(-180.0 + (j + 1) * r, 180.0)
+    if f.kind == "lon":
+        lat0, lat1 = np.full(len(lids), -90.0), np.full(len(lids), 90.0)
+    if f.kind == "lat":
+        lon0, lon1 = np.full(len(lids), -180.0), np.full(len(lids), 180.0)
+    return lat0, lat1, lon0, lon1
+
+
+def band_range(resolution_arcmin: float, lo: float, hi: float, axis: int) -> tuple[int, int]:
+    """``(first, stop)``: the bands of latitude (``axis`` 0) or longitude (1) of a grid of
+    ``resolution_arcmin`` that meet ``[lo, hi]`` (degrees), as the featurizer numbers them."""
+    r = resolution_arcmin / 60.0
+    origin = -90.0 if axis == 0 else -180.0
+    n = grid_of(resolution_arcmin)[axis]
+    first = min(max(math.floor((lo - origin) / r), 0), n - 1)
+    last = min(max(math.ceil((hi - origin) / r), first + 1), n)
+    return first, last
+
+
+def band_edges(resolution_arcmin: float, first: int, stop: int, axis: int) -> np.ndarray:
+    """The ``stop - first + 1`` edges (degrees, clipped to the world) of bands
+    ``first..stop-1`` of latitude (``axis`` 0) or longitude (1)."""
+    r = resolution_arcmin / 60.0
+    origin, end = (-90.0, 90.0) if axis == 0 else (-180.0, 180.0)
+    return np.minimum(origin + np.arange(first, stop + 1, dtype=np.float64) * r, end)
+
+
+def point_ids(f: Feature, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids uint64[n], missing uint8[n])`` of the geo feature ``f`` at the points
+    ``lat``/``lon`` (float64 degrees), computed by the featurizer's kernel (out-of-range
+    points are missing)."""
+    n_lat, n_lon = grid_of(f.resolution_arcmin)
+    lat = np.ascontiguousarray(lat, dtype=np.float64)
+    lon = np.ascontiguousarray(lon, dtype=np.float64)
+    ids = np.empty(len(lat), dtype=np.uint64)
+    missing = np.empty(len(lat), dtype=np.uint8)
+    K.grid_ids(lat, lon, f.resolution_arcmin, n_lat, n_lon, GEO_KINDS[f.kind].mode, True, ids, missing)
+    return ids, missing
+
+
+def id_bands(f: Feature, lids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(lat band, lon band)`` int64 arrays of each local id of the geo feature ``f``; None for
+    the axis a band feature does not constrain (a ``lat`` band spans every longitude)."""
+    lids = np.asarray(lids, dtype=np.int64)
+    if f.kind == "lat":
+        return lids, None
+    if f.kind == "lon":
+        return None, lids
+    n_lon = grid_of(f.resolution_arcmin)[1]
+    return lids // n_lon, lids % n_lon
