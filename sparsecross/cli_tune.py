@@ -36,11 +36,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cli.check_out(args.out, "--out", "best.scx")
     if args.spec_out:
         cli.check_out(args.spec_out, "--spec-out", "tuned.toml")
-    # (--plot: the lead wires plots.plot_tune(result.points, args.plot, title=...) here and in register())
-    cli.guard_outputs({"--out": args.out, "--spec-out": args.spec_out}, spec=args.spec, data=args.data,
-                      valid=args.valid)
-    if args.spec_out and Path(args.spec_out).resolve() == Path(args.out).resolve():
-        raise SparseCrossError("--out and --spec-out name the same file")
+    if args.plot:  # checked before any training: matplotlib present, a .png in a folder that exists
+        from .plots import require_matplotlib
+        from .plots._common import check_png
+
+        require_matplotlib()
+        check_png(args.plot)
+        cli.check_out(args.plot, "--plot", "tune.png")
+    cli.guard_outputs({"--out": args.out, "--spec-out": args.spec_out, "--plot": args.plot}, spec=args.spec,
+                      data=args.data, valid=args.valid)
+    named = [Path(f).resolve() for f in (args.out, args.spec_out, args.plot) if f]
+    if len(set(named)) < len(named):
+        raise SparseCrossError("--out, --spec-out and --plot must name different files")
     spec = load_spec(args.spec)
     opts = cli._train_options(args, spec)  # beta, l2, label smoothing, holdout, order: flags > [train] > defaults
     quiet = args.quiet or args.json
@@ -70,12 +77,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     written = None
     if res.chosen is not None and res.chosen.model is not None:
         written = save_model(res.chosen.model, args.out, encoding=args.encoding)
+    if args.plot:
+        from .cli_extra import _data_name
+        from .plots import plot_tune
+
+        plot_tune(res.points, args.plot, title=f"tune {Path(args.spec).name} on {_data_name(args.data)}: validation "
+                  f"logloss (nonzeros) over {len(alpha)} alpha x {len(l1)} l1, {res.rows:,} rows")
     if args.json:
         d = res.to_dict()
         d.update(written_bytes=written, out=args.out if written else None)
         if search is not None:
             d["cross_search"] = search.to_dict()
             d["spec_out"] = args.spec_out
+        d["plot"] = args.plot
         cli._print_json(d)
     else:
         _print_table(res, search, args, written)
@@ -105,6 +119,8 @@ def _print_table(res: Any, search: Any, args: argparse.Namespace, written: int |
         print(res.note)
     for hint in res.hints:
         print(f"note: {hint}")
+    if args.plot:
+        print(f"wrote {args.plot}")
     if written:
         c = res.chosen
         print(f"wrote {args.out} ({written:,} bytes): alpha={c.alpha:g}, l1={c.l1:g}, epochs={c.epochs} "
@@ -167,8 +183,8 @@ def register(sub: Any, common: Any) -> None:
                    f"(default {DEFAULT_MIN_GAIN:g})")
     c.add_argument("--spec-out", dest="spec_out", metavar="TOML", help="write the spec with the crosses found")
     p.add_argument("--json", action="store_true", help="print JSON")
-    # --plot PATH.png (alpha x l1 heat map of validation logloss with nonzeros): added by the lead
-    # at merge, drawn by plots.plot_tune(result.points, path, title=...) in cmd_tune.
+    p.add_argument("--plot", metavar="PATH.png",
+                   help="draw the alpha x l1 grid as a heat map of validation logloss with nonzeros (matplotlib)")
     common(p)
     p.set_defaults(func=cmd_tune)
 

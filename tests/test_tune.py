@@ -203,3 +203,30 @@ def test_cli_json_lists_every_point_and_writes_the_chosen(grid: TuneResult, data
     stdout, _ = capsys.readouterr()
     assert rc == 0 and stdout.count("<- chosen") == 1 and f"wrote {out}" in stdout
     assert all(math.isfinite(p["valid_logloss"]) for p in report["points"])
+
+
+def test_cli_plot_draws_the_grid_it_trained(data: SimpleNamespace, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--plot writes a PNG of the alpha x l1 grid (checked through the drawing's own grid of
+    the JSON points: the best cell is the chosen point), and is refused as an input or as --out."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from sparsecross.plots.tune import tune_grid
+
+    out, png = tmp_path / "best.scx", tmp_path / "tune.png"
+    rc = main(["tune", str(SYNTHETIC_SPEC), str(data.train), "--valid", str(data.valid), "--out", str(out),
+               "--alpha", "0.05,0.2", "--l1", "0,1", "--epochs-max", "1", "--plot", str(png), "--json"])
+    stdout, err = capsys.readouterr()
+    assert rc == 0, err
+    report = json.loads(stdout)
+    assert report["plot"] == str(png) and imread(str(png)).ndim == 3
+    alphas, l1s, loss, _nz = tune_grid(report["points"])
+    assert alphas == [0.05, 0.2] and l1s == [0.0, 1.0] and not any(math.isnan(v) for v in loss.ravel())
+    best = divmod(int(loss.argmin()), loss.shape[1])
+    assert (alphas[best[0]], l1s[best[1]]) == (report["chosen"]["alpha"], report["chosen"]["l1"])
+    for bad in (str(out), str(data.valid)):
+        rc = main(["tune", str(SYNTHETIC_SPEC), str(data.train), "--valid", str(data.valid), "--out", str(out),
+                   "--alpha", "0.1", "--l1", "1", "--epochs-max", "1", "--plot", bad, "-q"])
+        _, err = capsys.readouterr()
+        assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err, err
