@@ -228,6 +228,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     max_state_mb = args.max_state_mb if args.max_state_mb is not None else spec.train.get("max_state_mb")
     if max_state_mb is not None:  # flag > the spec's [train] table; absent: no budget
         opts["max_state_mb"] = max_state_mb
+        if args.dask:  # before a cluster starts
+            from .errors import ParameterError
+
+            raise ParameterError("--max-state-mb is not available with --dask; train without one of them")
     extra: dict[str, Any] = {}
     client = None
     cluster = None
