@@ -35,6 +35,8 @@ import workloads as W  # noqa: E402
 
 MARK = "@@RESULT@@"
 MODELS = W.CACHE / "models"
+#: issue 13: the unbounded runs' peak state, read by the budget variants (in the worktree, not the cache)
+UNBOUNDED = BENCH / "results" / "issue13_unbounded"
 VW_DIR = W.CACHE / "vw"
 
 
@@ -182,6 +184,8 @@ def spec_for(name: str, train_source: Path | None = None) -> Any:
 
     if name == "bench":
         return sparsecross.load_spec(W.BENCH_SPEC)
+    if name == "bench_hashed":
+        return sparsecross.load_spec(W.BENCH_HASHED_SPEC)
     if name.startswith("kind:"):  # featurize_kind: one feature kind alone (quantiles from the file)
         return W.kind_spec(name[len("kind:"):], train_source)
     if name == "california":
@@ -349,13 +353,16 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
                               **({} if buf is None else {"shuffle_buffer_rows": buf}))
         out["shuffle_warmup_s"] = time.perf_counter() - t
     out["shuffle"] = bool(shuffle)
+    memory = _memory_options(args)  # issue 13: admission (and the state budget, when it exists)
+    out["memory_options"] = memory
     sig0 = kernel_signatures()
     mark_base(out)
     c = time.process_time()
     t = time.perf_counter()
     model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
                                      epochs=int(p.get("epochs", 1)), batch_rows=batch_rows(args),
-                                     state_dtype=args.get("state_dtype", "float32"), return_state=True, **shuffle)
+                                     state_dtype=args.get("state_dtype", "float32"), return_state=True, **shuffle,
+                                     **memory)
     dt = time.perf_counter() - t
     out["cpu_share"] = (time.process_time() - c) / dt  # all threads; < 1 on one core: waited for it
     out["peak_rss_bytes"] = peak_rss()
@@ -375,7 +382,13 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
                state_growths=getattr(state, "growths", None),
                progressive_logloss=model.stats.get("progressive_logloss"), bias=model.bias,
                compiles_during_run=compiles_during_run,
-               model_digest=model_digest(model.keys, model.weights, model.bias))
+               model_digest=model_digest(model.keys, model.weights, model.bias),
+               state_bytes_peak=model.run.get("state_bytes_peak"),
+               **{k: model.stats[k] for k in ("admitted_features", "rejected_sightings", "admit_filter_bytes",
+                                              "evicted_features") if k in model.stats})
+    if args.get("unbounded_record"):  # the budget variants are fractions of this run's peak state
+        UNBOUNDED.mkdir(parents=True, exist_ok=True)
+        (UNBOUNDED / f"{args['unbounded_record']}.json").write_text(json.dumps({"state_bytes_peak": out["state_bytes_peak"]}))
     if args.get("save_weights"):
         MODELS.mkdir(parents=True, exist_ok=True)
         save_npz(MODELS / f"{args['save_weights']}.weights.npz", cols=model.keys.astype(np.int64), w=model.weights,
@@ -389,6 +402,17 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
         out["evaluate_logloss"] = ev["logloss"]
         out["evaluate_auc_hist"] = ev["auc"]
     return out
+
+
+def _memory_options(args: dict[str, Any]) -> dict[str, Any]:
+    """``train`` keyword arguments of issue 13: ``args["admit"]`` as is; ``args["budget_fraction"]``
+    becomes ``max_state_mb`` = that fraction of the unbounded run's ``state_bytes_peak`` (recorded by
+    the run with ``unbounded_record`` = ``args["budget_of"]``)."""
+    opts = dict(args.get("admit") or {})
+    if args.get("budget_fraction") is not None:
+        rec = json.loads((UNBOUNDED / f"{args['budget_of']}.json").read_text())
+        opts["max_state_mb"] = float(args["budget_fraction"]) * rec["state_bytes_peak"] / (1 << 20)
+    return opts
 
 
 def _dense_state(n_columns: int, prefault: bool, out: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

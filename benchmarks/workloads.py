@@ -39,6 +39,8 @@ BENCH = ROOT / "benchmarks"
 CACHE = BENCH / "cache"
 SPECS = ROOT / "data" / "specs"
 BENCH_SPEC = SPECS / "synthetic_bench.toml"
+#: issue 13: the bench spec plus a high-cardinality hashed cross (user x hour)
+BENCH_HASHED_SPEC = SPECS / "synthetic_bench_hashed.toml"
 CALIFORNIA_SPEC = SPECS / "california.toml"
 CALIFORNIA_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "california_housing" / "housing.parquet"
 
