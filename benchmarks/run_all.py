@@ -61,7 +61,7 @@ PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/"),
            # issue 11: featurization per kind; sparsecross (+ _2cores, _shuffle, _shuffle_2cores) at every size
            "issue11": ("featurize_kind/", "train/@EACH@/sparsecross"),
            # issue 13: admission (and the state budget) at the largest size, two specs
-           "issue13": ("memory/@BIG@/",)}
+           "issue13": ("memory/@BIG@/", "budget/")}
 #: issue 13 variants: name -> train() keyword arguments.  The first is the unbounded run the
 #: budget fractions refer to.
 MEMORY_VARIANTS = {"none": {}, "admit_after_2": {"admit_after": 2}, "admit_after_3": {"admit_after": 3},
@@ -140,12 +140,8 @@ def _item(id_: str, group: str, task: str, args: dict[str, Any], repeats: int = 
 def memory_plan(train: Path, label: str, test: str, reps: int) -> list[dict[str, Any]]:
     """Issue 13: state bytes, peak RSS, test logloss and rows/s without and with admission (and,
     once ``train`` has it, the state budget), on each of MEMORY_SPECS, repeats interleaved."""
-    import inspect
-
-    import sparsecross
-
     plan: list[dict[str, Any]] = []
-    budget = "max_state_mb" in inspect.signature(sparsecross.train).parameters
+    budget = False  # the budget rows are budget_plan()'s (task "budget", which measures the state itself)
     for spec in MEMORY_SPECS:
         common = {"train": str(train), "test": test, "spec": spec, "params": PARAMS}
         record = f"{label}_{spec}"
@@ -158,6 +154,31 @@ def memory_plan(train: Path, label: str, test: str, reps: int) -> list[dict[str,
                 per.append(_item(f"memory/{label}/{spec}/max_state_{f:g}", "memory", "train_scx",
                                  {**common, "budget_fraction": f, "budget_of": record}, repeats=reps))
         plan += [runs[r] for r in range(reps) for runs in per]
+    return plan
+
+
+#: issue 13, the state budget: ``--max-state-mb`` of the fresh-id stream (MiB).
+FRESH_ID_BUDGET_MB = 24.0
+
+
+def budget_plan(train: Path, label: str, test: str, reps: int) -> list[dict[str, Any]]:
+    """Issue 13, the state budget: per spec of MEMORY_SPECS an unbounded run (its peak state is
+    the reference) then ``max_state_mb`` at MEMORY_BUDGET_FRACTIONS of it; and the fresh-id
+    stream (a new 64-bit id per row) at FRESH_ID_BUDGET_MB, its state bytes sampled over time."""
+    plan: list[dict[str, Any]] = []
+    for spec in MEMORY_SPECS:
+        common = {"train": str(train), "test": test, "spec": spec, "params": PARAMS}
+        record = f"{label}_{spec}"
+        per = [_item(f"budget/{label}/{spec}/unbounded", "budget", "budget", {**common, "budget_record": record},
+                     repeats=reps)]
+        for f in MEMORY_BUDGET_FRACTIONS:
+            per.append(_item(f"budget/{label}/{spec}/max_state_{f:g}", "budget", "budget",
+                             {**common, "budget_fraction": f, "budget_of": record}, repeats=reps))
+        plan += [runs[r] for r in range(reps) for runs in per]
+    stream = {"train": str(W.fresh_id_stream()), "spec": "fresh_ids", "params": PARAMS, "samples": 40}
+    plan += _item(f"budget/{W._label(W.FRESH_ID_ROWS)}/fresh_ids/unbounded", "budget", "budget", stream)
+    plan += _item(f"budget/{W._label(W.FRESH_ID_ROWS)}/fresh_ids/max_state_{FRESH_ID_BUDGET_MB:g}mb", "budget",
+                  "budget", {**stream, "max_state_mb": FRESH_ID_BUDGET_MB})
     return plan
 
 
@@ -244,6 +265,7 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
                       {"capacity": RMW_CAPACITY["2m"], "ops": 50_000_000}, repeats=reps)
 
     plan += memory_plan(trains[big], lab[big], str(test), reps)
+    plan += budget_plan(trains[big], lab[big], str(test), reps)
 
     # -- b. kernel only
     for rows, path in trains.items():

@@ -1128,10 +1128,97 @@ def task_rmw(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------- issue 13: the state budget
+#: The unbounded budget-reference runs' peak state (measured by :class:`_StateWatch`).
+BUDGET_REFS = BENCH / "results" / "issue13_budget_refs"
+
+
+class _StateWatch:
+    """Measures the training state from outside the library (before and after the admission
+    branch's own ``state_bytes_peak``): the peak over every growth (old table + new state, held
+    together while the keys move) and every batch end, and the state's bytes after each batch."""
+
+    def __init__(self) -> None:
+        import sparsecross
+        from sparsecross.budget import filter_bytes
+        from sparsecross.state import FTRLState
+
+        self.peak = 0
+        self.samples: list[tuple[int, int, int]] = []  # (rows seen, state bytes, keys held)
+        self.rows = 0
+        T = sys.modules["sparsecross.train"]  # the module (``sparsecross.train`` is the function)
+        assert sparsecross.train is not T
+        orig_grow, orig_batch = FTRLState.grow, T.train_batch
+        watch = self
+
+        def grow(state: Any, needed: int = 0) -> None:
+            old = state.table.nbytes
+            orig_grow(state, needed)
+            watch.peak = max(watch.peak, old + state.nbytes + filter_bytes(state))
+
+        def train_batch(state: Any, batch: Any, *a: Any, **k: Any) -> None:
+            orig_batch(state, batch, *a, **k)
+            watch.rows += batch.X.shape[0]
+            nbytes = state.nbytes + filter_bytes(state)
+            watch.peak = max(watch.peak, nbytes)
+            watch.samples.append((watch.rows, nbytes, state.touched))
+
+        FTRLState.grow = grow
+        T.train_batch = train_batch
+
+
+def task_budget(args: dict[str, Any]) -> dict[str, Any]:
+    """sparsecross.train end to end with ``max_state_mb`` (or unbounded, recording its peak state
+    as the reference of the budget fractions): state bytes at their peak, peak RSS, test
+    logloss, rows/s, features evicted; with ``samples`` the state's bytes over the rows."""
+    out = setup(args)
+    import sparsecross
+
+    numba_one_thread(out["cores"])
+    sparsecross.warmup()
+    warm_rehash()
+    train = Path(args["train"])
+    spec = W.fresh_id_spec() if args["spec"] == "fresh_ids" else spec_for(args["spec"], train)
+    p = args["params"]
+    budget: dict[str, Any] = {}
+    if args.get("budget_fraction") is not None:
+        ref = json.loads((BUDGET_REFS / f"{args['budget_of']}.json").read_text())["state_bytes_peak"]
+        budget["max_state_mb"] = float(args["budget_fraction"]) * ref / (1 << 20)
+        out["unbounded_state_bytes_peak"] = ref
+    elif args.get("max_state_mb") is not None:
+        budget["max_state_mb"] = float(args["max_state_mb"])
+    out["max_state_mb"] = budget.get("max_state_mb")
+    # compile the eviction kernels before the clock (a tiny budget on a small file evicts)
+    sparsecross.train(W.shuffle_warmup_file(), spec_for("bench"), max_state_mb=0.05, batch_rows=8192)
+    watch = _StateWatch()
+    mark_base(out)
+    t = time.perf_counter()
+    model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
+                                     batch_rows=batch_rows(args), return_state=True, **budget)
+    dt = time.perf_counter() - t
+    out["peak_rss_bytes"] = peak_rss()
+    rows = int(model.stats["rows"])
+    out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, touched_features=state.touched,
+               nonzeros=model.nonzeros, state_bytes_peak=watch.peak, state_bytes_final=state.nbytes,
+               state_capacity=state.capacity, evicted_features=model.stats.get("evicted_features", 0),
+               evictions=model.stats.get("evictions", 0), progressive_logloss=model.stats.get("progressive_logloss"),
+               model_digest=model_digest(model.keys, model.weights, model.bias))
+    if args.get("budget_record"):
+        BUDGET_REFS.mkdir(parents=True, exist_ok=True)
+        (BUDGET_REFS / f"{args['budget_record']}.json").write_text(json.dumps({"state_bytes_peak": watch.peak}))
+    if args.get("samples"):
+        step = max(1, len(watch.samples) // int(args["samples"]))
+        out["state_samples"] = [list(x) for x in watch.samples[::step] + watch.samples[-1:]]
+    if args.get("test"):
+        out.update(scx_test_metrics(model, Path(args["test"]), model.spec))
+    return out
+
+
 TASKS = {
     "compile": task_compile,
     "featurize": task_featurize,
     "train_scx": task_train_scx,
+    "budget": task_budget,
     "train_dense": task_train_dense,
     "kernel": task_kernel,
     "train_vw": task_train_vw,
