@@ -13,9 +13,8 @@ unsigned integer does (the exponent bits are log2 bins, the mantissa bits refine
 breaks ties, so the order is total and depends only on the (key, z, n) triples, never on where
 the keys sit in the table: the surviving set is the same whatever the table's growth history.
 
-:func:`rank_threshold` finds the ``k``-th smallest rank exactly by radix selection, 8 bits per
-pass over the table with a 256-bin histogram (O(1) memory, at most 16 passes, fewer when a bin
-holds exactly the rest); :func:`evict_upto` then deletes every slot ranked at or below it with
+:func:`rank_threshold` finds the ``k``-th smallest rank exactly by radix selection, 16 bits per
+pass over the table with a histogram of constant size (at most 8 passes, usually 2-3); :func:`evict_upto` then deletes every slot ranked at or below it with
 Knuth's backward-shift deletion (TAOCP vol. 3, 6.4, Algorithm R), so no second table is ever
 allocated and every surviving key stays findable by linear probing.
 """
@@ -29,9 +28,6 @@ from .hash import fmix64
 
 _TOP = np.uint64(1) << np.uint64(63)
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
-_U8 = np.uint64(8)
-_U56 = np.uint64(56)
-_FF = np.uint64(0xFF)
 
 
 @kernel
@@ -82,6 +78,15 @@ def delete_slot(table, vals, i):
         vals[i, c] = 0.0
 
 
+#: Bits of the rank resolved per pass of :func:`rank_threshold` (a 2**16-bin histogram: 512 KiB,
+#: whatever the table; 4 passes per 64-bit half instead of 8 with 8-bit digits).
+DIGIT_BITS = 16
+_DIGITS_PER_HALF = 64 // DIGIT_BITS
+_UD = np.uint64(DIGIT_BITS)
+_TOP_SHIFT = np.uint64(64 - DIGIT_BITS)
+_DIGIT_MASK = np.uint64((1 << DIGIT_BITS) - 1)
+
+
 @kernel
 def rank_threshold(table, vals, l1, k, fbuf, ubuf):
     """The rank ``(t_score, t_key)`` such that exactly ``k`` occupied slots rank at or below it.
@@ -89,31 +94,33 @@ def rank_threshold(table, vals, l1, k, fbuf, ubuf):
     ``table``/``vals``: the state table (key, z, n) and its float view (read only).  ``l1``:
     float64.  ``k``: int64 in ``[1, occupied slots]`` (checked by the caller).  ``fbuf``
     float64[1] and ``ubuf`` its uint64 view: scratch for the float bit patterns (mutated).
-    Returns (uint64, uint64).  At most 16 passes over the table, 256 counters."""
+    Returns (uint64, uint64).  At most 8 passes over the table (``DIGIT_BITS`` bits of the rank
+    each, most significant first), usually 2-3: a pass stops the search when the bin holding
+    the ``k``-th rank holds exactly the ranks still needed."""
     empty = table[0, 0] | ~table[0, 0]
-    counts = np.zeros(256, dtype=np.int64)
+    counts = np.zeros(1 << DIGIT_BITS, dtype=np.int64)
     p_score = np.uint64(0)
     p_key = np.uint64(0)
     need = k
-    for level in range(16):
+    for level in range(2 * _DIGITS_PER_HALF):
         counts[:] = 0
-        half = level // 8  # 0: digits of the score, 1: digits of the key
-        shift = _U56 - _U8 * np.uint64(level % 8)
+        half = level // _DIGITS_PER_HALF  # 0: digits of the score, 1: digits of the key
+        shift = _TOP_SHIFT - _UD * np.uint64(level % _DIGITS_PER_HALF)
         for s in range(table.shape[0]):
             if table[s, 0] == empty:
                 continue
             sc = _score(vals, s, l1, fbuf, ubuf)
-            ky = np.uint64(table[s, 0])
             if half == 0:
-                if shift < _U56 and (sc >> (shift + _U8)) != (p_score >> (shift + _U8)):
+                if shift < _TOP_SHIFT and (sc >> (shift + _UD)) != (p_score >> (shift + _UD)):
                     continue
-                d = (sc >> shift) & _FF
+                d = (sc >> shift) & _DIGIT_MASK
             else:
+                ky = np.uint64(table[s, 0])
                 if sc != p_score:
                     continue
-                if shift < _U56 and (ky >> (shift + _U8)) != (p_key >> (shift + _U8)):
+                if shift < _TOP_SHIFT and (ky >> (shift + _UD)) != (p_key >> (shift + _UD)):
                     continue
-                d = (ky >> shift) & _FF
+                d = (ky >> shift) & _DIGIT_MASK
             counts[np.int64(d)] += 1
         below = 0
         digit = 0
