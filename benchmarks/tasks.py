@@ -1140,7 +1140,7 @@ class _StateWatch:
 
     def __init__(self) -> None:
         import sparsecross
-        from sparsecross.budget import filter_bytes
+        from sparsecross.budget import state_bytes as _state_bytes
         from sparsecross.state import FTRLState
 
         self.peak = 0
@@ -1154,12 +1154,12 @@ class _StateWatch:
         def grow(state: Any, needed: int = 0) -> None:
             old = state.table.nbytes
             orig_grow(state, needed)
-            watch.peak = max(watch.peak, old + state.nbytes + filter_bytes(state))
+            watch.peak = max(watch.peak, old + _state_bytes(state))
 
         def train_batch(state: Any, batch: Any, *a: Any, **k: Any) -> None:
             orig_batch(state, batch, *a, **k)
             watch.rows += batch.X.shape[0]
-            nbytes = state.nbytes + filter_bytes(state)
+            nbytes = _state_bytes(state)
             watch.peak = max(watch.peak, nbytes)
             watch.samples.append((watch.rows, nbytes, state.touched))
 
@@ -1192,10 +1192,15 @@ def task_budget(args: dict[str, Any]) -> dict[str, Any]:
     sparsecross.train(W.shuffle_warmup_file(), spec_for("bench"), max_state_mb=0.05, batch_rows=8192)
     watch = _StateWatch()
     mark_base(out)
+    c = time.process_time()
     t = time.perf_counter()
     model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
                                      batch_rows=batch_rows(args), return_state=True, **budget)
     dt = time.perf_counter() - t
+    # CPU seconds of every thread (reader + trainer): less sensitive than the wall clock to a loaded
+    # machine, where a process waits for a core
+    out["cpu_seconds"] = time.process_time() - c
+    out["rows_per_cpu_s"] = int(model.stats["rows"]) / out["cpu_seconds"]
     out["peak_rss_bytes"] = peak_rss()
     rows = int(model.stats["rows"])
     out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, touched_features=state.touched,

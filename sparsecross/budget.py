@@ -49,7 +49,7 @@ from .errors import ParameterError
 if TYPE_CHECKING:
     from .state import FTRLState
 
-__all__ = ["MIB", "LOW_WATER", "GROWTH_PEAK", "check_max_state_mb", "filter_bytes", "capacity_for",
+__all__ = ["MIB", "LOW_WATER", "GROWTH_PEAK", "check_max_state_mb", "filter_bytes", "state_bytes", "capacity_for",
            "apply_budget", "make_room"]
 
 #: ``--max-state-mb`` counts mebibytes.
@@ -79,6 +79,12 @@ def filter_bytes(state: FTRLState) -> int:
     """Bytes of the state's admission filters (``state.admission``; 0 when there are none)."""
     adm = getattr(state, "admission", None)
     return 0 if adm is None else int(getattr(adm, "nbytes", 0))
+
+
+def state_bytes(state: FTRLState) -> int:
+    """What the budget bounds: the table, the bias and the admission filters (whether or not
+    ``state.nbytes`` counts the filters)."""
+    return int(state.table.nbytes) + _fixed_bytes(state)
 
 
 def _fixed_bytes(state: FTRLState) -> int:

@@ -28,7 +28,14 @@ from sparsecross._kernels.evict import delete_slot, evict_upto, rank_threshold  
 from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
 from sparsecross._kernels.hash import fmix64  # noqa: E402
 from sparsecross._kernels.table import empty_table, slot_of  # noqa: E402
-from sparsecross.budget import GROWTH_PEAK, MIB, apply_budget, capacity_for, filter_bytes  # noqa: E402
+from sparsecross.budget import (  # noqa: E402
+    GROWTH_PEAK,
+    MIB,
+    apply_budget,
+    capacity_for,
+    filter_bytes,
+)
+from sparsecross.budget import state_bytes as _state_bytes  # noqa: E402
 from sparsecross.cli import main  # noqa: E402
 from sparsecross.export import model_bytes  # noqa: E402
 from sparsecross.featurize import Batch  # noqa: E402
@@ -248,7 +255,7 @@ class BudgetWatch:
 
         def batch(state, *a, **k):
             orig_batch(state, *a, **k)
-            nbytes = state.nbytes + filter_bytes(state)
+            nbytes = _state_bytes(state)
             assert nbytes <= watch.budget
             watch.after_batch.append(nbytes)
             watch.touched.append(state.touched)
@@ -257,7 +264,7 @@ class BudgetWatch:
         def grow(self_, needed=0):
             old = self_.table.nbytes
             orig_grow(self_, needed)
-            peak = old + self_.nbytes + filter_bytes(self_)
+            peak = old + _state_bytes(self_)
             assert peak <= watch.budget
             watch.peak = max(watch.peak, peak)
 
