@@ -59,7 +59,17 @@ KIND_PASSES = 5
 #: Presets of --only.
 PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/"),
            # issue 11: featurization per kind; sparsecross (+ _2cores, _shuffle, _shuffle_2cores) at every size
-           "issue11": ("featurize_kind/", "train/@EACH@/sparsecross")}
+           "issue11": ("featurize_kind/", "train/@EACH@/sparsecross"),
+           # issue 13: admission (and the state budget) at the largest size, two specs
+           "issue13": ("memory/@BIG@/", "budget/")}
+#: issue 13 variants: name -> train() keyword arguments.  The first is the unbounded run the
+#: budget fractions refer to.
+MEMORY_VARIANTS = {"none": {}, "admit_after_2": {"admit_after": 2}, "admit_after_3": {"admit_after": 3},
+                   "admit_probability_0.03": {"admit_probability": 0.03}}
+#: Hook for the state budget (--max-state-mb, branch `membudget`): fractions of the unbounded
+#: run's state_bytes_peak, planned only when ``train`` takes ``max_state_mb``.
+MEMORY_BUDGET_FRACTIONS = (0.25, 0.10)
+MEMORY_SPECS = ("bench", "bench_hashed")
 
 
 # ------------------------------------------------------------------- metadata
@@ -125,6 +135,51 @@ def _item(id_: str, group: str, task: str, args: dict[str, Any], repeats: int = 
           env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     return [{"id": id_, "group": group, "task": task, "args": args, "repeat": r, "env": env or {}}
             for r in range(repeats)]
+
+
+def memory_plan(train: Path, label: str, test: str, reps: int) -> list[dict[str, Any]]:
+    """Issue 13: state bytes, peak RSS, test logloss and rows/s without and with admission (and,
+    once ``train`` has it, the state budget), on each of MEMORY_SPECS, repeats interleaved."""
+    plan: list[dict[str, Any]] = []
+    budget = False  # the budget rows are budget_plan()'s (task "budget", which measures the state itself)
+    for spec in MEMORY_SPECS:
+        common = {"train": str(train), "test": test, "spec": spec, "params": PARAMS}
+        record = f"{label}_{spec}"
+        per: list[list[dict[str, Any]]] = []
+        for name, opts in MEMORY_VARIANTS.items():
+            extra = {"unbounded_record": record} if not opts else {"admit": opts}
+            per.append(_item(f"memory/{label}/{spec}/{name}", "memory", "train_scx", {**common, **extra}, repeats=reps))
+        if budget:
+            for f in MEMORY_BUDGET_FRACTIONS:
+                per.append(_item(f"memory/{label}/{spec}/max_state_{f:g}", "memory", "train_scx",
+                                 {**common, "budget_fraction": f, "budget_of": record}, repeats=reps))
+        plan += [runs[r] for r in range(reps) for runs in per]
+    return plan
+
+
+#: issue 13, the state budget: ``--max-state-mb`` of the fresh-id stream (MiB).
+FRESH_ID_BUDGET_MB = 24.0
+
+
+def budget_plan(train: Path, label: str, test: str, reps: int) -> list[dict[str, Any]]:
+    """Issue 13, the state budget: per spec of MEMORY_SPECS an unbounded run (its peak state is
+    the reference) then ``max_state_mb`` at MEMORY_BUDGET_FRACTIONS of it; and the fresh-id
+    stream (a new 64-bit id per row) at FRESH_ID_BUDGET_MB, its state bytes sampled over time."""
+    plan: list[dict[str, Any]] = []
+    for spec in MEMORY_SPECS:
+        common = {"train": str(train), "test": test, "spec": spec, "params": PARAMS}
+        record = f"{label}_{spec}"
+        per = [_item(f"budget/{label}/{spec}/unbounded", "budget", "budget", {**common, "budget_record": record},
+                     repeats=reps)]
+        for f in MEMORY_BUDGET_FRACTIONS:
+            per.append(_item(f"budget/{label}/{spec}/max_state_{f:g}", "budget", "budget",
+                             {**common, "budget_fraction": f, "budget_of": record}, repeats=reps))
+        plan += [runs[r] for r in range(reps) for runs in per]
+    stream = {"train": str(W.fresh_id_stream()), "spec": "fresh_ids", "params": PARAMS, "samples": 40}
+    plan += _item(f"budget/{W._label(W.FRESH_ID_ROWS)}/fresh_ids/unbounded", "budget", "budget", stream)
+    plan += _item(f"budget/{W._label(W.FRESH_ID_ROWS)}/fresh_ids/max_state_{FRESH_ID_BUDGET_MB:g}mb", "budget",
+                  "budget", {**stream, "max_state_mb": FRESH_ID_BUDGET_MB})
+    return plan
 
 
 def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -208,6 +263,9 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     if not quick:
         plan += _item("machine/rmw_2m_table", "machine", "rmw",
                       {"capacity": RMW_CAPACITY["2m"], "ops": 50_000_000}, repeats=reps)
+
+    plan += memory_plan(trains[big], lab[big], str(test), reps)
+    plan += budget_plan(trains[big], lab[big], str(test), reps)
 
     # -- b. kernel only
     for rows, path in trains.items():
@@ -389,6 +447,7 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
                 entry[f"kernel_speed_ratio_vs_{name}"] = k("sparsecross")["rows_per_s"] / k(name)["rows_per_s"]
         d[s] = entry
     d["issue14"] = issue14(summary)
+    d["issue13"] = issue13(summary)
     d["shuffle"] = shuffle_cost(summary, sizes)
     # featurization RSS growth
     feats = [summary[k] for k in summary if k.startswith("featurize/") and "peak_rss_bytes" in summary[k]]
@@ -420,6 +479,34 @@ def shuffle_cost(summary: dict[str, Any], sizes: list[str]) -> dict[str, Any]:
                 e["test_logloss_no_shuffle"] = base["test_logloss"]
                 e["test_logloss_diff"] = sh["test_logloss"] - base["test_logloss"]
             out[f"{s}/{name}"] = e
+    return out
+
+
+def issue13(summary: dict[str, Any]) -> dict[str, Any]:
+    """Issue 13: per size and spec, each variant's state and logloss against the unbounded run
+    (goal: admit_after_2 at or under half the state for at most 0.05% worse test logloss)."""
+    out: dict[str, Any] = {}
+    for key, v in summary.items():
+        parts = key.split("/")
+        if len(parts) != 4 or parts[0] != "memory" or parts[3] == "none":
+            continue
+        base = summary.get(f"memory/{parts[1]}/{parts[2]}/none") or {}
+        if not (base.get("state_bytes_peak") and v.get("state_bytes_peak")):
+            continue
+        e = {"state_bytes_peak": v["state_bytes_peak"], "state_bytes_peak_unbounded": base["state_bytes_peak"],
+             "state_ratio": v["state_bytes_peak"] / base["state_bytes_peak"]}
+        if v.get("test_logloss") is not None and base.get("test_logloss"):
+            e["test_logloss"] = v["test_logloss"]
+            e["test_logloss_unbounded"] = base["test_logloss"]
+            e["test_logloss_rel_change"] = v["test_logloss"] / base["test_logloss"] - 1
+        for k in ("peak_rss_bytes", "rows_per_s", "touched_features", "admitted_features", "rejected_sightings"):
+            if v.get(k) is not None:
+                e[k] = v[k]
+            if base.get(k) is not None:
+                e[f"{k}_unbounded"] = base[k]
+        if parts[3] == "admit_after_2" and "test_logloss_rel_change" in e:
+            e["goal_met"] = e["state_ratio"] <= 0.5 and e["test_logloss_rel_change"] <= 0.0005
+        out[f"{parts[1]}/{parts[2]}/{parts[3]}"] = e
     return out
 
 
@@ -532,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--issue11", action="store_true",
                     help="preset: --only featurize_kind/,train/<each size>/sparsecross (featurization per feature "
                          "kind; --shuffle against the files' order)")
+    ap.add_argument("--issue13", action="store_true",
+                    help="preset: --only memory/<largest size>/ (admission and state budget: state bytes, peak RSS, "
+                         "test logloss, rows/s; 10m, 500k with --quick)")
     ap.add_argument("--merge", action="store_true",
                     help="update --out in place: replace/add only the measurements run now")
     ap.add_argument("--extra", action="store_true",
@@ -539,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     reps = 1 if args.quick else args.repeats
     default = "results_quick.json" if args.quick else "results.json"
-    for name in ("issue14", "issue11"):
+    for name in ("issue14", "issue11", "issue13"):
         if getattr(args, name) and not args.merge:  # a partial run never replaces the full suite's file by default
             default = f"results_{name}_quick.json" if args.quick else f"results_{name}.json"
     out = Path(args.out) if args.out else BENCH / "results" / default
@@ -560,6 +650,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.issue14:
         big = W._label(max((W.QUICK if args.quick else W.FULL)["train"]))
         only += [p.replace("@BIG@", big) for p in PRESETS["issue14"]]
+    if args.issue13:
+        big = W._label(max((W.QUICK if args.quick else W.FULL)["train"]))
+        only += [p.replace("@BIG@", big) for p in PRESETS["issue13"]]
     if args.issue11:
         for p in PRESETS["issue11"]:
             only += ([p.replace("@EACH@", W._label(r)) for r in (W.QUICK if args.quick else W.FULL)["train"]]

@@ -35,6 +35,8 @@ import workloads as W  # noqa: E402
 
 MARK = "@@RESULT@@"
 MODELS = W.CACHE / "models"
+#: issue 13: the unbounded runs' peak state, read by the budget variants (in the worktree, not the cache)
+UNBOUNDED = BENCH / "results" / "issue13_unbounded"
 VW_DIR = W.CACHE / "vw"
 
 
@@ -182,6 +184,8 @@ def spec_for(name: str, train_source: Path | None = None) -> Any:
 
     if name == "bench":
         return sparsecross.load_spec(W.BENCH_SPEC)
+    if name == "bench_hashed":
+        return sparsecross.load_spec(W.BENCH_HASHED_SPEC)
     if name.startswith("kind:"):  # featurize_kind: one feature kind alone (quantiles from the file)
         return W.kind_spec(name[len("kind:"):], train_source)
     if name == "california":
@@ -349,13 +353,16 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
                               **({} if buf is None else {"shuffle_buffer_rows": buf}))
         out["shuffle_warmup_s"] = time.perf_counter() - t
     out["shuffle"] = bool(shuffle)
+    memory = _memory_options(args)  # issue 13: admission (and the state budget, when it exists)
+    out["memory_options"] = memory
     sig0 = kernel_signatures()
     mark_base(out)
     c = time.process_time()
     t = time.perf_counter()
     model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
                                      epochs=int(p.get("epochs", 1)), batch_rows=batch_rows(args),
-                                     state_dtype=args.get("state_dtype", "float32"), return_state=True, **shuffle)
+                                     state_dtype=args.get("state_dtype", "float32"), return_state=True, **shuffle,
+                                     **memory)
     dt = time.perf_counter() - t
     out["cpu_share"] = (time.process_time() - c) / dt  # all threads; < 1 on one core: waited for it
     out["peak_rss_bytes"] = peak_rss()
@@ -375,7 +382,13 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
                state_growths=getattr(state, "growths", None),
                progressive_logloss=model.stats.get("progressive_logloss"), bias=model.bias,
                compiles_during_run=compiles_during_run,
-               model_digest=model_digest(model.keys, model.weights, model.bias))
+               model_digest=model_digest(model.keys, model.weights, model.bias),
+               state_bytes_peak=model.run.get("state_bytes_peak"),
+               **{k: model.stats[k] for k in ("admitted_features", "rejected_sightings", "admit_filter_bytes",
+                                              "evicted_features") if k in model.stats})
+    if args.get("unbounded_record"):  # the budget variants are fractions of this run's peak state
+        UNBOUNDED.mkdir(parents=True, exist_ok=True)
+        (UNBOUNDED / f"{args['unbounded_record']}.json").write_text(json.dumps({"state_bytes_peak": out["state_bytes_peak"]}))
     if args.get("save_weights"):
         MODELS.mkdir(parents=True, exist_ok=True)
         save_npz(MODELS / f"{args['save_weights']}.weights.npz", cols=model.keys.astype(np.int64), w=model.weights,
@@ -389,6 +402,17 @@ def task_train_scx(args: dict[str, Any]) -> dict[str, Any]:
         out["evaluate_logloss"] = ev["logloss"]
         out["evaluate_auc_hist"] = ev["auc"]
     return out
+
+
+def _memory_options(args: dict[str, Any]) -> dict[str, Any]:
+    """``train`` keyword arguments of issue 13: ``args["admit"]`` as is; ``args["budget_fraction"]``
+    becomes ``max_state_mb`` = that fraction of the unbounded run's ``state_bytes_peak`` (recorded by
+    the run with ``unbounded_record`` = ``args["budget_of"]``)."""
+    opts = dict(args.get("admit") or {})
+    if args.get("budget_fraction") is not None:
+        rec = json.loads((UNBOUNDED / f"{args['budget_of']}.json").read_text())
+        opts["max_state_mb"] = float(args["budget_fraction"]) * rec["state_bytes_peak"] / (1 << 20)
+    return opts
 
 
 def _dense_state(n_columns: int, prefault: bool, out: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -1104,10 +1128,102 @@ def task_rmw(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------- issue 13: the state budget
+#: The unbounded budget-reference runs' peak state (measured by :class:`_StateWatch`).
+BUDGET_REFS = BENCH / "results" / "issue13_budget_refs"
+
+
+class _StateWatch:
+    """Measures the training state from outside the library (before and after the admission
+    branch's own ``state_bytes_peak``): the peak over every growth (old table + new state, held
+    together while the keys move) and every batch end, and the state's bytes after each batch."""
+
+    def __init__(self) -> None:
+        import sparsecross
+        from sparsecross.budget import state_bytes as _state_bytes
+        from sparsecross.state import FTRLState
+
+        self.peak = 0
+        self.samples: list[tuple[int, int, int]] = []  # (rows seen, state bytes, keys held)
+        self.rows = 0
+        T = sys.modules["sparsecross.train"]  # the module (``sparsecross.train`` is the function)
+        assert sparsecross.train is not T
+        orig_grow, orig_batch = FTRLState.grow, T.train_batch
+        watch = self
+
+        def grow(state: Any, needed: int = 0) -> None:
+            old = state.table.nbytes
+            orig_grow(state, needed)
+            watch.peak = max(watch.peak, old + _state_bytes(state))
+
+        def train_batch(state: Any, batch: Any, *a: Any, **k: Any) -> None:
+            orig_batch(state, batch, *a, **k)
+            watch.rows += batch.X.shape[0]
+            nbytes = _state_bytes(state)
+            watch.peak = max(watch.peak, nbytes)
+            watch.samples.append((watch.rows, nbytes, state.touched))
+
+        FTRLState.grow = grow
+        T.train_batch = train_batch
+
+
+def task_budget(args: dict[str, Any]) -> dict[str, Any]:
+    """sparsecross.train end to end with ``max_state_mb`` (or unbounded, recording its peak state
+    as the reference of the budget fractions): state bytes at their peak, peak RSS, test
+    logloss, rows/s, features evicted; with ``samples`` the state's bytes over the rows."""
+    out = setup(args)
+    import sparsecross
+
+    numba_one_thread(out["cores"])
+    sparsecross.warmup()
+    warm_rehash()
+    train = Path(args["train"])
+    spec = W.fresh_id_spec() if args["spec"] == "fresh_ids" else spec_for(args["spec"], train)
+    p = args["params"]
+    budget: dict[str, Any] = {}
+    if args.get("budget_fraction") is not None:
+        ref = json.loads((BUDGET_REFS / f"{args['budget_of']}.json").read_text())["state_bytes_peak"]
+        budget["max_state_mb"] = float(args["budget_fraction"]) * ref / (1 << 20)
+        out["unbounded_state_bytes_peak"] = ref
+    elif args.get("max_state_mb") is not None:
+        budget["max_state_mb"] = float(args["max_state_mb"])
+    out["max_state_mb"] = budget.get("max_state_mb")
+    # compile the eviction kernels before the clock (a tiny budget on a small file evicts)
+    sparsecross.train(W.shuffle_warmup_file(), spec_for("bench"), max_state_mb=0.05, batch_rows=8192)
+    watch = _StateWatch()
+    mark_base(out)
+    c = time.process_time()
+    t = time.perf_counter()
+    model, state = sparsecross.train(train, spec, alpha=p["alpha"], beta=p["beta"], l1=p["l1"], l2=p["l2"],
+                                     batch_rows=batch_rows(args), return_state=True, **budget)
+    dt = time.perf_counter() - t
+    # CPU seconds of every thread (reader + trainer): less sensitive than the wall clock to a loaded
+    # machine, where a process waits for a core
+    out["cpu_seconds"] = time.process_time() - c
+    out["rows_per_cpu_s"] = int(model.stats["rows"]) / out["cpu_seconds"]
+    out["peak_rss_bytes"] = peak_rss()
+    rows = int(model.stats["rows"])
+    out.update(rows=rows, seconds=dt, rows_per_s=rows / dt, touched_features=state.touched,
+               nonzeros=model.nonzeros, state_bytes_peak=watch.peak, state_bytes_final=state.nbytes,
+               state_capacity=state.capacity, evicted_features=model.stats.get("evicted_features", 0),
+               evictions=model.stats.get("evictions", 0), progressive_logloss=model.stats.get("progressive_logloss"),
+               model_digest=model_digest(model.keys, model.weights, model.bias))
+    if args.get("budget_record"):
+        BUDGET_REFS.mkdir(parents=True, exist_ok=True)
+        (BUDGET_REFS / f"{args['budget_record']}.json").write_text(json.dumps({"state_bytes_peak": watch.peak}))
+    if args.get("samples"):
+        step = max(1, len(watch.samples) // int(args["samples"]))
+        out["state_samples"] = [list(x) for x in watch.samples[::step] + watch.samples[-1:]]
+    if args.get("test"):
+        out.update(scx_test_metrics(model, Path(args["test"]), model.spec))
+    return out
+
+
 TASKS = {
     "compile": task_compile,
     "featurize": task_featurize,
     "train_scx": task_train_scx,
+    "budget": task_budget,
     "train_dense": task_train_dense,
     "kernel": task_kernel,
     "train_vw": task_train_vw,

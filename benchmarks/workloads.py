@@ -39,6 +39,8 @@ BENCH = ROOT / "benchmarks"
 CACHE = BENCH / "cache"
 SPECS = ROOT / "data" / "specs"
 BENCH_SPEC = SPECS / "synthetic_bench.toml"
+#: issue 13: the bench spec plus a high-cardinality hashed cross (user x hour)
+BENCH_HASHED_SPEC = SPECS / "synthetic_bench_hashed.toml"
 CALIFORNIA_SPEC = SPECS / "california.toml"
 CALIFORNIA_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "california_housing" / "housing.parquet"
 
@@ -74,6 +76,40 @@ def synthetic_train(rows: int, seed: int = SEED) -> Path:
         CACHE.mkdir(parents=True, exist_ok=True)
         generate(path, rows=rows, seed=seed)
     return path
+
+
+#: issue 13 (state budget): rows of the fresh-id stream, and its hashing bits (2**31 columns:
+#: uint32 keys, 12-byte slots; 2M random ids collide a thousand times at most).
+FRESH_ID_ROWS = 2_000_000
+FRESH_ID_BITS = 31
+
+
+def fresh_id_stream(rows: int = FRESH_ID_ROWS, seed: int = SEED) -> Path:
+    """The first ``rows`` synthetic training rows plus ``uid``: a new random 64-bit id on every
+    row (seeded), so that the state of a model with a ``uid`` feature grows with every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = CACHE / f"synthetic_fresh_ids_{_label(rows)}_seed{seed}.parquet"
+    if not path.exists():
+        table = pq.read_table(synthetic_train(rows, seed))
+        uid = np.random.default_rng(seed + 13).integers(-(1 << 63), (1 << 63) - 1, table.num_rows, dtype=np.int64)
+        tmp = _tmp(path)
+        pq.write_table(table.append_column("uid", pa.array(uid)), tmp, row_group_size=100_000)
+        os.replace(tmp, path)
+    return path
+
+
+def fresh_id_spec() -> Any:
+    """The bench spec plus a hashed categorical ``uid`` (FRESH_ID_BITS hashing bits)."""
+    import tomllib
+
+    import sparsecross
+
+    d = tomllib.loads(BENCH_SPEC.read_text())
+    d["hashing"]["bits"] = FRESH_ID_BITS
+    d["features"].append({"name": "uid", "kind": "categorical", "column": "uid"})
+    return sparsecross.parse_spec(d)
 
 
 def synthetic_test(rows: int, seed: int = SEED, first_row: int = TEST_FIRST_ROW) -> Path:

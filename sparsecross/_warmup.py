@@ -37,6 +37,7 @@ def warmup() -> None:
         st.nonzero_weights(params)
         st.count_nonzero(params)
         st.grow()  # compiles the rehash kernel
+        _warm_eviction(st)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from .train import export_state, TrainParams
@@ -49,3 +50,16 @@ def warmup() -> None:
     StreamingMetrics().update(np.zeros(2), labels)
     labels.flags.writeable = False  # evaluate's labels: a read-only view of an Arrow buffer
     StreamingMetrics().update(np.zeros(2), labels)
+
+
+def _warm_eviction(st) -> None:
+    """Compile the state budget's kernels: evict the lowest-ranked key of a copy of ``st``."""
+    import numpy as np
+
+    from ._kernels.evict import evict_upto, rank_threshold
+
+    st = st.copy()
+    fbuf = np.zeros(1)
+    ubuf = fbuf.view(np.uint64)
+    t_score, t_key = rank_threshold(st.table, st.values, 0.0, np.int64(1), fbuf, ubuf)
+    evict_upto(st.table, st.values, st.count, 0.0, np.uint64(t_score), np.uint64(t_key), fbuf, ubuf)

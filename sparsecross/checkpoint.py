@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import CheckpointError, DataError
 from .read import Source, resolve_files
-from .state import MAX_LOAD, FTRLState, _float_of, word_dtype_for
+from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_for
 
 __all__ = ["CHECKPOINT_FILE", "open_checkpoint", "best_file", "save_best", "read_best", "read_checkpoint", "validate_checkpoint",
            "source_fingerprint", "parquet_footer_sha256"]
@@ -47,9 +47,12 @@ _MEMBERS: dict[str, tuple[tuple[np.dtype, ...], int]] = {
     "meta": ((np.dtype(np.uint8),), 1),
     "n_columns": ((np.dtype(np.int64),), 1),
     "dtype": ((np.dtype(np.uint8),), 1),
+    "evicted": ((np.dtype(np.int64),), 1),  # (features evicted, sweeps) by the state budget
 }
-_FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,)}
-_MAX_MEMBERS = 64  # np.savez writes 6; more entries in the directory is not a checkpoint
+#: Members a checkpoint of an older version may lack (read as zeros).
+_OPTIONAL = {"evicted"}
+_FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,), "evicted": (2,)}
+_MAX_MEMBERS = 64  # np.savez writes 7; more entries in the directory is not a checkpoint
 
 # MurmurHash3's fmix64 (the table's probe start, see ``_kernels/hash.py``), on uint64 arrays.
 _S33 = np.uint64(33)
@@ -175,7 +178,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
             names = [i.filename for i in infos]
             if len(set(names)) != len(names):
                 raise _bad(path, "a member name appears twice")
-            missing = sorted(f"{m}.npy" for m in _MEMBERS if f"{m}.npy" not in names)
+            missing = sorted(f"{m}.npy" for m in _MEMBERS if f"{m}.npy" not in names and m not in _OPTIONAL)
             if missing:
                 raise _bad(path, f"member(s) {', '.join(missing)} missing")
             total = 0
@@ -214,6 +217,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
     st.table = table
     st.values = table.view(_float_of(table.dtype))
     st.count, st.bias = arrays["count"], arrays["bias"]
+    evicted = arrays.get("evicted", np.zeros(2, dtype=np.int64))
+    st.evicted_features, st.evictions = evicted_counts(evicted)
+    if st.evicted_features < 0:
+        raise _bad(path, f"its evicted counts {evicted.tolist()} are not (features >= sweeps >= 0)")
     return st, meta
 
 

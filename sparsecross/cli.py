@@ -225,6 +225,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     early_stop = args.early_stop if args.early_stop is not None else spec.train.get("early_stop")
     if early_stop is not None:  # flag > the spec's [train] table; absent: no early stopping
         opts["early_stop"] = early_stop
+    max_state_mb = args.max_state_mb if args.max_state_mb is not None else spec.train.get("max_state_mb")
+    if max_state_mb is not None:  # flag > the spec's [train] table; absent: no budget
+        opts["max_state_mb"] = max_state_mb
+        if args.dask:  # before a cluster starts
+            from .errors import ParameterError
+
+            raise ParameterError("--max-state-mb is not available with --dask; train without one of them")
     extra: dict[str, Any] = {}
     client = None
     cluster = None
@@ -275,7 +282,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         report.update(valid_logloss=st["valid_logloss"], valid_auc=st["valid_auc"], valid_rows=st["valid_rows"],
                       baseline_logloss=entropy(st["valid_positive_rate"]))
-    for k in ("best_epoch", "skipped_rows", "valid_skipped_rows"):
+    for k in ("best_epoch", "skipped_rows", "valid_skipped_rows", "evicted_features", "evictions"):
         if k in st:
             report[k] = st[k]
     if args.json:
@@ -295,6 +302,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if "valid_logloss" in st:
             print(f"validation ({st['valid_rows']:,} rows): logloss {_fmt(st['valid_logloss'])} "
                   f"(constant rate: {_fmt(report['baseline_logloss'])}), AUC {_fmt(st['valid_auc'])}")
+        if "evictions" in report:
+            print(f"state budget {opts['max_state_mb']:g} MiB: evicted {report['evicted_features']:,} features "
+                  f"in {report['evictions']:,} sweep(s)")
         if "best_epoch" in report:
             print(f"early stopping: kept the model of epoch {report['best_epoch']} (lowest validation logloss)")
     return 0
@@ -498,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--early-stop", type=int, dest="early_stop", metavar="N",
                    help="with --valid or --holdout: stop after N epochs without a lower validation logloss and "
                    "keep the best epoch's model (doubles the optimizer state's memory; [train] early_stop)")
+    t.add_argument("--max-state-mb", type=float, dest="max_state_mb", metavar="M",
+                   help="state budget in MiB: the optimizer state (table, growths included, and admission "
+                   "filters) never exceeds M; when full, features are evicted (zero weights seen least first, "
+                   "then the smallest |z|); [train] max_state_mb; not with --dask or --early-stop")
     t.add_argument("--checkpoint", metavar="DIR", help="folder for resumable training state")
     t.add_argument("--checkpoint-every", type=int, default=5_000_000, dest="checkpoint_every", metavar="ROWS",
                    help="rows between checkpoints (default 5,000,000; also at every epoch end)")

@@ -52,6 +52,7 @@ TRAIN_KEYS = {
     "shuffle_seed": int,
     "shuffle_buffer_rows": int,
     "early_stop": int,
+    "max_state_mb": float,
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _COMMON_KEYS = {"name", "kind", "missing", "standalone"}

@@ -294,6 +294,8 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
     if train.get("early_stop", 1) < 1:
         raise SpecError(f"train.early_stop: expected an integer >= 1 (epochs without improvement), "
                         f"got {train['early_stop']!r}")
+    if not train.get("max_state_mb", 1.0) > 0 or not math.isfinite(train.get("max_state_mb", 1.0)):
+        raise SpecError(f"train.max_state_mb: expected a number of MiB > 0, got {train['max_state_mb']!r}")
     return train
 
 

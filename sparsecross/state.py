@@ -52,6 +52,17 @@ def sorted_nonzero(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, n
     return keys[keep], w32[keep]
 
 
+def evicted_counts(arr: np.ndarray) -> tuple[int, int]:
+    """(features evicted, eviction sweeps) from a saved ``evicted`` array; (-1, -1) when it is
+    not two integers with ``0 <= sweeps <= features``."""
+    if arr.shape != (2,) or arr.dtype.kind not in "iu":
+        return -1, -1
+    features, sweeps = int(arr[0]), int(arr[1])
+    if not 0 <= sweeps <= features:
+        return -1, -1
+    return features, sweeps
+
+
 class FTRLState:
     """Training state of FTRL-Proximal over the touched coordinates.
 
@@ -111,21 +122,43 @@ class FTRLState:
 
     #: Number of times :meth:`grow` ran on this state (diagnostics; not saved).
     growths = 0
+    #: State budget (:mod:`sparsecross.budget`): the table never grows past this many slots
+    #: (0: no limit); at it, :meth:`make_room` evicts instead.
+    max_capacity = 0
+    #: Features evicted by the budget, and eviction sweeps, over the state's life (saved).
+    evicted_features = 0
+    evictions = 0
+
+    @property
+    def at_budget(self) -> bool:
+        """True when the table has its budget's largest capacity (it cannot grow)."""
+        return 0 < self.max_capacity <= self.capacity
 
     def grow(self, needed: int = 0) -> None:
-        """Double the capacity (or more, to fit ``needed`` more keys) and rehash.
+        """Double the capacity (or more, to fit ``needed`` more keys) and rehash; never past
+        ``max_capacity`` when there is a budget.
 
         The old and the new table are both held while the keys move (peak: 1.5x the new
         table when doubling)."""
         cap = self.capacity * 2
         while int(cap * MAX_LOAD) < self.touched + needed:
             cap *= 2
+        if self.max_capacity:
+            assert self.capacity < self.max_capacity, "grow() at the budget: make_room() instead"
+            cap = min(cap, self.max_capacity)
         table = empty_table(cap, 3, self.table.dtype)
         values = table.view(self.values.dtype)
         moved = rehash(self.table, self.values, table, values)
         assert moved == self.touched
         self.table, self.values = table, values
         self.growths += 1
+
+    def make_room(self, row_nnz: int, params: FTRLParams) -> int:
+        """At the budget: evict features so that a row of ``row_nnz`` keys fits (see
+        :func:`sparsecross.budget.make_room`).  Returns the number evicted."""
+        from .budget import make_room
+
+        return make_room(self, row_nnz, params.l1)
 
     # ---------------------------------------------------------------- views
     def as_dict(self) -> dict[int, tuple[float, float]]:
@@ -156,6 +189,8 @@ class FTRLState:
         other.table = self.table.copy()
         other.values = other.table.view(self.values.dtype)
         other.count, other.bias = self.count.copy(), self.bias.copy()
+        other.max_capacity = self.max_capacity
+        other.evicted_features, other.evictions = self.evicted_features, self.evictions
         return other
 
     # ------------------------------------------------------------ checkpoint
@@ -164,6 +199,7 @@ class FTRLState:
         meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
         with atomic_output(path, "checkpoint", CheckpointError) as fh:
             np.savez(fh, table=self.table, count=self.count, bias=self.bias, meta=meta_bytes,
+                     evicted=np.array([self.evicted_features, self.evictions], dtype=np.int64),
                      n_columns=np.array([self.n_columns], dtype=np.int64),
                      dtype=np.frombuffer(self.dtype.encode(), dtype=np.uint8))
 
@@ -176,6 +212,7 @@ class FTRLState:
                 meta = json.loads(bytes(f["meta"]).decode())
                 n_columns = int(f["n_columns"][0])
                 dtype = bytes(f["dtype"]).decode()
+                evicted = f["evicted"] if "evicted" in f.files else np.zeros(2, dtype=np.int64)
         except (OSError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
         cap = table.shape[0] if table.ndim == 2 else 0
@@ -188,6 +225,9 @@ class FTRLState:
         st.table = np.ascontiguousarray(table)
         st.values = st.table.view(_float_of(st.table.dtype))
         st.count, st.bias = count.astype(np.int64), bias.astype(np.float64)
+        st.evicted_features, st.evictions = evicted_counts(evicted)
+        if st.evicted_features < 0:
+            raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent")
         return st, meta
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, ftrl_pass
 from ._kernels.hash import holdout_mask
+from .budget import apply_budget, check_max_state_mb
 from .checkpoint import open_checkpoint, prune_best, read_best, save_best, source_fingerprint
 from .errors import CheckpointError, DataError, EmptyModelWarning, ParameterError, SparseCrossError
 from .featurize import Batch, iter_batches, resolve_spec
@@ -244,6 +245,9 @@ def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np
                           state.table, state.values, state.count, state.max_count, state.bias, params, acc)
         if start < n:
             row_nnz = int(X.indptr[start + 1] - X.indptr[start])
+            if state.at_budget:  # the state budget: evict instead of growing (row-determined)
+                state.make_room(row_nnz, params)
+                continue
             needed = row_nnz
             if plan is not None:
                 row = first + start
@@ -363,6 +367,7 @@ def train(
     shuffle_seed: int = 0,
     shuffle_buffer_rows: int | None = None,
     early_stop: int | None = None,
+    max_state_mb: float | None = None,
     client: Any = None,
     **distributed_options: Any,
 ) -> Any:
@@ -408,6 +413,12 @@ def train(
         without a lower validation logloss and return the best epoch's model
         (``stats["best_epoch"]``).  Keeps a copy of the best state: the state's memory
         doubles.  With ``checkpoint``, the best state is kept in the folder too.
+    max_state_mb
+        State budget in MiB (see :mod:`sparsecross.budget`): the optimizer state (table, bias
+        and admission filters) never exceeds it, growths included; when the table is full at
+        its budget, features are evicted (zero weights with the smallest ``n`` first, then the
+        smallest ``|z|``).  ``stats["evicted_features"]`` and ``stats["evictions"]`` count them.
+        Not with ``early_stop`` (its copy of the best state is a second state) nor a Dask client.
     client
         A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.distributed`).
 
@@ -428,6 +439,11 @@ def train(
     if early_stop is not None and valid is None and holdout is None:
         raise ParameterError("early_stop needs validation data: give valid data (--valid) or a holdout "
                              "fraction (--holdout)")
+    max_state_mb = check_max_state_mb(max_state_mb)
+    if max_state_mb is not None and (client is not None or early_stop is not None):
+        raise ParameterError("max_state_mb is not available with a Dask client nor with early_stop (which keeps a "
+                             "second copy of the state); train without --dask / --early-stop, or without "
+                             "--max-state-mb")
     if client is not None:
         if order is not None:
             raise ParameterError("shuffle is not available with a Dask client yet; train without --dask or "
@@ -469,7 +485,7 @@ def train(
         raise DataError(f"the training data {str(source)!r} has no rows")
     salt = holdout_salt(spec.hashing.seed)
     fingerprint = source_fingerprint(source) if checkpoint is not None else None
-    run_params = {**tp.to_dict(), **_order_params(order)}
+    run_params = {**tp.to_dict(), **_order_params(order), **_budget_params(max_state_mb)}
     if early_stop is not None:
         run_params["early_stop"] = early_stop
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": fingerprint}
@@ -501,6 +517,7 @@ def train(
                 best_state = read_best(ckpt_path, best_epoch, run_meta, n_columns=spec.n_columns,
                                        state_dtype=state_dtype, epochs=tp.epochs, rows_total=rows_total)
         log.info("resuming from %s: epoch %d, row %d", ckpt_path, epoch + 1, start_row)
+    _bound(state, max_state_mb, ckpt_path if resumed is not None else None)
 
     def save_checkpoint(ep: int, row: int) -> None:
         if ckpt_path is not None:
@@ -595,6 +612,9 @@ def train(
     model = export_state(state, spec, tp, history, rows_total, schema=schema, best_epoch=best_epoch,
                          early_stop=early_stop)
     model.params.update(_order_params(order))
+    if max_state_mb is not None:
+        model.params.update(_budget_params(max_state_mb))
+        model.stats.update(evicted_features=state.evicted_features, evictions=state.evictions)
     if recorder is not None:
         # a resumed run did not see the rows before its checkpoint (nor any, if it was finished)
         skipped = (0, None) if rows_in_run == 0 or (order is not None and observed_from) else (0, observed_from or 0)
@@ -626,6 +646,23 @@ def _epoch_batches(source: Source, spec: FeatureSpec, order: Shuffle | None, epo
         return iter_batches(source, spec, batch_rows=batch_rows, start_row=start, observe=observe)
     return iter_shuffled_batches(source, spec, order, epoch=epoch, batch_rows=batch_rows, start=start,
                                  observe=observe)
+
+
+def _budget_params(max_state_mb: float | None) -> dict[str, Any]:
+    """What a model's params and a checkpoint record of the state budget (nothing without)."""
+    return {} if max_state_mb is None else {"max_state_mb": max_state_mb}
+
+
+def _bound(state: FTRLState, max_state_mb: float | None, resumed_from: Any) -> None:
+    """Apply the state budget to the starting state; a resumed table larger than the budget
+    allows is a damaged checkpoint (its run had the same budget)."""
+    try:
+        apply_budget(state, max_state_mb)
+    except ParameterError as exc:
+        if resumed_from is None:
+            raise
+        raise CheckpointError(f"checkpoint {str(resumed_from)!r} holds a table larger than its budget allows "
+                              f"({exc}); delete the folder to start over") from None
 
 
 def _best_epoch(history: list[dict[str, Any]]) -> int | None:

@@ -1,0 +1,160 @@
+"""The state budget (``--max-state-mb``): a training state that never holds more than M MiB.
+
+The budget covers the optimizer state: the table of (key, z, n) slots, the bias, and the
+admission filters when there are any (``state.admission``).  It is turned into a largest table
+capacity once, before training:
+
+* the table is a power of two of slots, and growing it holds the old table and the new one at
+  once (the old one at most half the new), so the peak is 1.5 times the largest table;
+* :func:`capacity_for` is the largest power-of-two capacity ``C`` with
+  ``1.5 * C * slot_bytes + fixed bytes + filter bytes <= M MiB``.
+
+The table grows as without a budget until it has ``C`` slots.  When a row's keys could then push
+it past its load limit (``MAX_LOAD``), :func:`make_room` evicts instead of growing: in one sweep,
+down to ``LOW_WATER`` of the load limit (or lower if the row needs it), so sweeps are rare (one
+per ``(1 - LOW_WATER) * 0.7 * C`` new keys).
+
+Policy (the order of ``_kernels/evict.py``):
+
+1. features whose weight is zero (``|z| <= l1``), smallest ``n`` first.  ``n``, the sum of squared
+   gradients FTRL already keeps, grows with every sighting, so a small ``n`` is a feature seen
+   rarely or carrying little signal; it needs no per-slot clock (an access time or count would add
+   a fourth word to a 3-word slot: 33% more memory per feature, i.e. 25% fewer features within
+   the same budget).  A zero weight does not change any prediction: evicting it only forgets its
+   history (the features the paper's admission would not have admitted yet);
+2. then, if still over, nonzero weights, smallest ``|z|`` first (the weights closest to being
+   switched off by L1);
+3. ties (same score) by smaller key, so the surviving set depends only on the (key, z, n)
+   triples, never on slot positions or batch boundaries.
+
+TorchRec's ``count / (age + 1) ** decay`` score would also weigh recency; it needs a count and a
+clock per slot (both absent here), and recency matters most on drifting streams: ``n`` decays
+nothing, so a feature that was frequent long ago and is now gone stays until the zero-weight
+candidates run out.
+
+Eviction points are row-determined: ``ftrl_pass`` stops at the first row whose keys could pass
+the load limit, which depends only on the rows before it, so the model is the same, bit for bit,
+at any batch size, and a run resumed from a checkpoint equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ParameterError
+
+if TYPE_CHECKING:
+    from .state import FTRLState
+
+__all__ = ["MIB", "LOW_WATER", "GROWTH_PEAK", "check_max_state_mb", "filter_bytes", "state_bytes", "capacity_for",
+           "apply_budget", "make_room"]
+
+#: ``--max-state-mb`` counts mebibytes.
+MIB = 1 << 20
+#: A sweep evicts down to this fraction of the table's load limit.
+LOW_WATER = 0.8
+#: Peak bytes of the table while it grows, in units of the largest table: old (<= half) + new.
+GROWTH_PEAK = 1.5
+
+
+def check_max_state_mb(value: Any) -> float | None:
+    """``value`` as a float number of MiB (None: no budget).
+
+    Raises
+    ------
+    ParameterError
+        Not a finite number > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"max_state_mb must be a finite number of MiB > 0, got {value!r}")
+    return float(value)
+
+
+def filter_bytes(state: FTRLState) -> int:
+    """Bytes of the state's admission filters (``state.admission``; 0 when there are none)."""
+    adm = getattr(state, "admission", None)
+    return 0 if adm is None else int(getattr(adm, "nbytes", 0))
+
+
+def state_bytes(state: FTRLState) -> int:
+    """What the budget bounds: the table, the bias and the admission filters (whether or not
+    ``state.nbytes`` counts the filters)."""
+    return int(state.table.nbytes) + _fixed_bytes(state)
+
+
+def _fixed_bytes(state: FTRLState) -> int:
+    """Bytes of the state besides the table: the bias (z, n) and the admission filters."""
+    return int(state.bias.nbytes) + filter_bytes(state)
+
+
+def capacity_for(max_bytes: float, slot_bytes: int, fixed_bytes: int) -> int:
+    """Largest power-of-two capacity ``C`` with ``GROWTH_PEAK * C * slot_bytes + fixed_bytes <=
+    max_bytes`` (0 when not even one slot fits)."""
+    room = (max_bytes - fixed_bytes) / (GROWTH_PEAK * slot_bytes)
+    if room < 1:
+        return 0
+    return 1 << (int(math.floor(room)).bit_length() - 1)
+
+
+def apply_budget(state: FTRLState, max_state_mb: float | None) -> None:
+    """Bound ``state``'s table to the largest capacity whose growth peak fits ``max_state_mb``
+    MiB (no bound with None).
+
+    Raises
+    ------
+    ParameterError
+        The budget cannot hold the table ``state`` already has (the minimum table, 1,024 slots,
+        for a new state)."""
+    if max_state_mb is None:
+        state.max_capacity = 0
+        return
+    slot = int(state.table.itemsize * state.table.shape[1])
+    fixed = _fixed_bytes(state)
+    cap = capacity_for(max_state_mb * MIB, slot, fixed)
+    if cap < state.capacity:
+        need = (GROWTH_PEAK * state.capacity * slot + fixed) / MIB
+        what = "the minimum table" if state.touched == 0 else "the table of the starting state"
+        raise ParameterError(
+            f"max_state_mb {max_state_mb!r} is too small: {what} ({state.capacity:,} slots of {slot} bytes, "
+            f"{GROWTH_PEAK}x while it grows, plus {fixed:,} bytes of bias and filters) needs {need:.3g} MiB; "
+            "give a larger --max-state-mb"
+        )
+    state.max_capacity = cap
+
+
+def make_room(state: FTRLState, row_nnz: int, l1: float) -> int:
+    """Evict (policy of the module docstring) from a table at its budget capacity until a row of
+    ``row_nnz`` keys fits below the load limit: down to ``LOW_WATER`` of it, or lower when the
+    row needs more.  Returns the number of features evicted.
+
+    Raises
+    ------
+    ParameterError
+        A single row has more keys than the budget's table can hold."""
+    from ._kernels.evict import evict_upto, rank_threshold
+
+    limit = state.max_count
+    if row_nnz > limit:
+        raise ParameterError(
+            f"a row has {row_nnz:,} features but the state budget holds at most {limit:,} "
+            "(70% of its table): give a larger --max-state-mb"
+        )
+    target = min(int(LOW_WATER * limit), limit - row_nnz)
+    k = state.touched - target
+    if k <= 0:  # the row's keys are counted as new: room already (cannot happen from train_batch)
+        return 0
+    fbuf = np.zeros(1, dtype=np.float64)
+    ubuf = fbuf.view(np.uint64)
+    t_score, t_key = rank_threshold(state.table, state.values, float(l1), np.int64(k), fbuf, ubuf)
+    removed = int(evict_upto(state.table, state.values, state.count, float(l1), np.uint64(t_score),
+                             np.uint64(t_key), fbuf, ubuf))
+    if removed != k:  # the ranks are a total order: exactly k are at or below the k-th
+        raise AssertionError(f"evicted {removed} features, expected {k}")
+    state.evicted_features += removed
+    state.evictions += 1
+    return removed
