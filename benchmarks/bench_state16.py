@@ -42,7 +42,9 @@ CRITERION = 1e-4  # relative test logloss change: 0.01 %
 KEY_BYTES = 4
 
 Z_FORMS = {"f64": (K.Z_F64, 8), "f32": (K.Z_F32, 4), "f16": (K.Z_F16, 2), "bf16": (K.Z_BF16, 2),
-           "qfix": (K.Z_QFIX, 2), "w13": (K.Z_W13, 2)}
+           "qfix": (K.Z_QFIX, 2), "w13": (K.Z_W13, 2), "w13p16": (K.Z_W13P, 2), "w13p64": (K.Z_W13P, 2)}
+#: Promotion threshold T on sqrt(n) of the ``w13pT`` forms (z of promoted keys in float32).
+PROMOTE = {"w13p16": 16.0, "w13p64": 64.0}
 N_FORMS = {"f64": (K.N_F64, 8), "f32": (K.N_F32, 4), "f16": (K.N_F16, 2), "bf16": (K.N_BF16, 2),
            "log16": (K.N_LOG16, 2), "cnt16": (K.N_CNT16, 4), "cnt8": (K.N_CNT8, 2),
            "sqrtf16": (K.N_SQRTF16, 2)}
@@ -60,6 +62,8 @@ VARIANTS: list[tuple[str, str, bool]] = [
     # 8-byte slots: uint32 key + 16-bit z + 16-bit n
     ("w13", "log16", True), ("w13", "sqrtf16", True), ("w13", "f16", True), ("w13", "bf16", True), ("w13", "cnt8", True),
     ("f16", "f16", True), ("f16", "log16", True), ("bf16", "bf16", True),
+    # q2.13 v with the few frequent keys' z promoted to float32
+    ("w13p16", "sqrtf16", True), ("w13p64", "sqrtf16", True),
 ]
 
 
@@ -110,6 +114,38 @@ def metrics(margins: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"logloss": m.logloss, "auc": m.auc}
 
 
+# ------------------------------------------------------------------ encoder checks
+def self_check() -> dict[str, bool]:
+    """The prototype's encoders against independent ones: nearest f16 / bf16 rounding equals
+    numpy's float16 cast / float32 round-half-even truncation; randomized rounding is unbiased
+    (its mean over an even grid of u equals x, to the grid's resolution); LOG16 to nearest is within half a step."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(20_000) * np.exp(rng.uniform(-20, 11, 20_000))
+    x = x[np.abs(x) < 65504.0]
+    st = np.zeros(5, dtype=np.int64)
+    f16 = np.array([K.float_round(v, 10, -14, K.F16_MAX, 0.0, False, st, 1) for v in x])
+    b32 = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    bf = ((b32 + 0x7FFF + ((b32 >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32).astype(np.float64)
+    bf16 = np.array([K.float_round(float(v), 7, -126, K.BF16_MAX, 0.0, False, st, 1) for v in x.astype(np.float32)])
+    u = (np.arange(4096) + 0.5) / 4096
+    unbiased = True
+    for v in (0.3, -1234.567, 3.3e-6, 70.000001):
+        cases = [(lambda uu: K.float_round(v, 10, -14, K.F16_MAX, uu, True, st, 1), v),
+                 (lambda uu: K.float_round(v, 7, -126, K.BF16_MAX, uu, True, st, 1), v),
+                 (lambda uu: K.fixed_round(v / 1e3, K.W13_STEP, uu, True, st, 1), v / 1e3),
+                 (lambda uu: K.log_decode(K.log_encode(abs(v), uu, True, st)), abs(v))]
+        for fn, target in cases:
+            mean = float(np.mean([fn(uu) for uu in u]))
+            step = abs(fn(0.0) - fn(1.0 - 1e-12))  # the two neighbours of the target
+            unbiased &= abs(mean - target) <= step / len(u) + 1e-15 * abs(target)
+    n = np.exp(rng.uniform(-15, 25, 5000))
+    dec = np.array([K.log_decode(K.log_encode(v, 0.0, False, st)) for v in n])
+    return {"f16_nearest_matches_numpy": bool(np.array_equal(f16, x.astype(np.float16).astype(np.float64))),
+            "bf16_nearest_matches_bit_rounding": bool(np.array_equal(bf16, bf)),
+            "randomized_rounding_unbiased": unbiased,
+            "log16_nearest_within_half_step": bool(np.max(np.abs(dec / n - 1)) <= 2 ** (1 / 2048) - 1 + 1e-12)}
+
+
 # ------------------------------------------------------------------ runs
 def library_baseline(d: dict[str, Any], test: dict[str, np.ndarray]) -> dict[str, Any]:
     """sparsecross.train on the Parquet file (float32 state) and its test metrics."""
@@ -139,7 +175,8 @@ def proto_train(X: dict[str, np.ndarray], epochs: int, capacity: int, z: str, n:
     keys = empty_table(capacity, 1, np.dtype(np.uint32))
     st = np.zeros((capacity, 3), dtype=np.float64)
     bias = np.zeros(2, dtype=np.float64)
-    hp = np.array([PARAMS["alpha"], PARAMS["beta"], PARAMS["l1"], PARAMS["l2"], zstep], dtype=np.float64)
+    hp = np.array([PARAMS["alpha"], PARAMS["beta"], PARAMS["l1"], PARAMS["l2"], zstep, PROMOTE.get(z, np.inf)],
+                  dtype=np.float64)
     modes = np.array([Z_FORMS[z][0], N_FORMS[n][0], int(sr), seed], dtype=np.int64)
     stats = np.zeros(5, dtype=np.int64)
     rows = len(X["y"])
@@ -165,8 +202,12 @@ def check_forms(run: dict[str, Any], z: str, n: str) -> bool:
     elif z == "bf16":
         b = zc.astype(np.float32)
         ok &= bool(np.array_equal(b.astype(np.float64), zc) and not np.any(b.view(np.uint32) & 0xFFFF))
-    elif z in ("qfix", "w13"):
-        code = zc / (2.0 ** -13 if z == "w13" else run["hp"][4])
+    elif z in ("qfix", "w13", "w13p16", "w13p64"):
+        if z in PROMOTE:  # promoted keys hold float32 z, the others q2.13 v
+            prom = np.sqrt(n_decoded(run)) > PROMOTE[z]
+            ok &= bool(np.array_equal(zc[prom].astype(np.float32).astype(np.float64), zc[prom]))
+            zc = zc[~prom]
+        code = zc / (2.0 ** -13 if z != "qfix" else run["hp"][4])
         ok &= bool(np.array_equal(code, np.round(code)) and code.min(initial=0) >= -32768 and code.max(initial=0) <= 32767)
     if n == "f32":
         ok &= bool(np.array_equal(nc[:, 0].astype(np.float32).astype(np.float64), nc[:, 0]))
@@ -180,6 +221,11 @@ def check_forms(run: dict[str, Any], z: str, n: str) -> bool:
         cols = nc[:, :1] if n == "log16" else nc
         ok &= bool(np.array_equal(cols, np.round(cols)) and cols.min(initial=0) >= 0 and cols.max(initial=0) <= top)
     return ok
+
+
+def n_decoded(run: dict[str, Any]) -> np.ndarray:
+    """Decoded n of the occupied slots, in slot order."""
+    return K.decoded_state(run["keys"], run["st"], run["hp"], run["modes"])[2]
 
 
 def matches_library(run: dict[str, Any], base: dict[str, Any]) -> bool:
@@ -198,7 +244,8 @@ def qfix_step(base: dict[str, Any]) -> float:
 
 
 # ------------------------------------------------------------------ one dataset
-def run_dataset(name: str, d: dict[str, Any], seeds: list[int], log: Any) -> dict[str, Any]:
+def run_dataset(name: str, d: dict[str, Any], seeds: list[int], log: Any,
+                variants: list[tuple[str, str, bool]]) -> dict[str, Any]:
     import sparsecross
 
     test = row_slice(W.csr(d["test"], d["spec"], mmap=True), None)
@@ -216,7 +263,7 @@ def run_dataset(name: str, d: dict[str, Any], seeds: list[int], log: Any) -> dic
         "qfix_step": zstep, "max_abs_z": float(np.abs(base["z"]).max()), "max_n": float(base["n"].max()),
         "variants": [],
     }
-    for z, n, sr in VARIANTS:
+    for z, n, sr in variants:
         runs = []
         for seed in (seeds if sr else seeds[:1]):
             run = proto_train(train, d["epochs"], capacity, z, n, sr, seed, zstep)
@@ -227,13 +274,15 @@ def run_dataset(name: str, d: dict[str, Any], seeds: list[int], log: Any) -> dic
                    "d_auc": m["auc"] - base["auc"], "touched": int(run["stats"][0]),
                    "z_clipped": int(run["stats"][1]), "n_saturated": int(run["stats"][2]),
                    "count_halvings": int(run["stats"][3]), "forms_exact": check_forms(run, z, n),
+                   "promoted": int(np.sum(np.sqrt(n_decoded(run)) > PROMOTE[z])) if z in PROMOTE else 0,
                    "train_seconds": run["train_seconds"]}
             if (z, n) == ("f32", "f32"):
                 rec["f32_matches_library"] = matches_library(run, base)
             runs.append(rec)
         rel = [r["rel_logloss"] for r in runs]
+        promoted = max(r["promoted"] for r in runs)
         v = {"name": variant_name(z, n, sr), "z": z, "n": n, "randomized_rounding": sr,
-             "slot_bytes": slot_bytes(z, n), "state_bytes": capacity_bytes(base, z, n),
+             "slot_bytes": slot_bytes(z, n), "state_bytes": capacity_bytes(base, z, n) + 4 * promoted,
              "rel_logloss_mean": float(np.mean(rel)), "rel_logloss_min": float(np.min(rel)),
              "rel_logloss_max": float(np.max(rel)), "worst_abs_rel_logloss": float(np.max(np.abs(rel))),
              "d_auc_mean": float(np.mean([r["d_auc"] for r in runs])),
@@ -243,9 +292,9 @@ def run_dataset(name: str, d: dict[str, Any], seeds: list[int], log: Any) -> dic
             f"[{v['rel_logloss_min']:+.2e}, {v['rel_logloss_max']:+.2e}] dAUC {v['d_auc_mean']:+.2e} "
             f"{v['slot_bytes']} B/slot  ({np.mean([r['train_seconds'] for r in runs]):.1f} s/run)"
             + ("" if all(r["forms_exact"] for r in runs) else "  FORMS NOT EXACT"))
-    mirror = out["variants"][1]["runs"][0]
-    if not mirror["f32_matches_library"]:
-        log(f"[{name}] WARNING: the float32 prototype does not reproduce the library's state")
+    for v in out["variants"]:
+        if (v["z"], v["n"]) == ("f32", "f32") and not v["runs"][0]["f32_matches_library"]:
+            log(f"[{name}] WARNING: the float32 prototype does not reproduce the library's state")
     return out
 
 
@@ -260,15 +309,24 @@ def table(results: dict[str, Any]) -> str:
     lines = ["| variant | bytes/slot | " + " | ".join(f"{d} rel logloss mean (min..max) / dAUC" for d in names)
              + " | cost < 0.01% everywhere |",
              "| --- | ---: | " + " | ".join("---" for _ in names) + " | --- |"]
-    first = results["datasets"][names[0]]["variants"]
-    for i, v in enumerate(first):
+    by_name = {d: {v["name"]: v for v in results["datasets"][d]["variants"]} for d in names}
+    seen: list[str] = []
+    for d in names:
+        seen += [k for k in by_name[d] if k not in seen]
+    for vname in seen:
         cells = []
         ok = True
         for d in names:
-            w = results["datasets"][d]["variants"][i]
+            w = by_name[d].get(vname)
+            if w is None:
+                ok = False
+                cells.append("-")
+                continue
             ok &= w["meets_criterion"]
-            cells.append(f"{100 * w['rel_logloss_mean']:+.4f}% ({100 * w['rel_logloss_min']:+.4f}..{100 * w['rel_logloss_max']:+.4f}) / {w['d_auc_mean']:+.1e}")
-        lines.append(f"| {v['name']} | {v['slot_bytes']} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
+            cells.append(f"{100 * w['rel_logloss_mean']:+.4f}% ({100 * w['rel_logloss_min']:+.4f}.."
+                         f"{100 * w['rel_logloss_max']:+.4f}) / {w['d_auc_mean']:+.1e}")
+        slot = next(by_name[d][vname]["slot_bytes"] for d in names if vname in by_name[d])
+        lines.append(f"| {vname} | {slot} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
     lib = " ".join(f"{d}: logloss {results['datasets'][d]['library']['logloss']:.6f}, "
                    f"{results['datasets'][d]['library']['touched']:,} keys, "
                    f"{results['datasets'][d]['library']['state_bytes'] / 2**20:.1f} MiB;"
@@ -304,6 +362,26 @@ def count_alpha_sweep(log: Any) -> dict[str, Any]:
     return out
 
 
+def merge(results: dict[str, Any], old: dict[str, Any]) -> None:
+    """Add to ``results`` the datasets and variants of ``old`` that it does not have (a
+    variant's runs and its dataset's library baseline must come from the same data)."""
+    order = {variant_name(*v): i for i, v in enumerate(VARIANTS)}
+    for name, d in old["datasets"].items():
+        d.setdefault("git_sha", old.get("git_sha"))
+        for v in d["variants"]:
+            v.setdefault("git_sha", d["git_sha"])
+        new = results["datasets"].get(name)
+        if new is None:
+            results["datasets"][name] = d
+            continue
+        if new["library"]["logloss"] != d["library"]["logloss"]:
+            raise SystemExit(f"{name}: the library baseline differs from the merged file's; not merging")
+        have = {v["name"] for v in new["variants"]}
+        new["variants"] = sorted(new["variants"] + [v for v in d["variants"] if v["name"] not in have],
+                                 key=lambda v: order.get(v["name"], len(order)))
+    results["datasets"] = {k: results["datasets"][k] for k in [*old["datasets"], *results["datasets"]]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200k synthetic rows + California")
@@ -311,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small-seeds", type=int, default=8, help="seeds on California (default 8)")
     ap.add_argument("--only", default="", help="comma-separated dataset names")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--variants", default="", help="comma-separated z:n pairs (default: all)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the datasets and variants of an existing --out file that this run does not redo")
+    ap.add_argument("--merge-from", type=Path, default=None,
+                    help="run nothing: merge the results of this file into --out (its entries win)")
     ap.add_argument("--count-alpha-sweep", action="store_true",
                     help="only the California alpha sweep of the count-based n -> results/state16_count_alpha.json")
     args = ap.parse_args(argv)
@@ -324,17 +407,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     out = args.out or BENCH / "results" / ("state16_quick.json" if args.quick else "state16.json")
+    if args.merge_from is not None:
+        results = json.loads(args.merge_from.read_text())
+        merge(results, json.loads(out.read_text()))
+        with atomic_output(out, "results") as fh:
+            fh.write(json.dumps(results, indent=1, allow_nan=False).encode())
+        print(table(results))
+        return 0
     ds = datasets(args.quick)
     if args.only:
         ds = {k: v for k, v in ds.items() if k in args.only.split(",")}
+    pairs = [tuple(p.split(":")) for p in args.variants.split(",") if p]
+    variants = [v for v in VARIANTS if not pairs or (v[0], v[1]) in pairs]
     sha = subprocess.run(["git", "-C", str(BENCH), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     results: dict[str, Any] = {"benchmark": "state16", "git_sha": sha, "params": PARAMS, "criterion": CRITERION,
                                "seeds": args.seeds, "california_seeds": args.small_seeds, "python": platform.python_version(), "datasets": {}}
+    results["self_check"] = self_check()
+    print(f"encoder self-check: {results['self_check']}")
     t0 = time.perf_counter()
     for name, d in ds.items():
         n_seeds = args.small_seeds if name.startswith("california") else args.seeds
-        results["datasets"][name] = run_dataset(name, d, list(range(n_seeds)), lambda s: print(s, flush=True))
+        results["datasets"][name] = run_dataset(name, d, list(range(n_seeds)), lambda s: print(s, flush=True),
+                                                variants)
+        results["datasets"][name]["git_sha"] = sha
     results["seconds"] = time.perf_counter() - t0
+    if args.merge and out.exists():
+        merge(results, json.loads(out.read_text()))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out, "results") as fh:

@@ -13,6 +13,9 @@ z forms (``Z_*``)
     times 2**-13, clipped to [-4, 4)) with ``D(n) = (beta + sqrt(n)) / alpha + l2``, so that
     ``w = -(v - sign(v) l1 / D)``: the paper's q2.13 *weight* format, but keeping the L1 dead
     zone (``|z| <= l1``) that FTRL needs; ``z = v * D(n)`` is recomputed from the stored n.
+    ``W13P``: ``W13`` while ``sqrt(n) <= T`` (``hp[5]``); a key whose stored ``sqrt(n)`` passes
+    T is *promoted*: its z is kept as float32 (standing for a small float32 side table of the
+    few frequent keys), since a q2.13 step of v is ``2**-13 * D(n)`` in z, coarse when n is large.
 n forms (``N_*``)
     ``F64`` / ``F32``; ``F16`` / ``BF16`` (saturating); ``LOG16``: a 16-bit code, 0 -> 0, c ->
     2**((c - 1) / 1024 - 24) (64 octaves, relative step 6.8e-4); ``CNT16`` / ``CNT8``: the
@@ -44,7 +47,7 @@ from numba import njit
 from sparsecross._kernels.hash import fmix64
 from sparsecross._kernels.table import slot_of
 
-Z_F64, Z_F32, Z_F16, Z_BF16, Z_QFIX, Z_W13 = 0, 1, 2, 3, 4, 5
+Z_F64, Z_F32, Z_F16, Z_BF16, Z_QFIX, Z_W13, Z_W13P = 0, 1, 2, 3, 4, 5, 6
 N_F64, N_F32, N_F16, N_BF16, N_LOG16, N_CNT16, N_CNT8, N_SQRTF16 = 0, 1, 2, 3, 4, 5, 6, 7
 
 F16_MAX = 65504.0
@@ -161,9 +164,14 @@ def n_of(st, s, nmode):
 
 
 @njit(cache=True, nogil=True)
-def z_of(st, s, zmode, n, alpha, beta, l2):
+def promoted(n, t):
+    return math.sqrt(n) > t
+
+
+@njit(cache=True, nogil=True)
+def z_of(st, s, zmode, n, alpha, beta, l2, hp_t):
     """Decoded z of slot ``s`` given its decoded ``n``."""
-    if zmode == Z_W13:
+    if zmode == Z_W13 or (zmode == Z_W13P and not promoted(n, hp_t)):
         return st[s, 0] * denom(n, alpha, beta, l2)
     return st[s, 0]
 
@@ -202,7 +210,7 @@ def store_n(st, s, nmode, n_exact, yr, u, sr, stats):
 
 
 @njit(cache=True, nogil=True)
-def store_z(st, s, zmode, z, n_new, alpha, beta, l2, zstep, u, sr, stats):
+def store_z(st, s, zmode, z, n_new, alpha, beta, l2, zstep, hp_t, u, sr, stats):
     if zmode == Z_F64:
         st[s, 0] = z
     elif zmode == Z_F32:
@@ -213,6 +221,8 @@ def store_z(st, s, zmode, z, n_new, alpha, beta, l2, zstep, u, sr, stats):
         st[s, 0] = float_round(z, 7, -126, BF16_MAX, u, sr, stats, 1)
     elif zmode == Z_QFIX:
         st[s, 0] = fixed_round(z, zstep, u, sr, stats, 1)
+    elif zmode == Z_W13P and promoted(n_new, hp_t):
+        st[s, 0] = np.float64(np.float32(z))
     else:
         st[s, 0] = fixed_round(z / denom(n_new, alpha, beta, l2), W13_STEP, u, sr, stats, 1)
 
@@ -223,12 +233,13 @@ def proto_pass(indptr, indices, data, y, keys, st, bias, hp, modes, update0, sta
 
     indptr int64[n+1], indices int64[nnz], data float32[nnz], y float64[n].
     keys uint32[cap, 1] (all ones = empty; mutated), st float64[cap, 3] (mutated), bias
-    float64[2] (mutated).  hp float64[5]: alpha, beta, l1, l2, zstep.  modes int64[4]: zmode,
+    float64[2] (mutated).  hp float64[6]: alpha, beta, l1, l2, zstep,
+    promotion threshold T on sqrt(n).  modes int64[4]: zmode,
     nmode, sr, seed.  update0: update number of the first row (epoch * rows).  stats int64[5]:
     (touched, z clipped or saturated, n saturated, count halvings, status) (mutated).
     Returns the progressive logloss sum; stops with stats[4] = 1 if the table passes 90 %.
     """
-    alpha, beta, l1, l2, zstep = hp[0], hp[1], hp[2], hp[3], hp[4]
+    alpha, beta, l1, l2, zstep, hp_t = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5]
     zmode, nmode, sr, seed = modes[0], modes[1], modes[2], modes[3]
     n_rows = indptr.shape[0] - 1
     max_len = 1
@@ -264,7 +275,7 @@ def proto_pass(indptr, indices, data, y, keys, st, bias, hp, modes, update0, sta
                 stats[0] += 1
             slots[k - a] = s
             nk = n_of(st, s, nmode)
-            zk = z_of(st, s, zmode, nk, alpha, beta, l2)
+            zk = z_of(st, s, zmode, nk, alpha, beta, l2, hp_t)
             w = weight(zk, nk, alpha, beta, l1, l2)
             ns[k - a] = nk
             zs[k - a] = zk
@@ -290,7 +301,7 @@ def proto_pass(indptr, indices, data, y, keys, st, bias, hp, modes, update0, sta
             n_new = n_exact if nmode <= N_F32 else n_of(st, s, nmode)
             sigma = (math.sqrt(n_new) - math.sqrt(ni)) / alpha
             z_new = zs[k - a] + gi - sigma * ws[k - a]
-            store_z(st, s, zmode, z_new, n_new, alpha, beta, l2, zstep, uniform(key, upd, seed, SALT_Z), sr, stats)
+            store_z(st, s, zmode, z_new, n_new, alpha, beta, l2, zstep, hp_t, uniform(key, upd, seed, SALT_Z), sr, stats)
         sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
         bias[0] = zb + g - sigma * wb
         bias[1] = nb + g * g
@@ -300,7 +311,7 @@ def proto_pass(indptr, indices, data, y, keys, st, bias, hp, modes, update0, sta
 @njit(cache=True, nogil=True)
 def proto_margins(indptr, indices, data, keys, st, bias, hp, modes):
     """Margins of every row under the decoded state (no update).  Returns float64[n]."""
-    alpha, beta, l1, l2 = hp[0], hp[1], hp[2], hp[3]
+    alpha, beta, l1, l2, hp_t = hp[0], hp[1], hp[2], hp[3], hp[5]
     zmode, nmode = modes[0], modes[1]
     n_rows = indptr.shape[0] - 1
     out = np.empty(n_rows, dtype=np.float64)
@@ -313,7 +324,7 @@ def proto_margins(indptr, indices, data, keys, st, bias, hp, modes):
             s = slot_of(keys, key)
             if keys[s, 0] != empty:
                 nk = n_of(st, s, nmode)
-                m += weight(z_of(st, s, zmode, nk, alpha, beta, l2), nk, alpha, beta, l1, l2) * np.float64(data[k])
+                m += weight(z_of(st, s, zmode, nk, alpha, beta, l2, hp_t), nk, alpha, beta, l1, l2) * np.float64(data[k])
         out[r] = m
     return out
 
@@ -321,7 +332,7 @@ def proto_margins(indptr, indices, data, keys, st, bias, hp, modes):
 @njit(cache=True, nogil=True)
 def decoded_state(keys, st, hp, modes):
     """(keys uint64[m], z float64[m], n float64[m]) of the occupied slots, in slot order."""
-    alpha, beta, l2 = hp[0], hp[1], hp[3]
+    alpha, beta, l2, hp_t = hp[0], hp[1], hp[3], hp[5]
     zmode, nmode = modes[0], modes[1]
     empty = keys[0, 0] | ~keys[0, 0]
     m = 0
@@ -336,7 +347,7 @@ def decoded_state(keys, st, hp, modes):
         if keys[s, 0] != empty:
             nk = n_of(st, s, nmode)
             ok[j] = np.uint64(keys[s, 0])
-            oz[j] = z_of(st, s, zmode, nk, alpha, beta, l2)
+            oz[j] = z_of(st, s, zmode, nk, alpha, beta, l2, hp_t)
             on[j] = nk
             j += 1
     return ok, oz, on
