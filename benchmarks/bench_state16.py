@@ -307,26 +307,27 @@ def capacity_bytes(base: dict[str, Any], z: str, n: str) -> int:
 def table(results: dict[str, Any]) -> str:
     names = list(results["datasets"])
     lines = ["| variant | bytes/slot | " + " | ".join(f"{d} rel logloss mean (min..max) / dAUC" for d in names)
-             + " | cost < 0.01% everywhere |",
-             "| --- | ---: | " + " | ".join("---" for _ in names) + " | --- |"]
+             + " | cost < 0.01% everywhere | abs change < 0.01% everywhere |",
+             "| --- | ---: | " + " | ".join("---" for _ in names) + " | --- | --- |"]
     by_name = {d: {v["name"]: v for v in results["datasets"][d]["variants"]} for d in names}
     seen: list[str] = []
     for d in names:
         seen += [k for k in by_name[d] if k not in seen]
     for vname in seen:
         cells = []
-        ok = True
+        ok = both = True
         for d in names:
             w = by_name[d].get(vname)
             if w is None:
-                ok = False
+                ok = both = False
                 cells.append("-")
                 continue
             ok &= w["meets_criterion"]
+            both &= max(abs(w["rel_logloss_min"]), abs(w["rel_logloss_max"])) < CRITERION
             cells.append(f"{100 * w['rel_logloss_mean']:+.4f}% ({100 * w['rel_logloss_min']:+.4f}.."
                          f"{100 * w['rel_logloss_max']:+.4f}) / {w['d_auc_mean']:+.1e}")
         slot = next(by_name[d][vname]["slot_bytes"] for d in names if vname in by_name[d])
-        lines.append(f"| {vname} | {slot} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
+        lines.append(f"| {vname} | {slot} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} | {'yes' if both else 'no'} |")
     lib = " ".join(f"{d}: logloss {results['datasets'][d]['library']['logloss']:.6f}, "
                    f"{results['datasets'][d]['library']['touched']:,} keys, "
                    f"{results['datasets'][d]['library']['state_bytes'] / 2**20:.1f} MiB;"
