@@ -10,9 +10,12 @@ their spread is the noise level of the comparison itself.  Keep criterion: relat
 logloss *cost* (increase) < 0.01 % (1e-4) on every dataset and every seed; decreases of the
 same size are rounding noise too (the min..max over seeds shows it), not gains.
 
-    python benchmarks/bench_state16.py                 # all datasets, 3 seeds (~15-30 min)
-    python benchmarks/bench_state16.py --quick         # 200k-row synthetic + California, 2 seeds
-    python benchmarks/bench_state16.py --only california_e1 --seeds 5
+    python benchmarks/bench_state16.py                 # all datasets; 3 seeds, 8 on California (~50 min on 2 busy cores)
+    python benchmarks/bench_state16.py --quick         # 200k-row synthetic + California (~1-2 min)
+    python benchmarks/bench_state16.py --only california_e1 --small-seeds 16 --variants w13p16:sqrtf16
+    python benchmarks/bench_state16.py --variants w13p16:sqrtf16 --out x.json   # then:
+    python benchmarks/bench_state16.py --merge-from x.json                      # into state16.json
+    python benchmarks/bench_state16.py --count-alpha-sweep                      # -> state16_count_alpha.json
 
 Writes ``benchmarks/results/state16.json`` (``--out``) and prints a table.
 """
