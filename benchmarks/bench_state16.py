@@ -330,7 +330,8 @@ def table(results: dict[str, Any]) -> str:
             cells.append(f"{100 * w['rel_logloss_mean']:+.4f}% ({100 * w['rel_logloss_min']:+.4f}.."
                          f"{100 * w['rel_logloss_max']:+.4f}) / {w['d_auc_mean']:+.1e}")
         slot = next(by_name[d][vname]["slot_bytes"] for d in names if vname in by_name[d])
-        lines.append(f"| {vname} | {slot} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} | {'yes' if both else 'no'} |")
+        flags = f" | {'yes' if ok else 'no'} | {'yes' if both else 'no'} |"
+        lines.append(f"| {vname} | {slot} | " + " | ".join(cells) + flags)
     lib = " ".join(f"{d}: logloss {results['datasets'][d]['library']['logloss']:.6f}, "
                    f"{results['datasets'][d]['library']['touched']:,} keys, "
                    f"{results['datasets'][d]['library']['state_bytes'] / 2**20:.1f} MiB;"
@@ -413,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or BENCH / "results" / ("state16_quick.json" if args.quick else "state16.json")
     if args.merge_from is not None:
         results = json.loads(args.merge_from.read_text())
-        merge(results, json.loads(out.read_text()))
+        if out.exists():
+            merge(results, json.loads(out.read_text()))
         with atomic_output(out, "results") as fh:
             fh.write(json.dumps(results, indent=1, allow_nan=False).encode())
         print(table(results))
@@ -425,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v for v in VARIANTS if not pairs or (v[0], v[1]) in pairs]
     sha = subprocess.run(["git", "-C", str(BENCH), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     results: dict[str, Any] = {"benchmark": "state16", "git_sha": sha, "params": PARAMS, "criterion": CRITERION,
-                               "seeds": args.seeds, "california_seeds": args.small_seeds, "python": platform.python_version(), "datasets": {}}
+                               "seeds": args.seeds, "california_seeds": args.small_seeds,
+                               "python": platform.python_version(), "datasets": {}}
     results["self_check"] = self_check()
     print(f"encoder self-check: {results['self_check']}")
     t0 = time.perf_counter()
