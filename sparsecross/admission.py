@@ -21,14 +21,16 @@ state once admitted (eviction is the state budget's job).
 ``bytes`` = ``admit_filter_mb`` MiB rounded down to a power of two, or by default sized from
 the number of training rows R (known before training starts, so the size, and the results, are
 the same for a resumed run): the power of two at or above R bytes, at least 64 KiB and at most
-256 MiB (two counters per row; 16 MiB for 10 million rows).  Each key has two counters at positions derived from MurmurHash3's
-fmix64 of the key and the spec's hashing seed; its estimate is the smaller of the two, and a
-sighting raises only the counters that are below the new estimate (conservative update).  An
-estimate is never below the true count, so a collision can only admit a feature *early*,
-never late.  Sizing rule: about 4 bytes (8 counters) per distinct feature expected in the
-data keeps the chance that a never-seen feature already looks seen once under 5%
-(``(1 - exp(-2 F / C))**2`` for F features and C counters); the default suits data with up to
-about one distinct feature for every two rows.  The filter's bytes count in the state (``nbytes``).
+256 MiB (two counters per row; 16 MiB for 10 million rows).  Each key has two counters, at
+positions derived from MurmurHash3's fmix64 of the key and the spec's hashing seed, in one
+64-byte block (a blocked Bloom filter: counting a sighting costs one cache miss, not two).
+Its estimate is the smaller of the two, and a sighting raises only the counters that are below
+the new estimate (conservative update).  An estimate is never below the true count, so a
+collision can only admit a feature *early*, never late.  Sizing rule: about 4 bytes (8
+counters) per distinct feature expected in the data keeps the chance that a never-seen feature
+already looks seen once near 5% (``(1 - exp(-2 F / C))**2`` for F features and C counters,
+a little more in blocks); the default suits data with up to about one distinct feature for
+every two rows.  The filter's bytes count in the state (``nbytes``).
 
 **Determinism.**  The same data in the same order with the same spec seed and parameters
 gives the same admissions, the same state and the same model, byte for byte, whatever the

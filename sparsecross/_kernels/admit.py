@@ -29,8 +29,9 @@ from .hash import fmix64
 #: Largest value of a 4-bit counter (counts saturate there).
 COUNTER_MAX = 15
 
-#: XOR-ed into the first hash to derive the second counter position.
-_SECOND = np.uint64(0x9E3779B97F4A7C15)
+#: Counters of one block: 64 bytes, one cache line.  Both counters of a key lie in one block,
+#: so counting a sighting costs one cache miss, not two (a blocked Bloom filter).
+BLOCK_COUNTERS = 128
 _U1 = np.uint64(1)
 _U4 = np.uint64(4)
 _NIBBLE = np.uint64(15)
@@ -38,12 +39,15 @@ _NIBBLE = np.uint64(15)
 
 @kernel
 def counter_positions(key, n_counters, filter_salt):
-    """The two counter positions (uint64, < ``n_counters``, a power of two) of ``key``:
-    ``h1 = fmix64(key ^ filter_salt)``, ``h2 = fmix64(h1 ^ 0x9E3779B97F4A7C15)``, each masked."""
-    mask = np.uint64(n_counters) - _U1
-    h1 = fmix64(np.uint64(key) ^ filter_salt)
-    h2 = fmix64(h1 ^ _SECOND)
-    return h1 & mask, h2 & mask
+    """The two counter positions (uint64, < ``n_counters``, a power of two) of ``key``, in one
+    block of ``b = min(n_counters, 128)`` counters: with ``h = fmix64(key ^ filter_salt)``, the
+    block is ``h mod (n_counters / b)`` and the positions in it are bits 32.. and 48.. of ``h``
+    mod ``b``."""
+    n = np.uint64(n_counters)
+    b = np.uint64(BLOCK_COUNTERS) if n > np.uint64(BLOCK_COUNTERS) else n
+    h = fmix64(np.uint64(key) ^ filter_salt)
+    base = (h & (n // b - _U1)) * b
+    return base + ((h >> np.uint64(32)) & (b - _U1)), base + ((h >> np.uint64(48)) & (b - _U1))
 
 
 @kernel
