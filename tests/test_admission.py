@@ -112,6 +112,29 @@ def test_counting_filter_equals_exact_counts(after, seed):
     _assert_same_state(st_, ref)
 
 
+@pytest.mark.parametrize("filter_bytes", [1, 16, 256, 4096])
+@pytest.mark.parametrize("after", [2, 4])
+def test_small_filter_equals_reference_filter(filter_bytes, after):
+    """With collisions: the kernel's filter is the documented one (positions in one block,
+    conservative update, saturation), so the admitted set, (z, n) and every counter equal the
+    reference's; and collisions made it reject fewer sightings than exact counts do."""
+    X, y = _zipf_csr(5, 1500, 3000, 6)
+    st_ = _state(X.shape[1], AdmitPolicy(after=after, filter_mb=filter_bytes / (1 << 20)))
+    _train_kernel(X, y, st_, batch=500, epochs=2)
+    ref = ReferenceAdmission(*PARAMS[:4], after=after, seed=SEED, filter_bytes=filter_bytes)
+    for e in range(2):
+        for r in range(X.shape[0]):
+            lo, hi = X.indptr[r], X.indptr[r + 1]
+            ref.update_at([(int(i), float(v)) for i, v in zip(X.indices[lo:hi], X.data[lo:hi])], y[r], e, r)
+    _assert_same_state(st_, ref)
+    got = st_.admission.filter
+    assert [int(got[i >> 1] >> (4 * (i & 1)) & 15) for i in range(2 * filter_bytes)] == ref.filter.counters
+    exact = _train_reference(X, y, epochs=2, after=after)
+    assert ref.rejected <= exact.rejected  # collisions only admit early
+    if filter_bytes <= 256:
+        assert ref.rejected < exact.rejected
+
+
 @pytest.mark.parametrize("probability", [0.03, 0.3, 0.9])
 def test_poisson_equals_reference(probability):
     X, y = _zipf_csr(3, 1500, 3000, 6)
