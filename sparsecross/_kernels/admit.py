@@ -17,6 +17,11 @@ admitted, and ``ftrl_pass`` never calls :func:`admit_key`):
 The filter is ``uint8[m]``, ``m`` a power of two: ``2 m`` 4-bit saturating counters, counter
 ``i`` in the low (even ``i``) or high (odd ``i``) nibble of byte ``i >> 1``.  Length 0 selects
 Poisson mode.
+
+Numba's on-disk cache of ``ftrl_pass`` (which inlines :func:`admit_key`) is keyed on the
+content of ``ftrl.py`` alone: after editing this file, delete ``_kernels/__pycache__`` or
+``ftrl_pass`` keeps running the old filter (``tests/test_admission.py`` then fails against the
+reference filter).
 """
 
 from __future__ import annotations
