@@ -447,6 +447,26 @@ def test_corrupted_filter_is_refused(data, genuine, tmp_path, change, match):
     _refused(data, _save(tmp_path / "ck", arrays), match)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(flips=st.lists(st.tuples(st.integers(0, (1 << 16) - 1), st.integers(0, 255)), min_size=1, max_size=50),
+       counts=st.tuples(st.integers(-3, 1 << 40), st.integers(-3, 1 << 40)))
+def test_fuzzed_filter_and_counts_resume_or_refuse(data, genuine, tmp_path_factory, flips, counts):
+    """Any filter bytes and counts: a clean one-line CheckpointError, or a run that completes."""
+    arrays = _arrays(genuine)
+    f = arrays["admit_filter"]
+    for i, v in flips:
+        f[i] = v
+    arrays["admit_counts"] = np.array(counts, np.int64)
+    folder = _save(tmp_path_factory.mktemp("fuzz") / "ck", arrays)
+    try:
+        model = sparsecross.train(data, SPEC, **ARGS, admit_after=2, checkpoint=folder, checkpoint_every=150)
+    except CheckpointError as exc:
+        assert "\n" not in str(exc) and str(folder / "state.npz") in str(exc)
+    else:
+        assert model.stats["admitted_features"] >= 0
+
+
 def test_filter_in_a_run_without_admission_is_refused(data, tmp_path):
     """A checkpoint of a run without admission, given a filter: refused (and the params of an
     admission run differ from a plain run's, so the plain run never takes its checkpoint)."""
