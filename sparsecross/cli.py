@@ -87,12 +87,14 @@ def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
                                or getattr(args, "shuffle_buffer_rows", None) is not None):
         raise SparseCrossError("--shuffle-seed and --shuffle-buffer-rows need --shuffle "
                                "(or [train] shuffle = true in the spec)")
-    for name in ("admit_after", "admit_probability", "admit_filter_mb"):  # flag > [train] > off
-        cli = getattr(args, name, None)
-        out[name] = cli if cli is not None else spec.train.get(name)
-    if out["admit_after"] is not None and out["admit_probability"] is not None:
-        raise SparseCrossError("give either --admit-after or --admit-probability (or [train] admit_after or "
-                               "admit_probability), not both")
+    modes = ("admit_after", "admit_probability")
+    given = [m for m in modes if getattr(args, m, None) is not None]
+    if len(given) == 2:
+        raise SparseCrossError("give either --admit-after or --admit-probability, not both")
+    for m in modes:  # flag > [train] > off; an admission flag replaces the [train] table's mode
+        out[m] = getattr(args, m) if given else spec.train.get(m)
+    mb = getattr(args, "admit_filter_mb", None)
+    out["admit_filter_mb"] = mb if mb is not None else spec.train.get("admit_filter_mb")
     return out
 
 

@@ -578,6 +578,18 @@ def test_cli_errors(capsys, tmp_path, data, spec_file, flags, match):
     assert not (tmp_path / "m.scx").exists()
 
 
+def test_cli_flag_replaces_the_train_tables_mode(capsys, tmp_path, data, spec_file):
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_file.read_text() + "[train]\nadmit_probability = 0.5\n")
+    rc, out, err = _cli(capsys, ["train", spec, data, "--out", tmp_path / "m.scx", "--admit-after", "2", "--json"])
+    assert rc == 0, err
+    rc, out, err = _cli(capsys, ["inspect", tmp_path / "m.scx", "--json"])
+    params = json.loads(out)["params"]
+    assert params["admit_after"] == 2 and "admit_probability" not in params
+    rc, out, err = _cli(capsys, ["train", spec, data, "--out", tmp_path / "p.scx", "--json"])
+    assert rc == 0 and json.loads(out)["admit_filter_bytes"] == 0  # the table's Poisson mode
+
+
 def test_cli_path_takes_admission(capsys, tmp_path, data, spec_file):
     rc, out, err = _cli(capsys, ["path", spec_file, data, "--l1", "0.05,0.5", "--holdout", "0.25",
                                  "--admit-after", "2", "--json"])
