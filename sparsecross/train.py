@@ -782,7 +782,8 @@ def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: 
     if early_stop is not None:
         stats["early_stop"] = early_stop
         stats["best_epoch"] = best_epoch
-    if state.admission is not None:
-        stats.update(state.admission.stats())
+    admission = getattr(state, "admission", None)  # a Dask run's rows state has none
+    if admission is not None:
+        stats.update(admission.stats())
     return SparseModel(keys, weights, state.bias_weight(params), spec, tp.to_dict(), stats,
                        library_version=__version__, schema=dict(schema or {}))
