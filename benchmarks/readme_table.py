@@ -244,7 +244,7 @@ def _issue14(doc: dict[str, Any]) -> list[str]:
 def render_memory(doc: dict[str, Any]) -> str:
     """Issue 13's table: state bytes, peak RSS, test logloss and rows/s per admission variant."""
     S, M = doc["summary"], doc["meta"]
-    out = [f"Measured by `python benchmarks/run_all.py --issue13` on {M['date_utc'][:10]} (git {M['git_sha'][:10]}), "
+    out = [f"Measured with the `--issue13` plan of `benchmarks/run_all.py` on {M['date_utc'][:10]} (git {M['git_sha'][:10]}), "
            f"10M training rows, test = 1M later rows; medians of {M.get('repeats', 1)} interleaved runs on a shared "
            "machine: state bytes, touched features and logloss are exact, rows/s and RSS are noisy.", ""]
     for spec, label in MEMORY_SPECS.items():
