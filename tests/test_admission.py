@@ -596,3 +596,10 @@ def test_cli_path_takes_admission(capsys, tmp_path, data, spec_file):
     assert rc == 0, err
     rep = json.loads(out)
     assert rep["points"]
+
+
+def test_cli_tune_refuses_admission_from_the_spec(capsys, tmp_path, data, spec_file):
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_file.read_text() + "[train]\nadmit_after = 2\n")
+    rc, out, err = _cli(capsys, ["tune", spec, data, "--holdout", "0.25", "--out", tmp_path / "t.scx"])
+    assert rc == 1 and "tune does not take admission yet" in err and len(err.strip().splitlines()) == 1
