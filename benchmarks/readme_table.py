@@ -2,7 +2,9 @@
 
     python benchmarks/readme_table.py [benchmarks/results/results.json] [--readme README.md]
 
-Replaces everything between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the README.
+Replaces everything between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the README;
+with ``--memory results_issue13.json``, the issue 13 table between ``<!-- memory:start -->`` and
+``<!-- memory:end -->`` instead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+MEMORY_START, MEMORY_END = "<!-- memory:start -->", "<!-- memory:end -->"
+MEMORY_SPECS = {"bench": "`synthetic_bench.toml` (arc-minute cell, device, age, income, device x age)",
+                "bench_hashed": "`synthetic_bench_hashed.toml` (the same plus the hashed cross user x hour, 2^24)"}
 
 
 def _rate(v: float | None) -> str:
@@ -236,24 +241,57 @@ def _issue14(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def render_memory(doc: dict[str, Any]) -> str:
+    """Issue 13's table: state bytes, peak RSS, test logloss and rows/s per admission variant."""
+    S, M = doc["summary"], doc["meta"]
+    out = [f"Measured with the `--issue13` plan of `benchmarks/run_all.py` on {M['date_utc'][:10]} (git {M['git_sha'][:10]}), "
+           f"10M training rows, test = 1M later rows; medians of {M.get('repeats', 1)} interleaved runs on a shared "
+           "machine: state bytes, touched features and logloss are exact, rows/s and RSS are noisy.", ""]
+    for spec, label in MEMORY_SPECS.items():
+        rows = sorted(k for k in S if k.startswith("memory/") and k.split("/")[2] == spec)
+        base = S.get(f"memory/10m/{spec}/none", {})
+        if not rows or not base:
+            continue
+        out += [f"{label}:", "",
+                "| variant | state_bytes_peak | vs none | with state | peak RSS | test logloss | vs none | rows/s |",
+                "|---|---|---|---|---|---|---|---|"]
+        order = ["none", "admit_after_2", "admit_after_3", "admit_probability_0.03"]
+        names = sorted((k.split("/")[3] for k in rows), key=lambda n: (order.index(n) if n in order else 9, n))
+        for name in names:
+            r = S[f"memory/10m/{spec}/{name}"]
+            ratio = r["state_bytes_peak"] / base["state_bytes_peak"]
+            dl = r["test_logloss"] / base["test_logloss"] - 1
+            out.append(f"| {name} | {_mib(r['state_bytes_peak'])} | {ratio:.1%} | {r['touched_features']:,} | "
+                       f"{_mib(r.get('peak_rss_bytes'))} | {r['test_logloss']:.6f} | {dl:+.4%} | "
+                       f"{_rate(r.get('rows_per_s'))} |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="?", default=str(ROOT / "benchmarks" / "results" / "results.json"))
     ap.add_argument("--readme", default=str(ROOT / "README.md"))
     ap.add_argument("--print", action="store_true", help="print instead of editing the README")
+    ap.add_argument("--memory", metavar="JSON", help="render issue 13's memory table from this results file")
     args = ap.parse_args(argv)
+    if args.memory:
+        return _replace(Path(args.readme), render_memory(json.loads(Path(args.memory).read_text())),
+                        MEMORY_START, MEMORY_END, args.print)
     doc = json.loads(Path(args.results).read_text())
     dist_path = Path(args.results).with_name("distributed.json")
     dist = json.loads(dist_path.read_text()) if dist_path.exists() else None
-    text = render(doc, dist)
-    if args.print:
+    return _replace(Path(args.readme), render(doc, dist), START, END, args.print)
+
+
+def _replace(readme: Path, text: str, start: str, end: str, show: bool) -> int:
+    if show:
         print(text)
         return 0
-    readme = Path(args.readme)
     src = readme.read_text()
-    if START not in src or END not in src:
-        raise SystemExit(f"{readme} has no {START} ... {END} markers")
-    new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda m: f"{START}\n{text}\n{END}", src, flags=re.S)
+    if start not in src or end not in src:
+        raise SystemExit(f"{readme} has no {start} ... {end} markers")
+    new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda m: f"{start}\n{text}\n{end}", src, flags=re.S)
     readme.write_text(new)
     print(f"updated {readme}")
     return 0

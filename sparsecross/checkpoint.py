@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .admission import Admission, AdmitPolicy, check_arrays
 from .errors import CheckpointError, DataError
 from .read import Source, resolve_files
 from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_for
@@ -48,11 +49,16 @@ _MEMBERS: dict[str, tuple[tuple[np.dtype, ...], int]] = {
     "n_columns": ((np.dtype(np.int64),), 1),
     "dtype": ((np.dtype(np.uint8),), 1),
     "evicted": ((np.dtype(np.int64),), 1),  # (features evicted, sweeps) by the state budget
+    # admission (only in a run that admits): checked against the run's policy by
+    # admission.check_arrays
+    "admit_filter": ((np.dtype(np.uint8),), 1),
+    "admit_counts": ((np.dtype(np.int64),), 1),
 }
-#: Members a checkpoint of an older version may lack (read as zeros).
-_OPTIONAL = {"evicted"}
-_FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,), "evicted": (2,)}
-_MAX_MEMBERS = 64  # np.savez writes 7; more entries in the directory is not a checkpoint
+#: Members a checkpoint may lack: of an older version (read as zeros), or of a run without admission.
+_OPTIONAL = {"evicted", "admit_filter", "admit_counts"}
+_FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,), "evicted": (2,), "admit_counts": (2,)}
+NO_ADMISSION = AdmitPolicy()
+_MAX_MEMBERS = 64  # np.savez writes 7 (9 with admission); more entries in the directory is not a checkpoint
 
 # MurmurHash3's fmix64 (the table's probe start, see ``_kernels/hash.py``), on uint64 arrays.
 _S33 = np.uint64(33)
@@ -221,6 +227,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
     st.evicted_features, st.evictions = evicted_counts(evicted)
     if st.evicted_features < 0:
         raise _bad(path, f"its evicted counts {evicted.tolist()} are not (features >= sweeps >= 0)")
+    st.admission_arrays = (arrays.get("admit_filter"), arrays.get("admit_counts"))  # checked by validate
     return st, meta
 
 
@@ -304,6 +311,9 @@ def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, 
     skipped = meta.get("skipped", 0)  # rows of this epoch skipped for a missing label so far
     if not _is_int(skipped) or not 0 <= skipped <= rows_total:
         raise _bad(path, f"its skipped {skipped!r} is not an integer in [0, {rows_total:,}]")
+    peak = meta.get("state_bytes_peak", 0)  # the largest state so far (accounting only)
+    if not _is_int(peak) or peak < 0:
+        raise _bad(path, f"its state_bytes_peak {peak!r} is not an integer >= 0")
     best = meta.get("best_epoch")  # early stopping: the epoch whose state best-<epoch>.npz holds
     if best is not None and (not _is_int(best) or not 1 <= best <= epoch):
         raise _bad(path, f"its best_epoch {best!r} is not an integer in [1, {epoch}]")
@@ -322,12 +332,14 @@ def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, 
 
 def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: dict[str, Any], *,
                         n_columns: int, state_dtype: str, epochs: int, rows_total: int,
-                        position: str = "row") -> None:
+                        position: str = "row", admit: AdmitPolicy = NO_ADMISSION, seed: int = 0) -> None:
     """Check a state and meta read by :func:`read_checkpoint` against the run before any
     kernel sees them: the table (dtype, capacity, ``count`` = occupied slots <= the load
     limit, so never full; keys unique, below ``n_columns`` and reachable by probing; z and n
     finite, n >= 0), the bias, and the meta (``epoch`` in [0, epochs], ``position`` -- "row"
-    or "round" -- in [0, rows_total], ``acc`` and ``history``).
+    or "round" -- in [0, rows_total], ``acc`` and ``history``), and the admission filter and
+    counters against the run's policy ``admit``; then attaches them (``state.admission``,
+    ``seed``: the spec's hashing seed) and restores ``state.bytes_peak``.
 
     Raises
     ------
@@ -337,10 +349,19 @@ def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: di
     path = Path(path)
     _check_state(path, state, n_columns, state_dtype)
     _check_meta(path, meta, epochs, rows_total, position)
+    filt, counts = getattr(state, "admission_arrays", (None, None))
+    wrong = check_arrays(admit, filt, counts)
+    if wrong is not None:
+        raise _bad(path, wrong)
+    if admit.active:
+        assert filt is not None and counts is not None
+        state.admission = Admission.from_arrays(admit, seed, filt, counts)
+    state.note_peak(int(meta.get("state_bytes_peak", 0)))
 
 
 def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any], *,
-                    n_columns: int, state_dtype: str, epochs: int, rows_total: int, position: str = "row"
+                    n_columns: int, state_dtype: str, epochs: int, rows_total: int, position: str = "row",
+                    admit: AdmitPolicy = NO_ADMISSION, seed: int = 0
                     ) -> tuple[Path | None, tuple[FTRLState, dict[str, Any]] | None]:
     """The checkpoint file of folder ``checkpoint`` (created if needed; None without one) and,
     if it holds a checkpoint, (state, meta) after checking that it belongs to this run (the
@@ -360,7 +381,7 @@ def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[st
                 "use another --checkpoint folder or delete it"
             )
     validate_checkpoint(ckpt_path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,
-                        rows_total=rows_total, position=position)
+                        rows_total=rows_total, position=position, admit=admit, seed=seed)
     return ckpt_path, (state, meta)
 
 
@@ -389,7 +410,7 @@ def prune_best(ckpt_path: Path, keep: int | None) -> None:
 
 
 def read_best(ckpt_path: Path, epoch: int, run_meta: dict[str, Any], *, n_columns: int, state_dtype: str,
-              epochs: int, rows_total: int) -> FTRLState:
+              epochs: int, rows_total: int, admit: AdmitPolicy = NO_ADMISSION, seed: int = 0) -> FTRLState:
     """The best state of epoch ``epoch`` that the checkpoint ``ckpt_path`` names, checked as
     :func:`open_checkpoint` checks ``state.npz`` (same run, sound arrays, written at the end of
     that epoch).
@@ -406,7 +427,7 @@ def read_best(ckpt_path: Path, epoch: int, run_meta: dict[str, Any], *, n_column
         if meta.get(k) != run_meta[k]:
             raise _bad(path, f"it belongs to another run (its {k} differs)")
     validate_checkpoint(path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,
-                        rows_total=rows_total)
+                        rows_total=rows_total, admit=admit, seed=seed)
     if meta.get("epoch") != epoch or meta.get("row") != 0:
         raise _bad(path, f"it is not the state at the end of epoch {epoch}")
     return state

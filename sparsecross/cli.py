@@ -87,6 +87,14 @@ def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
                                or getattr(args, "shuffle_buffer_rows", None) is not None):
         raise SparseCrossError("--shuffle-seed and --shuffle-buffer-rows need --shuffle "
                                "(or [train] shuffle = true in the spec)")
+    modes = ("admit_after", "admit_probability")
+    given = [m for m in modes if getattr(args, m, None) is not None]
+    if len(given) == 2:
+        raise SparseCrossError("give either --admit-after or --admit-probability, not both")
+    for m in modes:  # flag > [train] > off; an admission flag replaces the [train] table's mode
+        out[m] = getattr(args, m) if given else spec.train.get(m)
+    mb = getattr(args, "admit_filter_mb", None)
+    out["admit_filter_mb"] = mb if mb is not None else spec.train.get("admit_filter_mb")
     return out
 
 
@@ -117,6 +125,18 @@ def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
     o.add_argument("--shuffle-buffer-rows", type=int, dest="shuffle_buffer_rows", metavar="ROWS",
                    help="rows permuted together; memory grows with it, never with the data "
                    f"(default {DEFAULT_SHUFFLE_BUFFER_ROWS:,})")
+    a = p.add_argument_group("admission: which features get optimizer state (flags > the spec's [train] table; "
+                             "default: every feature)")
+    a.add_argument("--admit-after", type=int, dest="admit_after", metavar="N",
+                   help="a feature gets state from its N-th sighting on (2..15), counted in a counting Bloom "
+                   "filter; its earlier gradients are dropped (1 = every feature)")
+    a.add_argument("--admit-probability", type=float, dest="admit_probability", metavar="P",
+                   help="Poisson inclusion: each sighting of a feature without state admits it with "
+                   "probability P, 0 < P <= 1 (seeded, deterministic)")
+    a.add_argument("--admit-filter-mb", type=float, dest="admit_filter_mb", metavar="MB",
+                   help="size of --admit-after's filter in MiB, rounded down to a power of two (default: "
+                   "1 byte per training row rounded up to a power of two, 64 KiB..256 MiB; about 4 bytes "
+                   "per distinct feature keeps false 'seen before' under 5%%)")
 
 
 # ---------------------------------------------------------------- subcommands
@@ -186,16 +206,18 @@ def _train_progress(quiet: bool) -> tuple[Callable[[Any], None], _Progress]:
                 extra = ""
                 if ev.valid_logloss is not None:
                     extra = f"  valid logloss {_fmt(ev.valid_logloss)}  auc {_fmt(ev.valid_auc)}"
-                log.info("epoch %d/%d  progressive logloss %s  touched %s  nonzeros %s%s", ev.epoch + 1,
+                log.info("epoch %d/%d  progressive logloss %s  touched %s  nonzeros %s  state %s%s", ev.epoch + 1,
                          ev.epochs, _fmt(ev.progressive_logloss), f"{ev.touched:,}",
-                         f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?", extra)
+                         f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?",
+                         _fmt_bytes(ev.state_bytes) if ev.state_bytes is not None else "?", extra)
             return
         if bar.bar.total != ev.rows_total:
             bar.reset(ev.rows_total, f"epoch {ev.epoch + 1}/{ev.epochs}")
         if ev.phase == "train":
             bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs}")
             bar.update_to(ev.rows_seen, logloss=f"{ev.progressive_logloss:.4f}", touched=f"{ev.touched:,}",
-                          nonzeros=f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?")
+                          nonzeros=f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?",
+                          state=_fmt_bytes(ev.state_bytes) if ev.state_bytes is not None else "?")
         elif ev.phase == "validate":
             bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs} validating")
             bar.bar.refresh()
@@ -274,6 +296,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "possible_features": model.spec.n_columns,
         "model_bytes": nbytes,
         "peak_rss_bytes": peak_rss_bytes(),
+        "state_bytes_peak": run.get("state_bytes_peak"),
         "progressive_logloss": st.get("progressive_logloss"),
         "out": str(out),
     }
@@ -282,7 +305,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         report.update(valid_logloss=st["valid_logloss"], valid_auc=st["valid_auc"], valid_rows=st["valid_rows"],
                       baseline_logloss=entropy(st["valid_positive_rate"]))
-    for k in ("best_epoch", "skipped_rows", "valid_skipped_rows", "evicted_features", "evictions"):
+    for k in ("best_epoch", "skipped_rows", "valid_skipped_rows", "evicted_features", "evictions",
+              "admitted_features", "rejected_sightings", "admit_filter_bytes"):
         if k in st:
             report[k] = st[k]
     if args.json:
@@ -292,9 +316,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"trained on {report['train_rows']:,} rows"
               + (f" ({held:,} of the {report['rows']:,} held out for validation)" if held > 0 else "")
               + f" x {opts['epochs']} epoch(s) in {seconds:.1f} s "
-              f"({report['rows_per_second']:,.0f} rows/s), peak RSS {_fmt_bytes(report['peak_rss_bytes'])}")
+              f"({report['rows_per_second']:,.0f} rows/s), peak RSS {_fmt_bytes(report['peak_rss_bytes'])}"
+              + (f", optimizer state at most {_fmt_bytes(report['state_bytes_peak'])}"
+                 if report["state_bytes_peak"] is not None else ""))
         print(f"touched {report['touched_features']:,} of {model.spec.n_columns:,} possible features; "
               f"{model.nonzeros:,} nonzero weights; model {out} {_fmt_bytes(nbytes)}")
+        if "admitted_features" in report:
+            print(f"admission: {report['admitted_features']:,} features admitted, {report['rejected_sightings']:,} "
+                  f"sightings of features without state dropped (filter {_fmt_bytes(report['admit_filter_bytes'])})")
         if "skipped_rows" in report:
             print(f"skipped {report['skipped_rows']:,} rows per epoch with a missing label"
                   + (f" ({report['valid_skipped_rows']:,} in the validation data)"
@@ -429,7 +458,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     say("  params: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
     st = info["stats"]
     for k in ("rows", "train_rows", "valid_rows", "skipped_rows", "valid_skipped_rows", "best_epoch",
-              "touched_features", "progressive_logloss", "valid_logloss", "valid_auc"):
+              "touched_features", "admitted_features", "rejected_sightings", "admit_filter_bytes",
+              "progressive_logloss", "valid_logloss", "valid_auc"):
         if k in st:
             say(f"  {k}: {_fmt(st[k])}" if not isinstance(st[k], int) else f"  {k}: {st[k]:,}")
     if info["top"]:

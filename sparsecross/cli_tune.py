@@ -50,6 +50,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SparseCrossError("--out, --spec-out and --plot must name different files")
     spec = load_spec(args.spec)
     opts = cli._train_options(args, spec)  # beta, l2, label smoothing, holdout, order: flags > [train] > defaults
+    if opts["admit_after"] is not None or opts["admit_probability"] is not None:
+        raise SparseCrossError("tune does not take admission yet: remove [train] admit_after / admit_probability "
+                               "from the spec (train and path take it)")
     quiet = args.quiet or args.json
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     options: dict[str, Any] = dict(

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .admission import Admission
 from .featurize import Batch
 from .metrics import StreamingMetrics
 from .state import FTRLState, GrowthPlan
@@ -50,8 +51,14 @@ class Lane:
     live: bool = True
 
     @classmethod
-    def new(cls, params: TrainParams, n_columns: int, rows: int, view: int = -1, offset: int = 0) -> Lane:
-        return cls(params, FTRLState(n_columns, params.state_dtype), GrowthPlan(rows), view, offset)
+    def new(cls, params: TrainParams, n_columns: int, rows: int, view: int = -1, offset: int = 0,
+            seed: int = 0) -> Lane:
+        """A lane with a new state, and its own admission filter when ``params.admit`` admits
+        (``seed``: the spec's hashing seed, as ``train`` seeds it)."""
+        state = FTRLState(n_columns, params.state_dtype)
+        if params.admit.active:
+            state.admission = Admission(params.admit.sized(rows), seed)
+        return cls(params, state, GrowthPlan(rows), view, offset)
 
 
 def hstack_columns(A: Any, B: Any, offset: int, n_columns: int) -> Any:
@@ -91,12 +98,15 @@ def _lane_batch(item: Item, lane: Lane, cache: dict[int, Batch]) -> Batch:
 
 
 def train_epoch(lanes: Sequence[Lane], items: Iterable[Item], *, holdout: float | None, salt: int,
-                first: bool) -> int:
+                first: bool, epoch: int = 0) -> int:
     """Train every lane on one epoch of ``items`` (each lane's progressive loss in ``lane.acc``,
     reset here); returns the rows skipped for a missing label.  ``first``: the first epoch,
-    whose growths are sized by each lane's plan (as ``train`` does)."""
+    whose growths are sized by each lane's plan (as ``train`` does); ``epoch`` (0-based) seeds
+    Poisson admission, as in ``train``."""
     for lane in lanes:
         lane.acc[:] = 0.0
+        if lane.state is not None and lane.state.admission is not None:
+            lane.state.admission.begin_epoch(epoch)
     skipped = 0
     position = 0  # in this epoch's reading order (shuffled batches do not start at their start_row)
     for item in items:
@@ -177,7 +187,8 @@ def run_lanes(
             break
         if on_epoch is not None:
             on_epoch(epoch + 1, len(live))
-        skipped = train_epoch(live, prefetch(train_items(epoch)), holdout=holdout, salt=salt, first=epoch == 0)
+        skipped = train_epoch(live, prefetch(train_items(epoch)), holdout=holdout, salt=salt, first=epoch == 0,
+                              epoch=epoch)
         reads += 1
         metrics = validate_lanes(live, prefetch(valid_items()), holdout=holdout, salt=salt)
         for lane, m in zip(live, metrics):

@@ -14,11 +14,12 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .admission import policy_of
 from .errors import EmptyModelWarning, SparseCrossError
 from .featurize import resolve_spec
 from .hashing import holdout_salt
@@ -109,13 +110,15 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
     """Train one state per (l1, l2) over one read of ``source`` per epoch (in ``order``'s
     shuffled order when given, as ``train``), then validate all of them over one read of the
     validation data (or the holdout rows)."""
+    # every point has its own state and its own admission filter: the model `train` would give
     lanes = [Lane.new(TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
-                                  base.state_dtype), spec.n_columns, rows) for l1, l2 in settings]
+                                  base.state_dtype, base.admit), spec.n_columns, rows, seed=spec.hashing.seed)
+             for l1, l2 in settings]
     salt = holdout_salt(spec.hashing.seed)
     skipped = 0  # as train(): rows of the last epoch skipped for a missing label
     for epoch in range(base.epochs):
         items = ((b, ()) for b in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, 0)))
-        skipped = train_epoch(lanes, items, holdout=base.holdout, salt=salt, first=epoch == 0)
+        skipped = train_epoch(lanes, items, holdout=base.holdout, salt=salt, first=epoch == 0, epoch=epoch)
     states = [lane.state for lane in lanes if lane.state is not None]
     metrics = evaluate_states([(st, lane.params.ftrl) for st, lane in zip(states, lanes)],
                               valid if valid is not None else source, spec, batch_rows=batch_rows,
@@ -164,11 +167,16 @@ def regularization_path(
     shuffle: bool = False,
     shuffle_seed: int = 0,
     shuffle_buffer_rows: int | None = None,
+    admit_after: int | None = None,
+    admit_probability: float | None = None,
+    admit_filter_mb: float | None = None,
 ) -> PathResult:
     """Train the grid ``l1 x l2`` (one read of the data for all points) and, with a budget,
     pick the best validation logloss among models within it, refining l1 near the budget.
     ``shuffle``, ``shuffle_seed``, ``shuffle_buffer_rows``: the training order, as ``train``'s
     (every pass reads each epoch once, in that order, for all its points).
+    ``admit_after``, ``admit_probability``, ``admit_filter_mb``: admission, as ``train``'s;
+    every point has its own state and its own filter (no filter is shared).
 
     Raises
     ------
@@ -179,7 +187,8 @@ def regularization_path(
     check_grid(list(l1), "l1")
     check_grid(list(l2), "l2")
     check_validation_and_budget("the path", valid, holdout, max_nonzeros, max_bytes)
-    base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype)
+    base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype,
+                       policy_of(admit_after, admit_probability, admit_filter_mb))
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
     schema = check_inputs(source, spec, valid)
@@ -187,6 +196,7 @@ def regularization_path(
     if valid is not None:
         check_values(valid, spec, batch_rows)
     rows = count_rows(source)
+    base = replace(base, admit=base.admit.sized(rows))  # as train(): the default filter is sized from the rows
     settings = [(a, b) for b in l2 for a in l1]
     passes = 1
     if on_pass:

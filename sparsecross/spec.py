@@ -53,6 +53,9 @@ TRAIN_KEYS = {
     "shuffle_buffer_rows": int,
     "early_stop": int,
     "max_state_mb": float,
+    "admit_after": int,
+    "admit_probability": float,
+    "admit_filter_mb": float,
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _COMMON_KEYS = {"name", "kind", "missing", "standalone"}

@@ -296,6 +296,14 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
                         f"got {train['early_stop']!r}")
     if not train.get("max_state_mb", 1.0) > 0 or not math.isfinite(train.get("max_state_mb", 1.0)):
         raise SpecError(f"train.max_state_mb: expected a number of MiB > 0, got {train['max_state_mb']!r}")
+    if any(k.startswith("admit_") for k in train):
+        from .admission import policy_of
+        from .errors import ParameterError
+
+        try:
+            policy_of(train.get("admit_after"), train.get("admit_probability"), train.get("admit_filter_mb"))
+        except ParameterError as exc:
+            raise SpecError(f"train: {exc}") from None
     return train
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_marg
 from ._kernels.table import empty_table, rehash
 from .errors import CheckpointError, ParameterError
 from .files import atomic_output
+
+if TYPE_CHECKING:
+    from .admission import Admission
 
 __all__ = ["FTRLState", "GrowthPlan", "MAX_LOAD"]
 
@@ -117,8 +120,20 @@ class FTRLState:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the table (keys + z + n), empty slots included."""
-        return int(self.table.nbytes + self.bias.nbytes)
+        """Bytes held by the state: the table (keys + z + n, empty slots included), the bias
+        and the admission filter."""
+        adm = 0 if self.admission is None else self.admission.nbytes
+        return int(self.table.nbytes + self.bias.nbytes + adm)
+
+    @property
+    def bytes_peak(self) -> int:
+        """The most bytes this state held at once (:attr:`nbytes`, and the old and new tables
+        together during a growth), since it was made or restored from a checkpoint."""
+        return max(self._peak, self.nbytes)
+
+    def note_peak(self, nbytes: int) -> None:
+        """Raise :attr:`bytes_peak` to ``nbytes`` (a restored checkpoint's peak, a growth's)."""
+        self._peak = max(self._peak, int(nbytes))
 
     #: Number of times :meth:`grow` ran on this state (diagnostics; not saved).
     growths = 0
@@ -133,6 +148,10 @@ class FTRLState:
     def at_budget(self) -> bool:
         """True when the table has its budget's largest capacity (it cannot grow)."""
         return 0 < self.max_capacity <= self.capacity
+    #: Admission filter and counters (:class:`~sparsecross.admission.Admission`), or None:
+    #: every feature is admitted.
+    admission: Admission | None = None
+    _peak = 0
 
     def grow(self, needed: int = 0) -> None:
         """Double the capacity (or more, to fit ``needed`` more keys) and rehash; never past
@@ -148,6 +167,7 @@ class FTRLState:
             cap = min(cap, self.max_capacity)
         table = empty_table(cap, 3, self.table.dtype)
         values = table.view(self.values.dtype)
+        self.note_peak(self.nbytes + table.nbytes)
         moved = rehash(self.table, self.values, table, values)
         assert moved == self.touched
         self.table, self.values = table, values
@@ -191,21 +211,26 @@ class FTRLState:
         other.count, other.bias = self.count.copy(), self.bias.copy()
         other.max_capacity = self.max_capacity
         other.evicted_features, other.evictions = self.evicted_features, self.evictions
+        if self.admission is not None:
+            other.admission = self.admission.copy()
         return other
 
     # ------------------------------------------------------------ checkpoint
     def save(self, path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
         """Write the state and ``meta`` (JSON-able) atomically to ``path`` (an ``.npz``)."""
         meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+        extra = {} if self.admission is None else self.admission.arrays()
         with atomic_output(path, "checkpoint", CheckpointError) as fh:
             np.savez(fh, table=self.table, count=self.count, bias=self.bias, meta=meta_bytes,
                      evicted=np.array([self.evicted_features, self.evictions], dtype=np.int64),
                      n_columns=np.array([self.n_columns], dtype=np.int64),
-                     dtype=np.frombuffer(self.dtype.encode(), dtype=np.uint8))
+                     dtype=np.frombuffer(self.dtype.encode(), dtype=np.uint8), **extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, Any]]:
-        """Read a state written by :meth:`save` (no pickle). Returns (state, meta)."""
+        """Read a state written by :meth:`save` (no pickle). Returns (state, meta), without
+        the admission filter (its policy is the run's: :func:`sparsecross.checkpoint.read_checkpoint`
+        reads, checks and attaches it)."""
         try:
             with np.load(path, allow_pickle=False) as f:
                 table, count, bias = f["table"], f["count"], f["bias"]

@@ -16,13 +16,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
 
 from ._kernels.ftrl import FTRLParams, ftrl_pass
 from ._kernels.hash import holdout_mask
+from .admission import Admission, AdmitPolicy, policy_of
 from .budget import apply_budget, check_max_state_mb
 from .checkpoint import open_checkpoint, prune_best, read_best, save_best, source_fingerprint
 from .errors import CheckpointError, DataError, EmptyModelWarning, ParameterError, SparseCrossError
@@ -67,6 +68,8 @@ class TrainParams:
         used for validation, when no separate validation data is given.
     state_dtype : "float32" or "float64" (default "float32")
         Precision of the stored z and n (float32: 12 bytes per slot with uint32 keys).
+    admit : AdmitPolicy (default: every feature admitted)
+        Which features get state: see :mod:`sparsecross.admission`.
     """
 
     alpha: float = 0.1
@@ -77,6 +80,7 @@ class TrainParams:
     label_smoothing: float = 0.0
     holdout: float | None = None
     state_dtype: str = "float32"
+    admit: AdmitPolicy = AdmitPolicy()
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,6 +112,8 @@ class TrainParams:
         d = asdict(self)
         for k in ("alpha", "beta", "l1", "l2", "label_smoothing"):
             d[k] = float(d[k])
+        del d["admit"]
+        d.update(self.admit.to_dict())  # nothing when every feature is admitted
         return d
 
 
@@ -126,6 +132,7 @@ class ProgressEvent:
     nonzeros: int | None = None  # live nonzero weights (|z| > l1) at the time of the event
     valid_logloss: float | None = None
     valid_auc: float | None = None
+    state_bytes: int | None = None  # bytes of the optimizer state (table and filter) at the time
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -227,6 +234,11 @@ def _score_mask(batch: Batch, fraction: float | None, salt: int) -> tuple[np.nda
     return mask & (skip == 0), int(np.count_nonzero(mask & skip))
 
 
+_NO_FILTER = np.zeros(0, dtype=np.uint8)
+_NO_ADMIT = np.zeros(0, dtype=np.uint64)
+_NO_COUNTS = np.zeros(2, dtype=np.int64)  # never written: admission is off
+
+
 def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np.ndarray,
                 acc: np.ndarray, plan: GrowthPlan | None = None, position: int | None = None) -> None:
     """Update ``state`` with every (unmasked) row of ``batch``, growing the table as needed.
@@ -238,11 +250,15 @@ def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np
     X = batch.X
     sw = batch.sample_weight if batch.sample_weight is not None else np.zeros(0)
     first = batch.start_row if position is None else position
+    adm = state.admission
+    filt, cfg, counts = (_NO_FILTER, _NO_ADMIT, _NO_COUNTS) if adm is None else (adm.filter, adm.at_row(first),
+                                                                                  adm.counts)
     start = 0
     n = X.shape[0]
     while start < n:
         start = ftrl_pass(X.indptr, X.indices, X.data, batch.y, sw, row_mask, start,
-                          state.table, state.values, state.count, state.max_count, state.bias, params, acc)
+                          state.table, state.values, state.count, state.max_count, state.bias, params, acc,
+                          filt, cfg, counts)
         if start < n:
             row_nnz = int(X.indptr[start + 1] - X.indptr[start])
             if state.at_budget:  # the state budget: evict instead of growing (row-determined)
@@ -328,11 +344,24 @@ def in_memory(source: Any, valid: Any = None, *, shuffle: bool = False, checkpoi
     return (source if mem is None else mem), (valid if vmem is None else vmem)
 
 
-def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: str) -> FTRLState:
-    """A copy of ``init_state`` (a warm start), or a new empty state; a warm start must have
-    been trained on the same column space and precision (its keys are as wide as its space)."""
+def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: str,
+                admit: AdmitPolicy = AdmitPolicy()) -> FTRLState:
+    """A copy of ``init_state`` (a warm start), or a new empty state, with the admission
+    filter of ``admit`` (a warm start keeps its own filter and counters if it was trained with
+    the same policy; otherwise it gets a new empty filter).  A warm start must have been
+    trained on the same column space and precision (its keys are as wide as its space)."""
     if init_state is None:
-        return FTRLState(spec.n_columns, state_dtype)
+        state = FTRLState(spec.n_columns, state_dtype)
+    else:
+        state = _warm_copy(init_state, spec, state_dtype)
+    if not admit.active:
+        state.admission = None
+    elif state.admission is None or state.admission.policy != admit:
+        state.admission = Admission(admit, spec.hashing.seed)
+    return state
+
+
+def _warm_copy(init_state: FTRLState, spec: FeatureSpec, state_dtype: str) -> FTRLState:
     if init_state.n_columns != spec.n_columns or init_state.dtype != state_dtype:
         raise ParameterError(
             f"init_state was made for {init_state.n_columns:,} columns and {init_state.dtype} state; this "
@@ -368,6 +397,9 @@ def train(
     shuffle_buffer_rows: int | None = None,
     early_stop: int | None = None,
     max_state_mb: float | None = None,
+    admit_after: int | None = None,
+    admit_probability: float | None = None,
+    admit_filter_mb: float | None = None,
     client: Any = None,
     **distributed_options: Any,
 ) -> Any:
@@ -419,6 +451,12 @@ def train(
         its budget, features are evicted (zero weights with the smallest ``n`` first, then the
         smallest ``|z|``).  ``stats["evicted_features"]`` and ``stats["evictions"]`` count them.
         Not with ``early_stop`` (its copy of the best state is a second state) nor a Dask client.
+    admit_after, admit_probability, admit_filter_mb
+        Admission (see :mod:`sparsecross.admission`): a feature gets state only from its
+        ``admit_after``-th sighting (counted in a counting filter of ``admit_filter_mb`` MiB;
+        default: one byte per training row as a power of two, 64 KiB..256 MiB), or at each
+        sighting with probability ``admit_probability``; not both.
+        Default: every feature at its first sighting.  Not available with ``client`` yet.
     client
         A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.distributed`).
 
@@ -433,12 +471,8 @@ def train(
     """
     source, valid = in_memory(source, valid, shuffle=shuffle, checkpoint=checkpoint, client=client)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
-    if early_stop is not None and (isinstance(early_stop, bool) or not isinstance(early_stop, int)
-                                   or early_stop < 1):
-        raise ParameterError(f"early_stop must be an integer >= 1 (epochs without improvement), got {early_stop!r}")
-    if early_stop is not None and valid is None and holdout is None:
-        raise ParameterError("early_stop needs validation data: give valid data (--valid) or a holdout "
-                             "fraction (--holdout)")
+    admit = policy_of(admit_after, admit_probability, admit_filter_mb)
+    _check_early_stop(early_stop, valid, holdout)
     max_state_mb = check_max_state_mb(max_state_mb)
     if max_state_mb is not None and (client is not None or early_stop is not None):
         raise ParameterError("max_state_mb is not available with a Dask client nor with early_stop (which keeps a "
@@ -448,6 +482,9 @@ def train(
         if order is not None:
             raise ParameterError("shuffle is not available with a Dask client yet; train without --dask or "
                                  "without --shuffle")
+        if admit.active:
+            raise ParameterError("admit_after and admit_probability are not available with a Dask client yet; "
+                                 "train without --dask or admit every feature")
         from .distributed import train_distributed
 
         if early_stop is not None or spec.label.missing == "skip":
@@ -468,7 +505,7 @@ def train(
         raise TypeError(f"unexpected options without a Dask client: {sorted(distributed_options)}")
     if valid is not None and holdout is not None:
         raise SparseCrossError("give either valid data or a holdout fraction, not both")
-    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
+    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype, admit)
     if batch_rows < 1:
         raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
     if checkpoint_every < 1:
@@ -483,6 +520,7 @@ def train(
     rows_total = count_rows(source)
     if rows_total == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
+    tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
     salt = holdout_salt(spec.hashing.seed)
     fingerprint = source_fingerprint(source) if checkpoint is not None else None
     run_params = {**tp.to_dict(), **_order_params(order), **_budget_params(max_state_mb)}
@@ -491,37 +529,17 @@ def train(
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": fingerprint}
     skipping = spec.label.missing == "skip"
 
-    state = start_state(init_state, spec, state_dtype)
-    epoch = 0
-    start_row = 0
-    acc = np.zeros(3, dtype=np.float64)
-    history: list[dict[str, Any]] = []
-    skipped = 0  # rows of this epoch skipped so far for a missing label
-    best_state: FTRLState | None = None
-    best_epoch: int | None = None
-    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta, n_columns=spec.n_columns, state_dtype=state_dtype,
-                                         epochs=tp.epochs, rows_total=rows_total)
-    if resumed is not None:
-        state, meta = resumed
-        epoch, start_row = int(meta["epoch"]), int(meta["row"])
-        acc = np.array(meta["acc"], dtype=np.float64)
-        history = list(meta["history"])
-        skipped = int(meta.get("skipped", 0))
-        if early_stop is not None:
-            best_epoch = _best_epoch(history)
-            if meta.get("best_epoch") != best_epoch:
-                raise CheckpointError(f"checkpoint {str(ckpt_path)!r} names best epoch {meta.get('best_epoch')!r}, "
-                                      f"its history says {best_epoch!r}; delete the folder to start over")
-            if best_epoch is not None:
-                assert ckpt_path is not None
-                best_state = read_best(ckpt_path, best_epoch, run_meta, n_columns=spec.n_columns,
-                                       state_dtype=state_dtype, epochs=tp.epochs, rows_total=rows_total)
-        log.info("resuming from %s: epoch %d, row %d", ckpt_path, epoch + 1, start_row)
-    _bound(state, max_state_mb, ckpt_path if resumed is not None else None)
+    ckpt_path, run = _resume(checkpoint, run_meta, start_state(init_state, spec, state_dtype, tp.admit), spec, tp,
+                             rows_total, early_stop)
+    state, epoch, start_row, acc, history, skipped = (run.state, run.epoch, run.row, run.acc, run.history,
+                                                      run.skipped)
+    best_state, best_epoch = run.best_state, run.best_epoch
+    _bound(state, max_state_mb, ckpt_path if run.resumed else None)
 
     def save_checkpoint(ep: int, row: int) -> None:
         if ckpt_path is not None:
-            meta: dict[str, Any] = {**run_meta, "epoch": ep, "row": row, "acc": acc.tolist(), "history": history}
+            meta: dict[str, Any] = {**run_meta, "epoch": ep, "row": row, "acc": acc.tolist(), "history": history,
+                                    "state_bytes_peak": state.bytes_peak}
             if skipped:
                 meta["skipped"] = skipped
             if best_epoch is not None:
@@ -544,6 +562,8 @@ def train(
         since_ckpt = 0
         row_end = start_row
         if start_row < rows_total:
+            if state.admission is not None:
+                state.admission.begin_epoch(epoch)
             for batch in prefetch(_epoch_batches(source, spec, order, epoch, batch_rows, start_row, observe)):
                 mask = _train_mask(batch, holdout, salt)
                 if check is not None:
@@ -564,7 +584,8 @@ def train(
                     last_emit = now
                     on_progress(ProgressEvent(epoch, tp.epochs, row_end, rows_total,
                                               float(acc[0] / max(acc[1], 1e-300)), state.touched,
-                                              now - t0, nonzeros=state.count_nonzero(params)))
+                                              now - t0, nonzeros=state.count_nonzero(params),
+                                              state_bytes=state.nbytes))
         record: dict[str, Any] = {"epoch": epoch + 1,
                                   "progressive_logloss": float(acc[0] / max(acc[1], 1e-300)),
                                   "train_rows": int(acc[2])}
@@ -603,7 +624,7 @@ def train(
         if on_progress is not None:
             on_progress(ProgressEvent(epoch - 1, tp.epochs, rows_total, rows_total, record["progressive_logloss"],
                                       state.touched, time.perf_counter() - t0, phase="epoch_end",
-                                      nonzeros=state.count_nonzero(params),
+                                      nonzeros=state.count_nonzero(params), state_bytes=state.nbytes,
                                       valid_logloss=record.get("valid_logloss"),
                                       valid_auc=record.get("valid_auc")))
 
@@ -619,11 +640,64 @@ def train(
         # a resumed run did not see the rows before its checkpoint (nor any, if it was finished)
         skipped = (0, None) if rows_in_run == 0 or (order is not None and observed_from) else (0, observed_from or 0)
         record_names(model, source, top=names, batch_rows=batch_rows, recorder=recorder, rows=skipped)
+    # state_bytes_peak depends on the growth schedule (batch boundaries, a resume), so it is a
+    # fact of the run, not of the model (whose file must not depend on them)
     model.run = {"rows_processed": rows_in_run, "rows_trained": trained_in_run,
-                 "seconds": time.perf_counter() - t0}
+                 "seconds": time.perf_counter() - t0,
+                 "state_bytes_peak": max(state.bytes_peak, 0 if best_state is None else best_state.nbytes + state.nbytes)}
     if return_state:
         return model, state
     return model
+
+
+def _check_early_stop(early_stop: int | None, valid: Source | None, holdout: float | None) -> None:
+    if early_stop is not None and (isinstance(early_stop, bool) or not isinstance(early_stop, int)
+                                   or early_stop < 1):
+        raise ParameterError(f"early_stop must be an integer >= 1 (epochs without improvement), got {early_stop!r}")
+    if early_stop is not None and valid is None and holdout is None:
+        raise ParameterError("early_stop needs validation data: give valid data (--valid) or a holdout "
+                             "fraction (--holdout)")
+
+
+@dataclass
+class _Run:
+    """Where a run starts: a fresh state at epoch 0, row 0, or a checkpoint's."""
+
+    state: FTRLState
+    epoch: int = 0
+    row: int = 0
+    acc: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.float64))
+    history: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0  # rows of this epoch skipped so far for a missing label
+    best_state: FTRLState | None = None
+    best_epoch: int | None = None
+    resumed: bool = False
+
+
+def _resume(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any], fresh: FTRLState,
+            spec: FeatureSpec, tp: TrainParams, rows_total: int, early_stop: int | None
+            ) -> tuple[Any, _Run]:
+    """(the checkpoint file or None, where the run starts): from ``fresh`` unless the folder
+    holds a checkpoint of this run (checked, with its best state under early stopping)."""
+    checks = dict(n_columns=spec.n_columns, state_dtype=tp.state_dtype, epochs=tp.epochs, rows_total=rows_total,
+                  admit=tp.admit, seed=spec.hashing.seed)
+    ckpt_path, resumed = open_checkpoint(checkpoint, run_meta, **checks)
+    if resumed is None:
+        return ckpt_path, _Run(fresh)
+    state, meta = resumed
+    history = list(meta["history"])
+    run = _Run(state, int(meta["epoch"]), int(meta["row"]), np.array(meta["acc"], dtype=np.float64), history,
+               int(meta.get("skipped", 0)), resumed=True)
+    if early_stop is not None:
+        run.best_epoch = _best_epoch(history)
+        if meta.get("best_epoch") != run.best_epoch:
+            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} names best epoch {meta.get('best_epoch')!r}, "
+                                  f"its history says {run.best_epoch!r}; delete the folder to start over")
+        if run.best_epoch is not None:
+            assert ckpt_path is not None
+            run.best_state = read_best(ckpt_path, run.best_epoch, run_meta, **checks)
+    log.info("resuming from %s: epoch %d, row %d", ckpt_path, run.epoch + 1, run.row)
+    return ckpt_path, run
 
 
 def _shuffle_of(shuffle: bool, seed: int, buffer_rows: int | None) -> Shuffle | None:
@@ -708,5 +782,8 @@ def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: 
     if early_stop is not None:
         stats["early_stop"] = early_stop
         stats["best_epoch"] = best_epoch
+    admission = getattr(state, "admission", None)  # a Dask run's rows state has none
+    if admission is not None:
+        stats.update(admission.stats())
     return SparseModel(keys, weights, state.bias_weight(params), spec, tp.to_dict(), stats,
                        library_version=__version__, schema=dict(schema or {}))

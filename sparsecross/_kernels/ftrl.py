@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import kernel
+from .admit import admit_key
 from .table import prefetch_keys, slot_of
 
 EPS = 1e-15
@@ -60,7 +61,7 @@ def _sigmoid(m):
 
 @kernel
 def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count, max_count,
-              bias, params, acc):
+              bias, params, acc, admit_filter, admit_cfg, admit_counts):
     """Train on rows ``start..n-1`` of one CSR chunk, in order, one row at a time.
 
     Parameters (dtypes/shapes)
@@ -74,6 +75,9 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
     bias float64[2]: (z, n) of the bias (mutated).  params: FTRLParams.
     acc float64[3]: running (sum of weighted progressive logloss, sum of weights, rows)
     (mutated, row by row, so sums do not depend on the chunking).
+    admit_filter uint8[m], admit_cfg uint64[5] or length 0 (admission off), admit_counts
+    int64[2]: see ``admit.py``.  A key without state that is not admitted contributes nothing
+    to its row (weight 0, no update, no slot); the filter and counts are mutated.
 
     Returns
     -------
@@ -85,6 +89,7 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
     n_rows = indptr.shape[0] - 1
     has_sw = sw.shape[0] > 0
     has_mask = row_mask.shape[0] > 0
+    has_admit = admit_cfg.shape[0] > 0
     max_len = 0
     for r in range(start, n_rows):
         ln = indptr[r + 1] - indptr[r]
@@ -114,6 +119,10 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
             key = table.dtype.type(indices[k])
             s = slot_of(table, key)
             if table[s, 0] == empty:
+                if has_admit and not admit_key(key, r, admit_filter, admit_cfg, admit_counts):
+                    slots[k - a] = -1
+                    ws[k - a] = 0.0
+                    continue
                 table[s, 0] = key
                 vals[s, 1] = 0.0
                 vals[s, 2] = 0.0
@@ -132,6 +141,8 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
         g = (p - target) * swr
         for k in range(a, b):
             s = slots[k - a]
+            if s < 0:
+                continue
             gi = g * np.float64(data[k])
             ni = np.float64(vals[s, 2])
             sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
