@@ -66,6 +66,33 @@ def prefetch_keys(table, indices, a, b):
 
 
 @kernel
+def prefetch_homes(table, indices, a, b, homes, ring_mask):
+    """Home slots of the keys ``indices[a:b]`` (as ``prefetch_keys``): each is written to
+    ``homes[k & ring_mask]`` (``homes`` uint64, a ring indexed by entry) and its cache line
+    prefetched, so that the lookup that follows (``slot_from``) does not hash the key again.
+    ``a``, ``b`` are >= 0.  Reads nothing from ``table``."""
+    cap_mask = np.uint64(table.shape[0] - 1)
+    for k in range(np.uint64(a), np.uint64(b)):
+        h = fmix64(np.uint64(table.dtype.type(indices[k]))) & cap_mask
+        homes[k & ring_mask] = h
+        prefetch_slot(table, h)
+
+
+@kernel
+def slot_from(table, key, s):
+    """``slot_of(table, key)`` given its home slot ``s`` (``fmix64(key) & (capacity - 1)``, as
+    uint64).  Returns uint64 (unsigned: the indexing that follows needs no negative-index
+    wraparound)."""
+    cap_mask = np.uint64(table.shape[0] - 1)
+    empty = table[0, 0] | ~table[0, 0]
+    while True:
+        k = table[s, 0]
+        if k == key or k == empty:
+            return s
+        s = (s + np.uint64(1)) & cap_mask
+
+
+@kernel
 def slot_of(table, key):
     """Slot holding ``key`` in ``table`` (column 0), or the empty slot where it would go.
 
