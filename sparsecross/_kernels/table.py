@@ -56,21 +56,12 @@ def prefetch_slot(typingctx, table, s):
 
 
 @kernel
-def prefetch_keys(table, indices, a, b):
-    """Prefetch the home slots of the keys ``indices[a:b]`` (int64 column ids, converted to the
-    table's key dtype as the lookups do) in ``table``.  Reads nothing from ``table``."""
-    cap_mask = np.int64(table.shape[0] - 1)
-    for k in range(a, b):
-        key = table.dtype.type(indices[k])
-        prefetch_slot(table, np.int64(fmix64(np.uint64(key))) & cap_mask)
-
-
-@kernel
 def prefetch_homes(table, indices, a, b, homes, ring_mask):
-    """Home slots of the keys ``indices[a:b]`` (as ``prefetch_keys``): each is written to
-    ``homes[k & ring_mask]`` (``homes`` uint64, a ring indexed by entry) and its cache line
-    prefetched, so that the lookup that follows (``slot_from``) does not hash the key again.
-    ``a``, ``b`` are >= 0.  Reads nothing from ``table``."""
+    """Prefetch the home slots of the keys ``indices[a:b]`` (int64 column ids, converted to the
+    table's key dtype as the lookups do) in ``table``, and write each home slot to
+    ``homes[k & ring_mask]`` (``homes`` uint64, a ring indexed by entry), so that the lookup
+    that follows (``slot_from``) does not hash the key again.  ``a``, ``b`` are >= 0.  Reads
+    nothing from ``table``."""
     cap_mask = np.uint64(table.shape[0] - 1)
     for k in range(np.uint64(a), np.uint64(b)):
         h = fmix64(np.uint64(table.dtype.type(indices[k]))) & cap_mask
@@ -96,16 +87,10 @@ def slot_from(table, key, s):
 def slot_of(table, key):
     """Slot holding ``key`` in ``table`` (column 0), or the empty slot where it would go.
 
-    ``table`` capacity is a power of two and never full; ``key`` has the table's dtype.
-    Returns int64."""
-    cap_mask = np.int64(table.shape[0] - 1)
-    empty = table[0, 0] | ~table[0, 0]  # all ones in the key dtype: the empty marker
-    s = np.int64(fmix64(np.uint64(key))) & cap_mask
-    while True:
-        k = table[s, 0]
-        if k == key or k == empty:
-            return s
-        s = (s + 1) & cap_mask
+    ``table`` capacity is a power of two and never full; ``key`` has the table's dtype (all
+    ones in it is the empty marker).  Returns int64."""
+    cap_mask = np.uint64(table.shape[0] - 1)
+    return np.int64(slot_from(table, key, fmix64(np.uint64(key)) & cap_mask))
 
 
 #: Slots ahead whose destination ``rehash`` prefetches (about 11 keys at load 0.7).
