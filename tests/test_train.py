@@ -512,6 +512,30 @@ def test_prefetching_kernel_equals_plain_kernel(seed, dtype, weighted, masked):
     assert st_.margins(V, params).tobytes() == ref_m.tobytes()
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), max_len=st.sampled_from([1, 3, 17, 64]),
+       dtype=st.sampled_from(["float32", "float64"]), smoothing=st.sampled_from([0.0, 0.1]))
+def test_kernel_equals_plain_kernel_any_label_any_row_length(seed, max_len, dtype, smoothing):
+    """Property: labels that are not 0/1 (the loss's two-log path) mixed with 0/1 ones, label
+    smoothing, masked and weighted rows, rows from 1 to 64 keys (the ring of home slots holds
+    PREFETCH_ROWS + 1 rows: short rows wrap it often, long rows fill it) and growth mid-batch:
+    ftrl_pass gives the plain kernel's table bytes, count, bias and loss sums."""
+    X, _, rng = _random_csr(seed, 400, 3 * max_len + 50, max_len)
+    y = rng.choice(np.array([0.0, 1.0, 0.25, 0.7]), size=X.shape[0])
+    sw = rng.uniform(0, 2, size=X.shape[0])
+    mask = (rng.random(X.shape[0]) < 0.2).astype(np.uint8)
+    params = FTRLParams(0.2, 0.5, 0.02, 0.1, smoothing)
+    word = np.uint32 if dtype == "float32" else np.uint64
+    ref_table, ref_count, ref_bias, ref_acc = _plain_train(X, y, sw, mask, params, 2, word)
+    st_ = tiny_state(X.shape[1], dtype)
+    acc = np.zeros(3)
+    train_batch(st_, Batch(X, y, sw, 0), params, mask, acc)
+    assert st_.table.tobytes() == ref_table.tobytes()
+    assert st_.touched == int(ref_count[0])
+    assert st_.bias.tobytes() == ref_bias.tobytes()
+    assert acc.tobytes() == ref_acc.tobytes()
+
+
 @pytest.mark.parametrize("batch_rows", [1000, 1 << 18])
 def test_growth_plan_changes_no_result(spec, monkeypatch, batch_rows):
     """Tables sized by the projected key count vs tables that only double, both from 2 slots:

@@ -15,14 +15,19 @@ import numpy as np
 
 from ._jit import kernel
 from .admit import admit_key
-from .table import prefetch_keys, slot_of
+from .table import prefetch_homes, slot_from
 
 EPS = 1e-15
+
+#: Slot marker (no table has 2**64 slots) of a row's entry whose key was not admitted.
+NOT_ADMITTED = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 #: Rows ahead whose slots ``ftrl_pass`` / ``state_margins`` prefetch: a row's lookups are
 #: cache misses in a table larger than the caches, and the CPU can have about ten misses in
 #: flight; fetching the slots of row ``r + PREFETCH_ROWS`` while row ``r`` is updated overlaps
-#: them (the update order and every value stay exactly as without the prefetch).
+#: them (the update order and every value stay exactly as without the prefetch).  Each key is
+#: hashed once: ``prefetch_homes`` keeps the home slots of the rows in flight in a small ring
+#: that the lookups (``slot_from``) read.
 PREFETCH_ROWS = 4
 
 
@@ -41,13 +46,28 @@ def weight(z, n, alpha, beta, l1, l2):
     """Lazy FTRL-Proximal weight from (z, n); exactly 0 when |z| <= l1."""
     if abs(z) <= l1:
         return 0.0
+    return weight_sqrt(z, math.sqrt(n), alpha, beta, l1, l2)
+
+
+@kernel
+def weight_sqrt(z, sqrt_n, alpha, beta, l1, l2):
+    """``weight(z, n, ...)`` given ``sqrt_n = math.sqrt(n)``: the same operations, for a caller
+    that needs ``sqrt(n)`` again (``ftrl_pass`` computes it once per entry, not twice)."""
+    if abs(z) <= l1:
+        return 0.0
     sgn = 1.0 if z > 0 else -1.0
-    return -(z - sgn * l1) / ((beta + math.sqrt(n)) / alpha + l2)
+    return -(z - sgn * l1) / ((beta + sqrt_n) / alpha + l2)
 
 
 @kernel
 def _logloss(p, y):
     q = min(max(p, EPS), 1.0 - EPS)
+    # A label of exactly 1 or 0 needs one log: the other term is a zero (+-0.0) added to a
+    # nonzero finite log (eps <= q <= 1 - eps), which leaves it unchanged bit for bit.
+    if y == 1.0:
+        return -math.log(q)
+    if y == 0.0:
+        return -math.log(1.0 - q)
     return -(y * math.log(q) + (1.0 - y) * math.log(1.0 - q))
 
 
@@ -57,6 +77,17 @@ def _sigmoid(m):
         return 1.0 / (1.0 + math.exp(-m))
     e = math.exp(m)
     return e / (1.0 + e)
+
+
+@kernel
+def _home_ring(max_len):
+    """(homes uint64[ring], ring_mask uint64) for ``prefetch_homes``: a power-of-two ring that
+    holds the entries of ``PREFETCH_ROWS + 1`` rows of at most ``max_len`` entries (the rows
+    in flight: an entry's home is read before any entry a ring's length later is written)."""
+    ring = 1
+    while ring < (PREFETCH_ROWS + 1) * max_len:
+        ring *= 2
+    return np.empty(ring, dtype=np.uint64), np.uint64(ring - 1)
 
 
 @kernel
@@ -84,6 +115,9 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
     int64: ``n`` when every row was processed, else the first row NOT processed because
     inserting its coordinates could push the table past ``max_count`` (grow, then call again
     with ``start`` = that row).  Progressive validation: each row is scored before its update.
+
+    A row's keys are distinct (canonical CSR), so its slots are distinct and ``sqrt(n)`` read
+    in the scoring loop is still ``sqrt(n)`` in the update loop (kept in ``sqs``).
     """
     alpha, beta, l1, l2, eps = params
     n_rows = indptr.shape[0] - 1
@@ -95,16 +129,18 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
         ln = indptr[r + 1] - indptr[r]
         if ln > max_len:
             max_len = ln
-    slots = np.empty(max_len, dtype=np.int64)
+    slots = np.empty(max_len, dtype=np.uint64)
     ws = np.empty(max_len, dtype=np.float64)
+    sqs = np.empty(max_len, dtype=np.float64)
+    homes, ring_mask = _home_ring(max_len)
     empty = table[0, 0] | ~table[0, 0]
     for r in range(start, min(n_rows, start + PREFETCH_ROWS)):
         if not (has_mask and row_mask[r] != 0):
-            prefetch_keys(table, indices, indptr[r], indptr[r + 1])
+            prefetch_homes(table, indices, indptr[r], indptr[r + 1], homes, ring_mask)
     for r in range(start, n_rows):
         rp = r + PREFETCH_ROWS
         if rp < n_rows and not (has_mask and row_mask[rp] != 0):
-            prefetch_keys(table, indices, indptr[rp], indptr[rp + 1])
+            prefetch_homes(table, indices, indptr[rp], indptr[rp + 1], homes, ring_mask)
         if has_mask and row_mask[r] != 0:
             continue
         a = indptr[r]
@@ -115,21 +151,25 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
         nb = bias[1]
         wb = weight(zb, nb, alpha, beta, 0.0, 0.0)
         margin = wb
-        for k in range(a, b):
+        ua = np.uint64(a)  # unsigned entry and slot indices: no negative-index wraparound code
+        for k in range(ua, np.uint64(b)):
             key = table.dtype.type(indices[k])
-            s = slot_of(table, key)
+            s = slot_from(table, key, homes[k & ring_mask])
             if table[s, 0] == empty:
                 if has_admit and not admit_key(key, r, admit_filter, admit_cfg, admit_counts):
-                    slots[k - a] = -1
-                    ws[k - a] = 0.0
+                    slots[k - ua] = NOT_ADMITTED  # no slot: the update loop skips it
+                    ws[k - ua] = 0.0
                     continue
                 table[s, 0] = key
                 vals[s, 1] = 0.0
                 vals[s, 2] = 0.0
                 count[0] += 1
-            slots[k - a] = s
-            w = weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2)
-            ws[k - a] = w
+            j = k - ua
+            slots[j] = s
+            sq = math.sqrt(np.float64(vals[s, 2]))
+            sqs[j] = sq
+            w = weight_sqrt(np.float64(vals[s, 1]), sq, alpha, beta, l1, l2)
+            ws[j] = w
             margin += w * np.float64(data[k])
         p = _sigmoid(margin)
         yr = y[r]
@@ -139,14 +179,15 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
         acc[2] += 1.0
         target = yr * (1.0 - eps) + 0.5 * eps
         g = (p - target) * swr
-        for k in range(a, b):
-            s = slots[k - a]
-            if s < 0:
+        for k in range(ua, np.uint64(b)):
+            j = k - ua
+            s = slots[j]
+            if s == NOT_ADMITTED:
                 continue
             gi = g * np.float64(data[k])
             ni = np.float64(vals[s, 2])
-            sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
-            vals[s, 1] = np.float64(vals[s, 1]) + gi - sigma * ws[k - a]
+            sigma = (math.sqrt(ni + gi * gi) - sqs[j]) / alpha
+            vals[s, 1] = np.float64(vals[s, 1]) + gi - sigma * ws[j]
             vals[s, 2] = ni + gi * gi
         sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
         bias[0] = zb + g - sigma * wb
@@ -160,18 +201,22 @@ def state_margins(indptr, indices, data, table, vals, bias, params):
     alpha, beta, l1, l2, eps = params
     n_rows = indptr.shape[0] - 1
     out = np.empty(n_rows, dtype=np.float64)
+    max_len = 0
+    for r in range(n_rows):
+        max_len = max(max_len, indptr[r + 1] - indptr[r])
+    homes, ring_mask = _home_ring(max_len)
     empty = table[0, 0] | ~table[0, 0]
     wb = weight(bias[0], bias[1], alpha, beta, 0.0, 0.0)
     for r in range(min(n_rows, PREFETCH_ROWS)):
-        prefetch_keys(table, indices, indptr[r], indptr[r + 1])
+        prefetch_homes(table, indices, indptr[r], indptr[r + 1], homes, ring_mask)
     for r in range(n_rows):
         rp = r + PREFETCH_ROWS
         if rp < n_rows:
-            prefetch_keys(table, indices, indptr[rp], indptr[rp + 1])
+            prefetch_homes(table, indices, indptr[rp], indptr[rp + 1], homes, ring_mask)
         m = wb
-        for k in range(indptr[r], indptr[r + 1]):
+        for k in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
             key = table.dtype.type(indices[k])
-            s = slot_of(table, key)
+            s = slot_from(table, key, homes[k & ring_mask])
             if table[s, 0] != empty:
                 m += weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2) * np.float64(data[k])
         out[r] = m

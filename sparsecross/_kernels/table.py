@@ -56,29 +56,41 @@ def prefetch_slot(typingctx, table, s):
 
 
 @kernel
-def prefetch_keys(table, indices, a, b):
+def prefetch_homes(table, indices, a, b, homes, ring_mask):
     """Prefetch the home slots of the keys ``indices[a:b]`` (int64 column ids, converted to the
-    table's key dtype as the lookups do) in ``table``.  Reads nothing from ``table``."""
-    cap_mask = np.int64(table.shape[0] - 1)
-    for k in range(a, b):
-        key = table.dtype.type(indices[k])
-        prefetch_slot(table, np.int64(fmix64(np.uint64(key))) & cap_mask)
+    table's key dtype as the lookups do) in ``table``, and write each home slot to
+    ``homes[k & ring_mask]`` (``homes`` uint64, a ring indexed by entry), so that the lookup
+    that follows (``slot_from``) does not hash the key again.  ``a``, ``b`` are >= 0.  Reads
+    nothing from ``table``."""
+    cap_mask = np.uint64(table.shape[0] - 1)
+    for k in range(np.uint64(a), np.uint64(b)):
+        h = fmix64(np.uint64(table.dtype.type(indices[k]))) & cap_mask
+        homes[k & ring_mask] = h
+        prefetch_slot(table, h)
+
+
+@kernel
+def slot_from(table, key, s):
+    """``slot_of(table, key)`` given its home slot ``s`` (``fmix64(key) & (capacity - 1)``, as
+    uint64).  Returns uint64 (unsigned: the indexing that follows needs no negative-index
+    wraparound)."""
+    cap_mask = np.uint64(table.shape[0] - 1)
+    empty = table[0, 0] | ~table[0, 0]
+    while True:
+        k = table[s, 0]
+        if k == key or k == empty:
+            return s
+        s = (s + np.uint64(1)) & cap_mask
 
 
 @kernel
 def slot_of(table, key):
     """Slot holding ``key`` in ``table`` (column 0), or the empty slot where it would go.
 
-    ``table`` capacity is a power of two and never full; ``key`` has the table's dtype.
-    Returns int64."""
-    cap_mask = np.int64(table.shape[0] - 1)
-    empty = table[0, 0] | ~table[0, 0]  # all ones in the key dtype: the empty marker
-    s = np.int64(fmix64(np.uint64(key))) & cap_mask
-    while True:
-        k = table[s, 0]
-        if k == key or k == empty:
-            return s
-        s = (s + 1) & cap_mask
+    ``table`` capacity is a power of two and never full; ``key`` has the table's dtype (all
+    ones in it is the empty marker).  Returns int64."""
+    cap_mask = np.uint64(table.shape[0] - 1)
+    return np.int64(slot_from(table, key, fmix64(np.uint64(key)) & cap_mask))
 
 
 #: Slots ahead whose destination ``rehash`` prefetches (about 11 keys at load 0.7).

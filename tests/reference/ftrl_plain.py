@@ -1,7 +1,9 @@
 """``ftrl_pass`` and ``state_margins`` as they were before the slot prefetch (commit b6e74d6):
-one lookup at a time, no prefetch.  Kept verbatim (Numba, no cache) so that the tests can check
-that the prefetching kernels give the same state, table layout and progressive loss to the bit
-(the pure-Python oracle in ``ftrl_reference.py`` checks the arithmetic itself)."""
+one lookup at a time, no prefetch, each key hashed once, two square roots of ``n`` per entry,
+both logs of the loss for every row (``weight`` and ``_logloss`` copied here as they were).
+Kept verbatim (Numba, no cache) so that the tests can check that the prefetching kernels give
+the same state, table layout and progressive loss to the bit (the pure-Python oracle in
+``ftrl_reference.py`` checks the arithmetic itself)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,24 @@ import math
 import numpy as np
 from numba import njit
 
-from sparsecross._kernels.ftrl import _logloss, _sigmoid, weight
+from sparsecross._kernels.ftrl import EPS, _sigmoid
 from sparsecross._kernels.table import slot_of
+
+
+@njit
+def weight(z, n, alpha, beta, l1, l2):
+    """``ftrl.weight`` as it was (one function, sqrt inside), verbatim."""
+    if abs(z) <= l1:
+        return 0.0
+    sgn = 1.0 if z > 0 else -1.0
+    return -(z - sgn * l1) / ((beta + math.sqrt(n)) / alpha + l2)
+
+
+@njit
+def _logloss(p, y):
+    """``ftrl._logloss`` as it was (both logs for every label), verbatim."""
+    q = min(max(p, EPS), 1.0 - EPS)
+    return -(y * math.log(q) + (1.0 - y) * math.log(1.0 - q))
 
 
 @njit
