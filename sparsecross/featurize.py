@@ -7,7 +7,6 @@ strings hashed once per distinct dictionary value); the kernels in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -496,15 +495,16 @@ def _describe(source: Source) -> str:
 
 def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS,
                  holdout: float | None = None) -> FeatureSpec:
-    """Replace ``quantiles = N`` by explicit boundaries computed from ``source``.
+    """Compute the settings that come from the data (``quantiles = N`` -> explicit boundaries)
+    from ``source``: each such feature's kind (:meth:`Kind.resolve`) gets a sample of its column.
 
-    Uses the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
+    The sample is the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
     reading order (bounded memory), from the rows that are trained on: with ``holdout``, the
     held-out rows (the same seeded-hash choice as training) are left out, and with ``[label]
     missing = "skip"`` the rows whose label is null or NaN.  A spec with nothing
     to resolve is returned unchanged.
     """
-    todo = [f for f in spec.features if f.kind == "bucket" and f.boundaries is None]
+    todo = [f for f in spec.features if KINDS[f.kind].needs_data(f)]
     if not todo:
         return spec
     limit = spec.quantile_sample_rows
@@ -531,15 +531,6 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
             counts[f.name] += len(x)
         if all(c >= limit for c in counts.values()):
             break
-    resolved: dict[str, tuple[float, ...]] = {}
-    for f in todo:
-        assert f.quantiles is not None
-        x = np.concatenate(samples[f.name]) if samples[f.name] else np.zeros(0)
-        if len(x) == 0:
-            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has no finite values to compute quantiles")
-        qs = np.quantile(x, np.arange(1, f.quantiles) / f.quantiles)
-        b = tuple(float(v) for v in np.unique(qs) if math.isfinite(v))
-        if not b:
-            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has values too large for float64 quantiles")
-        resolved[f.name] = b
-    return spec.with_boundaries(resolved)
+    resolved = {f.name: KINDS[f.kind].resolve(f, np.concatenate(samples[f.name]) if samples[f.name] else np.zeros(0))
+                for f in todo}
+    return spec.with_features(resolved)

@@ -29,13 +29,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ._kernels.crosses import hashed_cross_rows
-from ._kernels.hash import hash_ints
-from .featurize import _as_array, _float64, _hash_dictionary, _plan
+from .featurize import _as_array, _float64, _plan
 from .kinds import KINDS, Ctx
-from .kinds.categorical import is_list
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, iter_record_batches
 from .spec import FeatureSpec, describe_local
@@ -158,7 +155,7 @@ class NameRecorder:
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
-        self.features = [(i, f) for i, f in enumerate(spec.features) if f.kind == "categorical" and f.standalone]
+        self.features = [(i, f) for i, f in enumerate(spec.features) if not f.is_exact and f.standalone]
         # Hashed crosses: owner ``nf + o`` (after every feature) for output ``o``; their
         # components' ids are computed here for those features only (``_need``), as the
         # featurizer computes them.
@@ -171,7 +168,7 @@ class NameRecorder:
         self._ncomps: dict[int, int] = {o: 0 for o, _ in self.crosses}
         # categoricals whose values are kept: the standalone ones and the crossed ones (a cross
         # is named by its categorical components' values, looked up by their full keys)
-        valued = {fi for fi, _ in self.features} | {fi for fi in self._need if spec.features[fi].kind == "categorical"}
+        valued = {fi for fi, _ in self.features} | {fi for fi in self._need if not spec.features[fi].is_exact}
         self._valued = [(fi, spec.features[fi]) for fi in sorted(valued)]
         self._offset = np.int64(spec.hashed_offset)
         self._mask = np.uint64((1 << spec.hashing.bits) - 1)
@@ -199,17 +196,12 @@ class NameRecorder:
         keys of its hashed crosses."""
         for fi, f in self._valued:
             arr = _as_array(batch.column(f.columns[0]))
-            if is_list(arr.type):  # a categorical list: its elements are the values
-                empty = pc.fill_null(pc.equal(pc.list_value_length(arr), 0), True)
-                arr = arr.flatten()
-                if pc.any(empty).as_py():
-                    arr = pa.concat_arrays([arr, pa.nulls(1, arr.type)])  # the missing key
-            values, keys = self._distinct(fi, arr)
+            values, keys, has_missing = KINDS[f.kind].recorded_values(f, arr, self._salts[fi], self._seen_dicts)
             if values is not None and len(values):
                 refs = self._values[fi].add(keys, values)
                 if fi in self._standalone:
                     self._merge(fi, keys, refs)
-            if arr.null_count and fi in self._standalone:
+            if has_missing and fi in self._standalone:
                 self._merge(fi, np.array([self._missing_keys[fi]], dtype=np.uint64),
                             np.array([_MISSING], dtype=np.int64))
         if self.crosses and batch.num_rows:
@@ -273,34 +265,6 @@ class NameRecorder:
             keep[np.flatnonzero(found)[beaten]] = False
         return keep
 
-    def _distinct(self, fi: int, arr: pa.Array) -> tuple[pa.Array | None, np.ndarray]:
-        """The distinct non-null values of ``arr`` (or of its dictionary) and their full hashes."""
-        salt = self._salts[fi]
-        t = arr.type
-        if pa.types.is_dictionary(t) and not (pa.types.is_integer(t.value_type) or pa.types.is_boolean(t.value_type)):
-            d = arr.dictionary
-            bufs = d.buffers()
-            ident = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
-                     d.offset, len(d))
-            if ident in self._seen_dicts:  # a row group's dictionary is shared by its batches
-                self._seen_dicts.move_to_end(ident)
-                return None, np.zeros(0, dtype=np.uint64)
-            self._seen_dicts[ident] = d
-            while len(self._seen_dicts) > 64:
-                self._seen_dicts.popitem(last=False)
-            if d.null_count:
-                d = d.drop_null()
-            return d.cast(pa.large_string()), _hash_dictionary(d, salt)
-        if pa.types.is_dictionary(t):
-            arr = arr.dictionary_decode()
-            t = arr.type
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            u = pc.unique(arr.drop_null())
-            return self._distinct(fi, pc.dictionary_encode(u))
-        u = pc.unique(arr.drop_null())
-        keys = hash_ints(pc.cast(u, pa.int64()).to_numpy(zero_copy_only=False), salt)
-        return pc.cast(u, pa.large_string()), keys
-
     def _merge(self, fi: int, keys: np.ndarray, refs: np.ndarray) -> None:
         cols = self._offset + (keys & self._mask).astype(np.int64)
         new = _Entries.of(cols, np.full(len(cols), fi, dtype=np.int64), keys.astype(np.uint64), refs,
@@ -341,7 +305,7 @@ class NameRecorder:
                     parts = []
                     for cf, lid in zip(self.spec.outputs[o].components, comps[o][:, r].tolist()):
                         f = self.spec.features[cf]
-                        parts.append(value_of(cf, lid) if f.kind == "categorical" else describe_local(f, int(lid)))
+                        parts.append(describe_local(f, int(lid)) if f.is_exact else value_of(cf, lid))
                     text = " x ".join(parts)
                 elif r == _MISSING:
                     text = f"{self.spec.features[fi].name}=missing"

@@ -11,7 +11,7 @@ components (:attr:`Ctx.lists`, used by ``featurize._list_cross_entries``)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import DataError, SchemaError
@@ -207,6 +207,51 @@ class CategoricalKind(Kind):
             return None
         categorical_keys(arr, ctx.salt, ctx.missing_key, ids, missing)
         return None
+
+
+    def recorded_values(self, f: Feature, arr: pa.Array, salt: np.uint64, seen: Any
+                        ) -> tuple[pa.Array | None, np.ndarray, bool]:
+        """The distinct values of ``arr`` (a list column: of its elements) and their full keys;
+        a row is missing where its value is null (a list: also where it is empty, and wherever
+        an element is null)."""
+        if is_list(arr.type):  # a categorical list: its elements are the values
+            empty = pc.fill_null(pc.equal(pc.list_value_length(arr), 0), True)
+            arr = arr.flatten()
+            if pc.any(empty).as_py():
+                arr = pa.concat_arrays([arr, pa.nulls(1, arr.type)])  # the missing key
+        values, keys = _distinct(arr, salt, seen)
+        return values, keys, bool(arr.null_count)
+
+
+def _distinct(arr: pa.Array, salt: np.uint64, seen: OrderedDict[tuple[int, int, int, int], pa.Array]
+              ) -> tuple[pa.Array | None, np.ndarray]:
+    """The distinct non-null values of ``arr`` (or of its dictionary) and their full hashes;
+    (None, no keys) for a dictionary already in ``seen`` (which keeps the last 64, each alive so
+    that its buffer addresses cannot be reused by another dictionary while its entry exists)."""
+    t = arr.type
+    if pa.types.is_dictionary(t) and not (pa.types.is_integer(t.value_type) or pa.types.is_boolean(t.value_type)):
+        d = arr.dictionary
+        bufs = d.buffers()
+        ident = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
+                 d.offset, len(d))
+        if ident in seen:  # a row group's dictionary is shared by its batches
+            seen.move_to_end(ident)
+            return None, np.zeros(0, dtype=np.uint64)
+        seen[ident] = d
+        while len(seen) > 64:
+            seen.popitem(last=False)
+        if d.null_count:
+            d = d.drop_null()
+        return d.cast(pa.large_string()), hash_dictionary(d, salt)
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        u = pc.unique(arr.drop_null())
+        return _distinct(pc.dictionary_encode(u), salt, seen)
+    u = pc.unique(arr.drop_null())
+    keys = _hash.hash_ints(pc.cast(u, pa.int64()).to_numpy(zero_copy_only=False), salt)
+    return pc.cast(u, pa.large_string()), keys
 
 
 CATEGORICAL = CategoricalKind()
