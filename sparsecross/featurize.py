@@ -17,10 +17,11 @@ import pyarrow.compute as pc
 
 from ._kernels import crosses as K
 from ._kernels.hash import holdout_mask
-from .errors import DataError, SchemaError
+from .errors import DataError
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
+from .listcross import list_cross_entries
 from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located
 from .spec import FeatureSpec
 
@@ -335,33 +336,15 @@ def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatc
 def _list_cross_entries(spec: FeatureSpec, plan: _Plan, ids: np.ndarray, missing: np.ndarray,
                         lists: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(rows, keys)`` of the hashed crosses with a categorical list component (``build_csr``
-    emits nothing for them: the list feature is missing and skipped there): one entry per
-    crossed element ``(row, key)`` of the list, its key as ``build_csr`` computes a cross key
-    with the element's key as the list component's, and nothing where another component is
-    missing with ``missing = "skip"``."""
+    emits nothing for them: the list feature is missing and skipped there), crossed by
+    :func:`sparsecross.listcross.list_cross_entries`."""
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for o in np.flatnonzero(plan.out_kind == 2):
         comps = plan.comp_feat[plan.comp_ptr[o]: plan.comp_ptr[o + 1]]
-        listed = [j for j, fi in enumerate(comps) if int(fi) in lists]
-        if not listed:
-            continue
-        if len(listed) > 1:
-            names = [spec.features[int(comps[j])].name for j in listed]
-            raise SchemaError(f"a cross of features {', '.join(map(repr, names))}, which read list columns; "
-                              "a cross may have at most one categorical list")
-        j = listed[0]
-        rows, keys = lists[int(comps[j])]
-        emit = np.ones(len(rows), dtype=bool)
-        for fi in comps:
-            if int(fi) not in lists and plan.skip[fi]:
-                emit &= missing[fi, rows] == 0
-        rows, keys = rows[emit], keys[emit]
-        sub = np.ascontiguousarray(ids[comps][:, rows])  # the row's component ids, one column per entry
-        sub[j] = keys
-        k = len(comps)
-        cross, _ = K.hashed_cross_rows(sub, np.zeros_like(sub, dtype=np.uint8), np.zeros(k, dtype=np.uint8),
-                                       np.arange(k, dtype=np.int64), 0, k, plan.out_seed[o])
-        out.append((rows, cross))
+        listed = {j: lists[int(fi)] for j, fi in enumerate(comps) if int(fi) in lists}
+        if listed:
+            rows, keys, _ = list_cross_entries(ids[comps], missing[comps], plan.skip[comps], listed, plan.out_seed[o])
+            out.append((rows, keys))
     return out
 
 

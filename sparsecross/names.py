@@ -33,6 +33,7 @@ import pyarrow as pa
 from ._kernels.crosses import hashed_cross_rows
 from .featurize import _as_array, _float64, _plan
 from .kinds import KINDS, Ctx
+from .listcross import list_cross_entries
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, iter_record_batches
 from .spec import FeatureSpec, describe_local
@@ -222,28 +223,34 @@ class NameRecorder:
             return x
 
         skip = np.array([self.spec.features[fi].missing == "skip" for fi in self._need], dtype=np.uint8)
+        skip_given = skip.copy()  # a list kind sets its flag in ``skip`` (its entries come in ``lists``)
+        lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # crossed elements of categorical lists
         for j, fi in enumerate(self._need):
             f = self.spec.features[fi]
-            ctx = Ctx(batch, row, self._salts[fi], self._missing_keys[fi], numeric, j, skip, [])
+            ctx = Ctx(batch, row, self._salts[fi], self._missing_keys[fi], numeric, j, skip, [], lists)
             KINDS[f.kind].featurize(f, ctx, ids[j], missing[j])
         for o, out in self.crosses:
             comp = self._cross_feat[o]
-            keys, emit = hashed_cross_rows(ids, missing, skip, comp, 0, len(comp), np.uint64(out.seed))
-            if not emit.all():
-                keys = keys[emit.view(bool)]
-                rows = np.flatnonzero(emit)
+            listed = {p: lists[int(j)] for p, j in enumerate(comp) if int(j) in lists}
+            if listed:  # element tuples, as the featurizer crosses them
+                rows, keys, sub = list_cross_entries(ids[comp], missing[comp], skip_given[comp], listed,
+                                                     np.uint64(out.seed))
             else:
-                rows = None
+                keys, emit = hashed_cross_rows(ids, missing, skip, comp, 0, len(comp), np.uint64(out.seed))
+                rows = np.flatnonzero(emit) if not emit.all() else None
+                if rows is not None:
+                    keys = keys[rows]
+                sub = ids[comp]
             keys, first = np.unique(keys, return_index=True)
             if not len(keys):
                 continue
-            first = first if rows is None else rows[first]
+            cols = first if listed or rows is None else rows[first]  # a column of ``sub``
             owner = len(self.spec.features) + o
             new = self._may_name(owner, keys)  # components kept only for keys that may name a column
-            keys, first = keys[new], first[new]
+            keys, cols = keys[new], cols[new]
             if not len(keys):
                 continue
-            self._comps[o].append(ids[comp][:, first])
+            self._comps[o].append(sub[:, cols])
             refs = self._ncomps[o] + np.arange(len(keys), dtype=np.int64)
             self._ncomps[o] += len(keys)
             self._merge(owner, keys, refs)

@@ -6,7 +6,8 @@ of a row (each once, whatever its repeats); a null or empty list is the missing 
 entries do not fit the kernel's one-id-per-feature-and-row layout: they are emitted through
 :attr:`Ctx.extra` and merged into the rows.  In a hashed cross, a row's first
 :data:`CROSS_LIST_CAP` distinct elements (in list order) are crossed, each with the row's other
-components (:attr:`Ctx.lists`, used by ``featurize._list_cross_entries``)."""
+components (:attr:`Ctx.lists`, used by :mod:`sparsecross.listcross`, which also crosses two or
+more lists: every tuple of their elements, at most :data:`CROSS_LIST_CAP` a row)."""
 
 from __future__ import annotations
 
@@ -203,7 +204,9 @@ class CategoricalKind(Kind):
                 ctx.extra.append(_with_missing(f, ctx, len(arr), rows, keys))
             if ctx.lists is not None:  # crossed: each row's first CROSS_LIST_CAP distinct elements
                 capped = rank < CROSS_LIST_CAP
-                ctx.lists[ctx.feature] = _with_missing(f, ctx, len(arr), rows[capped], keys[capped])
+                rows, keys = _with_missing(f, ctx, len(arr), rows[capped], keys[capped])
+                order = np.argsort(rows, kind="stable")  # by row, in list order (the missing key alone)
+                ctx.lists[ctx.feature] = (rows[order], keys[order])
             return None
         categorical_keys(arr, ctx.salt, ctx.missing_key, ids, missing)
         return None
