@@ -16,7 +16,9 @@ distinct keys (``np.unique``) enter the same per-column entries, owned by ``len(
 output index``, with the component ids of their first row (exact components: the local id,
 named by ``describe_local``; categorical ones: the full key, named through the values kept for
 that feature).  A key's components are stored only when it may name its column, so once per
-(cross, key).
+(cross, key).  A cross with categorical lists is named by its element tuples, crossed as the
+featurizer crosses them (:mod:`sparsecross.listcross`): ``tags=sport x device=ios``.  What a
+hashed kind's values are (a list's elements) is the kind's :meth:`Kind.recorded_values`.
 
 The names of the ``top`` largest hashed weights go into the model's stats
 (``stats["names"]``), so ``inspect`` shows ``device=ios`` instead of ``hashed bucket 118931``.
