@@ -159,3 +159,52 @@ def test_train_predict_and_names_with_a_crossed_list(tmp_path) -> None:
     dense = np.asarray(X.todense(), dtype=np.float64) @ model.dense_weights().astype(np.float64) + model.bias
     assert np.allclose(model.predict_proba(table), 1.0 / (1.0 + np.exp(-dense)), rtol=1e-12, atol=1e-15)
     record_names(model, tmp_path / "d.parquet")
+
+
+_LIST_SPEC = {"label": LABEL, "hashing": {"bits": 9}, "features": [
+    {"name": "tags", "kind": "categorical", "column": "tags"},
+    {"name": "genre", "kind": "categorical", "column": "genre", "standalone": False, "missing": "skip"},
+    {"name": "c", "kind": "categorical", "column": "c"}],
+    "crosses": [{"features": ["tags", "c"]}, {"features": ["genre", "tags"]}]}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(tags=st.lists(_list, min_size=1, max_size=40), genre=st.lists(_list, min_size=40, max_size=40),
+       groups=st.lists(st.integers(1, 15), min_size=1, max_size=4), seed=st.integers(0, 2**63 - 1),
+       epoch=st.integers(0, 3), buffer_rows=st.integers(1, 50), batch_a=st.integers(1, 40),
+       batch_b=st.integers(1, 40))
+def test_shuffled_list_rows_are_the_same_whatever_the_batch_size(tmp_path_factory, tags, genre, groups, seed, epoch,
+                                                                 buffer_rows, batch_a, batch_b) -> None:
+    """With list columns (standalone, one-list and two-list crosses): the same seed and buffer
+    give the same row order for any batch size, and each shuffled row carries exactly the
+    columns of that global row featurized in order, in one table."""
+    import pyarrow.parquet as pq
+
+    from sparsecross.order import Shuffle, iter_shuffled_batches
+
+    n = len(tags)
+    table = pa.table({"tags": pa.array(tags, pa.list_(pa.string())),
+                      "genre": pa.array(genre[:n], pa.large_list(pa.string())),
+                      "c": pa.array([f"c{i % 3}" for i in range(n)]), "y": [i % 2 for i in range(n)]})
+    path = tmp_path_factory.mktemp("lists") / "d.parquet"
+    writer = pq.ParquetWriter(path, table.schema)
+    at = 0
+    for k in groups * (n // sum(groups) + 1):
+        if at >= n:
+            break
+        writer.write_table(table.slice(at, k), row_group_size=k)
+        at += k
+    writer.close()
+    spec = parse_spec(_LIST_SPEC)
+    X = featurize(table, spec)[0]
+    orders = []
+    for batch_rows in (batch_a, batch_b):
+        rows = []
+        for b in iter_shuffled_batches(path, spec, Shuffle(seed, buffer_rows), epoch=epoch, batch_rows=batch_rows):
+            for i, r in enumerate(b.rows.tolist()):
+                got = b.X.indices[b.X.indptr[i]:b.X.indptr[i + 1]].tolist(), b.X.data[b.X.indptr[i]:b.X.indptr[i + 1]].tolist()
+                assert got == (X.indices[X.indptr[r]:X.indptr[r + 1]].tolist(), X.data[X.indptr[r]:X.indptr[r + 1]].tolist())
+                rows.append(r)
+        orders.append(rows)
+    assert sorted(orders[0]) == list(range(n)) and orders[0] == orders[1]
