@@ -393,6 +393,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .predict import evaluate
 
     model = load_model(args.model)
+    model.spec = model.spec.with_positive_weight(args.positive_weight)  # the flag > the model's class weight
     bar = _Progress(None, "eval", enabled=False if (args.quiet or args.json or args.dask) else None)
     t0 = time.perf_counter()
     try:
@@ -604,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON with keys rows, logloss, auc")
     e.add_argument("--batch-rows", type=int, default=PREDICT_BATCH_ROWS, dest="batch_rows",
                    help=f"rows per batch (default {PREDICT_BATCH_ROWS:,})")
+    e.add_argument("--positive-weight", type=float, dest="positive_weight", metavar="W",
+                   help="class weight of positive rows in the weighted metrics (default: the model's, "
+                   "as it was trained)")
     e.add_argument("--dask", metavar="ADDRESS", help="evaluate on Dask: local:N or tcp://HOST:PORT")
     common(e)
     e.set_defaults(func=cmd_eval)
