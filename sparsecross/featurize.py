@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from ._kernels import crosses as K
 from ._kernels.hash import holdout_mask
+from ._kernels.lists import merge_entries
 from .errors import DataError
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, Ctx
@@ -353,19 +354,9 @@ def _merge_entries(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Add hashed entries ``(rows, keys)`` to canonical CSR rows: sorted again, entries on the
     same column summed (a collision's value is its count)."""
-    r = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))] + [e[0] for e in extra])
-    c = np.concatenate([indices] + [plan.hashed_offset + (e[1] & plan.mask).astype(np.int64) for e in extra])
-    v = np.concatenate([data] + [np.ones(len(e[0]), dtype=np.float32) for e in extra])
-    order = np.lexsort((c, r))
-    r, c, v = r[order], c[order], v[order]
-    first = np.ones(len(r), dtype=bool)
-    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
-    starts = np.flatnonzero(first)
-    v = np.add.reduceat(v, starts) if len(v) else v
-    r, c = r[starts], c[starts]
-    out = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=n), out=out[1:])
-    return out, c, v.astype(np.float32)
+    rows = np.concatenate([e[0] for e in extra]).astype(np.int64, copy=False)
+    cols = np.concatenate([plan.hashed_offset + (e[1] & plan.mask).astype(np.int64) for e in extra])
+    return merge_entries(indptr, indices, data, rows, cols)
 
 
 def featurize(

@@ -23,6 +23,7 @@ pa = LazyModule("pyarrow")
 pc = LazyModule("pyarrow.compute")
 K = LazyModule("sparsecross._kernels.crosses")
 _hash = LazyModule("sparsecross._kernels.hash")
+_lists = LazyModule("sparsecross._kernels.lists")
 
 
 if TYPE_CHECKING:
@@ -122,22 +123,12 @@ def _list_elements(ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.
         arr = arr.cast(pa.list_(arr.type.value_type))
     flat = arr.flatten()  # the elements of the valid lists, in row order
     lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    parent = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+    offsets = np.zeros(len(arr) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     keys = np.empty(len(flat), dtype=np.uint64)
     miss = np.empty(len(flat), dtype=np.uint8)
     categorical_keys(flat, ctx.salt, ctx.missing_key, keys, miss)
-    pos = np.flatnonzero(miss == 0)  # a null element is no feature
-    rows, keys = parent[pos], keys[pos]
-    if not len(rows):
-        return rows, keys, np.zeros(0, dtype=np.int64)
-    order = np.lexsort((pos, keys, rows))
-    r, k = rows[order], keys[order]
-    first = np.ones(len(r), dtype=bool)
-    first[1:] = (r[1:] != r[:-1]) | (k[1:] != k[:-1])
-    keep = np.sort(order[first])  # first occurrences, back in row then list order
-    rows, keys = rows[keep], keys[keep]
-    rank = np.arange(len(rows), dtype=np.int64) - np.searchsorted(rows, rows, side="left")
-    return rows, keys, rank
+    return _lists.list_distinct(offsets, keys, miss)
 
 
 def _with_missing(f: Feature, ctx: Ctx, n: int, rows: np.ndarray, keys: np.ndarray
