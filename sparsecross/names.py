@@ -204,7 +204,7 @@ class NameRecorder:
                 refs = self._values[fi].add(keys, values)
                 if fi in self._standalone:
                     self._merge(fi, keys, refs)
-            if has_missing and fi in self._standalone:
+            if has_missing and fi in self._standalone and f.missing != "skip":  # "skip": nothing emitted
                 self._merge(fi, np.array([self._missing_keys[fi]], dtype=np.uint64),
                             np.array([_MISSING], dtype=np.int64))
         if self.crosses and batch.num_rows:

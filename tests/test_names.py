@@ -369,3 +369,27 @@ def test_list_cross_names_match_the_reference_whatever_the_batches(batch_rows):
     # every named column is one the featurizer hits, and every hashed column hit is named
     X = sx.featurize(table, LIST_SPEC)[0]
     assert {str(c) for c in np.unique(X.indices) if c >= LIST_SPEC.hashed_offset} == set(expected)
+
+
+@pytest.mark.parametrize("case", ["null element", "skip"])
+def test_the_missing_key_is_named_only_where_a_row_emits_it(case):
+    """A null element inside a non-empty list is no feature, and a missing value under
+    ``missing = "skip"`` emits nothing: neither may name (or collide on) the missing key's
+    column.  Here a value shares that column, so a recorded missing key would show as a
+    collision (or take the name)."""
+    bits, seed = 6, 0
+    missing = "skip" if case == "skip" else "bucket"
+    spec = sx.parse_spec({"label": {"column": "y"}, "hashing": {"bits": bits, "seed": seed},
+                          "features": [{"name": "t", "kind": "categorical", "column": "t", "missing": missing}]})
+    target = hashed_column(categorical_key("t", None, seed), bits, spec.hashed_offset)
+    v = next(f"v{k}" for k in range(100_000)
+             if hashed_column(categorical_key("t", f"v{k}", seed), bits, spec.hashed_offset) == target)
+    if case == "null element":
+        t = pa.table({"t": pa.array([[v, None], [v]], pa.list_(pa.string())), "y": [1, 0]})
+    else:
+        t = pa.table({"t": pa.array([v, None], pa.string()), "y": [1, 0]})
+    X = sx.featurize(t, spec)[0]
+    assert X.indices.tolist() == ([target, target] if case == "null element" else [target])  # the value only
+    rec = NameRecorder(spec)
+    rec.observe(t)
+    assert rec.names_for(np.array([target])) == {str(target): f"t={v}"}

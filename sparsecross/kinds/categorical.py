@@ -205,16 +205,20 @@ class CategoricalKind(Kind):
 
     def recorded_values(self, f: Feature, arr: pa.Array, salt: np.uint64, seen: Any
                         ) -> tuple[pa.Array | None, np.ndarray, bool]:
-        """The distinct values of ``arr`` (a list column: of its elements) and their full keys;
-        a row is missing where its value is null (a list: also where it is empty, and wherever
-        an element is null)."""
-        if is_list(arr.type):  # a categorical list: its elements are the values
-            empty = pc.fill_null(pc.equal(pc.list_value_length(arr), 0), True)
-            arr = arr.flatten()
-            if pc.any(empty).as_py():
-                arr = pa.concat_arrays([arr, pa.nulls(1, arr.type)])  # the missing key
-        values, keys = _distinct(arr, salt, seen)
-        return values, keys, bool(arr.null_count)
+        """The distinct values of ``arr`` (a list column: of its non-null elements) and their
+        full keys; a row is missing where its value is null (a list: where it has no non-null
+        element)."""
+        if not is_list(arr.type):
+            values, keys = _distinct(arr, salt, seen)
+            return values, keys, bool(arr.null_count)
+        if isinstance(arr.type, pa.FixedSizeListType):
+            arr = arr.cast(pa.list_(arr.type.value_type))
+        flat = arr.flatten()  # the elements of the valid lists, in row order
+        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        parent = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+        present = np.bincount(parent, weights=np.asarray(flat.is_valid(), dtype=np.float64), minlength=len(arr))
+        values, keys = _distinct(flat, salt, seen)
+        return values, keys, bool((present == 0).any())
 
 
 def _distinct(arr: pa.Array, salt: np.uint64, seen: OrderedDict[tuple[int, int, int, int], pa.Array]
