@@ -62,6 +62,25 @@ def guard_outputs(outputs: dict[str, Any], *, spec: str | None = None, model: st
     check_outputs(outputs, inputs)
 
 
+def _checkpoint_files(ckpt: str | None, out: str | None) -> dict[str, Any]:
+    """The files training writes in the checkpoint folder, as outputs for :func:`guard_outputs`:
+    ``state.npz``, the early-stopping states ``best-<epoch>.npz`` there, and the one ``--out``
+    names if it has that form."""
+    if not ckpt:
+        return {}
+    from .checkpoint import BEST_PREFIX
+    from .files import _same_file
+
+    files: dict[str, Any] = {"--checkpoint state file": os.path.join(ckpt, "state.npz")}
+    best = sorted(Path(ckpt).glob(f"{BEST_PREFIX}*.npz")) if os.path.isdir(ckpt) else []
+    if out and Path(out).name.startswith(BEST_PREFIX) and Path(out).suffix == ".npz" \
+            and _same_file(Path(out).parent, Path(ckpt)):
+        best.append(Path(ckpt) / Path(out).name)
+    for f in best:
+        files[f"--checkpoint early-stop state {f.name}"] = f
+    return files
+
+
 def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
     """CLI flags > the spec's [train] table > library defaults."""
     from .train import TrainParams
@@ -239,8 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     out = check_out(args.out, "--out", "model.scx")
     ckpt = args.checkpoint
-    guard_outputs({"--out": out, "--checkpoint": ckpt,
-                   "--checkpoint state file": os.path.join(ckpt, "state.npz") if ckpt else None},
+    guard_outputs({"--out": out, "--checkpoint": ckpt, **_checkpoint_files(ckpt, out)},
                   spec=args.spec, data=args.data, valid=args.valid)
     spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
     opts = _train_options(args, spec)
@@ -375,6 +393,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .predict import evaluate
 
     model = load_model(args.model)
+    model.spec = model.spec.with_positive_weight(args.positive_weight)  # the flag > the model's class weight
     bar = _Progress(None, "eval", enabled=False if (args.quiet or args.json or args.dask) else None)
     t0 = time.perf_counter()
     try:
@@ -586,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON with keys rows, logloss, auc")
     e.add_argument("--batch-rows", type=int, default=PREDICT_BATCH_ROWS, dest="batch_rows",
                    help=f"rows per batch (default {PREDICT_BATCH_ROWS:,})")
+    e.add_argument("--positive-weight", type=float, dest="positive_weight", metavar="W",
+                   help="class weight of positive rows in the weighted metrics (default: the model's, "
+                   "as it was trained)")
     e.add_argument("--dask", metavar="ADDRESS", help="evaluate on Dask: local:N or tcp://HOST:PORT")
     common(e)
     e.set_defaults(func=cmd_eval)

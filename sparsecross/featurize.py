@@ -7,7 +7,6 @@ strings hashed once per distinct dictionary value); the kernels in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -18,10 +17,12 @@ import pyarrow.compute as pc
 
 from ._kernels import crosses as K
 from ._kernels.hash import holdout_mask
-from .errors import DataError, SchemaError
+from ._kernels.lists import merge_entries
+from .errors import DataError
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
+from .listcross import list_cross_entries
 from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located
 from .spec import FeatureSpec
 
@@ -336,33 +337,15 @@ def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatc
 def _list_cross_entries(spec: FeatureSpec, plan: _Plan, ids: np.ndarray, missing: np.ndarray,
                         lists: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(rows, keys)`` of the hashed crosses with a categorical list component (``build_csr``
-    emits nothing for them: the list feature is missing and skipped there): one entry per
-    crossed element ``(row, key)`` of the list, its key as ``build_csr`` computes a cross key
-    with the element's key as the list component's, and nothing where another component is
-    missing with ``missing = "skip"``."""
+    emits nothing for them: the list feature is missing and skipped there), crossed by
+    :func:`sparsecross.listcross.list_cross_entries`."""
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for o in np.flatnonzero(plan.out_kind == 2):
         comps = plan.comp_feat[plan.comp_ptr[o]: plan.comp_ptr[o + 1]]
-        listed = [j for j, fi in enumerate(comps) if int(fi) in lists]
-        if not listed:
-            continue
-        if len(listed) > 1:
-            names = [spec.features[int(comps[j])].name for j in listed]
-            raise SchemaError(f"a cross of features {', '.join(map(repr, names))}, which read list columns; "
-                              "a cross may have at most one categorical list")
-        j = listed[0]
-        rows, keys = lists[int(comps[j])]
-        emit = np.ones(len(rows), dtype=bool)
-        for fi in comps:
-            if int(fi) not in lists and plan.skip[fi]:
-                emit &= missing[fi, rows] == 0
-        rows, keys = rows[emit], keys[emit]
-        sub = np.ascontiguousarray(ids[comps][:, rows])  # the row's component ids, one column per entry
-        sub[j] = keys
-        k = len(comps)
-        cross, _ = K.hashed_cross_rows(sub, np.zeros_like(sub, dtype=np.uint8), np.zeros(k, dtype=np.uint8),
-                                       np.arange(k, dtype=np.int64), 0, k, plan.out_seed[o])
-        out.append((rows, cross))
+        listed = {j: lists[int(fi)] for j, fi in enumerate(comps) if int(fi) in lists}
+        if listed:
+            rows, keys, _ = list_cross_entries(ids[comps], missing[comps], plan.skip[comps], listed, plan.out_seed[o])
+            out.append((rows, keys))
     return out
 
 
@@ -371,19 +354,9 @@ def _merge_entries(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Add hashed entries ``(rows, keys)`` to canonical CSR rows: sorted again, entries on the
     same column summed (a collision's value is its count)."""
-    r = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))] + [e[0] for e in extra])
-    c = np.concatenate([indices] + [plan.hashed_offset + (e[1] & plan.mask).astype(np.int64) for e in extra])
-    v = np.concatenate([data] + [np.ones(len(e[0]), dtype=np.float32) for e in extra])
-    order = np.lexsort((c, r))
-    r, c, v = r[order], c[order], v[order]
-    first = np.ones(len(r), dtype=bool)
-    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
-    starts = np.flatnonzero(first)
-    v = np.add.reduceat(v, starts) if len(v) else v
-    r, c = r[starts], c[starts]
-    out = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=n), out=out[1:])
-    return out, c, v.astype(np.float32)
+    rows = np.concatenate([e[0] for e in extra]).astype(np.int64, copy=False)
+    cols = np.concatenate([plan.hashed_offset + (e[1] & plan.mask).astype(np.int64) for e in extra])
+    return merge_entries(indptr, indices, data, rows, cols)
 
 
 def featurize(
@@ -496,15 +469,16 @@ def _describe(source: Source) -> str:
 
 def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS,
                  holdout: float | None = None) -> FeatureSpec:
-    """Replace ``quantiles = N`` by explicit boundaries computed from ``source``.
+    """Compute the settings that come from the data (``quantiles = N`` -> explicit boundaries)
+    from ``source``: each such feature's kind (:meth:`Kind.resolve`) gets a sample of its column.
 
-    Uses the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
+    The sample is the first ``spec.quantile_sample_rows`` non-missing values of each such column, in
     reading order (bounded memory), from the rows that are trained on: with ``holdout``, the
     held-out rows (the same seeded-hash choice as training) are left out, and with ``[label]
     missing = "skip"`` the rows whose label is null or NaN.  A spec with nothing
     to resolve is returned unchanged.
     """
-    todo = [f for f in spec.features if f.kind == "bucket" and f.boundaries is None]
+    todo = [f for f in spec.features if KINDS[f.kind].needs_data(f)]
     if not todo:
         return spec
     limit = spec.quantile_sample_rows
@@ -531,15 +505,6 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
             counts[f.name] += len(x)
         if all(c >= limit for c in counts.values()):
             break
-    resolved: dict[str, tuple[float, ...]] = {}
-    for f in todo:
-        assert f.quantiles is not None
-        x = np.concatenate(samples[f.name]) if samples[f.name] else np.zeros(0)
-        if len(x) == 0:
-            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has no finite values to compute quantiles")
-        qs = np.quantile(x, np.arange(1, f.quantiles) / f.quantiles)
-        b = tuple(float(v) for v in np.unique(qs) if math.isfinite(v))
-        if not b:
-            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has values too large for float64 quantiles")
-        resolved[f.name] = b
-    return spec.with_boundaries(resolved)
+    resolved = {f.name: KINDS[f.kind].resolve(f, np.concatenate(samples[f.name]) if samples[f.name] else np.zeros(0))
+                for f in todo}
+    return spec.with_features(resolved)

@@ -16,7 +16,9 @@ distinct keys (``np.unique``) enter the same per-column entries, owned by ``len(
 output index``, with the component ids of their first row (exact components: the local id,
 named by ``describe_local``; categorical ones: the full key, named through the values kept for
 that feature).  A key's components are stored only when it may name its column, so once per
-(cross, key).
+(cross, key).  A cross with categorical lists is named by its element tuples, crossed as the
+featurizer crosses them (:mod:`sparsecross.listcross`): ``tags=sport x device=ios``.  What a
+hashed kind's values are (a list's elements) is the kind's :meth:`Kind.recorded_values`.
 
 The names of the ``top`` largest hashed weights go into the model's stats
 (``stats["names"]``), so ``inspect`` shows ``device=ios`` instead of ``hashed bucket 118931``.
@@ -29,13 +31,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ._kernels.crosses import hashed_cross_rows
-from ._kernels.hash import hash_ints
-from .featurize import _as_array, _float64, _hash_dictionary, _plan
+from .featurize import _as_array, _float64, _plan
 from .kinds import KINDS, Ctx
-from .kinds.categorical import is_list
+from .listcross import list_cross_entries
 from .model import SparseModel
 from .read import DEFAULT_BATCH_ROWS, Source, iter_record_batches
 from .spec import FeatureSpec, describe_local
@@ -158,7 +158,7 @@ class NameRecorder:
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
-        self.features = [(i, f) for i, f in enumerate(spec.features) if f.kind == "categorical" and f.standalone]
+        self.features = [(i, f) for i, f in enumerate(spec.features) if not f.is_exact and f.standalone]
         # Hashed crosses: owner ``nf + o`` (after every feature) for output ``o``; their
         # components' ids are computed here for those features only (``_need``), as the
         # featurizer computes them.
@@ -171,7 +171,7 @@ class NameRecorder:
         self._ncomps: dict[int, int] = {o: 0 for o, _ in self.crosses}
         # categoricals whose values are kept: the standalone ones and the crossed ones (a cross
         # is named by its categorical components' values, looked up by their full keys)
-        valued = {fi for fi, _ in self.features} | {fi for fi in self._need if spec.features[fi].kind == "categorical"}
+        valued = {fi for fi, _ in self.features} | {fi for fi in self._need if not spec.features[fi].is_exact}
         self._valued = [(fi, spec.features[fi]) for fi in sorted(valued)]
         self._offset = np.int64(spec.hashed_offset)
         self._mask = np.uint64((1 << spec.hashing.bits) - 1)
@@ -199,17 +199,12 @@ class NameRecorder:
         keys of its hashed crosses."""
         for fi, f in self._valued:
             arr = _as_array(batch.column(f.columns[0]))
-            if is_list(arr.type):  # a categorical list: its elements are the values
-                empty = pc.fill_null(pc.equal(pc.list_value_length(arr), 0), True)
-                arr = arr.flatten()
-                if pc.any(empty).as_py():
-                    arr = pa.concat_arrays([arr, pa.nulls(1, arr.type)])  # the missing key
-            values, keys = self._distinct(fi, arr)
+            values, keys, has_missing = KINDS[f.kind].recorded_values(f, arr, self._salts[fi], self._seen_dicts)
             if values is not None and len(values):
                 refs = self._values[fi].add(keys, values)
                 if fi in self._standalone:
                     self._merge(fi, keys, refs)
-            if arr.null_count and fi in self._standalone:
+            if has_missing and fi in self._standalone and f.missing != "skip":  # "skip": nothing emitted
                 self._merge(fi, np.array([self._missing_keys[fi]], dtype=np.uint64),
                             np.array([_MISSING], dtype=np.int64))
         if self.crosses and batch.num_rows:
@@ -230,28 +225,34 @@ class NameRecorder:
             return x
 
         skip = np.array([self.spec.features[fi].missing == "skip" for fi in self._need], dtype=np.uint8)
+        skip_given = skip.copy()  # a list kind sets its flag in ``skip`` (its entries come in ``lists``)
+        lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # crossed elements of categorical lists
         for j, fi in enumerate(self._need):
             f = self.spec.features[fi]
-            ctx = Ctx(batch, row, self._salts[fi], self._missing_keys[fi], numeric, j, skip, [])
+            ctx = Ctx(batch, row, self._salts[fi], self._missing_keys[fi], numeric, j, skip, [], lists)
             KINDS[f.kind].featurize(f, ctx, ids[j], missing[j])
         for o, out in self.crosses:
             comp = self._cross_feat[o]
-            keys, emit = hashed_cross_rows(ids, missing, skip, comp, 0, len(comp), np.uint64(out.seed))
-            if not emit.all():
-                keys = keys[emit.view(bool)]
-                rows = np.flatnonzero(emit)
+            listed = {p: lists[int(j)] for p, j in enumerate(comp) if int(j) in lists}
+            if listed:  # element tuples, as the featurizer crosses them
+                rows, keys, sub = list_cross_entries(ids[comp], missing[comp], skip_given[comp], listed,
+                                                     np.uint64(out.seed))
             else:
-                rows = None
+                keys, emit = hashed_cross_rows(ids, missing, skip, comp, 0, len(comp), np.uint64(out.seed))
+                rows = np.flatnonzero(emit) if not emit.all() else None
+                if rows is not None:
+                    keys = keys[rows]
+                sub = ids[comp]
             keys, first = np.unique(keys, return_index=True)
             if not len(keys):
                 continue
-            first = first if rows is None else rows[first]
+            cols = first if listed or rows is None else rows[first]  # a column of ``sub``
             owner = len(self.spec.features) + o
             new = self._may_name(owner, keys)  # components kept only for keys that may name a column
-            keys, first = keys[new], first[new]
+            keys, cols = keys[new], cols[new]
             if not len(keys):
                 continue
-            self._comps[o].append(ids[comp][:, first])
+            self._comps[o].append(sub[:, cols])
             refs = self._ncomps[o] + np.arange(len(keys), dtype=np.int64)
             self._ncomps[o] += len(keys)
             self._merge(owner, keys, refs)
@@ -272,34 +273,6 @@ class NameRecorder:
             level.collided[p[collide]] = True
             keep[np.flatnonzero(found)[beaten]] = False
         return keep
-
-    def _distinct(self, fi: int, arr: pa.Array) -> tuple[pa.Array | None, np.ndarray]:
-        """The distinct non-null values of ``arr`` (or of its dictionary) and their full hashes."""
-        salt = self._salts[fi]
-        t = arr.type
-        if pa.types.is_dictionary(t) and not (pa.types.is_integer(t.value_type) or pa.types.is_boolean(t.value_type)):
-            d = arr.dictionary
-            bufs = d.buffers()
-            ident = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
-                     d.offset, len(d))
-            if ident in self._seen_dicts:  # a row group's dictionary is shared by its batches
-                self._seen_dicts.move_to_end(ident)
-                return None, np.zeros(0, dtype=np.uint64)
-            self._seen_dicts[ident] = d
-            while len(self._seen_dicts) > 64:
-                self._seen_dicts.popitem(last=False)
-            if d.null_count:
-                d = d.drop_null()
-            return d.cast(pa.large_string()), _hash_dictionary(d, salt)
-        if pa.types.is_dictionary(t):
-            arr = arr.dictionary_decode()
-            t = arr.type
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            u = pc.unique(arr.drop_null())
-            return self._distinct(fi, pc.dictionary_encode(u))
-        u = pc.unique(arr.drop_null())
-        keys = hash_ints(pc.cast(u, pa.int64()).to_numpy(zero_copy_only=False), salt)
-        return pc.cast(u, pa.large_string()), keys
 
     def _merge(self, fi: int, keys: np.ndarray, refs: np.ndarray) -> None:
         cols = self._offset + (keys & self._mask).astype(np.int64)
@@ -341,7 +314,7 @@ class NameRecorder:
                     parts = []
                     for cf, lid in zip(self.spec.outputs[o].components, comps[o][:, r].tolist()):
                         f = self.spec.features[cf]
-                        parts.append(value_of(cf, lid) if f.kind == "categorical" else describe_local(f, int(lid)))
+                        parts.append(describe_local(f, int(lid)) if f.is_exact else value_of(cf, lid))
                     text = " x ".join(parts)
                 elif r == _MISSING:
                     text = f"{self.spec.features[fi].name}=missing"

@@ -160,18 +160,7 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
         for col in f.columns:
             if kind.check_type(f, col, col_type(col, f"feature {f.name!r}"), where, f.name in crossed):
                 strings.append(col)
-    listed = {f.name for f in spec.features if f.kind == "categorical" and f.name in crossed
-              and _is_list(col_type(f.columns[0], f"feature {f.name!r}"))}
-    for c in spec.crosses:
-        twice = [n for n in c.features if n in listed]
-        if len(twice) > 1:
-            raise SchemaError(f"cross {c.name!r}: features {', '.join(map(repr, twice))} read list columns in {where}; "
-                              "a cross may have at most one categorical list")
     return strings
-
-
-def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
 def locate(source: Source, row: int) -> tuple[Path, int] | None:

@@ -236,29 +236,24 @@ class FeatureSpec:
         return d
 
     def _feature_dicts(self) -> list[dict[str, Any]]:
-        """Every feature's dict; a geo pyramid's expanded features as the user's one feature."""
+        """Every feature's dict; the features a user's feature expanded into (a geo pyramid's)
+        as the user's one feature."""
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
         for f in self.features:
-            if f.pyramid is None:
+            kind = _REGISTRY[f.kind]
+            group = kind.group_of(f)
+            if group is None:
                 out.append(f.to_dict())
-            elif f.pyramid[0] not in seen:  # the first of the group is the coarsest cell
-                seen.add(f.pyramid[0])
-                name, levels, bands = f.pyramid
-                d: dict[str, Any] = {"name": name, "kind": "geo", "lat": f.columns[0], "lon": f.columns[1],
-                                     "resolution_arcmin": list(levels), "invalid": f.invalid}
-                if bands:
-                    d["bands"] = True
-                d["missing"] = f.missing
-                d["standalone"] = f.standalone
-                out.append(d)
+            elif group not in seen:  # the group's first feature writes it
+                seen.add(group)
+                out.append(kind.group_dict(f))
         return out
 
     def pyramid_levels(self, name: str) -> tuple[Feature, ...]:
         """The geo cell features (coarsest first) of the pyramid feature ``name``; () if
         ``name`` is not a pyramid."""
-        return tuple(f for f in self.features
-                     if f.pyramid is not None and f.pyramid[0] == name and f.kind == "geo")
+        return tuple(f for f in self.features if _REGISTRY[f.kind].is_level_of(f, name))
 
     def canonical_json(self) -> str:
         """The spec as canonical JSON, without the ``[train]`` table (model identity)."""
@@ -294,7 +289,7 @@ class FeatureSpec:
     @property
     def needs_data(self) -> bool:
         """True while some bucket feature still has ``quantiles`` but no boundaries."""
-        return any(f.kind == "bucket" and f.boundaries is None for f in self.features)
+        return any(_REGISTRY[f.kind].needs_data(f) for f in self.features)
 
     @cached_property
     def outputs(self) -> tuple[Output, ...]:
@@ -418,13 +413,10 @@ class FeatureSpec:
             raise ParameterError(f"positive_weight must be a finite number > 0, got {positive_weight!r}")
         return replace(self, label=replace(self.label, positive_weight=float(positive_weight)))
 
-    def with_boundaries(self, resolved: Mapping[str, tuple[float, ...]]) -> FeatureSpec:
-        """A copy whose quantile buckets carry explicit boundaries."""
-        feats = tuple(
-            replace(f, boundaries=tuple(resolved[f.name])) if f.name in resolved else f
-            for f in self.features
-        )
-        return replace(self, features=feats)
+    def with_features(self, resolved: Mapping[str, Feature]) -> FeatureSpec:
+        """A copy whose features named in ``resolved`` are replaced (e.g. quantile buckets
+        with their boundaries computed: :func:`sparsecross.featurize.resolve_spec`)."""
+        return replace(self, features=tuple(resolved.get(f.name, f) for f in self.features))
 
 
 def describe_local(f: Feature, lid: int) -> str:

@@ -10,7 +10,6 @@ import math
 import tomllib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from .spec import (
     LabelSpec,
 )
 from .kinds import KINDS
-from .kinds.geo import level_tag
 from .kinds._base import choice as _choice
 from .kinds._base import get as _get
 
@@ -62,9 +60,10 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feat
     if not _NAME_RE.match(name):
         raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {name!r}")
     kind = KINDS[_choice(f"{where}.kind", _get(where, t, "kind", str), tuple(KINDS))]
-    if "bands" in t and kind.name != "geo":
-        raise SpecError(f"{where}.bands: only a geo pyramid (kind = \"geo\") has bands; this feature is "
-                        f"{kind.name!r}")
+    for other in KINDS.values():
+        for key, why in other.exclusive.items():
+            if key in t and other is not kind:
+                raise SpecError(f"{where}.{key}: {why}; this feature is {kind.name!r}")
     _check_keys(where, t, _COMMON_KEYS | kind.keys)
     missing = _choice(f"{where}.missing", _get(where, t, "missing", str, "bucket"), ("bucket", "skip"))
     standalone = _get(where, t, "standalone", bool, True)
@@ -83,25 +82,7 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feat
                 )
     f = Feature(name, kind.name, columns, missing=missing, standalone=standalone, **kind.parse(where, t, stored))
     kind.check_feature(where, f)
-    return _expand_pyramid(f, name) if f.pyramid is not None else (f,)
-
-
-def _expand_pyramid(f: Feature, name: str) -> tuple[Feature, ...]:
-    """A geo pyramid as ordinary features, per level (coarsest first): the cell
-    ``name@level`` and, with bands, ``name.lat@level`` and ``name.lon@level``; all carry
-    ``pyramid = (name, levels, bands)``."""
-    assert f.pyramid is not None
-    _, levels, bands = f.pyramid
-    tag = (name, levels, bands)
-    out: list[Feature] = []
-    for r in levels:
-        lv = level_tag(r)
-        out.append(replace(f, name=f"{name}@{lv}", resolution_arcmin=r, pyramid=tag))
-        if bands:
-            for k, col in (("lat", f.columns[0]), ("lon", f.columns[1])):
-                out.append(replace(f, name=f"{name}.{k}@{lv}", kind=k, columns=(col,), resolution_arcmin=r,
-                                   pyramid=tag))
-    return tuple(out)
+    return kind.expand(f, name)
 
 
 def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> FeatureSpec:
@@ -229,11 +210,17 @@ def _parse_features(raw: list[Any], label: LabelSpec, stored: bool) -> tuple[tup
     groups = [_parse_feature(i, t, label, stored) for i, t in enumerate(raw)]
     features = tuple(f for g in groups for f in g)
     # the user's names (a pyramid's, not its derived ones, which no user name can equal: '@')
-    counts = Counter(g[0].pyramid[0] if g[0].pyramid else g[0].name for g in groups)
+    counts = Counter(_user_name(g[0]) for g in groups)
     if len(counts) != len(groups):
         raise SpecError(f"features: duplicate names {_some(n for n, k in counts.items() if k > 1)}")
     index = {f.name: i for i, f in enumerate(features)}
     return features, index
+
+
+def _user_name(f: Feature) -> str:
+    """The name the user gave the feature ``f`` was expanded from (its own name if none)."""
+    group = KINDS[f.kind].group_of(f)
+    return f.name if group is None else group
 
 
 def _parse_crosses(raw: list[Any], features: tuple[Feature, ...], index: dict[str, int],
@@ -242,7 +229,7 @@ def _parse_crosses(raw: list[Any], features: tuple[Feature, ...], index: dict[st
         raise SpecError(f"spec: {len(raw)} crosses; at most {MAX_CROSSES} are supported")
     crosses = tuple(_parse_cross(i, t, features, index, stored) for i, t in enumerate(raw))
     counts = Counter(f.name for f in features)
-    counts.update({f.pyramid[0] for f in features if f.pyramid})
+    counts.update({u for f in features if (u := _user_name(f)) != f.name})  # a pyramid's name
     counts.update(c.name for c in crosses)
     dupes = [n for n, k in counts.items() if k > 1]
     if dupes:
@@ -262,7 +249,7 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
         raise SpecError(f"{where}.features: {len(fl)} features; a cross has at most {MAX_CROSS_COMPONENTS}")
     for n in fl:
         if n not in index:
-            levels = [f.name for f in features if f.pyramid and f.pyramid[0] == n and f.kind == "geo"]
+            levels = [f.name for f in features if KINDS[f.kind].is_level_of(f, n)]
             if levels:
                 raise SpecError(f"{where}.features: feature {n!r} is a geo pyramid; cross one of its levels "
                                 f"by its derived name ({', '.join(map(repr, levels))})")

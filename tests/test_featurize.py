@@ -57,6 +57,11 @@ def _categorical_columns(spec_dict: dict[str, Any]) -> set[str]:
 def _column_type(values: list[Any], categorical: bool) -> pa.DataType | None:
     """Arrow type for a list of Python values; None when strings and numbers are mixed."""
     present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if present and all(isinstance(v, list) for v in present):  # a list column: by its elements' type
+        inner = _column_type([e for v in present for e in v], True)
+        return None if inner is None else pa.list_(inner)
+    if any(isinstance(v, list) for v in present):
+        return None
     if not present:
         return pa.string() if categorical else pa.float64()
     if all(isinstance(v, str) for v in present):
@@ -80,6 +85,9 @@ def table_from_rows(spec_dict: dict[str, Any], rows: list[dict[str, Any]]) -> pa
         typ = _column_type(values, name in cats)
         if typ is None:
             return None
+        if pa.types.is_list(typ):
+            arrays[name] = pa.array(values, type=typ)
+            continue
         if name in cats or typ == pa.string():
             # NaN in a categorical column is a missing value (reference: NaN -> missing)
             values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
@@ -115,8 +123,9 @@ def reference_csr(spec_dict: dict[str, Any], rows: list[dict[str, Any]]):
     return indptr, indices, data, np.array(labels, dtype=np.float64), w, width
 
 
-def assert_canonical(X: sp.csr_array, n_columns: int) -> None:
-    """Canonical CSR with the documented dtypes, checked from the raw arrays (not the flags)."""
+def assert_canonical(X: sp.csr_array, n_columns: int, counts: bool = True) -> None:
+    """Canonical CSR with the documented dtypes, checked from the raw arrays (not the flags);
+    ``counts``: every value is a count (no numeric feature)."""
     assert isinstance(X, sp.csr_array)
     assert X.shape[1] == n_columns
     assert X.indptr.dtype == np.int64
@@ -129,7 +138,8 @@ def assert_canonical(X: sp.csr_array, n_columns: int) -> None:
     for r in range(X.shape[0]):
         row = X.indices[X.indptr[r]:X.indptr[r + 1]]
         assert np.all(np.diff(row) > 0), f"row {r} not strictly increasing: {row}"
-    assert np.all(X.data >= 1.0) and np.all(X.data == np.round(X.data))
+    if counts:
+        assert np.all(X.data >= 1.0) and np.all(X.data == np.round(X.data))
     # a fresh matrix over copies of the arrays: scipy recomputes the flag from scratch
     fresh = sp.csr_array((X.data.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape)
     assert fresh.has_canonical_format
@@ -173,7 +183,7 @@ def test_golden_featurize_cases(case: dict[str, Any]) -> None:
     assert spec.n_columns == exp["width"]
     assert_same(X, np.array(exp["indptr"]), np.array(exp["indices"]), np.array(exp["data"]),
                 exp["width"])
-    assert_canonical(X, spec.n_columns)
+    assert_canonical(X, spec.n_columns, counts='kind = "numeric"' not in case["spec_toml"])
     np.testing.assert_array_equal(y, exp["labels"])
     if exp["weights"] is None:
         assert w is None

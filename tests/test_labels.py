@@ -431,6 +431,28 @@ def test_cli_eval_reports_baseline_and_skipped(tmp_path, capsys):
     assert rc == 0 and "constant rate" in o and "skipped" in o
 
 
+def test_cli_eval_positive_weight_weights_the_metrics_as_training_does(tmp_path, capsys):
+    """eval --positive-weight W: logloss and positive rate weighted W on positive rows (a dense
+    computation from the model's probabilities); the model's own class weight without it."""
+    path, table = _data(tmp_path, n=1500)
+    out = tmp_path / "m.scx"
+    sx.save_model(sx.train(path, parse_spec(spec_of({**SKIP, "positive_weight": 2.0})), **OPTS), out)
+    y_all = table.column("y").to_pylist()
+    keep = [i for i, v in enumerate(y_all) if v is not None]
+    y = np.array([y_all[i] == "Fell" for i in keep], dtype=np.float64)
+    p = load_model(out).predict_proba(table)[keep].astype(np.float64)
+    for flag, w_pos in (([], 2.0), (["--positive-weight", 5], 5.0)):
+        rc, o, e = _run(capsys, ["eval", out, path, "--json", *flag])
+        assert rc == 0, e
+        rep = json.loads(o)
+        w = np.where(y == 1.0, w_pos, 1.0)
+        want = -np.sum(w * (y * np.log(p) + (1 - y) * np.log1p(-p))) / w.sum()
+        assert math.isclose(rep["logloss"], want, rel_tol=1e-6)
+        assert math.isclose(rep["positive_rate"], float(np.sum(w * y) / w.sum()), rel_tol=1e-12)
+    rc, o, e = _run(capsys, ["eval", out, path, "--positive-weight", 0])
+    assert rc == 1 and len(e.strip().splitlines()) == 1 and "positive_weight must be a finite number > 0" in e
+
+
 # ----------------------------------------------------------------------------- margin
 def test_predict_margin(tmp_path, capsys):
     path, table = _data(tmp_path, n=1200)

@@ -13,10 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sparsecross import parse_spec
-from sparsecross.errors import SchemaError
 from sparsecross.featurize import featurize, featurize_features
 from sparsecross.kinds.categorical import CROSS_LIST_CAP
-from sparsecross.read import check_schema
 from tests.reference import featurize_reference as R
 from tests.test_kinds import _compare
 
@@ -98,18 +96,41 @@ def test_cap_keeps_the_first_distinct_elements() -> None:
     assert X.indices[:CROSS_LIST_CAP + 1].tolist() == X.indices[CROSS_LIST_CAP + 1:].tolist()
 
 
-def test_two_lists_in_one_cross_is_refused() -> None:
-    spec = parse_spec({"label": LABEL, "features": [
-        {"name": "a", "kind": "categorical", "column": "a"},
-        {"name": "b", "kind": "categorical", "column": "b"}], "crosses": [{"features": ["a", "b"]}]})
-    schema = pa.schema([("a", pa.list_(pa.string())), ("b", pa.list_(pa.int64())), ("y", pa.int8())])
-    with pytest.raises(SchemaError, match=r"at most one categorical list") as e:
-        check_schema(spec, schema, "x.parquet")
-    assert "\n" not in str(e.value)
-    t = pa.table({"a": pa.array([["x"]], pa.list_(pa.string())), "b": pa.array([[1]], pa.list_(pa.int64())),
-                  "y": [1]})
-    with pytest.raises(SchemaError, match=r"at most one categorical list"):
-        featurize_features(spec, t)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(a=st.lists(_list, min_size=1, max_size=12), b=st.lists(_list, min_size=12, max_size=12),
+       c=st.lists(st.one_of(st.none(), st.lists(_element, max_size=4)), min_size=12, max_size=12),
+       three=st.booleans(), missing=st.sampled_from(["bucket", "skip"]), other=st.sampled_from(["bucket", "skip"]),
+       bits=st.integers(1, 10), cuts=st.lists(st.integers(0, 20), max_size=3))
+def test_two_and_three_lists_in_one_cross_match_reference(a, b, c, three, missing, other, bits, cuts) -> None:
+    """Every tuple of the lists' elements, the first CROSS_LIST_CAP by (largest position,
+    positions), as the reference enumerates them; long lists on both sides included."""
+    n = len(a)
+    b, c = b[:n], c[:n]
+    feats = [{"name": "a", "kind": "categorical", "column": "a", "missing": missing},
+             {"name": "b", "kind": "categorical", "column": "b", "missing": other, "standalone": False},
+             {"name": "c", "kind": "categorical", "column": "c", "missing": other, "standalone": False}]
+    crosses = [{"features": ["a", "b"]}, {"features": ["b", "a", "c"] if three else ["c", "a"]}]
+    spec_dict = {"label": LABEL, "hashing": {"bits": bits}, "features": feats, "crosses": crosses}
+    rows = [{"a": x, "b": y, "c": z, "y": i % 2} for i, (x, y, z) in enumerate(zip(a, b, c))]
+    table = pa.table({"a": pa.array(a, pa.list_(pa.string())), "b": pa.array(b, pa.large_list(pa.string())),
+                      "c": pa.array(c, pa.list_(pa.string())), "y": [i % 2 for i in range(n)]})
+    _compare(spec_dict, table, rows, cuts)
+
+
+def test_two_long_lists_cross_each_ones_first_elements() -> None:
+    """Two lists of 100 distinct elements: the 64 pairs of their first 8 elements each."""
+    spec = parse_spec({"label": LABEL, "hashing": {"bits": 30}, "features": [
+        {"name": "a", "kind": "categorical", "column": "a", "standalone": False},
+        {"name": "b", "kind": "categorical", "column": "b", "standalone": False}],
+        "crosses": [{"features": ["a", "b"]}]})
+    long = [f"t{i}" for i in range(100)]
+    X = featurize(pa.table({"a": [long], "b": [long], "y": [1]}), spec)[0]
+    short = featurize(pa.table({"a": [long[:8]], "b": [long[:8]], "y": [1]}), spec)[0]
+    assert X.nnz == CROSS_LIST_CAP and X.indices.tolist() == short.indices.tolist()
+    # one element against a long list: that element with the other's first 64
+    X = featurize(pa.table({"a": [["u"]], "b": [long], "y": [1]}), spec)[0]
+    short = featurize(pa.table({"a": [["u"]], "b": [long[:CROSS_LIST_CAP]], "y": [1]}), spec)[0]
+    assert X.nnz == CROSS_LIST_CAP and X.indices.tolist() == short.indices.tolist()
 
 
 def test_train_predict_and_names_with_a_crossed_list(tmp_path) -> None:
@@ -138,3 +159,52 @@ def test_train_predict_and_names_with_a_crossed_list(tmp_path) -> None:
     dense = np.asarray(X.todense(), dtype=np.float64) @ model.dense_weights().astype(np.float64) + model.bias
     assert np.allclose(model.predict_proba(table), 1.0 / (1.0 + np.exp(-dense)), rtol=1e-12, atol=1e-15)
     record_names(model, tmp_path / "d.parquet")
+
+
+_LIST_SPEC = {"label": LABEL, "hashing": {"bits": 9}, "features": [
+    {"name": "tags", "kind": "categorical", "column": "tags"},
+    {"name": "genre", "kind": "categorical", "column": "genre", "standalone": False, "missing": "skip"},
+    {"name": "c", "kind": "categorical", "column": "c"}],
+    "crosses": [{"features": ["tags", "c"]}, {"features": ["genre", "tags"]}]}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(tags=st.lists(_list, min_size=1, max_size=40), genre=st.lists(_list, min_size=40, max_size=40),
+       groups=st.lists(st.integers(1, 15), min_size=1, max_size=4), seed=st.integers(0, 2**63 - 1),
+       epoch=st.integers(0, 3), buffer_rows=st.integers(1, 50), batch_a=st.integers(1, 40),
+       batch_b=st.integers(1, 40))
+def test_shuffled_list_rows_are_the_same_whatever_the_batch_size(tmp_path_factory, tags, genre, groups, seed, epoch,
+                                                                 buffer_rows, batch_a, batch_b) -> None:
+    """With list columns (standalone, one-list and two-list crosses): the same seed and buffer
+    give the same row order for any batch size, and each shuffled row carries exactly the
+    columns of that global row featurized in order, in one table."""
+    import pyarrow.parquet as pq
+
+    from sparsecross.order import Shuffle, iter_shuffled_batches
+
+    n = len(tags)
+    table = pa.table({"tags": pa.array(tags, pa.list_(pa.string())),
+                      "genre": pa.array(genre[:n], pa.large_list(pa.string())),
+                      "c": pa.array([f"c{i % 3}" for i in range(n)]), "y": [i % 2 for i in range(n)]})
+    path = tmp_path_factory.mktemp("lists") / "d.parquet"
+    writer = pq.ParquetWriter(path, table.schema)
+    at = 0
+    for k in groups * (n // sum(groups) + 1):
+        if at >= n:
+            break
+        writer.write_table(table.slice(at, k), row_group_size=k)
+        at += k
+    writer.close()
+    spec = parse_spec(_LIST_SPEC)
+    X = featurize(table, spec)[0]
+    orders = []
+    for batch_rows in (batch_a, batch_b):
+        rows = []
+        for b in iter_shuffled_batches(path, spec, Shuffle(seed, buffer_rows), epoch=epoch, batch_rows=batch_rows):
+            for i, r in enumerate(b.rows.tolist()):
+                got = b.X.indices[b.X.indptr[i]:b.X.indptr[i + 1]].tolist(), b.X.data[b.X.indptr[i]:b.X.indptr[i + 1]].tolist()
+                assert got == (X.indices[X.indptr[r]:X.indptr[r + 1]].tolist(), X.data[X.indptr[r]:X.indptr[r + 1]].tolist())
+                rows.append(r)
+        orders.append(rows)
+    assert sorted(orders[0]) == list(range(n)) and orders[0] == orders[1]

@@ -268,3 +268,128 @@ def test_a_resumed_run_names_crosses_as_an_uninterrupted_one(tmp_path, monkeypat
     assert 0 < resumed.run["rows_processed"] < 6000
     assert resumed.stats["names"] == full.stats["names"]
     assert model_bytes(resumed) == model_bytes(full)
+
+
+# ------------------------------------------------------------ crosses with categorical lists
+LIST_BITS = 9
+LIST_SPEC = sx.parse_spec({
+    "label": {"column": "y"},
+    "hashing": {"bits": LIST_BITS, "seed": 5},
+    "features": [
+        {"name": "tags", "kind": "categorical", "column": "tags"},
+        {"name": "genre", "kind": "categorical", "column": "genre", "standalone": False, "missing": "skip"},
+        {"name": "device", "kind": "categorical", "column": "device"},
+        {"name": "rooms", "kind": "bucket", "column": "rooms", "boundaries": [2.0, 4.0], "standalone": False},
+    ],
+    "crosses": [{"features": ["tags", "device"]}, {"features": ["rooms", "tags"], "mode": "hashed"},
+                {"features": ["genre", "tags"]}],
+})
+
+
+def make_list_table(n: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+
+    def a_list(pool: int, most: int):
+        if rng.random() < 0.05:
+            return None
+        return [None if rng.random() < 0.05 else f"t{int(v)}" for v in rng.integers(0, pool, int(rng.integers(0, most)))]
+
+    return pa.table({
+        "tags": pa.array([a_list(30, 6) for _ in range(n)], pa.list_(pa.string())),
+        "genre": pa.array([a_list(5, 4) for _ in range(n)], pa.large_list(pa.string())),
+        "device": pa.array([None if rng.random() < 0.05 else ["ios", "web"][int(v)] for v in rng.integers(0, 2, n)]),
+        "rooms": pa.array([None if rng.random() < 0.05 else float(v) for v in rng.uniform(0, 6, n)]),
+        "y": rng.integers(0, 2, n),
+    })
+
+
+def reference_list_names(spec, table: pa.Table) -> dict[str, str]:
+    """As reference_cross_names, with list values: a list's distinct non-null elements (a null
+    or empty list is missing); a cross takes every tuple of its lists' elements, sorted by
+    (largest position, positions), the first 64."""
+    import itertools
+
+    seed, bits, H = spec.hashing.seed, spec.hashing.bits, spec.hashed_offset
+    feats = {f.name: (i, f) for i, f in enumerate(spec.features)}
+
+    def parts(f, v):  # [(component key, text)] of value v of feature f; [] when skipped
+        if f.kind == "categorical":
+            if isinstance(v, list):
+                v = list(dict.fromkeys(e for e in v if e is not None))
+            if v is None or v == []:
+                return [] if f.missing == "skip" else [(categorical_key(f.name, None, seed), f"{f.name}=missing")]
+            return [(categorical_key(f.name, e, seed), f"{f.name}={e}") for e in (v if isinstance(v, list) else [v])]
+        b = list(f.boundaries)
+        if v is None:
+            return [(len(b) + 1, f"{f.name}=missing")]
+        lid = sum(1 for x in b if x <= v)
+        lo = "-inf" if lid == 0 else repr(b[lid - 1])
+        hi = "inf" if lid == len(b) else repr(b[lid])
+        return [(lid, f"{f.name}=[{lo},{hi})")]
+
+    entries: dict[int, set[tuple[int, int, str]]] = defaultdict(set)
+    for r in table.to_pylist():
+        for fi, f in enumerate(spec.features):
+            if f.kind == "categorical" and f.standalone:
+                for k, text in parts(f, r[f.columns[0]]):
+                    entries[hashed_column(k, bits, H)].add((fi, k, text))
+        for c in spec.crosses:
+            o = [out.name for out in spec.outputs].index(c.name)
+            options = [parts(feats[n][1], r[feats[n][1].columns[0]]) for n in c.features]
+            tuples = sorted(itertools.product(*[range(len(p)) for p in options]), key=lambda t: (max(t), t))
+            for t in tuples[:64]:
+                ps = [p[i] for p, i in zip(options, t)]
+                k = cross_key(c.name, [p[0] for p in ps], seed)
+                entries[hashed_column(k, bits, H)].add((len(spec.features) + o, k, " x ".join(p[1] for p in ps)))
+    out = {}
+    for col, es in entries.items():
+        _, _, text = min(es)
+        out[str(col)] = text + (" (+more: hash collision)" if len({(a, b) for a, b, _ in es}) > 1 else "")
+    return out
+
+
+@pytest.mark.parametrize("batch_rows", [1, 17, 5000])
+def test_list_cross_names_match_the_reference_whatever_the_batches(batch_rows):
+    """Crosses with a list (and with two lists) are named by their elements, with collisions
+    flagged, whatever the batches and their order."""
+    table = make_list_table(600, 11)
+    expected = reference_list_names(LIST_SPEC, table)
+    crossed = [v for v in expected.values() if " x " in v]
+    assert any("tags=t" in v and "device=" in v for v in crossed)
+    assert any("genre=t" in v and "tags=t" in v for v in crossed)
+    assert any("tags=missing" in v for v in crossed) and not any("genre=missing" in v for v in crossed)
+    assert any("collision" in v for v in crossed) and any("collision" not in v for v in crossed)
+    cols = LIST_SPEC.hashed_offset + np.arange(1 << LIST_BITS)
+    batches = table.to_batches(max_chunksize=batch_rows)
+    for order in (batches, random.Random(batch_rows).sample(batches, len(batches))):
+        rec = NameRecorder(LIST_SPEC)
+        for b in order:
+            rec.observe(b)
+        assert rec.names_for(cols) == expected
+    # every named column is one the featurizer hits, and every hashed column hit is named
+    X = sx.featurize(table, LIST_SPEC)[0]
+    assert {str(c) for c in np.unique(X.indices) if c >= LIST_SPEC.hashed_offset} == set(expected)
+
+
+@pytest.mark.parametrize("case", ["null element", "skip"])
+def test_the_missing_key_is_named_only_where_a_row_emits_it(case):
+    """A null element inside a non-empty list is no feature, and a missing value under
+    ``missing = "skip"`` emits nothing: neither may name (or collide on) the missing key's
+    column.  Here a value shares that column, so a recorded missing key would show as a
+    collision (or take the name)."""
+    bits, seed = 6, 0
+    missing = "skip" if case == "skip" else "bucket"
+    spec = sx.parse_spec({"label": {"column": "y"}, "hashing": {"bits": bits, "seed": seed},
+                          "features": [{"name": "t", "kind": "categorical", "column": "t", "missing": missing}]})
+    target = hashed_column(categorical_key("t", None, seed), bits, spec.hashed_offset)
+    v = next(f"v{k}" for k in range(100_000)
+             if hashed_column(categorical_key("t", f"v{k}", seed), bits, spec.hashed_offset) == target)
+    if case == "null element":
+        t = pa.table({"t": pa.array([[v, None], [v]], pa.list_(pa.string())), "y": [1, 0]})
+    else:
+        t = pa.table({"t": pa.array([v, None], pa.string()), "y": [1, 0]})
+    X = sx.featurize(t, spec)[0]
+    assert X.indices.tolist() == ([target, target] if case == "null element" else [target])  # the value only
+    rec = NameRecorder(spec)
+    rec.observe(t)
+    assert rec.names_for(np.array([target])) == {str(target): f"t={v}"}

@@ -77,6 +77,24 @@ def test_train_refuses_a_checkpoint_folder_that_is_an_input(capsys, files):
                             "--checkpoint", files["data"], "-q"], "--checkpoint")
 
 
+def test_train_refuses_an_early_stop_state_file_as_out_or_input(capsys, files):
+    """best-<epoch>.npz in the checkpoint folder is written (and pruned) by early stopping:
+    --out must not name one (existing or not), and an input that is one is refused."""
+    ckpt = files["dir"] / "ckpt"
+    ckpt.mkdir(exist_ok=True)
+    for name in ("best-2.npz", "best-17.npz"):
+        refused(capsys, files, ["train", files["spec"], files["data"], "--out", ckpt / name, "--checkpoint", ckpt,
+                                "--early-stop", "2", "-q"], "--out", name)
+    existing = ckpt / "best-3.npz"
+    existing.write_bytes((files["data"]).read_bytes())  # a Parquet file there, given as data
+    try:
+        for argv in (["train", files["spec"], existing], ["train", files["spec"], files["data"], "--valid", existing]):
+            refused(capsys, files, [*argv, "--out", files["dir"] / "new.scx", "--checkpoint", ckpt, "-q"],
+                    "best-3.npz", "refusing to overwrite an input")
+    finally:
+        existing.unlink()
+
+
 def test_path_refuses_spec_and_data_as_out(capsys, files):
     for target in (files["spec"], files["data"]):
         refused(capsys, files, ["path", files["spec"], files["data"], "--holdout", "0.2", "--max-nonzeros", "50",

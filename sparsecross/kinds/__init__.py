@@ -1,8 +1,11 @@
 """Feature kinds: one module per kind family, and the registry :data:`KINDS`.
 
 Adding a kind is one module defining a :class:`~sparsecross.kinds._base.Kind` and one entry
-here; the spec parser, the layout, the schema check, the schema roles, the featurizer and the
-readable names all ask the kind.
+here; the spec parser (keys, validation, expansion into several features, the canonical dict),
+the layout, the schema check, the schema roles, the featurizer, settings resolved from data,
+the name recorder (values of hashed kinds) and the readable names all ask the kind
+(``tests/test_kind_plugin.py`` registers two kinds defined in the test and runs them through
+parse, featurize, train, names and ``inspect``).
 """
 
 from __future__ import annotations

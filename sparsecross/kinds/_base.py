@@ -113,6 +113,8 @@ class Kind:
     role: str = "numeric"
     #: False if the kind's features may not be crossed (its CSR value is not 1.0).
     crossable: bool = True
+    #: Keys only this kind has, with the reason shown when a feature of another kind uses one.
+    exclusive: Mapping[str, str] = {}
 
     # ------------------------------------------------------------------ parsing
     def columns(self, where: str, t: Mapping[str, Any]) -> tuple[str, ...]:
@@ -159,3 +161,44 @@ class Kind:
         the missing flags into ``missing`` (uint8[n]).  A kind whose CSR value is not 1.0
         returns float32[n] values (used at its first column), else None."""
         raise NotImplementedError
+
+    def recorded_values(self, f: Feature, arr: pa.Array, salt: np.uint64, seen: Any
+                        ) -> tuple[pa.Array | None, np.ndarray, bool]:
+        """For a hashed kind (names of hashed columns, :mod:`sparsecross.names`): the distinct
+        present values of a batch's column ``arr`` as a ``large_string`` array (None when
+        nothing is new), their full 64-bit keys, and whether some row is missing.  ``seen`` is
+        the recorder's cache of already recorded dictionaries (an ``OrderedDict``) the kind may
+        use.  Exact kinds are named by :meth:`describe` and never asked."""
+        raise NotImplementedError(f"kind {self.name!r} is exact: its local ids are named by describe()")
+
+    # ---------------------------------------------------- settings computed from data
+    def needs_data(self, f: Feature) -> bool:
+        """True while ``f`` has a setting to compute from the data (a quantile bucket's
+        boundaries): :func:`sparsecross.featurize.resolve_spec` then gives :meth:`resolve` a
+        sample of its first column's finite values, from the rows that are trained on."""
+        return False
+
+    def resolve(self, f: Feature, sample: np.ndarray) -> Feature:
+        """``f`` with its data-derived settings computed from ``sample`` (float64, finite, in
+        reading order); raise :class:`DataError` when they cannot be."""
+        return f
+
+    # ------------------------------------------ features a user's one feature expands into
+    def expand(self, f: Feature, name: str) -> tuple[Feature, ...]:
+        """The features the user's feature ``f`` (named ``name``) stands for (default: itself)."""
+        return (f,)
+
+    def group_of(self, f: Feature) -> str | None:
+        """For a feature :meth:`expand` made: the user's feature name; None for a feature of
+        its own."""
+        return None
+
+    def group_dict(self, f: Feature) -> dict[str, Any]:
+        """The user's feature as :meth:`FeatureSpec.to_dict` writes it, from the first feature
+        :meth:`expand` made of it."""
+        raise NotImplementedError
+
+    def is_level_of(self, f: Feature, name: str) -> bool:
+        """True if ``f`` is one of the crossable levels the user's feature ``name`` expanded
+        into (so a cross naming ``name`` is told to name a level)."""
+        return False

@@ -1,14 +1,16 @@
 """``kind = "bucket"``: a number's interval between sorted boundaries (explicit, or
-``quantiles = N`` resolved from data by :func:`sparsecross.featurize.resolve_spec`)."""
+``quantiles = N`` computed from a sample of the data: :meth:`BucketKind.resolve`, called by
+:func:`sparsecross.featurize.resolve_spec`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import SpecError
+from ..errors import DataError, SpecError
 from ._base import Ctx, Kind, get
 
 np = LazyModule("numpy")
@@ -70,6 +72,20 @@ class BucketKind(Kind):
         lo = "-inf" if lid == 0 else repr(b[lid - 1])
         hi = "inf" if lid >= len(b) else repr(b[lid])
         return f"{f.name}=[{lo},{hi})"
+
+    def needs_data(self, f: Feature) -> bool:
+        return f.boundaries is None
+
+    def resolve(self, f: Feature, sample: np.ndarray) -> Feature:
+        """The boundaries of ``quantiles = N``: the distinct finite N-quantiles of ``sample``."""
+        assert f.quantiles is not None
+        if len(sample) == 0:
+            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has no finite values to compute quantiles")
+        qs = np.quantile(sample, np.arange(1, f.quantiles) / f.quantiles)
+        b = tuple(float(v) for v in np.unique(qs) if math.isfinite(v))
+        if not b:
+            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has values too large for float64 quantiles")
+        return replace(f, boundaries=b)
 
     def featurize(self, f: Feature, ctx: Ctx, ids: np.ndarray, missing: np.ndarray) -> None:
         K.bucket_ids(ctx.numeric(f.columns[0]), np.asarray(f.boundaries, dtype=np.float64), ids, missing)

@@ -6,12 +6,13 @@ of a row (each once, whatever its repeats); a null or empty list is the missing 
 entries do not fit the kernel's one-id-per-feature-and-row layout: they are emitted through
 :attr:`Ctx.extra` and merged into the rows.  In a hashed cross, a row's first
 :data:`CROSS_LIST_CAP` distinct elements (in list order) are crossed, each with the row's other
-components (:attr:`Ctx.lists`, used by ``featurize._list_cross_entries``)."""
+components (:attr:`Ctx.lists`, used by :mod:`sparsecross.listcross`, which also crosses two or
+more lists: every tuple of their elements, at most :data:`CROSS_LIST_CAP` a row)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import DataError, SchemaError
@@ -22,6 +23,7 @@ pa = LazyModule("pyarrow")
 pc = LazyModule("pyarrow.compute")
 K = LazyModule("sparsecross._kernels.crosses")
 _hash = LazyModule("sparsecross._kernels.hash")
+_lists = LazyModule("sparsecross._kernels.lists")
 
 
 if TYPE_CHECKING:
@@ -121,22 +123,12 @@ def _list_elements(ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.
         arr = arr.cast(pa.list_(arr.type.value_type))
     flat = arr.flatten()  # the elements of the valid lists, in row order
     lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    parent = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+    offsets = np.zeros(len(arr) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     keys = np.empty(len(flat), dtype=np.uint64)
     miss = np.empty(len(flat), dtype=np.uint8)
     categorical_keys(flat, ctx.salt, ctx.missing_key, keys, miss)
-    pos = np.flatnonzero(miss == 0)  # a null element is no feature
-    rows, keys = parent[pos], keys[pos]
-    if not len(rows):
-        return rows, keys, np.zeros(0, dtype=np.int64)
-    order = np.lexsort((pos, keys, rows))
-    r, k = rows[order], keys[order]
-    first = np.ones(len(r), dtype=bool)
-    first[1:] = (r[1:] != r[:-1]) | (k[1:] != k[:-1])
-    keep = np.sort(order[first])  # first occurrences, back in row then list order
-    rows, keys = rows[keep], keys[keep]
-    rank = np.arange(len(rows), dtype=np.int64) - np.searchsorted(rows, rows, side="left")
-    return rows, keys, rank
+    return _lists.list_distinct(offsets, keys, miss)
 
 
 def _with_missing(f: Feature, ctx: Ctx, n: int, rows: np.ndarray, keys: np.ndarray
@@ -203,10 +195,61 @@ class CategoricalKind(Kind):
                 ctx.extra.append(_with_missing(f, ctx, len(arr), rows, keys))
             if ctx.lists is not None:  # crossed: each row's first CROSS_LIST_CAP distinct elements
                 capped = rank < CROSS_LIST_CAP
-                ctx.lists[ctx.feature] = _with_missing(f, ctx, len(arr), rows[capped], keys[capped])
+                rows, keys = _with_missing(f, ctx, len(arr), rows[capped], keys[capped])
+                order = np.argsort(rows, kind="stable")  # by row, in list order (the missing key alone)
+                ctx.lists[ctx.feature] = (rows[order], keys[order])
             return None
         categorical_keys(arr, ctx.salt, ctx.missing_key, ids, missing)
         return None
+
+
+    def recorded_values(self, f: Feature, arr: pa.Array, salt: np.uint64, seen: Any
+                        ) -> tuple[pa.Array | None, np.ndarray, bool]:
+        """The distinct values of ``arr`` (a list column: of its non-null elements) and their
+        full keys; a row is missing where its value is null (a list: where it has no non-null
+        element)."""
+        if not is_list(arr.type):
+            values, keys = _distinct(arr, salt, seen)
+            return values, keys, bool(arr.null_count)
+        if isinstance(arr.type, pa.FixedSizeListType):
+            arr = arr.cast(pa.list_(arr.type.value_type))
+        flat = arr.flatten()  # the elements of the valid lists, in row order
+        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        parent = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+        present = np.bincount(parent, weights=np.asarray(flat.is_valid(), dtype=np.float64), minlength=len(arr))
+        values, keys = _distinct(flat, salt, seen)
+        return values, keys, bool((present == 0).any())
+
+
+def _distinct(arr: pa.Array, salt: np.uint64, seen: OrderedDict[tuple[int, int, int, int], pa.Array]
+              ) -> tuple[pa.Array | None, np.ndarray]:
+    """The distinct non-null values of ``arr`` (or of its dictionary) and their full hashes;
+    (None, no keys) for a dictionary already in ``seen`` (which keeps the last 64, each alive so
+    that its buffer addresses cannot be reused by another dictionary while its entry exists)."""
+    t = arr.type
+    if pa.types.is_dictionary(t) and not (pa.types.is_integer(t.value_type) or pa.types.is_boolean(t.value_type)):
+        d = arr.dictionary
+        bufs = d.buffers()
+        ident = (bufs[1].address if bufs[1] is not None else 0, bufs[2].address if bufs[2] is not None else 0,
+                 d.offset, len(d))
+        if ident in seen:  # a row group's dictionary is shared by its batches
+            seen.move_to_end(ident)
+            return None, np.zeros(0, dtype=np.uint64)
+        seen[ident] = d
+        while len(seen) > 64:
+            seen.popitem(last=False)
+        if d.null_count:
+            d = d.drop_null()
+        return d.cast(pa.large_string()), hash_dictionary(d, salt)
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        u = pc.unique(arr.drop_null())
+        return _distinct(pc.dictionary_encode(u), salt, seen)
+    u = pc.unique(arr.drop_null())
+    keys = _hash.hash_ints(pc.cast(u, pa.int64()).to_numpy(zero_copy_only=False), salt)
+    return pc.cast(u, pa.large_string()), keys
 
 
 CATEGORICAL = CategoricalKind()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
@@ -72,6 +73,8 @@ class GeoKind(Kind):
         self.mode = mode
         self.keys = frozenset({"resolution_arcmin", "invalid"}
                               | ({"lat", "lon", "bands"} if mode == 2 else {"column"}))
+        if mode == 2:
+            self.exclusive = {"bands": 'only a geo pyramid (kind = "geo") has bands'}
 
     def columns(self, where: str, t: Mapping[str, Any]) -> tuple[str, ...]:
         if self.mode == 2:
@@ -93,6 +96,42 @@ class GeoKind(Kind):
         res = get(where, t, "resolution_arcmin", float, 1.0)
         _resolution(f"{where}.resolution_arcmin", res)
         return {"resolution_arcmin": res, "invalid": invalid}
+
+    def expand(self, f: Feature, name: str) -> tuple[Feature, ...]:
+        """A geo pyramid as ordinary features, per level (coarsest first): the cell
+        ``name@level`` and, with bands, ``name.lat@level`` and ``name.lon@level``; all carry
+        ``pyramid = (name, levels, bands)``."""
+        if f.pyramid is None:
+            return (f,)
+        _, levels, bands = f.pyramid
+        tag = (name, levels, bands)
+        out: list[Feature] = []
+        for r in levels:
+            lv = level_tag(r)
+            out.append(replace(f, name=f"{name}@{lv}", resolution_arcmin=r, pyramid=tag))
+            if bands:
+                for k, col in (("lat", f.columns[0]), ("lon", f.columns[1])):
+                    out.append(replace(f, name=f"{name}.{k}@{lv}", kind=k, columns=(col,), resolution_arcmin=r,
+                                       pyramid=tag))
+        return tuple(out)
+
+    def group_of(self, f: Feature) -> str | None:
+        return None if f.pyramid is None else f.pyramid[0]
+
+    def group_dict(self, f: Feature) -> dict[str, Any]:
+        """A pyramid's feature as the user wrote it (from its first, coarsest, cell feature)."""
+        assert f.pyramid is not None and self.mode == 2
+        name, levels, bands = f.pyramid
+        d: dict[str, Any] = {"name": name, "kind": "geo", "lat": f.columns[0], "lon": f.columns[1],
+                             "resolution_arcmin": list(levels), "invalid": f.invalid}
+        if bands:
+            d["bands"] = True
+        d["missing"] = f.missing
+        d["standalone"] = f.standalone
+        return d
+
+    def is_level_of(self, f: Feature, name: str) -> bool:
+        return self.mode == 2 and f.pyramid is not None and f.pyramid[0] == name
 
     def to_dict(self, f: Feature) -> dict[str, Any]:
         d: dict[str, Any] = {"lat": f.columns[0], "lon": f.columns[1]} if self.mode == 2 else {"column": f.columns[0]}

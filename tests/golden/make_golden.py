@@ -26,6 +26,7 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.golden.kinds_cases import kinds_cases  # noqa: E402
 from tests.reference.featurize_reference import layout_reference, reference_featurize  # noqa: E402
 from tests.reference.hashing_reference import (  # noqa: E402
     MASK64,
@@ -486,6 +487,7 @@ def _featurize_cases() -> list[dict[str, Any]]:
                         [{"lat": 10.0, "lon": 10.0, "y": 0}, {"lat": 90.0001, "lon": 0.0, "y": 1}]),
         _featurize_case("error_lon_out_of_range_other_null", ERROR_SPEC,
                         [{"lat": None, "lon": -180.25, "y": 0}]),
+        *kinds_cases(_featurize_case),
     ]
 
 

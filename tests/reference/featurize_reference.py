@@ -24,9 +24,10 @@ Decisions where the contract is silent (also listed in the module's report):
 - numeric: the value is rounded to float32 (``struct``) after clip and transform; a value that is
   not finite in float32, or ``log1p`` of a value <= -1, raises ``ValueError``.
 - categorical list: a row's list value gives one key per distinct non-null element; a null or
-  empty list is the missing value.  In a hashed cross (at most one list component), the row's
-  first ``CROSS_LIST_CAP`` distinct non-null elements in list order are each crossed with the
-  other components.
+  empty list is the missing value.  In a hashed cross, each list component's distinct non-null
+  elements are numbered in list order; every tuple of elements (one per list component) is
+  crossed with the other components, the tuples sorted by (largest number, numbers) and the
+  first ``CROSS_LIST_CAP`` kept (one list: its first CAP distinct elements).
 - geo pyramid (``resolution_arcmin`` a list): expanded per level, coarsest first, into a geo
   feature ``name@L`` and, with ``bands = true``, a lat feature ``name.lat@L`` and a lon feature
   ``name.lon@L`` (``L``: the level as an integer when whole, else its repr), each with the
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import itertools
 import math
 import re
 import struct
@@ -648,15 +650,19 @@ def _row_columns(s: _Spec, row: dict[str, Any], row_index: int) -> list[tuple[in
         parts = [component[f.name] for f in c.features]
         lists = [i for i, f in enumerate(c.features)
                  if not f.exact and isinstance(_get(row, f.columns[0], row_index), list)]
-        if len(lists) > 1:
-            raise ValueError(f"row {row_index}: cross {c.name!r} of two list columns")
         if lists:
-            i = lists[0]
-            if any(p is None for j, p in enumerate(parts) if j != i):
+            if any(p is None for j, p in enumerate(parts) if j not in lists):
                 continue
-            elements = _crossed_list_keys(c.features[i], row, row_index, s.seed)
-            for k in elements or []:  # None: a null or empty list with missing = "skip"
-                key = cross_key(c.name, [k if j == i else p for j, p in enumerate(parts)], s.seed)
+            elements = [_crossed_list_keys(c.features[i], row, row_index, s.seed) for i in lists]
+            if any(e is None for e in elements):  # a null or empty list with missing = "skip"
+                continue
+            # every tuple of elements (one per list), by (largest position, positions): the first CAP
+            tuples = sorted(itertools.product(*[range(len(e)) for e in elements]), key=lambda t: (max(t), t))
+            for t in tuples[:CROSS_LIST_CAP]:
+                comp = list(parts)
+                for i, e, at in zip(lists, elements, t):
+                    comp[i] = e[at]
+                key = cross_key(c.name, comp, s.seed)
                 outputs.append(H + (key & mask))
             continue
         if any(p is None for p in parts):
