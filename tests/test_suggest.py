@@ -175,6 +175,41 @@ def test_pyramid_follows_the_density() -> None:
         assert lv == sorted(lv, reverse=True)
 
 
+def _reference_finest_and_coarsest(lat: np.ndarray, lon: np.ndarray, scale: float) -> tuple[float, float]:
+    """The documented rule, computed with Python counters: the coarsest level has at least 4
+    cells across the 1-99 % extent; the finest is the smallest (not coarser than it) at which
+    a quarter of the rows sit in cells of >= 30 training rows."""
+    from collections import Counter
+
+    from sparsecross.suggest import GEO_LADDER
+
+    def pct(v: np.ndarray) -> float:
+        return float(np.percentile(v, 99) - np.percentile(v, 1))
+
+    span = 60 * max(pct(lat), pct(lon))
+    coarsest = next((r for r in GEO_LADDER if r <= span / 4), GEO_LADDER[-1])
+    finest = coarsest
+    for r in GEO_LADDER:
+        if r > coarsest:
+            continue
+        cells = [(math.floor((a + 90) * 60 / r), math.floor((b + 180) * 60 / r)) for a, b in zip(lat, lon)]
+        count = Counter(cells)
+        dense = sum(1 for c in cells if count[c] * scale >= 30)
+        if dense >= len(cells) / 4:
+            finest = r
+    return finest, coarsest
+
+
+@pytest.mark.parametrize("sd, n", [(0.05, 4000), (0.3, 3000), (3.0, 5000), (40.0, 1500)])
+def test_pyramid_levels_match_the_rule(sd: float, n: int) -> None:
+    t = _points(10.0, 20.0, sd, n, 5)
+    res = sx.suggest_spec(t, "y")
+    levels = [f.resolution_arcmin for f in res.spec.features if f.kind == "geo"]
+    finest, coarsest = _reference_finest_and_coarsest(t.column("pickup_lat").to_numpy(),
+                                                      t.column("pickup_lng").to_numpy(), 1.0)
+    assert (levels[-1], levels[0]) == (finest, coarsest)
+
+
 def test_untrusted_column_names_are_escaped_in_toml() -> None:
     rng = np.random.default_rng(2)
     n = 2000
