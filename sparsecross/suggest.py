@@ -219,6 +219,20 @@ def suggest_spec(source: Any, label: str, *, positive: Any = None, threshold: fl
     SchemaError, SpecError, DataError, ParameterError
         A label or weight column that is not in the data, inconsistent label options, a
         label that is constant in the sample, no usable column.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> t = pa.table({"price": [100.0, 250.0, 180.0, 90.0] * 50,
+    ...               "room": ["whole", "private", "whole", "shared"] * 50,
+    ...               "listing_id": list(range(200))})
+    >>> s = suggest_spec(t, "price", threshold=150)
+    >>> [(f.name, f.kind) for f in s.spec.features]
+    [('room', 'categorical')]
+    >>> s.skipped[1:]
+    (('listing_id', 'an identifier: nearly unique per row (100% of the sampled rows hold a value seen once) and increasing with the row'),)
+    >>> s.rows_profiled, s.rows_total
+    (200, 200)
     """
     from .suggest_plan import plan
 

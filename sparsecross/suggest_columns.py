@@ -14,7 +14,10 @@ The rules (each one also written, with its numbers, in the spec it produces):
   :data:`FEW_VALUES`, else ``quantiles = N`` with about 1,000 training rows per bucket
   (2 <= N <= 20, at most half the distinct values); plus a ``numeric`` feature when a linear
   effect is plausible: the label rate over the sample's deciles moves monotonically with the
-  value (Spearman |rho| >= 0.9) and the values are not a large offset with a small spread;
+  value (Spearman |rho| >= 0.9), clipped to the sample's 0.1-99.9 % quantiles, ``log1p`` (or
+  ``signed_log1p``) when they reach beyond 10 (FTRL moves a weight by about alpha per step, so
+  ``w * x`` by about ``alpha * |x|``), and not when the values are a large offset with a small
+  spread (a second intercept);
 * timestamps, dates and strings that parse as dates -> ``time`` parts.
 """
 

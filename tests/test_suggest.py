@@ -240,6 +240,19 @@ def test_cli_writes_and_check_spec_loads(capsys: pytest.CaptureFixture[str], tmp
     assert out.read_bytes() == before  # same data and seed: same bytes
 
 
+def test_cli_json_is_strict(capsys: pytest.CaptureFixture[str], tmp_path: Path, sample_path: Path) -> None:
+    import json
+
+    out = tmp_path / "s.toml"
+    code, stdout, err = _cli(capsys, ["suggest-spec", str(sample_path), "--label", "label", "--sample-rows", "1000",
+                                      "--out", str(out), "--json"])
+    assert code == 0 and err == ""
+    d = json.loads(stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert d["rows_profiled"] == 1000 and d["rows_total"] == 20_000 and d["geo"] == [["latitude", "longitude"]]
+    assert {"column": "label", "reason": "the label"} in d["skipped"]
+    assert d["features"] == len(sx.load_spec(out).to_dict()["features"])
+
+
 def _bad_inputs(tmp: Path, sample: Path) -> list[tuple[list[str], str]]:
     ids = tmp / "ids.parquet"
     pq.write_table(pa.table({"y": np.arange(100) % 2, "key": [f"k{i}" for i in range(100)]}), ids)
