@@ -132,6 +132,14 @@ def test_numeric_only_where_the_effect_is_monotone() -> None:
     assert numeric == {"linear"} and {"linear", "ushape"} <= buckets
 
 
+def test_shuffle_only_when_the_label_drifts_with_the_order() -> None:
+    t = _table()
+    assert sx.suggest_spec(t, "y").spec.train == {}  # rows in random order
+    ordered = t.take(np.argsort(t.column("linear").to_numpy(), kind="stable"))  # label rate rises with the row
+    res = sx.suggest_spec(ordered, "y")
+    assert res.spec.train == {"shuffle": True} and "drifts through the data's order" in res.toml
+
+
 def test_time_parts_lists_and_training_in_memory() -> None:
     t = _table()
     res = sx.suggest_spec(t, "y")
