@@ -98,7 +98,8 @@ def _pyramid(lat: Any, lon: Any, scale: float) -> tuple[list[float], float, list
     """(levels, the level to cross, comment lines) from the sample's point density."""
     import numpy as np
 
-    ok = ~np.isnan(lat) & ~np.isnan(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    with np.errstate(invalid="ignore"):
+        ok = ~np.isnan(lat) & ~np.isnan(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     la, lo = lat[ok], lon[ok]
     span = 60 * max(float(np.subtract(*np.quantile(la, [0.99, 0.01]))),
                     float(np.subtract(*np.quantile(lo, [0.99, 0.01]))))

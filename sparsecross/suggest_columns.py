@@ -222,10 +222,12 @@ def number_column(name: str, col: str, arr: Any, y: np.ndarray, scale: float, ro
                   monotone: bool) -> tuple[list[Planned], list[str]] | str:
     """Features of a number column and notes (why no numeric feature), or why it is skipped."""
     x = float_values(arr)
-    ok = ~np.isnan(x)
+    ok = np.isfinite(x)
+    if not ok.all():
+        x = np.where(ok, x, np.nan)  # infinities: clipped by a numeric feature, an edge bucket else
     xv = x[ok]
     if not len(xv):
-        return "no values in the sample"
+        return "no finite values in the sample"
     distinct = np.unique(xv)
     k = len(distinct)
     if k < 2:
@@ -239,7 +241,7 @@ def number_column(name: str, col: str, arr: Any, y: np.ndarray, scale: float, ro
         if share > NEARLY_UNIQUE and (_ID_NAME.search(col) or monotone):
             return (f"an identifier: nearly unique per row ({share:.0%} of the sampled rows hold a value seen once)"
                     + (" and increasing with the row" if monotone else ""))
-        if k <= LOW_INT or _ID_NAME.search(col):
+        if (k <= LOW_INT or _ID_NAME.search(col)) and xv.max() < 2.0**63:  # categoricals hash int64
             reason = leak_reason("codes", codes, y)
             if reason:
                 return reason

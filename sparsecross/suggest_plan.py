@@ -39,8 +39,8 @@ def _column(name: str, col: str, cls: str, arr: Any, y: np.ndarray, scale: float
             ) -> tuple[list[Planned], list[str]] | str:
     if cls == "number":
         x = float_values(arr)
-        xv = x[~np.isnan(x)]
-        integer = arr.type == arr.type and _is_int(arr.type)
+        xv = x[np.isfinite(x)]
+        integer = _is_int(arr.type)
         monotone = bool(len(xv) > 2 and np.all(np.diff(xv) > 0))
         return number_column(name, col, arr, y, scale, rows, integer, monotone)
     if cls == "bool":
@@ -193,17 +193,22 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
         features.append(Planned(feat, why))
         with np.errstate(invalid="ignore"):
             ok = ~np.isnan(lat) & ~np.isnan(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-        cells = np.where(ok, np.floor((np.nan_to_num(lat) + 90) * 60 / cross) * 1e6
-                         + np.floor((np.nan_to_num(lon) + 180) * 60 / cross), -1).astype(np.int64)
+        la0, lo0 = np.where(ok, lat, 0.0), np.where(ok, lon, 0.0)
+        cells = np.where(ok, np.floor((la0 + 90) * 60 / cross) * 1e6 + np.floor((lo0 + 180) * 60 / cross),
+                         -1).astype(np.int64)
         geo.append((gname, cross, np.unique(cells, return_inverse=True)[1].ravel() - (cells.min() < 0)))
         geo_cols.update((la, lo))
     for col, cls in cands:
         if col in geo_cols:
             continue
-        got = _column(_name(col, taken), col, cls, table.column(col), y, scale, rows)
+        base = _name(col, taken)
+        got = _column(base, col, cls, table.column(col), y, scale, rows)
         if isinstance(got, str):
             skipped.append((col, got))
             continue
+        for p in got[0]:  # derived names (date_hour, x_value) may be another column's name
+            if p.table["name"] != base:
+                p.table["name"] = _name(p.table["name"], taken)
         features.extend(got[0])
         notes.extend(got[1])
     if not features:

@@ -148,7 +148,14 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
                 parts.append(batch.take(pa.array(rows)))
             need -= take
     cols = [schema.field(c) for c in columns]
-    table = pa.Table.from_batches(parts, schema=pa.schema(cols)) if parts else pa.schema(cols).empty_table()
+    for b in parts:
+        for f in cols:
+            got = b.schema.field(f.name).type
+            if got != f.type:
+                raise SchemaError(f"column {f.name!r} has type {f.type} in {where.split(' (and')[0]} but {got} in "
+                                  "another file; a data set's files must share one schema")
+    table = pa.Table.from_batches([b.select(columns) for b in parts], schema=pa.schema(cols)) if parts \
+        else pa.schema(cols).empty_table()
     return Sample(table, total, len(chosen), len(units), schema, where)
 
 

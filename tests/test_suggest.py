@@ -218,6 +218,33 @@ def test_pyramid_levels_match_the_rule(sd: float, n: int) -> None:
     assert (levels[-1], levels[0]) == (finest, coarsest)
 
 
+def test_odd_columns_load_and_train() -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = rng.normal(size=n)
+    x[:5], x[5:8] = np.inf, -np.inf
+    hours = (np.arange(n) * 3600).astype("datetime64[s]")
+    t = pa.table({
+        "y": (rng.random(n) < 1 / (1 + np.exp(-x.clip(-3, 3)))).astype(np.int64),
+        "x": x,
+        "allnull": pa.nulls(n, pa.float64()),
+        "date": [f"2020-01-0{1 + i % 9} 1{i % 10}:00" for i in range(n)],
+        "date_hour": rng.integers(0, 3, n),  # the name a part of `date` would take
+        "big": pa.array(rng.integers(0, 2**62, n, dtype=np.uint64) + np.uint64(2**63)),
+        "dec": pa.array([1, 2, 3] * (n // 3), pa.decimal128(5, 2)),
+        "ts": pa.array(hours).cast(pa.timestamp("s", tz="Europe/Paris")),
+    })
+    res = sx.suggest_spec(t, "y")
+    names = [f.name for f in res.spec.features]
+    assert len(names) == len(set(names))
+    by_col = {(f.columns[0], f.kind) for f in res.spec.features}
+    assert {("x", "bucket"), ("x", "numeric"), ("date", "time"), ("date_hour", "categorical"), ("big", "bucket"),
+            ("dec", "bucket"), ("ts", "time")} <= by_col
+    assert dict(res.skipped)["allnull"] == "no finite values in the sample"
+    assert {f.option("timezone") for f in res.spec.features if f.columns == ("ts",)} == {"Europe/Paris"}
+    _trains_better_than_constant(t, res.spec)
+
+
 def test_untrusted_column_names_are_escaped_in_toml() -> None:
     rng = np.random.default_rng(2)
     n = 2000
@@ -264,8 +291,13 @@ def test_cli_json_is_strict(capsys: pytest.CaptureFixture[str], tmp_path: Path, 
 def _bad_inputs(tmp: Path, sample: Path) -> list[tuple[list[str], str]]:
     ids = tmp / "ids.parquet"
     pq.write_table(pa.table({"y": np.arange(100) % 2, "key": [f"k{i}" for i in range(100)]}), ids)
+    mixed = tmp / "mixed"
+    mixed.mkdir()
+    pq.write_table(pa.table({"y": [0, 1] * 50, "a": np.arange(100.0)}), mixed / "1.parquet")
+    pq.write_table(pa.table({"y": [0, 1] * 50, "a": np.arange(100)}), mixed / "2.parquet")
     s = str(sample)
     return [
+        ([str(mixed), "--label", "y"], "column 'a' has type double in"),
         ([s, "--label", "lable"], "did you mean 'label'"),
         ([s, "--label", "income", "--threshold", "1e12"], "constant in the sample"),
         ([str(ids), "--label", "y"], "no usable feature column"),
