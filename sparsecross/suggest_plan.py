@@ -14,7 +14,8 @@ from .suggest import (CROSS_CELL_ROWS, Suggestion, _geo_pairs, _label_table, _na
                       no_columns_error)
 from .suggest_columns import (Planned, bool_column, estimate_distinct, list_column, number_column, string_column,
                               time_column)
-from .suggest_profile import column_type_class, float_values, label_of, plan_units, read_sample
+from .suggest_profile import (column_type_class, float_values, label_of, plan_units, read_sample,
+                              residual_entropy_share)
 from .suggest_write import render
 
 __all__ = ["plan"]
@@ -101,15 +102,28 @@ def _order_drift(y: np.ndarray) -> tuple[dict[str, Any], list[str]] | None:
                                "train() takes shuffle=True)"]
 
 
-def _crosses(features: list[Planned], geo: list[tuple[str, float, np.ndarray]], scale: float, rows: int
-             ) -> list[tuple[dict[str, Any], list[str], float]]:
+def _crosses(features: list[Planned], geo: list[tuple[str, float, np.ndarray]], scale: float, rows: int,
+             notes: list[str]) -> list[tuple[dict[str, Any], list[str], float]]:
     """Crosses worth trying: the coarse geo level x each of the strongest categoricals (by
-    bias-corrected mutual information with the label), and the two strongest together."""
+    bias-corrected mutual information with the label), and the two strongest together.  A
+    categorical that the area (the cell at the crossed level) almost determines is not crossed
+    with it: its conditional entropy given the cell is under 10 % of its entropy."""
     cands = [p for p in features if p.strength is not None and p.codes is not None and p.strength > 0
              and p.distinct <= CROSS_MAX_VALUES]
     cands.sort(key=lambda p: (-p.strength, p.table["name"]))  # type: ignore[operator]
     top = cands[:CROSS_TOP]
     out = []
+    geo_top = top
+    if geo:
+        cells = geo[0][2]
+        geo_top = []
+        for p in cands:
+            left = residual_entropy_share(p.codes, cells)  # type: ignore[arg-type]
+            if left < 0.1:
+                notes.append(f"{p.table['name']}: not crossed with the area: the cell almost determines it (only "
+                             f"{left:.0%} of its entropy is left given the cell)")
+            elif len(geo_top) < CROSS_TOP:
+                geo_top.append(p)
 
     def pair_distinct(a: np.ndarray, b: np.ndarray) -> float:
         ok = (a >= 0) & (b >= 0)
@@ -120,7 +134,7 @@ def _crosses(features: list[Planned], geo: list[tuple[str, float, np.ndarray]], 
 
     for gname, level, cells in geo[:1]:
         lv = f"{gname}@{level_tag(level)}"
-        for p in top:
+        for p in geo_top:
             out.append(({"features": [lv, p.table["name"]]},
                         [f"{lv} x {p.table['name']}: the level at which a row's cell holds >= {CROSS_CELL_ROWS} "
                          f"training rows (median) crossed with a strong categorical ({p.strength:.4f} bits): "
@@ -133,15 +147,8 @@ def _crosses(features: list[Planned], geo: list[tuple[str, float, np.ndarray]], 
     return out
 
 
-def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any, weight: Any, sample_rows: int,
-         seed: int) -> Suggestion:
-    from .spec import parse_spec
-    from .spec_parse import _parse_label
-
-    planned = plan_units(source)
-    units, schema, where = planned
-    lab = _label_table(label, positive, threshold, compare, weight, schema)
-    skipped: list[tuple[str, str]] = [(label, "the label")] + ([(weight, "the sample weight column")] if weight else [])
+def _candidates(schema: Any, label: str, weight: str | None, skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(column, type class) of the columns a feature may read; the others go to ``skipped``."""
     seen: set[str] = set()
     cands: list[tuple[str, str]] = []
     for f in schema:
@@ -155,8 +162,14 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
         else:
             cands.append((f.name, cls))
         seen.add(f.name)
-    cands = [c for c in cands if sum(1 for n in schema.names if n == c[0]) == 1]
-    sample = read_sample(planned, [label] + ([weight] if weight else []) + [c for c, _ in cands], sample_rows, seed)
+    return [c for c in cands if sum(1 for n in schema.names if n == c[0]) == 1]
+
+
+def _labelled(sample: Any, lab: dict[str, Any]) -> tuple[Any, np.ndarray, int]:
+    """(the sample's rows with a label, their 0/1 label, rows without one); sets ``missing =
+    "skip"`` in ``lab`` when some have none."""
+    from .spec_parse import _parse_label
+
     table = sample.table
     y, missing = label_of(table, _parse_label(lab))
     if missing.any():
@@ -165,18 +178,19 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
         y = y[~missing]
     n = len(y)
     if n == 0:
-        raise DataError(f"label column {label!r} has no value in the {sample.table.num_rows:,} profiled rows")
+        raise DataError(f"label column {lab['column']!r} has no value in the {sample.table.num_rows:,} profiled rows")
     if y.min() == y.max():
-        raise DataError(f"label {label!r} is constant in the sample: all {n:,} profiled rows are "
+        raise DataError(f"label {lab['column']!r} is constant in the sample: all {n:,} profiled rows are "
                         f"{'positive' if y[0] else 'negative'}; check --threshold/--compare/--positive")
-    scale = sample.rows_total / max(sample.table.num_rows, 1)
-    rows = int(round(n * scale))  # training rows with a label, estimated
-    taken: set[str] = set()
-    notes: list[str] = []
-    numbers = {c: float_values(table.column(c)) for c, cls in cands if cls == "number"}
+    return table, y, int(missing.sum())
+
+
+def _geo_features(cands: list[tuple[str, str]], numbers: dict[str, np.ndarray], scale: float, taken: set[str],
+                  notes: list[str]) -> tuple[list[Planned], list[tuple[str, float, np.ndarray]]]:
+    """A pyramid per latitude/longitude pair, and (name, level to cross, the sample's cell codes
+    at that level, -1 when missing) for the crosses."""
     features: list[Planned] = []
     geo: list[tuple[str, float, np.ndarray]] = []
-    geo_cols: set[str] = set()
     for la, lo in _geo_pairs([c for c, _ in cands], numbers):
         levels, cross, why = _pyramid(numbers[la], numbers[lo], scale)
         gname = _name("geo", taken)
@@ -197,7 +211,27 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
         cells = np.where(ok, np.floor((la0 + 90) * 60 / cross) * 1e6 + np.floor((lo0 + 180) * 60 / cross),
                          -1).astype(np.int64)
         geo.append((gname, cross, np.unique(cells, return_inverse=True)[1].ravel() - (cells.min() < 0)))
-        geo_cols.update((la, lo))
+    return features, geo
+
+
+def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any, weight: Any, sample_rows: int,
+         seed: int) -> Suggestion:
+    from .spec import parse_spec
+
+    planned = plan_units(source)
+    units, schema, where = planned
+    lab = _label_table(label, positive, threshold, compare, weight, schema)
+    skipped: list[tuple[str, str]] = [(label, "the label")] + ([(weight, "the sample weight column")] if weight else [])
+    cands = _candidates(schema, label, weight, skipped)
+    sample = read_sample(planned, [label] + ([weight] if weight else []) + [c for c, _ in cands], sample_rows, seed)
+    table, y, unlabelled = _labelled(sample, lab)
+    scale = sample.rows_total / max(sample.table.num_rows, 1)
+    rows = int(round(len(y) * scale))  # training rows with a label, estimated
+    taken: set[str] = set()
+    notes: list[str] = []
+    numbers = {c: float_values(table.column(c)) for c, cls in cands if cls == "number"}
+    features, geo = _geo_features(cands, numbers, scale, taken, notes)
+    geo_cols = {c for p in features for c in (p.table["lat"], p.table["lon"])}
     for col, cls in cands:
         if col in geo_cols:
             continue
@@ -213,13 +247,13 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
         notes.extend(got[1])
     if not features:
         raise no_columns_error([s for s in skipped if s[0] not in (label, weight)])
-    crosses = _crosses(features, geo, scale, rows)
+    crosses = _crosses(features, geo, scale, rows, notes)
     bits, bits_why = bits_for(sum(p.hashed for p in features) + sum(c[2] for c in crosses))
     head = [f"Feature spec suggested by sparsecross suggest-spec from {where}: {table.num_rows:,} labelled rows "
             f"profiled of {sample.rows_total:,} ({sample.row_groups_read} of {sample.row_groups_total} row groups, "
             f"seed {seed}). Every choice below says why; review it, then: sparsecross train SPEC DATA --holdout 0.2 "
             "--out model.scx"]
-    toml = render(head, lab, _label_why(lab, y, int(missing.sum())), {"bits": bits, "seed": 0}, [bits_why],
+    toml = render(head, lab, _label_why(lab, y, unlabelled), {"bits": bits, "seed": 0}, [bits_why],
                   [(p.table, p.why) for p in features], [(c[0], c[1]) for c in crosses], skipped, notes,
                   _order_drift(y))
     spec = parse_spec(toml)

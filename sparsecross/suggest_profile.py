@@ -235,3 +235,22 @@ def mutual_information(codes: np.ndarray, y: np.ndarray) -> float:
         terms = np.where(joint > 0, joint * np.log2(joint / (pc_ * py)), 0.0)
     k = int((pc_ > 0).sum())
     return float(terms.sum()) - (k - 1) / (2 * n * math.log(2))
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def residual_entropy_share(codes: np.ndarray, given: np.ndarray) -> float:
+    """H(codes | given) / H(codes) on the rows where both are known (1.0 when ``codes`` has no
+    entropy there): how much of a categorical is left once ``given`` (e.g. the area) is known."""
+    ok = (codes >= 0) & (given >= 0)
+    a, b = codes[ok], given[ok]
+    if not len(a):
+        return 1.0
+    h = _entropy_bits(np.bincount(a))
+    if h <= 0:
+        return 1.0
+    _, joint = np.unique(np.stack([b, a]), axis=1, return_counts=True)
+    return (_entropy_bits(joint) - _entropy_bits(np.bincount(b))) / h

@@ -183,6 +183,21 @@ def test_pyramid_follows_the_density() -> None:
         assert lv == sorted(lv, reverse=True)
 
 
+def test_a_categorical_the_area_determines_is_not_crossed_with_it() -> None:
+    rng = np.random.default_rng(4)
+    n = 20_000
+    lat, lon = rng.uniform(40, 41, n), rng.uniform(-75, -74, n)
+    zone = (np.floor((lat - 40) * 4) * 4 + np.floor((lon + 75) * 4)).astype(np.int64)  # 16 quarter-degree zones
+    kind = rng.integers(0, 5, n)
+    logit = 0.3 * (zone % 3) + 0.5 * kind - 1.5
+    t = pa.table({"lat": lat, "lon": lon, "zone": zone, "kind": kind,
+                  "y": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)})
+    res = sx.suggest_spec(t, "y")
+    geo_crossed = {c.features[1] for c in res.spec.crosses if "@" in c.features[0]}
+    assert "kind" in geo_crossed and "zone" not in geo_crossed
+    assert "zone: not crossed with the area" in res.toml
+
+
 def _reference_finest_and_coarsest(lat: np.ndarray, lon: np.ndarray, scale: float) -> tuple[float, float]:
     """The documented rule, computed with Python counters: the coarsest level has at least 4
     cells across the 1-99 % extent; the finest is the smallest (not coarser than it) at which
