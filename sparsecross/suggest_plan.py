@@ -96,10 +96,10 @@ def _order_drift(y: np.ndarray) -> tuple[dict[str, Any], list[str]] | None:
     spread = float(rates.max() - rates.min())
     if spread <= max(0.05, 6 * sd):
         return None
-    return {"shuffle": True}, [f"The label rate drifts through the data's order (from {rates[0]:.3f} in the first tenth "
-                               f"of the sample to {rates[-1]:.3f} in the last; spread {spread:.3f}): FTRL learns in "
-                               "order, so read the rows in a seeded shuffled order (train --shuffle; the Python "
-                               "train() takes shuffle=True)"]
+    return {"shuffle": True}, [f"The label rate drifts through the data's order (the positive rate of the sample's ten "
+                               f"consecutive slices goes from {rates.min():.3f} to {rates.max():.3f}, more than 6 "
+                               "standard deviations apart): FTRL learns in order, so read the rows in a seeded "
+                               "shuffled order (train --shuffle; the Python train() takes shuffle=True)"]
 
 
 def _crosses(features: list[Planned], geo: list[tuple[str, float, np.ndarray]], scale: float, rows: int,
