@@ -6,7 +6,7 @@ The rules (each one also written, with its numbers, in the spec it produces):
 
 * a column from which the sample's label follows exactly is a copy of the label (or a leak):
   skipped.  Numbers: one threshold separates the classes; categories: every value (seen on
-  5+ rows on average) has a single label;
+  5+ rows on average) has a single label; only with 20+ sampled rows of each class;
 * numbers with at most :data:`LOW_INT` distinct integers, booleans, and strings that are not
   nearly unique -> ``categorical`` (hashed); a value that appears once in the sample is
   learned from one row, so a column where such values cover over 90 % of the rows is skipped;
@@ -97,7 +97,8 @@ def leak_reason(kind: str, values: Any, y: np.ndarray) -> str | None:
         x = values
         ok = ~np.isnan(x)
         x1, x0 = x[ok & (y == 1)], x[ok & (y == 0)]
-        if len(x1) and len(x0) and (x1.min() > x0.max() or x1.max() < x0.min()):
+        # 20+ rows of each class, so a strong column does not separate a handful by chance
+        if min(len(x1), len(x0)) >= 20 and (x1.min() > x0.max() or x1.max() < x0.min()):
             t = x0.max() if x1.min() > x0.max() else x1.max()
             return (f"the label is exactly 'column {'>' if x1.min() > x0.max() else '<='} {_fmt(float(t))}' on the "
                     "sample: a copy of the label (or a leak)")
@@ -106,7 +107,7 @@ def leak_reason(kind: str, values: Any, y: np.ndarray) -> str | None:
     ok = codes >= 0
     c, yy = codes[ok], y[ok].astype(np.int64)
     k = len(np.unique(c))
-    if k < 2 or len(c) < 5 * k:
+    if k < 2 or len(c) < 5 * k or min(int(yy.sum()), len(yy) - int(yy.sum())) < 20:
         return None
     pos = np.bincount(c, weights=yy, minlength=int(c.max()) + 1)
     cnt = np.bincount(c, minlength=int(c.max()) + 1)
