@@ -44,6 +44,8 @@ _ORIGIN = {
     "load_spec": "spec",
     "parse_spec": "spec",
     "FTRLState": "state",
+    "Suggestion": "suggest",
+    "suggest_spec": "suggest",
     "ProgressEvent": "train",
     "TrainParams": "train",
     "train": "train",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .predict import evaluate, predict_file, predict_proba
     from .spec import FeatureSpec, load_spec, parse_spec
     from .state import FTRLState
+    from .suggest import Suggestion, suggest_spec
     from .train import ProgressEvent, TrainParams, train
 
     __version__: str
@@ -143,6 +146,8 @@ __all__ = [
     "predict_file",
     "predict_proba",
     "save_model",
+    "suggest_spec",
+    "Suggestion",
     "train",
     "warmup",
     "iter_batches",

@@ -637,6 +637,7 @@ def _register_extras() -> None:
         if "cli_extra" not in str(exc):
             raise
     from . import cli_tune  # noqa: F401  (registers tune)
+    from . import cli_suggest  # noqa: F401  (registers suggest-spec)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -119,6 +119,8 @@ HELP_OPTIONS = {
     "path": ["--l1", "--l2", "--valid", "--holdout", "--max-nonzeros", "--max-bytes", "--out", "--plot",
              "--plot-width", "--plot-height", "--encoding", "--json"],
     "plot-weights": ["--out", "--feature", "--width", "--height"],
+    "suggest-spec": ["--label", "--positive", "--threshold", "--compare", "--weight", "--out", "--force",
+                     "--sample-rows", "--seed", "--json"],
 }
 
 

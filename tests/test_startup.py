@@ -102,6 +102,7 @@ EAGER = {
     "predict": ["evaluate", "predict_file", "predict_proba"],
     "spec": ["FeatureSpec", "load_spec", "parse_spec"],
     "state": ["FTRLState"],
+    "suggest": ["Suggestion", "suggest_spec"],
     "train": ["ProgressEvent", "TrainParams", "train"],
 }
 

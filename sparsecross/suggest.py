@@ -1,0 +1,255 @@
+"""``suggest-spec``: profile a bounded sample of a data set and write a commented feature spec.
+
+:func:`suggest_spec` reads at most ``sample_rows`` rows (a seeded choice spread over the
+files' row groups, :mod:`sparsecross.suggest_profile`), computes the label on them, and
+decides per column (:mod:`sparsecross.suggest_columns`): latitude/longitude pairs become a geo
+pyramid with bands, numbers quantile buckets (and a ``numeric`` feature where a linear effect
+is plausible), small integer sets, booleans and strings categoricals, dates time parts, lists
+categorical lists.  The label, the weight column and copies of the label are never features;
+every skipped column is named with its reason.  A few crosses are proposed: a coarse geo
+level with the categoricals that carry the most information about the label.  The result is
+the spec's TOML text, commented with the reason for every choice, and the parsed spec.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError, OutputError, SchemaError, did_you_mean
+
+__all__ = ["Suggestion", "suggest_spec", "GEO_LADDER", "MIN_CELL_ROWS"]
+
+#: Candidate geo resolutions (arc-minutes), coarsest first.
+GEO_LADDER = (600.0, 300.0, 120.0, 60.0, 30.0, 15.0, 6.0, 3.0, 1.0, 0.5, 0.25)
+#: Training rows a cell needs for its weight to be learned.
+MIN_CELL_ROWS = 30
+#: Rows per cell of the geo level crossed with categoricals (shared by their values).
+CROSS_CELL_ROWS = 300
+_LAT = ("latitude", "lattitude", "lat")
+_LON = ("longitude", "longtitude", "long", "lng", "lon")
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What :func:`suggest_spec` found: the TOML text, the parsed spec, the columns skipped
+    with their reasons, the rows profiled and the rows of the data, and the geo columns."""
+
+    toml: str
+    spec: Any
+    skipped: tuple[tuple[str, str], ...]
+    rows_profiled: int
+    rows_total: int
+    geo: tuple[tuple[str, str], ...]
+
+    def write(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the TOML atomically; an existing file is kept unless ``force`` (a spec is
+        often edited by hand after it was suggested)."""
+        from .files import atomic_output
+
+        out = Path(path)
+        if out.exists() and not force:
+            raise OutputError(f"{str(out)!r} exists; pass --force (force=True) to replace it")
+        with atomic_output(out, "spec") as fh:
+            fh.write(self.toml.encode("utf-8"))
+        return out
+
+
+def _stem(name: str, tokens: tuple[str, ...]) -> str | None:
+    low = name.lower()
+    for tok in tokens:
+        i = low.rfind(tok)
+        if i >= 0:
+            return low[:i] + "\0" + low[i + len(tok):]
+    return None
+
+
+def _geo_pairs(names: list[str], numbers: dict[str, Any]) -> list[tuple[str, str]]:
+    """(lat, lon) column pairs: names that differ only by a latitude and a longitude token
+    (``lat``/``latitude``/``Lattitude``, ``lon``/``lng``/``long``/``longitude``...), both with
+    at least 95 % of their values in range and some spread."""
+    import numpy as np
+
+    pairs, used = [], set()
+    for a in names:
+        sa = _stem(a, _LAT)
+        if sa is None or a in used:
+            continue
+        for b in names:
+            if b == a or b in used or _stem(b, _LON) != sa or _stem(b, _LAT) == sa:
+                continue
+            lat, lon = numbers[a], numbers[b]
+            ok = ~np.isnan(lat) & ~np.isnan(lon)
+            if ok.sum() < 10:
+                continue
+            inr = (np.abs(lat[ok]) <= 90) & (np.abs(lon[ok]) <= 180)
+            if inr.mean() >= 0.95 and np.ptp(lat[ok]) > 0 and np.ptp(lon[ok]) > 0:
+                pairs.append((a, b))
+                used.update((a, b))
+                break
+    return pairs
+
+
+def _pyramid(lat: Any, lon: Any, scale: float) -> tuple[list[float], float, list[str]]:
+    """(levels, the level to cross, comment lines) from the sample's point density."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore"):
+        ok = ~np.isnan(lat) & ~np.isnan(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    la, lo = lat[ok], lon[ok]
+    span = 60 * max(float(np.subtract(*np.quantile(la, [0.99, 0.01]))),
+                    float(np.subtract(*np.quantile(lo, [0.99, 0.01]))))
+    stats = {}
+    for r in GEO_LADDER:
+        i = np.floor((la + 90) * 60 / r).astype(np.int64)
+        j = np.floor((lo + 180) * 60 / r).astype(np.int64)
+        _, inv, cnt = np.unique(i * 100_000_000 + j, return_inverse=True, return_counts=True)
+        per_point = cnt[inv] * scale  # training rows in the cell of each sampled point
+        stats[r] = (len(cnt), float(np.median(per_point)), float(np.quantile(per_point, 0.75)))
+    coarse = [r for r in GEO_LADDER if r <= span / 4]
+    coarsest = coarse[0] if coarse else GEO_LADDER[-1]
+    dense = [r for r in GEO_LADDER if r <= coarsest and stats[r][2] >= MIN_CELL_ROWS]
+    finest = dense[-1] if dense else coarsest
+    levels = [coarsest]
+    for r in GEO_LADDER:
+        if finest <= r < levels[-1] and levels[-1] / r >= 4:
+            levels.append(r)
+    if levels[-1] != finest:
+        if len(levels) > 1 and levels[-1] / finest < 2:
+            levels[-1] = finest
+        else:
+            levels.append(finest)
+    cross = next((r for r in reversed(levels) if stats[r][1] >= CROSS_CELL_ROWS), levels[0])
+    why = [f"Geo pyramid from the point density: the sample spans about {span:,.0f} arc-minutes, so the coarsest "
+           f"level is the largest of {list(map(_num, GEO_LADDER))} with at least 4 cells across it; the finest is "
+           f"the smallest at which a quarter of the rows sit in cells holding >= {MIN_CELL_ROWS} training rows "
+           "(dense areas get fine cells; where points are sparse only the coarse levels have data and L1 drops "
+           "the empty fine cells); levels in between about 4x apart. Bands add a latitude and a longitude band "
+           "per level. Per level (cells occupied in the sample, median training rows in a row's cell):"]
+    why.append(", ".join(f"{_num(r)}': {stats[r][0]:,} cells, {stats[r][1]:,.0f} rows" for r in levels))
+    return levels, cross, why
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else v
+
+
+def _name(col: str, taken: set[str]) -> str:
+    base = re.sub("_+", "_", _NAME_BAD.sub("_", col)).strip("_") or "col"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _label_table(label: str, positive: Any, threshold: Any, compare: Any, weight: Any, schema: Any) -> dict[str, Any]:
+    """The [label] table, validated by the spec parser (its messages), with ``positive``
+    values converted to the label column's type (the CLI gives strings)."""
+    import pyarrow as pa
+
+    from . import spec as _spec  # noqa: F401  (spec_parse is imported through spec)
+    from .spec_parse import _parse_label
+
+    names = schema.names
+    if label not in names:
+        raise SchemaError(f"label column {label!r} is not in the data{did_you_mean(label, names)}; "
+                          f"available: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+    t = schema.field(label).type
+    t = t.value_type if pa.types.is_dictionary(t) else t
+    lab: dict[str, Any] = {"column": label}
+    if threshold is not None:
+        lab["threshold"] = threshold
+    if compare is not None:
+        lab["compare"] = compare
+    if positive is not None:
+        vals = list(positive) if isinstance(positive, (list, tuple)) else [positive]
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            try:
+                vals = [int(v) for v in vals]
+            except (TypeError, ValueError):
+                raise SchemaError(f"label.positive: label column {label!r} holds numbers; {vals!r} are not "
+                                  "integers") from None
+        elif pa.types.is_boolean(t):
+            m = {"true": True, "false": False, "1": True, "0": False}
+            if any(str(v).lower() not in m for v in vals):
+                raise SchemaError(f"label.positive: label column {label!r} holds true/false; got {vals!r}")
+            vals = [v if isinstance(v, bool) else m[str(v).lower()] for v in vals]
+        lab["positive"] = vals
+    if weight is not None:
+        if weight not in names:
+            raise SchemaError(f"weight column {weight!r} is not in the data{did_you_mean(weight, names)}")
+        if weight == label:
+            raise SchemaError(f"the weight column {weight!r} is the label column")
+        lab["weight"] = weight
+    _parse_label(lab)  # same checks and messages as a spec's [label]
+    return lab
+
+
+def suggest_spec(source: Any, label: str, *, positive: Any = None, threshold: float | None = None,
+                 compare: str | None = None, weight: str | None = None, sample_rows: int = 100_000,
+                 seed: int = 0) -> Suggestion:
+    """Profile a bounded sample of ``source`` and suggest a commented feature spec.
+
+    Parameters
+    ----------
+    source
+        Parquet file, folder, glob or list of them (as :func:`sparsecross.train` reads them),
+        or an in-memory table.
+    label
+        The label column; with ``threshold`` (and ``compare``) or ``positive`` as in a
+        spec's ``[label]`` table.
+    weight
+        Optional sample-weight column (never a feature).
+    sample_rows, seed
+        At most this many rows are read into memory, chosen with this seed: the same data,
+        arguments and seed give the same TOML, byte for byte.
+
+    Returns
+    -------
+    Suggestion
+        ``.toml`` (text), ``.spec`` (parsed), ``.skipped`` ((column, reason), ...),
+        ``.rows_profiled``, ``.rows_total``, ``.geo``.
+
+    Raises
+    ------
+    SchemaError, SpecError, DataError, ParameterError
+        A label or weight column that is not in the data, inconsistent label options, a
+        label that is constant in the sample, no usable column.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> t = pa.table({"price": [100.0, 250.0, 180.0, 90.0] * 50,
+    ...               "room": ["whole", "private", "whole", "shared"] * 50,
+    ...               "listing_id": list(range(200))})
+    >>> s = suggest_spec(t, "price", threshold=150)
+    >>> [(f.name, f.kind) for f in s.spec.features]
+    [('room', 'categorical')]
+    >>> s.skipped[1:]
+    (('listing_id', 'an identifier: nearly unique per row (100% of the sampled rows hold a value seen once) and increasing with the row'),)
+    >>> s.rows_profiled, s.rows_total
+    (200, 200)
+    """
+    from .suggest_plan import plan
+
+    return plan(source, label, positive=positive, threshold=threshold, compare=compare, weight=weight,
+                sample_rows=sample_rows, seed=seed)
+
+
+def no_columns_error(skipped: list[tuple[str, str]]) -> DataError:
+    shown = "; ".join(f"{c}: {r}" for c, r in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+    return DataError(f"no usable feature column in the data besides the label{' and weight' if skipped else ''}"
+                     + (f" ({shown})" if shown else ""))
+
+
+def bits_for(hashed: float) -> tuple[int, str]:
+    """``hashing.bits`` for ``hashed`` expected distinct hashed values, and why."""
+    bits = int(min(26, max(16, math.ceil(math.log2(max(hashed, 1.0) * 8)))))
+    return bits, (f"about {hashed:,.0f} distinct hashed values expected over the whole data (categoricals and "
+                  f"hashed crosses, extrapolated from the sample); 2**{bits} columns give each about 8 "
+                  "slots, so few collide (16 to 26 bits)")

@@ -1,0 +1,380 @@
+"""``suggest-spec`` / :func:`sparsecross.suggest_spec`: the suggested spec loads, trains, never
+reads the label, the weight or a copy of the label, finds latitude/longitude pairs and
+proposes a pyramid from the point density; the sample is bounded and seeded; the output is
+deterministic; every bad input is one line and exit 1 through the CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import sparsecross as sx
+from sparsecross import cli
+from sparsecross.suggest_profile import plan_units, read_sample
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _entropy(p: float) -> float:
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+def _feature_columns(spec: sx.FeatureSpec) -> set[str]:
+    return {c for f in spec.features for c in f.columns}
+
+
+def _trains_better_than_constant(source: object, spec: sx.FeatureSpec) -> float:
+    """Validation logloss of a one-epoch holdout train, checked below the constant rate's."""
+    model = sx.train(source, spec, holdout=0.2, shuffle=bool(spec.train.get("shuffle", False))
+                     and not isinstance(source, pa.Table))
+    st = model.stats
+    assert st["valid_logloss"] < _entropy(st["valid_positive_rate"])
+    return float(st["valid_logloss"])
+
+
+def _cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --------------------------------------------------------------------- generated data
+def test_generated_sample(sample_path: Path) -> None:
+    res = sx.suggest_spec(sample_path, "label", sample_rows=5000)
+    spec = res.spec
+    assert sx.parse_spec(res.toml).sha256 == spec.sha256
+    assert res.geo == (("latitude", "longitude"),)
+    geo = [f for f in spec.features if f.kind == "geo"]
+    assert len(geo) >= 2 and all(f.pyramid for f in geo)  # a pyramid of 2+ levels
+    assert {f.kind for f in spec.features} >= {"geo", "lat", "lon"}  # bands
+    assert "label" not in _feature_columns(spec)
+    assert ("label", "the label") in res.skipped
+    kinds = {f.columns[0]: f.kind for f in spec.features if f.kind not in ("geo", "lat", "lon")}
+    assert kinds["device"] == "categorical" and kinds["hour"] == "categorical"
+    assert kinds["age"] == "bucket" and kinds["income"] == "bucket"
+    assert spec.crosses and all(len(c.features) == 2 for c in spec.crosses)
+    _trains_better_than_constant(sample_path, spec)
+
+
+def test_same_data_same_seed_same_bytes(sample_path: Path) -> None:
+    a = sx.suggest_spec(sample_path, "label", sample_rows=3000, seed=7).toml
+    b = sx.suggest_spec(sample_path, "label", sample_rows=3000, seed=7).toml
+    assert a == b
+
+
+def test_sample_is_bounded(sample_path: Path) -> None:
+    res = sx.suggest_spec(sample_path, "label", sample_rows=700)
+    assert (res.rows_profiled, res.rows_total) == (700, 20_000)
+    assert "700 labelled rows profiled of 20,000" in res.toml.replace("\n# ", " ")
+
+
+def test_sampler_spreads_over_row_groups_and_keeps_the_bound(tmp_path: Path) -> None:
+    path = tmp_path / "many.parquet"
+    pq.write_table(pa.table({"row": np.arange(40 * 500, dtype=np.int64)}), path, row_group_size=500)
+    s = read_sample(plan_units(path), ["row"], 100, seed=3)
+    rows = s.table.column("row").to_numpy()
+    assert len(rows) == 100 and len(np.unique(rows)) == 100  # exactly the bound, without replacement
+    assert s.row_groups_read == 16 and s.row_groups_total == 40  # 16 row groups hold >= 4x the sample
+    assert len(np.unique(rows // 500)) >= 8  # spread over the row groups read
+    assert np.all(np.diff(rows) > 0)  # in data order
+    again = read_sample(plan_units(path), ["row"], 100, seed=3).table.column("row").to_numpy()
+    assert np.array_equal(rows, again)
+    other = read_sample(plan_units(path), ["row"], 100, seed=4).table.column("row").to_numpy()
+    assert not np.array_equal(rows, other)
+    everything = read_sample(plan_units(path), ["row"], 10**6, seed=3).table.column("row").to_numpy()
+    assert np.array_equal(everything, np.arange(20_000))
+
+
+# --------------------------------------------------------------------- decisions
+def _table(n: int = 4000, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    u = rng.uniform(-2, 2, size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * x + (u * u - 1.3))))).astype(np.int64)
+    return pa.table({
+        "y": y,
+        "w": rng.uniform(0.5, 2, size=n),
+        "linear": x,
+        "ushape": u,
+        "y_copy": y.copy(),
+        "y_text": np.where(y == 1, "yes", "no"),
+        "score": np.where(y == 1, 10.0, 0.0) + rng.uniform(0, 1, n),
+        "row_id": np.arange(n, dtype=np.int64),
+        "city": rng.choice(["a", "b", "c", "d"], size=n),
+        "when": pa.array((1_600_000_000_000_000 + rng.integers(0, 400 * 86_400_000_000, n)).astype("datetime64[us]")),
+        "tags": pa.array([["t1", "t2"] if v else ["t3"] for v in rng.random(n) < 0.5]),
+    })
+
+
+def test_label_weight_and_copies_are_never_features() -> None:
+    res = sx.suggest_spec(_table(), "y", weight="w")
+    cols = _feature_columns(res.spec)
+    assert not cols & {"y", "w", "y_copy", "y_text", "score", "row_id"}
+    reasons = dict(res.skipped)
+    assert reasons["y"] == "the label" and reasons["w"] == "the sample weight column"
+    for c in ("y_copy", "y_text", "score"):
+        assert "copy of the label" in reasons[c]
+    assert "identifier" in reasons["row_id"]
+    assert res.spec.label.weight == "w"
+    for c, r in res.skipped:  # every skipped column is named in the TOML's comments
+        assert f"# - {c}: " in res.toml
+
+
+def test_numeric_only_where_the_effect_is_monotone() -> None:
+    spec = sx.suggest_spec(_table(), "y").spec
+    numeric = {f.columns[0] for f in spec.features if f.kind == "numeric"}
+    buckets = {f.columns[0] for f in spec.features if f.kind == "bucket"}
+    assert numeric == {"linear"} and {"linear", "ushape"} <= buckets
+
+
+def test_shuffle_only_when_the_label_drifts_with_the_order() -> None:
+    t = _table()
+    assert sx.suggest_spec(t, "y").spec.train == {}  # rows in random order
+    ordered = t.take(np.argsort(t.column("linear").to_numpy(), kind="stable"))  # label rate rises with the row
+    res = sx.suggest_spec(ordered, "y")
+    assert res.spec.train == {"shuffle": True} and "drifts through the data's order" in res.toml
+
+
+def test_time_parts_lists_and_training_in_memory() -> None:
+    t = _table()
+    res = sx.suggest_spec(t, "y")
+    parts = {f.option("part") for f in res.spec.features if f.kind == "time"}
+    assert {"hour", "dow", "month"} <= parts
+    tags = [f for f in res.spec.features if f.columns == ("tags",)]
+    assert tags and tags[0].kind == "categorical"
+    _trains_better_than_constant(t, res.spec)
+
+
+def test_date_strings_get_a_format() -> None:
+    rng = np.random.default_rng(1)
+    n = 3000
+    day = rng.integers(1, 29, n)
+    hour = rng.integers(0, 24, n)
+    y = (rng.random(n) < np.where(hour >= 18, 0.7, 0.2)).astype(np.int64)
+    t = pa.table({"y": y, "d": [f"{m}/{d}/2019 {h:02d}:15" for m, d, h in zip(rng.integers(1, 13, n), day, hour)],
+                  "eu": [f"{d}/{m}/2019" for m, d in zip(rng.integers(1, 13, n), day)]})
+    spec = sx.suggest_spec(t, "y").spec
+    fmt = {f.columns[0]: f.option("format") for f in spec.features if f.kind == "time"}
+    assert fmt == {"d": "%m/%d/%Y %H:%M", "eu": "%d/%m/%Y"}
+    _trains_better_than_constant(t, spec)
+
+
+def _points(lat0: float, lon0: float, sd: float, n: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    lat = np.clip(lat0 + rng.normal(0, sd, n), -89, 89)
+    lon = np.clip(lon0 + rng.normal(0, sd, n), -179, 179)
+    return pa.table({"pickup_lat": lat, "pickup_lng": lon, "y": (rng.random(n) < 0.3).astype(np.int64)})
+
+
+def test_pyramid_follows_the_density() -> None:
+    city = sx.suggest_spec(_points(40.7, -74.0, 0.05, 40_000, 0), "y")
+    world = sx.suggest_spec(_points(0.0, 0.0, 40.0, 2_000, 1), "y")
+    assert city.geo == world.geo == (("pickup_lat", "pickup_lng"),)
+    levels = {name: [f.resolution_arcmin for f in r.spec.features if f.kind == "geo"]
+              for name, r in (("city", city), ("world", world))}
+    assert levels["city"][-1] <= 1.0 and levels["city"][0] <= 6.0  # dense, small: fine cells
+    assert levels["world"][-1] >= 30.0 and levels["world"][0] >= 600.0  # sparse, wide: coarse cells
+    for lv in levels.values():
+        assert lv == sorted(lv, reverse=True)
+
+
+def test_a_categorical_the_area_determines_is_not_crossed_with_it() -> None:
+    rng = np.random.default_rng(4)
+    n = 20_000
+    lat, lon = rng.uniform(40, 41, n), rng.uniform(-75, -74, n)
+    zone = (np.floor((lat - 40) * 4) * 4 + np.floor((lon + 75) * 4)).astype(np.int64)  # 16 quarter-degree zones
+    kind = rng.integers(0, 5, n)
+    logit = 0.3 * (zone % 3) + 0.5 * kind - 1.5
+    t = pa.table({"lat": lat, "lon": lon, "zone": zone, "kind": kind,
+                  "y": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)})
+    res = sx.suggest_spec(t, "y")
+    geo_crossed = {c.features[1] for c in res.spec.crosses if "@" in c.features[0]}
+    assert "kind" in geo_crossed and "zone" not in geo_crossed
+    assert "zone: not crossed with the area" in res.toml
+
+
+def _reference_finest_and_coarsest(lat: np.ndarray, lon: np.ndarray, scale: float) -> tuple[float, float]:
+    """The documented rule, computed with Python counters: the coarsest level has at least 4
+    cells across the 1-99 % extent; the finest is the smallest (not coarser than it) at which
+    a quarter of the rows sit in cells of >= 30 training rows."""
+    from collections import Counter
+
+    from sparsecross.suggest import GEO_LADDER
+
+    def pct(v: np.ndarray) -> float:
+        return float(np.percentile(v, 99) - np.percentile(v, 1))
+
+    span = 60 * max(pct(lat), pct(lon))
+    coarsest = next((r for r in GEO_LADDER if r <= span / 4), GEO_LADDER[-1])
+    finest = coarsest
+    for r in GEO_LADDER:
+        if r > coarsest:
+            continue
+        cells = [(math.floor((a + 90) * 60 / r), math.floor((b + 180) * 60 / r)) for a, b in zip(lat, lon)]
+        count = Counter(cells)
+        dense = sum(1 for c in cells if count[c] * scale >= 30)
+        if dense >= len(cells) / 4:
+            finest = r
+    return finest, coarsest
+
+
+@pytest.mark.parametrize("sd, n", [(0.05, 4000), (0.3, 3000), (3.0, 5000), (40.0, 1500)])
+def test_pyramid_levels_match_the_rule(sd: float, n: int) -> None:
+    t = _points(10.0, 20.0, sd, n, 5)
+    res = sx.suggest_spec(t, "y")
+    levels = [f.resolution_arcmin for f in res.spec.features if f.kind == "geo"]
+    finest, coarsest = _reference_finest_and_coarsest(t.column("pickup_lat").to_numpy(),
+                                                      t.column("pickup_lng").to_numpy(), 1.0)
+    assert (levels[-1], levels[0]) == (finest, coarsest)
+
+
+def test_odd_columns_load_and_train() -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = rng.normal(size=n)
+    x[:5], x[5:8] = np.inf, -np.inf
+    hours = (np.arange(n) * 3600).astype("datetime64[s]")
+    t = pa.table({
+        "y": (rng.random(n) < 1 / (1 + np.exp(-x.clip(-3, 3)))).astype(np.int64),
+        "x": x,
+        "allnull": pa.nulls(n, pa.float64()),
+        "date": [f"2020-01-0{1 + i % 9} 1{i % 10}:00" for i in range(n)],
+        "date_hour": rng.integers(0, 3, n),  # the name a part of `date` would take
+        "big": pa.array(rng.integers(0, 2**62, n, dtype=np.uint64) + np.uint64(2**63)),
+        "dec": pa.array([1, 2, 3] * (n // 3), pa.decimal128(5, 2)),
+        "ts": pa.array(hours).cast(pa.timestamp("s", tz="Europe/Paris")),
+    })
+    res = sx.suggest_spec(t, "y")
+    names = [f.name for f in res.spec.features]
+    assert len(names) == len(set(names))
+    by_col = {(f.columns[0], f.kind) for f in res.spec.features}
+    assert {("x", "bucket"), ("x", "numeric"), ("date", "time"), ("date_hour", "categorical"), ("big", "bucket"),
+            ("dec", "bucket"), ("ts", "time")} <= by_col
+    assert dict(res.skipped)["allnull"] == "no finite values in the sample"
+    assert {f.option("timezone") for f in res.spec.features if f.columns == ("ts",)} == {"Europe/Paris"}
+    _trains_better_than_constant(t, res.spec)
+
+
+def test_untrusted_column_names_are_escaped_in_toml() -> None:
+    rng = np.random.default_rng(2)
+    n = 2000
+    weird = ['a "quoted" name', "new\nline", "tab\there", "back\\slash", "ünïcødé \u2028 sep", "#hash"]
+    cols = {name: rng.choice(["p", "q", "r"], n) for name in weird}
+    cols["y"] = (rng.random(n) < 0.4).astype(np.int64)
+    res = sx.suggest_spec(pa.table(cols), "y")
+    got = {f.columns[0] for f in res.spec.features}
+    assert got == set(weird)
+    for line in res.toml.splitlines():
+        assert line.isprintable()
+
+
+# --------------------------------------------------------------------- CLI
+def test_cli_writes_and_check_spec_loads(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                         sample_path: Path) -> None:
+    out = tmp_path / "spec.toml"
+    code, stdout, err = _cli(capsys, ["suggest-spec", str(sample_path), "--label", "label", "--sample-rows",
+                                      "2000", "--out", str(out)])
+    assert code == 0 and out.exists() and "wrote" in stdout
+    assert "skipped column 'label': the label" in err
+    assert _cli(capsys, ["check-spec", str(out), "--data", str(sample_path)])[0] == 0
+    code, _, err = _cli(capsys, ["suggest-spec", str(sample_path), "--label", "label", "--out", str(out)])
+    assert code == 1 and "exists; pass --force" in err
+    before = out.read_bytes()
+    assert _cli(capsys, ["suggest-spec", str(sample_path), "--label", "label", "--sample-rows", "2000",
+                         "--out", str(out), "--force"])[0] == 0
+    assert out.read_bytes() == before  # same data and seed: same bytes
+
+
+def test_cli_json_is_strict(capsys: pytest.CaptureFixture[str], tmp_path: Path, sample_path: Path) -> None:
+    import json
+
+    out = tmp_path / "s.toml"
+    code, stdout, err = _cli(capsys, ["suggest-spec", str(sample_path), "--label", "label", "--sample-rows", "1000",
+                                      "--out", str(out), "--json"])
+    assert code == 0 and err == ""
+    d = json.loads(stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert d["rows_profiled"] == 1000 and d["rows_total"] == 20_000 and d["geo"] == [["latitude", "longitude"]]
+    assert {"column": "label", "reason": "the label"} in d["skipped"]
+    assert d["features"] == len(sx.load_spec(out).to_dict()["features"])
+
+
+def _bad_inputs(tmp: Path, sample: Path) -> list[tuple[list[str], str]]:
+    ids = tmp / "ids.parquet"
+    pq.write_table(pa.table({"y": np.arange(100) % 2, "key": [f"k{i}" for i in range(100)]}), ids)
+    mixed = tmp / "mixed"
+    mixed.mkdir()
+    pq.write_table(pa.table({"y": [0, 1] * 50, "a": np.arange(100.0)}), mixed / "1.parquet")
+    pq.write_table(pa.table({"y": [0, 1] * 50, "a": np.arange(100)}), mixed / "2.parquet")
+    s = str(sample)
+    return [
+        ([str(mixed), "--label", "y"], "column 'a' has type double in"),
+        ([s, "--label", "lable"], "did you mean 'label'"),
+        ([s, "--label", "income", "--threshold", "1e12"], "constant in the sample"),
+        ([str(ids), "--label", "y"], "no usable feature column"),
+        ([s, "--label", "device", "--positive", "ios", "--threshold", "1"], "exclude each other"),
+        ([s, "--label", "income", "--threshold", "1", "--compare", "=>"], "label.compare"),
+        ([s, "--label", "income", "--compare", ">="], "needs label.threshold"),
+        ([s, "--label", "device"], "give the positive values"),
+        ([s, "--label", "income"], "not 0/1"),
+        ([s, "--label", "label", "--weight", "wieght"], "weight column 'wieght'"),
+        ([s, "--label", "label", "--sample-rows", "0"], "--sample-rows"),
+        ([str(tmp / "nothing.parquet"), "--label", "label"], "does not exist"),
+    ]
+
+
+def test_cli_bad_inputs_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, sample_path: Path) -> None:
+    out = tmp_path / "out.toml"
+    for argv, fragment in _bad_inputs(tmp_path, sample_path):
+        code, stdout, err = _cli(capsys, ["suggest-spec", *argv, "--sample-rows", "500", "--out", str(out)]
+                                 if "--sample-rows" not in argv else ["suggest-spec", *argv, "--out", str(out)])
+        assert code == 1, argv
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sparsecross: error: "), (argv, err)
+        assert fragment in lines[0], (argv, lines[0])
+        assert not out.exists()
+
+
+def test_cli_refuses_to_overwrite_the_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = tmp_path / "d.parquet"
+    pq.write_table(_table(500), data)
+    before = data.read_bytes()
+    code, _, err = _cli(capsys, ["suggest-spec", str(data), "--label", "y", "--out", str(data), "--force"])
+    assert code == 1 and "refusing to overwrite an input" in err
+    assert data.read_bytes() == before
+
+
+# --------------------------------------------------------------------- shared data
+SHARED = {
+    "california_housing": ("california_housing/housing.parquet", "median_house_value", {"threshold": 265000},
+                           ("latitude", "longitude")),
+    "kc_house": ("kc_house/kc_house_data.parquet", "price", {"threshold": 450000}, ("lat", "long")),
+    "nyc_airbnb_2019": ("nyc_airbnb_2019/AB_NYC_2019.parquet", "price", {"threshold": 150},
+                        ("latitude", "longitude")),
+    "chicago_assaults": ("chicago_assaults/chicago_aggravated_assaults.parquet", "loc_cat",
+                         {"positive": ["residence"]}, ("latitude", "longitude")),
+    "meteorite_landings": ("meteorite_landings/Meteorite_Landings.parquet", "fall", {"positive": ["Fell"]},
+                           ("reclat", "reclong")),
+    "melbourne_housing": ("melbourne_housing/melb_data.parquet", "Price", {"threshold": 1000000},
+                          ("Lattitude", "Longtitude")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_shared_data(name: str) -> None:
+    rel, label, kw, pair = SHARED[name]
+    path = SHARED_DATA / rel
+    if not path.is_file():
+        pytest.skip(f"real data not available: {path} is missing")
+    res = sx.suggest_spec(path, label, sample_rows=20_000, **kw)
+    spec = res.spec
+    assert res.rows_profiled <= 20_000
+    assert res.geo[0] == pair
+    assert len([f for f in spec.features if f.kind == "geo"]) >= 2
+    assert {f.kind for f in spec.features} >= {"lat", "lon"}
+    assert label not in _feature_columns(spec)
+    _trains_better_than_constant(path, spec)
