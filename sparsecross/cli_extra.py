@@ -126,6 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cli._print_json(report)
     else:
         say(f"\ndone in {report['total_seconds']:.1f} s; inspect the model with: sparsecross inspect {out}")
+        say("Your own data: sparsecross suggest-spec DATA --label COLUMN --out spec.toml, then "
+            "sparsecross tune spec.toml DATA --holdout 0.2 --out best.scx")
     return 0
 
 
