@@ -20,7 +20,14 @@ Measured: training rows/s (wall clock around ``train``, kernels compiled and wor
 up before), test logloss/AUC (local ``evaluate``), peak RSS of the client and of each worker
 (``VmHWM`` of ``/proc/<pid>/status``, reset before the timed phase), rounds and per-round
 overhead (CPU-seconds of the client process, which also runs the scheduler, per round; mean
-round wall time).  Writes
+round wall time).  Per round (data-parallel): CPU of the client's main thread (sparsecross's
+client code) and of its other threads (with ``local:N``, the scheduler and the comms), worker
+CPU, bytes the workers sent (to each other and to the client), bytes of arguments shipped in
+the graph, tasks submitted; worker CPU per row; the idle cluster's CPU per wall second (Dask's
+background, measured for 5 s before the timed phase) and the CPU per row net of it.
+``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
+sampling profile of the workers' task threads.  ``--group-rows`` sets the row-group size of
+the generated data (more, smaller units: more rounds).  Writes
 ``benchmarks/results/distributed.json`` and prints a Markdown table.  The machine may be
 shared: the load average at start and end is recorded.
 """
@@ -117,6 +124,17 @@ def thread_cpu() -> dict[str, float]:
             out["tasks"] += cpu
     out["other"] = cpu_seconds() - out["main"] - out["tasks"]
     return out
+
+
+def _idle_cpu(client: Any, seconds: float = 5.0) -> dict[str, Any]:
+    """CPU-seconds per wall second of the idle cluster: the client process (with a ``local:N``
+    cluster's scheduler) and each worker.  Dask's heartbeats, system monitors and sampling
+    profiler cost CPU per second whatever the work; on a loaded machine a run's wall time, and
+    so this background, grows with the load."""
+    c0, w0, t0 = cpu_seconds(), client.run(cpu_seconds), time.perf_counter()
+    time.sleep(seconds)
+    c1, w1, t = cpu_seconds(), client.run(cpu_seconds), time.perf_counter() - t0
+    return {"client": (c1 - c0) / t, "workers": sorted((w1[a] - w0[a]) / t for a in w1)}
 
 
 def _worker_sent_bytes(dask_worker: Any) -> int:
@@ -221,6 +239,7 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
     shipped = {"tasks": 0, "graph_bytes": 0}
     if client is not None:
         _count_shipped(shipped)
+        out["idle_cpu_per_second"] = _idle_cpu(client)
     cpu0 = cpu_seconds()
     threads0 = thread_cpu()
     wcpu0 = client.run(cpu_seconds) if client is not None else {}
@@ -258,6 +277,10 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
             out["scheduler_profile"] = _top_self(client.profile(start=wall0, scheduler=True))
     out["cpu_seconds"] = out["client_cpu_seconds"] + sum(out.get("worker_cpu_seconds", []))
     out["cpu_us_per_row"] = out["cpu_seconds"] / rows * 1e6
+    if client is not None:  # the cluster's background CPU (heartbeats, monitors) over the run's wall time
+        idle = out["idle_cpu_per_second"]
+        out["idle_cpu_seconds"] = (idle["client"] + sum(idle["workers"])) * seconds
+        out["cpu_us_per_row_net_of_idle"] = (out["cpu_seconds"] - out["idle_cpu_seconds"]) / rows * 1e6
     out["client_peak_rss_bytes"] = peak_rss()
     if client is not None:
         out["worker_peak_rss_bytes"] = sorted(client.run(peak_rss).values())
@@ -341,16 +364,17 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     per = [(name, rows[name]) for name in TASKS if rows.get(name) and "per_round" in rows[name]]
     if per:
-        lines += ["", "| config | CPU us/row (all) | worker CPU us/row | per round: client main CPU s "
+        lines += ["", "| config | CPU us/row (all) | net of idle | worker CPU us/row | per round: client main CPU s "
                       "| scheduler + comms CPU s | worker CPU s | worker bytes sent | graph bytes | tasks |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         if base and "error" not in base:
             lines.insert(-2, f"single-node: {base['cpu_us_per_row']:.2f} CPU us/row")
         for name, r in per:
             p = r["per_round"]
-            lines.append(f"| {name} | {r['cpu_us_per_row']:.2f} | {r['worker_cpu_us_per_row']:.2f} "
+            lines.append(f"| {name} | {r['cpu_us_per_row']:.2f} | {r['cpu_us_per_row_net_of_idle']:.2f} "
+                         f"| {r['worker_cpu_us_per_row']:.2f} "
                          f"| {p['client_main_cpu_s']:.3f} | {p['client_loop_cpu_s']:.3f} | {p['worker_cpu_s']:.3f} "
-                         f"| {_mib(p['worker_sent_bytes'])} | {_mib(p['graph_bytes'])} | {p['tasks']:.0f} |")
+                         f"| {p['worker_sent_bytes'] / 2**20:.2f} MiB | {p['graph_bytes'] / 1024:.1f} KiB | {p['tasks']:.0f} |")
     tgt = res.get("target")
     if tgt:
         lines += ["", f"Target (data-parallel >= 1.6x single-node rows/s at <= 1 % worse logloss): "
