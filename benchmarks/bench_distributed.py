@@ -273,8 +273,6 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
         out["tasks"] = shipped["tasks"]
         if profile:
             out["worker_task_profile"] = _top_self(client.profile(start=wall0))
-            out["worker_loop_profile"] = _top_self(client.profile(start=wall0, server=True))
-            out["scheduler_profile"] = _top_self(client.profile(start=wall0, scheduler=True))
     out["cpu_seconds"] = out["client_cpu_seconds"] + sum(out.get("worker_cpu_seconds", []))
     out["cpu_us_per_row"] = out["cpu_seconds"] / rows * 1e6
     if client is not None:  # the cluster's background CPU (heartbeats, monitors) over the run's wall time
