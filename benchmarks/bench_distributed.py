@@ -20,7 +20,14 @@ Measured: training rows/s (wall clock around ``train``, kernels compiled and wor
 up before), test logloss/AUC (local ``evaluate``), peak RSS of the client and of each worker
 (``VmHWM`` of ``/proc/<pid>/status``, reset before the timed phase), rounds and per-round
 overhead (CPU-seconds of the client process, which also runs the scheduler, per round; mean
-round wall time).  Writes
+round wall time).  Per round (data-parallel): CPU of the client's main thread (sparsecross's
+client code) and of its other threads (with ``local:N``, the scheduler and the comms), worker
+CPU, bytes the workers sent (to each other and to the client), bytes of arguments shipped in
+the graph, tasks submitted; worker CPU per row; the idle cluster's CPU per wall second (Dask's
+background, measured for 5 s before the timed phase) and the CPU per row net of it.
+``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
+sampling profile of the workers' task threads.  ``--group-rows`` sets the row-group size of
+the generated data (more, smaller units: more rounds).  Writes
 ``benchmarks/results/distributed.json`` and prints a Markdown table.  The machine may be
 shared: the load average at start and end is recorded.
 """
@@ -49,16 +56,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def data_paths(rows: int) -> tuple[Path, Path]:
+def data_paths(rows: int, group_rows: int = GROUP_ROWS) -> tuple[Path, Path]:
     """(train, test) Parquet files, generated on first use."""
     import sparsecross
 
     label = f"{rows // 1_000_000}m" if rows % 1_000_000 == 0 else f"{rows // 1000}k"
-    train = CACHE / f"dist_train_{label}_rg{GROUP_ROWS // 1000}k_seed0.parquet"
+    train = CACHE / f"dist_train_{label}_rg{group_rows // 1000}k_seed0.parquet"
     test = CACHE / f"dist_test_{TEST_ROWS // 1000}k_from{label}_seed0.parquet"
     CACHE.mkdir(parents=True, exist_ok=True)
     if not train.exists():
-        sparsecross.generate(train, rows=rows, seed=0, row_group_size=GROUP_ROWS)
+        sparsecross.generate(train, rows=rows, seed=0, row_group_size=group_rows)
     if not test.exists():
         sparsecross.generate(test, rows=TEST_ROWS, seed=0, row_group_size=GROUP_ROWS, first_row=rows)
     return train, test
@@ -96,6 +103,92 @@ def cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process so far, by thread role: ``main`` (the main thread: the
+    sparsecross client code, or a worker's event loop), ``tasks`` (Dask's task executor
+    threads) and ``other`` (the rest: in the client process of a ``local:N`` cluster, the
+    scheduler and the comms of its event-loop thread; the difference to the process total, so
+    that threads which ended count too)."""
+    import threading
+
+    import psutil
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    main = threading.main_thread().native_id
+    out = {"main": 0.0, "tasks": 0.0}
+    for th in psutil.Process().threads():
+        cpu = th.user_time + th.system_time
+        if th.id == main:
+            out["main"] += cpu
+        elif "Dask-Default-Threads" in names.get(th.id, ""):
+            out["tasks"] += cpu
+    out["other"] = cpu_seconds() - out["main"] - out["tasks"]
+    return out
+
+
+def _idle_cpu(client: Any, seconds: float = 5.0) -> dict[str, Any]:
+    """CPU-seconds per wall second of the idle cluster: the client process (with a ``local:N``
+    cluster's scheduler) and each worker.  Dask's heartbeats, system monitors and sampling
+    profiler cost CPU per second whatever the work; on a loaded machine a run's wall time, and
+    so this background, grows with the load."""
+    c0, w0, t0 = cpu_seconds(), client.run(cpu_seconds), time.perf_counter()
+    time.sleep(seconds)
+    c1, w1, t = cpu_seconds(), client.run(cpu_seconds), time.perf_counter() - t0
+    return {"client": (c1 - c0) / t, "workers": sorted((w1[a] - w0[a]) / t for a in w1)}
+
+
+def _worker_sent_bytes(dask_worker: Any) -> int:
+    """Bytes this worker sent (to other workers and to the client) so far."""
+    return int(dask_worker.transfer_outgoing_bytes_total)
+
+
+def _count_shipped(shipped: dict[str, int]) -> None:
+    """Count the tasks sparsecross submits and the bytes of their arguments shipped in the
+    graph (not futures: those move between workers and are counted there)."""
+    import distributed
+    from dask.sizeof import sizeof
+
+    from sparsecross.dask import runner
+
+    original = runner._Runner.submit
+
+    def submit(self: Any, fn: Any, *args: Any, **kw: Any) -> Any:
+        shipped["tasks"] += 1
+        shipped["graph_bytes"] += sum(sizeof(a) for a in args if not isinstance(a, distributed.Future))
+        return original(self, fn, *args, **kw)
+
+    runner._Runner.submit = submit  # type: ignore[method-assign]
+
+
+def _top_self(state: dict[str, Any], n: int = 12) -> list[tuple[str, float]]:
+    """The ``n`` functions with the most samples of their own in a ``distributed`` profile
+    tree, as (function, share of all samples)."""
+    counts: dict[str, int] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        kids = node.get("children", {}).values()
+        own = node.get("count", 0) - sum(k.get("count", 0) for k in kids)
+        d = node.get("description") or {}
+        if d.get("name") and own > 0:
+            name = f"{d['name']} ({os.path.basename(str(d.get('filename', '')))}:{d.get('line_number', '')})"
+            counts[name] = counts.get(name, 0) + own
+        for k in kids:
+            walk(k)
+
+    walk(state)
+    total = sum(counts.values()) or 1
+    return [(k, round(v / total, 4)) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
+
+
+def _top_cprofile(prof: Any, n: int = 15) -> list[tuple[str, float]]:
+    """The ``n`` functions with the most own time in a cProfile run: (function, seconds)."""
+    import pstats
+
+    st = pstats.Stats(prof)
+    rows = sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:n]  # type: ignore[attr-defined]
+    return [(f"{func} ({os.path.basename(path)}:{line})", round(v[2], 3)) for (path, line, func), v in rows]
+
+
 def _warm_worker() -> float:
     """Compile/load every kernel in a worker process (run once per worker before timing)."""
     import sparsecross
@@ -106,11 +199,11 @@ def _warm_worker() -> float:
 
 
 # ------------------------------------------------------------------- one task
-def run_task(name: str, rows: int) -> dict[str, Any]:
+def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool = False) -> dict[str, Any]:
     import sparsecross
     from sparsecross.predict import evaluate
 
-    train_path, test_path = data_paths(rows)
+    train_path, test_path = data_paths(rows, group_rows)
     spec = sparsecross.load_spec(SPEC)
     if name == "single_1core":
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -119,7 +212,7 @@ def run_task(name: str, rows: int) -> dict[str, Any]:
     client = cluster = None
     kw: dict[str, Any] = {}
     if name in ("dp2", "dp4", "exact", "dp2_1worker", "dp4_1worker"):
-        from sparsecross.distributed import connect
+        from sparsecross.dask import connect
 
         # what `--dask local:N` gives (workers without Dask's MALLOC_TRIM_THRESHOLD_)
         client, cluster = connect("local:1" if name.endswith("1worker") else "local:2")
@@ -143,16 +236,49 @@ def run_task(name: str, rows: int) -> dict[str, Any]:
         if "round_seconds" in ev.extra:
             rounds.append(ev.extra["round_seconds"])
 
+    shipped = {"tasks": 0, "graph_bytes": 0}
+    if client is not None:
+        _count_shipped(shipped)
+        out["idle_cpu_per_second"] = _idle_cpu(client)
     cpu0 = cpu_seconds()
+    threads0 = thread_cpu()
     wcpu0 = client.run(cpu_seconds) if client is not None else {}
+    wthreads0 = client.run(thread_cpu) if client is not None else {}
+    sent0 = client.run(_worker_sent_bytes) if client is not None else {}
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    wall0 = time.time()
     t0 = time.perf_counter()
     model = sparsecross.train(train_path, spec, on_progress=on_progress, **kw)
     seconds = time.perf_counter() - t0
+    if prof is not None:
+        prof.disable()
+        out["client_main_profile"] = _top_cprofile(prof)
     out["client_cpu_seconds"] = cpu_seconds() - cpu0
+    threads = thread_cpu()
+    out["client_thread_cpu_seconds"] = {k: threads[k] - threads0[k] for k in threads}
     if client is not None:
         wcpu = client.run(cpu_seconds)
         out["worker_cpu_seconds"] = sorted(wcpu[a] - wcpu0.get(a, 0.0) for a in wcpu)
+        wthreads = client.run(thread_cpu)
+        out["worker_thread_cpu_seconds"] = {role: sorted(wthreads[a][role] - wthreads0[a][role] for a in wthreads)
+                                            for role in ("main", "tasks", "other")}
+        sent = client.run(_worker_sent_bytes)
+        out["worker_sent_bytes"] = sum(sent[a] - sent0.get(a, 0) for a in sent)
+        out["graph_bytes"] = shipped["graph_bytes"]
+        out["tasks"] = shipped["tasks"]
+        if profile:
+            out["worker_task_profile"] = _top_self(client.profile(start=wall0))
     out["cpu_seconds"] = out["client_cpu_seconds"] + sum(out.get("worker_cpu_seconds", []))
+    out["cpu_us_per_row"] = out["cpu_seconds"] / rows * 1e6
+    if client is not None:  # the cluster's background CPU (heartbeats, monitors) over the run's wall time
+        idle = out["idle_cpu_per_second"]
+        out["idle_cpu_seconds"] = (idle["client"] + sum(idle["workers"])) * seconds
+        out["cpu_us_per_row_net_of_idle"] = (out["cpu_seconds"] - out["idle_cpu_seconds"]) / rows * 1e6
     out["client_peak_rss_bytes"] = peak_rss()
     if client is not None:
         out["worker_peak_rss_bytes"] = sorted(client.run(peak_rss).values())
@@ -174,6 +300,18 @@ def run_task(name: str, rows: int) -> dict[str, Any]:
         out["round_seconds_mean"] = sum(rounds) / len(rounds)
         # coordination overhead per round: the client process's CPU (client + scheduler)
         out["client_seconds_per_round"] = out["client_cpu_seconds"] / len(rounds)
+        n = len(rounds)
+        tc = out["client_thread_cpu_seconds"]
+        out["per_round"] = {
+            "client_main_cpu_s": tc["main"] / n,  # sparsecross's client code
+            "client_loop_cpu_s": (tc["tasks"] + tc["other"]) / n,  # local:N: the scheduler + comms
+            "worker_cpu_s": sum(out["worker_cpu_seconds"]) / n,
+            "worker_sent_bytes": out["worker_sent_bytes"] / n,
+            "graph_bytes": out["graph_bytes"] / n,
+            "tasks": out["tasks"] / n,
+        }
+    if client is not None:
+        out["worker_cpu_us_per_row"] = sum(out["worker_cpu_seconds"]) / rows * 1e6
     if client is not None:
         client.close()
         cluster.close()
@@ -222,6 +360,19 @@ def markdown(res: dict[str, Any]) -> str:
                  ll, f"{r['test_auc']:.4f}", str(r.get("rounds", "-")), "-" if rs is None else f"{rs:.3f}",
                  "-" if cs is None else f"{cs:.3f}", _mib(r["client_peak_rss_bytes"]), workers]
         lines.append("| " + " | ".join(cells) + " |")
+    per = [(name, rows[name]) for name in TASKS if rows.get(name) and "per_round" in rows[name]]
+    if per:
+        lines += ["", "| config | CPU us/row (all) | net of idle | worker CPU us/row | per round: client main CPU s "
+                      "| scheduler + comms CPU s | worker CPU s | worker bytes sent | graph bytes | tasks |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        if base and "error" not in base:
+            lines.insert(-2, f"single-node: {base['cpu_us_per_row']:.2f} CPU us/row")
+        for name, r in per:
+            p = r["per_round"]
+            lines.append(f"| {name} | {r['cpu_us_per_row']:.2f} | {r['cpu_us_per_row_net_of_idle']:.2f} "
+                         f"| {r['worker_cpu_us_per_row']:.2f} "
+                         f"| {p['client_main_cpu_s']:.3f} | {p['client_loop_cpu_s']:.3f} | {p['worker_cpu_s']:.3f} "
+                         f"| {p['worker_sent_bytes'] / 2**20:.2f} MiB | {p['graph_bytes'] / 1024:.1f} KiB | {p['tasks']:.0f} |")
     tgt = res.get("target")
     if tgt:
         lines += ["", f"Target (data-parallel >= 1.6x single-node rows/s at <= 1 % worse logloss): "
@@ -236,15 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeats", type=int, default=1, help="runs per config (the fastest is kept)")
     ap.add_argument("--only", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
+    ap.add_argument("--group-rows", type=int, default=GROUP_ROWS, help="rows per row group of the generated data")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile: cProfile of the client's main thread, Dask's sampling profiles of the "
+                         "workers' task threads, their event loops and the scheduler (top functions)")
     ap.add_argument("--task", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "distributed.json"))
     args = ap.parse_args(argv)
     if args.task:
-        print(MARK, json.dumps(run_task(args.task, args.rows)), flush=True)
+        print(MARK, json.dumps(run_task(args.task, args.rows, args.group_rows, args.profile)), flush=True)
         return 0
     import pyarrow.parquet as pq
 
-    train, _ = data_paths(args.rows)
+    train, _ = data_paths(args.rows, args.group_rows)
     res: dict[str, Any] = {
         "rows": args.rows,
         "row_groups": pq.ParquetFile(train).metadata.num_row_groups,
@@ -260,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown config {name!r}")
         best = None
         for _ in range(args.repeats):
-            proc = subprocess.run([sys.executable, __file__, "--task", name, "--rows", str(args.rows)],
+            extra = ["--group-rows", str(args.group_rows)] + (["--profile"] if args.profile else [])
+            proc = subprocess.run([sys.executable, __file__, "--task", name, "--rows", str(args.rows), *extra],
                                   capture_output=True, text=True, cwd=ROOT)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), None)
             if proc.returncode != 0 or line is None:

@@ -276,7 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     client = None
     cluster = None
     if args.dask:
-        from .distributed import connect
+        from .dask import connect
 
         _quiet_dask_logs()
         client, cluster = connect(args.dask)
@@ -373,7 +373,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         if args.dask:
-            from .distributed import predict_distributed
+            from .dask import predict_distributed
 
             with _dask_client(args.dask) as client:
                 rows = predict_distributed(model, args.data, out, client=client, keep=keep)
@@ -398,7 +398,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         if args.dask:
-            from .distributed import evaluate_distributed
+            from .dask import evaluate_distributed
 
             with _dask_client(args.dask) as client:
                 res = evaluate_distributed(model, args.data, client=client)
@@ -435,7 +435,7 @@ def _quiet_dask_logs() -> None:
 @contextlib.contextmanager
 def _dask_client(address: str) -> Iterator[Any]:
     """A Dask client for ``local:N`` or ``tcp://HOST:PORT``, closed (with its local cluster) on exit."""
-    from .distributed import connect
+    from .dask import connect
 
     _quiet_dask_logs()
     client, cluster = connect(address)

@@ -458,7 +458,7 @@ def train(
         sighting with probability ``admit_probability``; not both.
         Default: every feature at its first sighting.  Not available with ``client`` yet.
     client
-        A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.distributed`).
+        A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.dask`).
 
     Returns
     -------
@@ -485,14 +485,14 @@ def train(
         if admit.active:
             raise ParameterError("admit_after and admit_probability are not available with a Dask client yet; "
                                  "train without --dask or admit every feature")
-        from .distributed import train_distributed
+        from ._cluster_entry import train_on
 
         if early_stop is not None or spec.label.missing == "skip":
             raise ParameterError("early_stop and [label] missing = \"skip\" are not supported with a Dask "
                                  "client yet; train without --dask")
 
-        result = train_distributed(
-            source, spec, client=client, alpha=alpha, beta=beta, l1=l1, l2=l2, epochs=epochs,
+        result = train_on(
+            client, source, spec, alpha=alpha, beta=beta, l1=l1, l2=l2, epochs=epochs,
             label_smoothing=label_smoothing, holdout=holdout, valid=valid, state_dtype=state_dtype,
             batch_rows=batch_rows, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
             on_progress=on_progress, init_state=init_state, return_state=return_state,

@@ -1,0 +1,78 @@
+"""Worker tasks of one data-parallel lane: prepare a chunk (featurize, renumber by its
+distinct keys, split by shard), train it on a dense array of its keys, split the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._kernels.ftrl import FTRLParams
+from .._kernels.lanes import ftrl_pass_local, local_ids, shard_of
+from ..spec import FeatureSpec
+from .plan import _Chunk, _featurize_chunk, _holdout_mask
+
+
+@dataclass
+class _LaneChunk:
+    """A featurized chunk kept on a worker for a lane: its CSR rows with the entries
+    renumbered by the chunk's distinct keys (``local``, instead of the column ids), labels,
+    weights, holdout mask, and where each shard's keys sit among the distinct keys."""
+
+    indptr: np.ndarray
+    local: np.ndarray
+    data: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray  # length 0: all ones
+    mask: np.ndarray
+    n_keys: int
+    positions: list[np.ndarray]  # per shard: indices into the chunk's keys
+    keys: list[np.ndarray]  # per shard: those keys
+
+
+def _task_prepare(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None,
+                  salt: int, key_dtype: str, n_shards: int) -> _LaneChunk:
+    """Task: featurize a chunk for data-parallel training, renumber its entries by its
+    distinct keys (as ``key_dtype``, the state table's key dtype) and split those by shard."""
+    b = _featurize_chunk(chunk, spec, batch_rows)
+    mask = _holdout_mask(b.start_row, b.X.shape[0], holdout, salt)
+    kd = np.dtype(key_dtype)
+    proto = np.full(1, np.iinfo(kd).max, dtype=kd)
+    keys, local = local_ids(b.X.indptr, b.X.indices, mask, proto)
+    owner = shard_of(keys, n_shards)
+    positions = [np.flatnonzero(owner == s) for s in range(n_shards)]
+    sw = b.sample_weight if b.sample_weight is not None else np.zeros(0)
+    return _LaneChunk(b.X.indptr, local, b.X.data, b.y, sw, mask, len(keys), positions, [keys[p] for p in positions])
+
+
+def _task_shard_keys(prep: _LaneChunk, s: int) -> np.ndarray:
+    """Task: the keys of a prepared chunk that shard ``s`` owns (small: they travel)."""
+    return prep.keys[s]
+
+
+def _task_train_lane(prep: _LaneChunk, bias: np.ndarray, acc: np.ndarray, params: FTRLParams,
+                     *base: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Task: train one lane of a round.
+
+    ``base[s]``: the (z, n) of the chunk's keys of shard s at the start of the round; ``bias``
+    the global bias; ``acc`` the progressive-loss sums to continue.  Returns the new (z, n)
+    per shard (same order), the new bias and the new sums.  A pure function of its inputs.
+    """
+    zn = np.zeros((prep.n_keys, 2), dtype=base[0].dtype if base else np.float32)
+    for pos, values in zip(prep.positions, base):
+        zn[pos] = values
+    bias = np.array(bias, dtype=np.float64)
+    acc = np.array(acc, dtype=np.float64)
+    ftrl_pass_local(prep.indptr, prep.local, prep.data, prep.y, prep.sample_weight, prep.mask, zn, bias, params,
+                    acc)
+    return [zn[pos] for pos in prep.positions], bias, acc
+
+
+def _task_lane_part(result: tuple[list[np.ndarray], np.ndarray, np.ndarray], s: int) -> np.ndarray:
+    """Task: shard ``s``'s part of a lane's result (only that part travels to the shard)."""
+    return result[0][s]
+
+
+def _task_lane_meta(result: tuple[list[np.ndarray], np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Task: a lane's new bias and loss sums (for the client)."""
+    return result[1], result[2]

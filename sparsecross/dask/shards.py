@@ -1,0 +1,157 @@
+"""The sharded training state: worker-side shards of (key, (z, n)), with versions.
+
+Every function named ``_task_*`` runs on a worker, pinned to the worker that owns the shard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._kernels.ftrl import FTRLParams
+from .._kernels.lanes import fill_table, gather_zn, items_weights, merge_lanes, table_items
+from ..errors import SparseCrossError
+from ..state import MAX_LOAD, FTRLState, sorted_nonzero
+
+
+# Data-parallel training keeps the global state on the workers, split into shards by key
+# (``shard_of``): shard s lives in ``_SHARDS[(token, s)]`` on the worker that owns it, and only
+# tasks pinned to that worker touch it.  A shard counts the rounds merged into it
+# (``version``); every task that reads or writes it names the version it expects, so a task
+# run out of order (which Dask never does on purpose) fails instead of computing garbage, and
+# a merge re-run after it was applied is a no-op.
+_SHARDS: dict[tuple[str, int], _Shard] = {}
+#: Tokens (runs or attempts) whose shards were dropped: a shard-creating task still running
+#: when its run was dropped must not put its shard back (it would stay in memory for good).
+_DROPPED: set[str] = set()
+
+
+class _ShardLost(SparseCrossError):
+    """A state shard is not where it should be (its worker died or restarted)."""
+
+
+@dataclass
+class _Shard:
+    state: FTRLState
+    version: int
+    slots: dict[int, np.ndarray]  # lane -> table slots found by this version's look-ups
+    scratch: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
+
+
+def _shard(token: str, s: int, version: int) -> _Shard:
+    sh = _SHARDS.get((token, s))
+    if sh is None:
+        raise _ShardLost(f"state shard {s} is not on this worker (it was lost with its worker)")
+    if sh.version != version:
+        raise _ShardLost(f"state shard {s} holds round {sh.version}, not {version}")
+    return sh
+
+
+def _dropped(token: str) -> bool:
+    return any(token == d or token.startswith(d + "-") for d in _DROPPED)
+
+
+def _task_shard_init(token: str, s: int, version: int, keys: np.ndarray, zn: np.ndarray, n_columns: int,
+                     state_dtype: str) -> int:
+    """Task (pinned): create shard ``s`` holding (keys, zn) at ``version``."""
+    if _dropped(token):
+        raise _ShardLost(f"training run {token} was stopped")
+    st = FTRLState(n_columns, state_dtype, capacity=int(math.ceil((len(keys) + 1) / MAX_LOAD)) + 1)
+    fill_table(st.table, st.values, st.count, keys.astype(st.table.dtype, copy=False), zn)
+    if _dropped(token):  # dropped while this task was building the table
+        raise _ShardLost(f"training run {token} was stopped")
+    _SHARDS[(token, s)] = _Shard(st, version, {})
+    return version
+
+
+def _task_lookup(token: str, s: int, version: int, lane: int, keys: np.ndarray, after: Any) -> np.ndarray:
+    """Task (pinned): the (z, n) of ``keys`` in shard ``s`` at ``version`` ((0, 0) if absent).
+    ``after``: the previous merge's result (an ordering dependency only)."""
+    sh = _shard(token, s, version)
+    out = np.empty((len(keys), 2), dtype=sh.state.values.dtype)
+    slots = np.empty(len(keys), dtype=np.int64)
+    gather_zn(sh.state.table, sh.state.values, keys, out, slots)
+    sh.slots[lane] = slots
+    return out
+
+
+def _task_merge(token: str, s: int, version: int, keys: list[np.ndarray], old: list[np.ndarray],
+                new: list[np.ndarray], after: Any) -> int:
+    """Task (pinned): apply one round's lanes (in lane order) to shard ``s``; returns its
+    number of keys.  ``keys[j]``, ``old[j]``, ``new[j]``: lane j's keys of this shard, their
+    values at the start of the round and after the lane."""
+    sh = _SHARDS.get((token, s))
+    if sh is not None and sh.version == version + 1:
+        return sh.state.touched  # already applied (a re-run)
+    sh = _shard(token, s, version)
+    st = sh.state
+    lanes = len(keys)
+    slot_list = [sh.slots.get(j) for j in range(lanes)]
+    slots_valid = all(sl is not None and len(sl) == len(k) for sl, k in zip(slot_list, keys))
+    absent = sum(int(np.count_nonzero(sl < 0)) for sl in slot_list) if slots_valid else sum(map(len, keys))
+    if st.touched + absent > st.max_count:
+        st.grow(absent)
+        slots_valid = False  # rehashed: the slots found by the look-ups moved
+
+    def cat(arrays: list[np.ndarray]) -> np.ndarray:
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    lane_keys = cat(keys).astype(st.table.dtype, copy=False)
+    cap = 16
+    while cap < 2 * len(lane_keys) + 2:
+        cap *= 2
+    if sh.scratch.shape[0] < cap:  # kept for the next rounds: rounds are alike in size
+        sh.scratch = np.empty((cap, 2), dtype=np.int64)
+    slots = cat(slot_list) if slots_valid else np.zeros(len(lane_keys), dtype=np.int64)
+    merge_lanes(st.table, st.values, st.count, lane_keys, cat(new), cat(old), slots, slots_valid,
+                sh.scratch[:cap])
+    sh.version = version + 1
+    sh.slots = {}
+    return st.touched
+
+
+def _task_dump(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Task (pinned): every (key, (z, n)) of shard ``s`` at ``version``."""
+    sh = _shard(token, s, version)
+    return table_items(sh.state.table, sh.state.values)
+
+
+def _drop_shards(token: str) -> int:
+    """Run on every worker: forget the shards of a run or attempt ``token`` (and of the
+    attempts of a run), now and if a task still running creates one later."""
+    _DROPPED.add(token)
+    dropped = [k for k in _SHARDS if k[0] == token or k[0].startswith(token + "-")]
+    for k in dropped:
+        del _SHARDS[k]
+    return len(dropped)
+
+
+
+def _set_state(state: FTRLState, keys: np.ndarray, zn: np.ndarray, bias: np.ndarray) -> None:
+    """Make ``state`` hold the rows (keys, zn) and ``bias``."""
+    fresh = FTRLState(state.n_columns, state.dtype, capacity=int(math.ceil((len(keys) + 1) / MAX_LOAD)) + 1)
+    fill_table(fresh.table, fresh.values, fresh.count, keys.astype(fresh.table.dtype, copy=False), zn)
+    state.table, state.values, state.count = fresh.table, fresh.values, fresh.count
+    state.bias[:] = bias
+
+
+class _RowsState:
+    """A trained state as (key, (z, n)) rows: what ``export_state`` reads, without building a
+    hash table."""
+
+    def __init__(self, keys: np.ndarray, zn: np.ndarray, bias: np.ndarray) -> None:
+        self.keys, self.zn, self.bias = keys, zn, bias
+
+    @property
+    def touched(self) -> int:
+        return len(self.keys)
+
+    def nonzero_weights(self, params: FTRLParams) -> tuple[np.ndarray, np.ndarray]:
+        return sorted_nonzero(*items_weights(self.keys, self.zn, params))
+
+    def bias_weight(self, params: FTRLParams) -> float:
+        return FTRLState.bias_weight(self, params)  # type: ignore[arg-type]

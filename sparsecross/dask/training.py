@@ -1,0 +1,288 @@
+"""``train_distributed``: what :func:`sparsecross.train` does when given a Dask ``client``.
+
+This module checks the parameters, resumes a checkpoint, keeps the run's bookkeeping
+(:class:`_Run`: loss sums, history, progress events, checkpoints, validation) and hands the
+training itself to exact mode (:mod:`.exact`) or to the data-parallel round loop
+(:mod:`.rounds`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._kernels.ftrl import FTRLParams
+from ..errors import DataError, SparseCrossError
+from ..featurize import resolve_spec
+from ..metrics import StreamingMetrics
+from ..read import DEFAULT_BATCH_ROWS, Source
+from ..spec import FeatureSpec
+from ..state import FTRLState
+from .cluster import _check_cluster, _default_window, _require_dask
+from .exact import _train_exact
+from .plan import _plan, _task_featurize_valid
+from .rounds import _train_rounds
+from .runner import _ordered, _Runner
+from .shards import _RowsState, _set_state
+
+log = logging.getLogger("sparsecross.distributed")
+
+#: Training modes.
+MODES = ("data-parallel", "exact")
+
+
+def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Source, spec: FeatureSpec, *,
+              holdout: float | None, salt: int, batch_rows: int, window: int) -> StreamingMetrics:
+    """Validation metrics of ``state``: workers featurize (keeping only holdout rows), the
+    client scores in row order, exactly as :func:`sparsecross.train.evaluate_state`."""
+    chunks, _ = _plan(source, spec)
+    metrics = StreamingMetrics()
+    results = _ordered(runner, _task_featurize_valid, chunks, (spec, batch_rows, holdout, salt),
+                       window=window, name="valid")
+    with contextlib.closing(results):
+        for _chunk, b in results:
+            if b.X.shape[0]:
+                metrics.update(state.margins(b.X, params), b.y, b.sample_weight)
+    return metrics
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise SparseCrossError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_mode(mode: str, valid: Source | None, holdout: float | None) -> None:
+    if mode not in MODES:
+        raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    if valid is not None and holdout is not None:
+        raise SparseCrossError("give either valid data or a holdout fraction, not both")
+
+
+def _check_counts(exact: bool, batch_rows: Any, lanes: Any, rows_per_round: Any,
+                  checkpoint_rounds: Any) -> tuple[Any, int | None, int | None]:
+    """The counts, checked: (lanes, rows_per_round, checkpoint_rounds)."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise SparseCrossError(f"batch_rows must be >= 1, got {batch_rows!r}")
+    if not exact:
+        lanes = _integer("lanes", lanes, 1)
+    if rows_per_round is not None:
+        rows_per_round = _integer("rows_per_round", rows_per_round, 1 if exact else lanes)
+    if checkpoint_rounds is not None:
+        checkpoint_rounds = _integer("checkpoint_rounds", checkpoint_rounds, 1)
+    return lanes, rows_per_round, checkpoint_rounds
+
+
+class _Run:
+    """The client's bookkeeping of one training run: state, loss sums, history, progress
+    events, checkpoints and validation at epoch ends."""
+
+    def __init__(self, tp: Any, spec: FeatureSpec, source: Source, valid: Source | None, rows_total: int,
+                 run_meta: dict[str, Any], on_progress: Callable[[Any], None] | None, t0: float) -> None:
+        self.tp, self.params, self.spec, self.source, self.valid = tp, tp.ftrl, spec, source, valid
+        self.rows_total, self.run_meta, self.on_progress, self.t0 = rows_total, run_meta, on_progress, t0
+        self.acc = np.zeros(3, dtype=np.float64)
+        self.history: list[dict[str, Any]] = []
+        self.ckpt_path: Any = None
+        self.nz_cache: list[Any] = [-1.0, None]  # (time, value): an O(capacity) scan, at most twice a second
+
+    def attach(self, state: FTRLState, runner: _Runner, window: int, *, holdout: float | None, salt: int,
+               batch_rows: int) -> None:
+        self.state, self.runner, self.window = state, runner, window
+        self.holdout, self.salt, self.batch_rows = holdout, salt, batch_rows
+
+    def save(self, meta: dict[str, Any]) -> None:
+        if self.ckpt_path is not None:
+            self.state.save(self.ckpt_path, {**self.run_meta, **meta, "acc": self.acc.tolist(),
+                                             "history": self.history})
+
+    def progress(self, ev: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress(ev)
+
+    def prog_ll(self) -> float:
+        return float(self.acc[0] / max(self.acc[1], 1e-300))
+
+    def event(self, ep: int, rows_seen: int, phase: str = "train", touched: int | None = None, **kw: Any) -> Any:
+        """A progress event; ``touched`` given: a data-parallel round (the client's ``state``
+        is then the last snapshot, so no nonzero count)."""
+        from ..train import ProgressEvent
+
+        now = time.perf_counter()
+        if touched is None and self.on_progress is not None:
+            if phase != "train" or now - self.nz_cache[0] > 0.5:
+                self.nz_cache[:] = [now, self.state.count_nonzero(self.params)]
+            kw["nonzeros"] = self.nz_cache[1]
+        return ProgressEvent(ep, self.tp.epochs, rows_seen, self.rows_total, self.prog_ll(),
+                             self.state.touched if touched is None else touched, now - self.t0, phase=phase, **kw)
+
+    def end_epoch(self, ep: int, extra: dict[str, Any], counts: tuple[int, int] | None = None) -> None:
+        """Record epoch ``ep`` (and validate); ``counts``: (touched, nonzeros) when ``state`` is
+        not the trained state (data-parallel without a checkpoint folder or validation)."""
+        record: dict[str, Any] = {"epoch": ep + 1, "progressive_logloss": self.prog_ll(),
+                                  "train_rows": int(self.acc[2]), **extra}
+        if self.valid is not None or self.holdout is not None:
+            self.progress(self.event(ep, self.rows_total, "validate"))
+            m = _validate(self.runner, self.state, self.params, self.valid if self.valid is not None else self.source,
+                          self.spec, holdout=self.holdout, salt=self.salt, batch_rows=self.batch_rows,
+                          window=self.window)
+            record.update(valid_rows=m.rows, valid_logloss=m.logloss, valid_auc=m.auc,
+                          valid_positive_rate=m.positive_rate)
+        self.history.append(record)
+        live = {} if counts is None else {"touched": counts[0], "nonzeros": counts[1]}
+        ev = self.event(ep, self.rows_total, "epoch_end", valid_logloss=record.get("valid_logloss"),
+                        valid_auc=record.get("valid_auc"), **live)
+        self.acc[:] = 0.0
+        self.progress(ev)
+
+
+def train_distributed(
+    source: Source,
+    spec: FeatureSpec,
+    *,
+    client: Any,
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    l1: float = 1.0,
+    l2: float = 0.0,
+    epochs: int = 1,
+    label_smoothing: float = 0.0,
+    holdout: float | None = None,
+    valid: Source | None = None,
+    state_dtype: str = "float32",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 5_000_000,
+    checkpoint_rounds: int | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+    init_state: FTRLState | None = None,
+    return_state: bool = False,
+    mode: str = "data-parallel",
+    lanes: int = 4,
+    rows_per_round: int | None = None,
+    retries: int = 2,
+    in_flight: int | None = None,
+    prefetch_rounds: int = 2,
+) -> Any:
+    """Train on a Dask cluster; what :func:`sparsecross.train` does when given ``client``.
+
+    The common parameters mean what they mean for :func:`sparsecross.train`.
+
+    Parameters
+    ----------
+    client
+        A ``distributed.Client`` (see :func:`connect`).
+    mode
+        ``"data-parallel"`` (default) or ``"exact"`` (see :mod:`sparsecross.dask`).
+    lanes
+        Data-parallel: K, the number of chunks trained from the same state in a round (a model
+        parameter: the same K gives the same model on any cluster; 1 equals single-node).
+        Recorded in the model's ``params``.  Ignored in exact mode.
+    rows_per_round
+        Data-parallel: rows per round over all lanes, each lane training
+        ``rows_per_round // lanes`` consecutive rows (default: one row group per lane).
+        Exact mode: rows per chunk sent to the client (default: one row group).
+    checkpoint, checkpoint_every, checkpoint_rounds
+        Checkpoint folder (``state.npz``, as single-node).  Exact mode writes the single-node
+        format every ``checkpoint_every`` rows (the two resume each other's checkpoints).
+        Data-parallel writes after every ``checkpoint_rounds`` rounds (default: about every
+        ``checkpoint_every`` rows) and at the end of every epoch; a resumed run equals an
+        uninterrupted one.
+    retries
+        Automatic retries of a failed task (a task lost with a dead worker is re-run anyway).
+    in_flight
+        Exact mode and validation: chunks in flight at once (default ``max(4, 2 * workers)``).
+    prefetch_rounds
+        Data-parallel: rounds featurized ahead of the one training (memory on the workers).
+
+    Returns
+    -------
+    SparseModel, or (SparseModel, FTRLState) with ``return_state``.
+    """
+    from ..checkpoint import source_fingerprint
+    from ..hashing import holdout_salt
+    from ..read import count_rows
+    from ..train import TrainParams, check_inputs, check_values, export_state
+
+    _check_mode(mode, valid, holdout)
+    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
+    exact = mode == "exact"
+    lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
+                                                             checkpoint_rounds)
+    _require_dask()
+    t0 = time.perf_counter()
+    schema = check_inputs(source, spec, valid)
+    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
+    if valid is not None:
+        check_values(valid, spec, batch_rows)
+    rows_total = count_rows(source)
+    if rows_total == 0:
+        raise DataError(f"the training data {str(source)!r} has no rows")
+    salt = holdout_salt(spec.hashing.seed)
+    run_params = tp.to_dict()
+    if not exact:
+        run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
+    run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
+    job = _Run(tp, spec, source, valid, rows_total, run_meta, on_progress, t0)
+    state, epoch, start_row, start_round = _start(job, init_state, checkpoint, state_dtype, exact)
+
+    n_workers = _check_cluster(client)
+    runner = _Runner(client, retries)
+    job.attach(state, runner, in_flight or _default_window(n_workers), holdout=holdout, salt=salt,
+               batch_rows=batch_rows)
+    run: dict[str, Any] = {"mode": mode, "workers": n_workers, "rows_processed": 0}
+    trained: Any = state
+    if exact:
+        _train_exact(job, run, epoch=epoch, start_row=start_row, chunk_rows=rows_per_round,
+                     checkpoint_every=checkpoint_every)
+    else:
+        final = _train_rounds(
+            runner, state, job.acc, spec, tp.ftrl, tp, source, rows_total, holdout=holdout, salt=salt,
+            batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, epoch=epoch,
+            start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
+            prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
+            end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
+            validating=valid is not None or holdout is not None)
+        if final is not None:
+            if return_state:
+                _set_state(state, *final)
+            else:
+                trained = _RowsState(*final)
+
+    model = export_state(trained, spec, tp, job.history, rows_total, schema=schema)
+    model.params = run_params
+    run["seconds"] = time.perf_counter() - t0
+    model.run = run  # facts about this run (never saved with the model)
+    if return_state:
+        return model, state
+    return model
+
+
+def _start(job: _Run, init_state: FTRLState | None, checkpoint: Any, state_dtype: str,
+           exact: bool) -> tuple[FTRLState, int, int, int]:
+    """The starting state and position (epoch, row, round): fresh, ``init_state``, or
+    resumed from the checkpoint folder (whose loss sums and history ``job`` takes)."""
+    from ..checkpoint import open_checkpoint
+    from ..train import start_state
+
+    state = start_state(init_state, job.spec, state_dtype)
+    job.ckpt_path, resumed = open_checkpoint(checkpoint, job.run_meta, n_columns=job.spec.n_columns,
+                                             state_dtype=state_dtype, epochs=job.tp.epochs,
+                                             rows_total=job.rows_total, position="row" if exact else "round")
+    if resumed is None:
+        return state, 0, 0, 0
+    state, meta = resumed
+    epoch = int(meta["epoch"])
+    start_row = int(meta.get("row", 0))
+    start_round = int(meta.get("round", 0))
+    job.acc[:] = np.array(meta["acc"], dtype=np.float64)
+    job.history[:] = list(meta["history"])
+    log.info("resuming from %s: epoch %d, %s", job.ckpt_path, epoch + 1,
+             f"row {start_row}" if exact else f"round {start_round}")
+    return state, epoch, start_row, start_round

@@ -1,0 +1,77 @@
+"""The Dask layer as a package (issue 15, item 3): the single-node path never imports it, the
+old module ``sparsecross.distributed`` stays a working face, and every worker task is
+importable by its new module path (Dask pickles functions by reference).
+
+No cluster here: the behaviour of the package on a cluster is tests/test_distributed.py's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_single_node_training_imports_no_part_of_the_dask_layer(sample_path):
+    code = (
+        "import sys, sparsecross\n"
+        f"spec = sparsecross.load_spec({str(ROOT / 'data' / 'specs' / 'synthetic.toml')!r})\n"
+        f"sparsecross.train({str(sample_path)!r}, spec)\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('sparsecross.dask', 'sparsecross.distributed')))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=600)
+
+
+def test_train_hands_over_through_the_entry_point_only():
+    """train.py names neither the package nor its functions: one door, _cluster_entry."""
+    text = (ROOT / "sparsecross" / "train.py").read_text()
+    assert "from ._cluster_entry import train_on" in text
+    for name in ("from .dask", "from .distributed", "import sparsecross.dask", "train_distributed"):
+        assert name not in text, name
+
+
+def test_old_module_names_are_the_package_objects():
+    import sparsecross.distributed as d
+
+    for name, home in d._HOME_OF.items():
+        assert getattr(d, name) is getattr(importlib.import_module(home), name), name
+    for name in d.__all__:
+        assert getattr(d, name) is getattr(importlib.import_module("sparsecross.dask"), name)
+
+
+def test_setting_an_old_name_sets_it_where_it_is_used(monkeypatch):
+    """Tests and worker plugins patch ``sparsecross.distributed.X``; the package module that
+    defines and uses X must see it, and undoing the patch must restore both."""
+    import sparsecross.distributed as d
+    from sparsecross.dask import cluster, lane_tasks, waiting
+
+    original = lane_tasks._task_prepare
+    monkeypatch.setattr(d, "PAUSED_LIMIT_S", 1.5)
+    monkeypatch.setattr(d, "LOCAL_START_ATTEMPTS", 7)
+    monkeypatch.setattr(d, "_task_prepare", len)
+    assert waiting.PAUSED_LIMIT_S == 1.5 and cluster.LOCAL_START_ATTEMPTS == 7
+    assert lane_tasks._task_prepare is len
+    monkeypatch.undo()
+    assert waiting.PAUSED_LIMIT_S == d.PAUSED_LIMIT_S == 30.0
+    assert lane_tasks._task_prepare is original is d._task_prepare
+
+
+@pytest.mark.parametrize("module", ["plan", "shards", "lane_tasks", "scoring", "runner", "cluster"])
+def test_worker_functions_pickle_by_reference_to_their_module(module):
+    mod = importlib.import_module(f"sparsecross.dask.{module}")
+    tasks = [v for k, v in vars(mod).items()
+             if callable(v) and (k.startswith("_task_") or k in ("_identity", "_drop_shards", "_worker_versions"))
+             and getattr(v, "__module__", None) == mod.__name__]
+    if module in ("plan", "shards", "lane_tasks", "scoring"):
+        assert tasks
+    for fn in tasks:
+        blob = pickle.dumps(fn)
+        assert mod.__name__.encode() in blob
+        assert pickle.loads(blob) is fn
