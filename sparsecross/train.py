@@ -477,7 +477,7 @@ def train(
     if max_state_mb is not None and (client is not None or early_stop is not None):
         raise ParameterError("max_state_mb is not available with a Dask client nor with early_stop (which keeps a "
                              "second copy of the state); train without --dask / --early-stop, or without "
-                             "--max-state-mb")
+                             "--max-state-mb (tune stops early under a budget: each point keeps its best model)")
     if client is not None:
         if order is not None:
             raise ParameterError("shuffle is not available with a Dask client yet; train without --dask or "
