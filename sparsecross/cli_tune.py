@@ -101,6 +101,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Flags that change the model, repeated in the `train` command the summary names.
+_MEMORY_FLAGS = ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb")
+
+
 def _print_table(res: Any, search: Any, args: argparse.Namespace, written: int | None) -> None:
     if search is not None:
         for a in search.added:
@@ -126,8 +130,10 @@ def _print_table(res: Any, search: Any, args: argparse.Namespace, written: int |
         print(f"wrote {args.plot}")
     if written:
         c = res.chosen
+        same = "".join(f" --{name.replace('_', '-')} {getattr(args, name):g}" for name in _MEMORY_FLAGS
+                       if getattr(args, name, None) is not None)
         print(f"wrote {args.out} ({written:,} bytes): alpha={c.alpha:g}, l1={c.l1:g}, epochs={c.epochs} "
-              f"(the same model as `sparsecross train --alpha {c.alpha:g} --l1 {c.l1:g} --epochs {c.epochs}`)")
+              f"(the same model as `sparsecross train --alpha {c.alpha:g} --l1 {c.l1:g} --epochs {c.epochs}{same}`)")
 
 
 def register(sub: Any, common: Any) -> None:
