@@ -107,7 +107,8 @@ def check_validation_and_budget(what: str, valid: Source | None, holdout: float 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
                 valid: Source | None, batch_rows: int, rows: int, order: Shuffle | None = None,
-                max_state_mb: float | None = None) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]]:
+                max_state_mb: float | None = None
+                ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]]:
     """Train one state per (l1, l2) over one read of ``source`` per epoch (in ``order``'s
     shuffled order when given, as ``train``), then validate all of them over one read of the
     validation data (or the holdout rows)."""

@@ -9,11 +9,13 @@ retrained, and the model equals, byte for byte, what ``train`` with that alpha, 
 many epochs (and the same validation data) writes.
 
 Memory: one state per live point (as ``path``; each with its own admission filter and its own
-state budget when they are given, so a budget of M MiB bounds the states at points x M), plus, for a point whose best epoch is its last,
-that epoch's exported model (nonzero weights only: 12 bytes each, at most the state's size) -
-it is exported when the point improves, so that a point that then gets worse still has it.  A
-stopped point drops its state at once; of the stopped points only the best model within the
-budget so far is kept (the others keep their numbers only).
+state budget when they are given, so a budget of M MiB bounds the states at points x M), plus,
+for a point whose best epoch is its last, that epoch's exported model (nonzero weights only: 12
+bytes each, at most the state's size; outside the state budget) - it is exported when the point
+improves, so that a point that then gets worse still has it (this is why a budget goes with
+early stopping here, while ``train`` refuses ``early_stop`` with one: its best copy is a second
+state).  A stopped point drops its state at once; of the stopped points only the best model
+within the budget so far is kept (the others keep their numbers only).
 """
 
 from __future__ import annotations
