@@ -112,8 +112,9 @@ def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
         raise SparseCrossError("give either --admit-after or --admit-probability, not both")
     for m in modes:  # flag > [train] > off; an admission flag replaces the [train] table's mode
         out[m] = getattr(args, m) if given else spec.train.get(m)
-    mb = getattr(args, "admit_filter_mb", None)
-    out["admit_filter_mb"] = mb if mb is not None else spec.train.get("admit_filter_mb")
+    for name in ("admit_filter_mb", "max_state_mb"):  # flag > [train] > none
+        v = getattr(args, name, None)
+        out[name] = v if v is not None else spec.train.get(name)
     return out
 
 
@@ -144,8 +145,15 @@ def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
     o.add_argument("--shuffle-buffer-rows", type=int, dest="shuffle_buffer_rows", metavar="ROWS",
                    help="rows permuted together; memory grows with it, never with the data "
                    f"(default {DEFAULT_SHUFFLE_BUFFER_ROWS:,})")
-    a = p.add_argument_group("admission: which features get optimizer state (flags > the spec's [train] table; "
-                             "default: every feature)")
+    _add_memory_flags(p, per_point=grid)
+
+
+def _add_memory_flags(p: argparse.ArgumentParser, *, per_point: bool = False) -> None:
+    """Admission and the state budget (``per_point``: a grid command, where every point has
+    its own filter and its own budget)."""
+    a = p.add_argument_group("memory: admission (which features get optimizer state; default: every feature) and "
+                             "the state budget (flags > the spec's [train] table)"
+                             + ("; every grid point has its own filter and its own budget" if per_point else ""))
     a.add_argument("--admit-after", type=int, dest="admit_after", metavar="N",
                    help="a feature gets state from its N-th sighting on (2..15), counted in a counting Bloom "
                    "filter; its earlier gradients are dropped (1 = every feature)")
@@ -156,6 +164,12 @@ def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
                    help="size of --admit-after's filter in MiB, rounded down to a power of two (default: "
                    "1 byte per training row rounded up to a power of two, 64 KiB..256 MiB; about 4 bytes "
                    "per distinct feature keeps false 'seen before' under 5%%)")
+    a.add_argument("--max-state-mb", type=float, dest="max_state_mb", metavar="M",
+                   help="state budget in MiB: the optimizer state (table, growths included, and admission "
+                   "filters) never exceeds M; when full, features are evicted (zero weights seen least first, "
+                   "then the smallest |z|); [train] max_state_mb; "
+                   + ("per point: the points' states together hold up to points x M" if per_point
+                      else "not with --dask or --early-stop"))
 
 
 # ---------------------------------------------------------------- subcommands
@@ -265,9 +279,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     early_stop = args.early_stop if args.early_stop is not None else spec.train.get("early_stop")
     if early_stop is not None:  # flag > the spec's [train] table; absent: no early stopping
         opts["early_stop"] = early_stop
-    max_state_mb = args.max_state_mb if args.max_state_mb is not None else spec.train.get("max_state_mb")
-    if max_state_mb is not None:  # flag > the spec's [train] table; absent: no budget
-        opts["max_state_mb"] = max_state_mb
+    if opts["max_state_mb"] is not None:  # flag > the spec's [train] table; absent: no budget
         if args.dask:  # before a cluster starts
             from .errors import ParameterError
 
@@ -557,10 +569,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--early-stop", type=int, dest="early_stop", metavar="N",
                    help="with --valid or --holdout: stop after N epochs without a lower validation logloss and "
                    "keep the best epoch's model (doubles the optimizer state's memory; [train] early_stop)")
-    t.add_argument("--max-state-mb", type=float, dest="max_state_mb", metavar="M",
-                   help="state budget in MiB: the optimizer state (table, growths included, and admission "
-                   "filters) never exceeds M; when full, features are evicted (zero weights seen least first, "
-                   "then the smallest |z|); [train] max_state_mb; not with --dask or --early-stop")
     t.add_argument("--checkpoint", metavar="DIR", help="folder for resumable training state")
     t.add_argument("--checkpoint-every", type=int, default=5_000_000, dest="checkpoint_every", metavar="ROWS",
                    help="rows between checkpoints (default 5,000,000; also at every epoch end)")

@@ -49,10 +49,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if len(set(named)) < len(named):
         raise SparseCrossError("--out, --spec-out and --plot must name different files")
     spec = load_spec(args.spec)
-    opts = cli._train_options(args, spec)  # beta, l2, label smoothing, holdout, order: flags > [train] > defaults
-    if opts["admit_after"] is not None or opts["admit_probability"] is not None:
-        raise SparseCrossError("tune does not take admission yet: remove [train] admit_after / admit_probability "
-                               "from the spec (train and path take it)")
+    # beta, l2, label smoothing, holdout, order, admission, state budget: flags > [train] > defaults
+    opts = cli._train_options(args, spec)
     quiet = args.quiet or args.json
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     options: dict[str, Any] = dict(
@@ -61,6 +59,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         max_nonzeros=args.max_nonzeros, max_bytes=args.max_bytes, encoding=args.encoding,
         batch_rows=args.batch_rows, state_dtype=args.state_dtype, shuffle=opts["shuffle"],
         shuffle_seed=opts["shuffle_seed"], shuffle_buffer_rows=opts["shuffle_buffer_rows"], names=args.names,
+        admit_after=opts["admit_after"], admit_probability=opts["admit_probability"],
+        admit_filter_mb=opts["admit_filter_mb"], max_state_mb=opts["max_state_mb"],
         on_epoch=lambda e, n: say(f"epoch {e}: training {n} point(s)"),
     )
     search = None
@@ -101,6 +101,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Flags that change the model, repeated in the `train` command the summary names.
+_MEMORY_FLAGS = ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb")
+
+
 def _print_table(res: Any, search: Any, args: argparse.Namespace, written: int | None) -> None:
     if search is not None:
         for a in search.added:
@@ -126,8 +130,10 @@ def _print_table(res: Any, search: Any, args: argparse.Namespace, written: int |
         print(f"wrote {args.plot}")
     if written:
         c = res.chosen
+        same = "".join(f" --{name.replace('_', '-')} {getattr(args, name):g}" for name in _MEMORY_FLAGS
+                       if getattr(args, name, None) is not None)
         print(f"wrote {args.out} ({written:,} bytes): alpha={c.alpha:g}, l1={c.l1:g}, epochs={c.epochs} "
-              f"(the same model as `sparsecross train --alpha {c.alpha:g} --l1 {c.l1:g} --epochs {c.epochs}`)")
+              f"(the same model as `sparsecross train --alpha {c.alpha:g} --l1 {c.l1:g} --epochs {c.epochs}{same}`)")
 
 
 def register(sub: Any, common: Any) -> None:
@@ -178,6 +184,7 @@ def register(sub: Any, common: Any) -> None:
     o.add_argument("--shuffle-seed", type=int, dest="shuffle_seed", metavar="SEED", help="seed of the order")
     o.add_argument("--shuffle-buffer-rows", type=int, dest="shuffle_buffer_rows", metavar="ROWS",
                    help="rows permuted together")
+    cli._add_memory_flags(p, per_point=True)
     c = p.add_argument_group("cross search")
     c.add_argument("--search-crosses", type=int, dest="search_crosses", metavar="K",
                    help="add up to K crosses (pairs of features, or a chosen cross and one more feature)")

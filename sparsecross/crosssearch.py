@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._defaults import CROSS_MIN_GAIN
+from .admission import policy_of
+from .budget import check_max_state_mb
 from .errors import DataError, SparseCrossError, SpecError
 from .featurize import featurize_features, iter_batches, resolve_spec
 from .hashing import holdout_salt
@@ -164,6 +166,10 @@ def search_crosses(
     state_dtype: str = "float32",
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
     on_round: Callable[[int, int], None] | None = None,
+    admit_after: int | None = None,
+    admit_probability: float | None = None,
+    admit_filter_mb: float | None = None,
+    max_state_mb: float | None = None,
 ) -> CrossSearchResult:
     """Add up to ``k`` crosses to ``spec``, greedily, each the candidate with the largest
     relative validation gain if it is at least ``min_gain``.  Every model (baseline and
@@ -174,6 +180,10 @@ def search_crosses(
     best.  Several are safer: at too small an alpha, a cross that repeats an interaction the
     model has already (a x b x c after a x b) "helps" by learning it faster, a gain a larger
     alpha gives the baseline too.  Costs one lane (state) per model and alpha.
+
+    ``admit_after``, ``admit_probability``, ``admit_filter_mb``, ``max_state_mb``: admission and
+    the state budget, as ``train``'s: every model (baseline and candidate) at every alpha has its
+    own filter and its own budget (the states together hold up to lanes x ``max_state_mb`` MiB).
 
     Raises
     ------
@@ -192,7 +202,9 @@ def search_crosses(
     alphas = [float(alpha)] if isinstance(alpha, (int, float)) else [float(a) for a in alpha]
     if not alphas:
         raise SparseCrossError("search_crosses: alpha is an empty list")
-    tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype) for a in alphas]
+    admit = policy_of(admit_after, admit_probability, admit_filter_mb)
+    max_state_mb = check_max_state_mb(max_state_mb)
+    tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit) for a in alphas]
     t0 = time.perf_counter()
     check_inputs(source, spec, valid)
     resolved = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
@@ -201,6 +213,7 @@ def search_crosses(
     rows = count_rows(source)
     if rows == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
+    tps = [replace(tp, admit=admit.sized(rows)) for tp in tps]  # as train(): the filter sized from the rows
     salt = holdout_salt(resolved.hashing.seed)
     added: list[AddedCross] = []
     rounds: list[dict[str, Any]] = []
@@ -221,7 +234,8 @@ def search_crosses(
         if on_round is not None:
             on_round(r, len(cands))
         best, n_reads = _round(source, valid, base, [c for _, c in cands], tps, rows=rows, epochs_max=epochs_max,
-                               patience=patience, holdout=holdout, salt=salt, batch_rows=batch_rows)
+                               patience=patience, holdout=holdout, salt=salt, batch_rows=batch_rows,
+                               max_state_mb=max_state_mb)
         reads += n_reads
         before, base_alpha = best[0]
         if math.isnan(before):
@@ -239,18 +253,22 @@ def search_crosses(
         added.append(AddedCross(f, c.name, gain, before, ll, r))
     final = replace(spec, crosses=spec.crosses + tuple(_cross_of_checked(spec, a.features) for a in added))
     params = {"alpha": alphas, "beta": beta, "l1": l1, "l2": l2, "epochs_max": epochs_max, "patience": patience,
-              "min_gain": min_gain, "k": k}
+              "min_gain": min_gain, "k": k, **admit.to_dict()}
+    if max_state_mb is not None:
+        params["max_state_mb"] = max_state_mb
     return CrossSearchResult(added, rounds, final, params, time.perf_counter() - t0, reads, note, stopped)
 
 
 def _round(source: Source, valid: Source | None, base: FeatureSpec, crosses: Sequence[Cross],
            tps: Sequence[TrainParams], *, rows: int, epochs_max: int, patience: int, holdout: float | None,
-           salt: int, batch_rows: int) -> tuple[list[tuple[float, float]], int]:
+           salt: int, batch_rows: int, max_state_mb: float | None = None) -> tuple[list[tuple[float, float]], int]:
     """Train the baseline and every candidate at every alpha of ``tps`` in one read per epoch;
     returns ((best validation logloss, its alpha) of the baseline then of each candidate, reads)."""
     minis = [_mini_spec(base, c) for c in crosses]
-    lanes = [Lane.new(tp, base.n_columns, rows) for tp in tps]
-    lanes += [Lane.new(tp, base.n_columns + m.n_columns, rows, view=i, offset=base.n_columns)
+    seed = base.hashing.seed
+    lanes = [Lane.new(tp, base.n_columns, rows, seed=seed, max_state_mb=max_state_mb) for tp in tps]
+    lanes += [Lane.new(tp, base.n_columns + m.n_columns, rows, view=i, offset=base.n_columns, seed=seed,
+                       max_state_mb=max_state_mb)
               for i, m in enumerate(minis) for tp in tps]
     reads = run_lanes(
         lanes, epochs_max=epochs_max, patience=patience,
@@ -330,7 +348,8 @@ def search_and_tune(source: Source, spec: FeatureSpec, *, k: int, min_gain: floa
     first = tune(source, spec, **tune_options)
     pick = first.chosen or min(first.points, key=lambda p: (math.isnan(p.valid_logloss), p.valid_logloss))
     opts = {n: tune_options[n] for n in ("beta", "l2", "patience", "label_smoothing", "valid", "holdout",
-                                         "batch_rows", "state_dtype") if n in tune_options}
+                                         "batch_rows", "state_dtype", "admit_after", "admit_probability",
+                                         "admit_filter_mb", "max_state_mb") if n in tune_options}
     alphas = tune_options.get("alpha", DEFAULT_ALPHA)
     search = search_crosses(source, spec, k=k, min_gain=min_gain, alpha=alphas, l1=pick.l1,
                             epochs_max=tune_options.get("epochs_max", DEFAULT_EPOCHS_MAX),

@@ -4,6 +4,7 @@ streaming trainer's kernels.  scikit-learn is not a dependency."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +44,23 @@ class FTRLClassifier:
         Targets become ``y * (1 - eps) + eps / 2``.
     state_dtype : {"float32", "float64"}, default "float64"
         Precision of the optimizer state.
+    admit_after : int or None, default None (every feature)
+        Admission (:mod:`sparsecross.admission`), as :func:`sparsecross.train`'s: a feature gets
+        state only from its ``admit_after``-th sighting (2..15), counted in a counting filter.
+    admit_probability : float or None, default None (every feature)
+        Poisson admission: each sighting of a feature without state admits it with this
+        probability (0 < p <= 1), decided by a seeded hash of (feature, epoch, row position):
+        ``fit``'s epoch ``e`` is epoch ``e`` with rows at positions 0..n-1, as in ``train``;
+        successive ``partial_fit`` calls continue one epoch (positions counted on).
+    admit_filter_mb : float or None, default None
+        Size of ``admit_after``'s filter in MiB.  By default it is sized from the rows, as
+        ``train`` sizes it: from ``X``'s rows in ``fit``, from the first chunk's in
+        ``partial_fit`` (give it to make chunked ``partial_fit`` equal ``fit``).
+    max_state_mb : float or None, default None (no budget)
+        State budget in MiB (:mod:`sparsecross.budget`), as ``train``'s: the optimizer state
+        (table, growths included, and the admission filter) never exceeds it; when full,
+        features are evicted (zero weights with the smallest ``n`` first, then the smallest
+        ``|z|``).
     spec : FeatureSpec or None, default None
         The (resolved) spec the rows of ``X`` were featurized with
         (:func:`sparsecross.featurize`): ``X`` must then have ``spec.n_columns`` columns and
@@ -50,7 +68,8 @@ class FTRLClassifier:
         :class:`~sparsecross.model.SparseModel` (:meth:`to_model`) or a ``.scx`` file
         (:meth:`save`) that scores Arrow tables and DataFrames by itself.  Fitted with the
         parameters of :func:`sparsecross.train` (same ``state_dtype`` included) on the same
-        rows in the same order, it has the same weights.
+        rows in the same order, it has the same weights (admission and the state budget
+        included; the admission hash is seeded with ``spec.hashing.seed``, or 0 without a spec).
 
     Examples
     --------
@@ -64,6 +83,8 @@ class FTRLClassifier:
 
     def __init__(self, *, alpha: float = 0.1, beta: float = 1.0, l1: float = 1.0, l2: float = 0.0,
                  epochs: int = 1, label_smoothing: float = 0.0, state_dtype: str = "float64",
+                 admit_after: int | None = None, admit_probability: float | None = None,
+                 admit_filter_mb: float | None = None, max_state_mb: float | None = None,
                  spec: FeatureSpec | None = None) -> None:
         self.alpha = alpha
         self.beta = beta
@@ -72,12 +93,17 @@ class FTRLClassifier:
         self.epochs = epochs
         self.label_smoothing = label_smoothing
         self.state_dtype = state_dtype
+        self.admit_after = admit_after
+        self.admit_probability = admit_probability
+        self.admit_filter_mb = admit_filter_mb
+        self.max_state_mb = max_state_mb
         self.spec = spec
 
     # -------------------------------------------------------------- sklearn API
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in
-                ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "spec")}
+                ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "admit_after",
+                 "admit_probability", "admit_filter_mb", "max_state_mb", "spec")}
 
     def set_params(self, **params: Any) -> FTRLClassifier:
         valid = self.get_params()
@@ -96,8 +122,27 @@ class FTRLClassifier:
 
     def _params(self) -> TrainParams:
         # invalid values raise ParameterError, a ValueError as scikit-learn expects
+        from .admission import policy_of
+        from .budget import check_max_state_mb
+
+        check_max_state_mb(self.max_state_mb)
         return TrainParams(self.alpha, self.beta, self.l1, self.l2, self.epochs, self.label_smoothing,
-                           None, self.state_dtype)
+                           None, self.state_dtype,
+                           policy_of(self.admit_after, self.admit_probability, self.admit_filter_mb))
+
+    def _new_state(self, params: TrainParams, rows: int) -> FTRLState:
+        """A new state with the admission filter (sized from ``rows``) and the budget, as
+        ``train`` starts one."""
+        from .admission import Admission
+        from .budget import apply_budget, check_max_state_mb
+
+        state = FTRLState(self.n_features_in_, params.state_dtype)
+        if params.admit.active:
+            seed = self.spec.hashing.seed if self.spec is not None else 0
+            state.admission = Admission(params.admit.sized(rows), seed)
+        apply_budget(state, check_max_state_mb(self.max_state_mb))
+        self._epoch, self._position = 0, 0
+        return state
 
     def _check_X(self, X: Any, *, reset: bool) -> sp.csr_array:
         dtype = X.dtype if sp.issparse(X) else np.asarray(X).dtype
@@ -154,7 +199,7 @@ class FTRLClassifier:
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FTRLClassifier:
         """Reset, then run ``epochs`` passes of :meth:`partial_fit` over (X, y)."""
-        for attr in ("state_", "classes_", "n_features_in_"):
+        for attr in ("state_", "classes_", "n_features_in_", "_epoch", "_position"):
             if hasattr(self, attr):
                 delattr(self, attr)
         params = self._params()
@@ -162,7 +207,9 @@ class FTRLClassifier:
         self._check_spec(X)
         y = self._check_y(y, X.shape[0])
         self._encode(y)
-        for _ in range(params.epochs):
+        for epoch in range(params.epochs):
+            if hasattr(self, "state_"):  # as train(): epoch e reads rows 0..n-1 again
+                self._epoch, self._position = epoch, 0
             self._partial(X, y, sample_weight)
         return self
 
@@ -183,15 +230,18 @@ class FTRLClassifier:
         params = self._params()
         if not hasattr(self, "state_"):
             self.n_features_in_ = int(X.shape[1])
-            self.state_ = FTRLState(self.n_features_in_, params.state_dtype)
+            self.state_ = self._new_state(params, X.shape[0])
         yy = self._encode(y)
         sw = None
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
             if len(sw) != len(yy) or not np.all(np.isfinite(sw)) or (sw < 0).any():
                 raise ValueError("sample_weight must be finite, >= 0 and one per row")
+        if self.state_.admission is not None:
+            self.state_.admission.begin_epoch(self._epoch)
         train_batch(self.state_, Batch(X, yy, sw, 0), params.ftrl, np.zeros(0, dtype=np.uint8),
-                    np.zeros(3, dtype=np.float64), GrowthPlan(X.shape[0]))
+                    np.zeros(3, dtype=np.float64), GrowthPlan(X.shape[0]), self._position)
+        self._position += int(X.shape[0])
 
     def _check_spec(self, X: sp.csr_array) -> FeatureSpec | None:
         """The spec, after checking it is a resolved FeatureSpec as wide as ``X``."""
@@ -237,12 +287,21 @@ class FTRLClassifier:
         from . import __version__
         from .model import SparseModel
 
+        from .train import record_budget
+
         params = self._params()
+        adm = self.state_.admission
+        if adm is not None:  # the filter size it was trained with, as train records it
+            params = replace(params, admit=adm.policy)
         keys, weights = self.state_.nonzero_weights(params.ftrl)
         stats = {"touched_features": self.state_.touched, "nonzeros": int(len(keys)),
                  "possible_features": spec.n_columns}
-        return SparseModel(keys, weights, self.state_.bias_weight(params.ftrl), spec, params.to_dict(), stats,
-                           library_version=__version__)
+        if adm is not None:
+            stats.update(adm.stats())
+        model = SparseModel(keys, weights, self.state_.bias_weight(params.ftrl), spec, params.to_dict(), stats,
+                            library_version=__version__)
+        record_budget(model, self.state_, self.max_state_mb)
+        return model
 
     def save(self, path: str | os.PathLike[str], *, encoding: str | None = None) -> int:
         """Write :meth:`to_model` to ``path`` as a ``.scx`` model

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .admission import Admission
+from .budget import apply_budget
 from .featurize import Batch
 from .metrics import StreamingMetrics
 from .state import FTRLState, GrowthPlan
@@ -49,16 +50,19 @@ class Lane:
     best_epoch: int | None = None
     best_logloss: float = math.nan
     live: bool = True
+    max_state_mb: float | None = None
 
     @classmethod
     def new(cls, params: TrainParams, n_columns: int, rows: int, view: int = -1, offset: int = 0,
-            seed: int = 0) -> Lane:
-        """A lane with a new state, and its own admission filter when ``params.admit`` admits
-        (``seed``: the spec's hashing seed, as ``train`` seeds it)."""
+            seed: int = 0, max_state_mb: float | None = None) -> Lane:
+        """A lane with a new state, its own admission filter when ``params.admit`` admits
+        (``seed``: the spec's hashing seed, as ``train`` seeds it) and its own state budget of
+        ``max_state_mb`` MiB (None: none), as ``train(max_state_mb=...)`` bounds its state."""
         state = FTRLState(n_columns, params.state_dtype)
         if params.admit.active:
             state.admission = Admission(params.admit.sized(rows), seed)
-        return cls(params, state, GrowthPlan(rows), view, offset)
+        apply_budget(state, max_state_mb)
+        return cls(params, state, GrowthPlan(rows), view, offset, max_state_mb=max_state_mb)
 
 
 def hstack_columns(A: Any, B: Any, offset: int, n_columns: int) -> Any:

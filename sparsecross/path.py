@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .admission import policy_of
+from .budget import check_max_state_mb
 from .errors import EmptyModelWarning, SparseCrossError
 from .featurize import resolve_spec
 from .hashing import holdout_salt
@@ -31,7 +32,7 @@ from .spec import FeatureSpec
 from .state import FTRLState
 from .multitrain import Lane, epoch_record, train_epoch
 from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, check_inputs, check_values,
-                    evaluate_states, export_state, in_memory, prefetch)
+                    evaluate_states, export_state, in_memory, prefetch, record_budget)
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -105,14 +106,16 @@ def check_validation_and_budget(what: str, valid: Source | None, holdout: float 
 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
-                valid: Source | None, batch_rows: int, rows: int, order: Shuffle | None = None
+                valid: Source | None, batch_rows: int, rows: int, order: Shuffle | None = None,
+                max_state_mb: float | None = None
                 ) -> list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]]:
     """Train one state per (l1, l2) over one read of ``source`` per epoch (in ``order``'s
     shuffled order when given, as ``train``), then validate all of them over one read of the
     validation data (or the holdout rows)."""
-    # every point has its own state and its own admission filter: the model `train` would give
+    # every point has its own state, admission filter and budget: the model `train` would give
     lanes = [Lane.new(TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
-                                  base.state_dtype, base.admit), spec.n_columns, rows, seed=spec.hashing.seed)
+                                  base.state_dtype, base.admit), spec.n_columns, rows, seed=spec.hashing.seed,
+                      max_state_mb=max_state_mb)
              for l1, l2 in settings]
     salt = holdout_salt(spec.hashing.seed)
     skipped = 0  # as train(): rows of the last epoch skipped for a missing label
@@ -127,7 +130,8 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
 
 
 def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.ndarray, int]], spec: FeatureSpec,
-            rows: int, encoding: str, schema: dict[str, str], order: Shuffle | None = None) -> list[PathPoint]:
+            rows: int, encoding: str, schema: dict[str, str], order: Shuffle | None = None,
+            max_state_mb: float | None = None) -> list[PathPoint]:
     from .export import model_bytes
 
     out = []
@@ -139,6 +143,7 @@ def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.nda
             warnings.simplefilter("ignore", EmptyModelWarning)
             model = export_state(st, spec, tp, [record], rows, schema=schema)
         model.params.update(_order_params(order))
+        record_budget(model, st, max_state_mb)
         size = len(model_bytes(model, encoding=encoding))
         out.append(PathPoint(tp.l1, tp.l2, model.nonzeros, size, m.logloss, m.auc, st.touched, model))
     return out
@@ -170,6 +175,7 @@ def regularization_path(
     admit_after: int | None = None,
     admit_probability: float | None = None,
     admit_filter_mb: float | None = None,
+    max_state_mb: float | None = None,
 ) -> PathResult:
     """Train the grid ``l1 x l2`` (one read of the data for all points) and, with a budget,
     pick the best validation logloss among models within it, refining l1 near the budget.
@@ -177,6 +183,8 @@ def regularization_path(
     (every pass reads each epoch once, in that order, for all its points).
     ``admit_after``, ``admit_probability``, ``admit_filter_mb``: admission, as ``train``'s;
     every point has its own state and its own filter (no filter is shared).
+    ``max_state_mb``: the state budget, as ``train``'s, of every point (each point's state is
+    bounded by it: the points together hold up to points x ``max_state_mb`` MiB).
 
     Raises
     ------
@@ -189,6 +197,7 @@ def regularization_path(
     check_validation_and_budget("the path", valid, holdout, max_nonzeros, max_bytes)
     base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype,
                        policy_of(admit_after, admit_probability, admit_filter_mb))
+    max_state_mb = check_max_state_mb(max_state_mb)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
     schema = check_inputs(source, spec, valid)
@@ -201,8 +210,8 @@ def regularization_path(
     passes = 1
     if on_pass:
         on_pass(passes, len(settings))
-    points = _points(_train_many(source, spec, settings, base, valid, batch_rows, rows, order), spec, rows,
-                     encoding, schema, order)
+    points = _points(_train_many(source, spec, settings, base, valid, batch_rows, rows, order, max_state_mb),
+                     spec, rows, encoding, schema, order, max_state_mb)
 
     def size_of(p: PathPoint) -> int:
         return p.nonzeros if max_nonzeros is not None else p.model_bytes
@@ -232,7 +241,8 @@ def regularization_path(
                 if on_pass:
                     on_pass(passes, len(new))
                 points += _points(_train_many(source, spec, [(v, l2v) for v in new], base, valid, batch_rows,
-                                              rows, order), spec, rows, encoding, schema, order)
+                                              rows, order, max_state_mb),
+                                  spec, rows, encoding, schema, order, max_state_mb)
         ok = [p for p in points if size_of(p) <= budget_value]
         if ok:
             chosen = min(ok, key=lambda p: (p.valid_logloss, size_of(p)))

@@ -477,7 +477,7 @@ def train(
     if max_state_mb is not None and (client is not None or early_stop is not None):
         raise ParameterError("max_state_mb is not available with a Dask client nor with early_stop (which keeps a "
                              "second copy of the state); train without --dask / --early-stop, or without "
-                             "--max-state-mb")
+                             "--max-state-mb (tune stops early under a budget: each point keeps its best model)")
     if client is not None:
         if order is not None:
             raise ParameterError("shuffle is not available with a Dask client yet; train without --dask or "
@@ -633,9 +633,7 @@ def train(
     model = export_state(state, spec, tp, history, rows_total, schema=schema, best_epoch=best_epoch,
                          early_stop=early_stop)
     model.params.update(_order_params(order))
-    if max_state_mb is not None:
-        model.params.update(_budget_params(max_state_mb))
-        model.stats.update(evicted_features=state.evicted_features, evictions=state.evictions)
+    record_budget(model, state, max_state_mb)
     if recorder is not None:
         # a resumed run did not see the rows before its checkpoint (nor any, if it was finished)
         skipped = (0, None) if rows_in_run == 0 or (order is not None and observed_from) else (0, observed_from or 0)
@@ -725,6 +723,14 @@ def _epoch_batches(source: Source, spec: FeatureSpec, order: Shuffle | None, epo
 def _budget_params(max_state_mb: float | None) -> dict[str, Any]:
     """What a model's params and a checkpoint record of the state budget (nothing without)."""
     return {} if max_state_mb is None else {"max_state_mb": max_state_mb}
+
+
+def record_budget(model: SparseModel, state: FTRLState, max_state_mb: float | None) -> None:
+    """Record the state budget in an exported model, as ``train`` does (after the order's
+    params): the budget in ``params``, the evictions of ``state`` in ``stats`` (nothing without)."""
+    if max_state_mb is not None:
+        model.params.update(_budget_params(max_state_mb))
+        model.stats.update(evicted_features=state.evicted_features, evictions=state.evictions)
 
 
 def _bound(state: FTRLState, max_state_mb: float | None, resumed_from: Any) -> None:

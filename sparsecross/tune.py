@@ -8,11 +8,14 @@ best point within the budget is chosen and its model is the one already trained:
 retrained, and the model equals, byte for byte, what ``train`` with that alpha, l1 and that
 many epochs (and the same validation data) writes.
 
-Memory: one state per live point (as ``path``), plus, for a point whose best epoch is its last,
-that epoch's exported model (nonzero weights only: 12 bytes each, at most the state's size) -
-it is exported when the point improves, so that a point that then gets worse still has it.  A
-stopped point drops its state at once; of the stopped points only the best model within the
-budget so far is kept (the others keep their numbers only).
+Memory: one state per live point (as ``path``; each with its own admission filter and its own
+state budget when they are given, so a budget of M MiB bounds the states at points x M), plus,
+for a point whose best epoch is its last, that epoch's exported model (nonzero weights only: 12
+bytes each, at most the state's size; outside the state budget) - it is exported when the point
+improves, so that a point that then gets worse still has it (this is why a budget goes with
+early stopping here, while ``train`` refuses ``early_stop`` with one: its best copy is a second
+state).  A stopped point drops its state at once; of the stopped points only the best model
+within the budget so far is kept (the others keep their numbers only).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._defaults import TUNE_ALPHA, TUNE_EPOCHS_MAX, TUNE_L1
+from .admission import policy_of
+from .budget import check_max_state_mb
 from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError
 from .featurize import iter_batches, resolve_spec
 from .hashing import holdout_salt
@@ -34,7 +39,7 @@ from .path import check_grid, check_validation_and_budget
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .spec import FeatureSpec
 from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, check_inputs, check_values,
-                    export_state, in_memory)
+                    export_state, in_memory, record_budget)
 
 __all__ = ["TunePoint", "TuneResult", "tune", "DEFAULT_ALPHA", "DEFAULT_L1", "DEFAULT_EPOCHS_MAX"]
 
@@ -126,6 +131,7 @@ class _Keeper:
             warnings.simplefilter("ignore", EmptyModelWarning)
             model = export_state(lane.state, self.spec, tp, list(lane.history), self.rows, schema=self.schema)
         model.params.update(self.order_params)
+        record_budget(model, lane.state, lane.max_state_mb)
         self.best_models[id(lane)] = model
 
     def finish(self, lane: Lane) -> None:
@@ -176,6 +182,10 @@ def tune(
     shuffle_buffer_rows: int | None = None,
     names: int = 0,
     on_epoch: Callable[[int, int], None] | None = None,
+    admit_after: int | None = None,
+    admit_probability: float | None = None,
+    admit_filter_mb: float | None = None,
+    max_state_mb: float | None = None,
 ) -> TuneResult:
     """Train the grid ``alpha x l1``, stopping each point early on its validation logloss, and
     choose the point with the lowest validation logloss whose model fits the budget (nonzero
@@ -185,6 +195,11 @@ def tune(
     epochs=point.epochs, valid=valid, holdout=holdout, names=names, ...)``, byte for byte.
     ``names``: as ``train``'s (the CLI's default is 100), recorded during the first epoch.
     ``on_epoch(epoch, live_points)`` is called before each epoch.
+    ``admit_after``, ``admit_probability``, ``admit_filter_mb``, ``max_state_mb``: admission and
+    the state budget, as ``train``'s, for every point: each point has its own filter and its own
+    budget (the points' states together hold up to points x ``max_state_mb`` MiB).  A point keeps
+    its best epoch as an exported model (nonzero weights), not as a copy of its state, so the
+    budget goes with early stopping here (``train`` refuses ``early_stop`` with a budget).
 
     Returns a :class:`TuneResult` whose ``chosen`` is None (and ``note`` says why, naming the
     smallest model) when no point meets the budget.
@@ -204,7 +219,9 @@ def tune(
     _check_int("epochs_max", epochs_max)
     _check_int("patience", patience)
     check_validation_and_budget("tune", valid, holdout, max_nonzeros, max_bytes)
-    TrainParams(alpha[0], beta, l1[0], l2, epochs_max, label_smoothing, holdout, state_dtype)  # validates
+    admit = policy_of(admit_after, admit_probability, admit_filter_mb)
+    max_state_mb = check_max_state_mb(max_state_mb)
+    TrainParams(alpha[0], beta, l1[0], l2, epochs_max, label_smoothing, holdout, state_dtype, admit)  # validates
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
     schema = check_inputs(source, spec, valid)
@@ -218,8 +235,10 @@ def tune(
 
     recorder = NameRecorder(spec) if names > 0 else None
     observe = recorder.observe if recorder is not None and recorder.active else None
-    lanes = [Lane.new(TrainParams(a, beta, b, l2, epochs_max, label_smoothing, holdout, state_dtype),
-                      spec.n_columns, rows) for a in alpha for b in l1]
+    admit = admit.sized(rows)  # as train(): the default filter is sized from the rows
+    lanes = [Lane.new(TrainParams(a, beta, b, l2, epochs_max, label_smoothing, holdout, state_dtype, admit),
+                      spec.n_columns, rows, seed=spec.hashing.seed, max_state_mb=max_state_mb)
+             for a in alpha for b in l1]
     budget_value = max_nonzeros if max_nonzeros is not None else max_bytes
     keeper = _Keeper(lanes, spec=spec, rows=rows, schema=schema, order_params=_order_params(order),
                      encoding=encoding, by_nonzeros=max_nonzeros is not None, budget=budget_value,

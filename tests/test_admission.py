@@ -598,8 +598,14 @@ def test_cli_path_takes_admission(capsys, tmp_path, data, spec_file):
     assert rep["points"]
 
 
-def test_cli_tune_refuses_admission_from_the_spec(capsys, tmp_path, data, spec_file):
+def test_cli_tune_takes_admission_from_the_spec(capsys, tmp_path, data, spec_file):
     spec = tmp_path / "s.toml"
     spec.write_text(spec_file.read_text() + "[train]\nadmit_after = 2\n")
-    rc, out, err = _cli(capsys, ["tune", spec, data, "--holdout", "0.25", "--out", tmp_path / "t.scx"])
-    assert rc == 1 and "tune does not take admission yet" in err and len(err.strip().splitlines()) == 1
+    rc, out, err = _cli(capsys, ["tune", spec, data, "--holdout", "0.25", "--out", tmp_path / "t.scx",
+                                 "--alpha", "0.1", "--l1", "0.5", "--epochs-max", "1", "--names", "0"])
+    assert rc == 0, err
+    rc, _, err = _cli(capsys, ["train", spec, data, "--holdout", "0.25", "--out", tmp_path / "m.scx",
+                               "--alpha", "0.1", "--l1", "0.5", "--names", "0", "-q"])
+    assert rc == 0, err
+    assert (tmp_path / "t.scx").read_bytes() == (tmp_path / "m.scx").read_bytes()
+    assert sparsecross.load_model(tmp_path / "t.scx").params["admit_after"] == 2

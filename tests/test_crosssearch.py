@@ -18,7 +18,8 @@ import pytest
 
 import sparsecross as sx
 from sparsecross.cli import main
-from sparsecross.crosssearch import AddedCross, candidate_crosses, search_crosses, spec_text_with_crosses
+from sparsecross.crosssearch import (AddedCross, candidate_crosses, search_and_tune, search_crosses,
+                                     spec_text_with_crosses)
 from sparsecross.errors import SparseCrossError, SpecError
 from sparsecross.export import model_bytes
 
@@ -109,6 +110,33 @@ def test_a_candidates_score_is_that_of_the_spec_with_the_cross(world: SimpleName
         spec = sx.parse_spec(SPEC_TEXT + "\n[[crosses]]\nfeatures = " + json.dumps(cand["features"]) + "\n")
         m = sx.train(world.train, spec, l1=0.5, alpha=0.2, valid=world.valid)
         assert cand["valid_logloss"] == pytest.approx(m.stats["valid_logloss"], rel=1e-9, abs=0)
+
+
+def test_admission_and_budget_reach_every_model_of_the_search(world: SimpleNamespace) -> None:
+    """Every model of a round (baseline and candidates) has its own admission filter and budget:
+    the baseline is train's model with them, a candidate that of the spec with its cross."""
+    memory = dict(admit_after=3, max_state_mb=0.1)
+    res = search_crosses(world.train, world.spec, k=1, valid=world.valid, l1=0.5, alpha=0.2, epochs_max=1,
+                         **memory)
+    assert res.params["admit_after"] == 3 and res.params["max_state_mb"] == 0.1
+    base = sx.train(world.train, world.spec, l1=0.5, alpha=0.2, valid=world.valid, **memory)
+    plain = sx.train(world.train, world.spec, l1=0.5, alpha=0.2, valid=world.valid)
+    assert base.stats["rejected_sightings"] > 0 and base.stats["valid_logloss"] != plain.stats["valid_logloss"]
+    assert res.rounds[0]["baseline_logloss"] == base.stats["valid_logloss"]
+    for cand in res.rounds[0]["candidates"]:
+        spec = sx.parse_spec(SPEC_TEXT + "\n[[crosses]]\nfeatures = " + json.dumps(cand["features"]) + "\n")
+        m = sx.train(world.train, spec, l1=0.5, alpha=0.2, valid=world.valid, **memory)
+        assert cand["valid_logloss"] == pytest.approx(m.stats["valid_logloss"], rel=1e-9, abs=0)
+    with pytest.raises(SparseCrossError, match="max_state_mb 0.01 is too small"):
+        search_crosses(world.train, world.spec, k=1, valid=world.valid, epochs_max=1, max_state_mb=0.01)
+    # tune --search-crosses: the search and both tunes take them
+    search, first, final = search_and_tune(world.train, world.spec, k=1, alpha=[0.2], l1=[0.5], epochs_max=1,
+                                           valid=world.valid, **memory)
+    assert search.params["admit_after"] == 3 and search.params["max_state_mb"] == 0.1
+    for res in (first, final):
+        assert res.chosen.model.params["admit_after"] == 3 and res.chosen.model.params["max_state_mb"] == 0.1
+    assert model_bytes(first.chosen.model) == model_bytes(sx.train(world.train, world.spec, l1=0.5, alpha=0.2,
+                                                                   valid=world.valid, **memory))
 
 
 def test_adds_nothing_without_an_interaction(world: SimpleNamespace) -> None:

@@ -38,7 +38,8 @@ except ImportError:  # pragma: no cover - scikit-learn is optional
 needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
 
 PARAMS = dict(alpha=0.3, beta=1.0, l1=0.2, l2=0.5, label_smoothing=0.05)
-ALL_PARAM_NAMES = {"alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "spec"}
+ALL_PARAM_NAMES = {"alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "admit_after",
+                   "admit_probability", "admit_filter_mb", "max_state_mb", "spec"}
 
 
 # =========================================================================================
@@ -88,7 +89,10 @@ def test_get_params_set_params():
     p = clf.get_params()
     assert set(p) == ALL_PARAM_NAMES
     assert p == dict(alpha=0.1, beta=1.0, l1=1.0, l2=0.0, epochs=1, label_smoothing=0.0, state_dtype="float64",
-                     spec=None)
+                     admit_after=None, admit_probability=None, admit_filter_mb=None, max_state_mb=None, spec=None)
+    assert clf.set_params(admit_after=2, max_state_mb=0.5).get_params()["admit_after"] == 2
+    assert clf.max_state_mb == 0.5 and "max_state_mb=0.5" in repr(clf)
+    clf.set_params(admit_after=None, max_state_mb=None)
     assert clf.get_params(deep=False) == p
     assert clf.set_params(alpha=0.5, epochs=3) is clf
     assert clf.get_params()["alpha"] == 0.5 and clf.epochs == 3
@@ -218,6 +222,67 @@ def test_matches_oracle(data):
     assert clf.intercept_[0] == pytest.approx(ref.bias(), rel=1e-9, abs=1e-12)
 
 
+# =========================================================================================
+# admission and the state budget: the same weights as train() with the same settings
+# =========================================================================================
+SYNTHETIC_SPEC = ROOT / "data" / "specs" / "synthetic.toml"
+MEMORY = [dict(admit_after=2), dict(admit_probability=0.3), dict(max_state_mb=0.1),
+          dict(admit_after=3, admit_filter_mb=1 / 64, max_state_mb=0.05)]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    import pyarrow.parquet as pq
+
+    import sparsecross as sx
+
+    path = sx.generate(tmp_path_factory.mktemp("estimator_world") / "train.parquet", rows=4_000, seed=2)
+    spec = sx.load_spec(SYNTHETIC_SPEC)
+    table = pq.read_table(path)
+    X, y, w = sx.featurize(table, spec)
+    return table, spec, X, y, w
+
+
+@pytest.mark.parametrize("memory", MEMORY, ids=lambda m: ",".join(f"{k}={v:g}" for k, v in m.items()))
+def test_admission_and_budget_match_train(world, memory):
+    import sparsecross as sx
+
+    table, spec, X, y, w = world
+    kw = dict(alpha=0.2, l1=0.5, epochs=2, state_dtype="float32")
+    trained = sx.train(table, spec, **kw, **memory)
+    clf = FTRLClassifier(spec=spec, **kw, **memory).fit(X, y, sample_weight=w)
+    coef = clf.coef_
+    assert np.array_equal(coef.indices, trained.keys.astype(np.int64))
+    assert np.array_equal(coef.data, trained.weights.astype(np.float64))
+    assert clf.intercept_[0] == trained.bias
+    m = clf.to_model()
+    assert m.params == trained.params
+    for k in ("touched_features", "admitted_features", "rejected_sightings", "evicted_features", "evictions"):
+        assert m.stats.get(k) == trained.stats.get(k), k
+    assert ("evictions" in m.stats) == ("max_state_mb" in memory)
+    if "max_state_mb" in memory:
+        assert m.stats["evictions"] > 0 and m.params["max_state_mb"] == memory["max_state_mb"]
+    plain = sx.train(table, spec, **kw)
+    assert not np.array_equal(plain.weights, trained.weights) or len(plain.keys) != len(trained.keys)
+
+
+def test_admission_partial_fit_chunks_equal_fit_with_a_filter_size(world):
+    """The default filter is sized from the rows fit sees (partial_fit: the first chunk's), so
+    chunked partial_fit equals fit when admit_filter_mb fixes the size."""
+    _, spec, X, y, _ = world
+    kw = dict(alpha=0.2, l1=0.5, admit_after=2, admit_filter_mb=0.25, max_state_mb=0.5)
+    whole = FTRLClassifier(**kw).fit(X, y)
+    online = FTRLClassifier(**kw)
+    for a, b in ((0, 1000), (1000, 2500), (2500, X.shape[0])):
+        online.partial_fit(X[a:b], y[a:b], classes=[0, 1])
+    assert state_of(online) == state_of(whole)
+    assert np.array_equal(online.state_.admission.counts, whole.state_.admission.counts)
+    back = pickle.loads(pickle.dumps(whole))  # the filter and the budget travel with the estimator
+    back.partial_fit(X[:500], y[:500])
+    whole.partial_fit(X[:500], y[:500])
+    assert state_of(back) == state_of(whole) and back.state_.max_capacity == whole.state_.max_capacity > 0
+
+
 def test_sample_weight_zero_rows_are_no_ops(data):
     X, y = data
     sw = np.ones(X.shape[0])
@@ -245,7 +310,9 @@ def test_bad_sample_weight_raises(data, bad):
 
 @pytest.mark.parametrize("name,value", [("alpha", 0.0), ("alpha", -1.0), ("beta", -0.1), ("l1", np.nan),
                                         ("l2", -2.0), ("label_smoothing", 1.0), ("epochs", 0),
-                                        ("state_dtype", "float16")])
+                                        ("state_dtype", "float16"), ("admit_after", 16), ("admit_after", 1.5),
+                                        ("admit_probability", 0.0), ("admit_filter_mb", -1.0),
+                                        ("max_state_mb", 0.0), ("max_state_mb", "big")])
 def test_bad_hyperparameters_raise_value_error(data, name, value):
     X, y = data
     clf = FTRLClassifier(**{name: value})

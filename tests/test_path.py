@@ -120,6 +120,41 @@ def test_other_settings_equal_separate_trains(data: SimpleNamespace) -> None:
         assert m.params == p.model.params
 
 
+@pytest.mark.parametrize("memory", [dict(max_state_mb=0.1),
+                                    dict(admit_after=2, admit_filter_mb=1 / 64, max_state_mb=0.05)],
+                         ids=["budget", "admission+budget"])
+def test_state_budget_per_point_equals_separate_trains(data: SimpleNamespace, memory: dict) -> None:
+    """Every point has its own state budget (and its own filter): each equals `train` with the
+    same budget, byte for byte, evictions included."""
+    res = regularization_path(data.valid, data.spec, l1=[0.0, 1.0], holdout=0.25, batch_rows=3000, **memory)
+    for p in res.points:  # one epoch: the path writes train's history record, so the files are the same
+        m = sx.train(data.valid, data.spec, l1=p.l1, holdout=0.25, **memory)
+        assert m.stats["evictions"] > 0 and m.params["max_state_mb"] == memory["max_state_mb"]
+        assert m.stats["evicted_features"] == p.model.stats["evicted_features"]
+        assert p.touched == m.stats["touched_features"]
+        assert m.params == p.model.params
+        assert model_bytes(m) == model_bytes(p.model)
+
+
+def test_cli_path_takes_the_state_budget(data: SimpleNamespace, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out, trained = tmp_path / "best.scx", tmp_path / "trained.scx"
+    rc = main(["path", str(SYNTHETIC_SPEC), str(data.valid), "--holdout", "0.25", "--l1", "0.3,1",
+               "--max-state-mb", "0.1", "--max-nonzeros", "100000", "--out", str(out), "--json"])
+    stdout, err = capsys.readouterr()
+    assert rc == 0, err
+    l1 = json.loads(stdout)["chosen"]["l1"]
+    rc = main(["train", str(SYNTHETIC_SPEC), str(data.valid), "--holdout", "0.25", "--l1", str(l1),
+               "--max-state-mb", "0.1", "--names", "0", "--out", str(trained), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert out.read_bytes() == trained.read_bytes()
+    assert sx.load_model(out).stats["evictions"] > 0
+    rc = main(["path", str(SYNTHETIC_SPEC), str(data.valid), "--holdout", "0.25", "--l1", "1",
+               "--max-state-mb", "0.01", "-q"])
+    _, err = capsys.readouterr()
+    assert rc == 1 and "max_state_mb 0.01 is too small" in err and err.count("\n") == 1
+
+
 # --------------------------------------------------------------------------- budgets
 def _bracket(grid_points: list, size, budget: int) -> tuple[float, float]:
     line = _line(grid_points)

@@ -107,6 +107,86 @@ def test_holdout_and_shuffle_match_train(data: SimpleNamespace) -> None:
     assert model_bytes(m) == model_bytes(c.model)
 
 
+# ------------------------------------------------------- admission and the state budget
+#: each point gets its own filter and its own budget; 0.1 MiB makes every point evict
+MEMORY = [dict(admit_after=2), dict(admit_probability=0.5), dict(max_state_mb=0.1),
+          dict(admit_after=3, admit_filter_mb=0.03, max_state_mb=0.08)]
+
+
+@pytest.mark.parametrize("memory", MEMORY, ids=lambda m: ",".join(f"{k}={v}" for k, v in m.items()))
+def test_admission_and_state_budget_match_train_byte_for_byte(data: SimpleNamespace, memory: dict) -> None:
+    res = tune(data.train, data.spec, alpha=[0.05, 1.5], l1=[0.3], epochs_max=2, valid=data.valid, names=100,
+               **memory)
+    for p in res.points:  # every point is train() with the same admission and budget
+        ran = sx.train(data.train, data.spec, alpha=p.alpha, l1=p.l1, epochs=p.epochs_trained, valid=data.valid,
+                       **memory)
+        assert [h["valid_logloss"] for h in ran.stats["history"]] == p.logloss_by_epoch, (p.alpha, memory)
+    c = res.chosen
+    assert c is not None and c.model is not None
+    m = sx.train(data.train, data.spec, alpha=c.alpha, l1=c.l1, epochs=c.epochs, valid=data.valid, names=100,
+                 **memory)
+    assert model_bytes(m) == model_bytes(c.model)
+    if "max_state_mb" in memory:
+        assert c.model.params["max_state_mb"] == memory["max_state_mb"] and c.model.stats["evictions"] > 0
+    if "admit_after" in memory or "admit_probability" in memory:
+        assert 0 < c.model.stats["admitted_features"] and c.model.stats["rejected_sightings"] > 0
+    plain = sx.train(data.train, data.spec, alpha=c.alpha, l1=c.l1, epochs=c.epochs, valid=data.valid)
+    assert plain.weights.tolist() != m.weights.tolist()  # the options changed the model
+
+
+def test_a_stopped_point_keeps_its_best_epoch_under_a_state_budget(data: SimpleNamespace) -> None:
+    """train refuses early_stop with a budget (its best copy is a second state); tune keeps a
+    point's best epoch as an exported model, so a point that stops early under a budget still
+    gives train(epochs=best, max_state_mb=M), byte for byte."""
+    res = tune(data.train, data.spec, alpha=[1.5], l1=[0.3], epochs_max=3, valid=data.valid, max_state_mb=0.15)
+    (p,) = res.points
+    assert p.epochs < p.epochs_trained  # it stopped early: its state trained (and evicted) past its best
+    m = sx.train(data.train, data.spec, alpha=1.5, l1=0.3, epochs=p.epochs, valid=data.valid, max_state_mb=0.15)
+    assert m.stats["evictions"] > 0
+    assert model_bytes(m) == model_bytes(p.model)
+
+
+def test_cli_memory_flags_and_train_table_match_train(data: SimpleNamespace, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """tune's admission and budget flags, and the spec's [train] keys, give the file
+    ``sparsecross train`` writes with the same settings."""
+    spec2 = tmp_path / "spec.toml"
+    spec2.write_text(SYNTHETIC_SPEC.read_text(encoding="utf-8") + "\n[train]\nmax_state_mb = 0.1\n"
+                     "admit_probability = 0.5\n", encoding="utf-8")
+    for spec, flags, mb in ((SYNTHETIC_SPEC, ["--admit-after", "2", "--admit-filter-mb", "0.015625",
+                                              "--max-state-mb", "0.05"], 0.05),
+                            (spec2, [], 0.1)):
+        tuned, trained = tmp_path / "tuned.scx", tmp_path / "trained.scx"
+        rc = main(["tune", str(spec), str(data.train), "--valid", str(data.valid), "--out", str(tuned),
+                   "--alpha", "0.05", "--l1", "0.3", "--epochs-max", "1", "--json", *flags])
+        stdout, err = capsys.readouterr()
+        assert rc == 0, err
+        assert json.loads(stdout)["chosen"]["epochs"] == 1
+        rc = main(["train", str(spec), str(data.train), "--valid", str(data.valid), "--out", str(trained),
+                   "--alpha", "0.05", "--l1", "0.3", "--epochs", "1", "-q", *flags])
+        assert rc == 0, capsys.readouterr().err
+        assert tuned.read_bytes() == trained.read_bytes()
+        m = sx.load_model(tuned)
+        assert m.params["max_state_mb"] == mb and m.stats["evictions"] > 0
+        assert m.params.get("admit_after", m.params.get("admit_probability")) in (2, 0.5)
+        tuned.unlink()
+        trained.unlink()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--admit-after", "2", "--admit-probability", "0.5"], "give either --admit-after or --admit-probability"),
+    (["--admit-after", "16"], "admit_after must be an integer in [1, 15]"),
+    (["--max-state-mb", "0"], "max_state_mb must be a finite number of MiB > 0"),
+    (["--max-state-mb", "0.01"], "max_state_mb 0.01 is too small"),
+])
+def test_bad_memory_options_are_one_line(flags: list[str], message: str, data: SimpleNamespace, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["tune", str(SYNTHETIC_SPEC), str(data.train), "--valid", str(data.valid),
+               "--out", str(tmp_path / "m.scx"), "--alpha", "0.1", "--l1", "1", "--epochs-max", "1", "-q", *flags])
+    _, err = capsys.readouterr()
+    assert rc == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
 # --------------------------------------------------------------------------- budgets
 def test_budget_picks_the_best_point_within_it(grid: TuneResult, data: SimpleNamespace) -> None:
     sizes = sorted(p.nonzeros for p in grid.points)
