@@ -129,9 +129,10 @@ def candidate_crosses(spec: FeatureSpec, chosen: Sequence[tuple[str, ...]] = ())
 
 
 def _mini_spec(spec: FeatureSpec, cross: Cross) -> FeatureSpec:
-    """A spec that emits only ``cross``: its component features, not emitted themselves."""
+    """A spec that emits only ``cross``: its component features, not emitted themselves (a geo
+    pyramid's level or band as a feature of its own: alone it is no pyramid)."""
     index = spec.feature_index
-    feats = tuple(replace(spec.features[index[n]], standalone=False) for n in cross.features)
+    feats = tuple(replace(spec.features[index[n]], standalone=False, pyramid=None) for n in cross.features)
     return replace(spec, features=feats, crosses=(cross,), train={})
 
 

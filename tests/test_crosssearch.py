@@ -195,3 +195,51 @@ def test_cli_spec_out_may_not_overwrite_the_spec(world: SimpleNamespace, tmp_pat
     _, err = capsys.readouterr()
     assert rc == 1 and err.count("\n") == 1 and "--spec-out" in err
     assert world.spec_path.read_bytes() == before
+
+
+# ------------------------------------------------------------------------ geo pyramids
+PYRAMID_SPEC = """[label]
+column = "y"
+
+[hashing]
+bits = 18  # few collisions: the mini spec hashes its cross into a block of its own
+
+[[features]]
+name = "g"
+kind = "geo"
+lat = "lat"
+lon = "lon"
+resolution_arcmin = [60.0, 15.0]
+bands = true
+
+[[features]]
+name = "a"
+kind = "categorical"
+column = "a"
+"""
+
+
+def _geo_table(path: Path, rows: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    lat, lon, a = rng.uniform(40, 42, rows), rng.uniform(-75, -73, rows), rng.integers(0, 4, rows)
+    p = np.where((lat > 41) == (a % 2 == 0), 0.8, 0.2)  # a's effect flips with the latitude band
+    y = (rng.random(rows) < p).astype(np.int64)
+    pq.write_table(pa.table({"lat": lat, "lon": lon, "a": a, "y": y}), path)
+    return path
+
+
+def test_search_crosses_a_geo_pyramid_with_bands(tmp_path: Path) -> None:
+    """Candidates whose components are a pyramid's levels or bands (what suggest-spec writes):
+    the search used to stop on an AssertionError (a band alone in the candidate's mini spec), and
+    every candidate scores as the spec with that cross written in."""
+    train, valid = _geo_table(tmp_path / "t.parquet", 3000, 1), _geo_table(tmp_path / "v.parquet", 2000, 2)
+    spec = sx.parse_spec(PYRAMID_SPEC)
+    res = search_crosses(train, spec, k=1, valid=valid, l1=0.5, alpha=0.2, epochs_max=1)
+    cands = res.rounds[0]["candidates"]
+    assert {"g.lat@60", "a"} in [set(c["features"]) for c in cands]
+    for cand in cands:
+        if "a" not in cand["features"]:
+            continue
+        with_cross = sx.parse_spec(PYRAMID_SPEC + "\n[[crosses]]\nfeatures = " + json.dumps(cand["features"]) + "\n")
+        m = sx.train(train, with_cross, l1=0.5, alpha=0.2, valid=valid)
+        assert cand["valid_logloss"] == pytest.approx(m.stats["valid_logloss"], rel=1e-9, abs=0)
