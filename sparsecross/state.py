@@ -7,11 +7,14 @@ touches one cache line: 12 bytes (uint32 key, float32 z and n) in the default co
 32 bits.  The table grows when it is ``MAX_LOAD`` full: it doubles, or (``GrowthPlan``, used by
 ``train``) grows at once to the key count projected for the rest of the epoch, so it is usually
 35-70% full: 17-34 bytes per touched feature in the compact layout (less full, for a while,
-after a projected growth).
+after a projected growth).  It grows in place: its buffer is extended (``realloc``, which moves
+the pages of a large block without copying them on Linux/glibc) and rehashed within itself, so a
+growth holds the new table, not the old and the new one (:func:`realloc_may_copy`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -39,6 +42,11 @@ _MIN_CAPACITY = 1 << 10
 REALLOC_MOVES_FROM = 32 << 20
 
 
+@functools.lru_cache(maxsize=1)
+def _glibc() -> bool:
+    return platform.libc_ver()[0] == "glibc"
+
+
 def realloc_may_copy(nbytes: int) -> bool:
     """Whether growing a numpy buffer of ``nbytes`` may hold the old and the new block at once:
     always, except on Linux with glibc for a block of at least :data:`REALLOC_MOVES_FROM` bytes
@@ -47,7 +55,7 @@ def realloc_may_copy(nbytes: int) -> bool:
         return True
     if os.environ.get("MALLOC_MMAP_THRESHOLD_") or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
         return True
-    return platform.libc_ver()[0] != "glibc"
+    return not _glibc()
 
 
 def word_dtype_for(n_columns: int, dtype: str) -> np.dtype:
@@ -144,8 +152,9 @@ class FTRLState:
 
     @property
     def bytes_peak(self) -> int:
-        """The most bytes this state held at once (:attr:`nbytes`, and the old and new tables
-        together during a growth), since it was made or restored from a checkpoint."""
+        """The most bytes this state held at once (:attr:`nbytes`, and what a growth holds: the
+        new table plus the old one when ``realloc`` may copy, or plus the few slots the in-place
+        rehash sets aside), since it was made or restored from a checkpoint."""
         return max(self._peak, self.nbytes)
 
     def note_peak(self, nbytes: int) -> None:
@@ -203,8 +212,6 @@ class FTRLState:
         table = self.table
         if not (table.flags.owndata and table.flags.c_contiguous):
             return False
-        e = int(first_empty(table, old_cap))
-        stash = table[:e].copy()
         fixed = self.nbytes - old_bytes
         # numpy refuses (refcheck) to resize an array referenced more than by the caller: drop
         # our own references (the float view counts as one) and keep only ``table``.
@@ -215,6 +222,8 @@ class FTRLState:
             self.table, self.values = table, table.view(_float_of(table.dtype))
             return False
         self.table, self.values = table, table.view(_float_of(table.dtype))
+        e = int(first_empty(table, old_cap))  # realloc kept the old slots: a valid old table
+        stash = table[:e].copy()  # after the resize: never held with a copying realloc's old block
         self.note_peak(fixed + table.nbytes + max(old_bytes if realloc_may_copy(old_bytes) else 0, stash.nbytes))
         table[old_cap:, 0] = np.iinfo(table.dtype).max
         placed = rehash_in_place(table, self.values, old_cap, e, stash, stash.view(self.values.dtype))
