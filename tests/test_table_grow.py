@@ -212,3 +212,38 @@ def test_peak_rss_of_a_growth_is_the_new_table_not_old_plus_new():
     # in place: the new half (96 MiB) comes on top of the old table; copying would add 192 MiB
     assert delta < 0.75 * new_bytes, (delta, new_bytes)
     assert new_bytes <= peak < new_bytes + (1 << 20)  # the accounting: the new table (+ a small stash)
+
+
+def test_a_state_read_from_a_checkpoint_grows_in_place(tmp_path, monkeypatch):
+    from sparsecross.checkpoint import read_checkpoint
+
+    state = _filled_state(600, 5)
+    state.save(tmp_path / "state.npz", {"a": 1})
+    st2, meta = read_checkpoint(tmp_path / "state.npz")
+    assert meta == {"a": 1} and st2.table.flags.owndata
+    before = st2.as_dict()
+
+    def no_copy(*args):
+        raise AssertionError("copied into a new table")
+
+    monkeypatch.setattr(state_module, "rehash", no_copy)
+    st2.grow()
+    assert st2.as_dict() == before and st2.capacity == 2048
+
+
+@pytest.mark.skipif(realloc_may_copy(1 << 40), reason="in-place realloc only on Linux with glibc")
+def test_budget_sizes_for_in_place_growth():
+    from sparsecross.budget import MIB, capacity_for
+
+    # 8M slots of 12 bytes = 96 MiB; growing into it may jump from a 2M-slot table (24 MiB,
+    # below 32 MiB: realloc may copy it): 120 MiB + 16 bytes.  A copying growth needed 144 MiB.
+    assert capacity_for(120 * MIB + 16, 12, 16) == 1 << 23
+    assert capacity_for(120 * MIB + 15, 12, 16) == 1 << 22
+    # 64M slots = 768 MiB: + 24 MiB (a possibly copied 2M-slot table; more than the 12 MiB reserve)
+    assert capacity_for(792 * MIB + 16, 12, 16) == 1 << 26
+    # 2^28 slots of 24 bytes = 6 GiB; reserve 1/64 = 96 MiB
+    assert capacity_for(6 * 1024 * MIB + 96 * MIB, 24, 0) == 1 << 28
+    assert capacity_for(6 * 1024 * MIB + 95 * MIB, 24, 0) == 1 << 27
+    # small tables: realloc may copy, the old table (half) is reserved as before
+    assert capacity_for(1.5 * 4096 * 12 + 16, 12, 16) == 4096
+    assert capacity_for(1.5 * 4096 * 12 + 15, 12, 16) == 2048
