@@ -119,6 +119,17 @@ class FTRLState:
         self.count = np.zeros(1, dtype=np.int64)
         self.bias = np.zeros(2, dtype=np.float64)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without ``values`` (a view of ``table``: pickle would store a second copy
+        that no longer shares memory with the table)."""
+        return {k: v for k, v in self.__dict__.items() if k != "values"}
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        if not self.table.flags.owndata:  # unpickled data live in the pickle's bytes: resizable copy
+            self.table = np.array(self.table, order="C")
+        self.values = self.table.view(_float_of(self.table.dtype))
+
     # ---------------------------------------------------------------- sizing
     @property
     def capacity(self) -> int:

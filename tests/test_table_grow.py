@@ -247,3 +247,21 @@ def test_budget_sizes_for_in_place_growth():
     # small tables: realloc may copy, the old table (half) is reserved as before
     assert capacity_for(1.5 * 4096 * 12 + 16, 12, 16) == 4096
     assert capacity_for(1.5 * 4096 * 12 + 15, 12, 16) == 2048
+
+
+def test_an_unpickled_state_shares_its_values_with_its_table_and_grows_in_place(monkeypatch):
+    import pickle
+
+    state = _filled_state(600, 6)
+    st2 = pickle.loads(pickle.dumps(state))
+    assert np.shares_memory(st2.values, st2.table) and st2.table.flags.owndata
+    st2.values[3, 1] = 2.5  # z written through the view is the table's
+    assert st2.table[3, 1] == np.float32(2.5).view(np.uint32)
+    before = st2.as_dict()
+
+    def no_copy(*args):
+        raise AssertionError("copied into a new table")
+
+    monkeypatch.setattr(state_module, "rehash", no_copy)
+    st2.grow()
+    assert st2.as_dict() == before
