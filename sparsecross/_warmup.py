@@ -36,7 +36,7 @@ def warmup() -> None:
         st.margins(X, params)
         st.nonzero_weights(params)
         st.count_nonzero(params)
-        st.grow()  # compiles the rehash kernel
+        st.grow()  # compiles the in-place rehash kernels
         _warm_eviction(st)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -4,10 +4,19 @@ The budget covers the optimizer state: the table of (key, z, n) slots, the bias,
 admission filters when there are any (``state.admission``).  It is turned into a largest table
 capacity once, before training:
 
-* the table is a power of two of slots, and growing it holds the old table and the new one at
-  once (the old one at most half the new), so the peak is 1.5 times the largest table;
+* the table is a power of two of slots and grows in place (:meth:`FTRLState.grow
+  <sparsecross.state.FTRLState.grow>`): its buffer is extended by ``realloc`` and rehashed within
+  itself.  What a growth into ``C`` slots holds on top of the new table (:func:`growth_extra`):
+  the old table when ``realloc`` may copy it (:func:`~sparsecross.state.realloc_may_copy`: any
+  block below 32 MiB, or any block off Linux/glibc; the old table is at most half the new, so
+  then the peak is ``GROWTH_PEAK`` = 1.5 times the largest table, as for a copying growth), and
+  the keys of the cluster at slot 0 that the rehash sets aside (``STASH_RESERVE`` of the table is
+  reserved for them: a cluster of that length does not happen with hashed keys at load <= 0.7;
+  ``state_bytes_peak`` reports the real figure);
 * :func:`capacity_for` is the largest power-of-two capacity ``C`` with
-  ``1.5 * C * slot_bytes + fixed bytes + filter bytes <= M MiB``.
+  ``C * slot_bytes + growth_extra + fixed bytes + filter bytes <= M MiB``: on Linux/glibc a table
+  of 32 MiB or more can use the whole budget but the reserve, where a copying growth needed a third
+  of it for the old table.
 
 The table grows as without a budget until it has ``C`` slots.  When a row's keys could then push
 it past its load limit (``MAX_LOAD``), :func:`make_room` evicts instead of growing: in one sweep,
@@ -49,15 +58,18 @@ from .errors import ParameterError
 if TYPE_CHECKING:
     from .state import FTRLState
 
-__all__ = ["MIB", "LOW_WATER", "GROWTH_PEAK", "check_max_state_mb", "filter_bytes", "state_bytes", "capacity_for",
-           "apply_budget", "make_room"]
+__all__ = ["MIB", "LOW_WATER", "GROWTH_PEAK", "STASH_RESERVE", "check_max_state_mb", "filter_bytes", "state_bytes", "capacity_for",
+           "growth_extra", "apply_budget", "make_room"]
 
 #: ``--max-state-mb`` counts mebibytes.
 MIB = 1 << 20
 #: A sweep evicts down to this fraction of the table's load limit.
 LOW_WATER = 0.8
-#: Peak bytes of the table while it grows, in units of the largest table: old (<= half) + new.
+#: Peak bytes of the table while it grows, in units of the largest table, when ``realloc`` may
+#: copy: old (<= half) + new.
 GROWTH_PEAK = 1.5
+#: Share of the table reserved for the slots the in-place rehash sets aside (the cluster at slot 0).
+STASH_RESERVE = 1 / 64
 
 
 def check_max_state_mb(value: Any) -> float | None:
@@ -92,17 +104,29 @@ def _fixed_bytes(state: FTRLState) -> int:
     return int(state.bias.nbytes) + filter_bytes(state)
 
 
+def growth_extra(capacity: int, slot_bytes: int) -> int:
+    """Bytes a growth into ``capacity`` slots may hold besides the new table: the largest old table
+    (a power of two of slots, at most half) that ``realloc`` may copy, or the rehash's reserve
+    (``STASH_RESERVE`` of the table), whichever is more."""
+    from .state import realloc_may_copy
+
+    old = capacity // 2
+    while old >= 1 and not realloc_may_copy(old * slot_bytes):
+        old //= 2
+    return max(old * slot_bytes, int(math.ceil(STASH_RESERVE * capacity * slot_bytes)))
+
+
 def capacity_for(max_bytes: float, slot_bytes: int, fixed_bytes: int) -> int:
-    """Largest power-of-two capacity ``C`` with ``GROWTH_PEAK * C * slot_bytes + fixed_bytes <=
-    max_bytes`` (0 when not even one slot fits)."""
-    room = (max_bytes - fixed_bytes) / (GROWTH_PEAK * slot_bytes)
-    if room < 1:
-        return 0
-    return 1 << (int(math.floor(room)).bit_length() - 1)
+    """Largest power-of-two capacity ``C`` whose growth peak fits: ``C * slot_bytes +
+    growth_extra(C) + fixed_bytes <= max_bytes`` (0 when not even one slot fits)."""
+    best, cap = 0, 1
+    while cap * slot_bytes + growth_extra(cap, slot_bytes) + fixed_bytes <= max_bytes:
+        best, cap = cap, cap * 2
+    return best
 
 
 def apply_budget(state: FTRLState, max_state_mb: float | None) -> None:
-    """Bound ``state``'s table to the largest capacity whose growth peak fits ``max_state_mb``
+    """Bound ``state``'s table to the largest capacity whose growth peak (:func:`capacity_for`) fits ``max_state_mb``
     MiB (no bound with None).
 
     Raises
@@ -117,11 +141,12 @@ def apply_budget(state: FTRLState, max_state_mb: float | None) -> None:
     fixed = _fixed_bytes(state)
     cap = capacity_for(max_state_mb * MIB, slot, fixed)
     if cap < state.capacity:
-        need = (GROWTH_PEAK * state.capacity * slot + fixed) / MIB
+        extra = growth_extra(state.capacity, slot)
+        need = (state.capacity * slot + extra + fixed) / MIB
         what = "the minimum table" if state.touched == 0 else "the table of the starting state"
         raise ParameterError(
             f"max_state_mb {max_state_mb!r} is too small: {what} ({state.capacity:,} slots of {slot} bytes, "
-            f"{GROWTH_PEAK}x while it grows, plus {fixed:,} bytes of bias and filters) needs {need:.3g} MiB; "
+            f"{extra:,} more bytes while it grows, plus {fixed:,} bytes of bias and filters) needs {need:.3g} MiB; "
             "give a larger --max-state-mb"
         )
     state.max_capacity = cap

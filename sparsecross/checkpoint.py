@@ -161,10 +161,11 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.n
         if header + nbytes != info.file_size:
             raise _bad(path, f"member {name!r} holds {info.file_size - header:,} data bytes, its header says "
                              f"{nbytes:,}")
-        buf = bytearray(nbytes)
-        if fh.readinto(buf) != nbytes:
-            raise _bad(path, f"member {name!r} is truncated")
-    arr = np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+        # read into an array that owns its memory: the state table must be resizable (it grows in place)
+        arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        with memoryview(arr) as view, view.cast("B") as raw:
+            if fh.readinto(raw) != nbytes:
+                raise _bad(path, f"member {name!r} is truncated")
     return np.ascontiguousarray(arr)
 
 

@@ -7,30 +7,55 @@ touches one cache line: 12 bytes (uint32 key, float32 z and n) in the default co
 32 bits.  The table grows when it is ``MAX_LOAD`` full: it doubles, or (``GrowthPlan``, used by
 ``train``) grows at once to the key count projected for the rest of the epoch, so it is usually
 35-70% full: 17-34 bytes per touched feature in the compact layout (less full, for a while,
-after a projected growth).
+after a projected growth).  It grows in place: its buffer is extended (``realloc``, which moves
+the pages of a large block without copying them on Linux/glibc) and rehashed within itself, so a
+growth holds the new table, not the old and the new one (:func:`realloc_may_copy`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import platform
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
-from ._kernels.table import empty_table, rehash
+from ._kernels.table import empty_table, first_empty, rehash, rehash_in_place
 from .errors import CheckpointError, ParameterError
 from .files import atomic_output
 
 if TYPE_CHECKING:
     from .admission import Admission
 
-__all__ = ["FTRLState", "GrowthPlan", "MAX_LOAD"]
+__all__ = ["FTRLState", "GrowthPlan", "MAX_LOAD", "REALLOC_MOVES_FROM", "realloc_may_copy"]
 
 MAX_LOAD = 0.7
 _MIN_CAPACITY = 1 << 10
+#: glibc serves every block of at least 32 MiB (the ceiling of its dynamic ``M_MMAP_THRESHOLD``
+#: on 64-bit) with its own ``mmap``, and ``realloc`` of such a block calls ``mremap``: the pages
+#: are remapped, never copied.  A smaller block may sit in the heap, where ``realloc`` may copy.
+REALLOC_MOVES_FROM = 32 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc() -> bool:
+    return platform.libc_ver()[0] == "glibc"
+
+
+def realloc_may_copy(nbytes: int) -> bool:
+    """Whether growing a numpy buffer of ``nbytes`` may hold the old and the new block at once:
+    always, except on Linux with glibc for a block of at least :data:`REALLOC_MOVES_FROM` bytes
+    (and the mmap threshold not set through the environment)."""
+    if nbytes < REALLOC_MOVES_FROM or not sys.platform.startswith("linux"):
+        return True
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
+        return True
+    return not _glibc()
 
 
 def word_dtype_for(n_columns: int, dtype: str) -> np.dtype:
@@ -94,6 +119,17 @@ class FTRLState:
         self.count = np.zeros(1, dtype=np.int64)
         self.bias = np.zeros(2, dtype=np.float64)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without ``values`` (a view of ``table``: pickle would store a second copy
+        that no longer shares memory with the table)."""
+        return {k: v for k, v in self.__dict__.items() if k != "values"}
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        if not self.table.flags.owndata:  # unpickled data live in the pickle's bytes: resizable copy
+            self.table = np.array(self.table, order="C")
+        self.values = self.table.view(_float_of(self.table.dtype))
+
     # ---------------------------------------------------------------- sizing
     @property
     def capacity(self) -> int:
@@ -127,8 +163,9 @@ class FTRLState:
 
     @property
     def bytes_peak(self) -> int:
-        """The most bytes this state held at once (:attr:`nbytes`, and the old and new tables
-        together during a growth), since it was made or restored from a checkpoint."""
+        """The most bytes this state held at once (:attr:`nbytes`, and what a growth holds: the
+        new table plus the old one when ``realloc`` may copy, or plus the few slots the in-place
+        rehash sets aside), since it was made or restored from a checkpoint."""
         return max(self._peak, self.nbytes)
 
     def note_peak(self, nbytes: int) -> None:
@@ -157,21 +194,52 @@ class FTRLState:
         """Double the capacity (or more, to fit ``needed`` more keys) and rehash; never past
         ``max_capacity`` when there is a budget.
 
-        The old and the new table are both held while the keys move (peak: 1.5x the new
-        table when doubling)."""
+        In place (:meth:`_grow_in_place`): the table's buffer is extended (``realloc``) and the
+        keys rehashed within it, so the old and the new table are not both held (see
+        :func:`realloc_may_copy` for when ``realloc`` itself still copies)."""
         cap = self.capacity * 2
         while int(cap * MAX_LOAD) < self.touched + needed:
             cap *= 2
         if self.max_capacity:
             assert self.capacity < self.max_capacity, "grow() at the budget: make_room() instead"
             cap = min(cap, self.max_capacity)
-        table = empty_table(cap, 3, self.table.dtype)
-        values = table.view(self.values.dtype)
-        self.note_peak(self.nbytes + table.nbytes)
-        moved = rehash(self.table, self.values, table, values)
-        assert moved == self.touched
-        self.table, self.values = table, values
+        if not self._grow_in_place(cap):
+            table = empty_table(cap, 3, self.table.dtype)
+            values = table.view(self.values.dtype)
+            self.note_peak(self.nbytes + table.nbytes)
+            moved = rehash(self.table, self.values, table, values)
+            assert moved == self.touched
+            self.table, self.values = table, values
         self.growths += 1
+
+    def _grow_in_place(self, cap: int) -> bool:
+        """Extend the table to ``cap`` slots within its own buffer and rehash it there
+        (:func:`~sparsecross._kernels.table.rehash_in_place`).  False, with nothing changed,
+        when the buffer cannot be resized (it is a view, or another array views it).
+
+        Held at once: the new table, the copy of the cluster at slot 0 that the rehash sets
+        aside (a few slots), and the old table too when ``realloc`` may copy."""
+        old_cap, old_bytes = self.capacity, self.table.nbytes
+        table = self.table
+        if not (table.flags.owndata and table.flags.c_contiguous):
+            return False
+        fixed = self.nbytes - old_bytes
+        # numpy refuses (refcheck) to resize an array referenced more than by the caller: drop
+        # our own references (the float view counts as one) and keep only ``table``.
+        self.table = self.values = None  # type: ignore[assignment]
+        try:
+            table.resize((cap, table.shape[1]), refcheck=True)  # new slots: zeros
+        except ValueError:  # someone else holds a view (or a weak reference) of the table
+            self.table, self.values = table, table.view(_float_of(table.dtype))
+            return False
+        self.table, self.values = table, table.view(_float_of(table.dtype))
+        e = int(first_empty(table, old_cap))  # realloc kept the old slots: a valid old table
+        stash = table[:e].copy()  # after the resize: never held with a copying realloc's old block
+        self.note_peak(fixed + table.nbytes + max(old_bytes if realloc_may_copy(old_bytes) else 0, stash.nbytes))
+        table[old_cap:, 0] = np.iinfo(table.dtype).max
+        placed = rehash_in_place(table, self.values, old_cap, e, stash, stash.view(self.values.dtype))
+        assert placed == self.touched
+        return True
 
     def make_room(self, row_nnz: int, params: FTRLParams) -> int:
         """At the budget: evict features so that a row of ``row_nnz`` keys fits (see

@@ -446,7 +446,7 @@ def test_tiny_capacity_state_grows_mid_batch(spec, sample_xy):
 
 
 def _plain_train(X, y, sw, mask, params, capacity, word):
-    """The pre-prefetch kernel and a plain rehash, driven as ``train_batch`` drives
+    """The pre-prefetch kernel and a plain (copying) rehash, driven as ``train_batch`` drives
     ``ftrl_pass``: (table, count, bias, acc) after every row of ``X``."""
     from tests.reference.ftrl_plain import plain_ftrl_pass, plain_rehash
 
@@ -461,7 +461,11 @@ def _plain_train(X, y, sw, mask, params, capacity, word):
         if start < n:
             new = np.zeros((2 * table.shape[0], 3), word)
             new[:, 0] = np.iinfo(word).max
-            plain_rehash(table, table.view(fdt), new, new.view(fdt))
+            # the order of FTRLState.grow's in-place rehash: the old slots from the one after the
+            # first empty slot to the end, then those before it (the slot layout depends on it)
+            e = int(np.flatnonzero(table[:, 0] == np.iinfo(word).max)[0])
+            rolled = np.roll(table, -(e + 1), axis=0)
+            plain_rehash(rolled, rolled.view(fdt), new, new.view(fdt))
             table = new
     return table, count, bias, acc
 

@@ -123,6 +123,70 @@ def rehash(old, old_vals, new, new_vals):
 
 
 @kernel
+def first_empty(table, n):
+    """Index of the first empty slot among ``table[:n]`` (``n`` if there is none)."""
+    empty = table[0, 0] | ~table[0, 0]
+    for s in range(n):
+        if table[s, 0] == empty:
+            return s
+    return n
+
+
+@kernel
+def _move_to_home(table, vals, s, k, src_vals, src_row):
+    """Put key ``k`` (values ``src_vals[src_row, 1:]``) in its probe slot of ``table`` (slot
+    ``s`` of ``table`` is empty: it held ``k``, or ``s`` < 0).  Zeroes ``vals[s, 1:]`` when the
+    key leaves slot ``s``."""
+    t = slot_of(table, k)
+    table[t, 0] = k
+    if t != s:
+        for c in range(1, table.shape[1]):
+            vals[t, c] = src_vals[src_row, c]
+            if s >= 0:
+                vals[s, c] = 0.0
+
+
+@kernel
+def rehash_in_place(table, vals, old_cap, e, stash, stash_vals):
+    """Rehash, in place, a linear-probing table whose capacity has just grown from ``old_cap``
+    to ``table.shape[0]`` (a power of two, ``old_cap`` times a power of two): slots
+    ``[old_cap, cap)`` are empty (values zero), slots ``[0, old_cap)`` hold a valid table of
+    capacity ``old_cap`` whose first empty slot is ``e``; ``stash``/``stash_vals`` (``e``
+    rows) is a copy of its slots ``[0, e)``.
+
+    1. the slots ``[0, e)`` are emptied (their keys are in the stash);
+    2. the old slots ``e+1 .. old_cap-1`` are scanned in order, each key taken out and put back
+       at its probe slot of the new capacity.  When a key of slot ``s`` moves, every slot its
+       probe passes is final: its new home is its old home ``h`` (``e < h <= s``: the probe runs
+       over ``[h, s)``, scanned already, or, when it crosses ``old_cap``, over the upper part)
+       or ``h + j * old_cap`` in the upper part, which holds moved keys only, and a probe that
+       wraps past the end of the table meets ``[0, e]`` (emptied) and ``(e, s)`` (scanned)
+       before the empty slot ``s``.  So no probe passes a slot that is emptied later, and
+       every key ends where it would be found (no key lands beyond ``s`` among the slots not
+       yet scanned, so none is moved twice);
+    3. the stashed keys are inserted into the now valid table.
+
+    Mutates ``table``/``vals``.  Returns the number of keys placed."""
+    empty = table[0, 0] | ~table[0, 0]
+    w = table.shape[1]
+    for s in range(e):
+        table[s, 0] = empty
+        for c in range(1, w):
+            vals[s, c] = 0.0
+    placed = 0
+    for s in range(e + 1, old_cap):
+        k = table[s, 0]
+        if k != empty:
+            table[s, 0] = empty
+            _move_to_home(table, vals, s, k, vals, s)
+            placed += 1
+    for i in range(e):
+        _move_to_home(table, vals, -1, stash[i, 0], stash_vals, i)
+        placed += 1
+    return placed
+
+
+@kernel
 def build_lookup_kernel(keys, weights, table, vals):
     """Fill the empty inference ``table`` (uint32 or uint64 ``[cap, 2]``, ``vals`` its float
     view of the same width) with sorted unique ``keys`` (uint64, each below the table's empty
