@@ -104,15 +104,19 @@ def _cross_of(spec: FeatureSpec, features: Sequence[str]) -> Cross | None:
 
 def candidate_crosses(spec: FeatureSpec, chosen: Sequence[tuple[str, ...]] = ()) -> list[tuple[str, ...]]:
     """Pairs of crossable features and ``chosen`` crosses extended by one feature, in spec
-    order, without the feature sets the spec already crosses."""
+    order, without the feature sets the spec already crosses, and without two levels or bands
+    of one geo pyramid (a cell determines its coarser cells and its bands: such a cross only
+    repeats the finer level, and took candidate places from useful pairs)."""
     names = [f.name for f in spec.features if KINDS[f.kind].crossable]
+    group = {f.name: f.pyramid[0] for f in spec.features if f.pyramid is not None}
     have = {frozenset(c.features) for c in spec.crosses}
     out: list[tuple[str, ...]] = []
     seen: set[frozenset[str]] = set()
 
     def add(feats: tuple[str, ...]) -> None:
         key = frozenset(feats)
-        if key in have or key in seen or len(key) != len(feats):
+        groups = [group[f] for f in feats if f in group]
+        if key in have or key in seen or len(key) != len(feats) or len(set(groups)) != len(groups):
             return
         seen.add(key)
         out.append(feats)

@@ -237,6 +237,8 @@ def test_search_crosses_a_geo_pyramid_with_bands(tmp_path: Path) -> None:
     res = search_crosses(train, spec, k=1, valid=valid, l1=0.5, alpha=0.2, epochs_max=1)
     cands = res.rounds[0]["candidates"]
     assert {"g.lat@60", "a"} in [set(c["features"]) for c in cands]
+    pyramid = {f.name for f in spec.features if f.pyramid is not None}
+    assert len(pyramid) > 2 and all(len(pyramid & set(c["features"])) <= 1 for c in cands)  # no level x level
     for cand in cands:
         if "a" not in cand["features"]:
             continue
