@@ -392,8 +392,8 @@ def train(
     init_state: FTRLState | None = None,
     return_state: bool = False,
     names: int = 0,
-    shuffle: bool = False,
-    shuffle_seed: int = 0,
+    shuffle: bool | None = None,
+    shuffle_seed: int | None = None,
     shuffle_buffer_rows: int | None = None,
     early_stop: int | None = None,
     max_state_mb: float | None = None,
@@ -438,8 +438,10 @@ def train(
     shuffle, shuffle_seed, shuffle_buffer_rows
         Read every epoch in a new seeded order: row groups permuted, then rows permuted in
         windows of ``shuffle_buffer_rows`` rows (memory scales with it; see
-        :mod:`sparsecross.order`).  Off by default (the files' order); the seed and buffer are
-        ignored without ``shuffle``.  The holdout rows are the same with or without it.
+        :mod:`sparsecross.order`).  Each not given (None) comes from the spec's ``[train]``
+        table, as the CLI's flags do, else its default: off (the files' order), seed 0, buffer
+        262,144 rows; the seed and buffer are ignored without ``shuffle``.  The holdout rows
+        are the same with or without it.
     early_stop
         With validation data (``valid`` or ``holdout``): stop after ``early_stop`` epochs
         without a lower validation logloss and return the best epoch's model
@@ -469,6 +471,7 @@ def train(
     SparseCrossError
         Bad parameters, data that does not match the spec, a checkpoint of another run.
     """
+    shuffle, shuffle_seed, shuffle_buffer_rows = _order_options(spec, shuffle, shuffle_seed, shuffle_buffer_rows)
     source, valid = in_memory(source, valid, shuffle=shuffle, checkpoint=checkpoint, client=client)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
@@ -696,6 +699,17 @@ def _resume(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any],
             run.best_state = read_best(ckpt_path, run.best_epoch, run_meta, **checks)
     log.info("resuming from %s: epoch %d, row %d", ckpt_path, run.epoch + 1, run.row)
     return ckpt_path, run
+
+
+def _order_options(spec: FeatureSpec, shuffle: bool | None, seed: int | None,
+                   buffer_rows: int | None) -> tuple[Any, Any, Any]:
+    """``(shuffle, shuffle_seed, shuffle_buffer_rows)``: each argument given, else the spec's
+    ``[train]`` value, else the default (as the CLI's ``--shuffle`` flags do)."""
+    given = {"shuffle": shuffle, "shuffle_seed": seed, "shuffle_buffer_rows": buffer_rows}
+    defaults = {"shuffle": False, "shuffle_seed": 0, "shuffle_buffer_rows": None}
+    table = getattr(spec, "train", None) or {}
+    return tuple(given[k] if given[k] is not None else table.get(k, defaults[k])  # type: ignore[return-value]
+                 for k in given)
 
 
 def _shuffle_of(shuffle: bool, seed: int, buffer_rows: int | None) -> Shuffle | None:
