@@ -37,7 +37,8 @@ def in_memory(source: Any, valid: Any = None, *, shuffle: bool = False, checkpoi
                                  "write the data to Parquet or train without checkpoint")
         if isinstance(shuffle, (bool, np.bool_)) and shuffle:
             raise ParameterError("shuffle needs Parquet files (it permutes row groups); shuffle in-memory data "
-                                 "before training, or write it to Parquet")
+                                 "before training (with shuffle=False if the spec's [train] table asks for "
+                                 "shuffle), or write it to Parquet")
     if client is not None and (mem is not None or vmem is not None):
         raise ParameterError("a Dask client needs Parquet files the workers can read; write the in-memory data "
                              "to Parquet or train without a client")
