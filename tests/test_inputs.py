@@ -309,6 +309,18 @@ def test_train_in_memory_refusals(tmp_path: Path) -> None:
     assert not (tmp_path / "ck").exists()
 
 
+def test_train_in_memory_with_a_train_table_asking_for_shuffle() -> None:
+    """``[train] shuffle = true`` is honoured by the API: refused for in-memory data (as
+    ``shuffle=True``), and an explicit ``shuffle=False`` wins and trains in the given order."""
+    t = arrow_table(columns(200, 18))
+    shuffled_spec = sx.parse_spec({**SPEC_DICT, "train": {"shuffle": True}})
+    with pytest.raises(ParameterError, match="shuffle needs Parquet files.*shuffle=False"):
+        sx.train(t, shuffled_spec)
+    got = sx.train(t, shuffled_spec, shuffle=False)
+    want = sx.train(t, SPEC)
+    assert got.weights.tobytes() == want.weights.tobytes() and np.array_equal(got.keys, want.keys)
+
+
 def test_regularization_path_in_memory_equals_parquet(tmp_path: Path) -> None:
     from sparsecross.path import regularization_path
 

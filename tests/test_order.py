@@ -470,3 +470,24 @@ def test_shuffle_with_skipped_labels_trains_the_same_rows_whatever_the_batches(t
     skipped = int(np.isnan(y).sum())
     assert a.stats["skipped_rows"] == plain.stats["skipped_rows"] == skipped
     assert a.stats["train_rows"] == plain.stats["train_rows"] == n - skipped
+
+
+def test_api_reads_the_spec_train_table_shuffle_as_the_cli_does(spec):
+    """``sparsecross.train`` honours ``[train] shuffle``, ``shuffle_seed`` and
+    ``shuffle_buffer_rows`` (arguments > the spec's [train] table > defaults), as ``--shuffle`` does."""
+    toml = SPEC_PATH.read_text() + "\n[train]\nshuffle = true\nshuffle_seed = 3\nshuffle_buffer_rows = 5000\n"
+    tspec = parse_spec(toml)
+    explicit = sparsecross.train(SAMPLE, spec, holdout=0.2, l1=0.5, shuffle=True, shuffle_seed=3,
+                                 shuffle_buffer_rows=5000)
+    plain = sparsecross.train(SAMPLE, spec, holdout=0.2, l1=0.5)
+    assert explicit.weights.tobytes() != plain.weights.tobytes()  # the order matters on this data
+    from_table = sparsecross.train(SAMPLE, tspec, holdout=0.2, l1=0.5)
+    _same(from_table, explicit)
+    assert {k: from_table.params[k] for k in explicit.params} == explicit.params
+    # an explicit argument wins over the table
+    off = sparsecross.train(SAMPLE, tspec, holdout=0.2, l1=0.5, shuffle=False)
+    _same(off, plain)
+    assert "shuffle" not in off.params
+    other_seed = sparsecross.train(SAMPLE, tspec, holdout=0.2, l1=0.5, shuffle_seed=4)
+    _same(other_seed, sparsecross.train(SAMPLE, spec, holdout=0.2, l1=0.5, shuffle=True, shuffle_seed=4,
+                                        shuffle_buffer_rows=5000))

@@ -1,0 +1,217 @@
+"""The ``train`` subcommand: its arguments, its progress bar or log lines, the run, and its
+report (one summary, or ``--json``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .cli_args import _add_train_flags, _train_options
+from .cli_dask import _quiet_dask_logs
+from .cli_guards import _checkpoint_files, check_out, guard_outputs
+from .cli_output import _fmt, _fmt_bytes, _print_json, _Progress
+
+__all__ = ["cmd_train", "_train_progress"]
+
+log = logging.getLogger("sparsecross")
+
+
+def _train_progress(quiet: bool) -> tuple[Callable[[Any], None], _Progress]:
+    bar = _Progress(None, "train", enabled=False if quiet else None)
+
+    def on_progress(ev: Any) -> None:
+        if bar.bar is None:
+            if ev.phase == "epoch_end" and not quiet:
+                extra = ""
+                if ev.valid_logloss is not None:
+                    extra = f"  valid logloss {_fmt(ev.valid_logloss)}  auc {_fmt(ev.valid_auc)}"
+                log.info("epoch %d/%d  progressive logloss %s  touched %s  nonzeros %s  state %s%s", ev.epoch + 1,
+                         ev.epochs, _fmt(ev.progressive_logloss), f"{ev.touched:,}",
+                         f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?",
+                         _fmt_bytes(ev.state_bytes) if ev.state_bytes is not None else "?", extra)
+            return
+        if bar.bar.total != ev.rows_total:
+            bar.reset(ev.rows_total, f"epoch {ev.epoch + 1}/{ev.epochs}")
+        if ev.phase == "train":
+            bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs}")
+            bar.update_to(ev.rows_seen, logloss=f"{ev.progressive_logloss:.4f}", touched=f"{ev.touched:,}",
+                          nonzeros=f"{ev.nonzeros:,}" if ev.nonzeros is not None else "?",
+                          state=_fmt_bytes(ev.state_bytes) if ev.state_bytes is not None else "?")
+        elif ev.phase == "validate":
+            bar.bar.set_description(f"epoch {ev.epoch + 1}/{ev.epochs} validating")
+            bar.bar.refresh()
+        else:
+            bar.bar.write(
+                f"epoch {ev.epoch + 1}/{ev.epochs}: progressive logloss {_fmt(ev.progressive_logloss)}"
+                + (f", valid logloss {_fmt(ev.valid_logloss)}, auc {_fmt(ev.valid_auc)}"
+                   if ev.valid_logloss is not None else "")
+            )
+            bar.reset(ev.rows_total, f"epoch {ev.epoch + 2}/{ev.epochs}")
+
+    return on_progress, bar
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .export import save_model
+    from .spec import load_spec
+
+    out = check_out(args.out, "--out", "model.scx")
+    ckpt = args.checkpoint
+    guard_outputs({"--out": out, "--checkpoint": ckpt, **_checkpoint_files(ckpt, out)},
+                  spec=args.spec, data=args.data, valid=args.valid)
+    spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
+    opts = _train_options(args, spec)
+    early_stop = args.early_stop if args.early_stop is not None else spec.train.get("early_stop")
+    if early_stop is not None:  # flag > the spec's [train] table; absent: no early stopping
+        opts["early_stop"] = early_stop
+    if opts["max_state_mb"] is not None:  # flag > the spec's [train] table; absent: no budget
+        if args.dask:  # before a cluster starts
+            from .errors import ParameterError
+
+            raise ParameterError("--max-state-mb is not available with --dask; train without one of them")
+    model, seconds = _run(args, spec, opts)
+    nbytes = save_model(model, out, encoding=args.encoding)
+    report = _report(model, opts, out, nbytes, seconds)
+    if args.json:
+        _print_json(report)
+    elif not args.quiet:
+        _print_summary(report, model, opts, out, nbytes, seconds)
+    return 0
+
+
+def _run(args: argparse.Namespace, spec: Any, opts: dict[str, Any]) -> tuple[Any, float]:
+    """(the model that ``train`` trains, on Dask with ``--dask``; the seconds training took)."""
+    from .train import train
+
+    extra: dict[str, Any] = {}
+    client = None
+    cluster = None
+    if args.dask:
+        from .dask import connect
+
+        _quiet_dask_logs()
+        client, cluster = connect(args.dask)
+        extra = {"mode": args.mode, "lanes": args.lanes, "rows_per_round": args.rows_per_round}
+    on_progress, bar = _train_progress(args.quiet or args.json)
+    t0 = time.perf_counter()
+    try:
+        model = train(
+            args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
+            batch_rows=args.batch_rows, checkpoint=args.checkpoint,
+            checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client, names=args.names,
+            **opts, **extra,
+        )
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    return model, time.perf_counter() - t0
+
+
+def _report(model: Any, opts: dict[str, Any], out: Any, nbytes: int, seconds: float) -> dict[str, Any]:
+    """What ``train --json`` prints (and the summary shows)."""
+    from .train import peak_rss_bytes
+
+    run = model.run
+    st = model.stats
+    trained_rows = run.get("rows_trained", run.get("rows_processed", st["rows"]))  # all epochs of this run
+    report = {
+        "rows": st["rows"],
+        "train_rows": st.get("train_rows", st["rows"]),
+        "rows_processed": run.get("rows_processed", st["rows"]),
+        "rows_trained": trained_rows,
+        "epochs": opts["epochs"],
+        "seconds": seconds,
+        "rows_per_second": trained_rows / seconds if seconds > 0 else None,
+        "nonzeros": model.nonzeros,
+        "touched_features": st["touched_features"],
+        "possible_features": model.spec.n_columns,
+        "model_bytes": nbytes,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "state_bytes_peak": run.get("state_bytes_peak"),
+        "progressive_logloss": st.get("progressive_logloss"),
+        "out": str(out),
+    }
+    if "valid_logloss" in st:
+        from .metrics import entropy
+
+        report.update(valid_logloss=st["valid_logloss"], valid_auc=st["valid_auc"], valid_rows=st["valid_rows"],
+                      baseline_logloss=entropy(st["valid_positive_rate"]))
+    for k in ("best_epoch", "skipped_rows", "valid_skipped_rows", "evicted_features", "evictions",
+              "admitted_features", "rejected_sightings", "admit_filter_bytes"):
+        if k in st:
+            report[k] = st[k]
+    return report
+
+
+def _print_summary(report: dict[str, Any], model: Any, opts: dict[str, Any], out: Any, nbytes: int,
+                   seconds: float) -> None:
+    """The lines ``train`` prints at the end (without ``--quiet`` or ``--json``)."""
+    st = model.stats
+    held = report["rows"] - report["train_rows"]
+    print(f"trained on {report['train_rows']:,} rows"
+          + (f" ({held:,} of the {report['rows']:,} held out for validation)" if held > 0 else "")
+          + f" x {opts['epochs']} epoch(s) in {seconds:.1f} s "
+          f"({report['rows_per_second']:,.0f} rows/s), peak RSS {_fmt_bytes(report['peak_rss_bytes'])}"
+          + (f", optimizer state at most {_fmt_bytes(report['state_bytes_peak'])}"
+             if report["state_bytes_peak"] is not None else ""))
+    print(f"touched {report['touched_features']:,} of {model.spec.n_columns:,} possible features; "
+          f"{model.nonzeros:,} nonzero weights; model {out} {_fmt_bytes(nbytes)}")
+    if "admitted_features" in report:
+        print(f"admission: {report['admitted_features']:,} features admitted, {report['rejected_sightings']:,} "
+              f"sightings of features without state dropped (filter {_fmt_bytes(report['admit_filter_bytes'])})")
+    if "skipped_rows" in report:
+        print(f"skipped {report['skipped_rows']:,} rows per epoch with a missing label"
+              + (f" ({report['valid_skipped_rows']:,} in the validation data)"
+                 if report.get("valid_skipped_rows") else ""))
+    if "valid_logloss" in st:
+        print(f"validation ({st['valid_rows']:,} rows): logloss {_fmt(st['valid_logloss'])} "
+              f"(constant rate: {_fmt(report['baseline_logloss'])}), AUC {_fmt(st['valid_auc'])}")
+    if "evictions" in report:
+        print(f"state budget {opts['max_state_mb']:g} MiB: evicted {report['evicted_features']:,} features "
+              f"in {report['evictions']:,} sweep(s)")
+    if "best_epoch" in report:
+        print(f"early stopping: kept the model of epoch {report['best_epoch']} (lowest validation logloss)")
+
+
+def add_train(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The ``train`` subcommand."""
+    t = sub.add_parser("train", help="train a model from Parquet and write the artifact",
+                       description="Stream Parquet -> featurize -> FTRL-Proximal, for --epochs passes, "
+                       "in bounded memory; write only the nonzero weights (with the spec) to --out. "
+                       "With --checkpoint DIR, re-running the same command after a crash resumes.")
+    t.add_argument("spec", help="feature spec (TOML)")
+    t.add_argument("data", help="training Parquet: a file, a folder or a glob")
+    t.add_argument("--out", required=True, help="model file to write (e.g. model.scx)")
+    _add_train_flags(t)
+    t.add_argument("--positive-weight", type=float, dest="positive_weight", metavar="W",
+                   help="class weight of positive rows, > 0: multiplies their sample weight in training and in "
+                   "the weighted metrics (overrides [label] positive_weight)")
+    t.add_argument("--early-stop", type=int, dest="early_stop", metavar="N",
+                   help="with --valid or --holdout: stop after N epochs without a lower validation logloss and "
+                   "keep the best epoch's model (doubles the optimizer state's memory; [train] early_stop)")
+    t.add_argument("--checkpoint", metavar="DIR", help="folder for resumable training state")
+    t.add_argument("--checkpoint-every", type=int, default=5_000_000, dest="checkpoint_every", metavar="ROWS",
+                   help="rows between checkpoints (default 5,000,000; also at every epoch end)")
+    t.add_argument("--encoding", choices=("float32", "float16", "q2.13"), default="float32",
+                   help="how weights are stored in the artifact (default float32)")
+    t.add_argument("--names", type=int, default=100, metavar="K",
+                   help="record the values behind the K largest hashed weights (categoricals and hashed "
+                   "crosses, e.g. device=ios x hour=7), for "
+                   "'inspect', while training reads the data (with --dask: one extra read of those "
+                   "columns; 0 turns it off; default 100)")
+    t.add_argument("--json", action="store_true", help="print a JSON report at the end")
+    d = t.add_argument_group("scale-out on Dask (pip install 'sparsecross[dask]')")
+    d.add_argument("--dask", metavar="ADDRESS", help="local:N for a local cluster of N workers, or tcp://HOST:PORT")
+    d.add_argument("--mode", choices=("data-parallel", "exact"), default="data-parallel",
+                   help="data-parallel rounds (default) or exact (distributed read, single-process update)")
+    d.add_argument("--lanes", type=int, default=4, help="K lanes per round (a model parameter, default 4)")
+    d.add_argument("--rows-per-round", type=int, default=None, dest="rows_per_round",
+                   help="rows per round over all lanes (default: one row group per lane)")
+    common(t)
+    t.set_defaults(func=cmd_train)

@@ -1,0 +1,106 @@
+"""What a training run is given and what it reports as it goes: :class:`TrainParams` (the
+FTRL-Proximal hyperparameters and the schedule) and :class:`ProgressEvent`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._kernels.ftrl import FTRLParams
+from .admission import AdmitPolicy
+from .errors import ParameterError
+
+__all__ = ["TrainParams", "ProgressEvent"]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """FTRL-Proximal hyperparameters and the training schedule.
+
+    Parameters
+    ----------
+    alpha : float, > 0, typical 0.05-0.5 (default 0.1)
+        Learning-rate *scale*: coordinate i moves at rate ``alpha / (beta + sqrt(n_i))``.
+        This is FTRL's alpha (McMahan et al.), NOT scikit-learn's regularization ``alpha``.
+    beta : float, >= 0, typical 1.0 (default 1.0)
+        Smooths the per-coordinate rate at the start, while ``n_i`` is small.
+    l1 : float, >= 0, typical 0.1-10 (default 1.0)
+        L1 strength: a weight is exactly 0 while ``|z_i| <= l1``.  Larger -> fewer nonzeros.
+    l2 : float, >= 0, typical 0-10 (default 0.0)
+        L2 strength: shrinks weights, never makes them exactly zero.
+    epochs : int, >= 1 (default 1)
+        Passes over the data, in the same order each time.
+    label_smoothing : float in [0, 1) (default 0.0)
+        Targets become ``y * (1 - eps) + eps / 2``; metrics still use the true labels.
+    holdout : float in (0, 1) or None
+        Fraction of rows (chosen by a seeded hash of the row number) kept out of training and
+        used for validation, when no separate validation data is given.
+    state_dtype : "float32" or "float64" (default "float32")
+        Precision of the stored z and n (float32: 12 bytes per slot with uint32 keys).
+    admit : AdmitPolicy (default: every feature admitted)
+        Which features get state: see :mod:`sparsecross.admission`.
+    """
+
+    alpha: float = 0.1
+    beta: float = 1.0
+    l1: float = 1.0
+    l2: float = 0.0
+    epochs: int = 1
+    label_smoothing: float = 0.0
+    holdout: float | None = None
+    state_dtype: str = "float32"
+    admit: AdmitPolicy = AdmitPolicy()
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("alpha", self.alpha, lambda v: v > 0, "> 0"),
+            ("beta", self.beta, lambda v: v >= 0, ">= 0"),
+            ("l1", self.l1, lambda v: v >= 0, ">= 0"),
+            ("l2", self.l2, lambda v: v >= 0, ">= 0"),
+            ("label_smoothing", self.label_smoothing, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ]
+        for name, value, ok, expected in checks:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not ok(value):
+                raise ParameterError(f"{name} must be a finite number {expected}, got {value!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ParameterError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.holdout is not None and not (
+            isinstance(self.holdout, (int, float)) and math.isfinite(self.holdout) and 0 < self.holdout < 1
+        ):
+            raise ParameterError(f"holdout must be a fraction in (0, 1), got {self.holdout!r}")
+        if self.state_dtype not in ("float32", "float64"):
+            raise ParameterError(f"state_dtype must be 'float32' or 'float64', got {self.state_dtype!r}")
+
+    @property
+    def ftrl(self) -> FTRLParams:
+        return FTRLParams(float(self.alpha), float(self.beta), float(self.l1), float(self.l2),
+                          float(self.label_smoothing))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("alpha", "beta", "l1", "l2", "label_smoothing"):
+            d[k] = float(d[k])
+        del d["admit"]
+        d.update(self.admit.to_dict())  # nothing when every feature is admitted
+        return d
+
+
+@dataclass
+class ProgressEvent:
+    """A progress report: emitted about twice a second and at the end of every epoch."""
+
+    epoch: int
+    epochs: int
+    rows_seen: int
+    rows_total: int | None
+    progressive_logloss: float
+    touched: int
+    elapsed_s: float
+    phase: str = "train"  # "train", "validate" or "epoch_end"
+    nonzeros: int | None = None  # live nonzero weights (|z| > l1) at the time of the event
+    valid_logloss: float | None = None
+    valid_auc: float | None = None
+    state_bytes: int | None = None  # bytes of the optimizer state (table and filter) at the time
+    extra: dict[str, Any] = field(default_factory=dict)
