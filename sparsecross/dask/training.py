@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -169,6 +170,10 @@ def train_distributed(
     retries: int = 2,
     in_flight: int | None = None,
     prefetch_rounds: int = 2,
+    admit_after: int | None = None,
+    admit_probability: float | None = None,
+    admit_filter_mb: float | None = None,
+    max_state_mb: float | None = None,
 ) -> Any:
     """Train on a Dask cluster; what :func:`sparsecross.train` does when given ``client``.
 
@@ -200,6 +205,10 @@ def train_distributed(
         Exact mode and validation: chunks in flight at once (default ``max(4, 2 * workers)``).
     prefetch_rounds
         Data-parallel: rounds featurized ahead of the one training (memory on the workers).
+    admit_after, admit_probability, admit_filter_mb, max_state_mb
+        Admission and the state budget, per shard (data-parallel only; see
+        :mod:`sparsecross.dask.admit`): the state is then split into ``lanes`` shards, each
+        with its own filter (``1 / lanes`` of the single-node one) and ``max_state_mb / lanes``.
 
     Returns
     -------
@@ -210,8 +219,14 @@ def train_distributed(
     from ..read import count_rows
     from ..train import TrainParams, check_inputs, check_values, export_state
 
+    from ..admission import policy_of
+    from ..budget import check_max_state_mb
+
     _check_mode(mode, valid, holdout)
-    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
+    admit = policy_of(admit_after, admit_probability, admit_filter_mb)
+    max_state_mb = check_max_state_mb(max_state_mb)
+    _check_ruled(mode, admit.active, max_state_mb, checkpoint, init_state)
+    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype, admit)
     exact = mode == "exact"
     lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
                                                              checkpoint_rounds)
@@ -225,9 +240,13 @@ def train_distributed(
     if rows_total == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
     salt = holdout_salt(spec.hashing.seed)
+    tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
+    book = _book(tp, max_state_mb, lanes, spec)
     run_params = tp.to_dict()
     if not exact:
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
+    if max_state_mb is not None:
+        run_params["max_state_mb"] = max_state_mb
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
     job = _Run(tp, spec, source, valid, rows_total, run_meta, on_progress, t0)
     state, epoch, start_row, start_round = _start(job, init_state, checkpoint, state_dtype, exact)
@@ -248,7 +267,7 @@ def train_distributed(
             start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
             prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
             end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
-            validating=valid is not None or holdout is not None)
+            validating=valid is not None or holdout is not None, book=book)
         if final is not None:
             if return_state:
                 _set_state(state, *final)
@@ -257,11 +276,39 @@ def train_distributed(
 
     model = export_state(trained, spec, tp, job.history, rows_total, schema=schema)
     model.params = run_params
+    if book is not None:
+        model.stats.update(book.stats())
+        run["state_bytes_peak"] = book.bytes_peak()  # the sum of the shards' peaks
     run["seconds"] = time.perf_counter() - t0
     model.run = run  # facts about this run (never saved with the model)
     if return_state:
         return model, state
     return model
+
+
+def _check_ruled(mode: str, admitting: bool, max_state_mb: float | None, checkpoint: Any, init_state: Any) -> None:
+    """Admission and the budget: data-parallel mode only, without a checkpoint folder or a
+    warm start (their filters and evictions are not saved yet)."""
+    if not admitting and max_state_mb is None:
+        return
+    what = "admit_after / admit_probability" if admitting else "max_state_mb"
+    if mode == "exact":
+        raise SparseCrossError(f"{what} is not available in exact mode on Dask yet; use mode='data-parallel' "
+                               "(--mode data-parallel) or train without --dask")
+    if checkpoint is not None or init_state is not None:
+        raise SparseCrossError(f"{what} on Dask does not save its filters and evictions in a checkpoint yet; "
+                               "train without --checkpoint / a warm start, or without --dask")
+
+
+def _book(tp: Any, max_state_mb: float | None, lanes: Any, spec: FeatureSpec) -> Any:
+    """The per-shard admission and budget (:class:`.admit.ShardBook`), or None."""
+    from .admit import ShardBook, check_budget, shard_rules
+
+    rules = shard_rules(tp.admit, max_state_mb, lanes=lanes, seed=spec.hashing.seed, l1=tp.l1)
+    if rules is None:
+        return None
+    check_budget(rules, spec.n_columns, tp.state_dtype)
+    return ShardBook(rules)
 
 
 def _start(job: _Run, init_state: FTRLState | None, checkpoint: Any, state_dtype: str,
