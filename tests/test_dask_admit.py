@@ -157,6 +157,19 @@ def test_budget_alone_equals_the_reference_definition(data, chunks, healthy):
     assert "admitted_features" not in model.stats
 
 
+@pytest.mark.parametrize("admit", [{"admit_probability": 0.3}, {"admit_after": 2, "admit_filter_mb": 32}])
+def test_one_lane_equals_single_node_admission(data, healthy, admit):
+    """K = 1: the Poisson rule is the single-node one sighting for sighting; the counting
+    filter too when it has no collisions (32 MiB for ~20,000 keys), so the model and counts are
+    single-node's, byte for byte."""
+    single = sparsecross.train(data["train"], SPEC, **admit)
+    one = sparsecross.train(data["train"], SPEC, client=healthy, lanes=1, **admit)
+    for k in ("admitted_features", "rejected_sightings", "touched_features", "progressive_logloss"):
+        assert one.stats[k] == single.stats[k], k
+    assert np.array_equal(one.keys, single.keys) and np.array_equal(one.weights, single.weights)
+    assert one.bias == single.bias
+
+
 # ------------------------------------------------------------------------ determinism, faults
 KW = dict(lanes=3, admit_after=2, max_state_mb=0.25)
 
