@@ -166,8 +166,20 @@ def test_one_lane_equals_single_node_admission(data, healthy, admit):
     one = sparsecross.train(data["train"], SPEC, client=healthy, lanes=1, **admit)
     for k in ("admitted_features", "rejected_sightings", "touched_features", "progressive_logloss"):
         assert one.stats[k] == single.stats[k], k
-    assert np.array_equal(one.keys, single.keys) and np.array_equal(one.weights, single.weights)
-    assert one.bias == single.bias
+    assert same_weights(one, single)
+
+
+def test_a_budget_never_reached_gives_the_plain_data_parallel_model(data, healthy):
+    """K shards instead of one per worker change nothing while nothing is evicted."""
+    plain = sparsecross.train(data["train"], SPEC, client=healthy, lanes=3)
+    roomy = sparsecross.train(data["train"], SPEC, client=healthy, lanes=3, max_state_mb=1e5)
+    assert roomy.stats["evicted_features"] == 0
+    assert same_weights(plain, roomy)
+    assert 0 < roomy.run["state_bytes_peak"] < 1e5 * MIB
+
+
+def same_weights(a: sparsecross.SparseModel, b: sparsecross.SparseModel) -> bool:
+    return np.array_equal(a.keys, b.keys) and np.array_equal(a.weights, b.weights) and a.bias == b.bias
 
 
 # ------------------------------------------------------------------------ determinism, faults
@@ -215,11 +227,45 @@ def test_worker_killed_mid_training_leaves_the_model_unchanged(data, healthy):
     assert model_bytes(model) == model_bytes(expected)
 
 
+@pytest.mark.parametrize("admit", [{"admit_after": 2}, {"admit_probability": 0.3}])
+def test_resume_from_a_checkpoint_equals_uninterrupted(data, healthy, tmp_path, admit):
+    """The checkpoint holds the shards' filters (one after the other in the run's filter) and
+    their counters; a resumed run ends with the uninterrupted run's model and counts."""
+    kw = dict(lanes=3, rows_per_round=3 * 1_000, epochs=2, checkpoint_rounds=2, max_state_mb=0.25, **admit)
+    full = sparsecross.train(data["train"], SPEC, client=healthy, checkpoint=tmp_path / "a", **kw)
+    assert full.stats["evicted_features"] > 0
+
+    class Crash(Exception):
+        pass
+
+    def crash(ev: sparsecross.ProgressEvent) -> None:
+        if ev.epoch == 1 and ev.extra.get("round") == 5:
+            raise Crash
+
+    ckpt = tmp_path / "b"
+    with pytest.raises(Crash):
+        sparsecross.train(data["train"], SPEC, client=healthy, checkpoint=ckpt, on_progress=crash, **kw)
+    state, meta = sparsecross.FTRLState.load(ckpt / "state.npz")
+    assert (meta["epoch"], meta["round"]) == (1, 4) and len(meta["shards"]) == 3
+    rounds: list[int] = []
+    resumed = sparsecross.train(
+        data["train"], SPEC, client=healthy, checkpoint=ckpt,
+        on_progress=lambda ev: rounds.append(ev.extra["round"]) if "round" in ev.extra else None, **kw)
+    assert rounds == [5, 6, 7, 8]  # only what was left
+    assert model_bytes(resumed) == model_bytes(full)
+    for k in ("admitted_features", "rejected_sightings", "evicted_features", "evictions"):
+        assert resumed.stats[k] == full.stats[k], k
+    # a checkpoint of a run without admission is refused
+    with pytest.raises(sparsecross.CheckpointError):
+        sparsecross.train(data["train"], SPEC, client=healthy, checkpoint=ckpt,
+                          **{k: v for k, v in kw.items() if not k.startswith("admit")})
+
+
 # ------------------------------------------------------------------------------ bad options
 def test_bad_combinations_are_one_line_errors(data, healthy, tmp_path):
     f = data["train"]
     cases = [(SparseCrossError, "not available in exact mode", dict(mode="exact", admit_after=2)),
-             (SparseCrossError, "checkpoint", dict(admit_after=2, checkpoint=tmp_path / "c")),
+             (SparseCrossError, "warm start", dict(admit_after=2, init_state=FTRLState(SPEC.n_columns))),
              (ParameterError, "not both", dict(admit_after=2, admit_probability=0.5)),
              (ParameterError, r"too small for 4 shards .*give at least", dict(lanes=4, max_state_mb=0.05)),
              ]

@@ -150,6 +150,44 @@ class ShardBook:
         """The sum of the shards' peak state bytes (0 before any snapshot)."""
         return sum(int(e[4]) for e in self.extras if e is not None)
 
+    # ------------------------------------------------------------ checkpoint
+    def stage(self, extras: list[tuple[Any, ...]], state: FTRLState, total: AdmitPolicy) -> dict[str, Any]:
+        """Put the shards' ``extras`` into the client's ``state`` before it is written as a
+        checkpoint: one filter of the run's size (``total``, the single-node size) holding the
+        shards' filters one after the other (zeros after them), the summed counters; returns
+        the checkpoint's meta entry with each shard's counters and peak."""
+        if self.rules.admitting:
+            adm = Admission(total, self.rules.seed)
+            per = self.rules.policy.filter_bytes
+            for s, e in enumerate(extras):
+                adm.filter[s * per:(s + 1) * per] = e[0]
+            adm.counts[:] = np.sum([e[1] for e in extras], axis=0)
+            state.admission = adm
+        state.evicted_features = sum(int(e[2]) for e in extras)
+        state.evictions = sum(int(e[3]) for e in extras)
+        return {"shards": [[int(e[1][0]), int(e[1][1]), int(e[2]), int(e[3]), int(e[4])] for e in extras]}
+
+    def restore(self, state: FTRLState, meta: dict[str, Any]) -> None:
+        """The shards' extras from a checkpoint written through :meth:`stage` (``state`` read and
+        checked by :func:`sparsecross.checkpoint.open_checkpoint`, its filter attached)."""
+        from ..errors import CheckpointError
+
+        rows = meta.get("shards")
+        if not (isinstance(rows, list) and len(rows) == self.rules.n_shards
+                and all(isinstance(r, list) and len(r) == 5 and all(type(v) is int and v >= 0 for v in r)
+                        for r in rows)):
+            raise CheckpointError(f"the checkpoint does not hold the counters of {self.rules.n_shards} state shards; "
+                                  "delete the folder to start over")
+        if sum(r[2] for r in rows) != state.evicted_features or (
+                self.rules.admitting and [sum(r[0] for r in rows), sum(r[1] for r in rows)]
+                != state.admission.counts.tolist()):
+            raise CheckpointError("the checkpoint's shard counters disagree with its totals; delete the folder to "
+                                  "start over")
+        per = self.rules.policy.filter_bytes
+        full = state.admission.filter if state.admission is not None else None
+        self.extras = [(_NO_FILTER if full is None else full[s * per:(s + 1) * per].copy(),
+                        np.array(r[:2], dtype=np.int64), r[2], r[3], r[4]) for s, r in enumerate(rows)]
+
 
 def _is_rerun(token: str, s: int, version: int) -> bool:
     sh = _SHARDS.get((token, s))

@@ -263,6 +263,9 @@ class _RoundLoop:
         zn_all = np.concatenate([d[1] for d in dumps])
         extras = [d[2] for d in dumps] if self.book is not None else None  # filters, counters, peaks
         del dumps
+        meta: dict[str, Any] = {}
+        if extras is not None and self.o["checkpointing"]:
+            meta = self.book.stage(extras, self.state, self.o["admit"])
         last = done == self.n_rounds
         if self.o["checkpointing"] or (self.o["validating"] and last):  # the table is needed
             _set_state(self.state, keys_all, zn_all, self.bias)
@@ -270,9 +273,9 @@ class _RoundLoop:
         if last:
             nonzeros = int(np.count_nonzero(np.abs(zn_all[:, 0].astype(np.float64)) > self.params.l1))
             self.o["end_epoch"](e, {"rounds": self.n_rounds}, (len(keys_all), nonzeros))
-            self.o["save"]({"epoch": e + 1, "round": 0})
+            self.o["save"]({"epoch": e + 1, "round": 0, **meta})
         else:
-            self.o["save"]({"epoch": e, "round": done})
+            self.o["save"]({"epoch": e, "round": done, **meta})
         self.snap = (i + 1, keys_all, zn_all, self.bias.copy(), self.acc.copy(), len(self.history))
         if extras is not None:
             self.book.extras = extras  # part of the recovery point

@@ -91,6 +91,7 @@ class _Run:
         self.acc = np.zeros(3, dtype=np.float64)
         self.history: list[dict[str, Any]] = []
         self.ckpt_path: Any = None
+        self.resumed: dict[str, Any] | None = None  # the checkpoint's meta when resumed
         self.nz_cache: list[Any] = [-1.0, None]  # (time, value): an O(capacity) scan, at most twice a second
 
     def attach(self, state: FTRLState, runner: _Runner, window: int, *, holdout: float | None, salt: int,
@@ -208,7 +209,8 @@ def train_distributed(
     admit_after, admit_probability, admit_filter_mb, max_state_mb
         Admission and the state budget, per shard (data-parallel only; see
         :mod:`sparsecross.dask.admit`): the state is then split into ``lanes`` shards, each
-        with its own filter (``1 / lanes`` of the single-node one) and ``max_state_mb / lanes``.
+        with its own filter (``1 / lanes`` of the single-node one) and ``max_state_mb / lanes``;
+        checkpoints hold the shards' filters and counters.  Not with ``init_state``.
 
     Returns
     -------
@@ -225,7 +227,7 @@ def train_distributed(
     _check_mode(mode, valid, holdout)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)
-    _check_ruled(mode, admit.active, max_state_mb, checkpoint, init_state)
+    _check_ruled(mode, admit.active, max_state_mb, init_state)
     tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype, admit)
     exact = mode == "exact"
     lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
@@ -250,6 +252,8 @@ def train_distributed(
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
     job = _Run(tp, spec, source, valid, rows_total, run_meta, on_progress, t0)
     state, epoch, start_row, start_round = _start(job, init_state, checkpoint, state_dtype, exact)
+    if book is not None and job.resumed is not None:
+        book.restore(state, job.resumed)  # the shards' filters and counters
 
     n_workers = _check_cluster(client)
     runner = _Runner(client, retries)
@@ -267,7 +271,7 @@ def train_distributed(
             start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
             prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
             end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
-            validating=valid is not None or holdout is not None, book=book)
+            validating=valid is not None or holdout is not None, book=book, admit=tp.admit)
         if final is not None:
             if return_state:
                 _set_state(state, *final)
@@ -286,18 +290,17 @@ def train_distributed(
     return model
 
 
-def _check_ruled(mode: str, admitting: bool, max_state_mb: float | None, checkpoint: Any, init_state: Any) -> None:
-    """Admission and the budget: data-parallel mode only, without a checkpoint folder or a
-    warm start (their filters and evictions are not saved yet)."""
+def _check_ruled(mode: str, admitting: bool, max_state_mb: float | None, init_state: Any) -> None:
+    """Admission and the budget: data-parallel mode only, without a warm start."""
     if not admitting and max_state_mb is None:
         return
     what = "admit_after / admit_probability" if admitting else "max_state_mb"
     if mode == "exact":
         raise SparseCrossError(f"{what} is not available in exact mode on Dask yet; use mode='data-parallel' "
                                "(--mode data-parallel) or train without --dask")
-    if checkpoint is not None or init_state is not None:
-        raise SparseCrossError(f"{what} on Dask does not save its filters and evictions in a checkpoint yet; "
-                               "train without --checkpoint / a warm start, or without --dask")
+    if init_state is not None:
+        raise SparseCrossError(f"{what} on Dask cannot start from a given state (a warm start) yet; train "
+                               "without init_state, or without --dask")
 
 
 def _book(tp: Any, max_state_mb: float | None, lanes: Any, spec: FeatureSpec) -> Any:
@@ -321,10 +324,12 @@ def _start(job: _Run, init_state: FTRLState | None, checkpoint: Any, state_dtype
     state = start_state(init_state, job.spec, state_dtype)
     job.ckpt_path, resumed = open_checkpoint(checkpoint, job.run_meta, n_columns=job.spec.n_columns,
                                              state_dtype=state_dtype, epochs=job.tp.epochs,
-                                             rows_total=job.rows_total, position="row" if exact else "round")
+                                             rows_total=job.rows_total, position="row" if exact else "round",
+                                             admit=job.tp.admit, seed=job.spec.hashing.seed)
     if resumed is None:
         return state, 0, 0, 0
     state, meta = resumed
+    job.resumed = meta
     epoch = int(meta["epoch"])
     start_row = int(meta.get("row", 0))
     start_round = int(meta.get("round", 0))
