@@ -182,6 +182,17 @@ def same_weights(a: sparsecross.SparseModel, b: sparsecross.SparseModel) -> bool
     return np.array_equal(a.keys, b.keys) and np.array_equal(a.weights, b.weights) and a.bias == b.bias
 
 
+def test_exact_mode_equals_single_node_with_admission_and_budget(data, healthy):
+    kw = dict(admit_after=2, max_state_mb=0.25)
+    single = sparsecross.train(data["train"], SPEC, **kw)
+    exact = sparsecross.train(data["train"], SPEC, client=healthy, mode="exact", **kw)
+    assert model_bytes(exact) == model_bytes(single)
+    assert exact.stats["evicted_features"] == single.stats["evicted_features"] > 0
+    assert exact.stats["admitted_features"] == single.stats["admitted_features"]
+    # (the peaks differ: single-node sizes its growths from the keys' curve, exact mode doubles)
+    assert 0.5 * 0.25 * MIB < exact.run["state_bytes_peak"] <= 0.25 * MIB
+
+
 # ------------------------------------------------------------------------ determinism, faults
 KW = dict(lanes=3, admit_after=2, max_state_mb=0.25)
 
@@ -264,8 +275,7 @@ def test_resume_from_a_checkpoint_equals_uninterrupted(data, healthy, tmp_path, 
 # ------------------------------------------------------------------------------ bad options
 def test_bad_combinations_are_one_line_errors(data, healthy, tmp_path):
     f = data["train"]
-    cases = [(SparseCrossError, "not available in exact mode", dict(mode="exact", admit_after=2)),
-             (SparseCrossError, "warm start", dict(admit_after=2, init_state=FTRLState(SPEC.n_columns))),
+    cases = [             (SparseCrossError, "warm start", dict(admit_after=2, init_state=FTRLState(SPEC.n_columns))),
              (ParameterError, "not both", dict(admit_after=2, admit_probability=0.5)),
              (ParameterError, r"too small for 4 shards .*give at least", dict(lanes=4, max_state_mb=0.05)),
              ]

@@ -140,7 +140,8 @@ class ShardBook:
         ex = [e for e in self.extras if e is not None]
         out: dict[str, int] = {}
         if self.rules.admitting:
-            out.update(admitted_features=sum(int(e[1][0]) for e in ex), rejected_sightings=sum(int(e[1][1]) for e in ex),
+            out.update(admitted_features=sum(int(e[1][0]) for e in ex),
+                       rejected_sightings=sum(int(e[1][1]) for e in ex),
                        admit_filter_bytes=self.rules.n_shards * self.rules.policy.filter_bytes)
         if self.rules.shard_mb is not None:
             out.update(evicted_features=sum(int(e[2]) for e in ex), evictions=sum(int(e[3]) for e in ex))

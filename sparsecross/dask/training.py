@@ -207,8 +207,8 @@ def train_distributed(
     prefetch_rounds
         Data-parallel: rounds featurized ahead of the one training (memory on the workers).
     admit_after, admit_probability, admit_filter_mb, max_state_mb
-        Admission and the state budget, per shard (data-parallel only; see
-        :mod:`sparsecross.dask.admit`): the state is then split into ``lanes`` shards, each
+        Admission and the state budget.  Exact mode: as single-node.  Data-parallel: per shard
+        (:mod:`sparsecross.dask.admit`): the state is then split into ``lanes`` shards, each
         with its own filter (``1 / lanes`` of the single-node one) and ``max_state_mb / lanes``;
         checkpoints hold the shards' filters and counters.  Not with ``init_state``.
 
@@ -243,7 +243,7 @@ def train_distributed(
         raise DataError(f"the training data {str(source)!r} has no rows")
     salt = holdout_salt(spec.hashing.seed)
     tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
-    book = _book(tp, max_state_mb, lanes, spec)
+    book = None if exact else _book(tp, max_state_mb, lanes, spec)
     run_params = tp.to_dict()
     if not exact:
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
@@ -254,6 +254,10 @@ def train_distributed(
     state, epoch, start_row, start_round = _start(job, init_state, checkpoint, state_dtype, exact)
     if book is not None and job.resumed is not None:
         book.restore(state, job.resumed)  # the shards' filters and counters
+    if exact:  # the client trains the state itself, as single-node (its filter is the state's)
+        from ..budget import apply_budget
+
+        apply_budget(state, max_state_mb)
 
     n_workers = _check_cluster(client)
     runner = _Runner(client, retries)
@@ -283,6 +287,13 @@ def train_distributed(
     if book is not None:
         model.stats.update(book.stats())
         run["state_bytes_peak"] = book.bytes_peak()  # the sum of the shards' peaks
+        if return_state and book.extras[0] is not None:
+            book.stage(book.extras, state, tp.admit)  # the returned state holds the filters too
+    elif exact and (admit.active or max_state_mb is not None):
+        from ..train import record_budget
+
+        record_budget(model, state, max_state_mb)
+        run["state_bytes_peak"] = state.bytes_peak
     run["seconds"] = time.perf_counter() - t0
     model.run = run  # facts about this run (never saved with the model)
     if return_state:
@@ -291,13 +302,11 @@ def train_distributed(
 
 
 def _check_ruled(mode: str, admitting: bool, max_state_mb: float | None, init_state: Any) -> None:
-    """Admission and the budget: data-parallel mode only, without a warm start."""
-    if not admitting and max_state_mb is None:
+    """Admission and the budget: data-parallel mode without a warm start (exact mode: as
+    single-node)."""
+    if (not admitting and max_state_mb is None) or mode == "exact":
         return
     what = "admit_after / admit_probability" if admitting else "max_state_mb"
-    if mode == "exact":
-        raise SparseCrossError(f"{what} is not available in exact mode on Dask yet; use mode='data-parallel' "
-                               "(--mode data-parallel) or train without --dask")
     if init_state is not None:
         raise SparseCrossError(f"{what} on Dask cannot start from a given state (a warm start) yet; train "
                                "without init_state, or without --dask")
@@ -318,10 +327,12 @@ def _start(job: _Run, init_state: FTRLState | None, checkpoint: Any, state_dtype
            exact: bool) -> tuple[FTRLState, int, int, int]:
     """The starting state and position (epoch, row, round): fresh, ``init_state``, or
     resumed from the checkpoint folder (whose loss sums and history ``job`` takes)."""
+    from ..admission import AdmitPolicy
     from ..checkpoint import open_checkpoint
     from ..train import start_state
 
-    state = start_state(init_state, job.spec, state_dtype)
+    # data-parallel: the shards hold the filters, not the client's state
+    state = start_state(init_state, job.spec, state_dtype, job.tp.admit if exact else AdmitPolicy())
     job.ckpt_path, resumed = open_checkpoint(checkpoint, job.run_meta, n_columns=job.spec.n_columns,
                                              state_dtype=state_dtype, epochs=job.tp.epochs,
                                              rows_total=job.rows_total, position="row" if exact else "round",
