@@ -119,6 +119,10 @@ class ShardBook:
     def __init__(self, rules: ShardRules) -> None:
         self.rules = rules
         self.extras: list[tuple[Any, ...] | None] = [None] * rules.n_shards
+        # the lanes' ``cfg`` (N, threshold, salts, first row): it does not depend on the filter's size
+        policy = rules.policy
+        self._cfg = Admission(replace(policy, filter_mb=1 / MIB) if policy.after > 1 else policy,
+                              rules.seed) if policy.active else None
 
     def tasks(self) -> dict[str, Callable[..., Any]]:
         """The shard tasks of the round loop, bound to the rules."""
@@ -129,10 +133,9 @@ class ShardBook:
     def lane_task(self, epoch: int, start_row: int) -> Callable[..., Any]:
         """The training task of a lane whose chunk starts at ``start_row`` of epoch ``epoch``."""
         cfg = None
-        if self.rules.admitting:
-            adm = Admission(self.rules.policy, self.rules.seed)
-            adm.begin_epoch(epoch)
-            cfg = adm.at_row(start_row).copy()
+        if self._cfg is not None:
+            self._cfg.begin_epoch(epoch)
+            cfg = self._cfg.at_row(start_row).copy()
         return functools.partial(_task_train_lane_ruled, self.rules.admitting and self.rules.policy.after > 1, cfg)
 
     def stats(self) -> dict[str, int]:

@@ -119,7 +119,8 @@ class _RoundLoop:
         return self.workers[(i * self.lanes + j) % len(self.workers)]
 
     def init_shards(self, i0: int) -> None:
-        """Start an attempt at step ``i0``: one shard per worker, from the snapshot."""
+        """Start an attempt at step ``i0``: one shard per worker (K shards round-robin with
+        admission or a budget), from the snapshot."""
         self.token = token = f"{self.runner.prefix}-a{self.run['recoveries']}"
         self.waiting = i0
         owners = sorted(self.client.nthreads())
