@@ -278,6 +278,8 @@ def test_bad_combinations_are_one_line_errors(data, healthy, tmp_path):
     cases = [             (SparseCrossError, "warm start", dict(admit_after=2, init_state=FTRLState(SPEC.n_columns))),
              (ParameterError, "not both", dict(admit_after=2, admit_probability=0.5)),
              (ParameterError, r"too small for 4 shards .*give at least", dict(lanes=4, max_state_mb=0.05)),
+             (ParameterError, r"less than 64 per state shard \(4 lanes", dict(lanes=4, admit_after=2,
+                                                                            admit_filter_mb=128 / MIB)),
              ]
     for err, match, kw in cases:
         with pytest.raises(err, match=match) as exc:

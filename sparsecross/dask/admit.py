@@ -8,8 +8,8 @@ for bit, on 1 or 100 workers (and across the restarts after a worker loss).
 
 **Admission** (``admit_after`` N / ``admit_probability`` P, :mod:`sparsecross.admission`).
 Shard s keeps a counting filter of ``F_s`` bytes (``F`` = the single-node filter size, sized
-from the rows or ``admit_filter_mb``; ``F_s`` = the power of two at or below ``F / S``, at least
-64) over the keys it owns, with the single-node filter's kernels.  A round:
+from the rows or ``admit_filter_mb``; ``F_s`` = the power of two at or below ``F / S``; less
+than 64 bytes is an error) over the keys it owns, with the single-node filter's kernels.  A round:
 
 1. the look-up sends a lane, for each of its keys without state, the shard filter's estimate
    of its sightings before the round;
@@ -107,7 +107,12 @@ def shard_rules(admit: AdmitPolicy, max_state_mb: float | None, *, lanes: int, s
         return None
     policy = admit
     if admit.after > 1:
-        per = max(admit.filter_bytes // lanes, MIN_SHARD_FILTER)
+        per = admit.filter_bytes // lanes
+        if per < MIN_SHARD_FILTER:
+            raise ParameterError(
+                f"admit_filter_mb {admit.filter_mb!r} gives {admit.filter_bytes:,} bytes of filter, less than "
+                f"{MIN_SHARD_FILTER} per state shard ({lanes} lanes, one shard each); give at least "
+                f"{MIN_SHARD_FILTER * lanes / MIB:.3g} MiB or fewer lanes")
         policy = replace(admit, filter_mb=(1 << (per.bit_length() - 1)) / MIB)
     return ShardRules(lanes, policy, int(seed), None if max_state_mb is None else max_state_mb / lanes, float(l1))
 
