@@ -371,7 +371,7 @@ def _task_dump_ruled(token: str, s: int, version: int, after: Any) -> tuple[np.n
 
 
 # ------------------------------------------------------------------------------ client side
-def check_budget(rules: ShardRules, n_columns: int, state_dtype: str) -> None:
+def check_budget(rules: ShardRules, max_state_mb: float | None, n_columns: int, state_dtype: str) -> None:
     """A one-line error before training when a shard's budget cannot hold its minimum table."""
     if rules.shard_mb is None:
         return
@@ -384,7 +384,7 @@ def check_budget(rules: ShardRules, n_columns: int, state_dtype: str) -> None:
         slot = int(st.table.itemsize * st.table.shape[1])
         need = (st.capacity * slot + growth_extra(st.capacity, slot) + int(st.bias.nbytes) + _admission_bytes(rules))
         raise ParameterError(
-            f"max_state_mb {rules.shard_mb * rules.n_shards!r} is too small for {rules.n_shards} shards (one per "
+            f"max_state_mb {max_state_mb!r} is too small for {rules.n_shards} shards (one per "
             f"lane, each with 1/{rules.n_shards} of it): a shard's minimum table and filter need "
             f"{need / MIB:.3g} MiB; give at least {need * rules.n_shards / MIB:.3g} MiB or fewer lanes") from None
 

@@ -319,7 +319,7 @@ def _book(tp: Any, max_state_mb: float | None, lanes: Any, spec: FeatureSpec) ->
     rules = shard_rules(tp.admit, max_state_mb, lanes=lanes, seed=spec.hashing.seed, l1=tp.l1)
     if rules is None:
         return None
-    check_budget(rules, spec.n_columns, tp.state_dtype)
+    check_budget(rules, max_state_mb, spec.n_columns, tp.state_dtype)
     return ShardBook(rules)
 
 
