@@ -101,4 +101,4 @@ def _add_memory_flags(p: argparse.ArgumentParser, *, per_point: bool = False) ->
                    "filters) never exceeds M; when full, features are evicted (zero weights seen least first, "
                    "then the smallest |z|); [train] max_state_mb; "
                    + ("per point: the points' states together hold up to points x M" if per_point
-                      else "not with --dask or --early-stop"))
+                      else "with --dask: M / lanes per shard; not with --early-stop"))

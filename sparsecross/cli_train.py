@@ -67,11 +67,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     early_stop = args.early_stop if args.early_stop is not None else spec.train.get("early_stop")
     if early_stop is not None:  # flag > the spec's [train] table; absent: no early stopping
         opts["early_stop"] = early_stop
-    if opts["max_state_mb"] is not None:  # flag > the spec's [train] table; absent: no budget
-        if args.dask:  # before a cluster starts
-            from .errors import ParameterError
-
-            raise ParameterError("--max-state-mb is not available with --dask; train without one of them")
     model, seconds = _run(args, spec, opts)
     nbytes = save_model(model, out, encoding=args.encoding)
     report = _report(model, opts, out, nbytes, seconds)

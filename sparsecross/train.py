@@ -120,13 +120,15 @@ def train(
         and admission filters) never exceeds it, growths included; when the table is full at
         its budget, features are evicted (zero weights with the smallest ``n`` first, then the
         smallest ``|z|``).  ``stats["evicted_features"]`` and ``stats["evictions"]`` count them.
-        Not with ``early_stop`` (its copy of the best state is a second state) nor a Dask client.
+        Not with ``early_stop`` (its copy of the best state is a second state).  With a Dask
+        client: ``max_state_mb / lanes`` per shard (:mod:`sparsecross.dask.admit`).
     admit_after, admit_probability, admit_filter_mb
         Admission (see :mod:`sparsecross.admission`): a feature gets state only from its
         ``admit_after``-th sighting (counted in a counting filter of ``admit_filter_mb`` MiB;
         default: one byte per training row as a power of two, 64 KiB..256 MiB), or at each
         sighting with probability ``admit_probability``; not both.
-        Default: every feature at its first sighting.  Not available with ``client`` yet.
+        Default: every feature at its first sighting.  With a Dask client: per shard
+        (:mod:`sparsecross.dask.admit`).
     client
         A ``dask.distributed.Client``: train on the cluster (see :mod:`sparsecross.dask`).
 
@@ -154,7 +156,8 @@ def train(
             label_smoothing=label_smoothing, holdout=holdout, valid=valid, state_dtype=state_dtype,
             batch_rows=batch_rows, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
             on_progress=on_progress, init_state=init_state, return_state=return_state,
-            **distributed_options,
+            admit_after=admit_after, admit_probability=admit_probability, admit_filter_mb=admit_filter_mb,
+            max_state_mb=max_state_mb, **distributed_options,
         )
         if names > 0:  # the state lives on the workers: one extra read, on the client
             record_names(result[0] if return_state else result, source, top=names, batch_rows=batch_rows)

@@ -87,17 +87,14 @@ def _check_early_stop(early_stop: int | None, valid: Source | None, holdout: flo
 def _check_client_options(client: Any, spec: FeatureSpec, order: Shuffle | None, admit: AdmitPolicy,
                           early_stop: int | None, max_state_mb: float | None) -> None:
     """Refuse what the state budget or a Dask client cannot do (yet)."""
-    if max_state_mb is not None and (client is not None or early_stop is not None):
-        raise ParameterError("max_state_mb is not available with a Dask client nor with early_stop (which keeps a "
-                             "second copy of the state); train without --dask / --early-stop, or without "
+    if max_state_mb is not None and early_stop is not None:
+        raise ParameterError("max_state_mb is not available with early_stop (which keeps a "
+                             "second copy of the state); train without --early-stop, or without "
                              "--max-state-mb (tune stops early under a budget: each point keeps its best model)")
     if client is not None:
         if order is not None:
             raise ParameterError("shuffle is not available with a Dask client yet; train without --dask or "
                                  "without --shuffle")
-        if admit.active:
-            raise ParameterError("admit_after and admit_probability are not available with a Dask client yet; "
-                                 "train without --dask or admit every feature")
         if early_stop is not None or spec.label.missing == "skip":
             raise ParameterError("early_stop and [label] missing = \"skip\" are not supported with a Dask "
                                  "client yet; train without --dask")

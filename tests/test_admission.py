@@ -307,11 +307,6 @@ def test_state_bytes_peak_reported(data):
     assert "state_bytes_peak" not in model.stats  # the file must not depend on the growth schedule
 
 
-def test_dask_refuses_admission(data):
-    with pytest.raises(ParameterError, match="not available with a Dask client"):
-        sparsecross.train(data, SPEC, admit_after=2, client=object())
-
-
 @pytest.mark.parametrize("bad,match", [
     (dict(admit_after=0), "admit_after must be an integer in \\[1, 15\\]"),
     (dict(admit_after=16), "admit_after"),

@@ -22,6 +22,8 @@ def _train_exact(job: _Run, run: dict[str, Any], *, epoch: int, start_row: int, 
     spec, params, holdout, salt = job.spec, job.params, job.holdout, job.salt
     while epoch < job.tp.epochs:
         chunks, _ = _plan(job.source, spec, chunk_rows=chunk_rows, start_row=start_row)
+        if job.state.admission is not None:
+            job.state.admission.begin_epoch(epoch)
         since_ckpt = 0
         results = _ordered(job.runner, _task_featurize, chunks, (spec, job.batch_rows), window=job.window,
                            name="featurize")

@@ -67,7 +67,11 @@ class _RoundLoop:
         self.state, self.acc, self.spec, self.params, self.epochs = state, acc, spec, params, tp.epochs
         self.lanes, self.history, self.run = lanes, history, run
         self.o = options  # holdout, salt, batch_rows, prefetch_rounds, save, progress, event,
-        # end_epoch, checkpointing, validating
+        # end_epoch, checkpointing, validating, book
+        self.book = options.get("book")  # admission / budget per shard (.admit.ShardBook), or None
+        self.fn = {"init": _task_shard_init, "lookup": _task_lookup, "merge": _task_merge, "dump": _task_dump}
+        if self.book is not None:
+            self.fn.update(self.book.tasks())
         chunk_rows = None if rows_per_round is None else rows_per_round // lanes
         self.chunks, _ = _plan(source, spec, chunk_rows=chunk_rows)
         self.rounds = [self.chunks[i:i + lanes] for i in range(0, len(self.chunks), lanes)]
@@ -112,24 +116,29 @@ class _RoundLoop:
         """The worker of lane j of schedule step i: its chunk is prepared and trained there
         (never moved); lanes rotate over the workers, so with more workers than lanes every
         worker prepares chunks."""
-        return self.owners[(i * self.lanes + j) % self.n_shards]
+        return self.workers[(i * self.lanes + j) % len(self.workers)]
 
     def init_shards(self, i0: int) -> None:
-        """Start an attempt at step ``i0``: one shard per worker, from the snapshot."""
+        """Start an attempt at step ``i0``: one shard per worker (K shards round-robin with
+        admission or a budget), from the snapshot."""
         self.token = token = f"{self.runner.prefix}-a{self.run['recoveries']}"
         self.waiting = i0
         owners = sorted(self.client.nthreads())
         if not owners:
             self.client.wait_for_workers(1, timeout=60)
             owners = sorted(self.client.nthreads())
-        self.owners, self.n_shards = owners, len(owners)
+        # one shard per worker; with admission or a budget, a fixed number placed round-robin
+        self.workers, self.n_shards = owners, len(owners) if self.book is None else self.book.rules.n_shards
+        self.owners = [owners[s % len(owners)] for s in range(self.n_shards)]
+        owners = self.owners
         o = self.o
         self.prep_args = (self.spec, o["batch_rows"], o["holdout"], o["salt"], self.key_dtype, self.n_shards)
         _, keys_all, zn_all, bias, _, _ = self.snap
         owner = shard_of(keys_all, self.n_shards)
-        self.merged = [self.submit(_task_shard_init, token, s, i0, keys_all[owner == s], zn_all[owner == s],
-                                   self.spec.n_columns, self.state.dtype, name=f"shard-init-{s}", priority=40,
-                                   worker=owners[s]) for s in range(self.n_shards)]
+        extra = [()] * self.n_shards if self.book is None else [(e,) for e in self.book.extras]
+        self.merged = [self.submit(self.fn["init"], token, s, i0, keys_all[owner == s], zn_all[owner == s],
+                                   self.spec.n_columns, self.state.dtype, *extra[s], name=f"shard-init-{s}",
+                                   priority=40, worker=owners[s]) for s in range(self.n_shards)]
         self.bias = bias.copy()
         self.prep = {}
         self.next_prep = i0
@@ -152,7 +161,7 @@ class _RoundLoop:
         """Round ``i``'s look-ups: per lane, per shard, the (z, n) of the lane's keys."""
         e, r = self.schedule[i]
         token, owners, merged = self.token, self.owners, self.merged
-        return [[self.submit(_task_lookup, token, s, i, j, self.prep[(e, c.index)][1][s], merged[s],
+        return [[self.submit(self.fn["lookup"], token, s, i, j, self.prep[(e, c.index)][1][s], merged[s],
                              name=f"look-{i}-l{j}-s{s}", priority=30, worker=owners[s], on=(c.index,))
                  for s in range(self.n_shards)] for j, c in enumerate(self.rounds[r])]
 
@@ -164,14 +173,15 @@ class _RoundLoop:
         kfs = [self.prep[(e, c.index)][1] for c in lane_chunks]
         ons = [(c.index,) for c in lane_chunks]
         acc_in = [self.acc.copy() if j == 0 else np.zeros(3, dtype=np.float64) for j in range(len(lane_chunks))]
-        trains = [self.submit(_task_train_lane, self.prep[(e, c.index)][0], self.bias.copy(), acc_in[j],
+        train = [_task_train_lane if self.book is None else self.book.lane_task(e, c.start_row) for c in lane_chunks]
+        trains = [self.submit(train[j], self.prep[(e, c.index)][0], self.bias.copy(), acc_in[j],
                               self.params, *looked[j], name=f"lane-{i}-l{j}", priority=20, worker=self.home(i, j),
                               on=ons[j]) for j, c in enumerate(lane_chunks)]
         parts = [[self.submit(_task_lane_part, tr, s, name=f"part-{i}-l{j}-s{s}", priority=25, worker=self.home(i, j),
                               on=ons[j]) for s in range(self.n_shards)] for j, tr in enumerate(trains)]
         metas = [self.submit(_task_lane_meta, tr, name=f"meta-{i}-l{j}", priority=25, worker=self.home(i, j),
                              on=ons[j]) for j, tr in enumerate(trains)]
-        self.merged = [self.submit(_task_merge, self.token, s, i, [k[s] for k in kfs], [lk[s] for lk in looked],
+        self.merged = [self.submit(self.fn["merge"], self.token, s, i, [k[s] for k in kfs], [lk[s] for lk in looked],
                                    [p[s] for p in parts], self.merged[s], name=f"merge-{i}-s{s}", priority=30,
                                    worker=self.owners[s], on=tuple(c.index for c in lane_chunks))
                        for s in range(self.n_shards)]
@@ -247,12 +257,16 @@ class _RoundLoop:
         """After step ``i`` (round ``done`` of epoch ``e``): dump the shards, refresh
         ``state`` where needed, end the epoch or checkpoint, and keep the recovery point."""
         t = time.perf_counter()
-        dumps = self.wait_all([self.submit(_task_dump, self.token, s, i + 1, self.merged[s], name=f"dump-{i}-{s}",
+        dumps = self.wait_all([self.submit(self.fn["dump"], self.token, s, i + 1, self.merged[s], name=f"dump-{i}-{s}",
                                            priority=40, worker=self.owners[s]) for s in range(self.n_shards)],
                               "the state shards")
         keys_all = np.concatenate([d[0] for d in dumps])
         zn_all = np.concatenate([d[1] for d in dumps])
+        extras = [d[2] for d in dumps] if self.book is not None else None  # filters, counters, peaks
         del dumps
+        meta: dict[str, Any] = {}
+        if extras is not None and self.o["checkpointing"]:
+            meta = self.book.stage(extras, self.state, self.o["admit"])
         last = done == self.n_rounds
         if self.o["checkpointing"] or (self.o["validating"] and last):  # the table is needed
             _set_state(self.state, keys_all, zn_all, self.bias)
@@ -260,10 +274,12 @@ class _RoundLoop:
         if last:
             nonzeros = int(np.count_nonzero(np.abs(zn_all[:, 0].astype(np.float64)) > self.params.l1))
             self.o["end_epoch"](e, {"rounds": self.n_rounds}, (len(keys_all), nonzeros))
-            self.o["save"]({"epoch": e + 1, "round": 0})
+            self.o["save"]({"epoch": e + 1, "round": 0, **meta})
         else:
-            self.o["save"]({"epoch": e, "round": done})
+            self.o["save"]({"epoch": e, "round": done, **meta})
         self.snap = (i + 1, keys_all, zn_all, self.bias.copy(), self.acc.copy(), len(self.history))
+        if extras is not None:
+            self.book.extras = extras  # part of the recovery point
 
     # ------------------------------------------------------------------ recovery
     def release(self) -> None:

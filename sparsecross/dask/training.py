@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,7 @@ class _Run:
         self.acc = np.zeros(3, dtype=np.float64)
         self.history: list[dict[str, Any]] = []
         self.ckpt_path: Any = None
+        self.resumed: dict[str, Any] | None = None  # the checkpoint's meta when resumed
         self.nz_cache: list[Any] = [-1.0, None]  # (time, value): an O(capacity) scan, at most twice a second
 
     def attach(self, state: FTRLState, runner: _Runner, window: int, *, holdout: float | None, salt: int,
@@ -169,6 +171,10 @@ def train_distributed(
     retries: int = 2,
     in_flight: int | None = None,
     prefetch_rounds: int = 2,
+    admit_after: int | None = None,
+    admit_probability: float | None = None,
+    admit_filter_mb: float | None = None,
+    max_state_mb: float | None = None,
 ) -> Any:
     """Train on a Dask cluster; what :func:`sparsecross.train` does when given ``client``.
 
@@ -200,6 +206,11 @@ def train_distributed(
         Exact mode and validation: chunks in flight at once (default ``max(4, 2 * workers)``).
     prefetch_rounds
         Data-parallel: rounds featurized ahead of the one training (memory on the workers).
+    admit_after, admit_probability, admit_filter_mb, max_state_mb
+        Admission and the state budget.  Exact mode: as single-node.  Data-parallel: per shard
+        (:mod:`sparsecross.dask.admit`): the state is then split into ``lanes`` shards, each
+        with its own filter (``1 / lanes`` of the single-node one) and ``max_state_mb / lanes``;
+        checkpoints hold the shards' filters and counters.  Not with ``init_state``.
 
     Returns
     -------
@@ -210,8 +221,14 @@ def train_distributed(
     from ..read import count_rows
     from ..train import TrainParams, check_inputs, check_values, export_state
 
+    from ..admission import policy_of
+    from ..budget import check_max_state_mb
+
     _check_mode(mode, valid, holdout)
-    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype)
+    admit = policy_of(admit_after, admit_probability, admit_filter_mb)
+    max_state_mb = check_max_state_mb(max_state_mb)
+    _check_ruled(mode, admit.active, max_state_mb, init_state)
+    tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype, admit)
     exact = mode == "exact"
     lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
                                                              checkpoint_rounds)
@@ -225,12 +242,22 @@ def train_distributed(
     if rows_total == 0:
         raise DataError(f"the training data {str(source)!r} has no rows")
     salt = holdout_salt(spec.hashing.seed)
+    tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
+    book = None if exact else _book(tp, max_state_mb, lanes, spec)
     run_params = tp.to_dict()
     if not exact:
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
+    if max_state_mb is not None:
+        run_params["max_state_mb"] = max_state_mb
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
     job = _Run(tp, spec, source, valid, rows_total, run_meta, on_progress, t0)
     state, epoch, start_row, start_round = _start(job, init_state, checkpoint, state_dtype, exact)
+    if book is not None and job.resumed is not None:
+        book.restore(state, job.resumed)  # the shards' filters and counters
+    if exact:  # the client trains the state itself, as single-node (its filter is the state's)
+        from ..budget import apply_budget
+
+        apply_budget(state, max_state_mb)
 
     n_workers = _check_cluster(client)
     runner = _Runner(client, retries)
@@ -248,7 +275,7 @@ def train_distributed(
             start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
             prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
             end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
-            validating=valid is not None or holdout is not None)
+            validating=valid is not None or holdout is not None, book=book, admit=tp.admit)
         if final is not None:
             if return_state:
                 _set_state(state, *final)
@@ -257,6 +284,16 @@ def train_distributed(
 
     model = export_state(trained, spec, tp, job.history, rows_total, schema=schema)
     model.params = run_params
+    if book is not None:
+        model.stats.update(book.stats())
+        run["state_bytes_peak"] = book.bytes_peak()  # the sum of the shards' peaks
+        if return_state and book.extras[0] is not None:
+            book.stage(book.extras, state, tp.admit)  # the returned state holds the filters too
+    elif exact and (admit.active or max_state_mb is not None):
+        from ..train import record_budget
+
+        record_budget(model, state, max_state_mb)
+        run["state_bytes_peak"] = state.bytes_peak
     run["seconds"] = time.perf_counter() - t0
     model.run = run  # facts about this run (never saved with the model)
     if return_state:
@@ -264,20 +301,46 @@ def train_distributed(
     return model
 
 
+def _check_ruled(mode: str, admitting: bool, max_state_mb: float | None, init_state: Any) -> None:
+    """Admission and the budget: data-parallel mode without a warm start (exact mode: as
+    single-node)."""
+    if (not admitting and max_state_mb is None) or mode == "exact":
+        return
+    what = "admit_after / admit_probability" if admitting else "max_state_mb"
+    if init_state is not None:
+        raise SparseCrossError(f"{what} on Dask cannot start from a given state (a warm start) yet; train "
+                               "without init_state, or without --dask")
+
+
+def _book(tp: Any, max_state_mb: float | None, lanes: Any, spec: FeatureSpec) -> Any:
+    """The per-shard admission and budget (:class:`.admit.ShardBook`), or None."""
+    from .admit import ShardBook, check_budget, shard_rules
+
+    rules = shard_rules(tp.admit, max_state_mb, lanes=lanes, seed=spec.hashing.seed, l1=tp.l1)
+    if rules is None:
+        return None
+    check_budget(rules, max_state_mb, spec.n_columns, tp.state_dtype)
+    return ShardBook(rules)
+
+
 def _start(job: _Run, init_state: FTRLState | None, checkpoint: Any, state_dtype: str,
            exact: bool) -> tuple[FTRLState, int, int, int]:
     """The starting state and position (epoch, row, round): fresh, ``init_state``, or
     resumed from the checkpoint folder (whose loss sums and history ``job`` takes)."""
+    from ..admission import AdmitPolicy
     from ..checkpoint import open_checkpoint
     from ..train import start_state
 
-    state = start_state(init_state, job.spec, state_dtype)
+    # data-parallel: the shards hold the filters, not the client's state
+    state = start_state(init_state, job.spec, state_dtype, job.tp.admit if exact else AdmitPolicy())
     job.ckpt_path, resumed = open_checkpoint(checkpoint, job.run_meta, n_columns=job.spec.n_columns,
                                              state_dtype=state_dtype, epochs=job.tp.epochs,
-                                             rows_total=job.rows_total, position="row" if exact else "round")
+                                             rows_total=job.rows_total, position="row" if exact else "round",
+                                             admit=job.tp.admit, seed=job.spec.hashing.seed)
     if resumed is None:
         return state, 0, 0, 0
     state, meta = resumed
+    job.resumed = meta
     epoch = int(meta["epoch"])
     start_row = int(meta.get("row", 0))
     start_round = int(meta.get("round", 0))
