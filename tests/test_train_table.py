@@ -18,6 +18,7 @@ from sparsecross.cli import main
 from sparsecross.export import model_bytes
 from sparsecross.path import regularization_path
 from sparsecross.spec import TRAIN_KEYS
+from sparsecross.train_options import TRAIN_DEFAULTS, resolve_train_options
 from sparsecross.tune import tune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,22 @@ CASES = {
 }
 
 
-def test_every_train_key_has_a_case():
+def test_every_train_key_has_a_default_and_a_case():
+    """A [train] key without a default would be dropped by the resolution: silently ignored."""
+    assert set(TRAIN_DEFAULTS) == set(TRAIN_KEYS)
     assert set(CASES) == set(TRAIN_KEYS)
+
+
+def test_resolution_rule_on_its_own():
+    """Arguments (not None) > the table > defaults; the two rules that tie keys together."""
+    tspec = parse_spec(_with_table({"l1": 5.0, "holdout": 0.2, "admit_after": 3, "admit_filter_mb": 2.0}))
+    o = resolve_train_options(tspec, {"l1": None, "alpha": 0.3, "beta": 1.0, "source": "ignored"})
+    assert (o["l1"], o["alpha"], o["beta"], o["l2"], o["holdout"]) == (5.0, 0.3, 1.0, 0.0, 0.2)
+    assert (o["admit_after"], o["admit_probability"], o["admit_filter_mb"]) == (3, None, 2.0)
+    assert resolve_train_options(tspec, {}, valid="v.parquet")["holdout"] is None
+    assert resolve_train_options(tspec, {"holdout": 0.1}, valid="v.parquet")["holdout"] == 0.1  # train refuses both
+    o = resolve_train_options(tspec, {"admit_probability": 0.5})
+    assert (o["admit_after"], o["admit_probability"], o["admit_filter_mb"]) == (None, 0.5, 2.0)
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
@@ -165,6 +180,11 @@ def test_path_api_reads_the_train_table_as_the_cli_does(tmp_path, spec):
     assert out.read_bytes() == model_bytes(api.chosen.model)
 
 
+def _numbers(points) -> list[dict[str, object]]:
+    """The points' numbers, without the artifact size (the embedded spec's [train] table counts in it)."""
+    return [{k: v for k, v in p.to_dict().items() if k != "model_bytes"} for p in points]
+
+
 TUNE_TABLE = {"beta": 2.0, "l2": 1.0, "label_smoothing": 0.05, "holdout": 0.2, "batch_rows": 4000,
               "shuffle": True, "shuffle_seed": 7, "shuffle_buffer_rows": 3000, "admit_after": 2,
               "max_state_mb": 1.0, "early_stop": 2}
@@ -182,14 +202,54 @@ def test_tune_api_reads_the_train_table_as_the_cli_does(tmp_path, spec):
     ref = tune(SAMPLE, spec, **grid, **explicit, patience=2)
     assert api.patience == 2
     assert [_bytes(p.model) for p in api.points if p.model] == [_bytes(p.model) for p in ref.points if p.model]
-    assert [p.to_dict() for p in api.points] == [p.to_dict() for p in ref.points]
+    assert _numbers(api.points) == _numbers(ref.points)
+    # [train] early_stop is the patience where it changes when points stop
+    alone = dict(grid, holdout=0.2, l2=1.0, beta=2.0)
+    stops = tune(SAMPLE, parse_spec(_with_table({"early_stop": 2})), **alone)
+    assert _numbers(stops.points) == _numbers(tune(SAMPLE, spec, **alone, patience=2).points)
+    assert _numbers(stops.points) != _numbers(tune(SAMPLE, spec, **alone).points)
     plain = tune(SAMPLE, spec, **grid, holdout=0.2)
-    assert [p.to_dict() for p in api.points] != [p.to_dict() for p in plain.points]
+    assert _numbers(api.points) != _numbers(plain.points)
     won = tune(SAMPLE, load_spec(spec_file), **grid, patience=1, beta=1.0)
     assert won.patience == 1
     ref_won = tune(SAMPLE, spec, **grid, **{**explicit, "beta": 1.0}, patience=1)
-    assert [p.to_dict() for p in won.points] == [p.to_dict() for p in ref_won.points]
+    assert _numbers(won.points) == _numbers(ref_won.points)
     out = tmp_path / "tune.scx"
     assert main(["tune", str(spec_file), str(SAMPLE), "--alpha", "0.1,0.4", "--l1", "0.5,2", "--epochs-max", "3",
                  "--out", str(out), "--quiet", "--names", "0"]) == 0
     assert out.read_bytes() == model_bytes(api.chosen.model)
+
+
+# ---------------------------------------------------------------------------- estimator
+ESTIMATOR_TABLE = {"alpha": 0.2, "beta": 2.0, "l1": 0.5, "l2": 0.1, "epochs": 2, "label_smoothing": 0.05,
+                   "admit_after": 2, "admit_filter_mb": 0.25, "max_state_mb": 1.0}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    import pyarrow.parquet as pq
+
+    return pq.read_table(SAMPLE).slice(0, 6000)
+
+
+def test_estimator_keeps_its_parameters_says_so_and_from_spec_takes_the_table(rows):
+    """scikit-learn's rule: the constructor's parameters are what ``fit`` uses (``get_params`` and
+    ``clone`` see them); a [train] table that says otherwise is named in a warning, and
+    ``FTRLClassifier.from_spec`` builds the estimator from the table: ``train``'s weights."""
+    tspec = parse_spec(_with_table(ESTIMATOR_TABLE))
+    X, y, _ = sparsecross.featurize(rows, tspec)
+    with pytest.warns(sparsecross.SparseCrossWarning, match=r"l1=1\.0.*l1 = 0\.5.*from_spec"):
+        plain = sparsecross.FTRLClassifier(spec=tspec, state_dtype="float32").fit(X, y)
+    assert plain.get_params()["l1"] == 1.0
+    clf = sparsecross.FTRLClassifier.from_spec(tspec, state_dtype="float32")
+    assert {k: clf.get_params()[k] for k in ESTIMATOR_TABLE} == ESTIMATOR_TABLE
+    clf.fit(X, y)  # no warning: filterwarnings = error
+    got = clf.to_model()
+    want = sparsecross.train(rows, tspec)
+    assert got.weights.tobytes() == want.weights.tobytes() and got.bias == want.bias
+    assert got.weights.tobytes() != plain.to_model().weights.tobytes()
+    # an explicit parameter wins over the table, and the estimator then warns about it
+    other = sparsecross.FTRLClassifier.from_spec(tspec, l1=1.0, state_dtype="float32")
+    assert other.l1 == 1.0 and other.epochs == 2
+    with pytest.warns(sparsecross.SparseCrossWarning, match=r"\(l1=1\.0\).*\(l1 = 0\.5\)"):
+        other.fit(X, y)
