@@ -253,3 +253,26 @@ def test_estimator_keeps_its_parameters_says_so_and_from_spec_takes_the_table(ro
     assert other.l1 == 1.0 and other.epochs == 2
     with pytest.warns(sparsecross.SparseCrossWarning, match=r"\(l1=1\.0\).*\(l1 = 0\.5\)"):
         other.fit(X, y)
+
+
+def test_search_and_tune_gives_the_cross_search_the_tables_values(monkeypatch):
+    """``tune --search-crosses`` (``search_and_tune``): the cross search trains with what the first
+    tune resolved from [train], not with its own defaults."""
+    import sparsecross.crosssearch as crosssearch
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def search(source, spec, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(crosssearch, "search_crosses", search)
+    tspec = parse_spec(_with_table({"beta": 2.0, "l2": 1.0, "holdout": 0.2, "early_stop": 2, "batch_rows": 4000,
+                                    "admit_after": 2}))
+    with pytest.raises(Stop):
+        crosssearch.search_and_tune(SAMPLE, tspec, k=1, alpha=[0.1], l1=[1.0], epochs_max=1, l2=0.5)
+    assert {k: seen[k] for k in ("beta", "l2", "holdout", "patience", "batch_rows", "admit_after")} == {
+        "beta": 2.0, "l2": 0.5, "holdout": 0.2, "patience": 2, "batch_rows": 4000, "admit_after": 2}
