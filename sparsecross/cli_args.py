@@ -14,39 +14,19 @@ __all__ = ["_train_options", "_add_train_flags", "_add_memory_flags"]
 
 
 def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
-    """CLI flags > the spec's [train] table > library defaults."""
-    from .train import TrainParams
+    """Every key of the spec's [train] table: CLI flags > the table > library defaults, by the
+    rule the Python API follows (:func:`sparsecross.train_options.resolve_train_options`);
+    ``args.batch_rows`` is set to its resolved value, the rest is returned."""
+    from .train_options import TRAIN_DEFAULTS, resolve_train_options
 
-    defaults = TrainParams()
-    out: dict[str, Any] = {}
-    for name in ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "holdout"):
-        cli = getattr(args, name, None)
-        if cli is not None:
-            out[name] = cli
-        elif name in spec.train:
-            out[name] = spec.train[name]
-        else:
-            out[name] = getattr(defaults, name)
-    if getattr(args, "valid", None) is not None and getattr(args, "holdout", None) is None:
-        out["holdout"] = None  # --valid replaces a [train] holdout
-    if getattr(args, "batch_rows", None) is None:  # flag > the spec's [train] table > default
-        args.batch_rows = spec.train.get("batch_rows", DEFAULT_BATCH_ROWS)
-    for name, default in (("shuffle", False), ("shuffle_seed", 0), ("shuffle_buffer_rows", None)):
-        cli = getattr(args, name, None)
-        out[name] = cli if cli is not None else spec.train.get(name, default)
-    if not out["shuffle"] and (getattr(args, "shuffle_seed", None) is not None
-                               or getattr(args, "shuffle_buffer_rows", None) is not None):
+    if getattr(args, "admit_after", None) is not None and getattr(args, "admit_probability", None) is not None:
+        raise SparseCrossError("give either --admit-after or --admit-probability, not both")
+    given = {k: getattr(args, k, None) for k in TRAIN_DEFAULTS}
+    out = resolve_train_options(spec, given, valid=getattr(args, "valid", None))
+    if not out["shuffle"] and (given["shuffle_seed"] is not None or given["shuffle_buffer_rows"] is not None):
         raise SparseCrossError("--shuffle-seed and --shuffle-buffer-rows need --shuffle "
                                "(or [train] shuffle = true in the spec)")
-    modes = ("admit_after", "admit_probability")
-    given = [m for m in modes if getattr(args, m, None) is not None]
-    if len(given) == 2:
-        raise SparseCrossError("give either --admit-after or --admit-probability, not both")
-    for m in modes:  # flag > [train] > off; an admission flag replaces the [train] table's mode
-        out[m] = getattr(args, m) if given else spec.train.get(m)
-    for name in ("admit_filter_mb", "max_state_mb"):  # flag > [train] > none
-        v = getattr(args, name, None)
-        out[name] = v if v is not None else spec.train.get(name)
+    args.batch_rows = out.pop("batch_rows")
     return out
 
 

@@ -63,10 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     guard_outputs({"--out": out, "--checkpoint": ckpt, **_checkpoint_files(ckpt, out)},
                   spec=args.spec, data=args.data, valid=args.valid)
     spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
-    opts = _train_options(args, spec)
-    early_stop = args.early_stop if args.early_stop is not None else spec.train.get("early_stop")
-    if early_stop is not None:  # flag > the spec's [train] table; absent: no early stopping
-        opts["early_stop"] = early_stop
+    opts = _train_options(args, spec)  # every [train] key, --early-stop included: flags > [train] > defaults
     model, seconds = _run(args, spec, opts)
     nbytes = save_model(model, out, encoding=args.encoding)
     report = _report(model, opts, out, nbytes, seconds)

@@ -49,7 +49,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if len(set(named)) < len(named):
         raise SparseCrossError("--out, --spec-out and --plot must name different files")
     spec = load_spec(args.spec)
-    # beta, l2, label smoothing, holdout, order, admission, state budget: flags > [train] > defaults
+    # beta, l2, label smoothing, holdout, order, admission, state budget: flags > [train] > defaults;
+    # --patience > [train] early_stop > 1 (tune resolves it); alpha, l1, epochs: the grids and --epochs-max
     opts = cli._train_options(args, spec)
     quiet = args.quiet or args.json
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -162,8 +163,9 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing", help="as train's (default 0)")
     p.add_argument("--epochs-max", type=int, default=DEFAULT_EPOCHS_MAX, dest="epochs_max", metavar="N",
                    help=f"most epochs per point (default {DEFAULT_EPOCHS_MAX})")
-    p.add_argument("--patience", type=int, default=1,
-                   help="stop a point after this many epochs without a lower validation logloss (default 1)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop a point after this many epochs without a lower validation logloss "
+                   "(default: the spec's [train] early_stop, else 1)")
     v = p.add_mutually_exclusive_group()
     v.add_argument("--valid", metavar="DATA", help="validation Parquet (scored after every epoch)")
     v.add_argument("--holdout", type=float, metavar="F",

@@ -348,13 +348,17 @@ def search_and_tune(source: Source, spec: FeatureSpec, *, k: int, min_gain: floa
 
     The cross search reads in the files' order even with ``shuffle`` (its models are only
     compared with each other).  Returns (search, first tune, final tune)."""
+    from .train_options import resolve_train_options
     from .tune import DEFAULT_ALPHA, DEFAULT_EPOCHS_MAX, tune
 
     first = tune(source, spec, **tune_options)
     pick = first.chosen or min(first.points, key=lambda p: (math.isnan(p.valid_logloss), p.valid_logloss))
-    opts = {n: tune_options[n] for n in ("beta", "l2", "patience", "label_smoothing", "valid", "holdout",
-                                         "batch_rows", "state_dtype", "admit_after", "admit_probability",
-                                         "admit_filter_mb", "max_state_mb") if n in tune_options}
+    # the settings the first tune resolved (its arguments > the spec's [train] table > defaults)
+    o = resolve_train_options(spec, tune_options, valid=tune_options.get("valid"))
+    opts = {n: o[n] for n in ("beta", "l2", "label_smoothing", "holdout", "batch_rows", "admit_after",
+                              "admit_probability", "admit_filter_mb", "max_state_mb")}
+    opts.update({n: tune_options[n] for n in ("valid", "state_dtype") if n in tune_options})
+    opts["patience"] = first.patience
     alphas = tune_options.get("alpha", DEFAULT_ALPHA)
     search = search_crosses(source, spec, k=k, min_gain=min_gain, alpha=alphas, l1=pick.l1,
                             epochs_max=tune_options.get("epochs_max", DEFAULT_EPOCHS_MAX),

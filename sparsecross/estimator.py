@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FTRLClassifier"]
 
+#: The estimator's parameters that are keys of the spec's ``[train]`` table too.
+_TABLE_PARAMS = ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "admit_after", "admit_probability",
+                 "admit_filter_mb", "max_state_mb")
+
 
 class FTRLClassifier:
     """Per-coordinate FTRL-Proximal logistic regression (McMahan et al. 2013, Algorithm 1).
@@ -70,6 +74,12 @@ class FTRLClassifier:
         parameters of :func:`sparsecross.train` (same ``state_dtype`` included) on the same
         rows in the same order, it has the same weights (admission and the state budget
         included; the admission hash is seeded with ``spec.hashing.seed``, or 0 without a spec).
+        The spec's ``[train]`` table is not read: as in scikit-learn, the constructor's
+        parameters are the truth (``get_params``, ``clone`` and grid searches see what ``fit``
+        uses); ``fit`` warns (:class:`~sparsecross.errors.SparseCrossWarning`) when the table
+        sets one of them to another value, and :meth:`from_spec` builds the estimator from the
+        table.  Its keys ``holdout``, ``batch_rows``, ``shuffle*`` and ``early_stop`` do not apply
+        to ``fit`` on rows in memory (every row is fitted, in the given order).
 
     Examples
     --------
@@ -205,6 +215,7 @@ class FTRLClassifier:
         params = self._params()
         X = self._check_X(X, reset=True)
         self._check_spec(X)
+        self._say_table()
         y = self._check_y(y, X.shape[0])
         self._encode(y)
         for epoch in range(params.epochs):
@@ -220,6 +231,7 @@ class FTRLClassifier:
         X = self._check_X(X, reset=first)
         if first:
             self._check_spec(X)
+            self._say_table()
         y = self._check_y(y, X.shape[0])
         if first and not hasattr(self, "classes_"):
             self._encode(y, classes=classes)
@@ -260,6 +272,42 @@ class FTRLClassifier:
             raise ParameterError(f"X has {X.shape[1]} columns but spec makes {spec.n_columns}; featurize the "
                                  "rows with this spec (sparsecross.featurize(data, spec))")
         return spec
+
+    def _say_table(self) -> None:
+        """Warn when the spec's [train] table sets one of the parameters to another value: the
+        constructor's are used (scikit-learn's rule), never silently."""
+        if self.spec is None:
+            return
+        differ = {k: v for k, v in self.spec.train.items() if k in _TABLE_PARAMS and getattr(self, k) != v}
+        if differ:
+            import warnings
+
+            from .errors import SparseCrossWarning
+
+            mine = ", ".join(f"{k}={getattr(self, k)!r}" for k in differ)
+            table = ", ".join(f"{k} = {v!r}" for k, v in differ.items())
+            warnings.warn(f"FTRLClassifier fits with its own parameters ({mine}), not the spec's [train] table "
+                          f"({table}); FTRLClassifier.from_spec(spec) takes the table's values", SparseCrossWarning,
+                          stacklevel=3)
+
+    @classmethod
+    def from_spec(cls, spec: FeatureSpec, **params: Any) -> FTRLClassifier:
+        """An estimator with ``spec`` whose parameters are ``params``, else the values of the
+        spec's ``[train]`` table, else the defaults: the rule of :func:`sparsecross.train` and the
+        CLI (:func:`~sparsecross.train_options.resolve_train_options`), applied once here, so the
+        constructor's parameters (what ``get_params`` and ``clone`` see) are the ones ``fit`` uses.
+
+        >>> import sparsecross as sx
+        >>> spec = sx.parse_spec({"label": {"column": "y"}, "train": {"l1": 5.0, "epochs": 2},
+        ...                       "features": [{"name": "c", "kind": "categorical", "column": "c"}]})
+        >>> clf = FTRLClassifier.from_spec(spec, epochs=3)
+        >>> clf.l1, clf.epochs, clf.alpha
+        (5.0, 3, 0.1)
+        """
+        from .train_options import resolve_train_options
+
+        o = resolve_train_options(spec, params)
+        return cls(**{**{k: o[k] for k in _TABLE_PARAMS}, **params, "spec": spec})
 
     # ----------------------------------------------------------- model export
     def to_model(self) -> SparseModel:

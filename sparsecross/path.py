@@ -27,12 +27,13 @@ from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
 from .order import Shuffle
-from .read import DEFAULT_BATCH_ROWS, Source, count_rows
+from .read import Source, count_rows
 from .spec import FeatureSpec
 from .state import FTRLState
 from .multitrain import Lane, epoch_record, train_epoch
 from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, check_inputs, check_values,
                     evaluate_states, export_state, in_memory, prefetch, record_budget)
+from .train_options import resolve_train_options
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
 
@@ -155,10 +156,10 @@ def regularization_path(
     *,
     l1: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0),
     l2: Sequence[float] = (0.0,),
-    alpha: float = 0.1,
-    beta: float = 1.0,
-    epochs: int = 1,
-    label_smoothing: float = 0.0,
+    alpha: float | None = None,
+    beta: float | None = None,
+    epochs: int | None = None,
+    label_smoothing: float | None = None,
     valid: Source | None = None,
     holdout: float | None = None,
     max_nonzeros: int | None = None,
@@ -166,11 +167,11 @@ def regularization_path(
     search_passes: int = 2,
     search_points: int = 4,
     encoding: str = "float32",
-    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_rows: int | None = None,
     state_dtype: str = "float32",
     on_pass: Callable[[int, int], None] | None = None,
-    shuffle: bool = False,
-    shuffle_seed: int = 0,
+    shuffle: bool | None = None,
+    shuffle_seed: int | None = None,
     shuffle_buffer_rows: int | None = None,
     admit_after: int | None = None,
     admit_probability: float | None = None,
@@ -179,6 +180,11 @@ def regularization_path(
 ) -> PathResult:
     """Train the grid ``l1 x l2`` (one read of the data for all points) and, with a budget,
     pick the best validation logloss among models within it, refining l1 near the budget.
+    ``alpha``, ``beta``, ``epochs``, ``label_smoothing``, ``holdout``, ``batch_rows`` and the
+    options below: as ``train``'s, the same for every point; each not given (None) comes from the
+    spec's ``[train]`` table, else ``train``'s default, as ``train`` and the CLI read them
+    (:func:`~sparsecross.train_options.resolve_train_options`).  ``l1`` and ``l2`` are the grid:
+    ``[train] l1`` and ``l2`` are not used, nor ``early_stop`` (every point trains ``epochs``).
     ``shuffle``, ``shuffle_seed``, ``shuffle_buffer_rows``: the training order, as ``train``'s
     (every pass reads each epoch once, in that order, for all its points).
     ``admit_after``, ``admit_probability``, ``admit_filter_mb``: admission, as ``train``'s;
@@ -191,6 +197,12 @@ def regularization_path(
     SparseCrossError
         Empty or non-increasing grid, no validation data, both budgets given.
     """
+    o = resolve_train_options(spec, dict(locals(), l1=None, l2=None), valid=valid)  # arguments > [train] > defaults
+    alpha, beta, epochs, label_smoothing, holdout, batch_rows, shuffle, shuffle_seed, shuffle_buffer_rows = (
+        o[k] for k in ("alpha", "beta", "epochs", "label_smoothing", "holdout", "batch_rows", "shuffle",
+                       "shuffle_seed", "shuffle_buffer_rows"))
+    admit_after, admit_probability, admit_filter_mb, max_state_mb = (
+        o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb"))
     source, valid = in_memory(source, valid, shuffle=shuffle)
     check_grid(list(l1), "l1")
     check_grid(list(l2), "l2")

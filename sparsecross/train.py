@@ -21,12 +21,13 @@ from .errors import DataError
 from .featurize import resolve_spec
 from .hashing import holdout_salt
 from .names import record_names
-from .read import DEFAULT_BATCH_ROWS, Source, count_rows
+from .read import Source, count_rows
 from .spec import FeatureSpec
 from .state import FTRLState
 from .train_eval import check_inputs, check_values, evaluate_state, evaluate_states  # noqa: F401
 from .train_options import (_check_client_options, _check_early_stop, _check_single_node,  # noqa: F401
-                            _check_sizes, _order_options, _order_params, _shuffle_of, in_memory)
+                            _check_sizes, _order_params, _shuffle_of, in_memory,
+                            resolve_train_options)
 from .train_params import ProgressEvent, TrainParams
 from .train_report import export_state, finish_run, peak_rss_bytes, record_budget  # noqa: F401
 from .train_resume import _bound, _resume, _run_meta, start_state
@@ -44,16 +45,16 @@ def train(
     source: Source,
     spec: FeatureSpec,
     *,
-    alpha: float = 0.1,
-    beta: float = 1.0,
-    l1: float = 1.0,
-    l2: float = 0.0,
-    epochs: int = 1,
-    label_smoothing: float = 0.0,
+    alpha: float | None = None,
+    beta: float | None = None,
+    l1: float | None = None,
+    l2: float | None = None,
+    epochs: int | None = None,
+    label_smoothing: float | None = None,
     holdout: float | None = None,
     valid: Source | None = None,
     state_dtype: str = "float32",
-    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_rows: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 5_000_000,
     on_progress: Callable[[ProgressEvent], None] | None = None,
@@ -82,13 +83,20 @@ def train(
         it cannot do).  The same rows give the same model, bit for bit, from memory or from
         a Parquet file.
     spec
-        The feature spec (``quantiles`` buckets are resolved from ``source`` first).
+        The feature spec (``quantiles`` buckets are resolved from ``source`` first).  Every
+        argument that is also a key of its ``[train]`` table (alpha, beta, l1, l2, epochs,
+        label_smoothing, holdout, batch_rows, shuffle, shuffle_seed, shuffle_buffer_rows,
+        early_stop, max_state_mb, admit_after, admit_probability, admit_filter_mb) takes, when
+        not given (None), the table's value, else its default: as the CLI's flags do (see
+        :func:`~sparsecross.train_options.resolve_train_options`).  Passing a value, the default
+        included, wins over the table.  ``valid`` replaces a ``[train] holdout``; an
+        ``admit_after`` or ``admit_probability`` argument replaces the table's admission mode.
     alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype
-        See :class:`TrainParams`.
+        See :class:`TrainParams` (defaults 0.1, 1.0, 1.0, 0.0, 1, 0.0, none, "float32").
     valid
         Validation data (same schema, files or in-memory); scored at the end of every epoch.
     batch_rows
-        Rows per Arrow batch (memory scales with it, results do not).
+        Rows per Arrow batch (memory scales with it, results do not; default 65,536).
     checkpoint
         Folder for ``state.npz``: written atomically every ``checkpoint_every`` rows and at
         the end of every epoch.  If it already holds a checkpoint of the same run (same spec,
@@ -106,8 +114,7 @@ def train(
     shuffle, shuffle_seed, shuffle_buffer_rows
         Read every epoch in a new seeded order: row groups permuted, then rows permuted in
         windows of ``shuffle_buffer_rows`` rows (memory scales with it; see
-        :mod:`sparsecross.order`).  Each not given (None) comes from the spec's ``[train]``
-        table, as the CLI's flags do, else its default: off (the files' order), seed 0, buffer
+        :mod:`sparsecross.order`).  Defaults: off (the files' order), seed 0, buffer
         262,144 rows; the seed and buffer are ignored without ``shuffle``.  The holdout rows
         are the same with or without it.
     early_stop
@@ -141,7 +148,13 @@ def train(
     SparseCrossError
         Bad parameters, data that does not match the spec, a checkpoint of another run.
     """
-    shuffle, shuffle_seed, shuffle_buffer_rows = _order_options(spec, shuffle, shuffle_seed, shuffle_buffer_rows)
+    o = resolve_train_options(spec, locals(), valid=valid)  # the arguments > the spec's [train] table > defaults
+    alpha, beta, l1, l2, epochs, label_smoothing, holdout, batch_rows = (
+        o[k] for k in ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "holdout", "batch_rows"))
+    shuffle, shuffle_seed, shuffle_buffer_rows, early_stop, max_state_mb = (
+        o[k] for k in ("shuffle", "shuffle_seed", "shuffle_buffer_rows", "early_stop", "max_state_mb"))
+    admit_after, admit_probability, admit_filter_mb = (o[k] for k in ("admit_after", "admit_probability",
+                                                                      "admit_filter_mb"))
     source, valid = in_memory(source, valid, shuffle=shuffle, checkpoint=checkpoint, client=client)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)

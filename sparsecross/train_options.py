@@ -1,20 +1,52 @@
-"""The options of :func:`sparsecross.train` checked and normalised before any work: in-memory
-inputs, the reading order (arguments > the spec's ``[train]`` table > defaults), early
-stopping, and what a Dask client cannot do yet."""
+"""The options of :func:`sparsecross.train` checked and normalised before any work: the spec's
+``[train]`` table (arguments > ``[train]`` > defaults, one rule for the API and the CLI),
+in-memory inputs, the reading order, early stopping, and what a Dask client cannot do yet."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from ._defaults import DEFAULT_BATCH_ROWS
 from .admission import AdmitPolicy
 from .errors import ParameterError, SparseCrossError
 from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, Shuffle
 from .read import Source
 from .spec import FeatureSpec
+from .train_params import TrainParams
 
-__all__ = ["in_memory"]
+__all__ = ["in_memory", "resolve_train_options", "TRAIN_DEFAULTS"]
+
+_PARAMS = TrainParams()
+#: What every key of the spec's ``[train]`` table (:data:`sparsecross.spec.TRAIN_KEYS`) is when
+#: neither an argument (a CLI flag) nor the table gives it; None: off.  A new ``[train]`` key
+#: goes here too (tests/test_train_table.py checks both lists name the same keys).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "alpha": _PARAMS.alpha, "beta": _PARAMS.beta, "l1": _PARAMS.l1, "l2": _PARAMS.l2, "epochs": _PARAMS.epochs,
+    "label_smoothing": _PARAMS.label_smoothing, "holdout": _PARAMS.holdout, "batch_rows": DEFAULT_BATCH_ROWS,
+    "shuffle": False, "shuffle_seed": 0, "shuffle_buffer_rows": None, "early_stop": None, "max_state_mb": None,
+    "admit_after": None, "admit_probability": None, "admit_filter_mb": None,
+}
+
+
+def resolve_train_options(spec: FeatureSpec, given: Mapping[str, Any], *, valid: Any = None) -> dict[str, Any]:
+    """Every key of the spec's ``[train]`` table: its value in ``given`` (a function's arguments,
+    the CLI's flags) when not None, else the table's, else :data:`TRAIN_DEFAULTS`'.
+
+    The one rule of ``train``, ``path``, ``tune`` and their CLI commands, so that they cannot
+    drift.  Other names in ``given`` are ignored.  Two rules tie keys together: validation data
+    (``valid``) with no ``holdout`` given replaces the table's holdout, and an admission mode given
+    (``admit_after`` or ``admit_probability``) replaces the table's mode (both keys).
+    """
+    table = getattr(spec, "train", None) or {}
+    out = {k: given[k] if given.get(k) is not None else table.get(k, default) for k, default in TRAIN_DEFAULTS.items()}
+    if valid is not None and given.get("holdout") is None:
+        out["holdout"] = None
+    if given.get("admit_after") is not None or given.get("admit_probability") is not None:
+        out["admit_after"], out["admit_probability"] = given.get("admit_after"), given.get("admit_probability")
+    return out
 
 
 def in_memory(source: Any, valid: Any = None, *, shuffle: bool = False, checkpoint: Any = None,
@@ -43,17 +75,6 @@ def in_memory(source: Any, valid: Any = None, *, shuffle: bool = False, checkpoi
         raise ParameterError("a Dask client needs Parquet files the workers can read; write the in-memory data "
                              "to Parquet or train without a client")
     return (source if mem is None else mem), (valid if vmem is None else vmem)
-
-
-def _order_options(spec: FeatureSpec, shuffle: bool | None, seed: int | None,
-                   buffer_rows: int | None) -> tuple[Any, Any, Any]:
-    """``(shuffle, shuffle_seed, shuffle_buffer_rows)``: each argument given, else the spec's
-    ``[train]`` value, else the default (as the CLI's ``--shuffle`` flags do)."""
-    given = {"shuffle": shuffle, "shuffle_seed": seed, "shuffle_buffer_rows": buffer_rows}
-    defaults = {"shuffle": False, "shuffle_seed": 0, "shuffle_buffer_rows": None}
-    table = getattr(spec, "train", None) or {}
-    return tuple(given[k] if given[k] is not None else table.get(k, defaults[k])  # type: ignore[return-value]
-                 for k in given)
 
 
 def _shuffle_of(shuffle: bool, seed: int, buffer_rows: int | None) -> Shuffle | None:

@@ -36,10 +36,11 @@ from .hashing import holdout_salt
 from .model import SparseModel
 from .multitrain import Lane, run_lanes
 from .path import check_grid, check_validation_and_budget
-from .read import DEFAULT_BATCH_ROWS, Source, count_rows
+from .read import Source, count_rows
 from .spec import FeatureSpec
 from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, check_inputs, check_values,
                     export_state, in_memory, record_budget)
+from .train_options import resolve_train_options
 
 __all__ = ["TunePoint", "TuneResult", "tune", "DEFAULT_ALPHA", "DEFAULT_L1", "DEFAULT_EPOCHS_MAX"]
 
@@ -165,20 +166,20 @@ def tune(
     *,
     alpha: Sequence[float] = DEFAULT_ALPHA,
     l1: Sequence[float] = DEFAULT_L1,
-    l2: float = 0.0,
-    beta: float = 1.0,
+    l2: float | None = None,
+    beta: float | None = None,
     epochs_max: int = DEFAULT_EPOCHS_MAX,
-    patience: int = 1,
-    label_smoothing: float = 0.0,
+    patience: int | None = None,
+    label_smoothing: float | None = None,
     valid: Source | None = None,
     holdout: float | None = None,
     max_nonzeros: int | None = None,
     max_bytes: int | None = None,
     encoding: str = "float32",
-    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_rows: int | None = None,
     state_dtype: str = "float32",
-    shuffle: bool = False,
-    shuffle_seed: int = 0,
+    shuffle: bool | None = None,
+    shuffle_seed: int | None = None,
     shuffle_buffer_rows: int | None = None,
     names: int = 0,
     on_epoch: Callable[[int, int], None] | None = None,
@@ -195,6 +196,13 @@ def tune(
     epochs=point.epochs, valid=valid, holdout=holdout, names=names, ...)``, byte for byte.
     ``names``: as ``train``'s (the CLI's default is 100), recorded during the first epoch.
     ``on_epoch(epoch, live_points)`` is called before each epoch.
+    ``l2``, ``beta``, ``label_smoothing``, ``holdout``, ``batch_rows``, the order and the memory
+    options below: as ``train``'s, the same for every point; each not given (None) comes from the
+    spec's ``[train]`` table, else ``train``'s default, as ``train`` and the CLI read them
+    (:func:`~sparsecross.train_options.resolve_train_options`).  ``patience`` not given is
+    ``[train] early_stop`` (the same rule: epochs without a lower validation logloss), else 1.
+    ``alpha``, ``l1`` and the epochs are what ``tune`` searches: ``[train] alpha``, ``l1`` and
+    ``epochs`` are not used (the grids and ``epochs_max`` are).
     ``admit_after``, ``admit_probability``, ``admit_filter_mb``, ``max_state_mb``: admission and
     the state budget, as ``train``'s, for every point: each point has its own filter and its own
     budget (the points' states together hold up to points x ``max_state_mb`` MiB).  A point keeps
@@ -210,6 +218,13 @@ def tune(
         An empty or non-increasing grid, no validation data (or no validation rows), both
         budgets, bad parameters or data that do not match the spec.
     """
+    o = resolve_train_options(spec, dict(locals(), alpha=None, l1=None, early_stop=patience), valid=valid)
+    l2, beta, label_smoothing, holdout, batch_rows, shuffle, shuffle_seed, shuffle_buffer_rows = (
+        o[k] for k in ("l2", "beta", "label_smoothing", "holdout", "batch_rows", "shuffle", "shuffle_seed",
+                       "shuffle_buffer_rows"))
+    admit_after, admit_probability, admit_filter_mb, max_state_mb = (
+        o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb"))
+    patience = 1 if o["early_stop"] is None else o["early_stop"]
     source, valid = in_memory(source, valid, shuffle=shuffle)
     alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
     check_grid(alpha, "alpha")
