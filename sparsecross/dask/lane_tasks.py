@@ -1,5 +1,6 @@
 """Worker tasks of one data-parallel lane: prepare a chunk (featurize, renumber by its
-distinct keys, split by shard), train it on a dense array of its keys, split the result."""
+distinct keys, split by shard), hand its keys to the shards' look-ups, train it on a dense
+array of its keys (the result split by shard, for the shards' merges)."""
 
 from __future__ import annotations
 
@@ -45,19 +46,26 @@ def _task_prepare(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: fl
     return _LaneChunk(b.X.indptr, local, b.X.data, b.y, sw, mask, len(keys), positions, [keys[p] for p in positions])
 
 
-def _task_shard_keys(prep: _LaneChunk, s: int) -> np.ndarray:
-    """Task: the keys of a prepared chunk that shard ``s`` owns (small: they travel)."""
-    return prep.keys[s]
+def _task_lane_keys(prep: _LaneChunk) -> list[np.ndarray]:
+    """Task: a prepared chunk's keys, per shard (small: they travel to every shard's look-up)."""
+    return prep.keys
 
 
-def _task_train_lane(prep: _LaneChunk, bias: np.ndarray, acc: np.ndarray, params: FTRLParams,
-                     *base: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Task: train one lane of a round.
+#: A lane's result: the new (z, n) of its keys per shard (in the order of ``_LaneChunk.keys``),
+#: the new bias and the new loss sums.
+_LaneResult = tuple[list[np.ndarray], np.ndarray, np.ndarray]
 
-    ``base[s]``: the (z, n) of the chunk's keys of shard s at the start of the round; ``bias``
-    the global bias; ``acc`` the progressive-loss sums to continue.  Returns the new (z, n)
-    per shard (same order), the new bias and the new sums.  A pure function of its inputs.
+
+def _task_train_lane(prep: _LaneChunk, bias: np.ndarray, acc: np.ndarray, params: FTRLParams, lane: int,
+                     *looked: list[np.ndarray]) -> _LaneResult:
+    """Task: train lane ``lane`` of a round.
+
+    ``looked[s]``: shard s's look-up of the round (one (z, n) array per lane; this lane's is
+    ``looked[s][lane]``, the values of its keys of shard s at the start of the round);
+    ``bias`` the global bias; ``acc`` the progressive-loss sums to continue.  Returns the new
+    (z, n) per shard, the new bias and the new sums.  A pure function of its inputs.
     """
+    base = [part[lane] for part in looked]
     zn = np.zeros((prep.n_keys, 2), dtype=base[0].dtype if base else np.float32)
     for pos, values in zip(prep.positions, base):
         zn[pos] = values
@@ -66,13 +74,3 @@ def _task_train_lane(prep: _LaneChunk, bias: np.ndarray, acc: np.ndarray, params
     ftrl_pass_local(prep.indptr, prep.local, prep.data, prep.y, prep.sample_weight, prep.mask, zn, bias, params,
                     acc)
     return [zn[pos] for pos in prep.positions], bias, acc
-
-
-def _task_lane_part(result: tuple[list[np.ndarray], np.ndarray, np.ndarray], s: int) -> np.ndarray:
-    """Task: shard ``s``'s part of a lane's result (only that part travels to the shard)."""
-    return result[0][s]
-
-
-def _task_lane_meta(result: tuple[list[np.ndarray], np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Task: a lane's new bias and loss sums (for the client)."""
-    return result[1], result[2]
