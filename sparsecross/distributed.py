@@ -35,7 +35,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
              "_task_featurize", "_task_featurize_valid"),
     "shards": ("_SHARDS", "_DROPPED", "_ShardLost", "_Shard", "_shard", "_dropped", "_task_shard_init",
                "_task_lookup", "_task_merge", "_task_dump", "_drop_shards", "_set_state", "_RowsState"),
-    "lane_tasks": ("_LaneChunk", "_task_prepare", "_task_lane_keys", "_task_train_lane"),
+    "lane_tasks": ("_LaneChunk", "_PREPARED", "_prepare", "_task_prepare", "_drop_prepared", "_task_train_lane"),
     "scoring": ("_task_predict", "_task_metrics", "_scoring"),
     "waiting": ("PAUSED_LIMIT_S",),
     "rounds": ("ROUND_FAILURES", "_train_rounds"),

@@ -1,8 +1,9 @@
 """The data-parallel exchange of one round, task by task, without a cluster.
 
-The round loop submits, per round, one look-up per shard (for every lane's keys there), one
-training task per lane (fed by every shard's look-up) and one merge per shard (taking every
-lane's whole result).  Here those task functions are called in-process in the order the
+The round loop submits, per round, one preparation per lane (the chunk stays on its worker,
+its keys travel), one look-up per shard (for every lane's keys there), one training task per
+lane (fed by every shard's look-up) and one merge per shard (taking every lane's whole
+result).  Here those task functions are called in-process in the order the
 loop's dependencies impose, with more shards than the test cluster has workers, and the
 state they build is compared with the plain-Python definition of data-parallel rounds
 (``reference_data_parallel``, the dict-based FTRL oracle).
@@ -21,7 +22,7 @@ pytest.importorskip("distributed")  # (the reference lives in the Dask test modu
 import sparsecross  # noqa: E402
 from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
 from sparsecross.dask import shards  # noqa: E402
-from sparsecross.dask.lane_tasks import _task_lane_keys, _task_prepare, _task_train_lane  # noqa: E402
+from sparsecross.dask.lane_tasks import _PREPARED, _task_prepare, _task_train_lane  # noqa: E402
 from sparsecross.dask.plan import _plan  # noqa: E402
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
@@ -48,17 +49,19 @@ def _run_rounds(path: Path, lanes: int, n_shards: int, token: str):
     bias, acc = np.zeros(2), np.zeros(3)
     try:
         for i, r0 in enumerate(range(0, len(chunks), lanes)):
-            preps = [_task_prepare(c, SPEC, 65536, None, 0, key_dtype, n_shards) for c in chunks[r0:r0 + lanes]]
-            keys = [_task_lane_keys(p) for p in preps]
+            lane_chunks = chunks[r0:r0 + lanes]
+            keys = [_task_prepare(c, SPEC, 65536, None, 0, key_dtype, n_shards, token, 0) for c in lane_chunks]
             looked = [shards._task_lookup(token, s, i, keys, after[s]) for s in range(n_shards)]
-            acc_in = [acc.copy() if j == 0 else np.zeros(3) for j in range(len(preps))]
-            results = [_task_train_lane(p, bias.copy(), acc_in[j], params, j, *looked) for j, p in enumerate(preps)]
+            acc_in = [acc.copy() if j == 0 else np.zeros(3) for j in range(len(keys))]
+            results = [_task_train_lane(keys[j], token, 0, c.index, bias.copy(), acc_in[j], params, j, *looked)
+                       for j, c in enumerate(lane_chunks)]
+            assert not any(k[0] == token for k in _PREPARED)  # a trained chunk is dropped
             merged = [shards._task_merge(token, s, i, keys, looked[s], results, after[s]) for s in range(n_shards)]
             # a merge run again (a retry after it was applied) changes nothing and says the same
             assert shards._task_merge(token, 0, i, keys, looked[0], results, after[0]) == merged[0]
             assert all(m[1] == [] for m in merged[1:])  # only shard 0 carries the lanes' bias and sums
             metas = merged[0][1]
-            assert len(metas) == len(preps)
+            assert len(metas) == len(keys)
             for (b, a), r in zip(metas, results):
                 assert np.array_equal(b, r[1]) and np.array_equal(a, r[2])
             trained = [b for b, a in metas]  # (every lane trains rows here: no holdout)
@@ -72,6 +75,7 @@ def _run_rounds(path: Path, lanes: int, n_shards: int, token: str):
         return state, bias, float(acc[0])
     finally:
         shards._drop_shards(token)
+        assert not any(k[0] == token for k in _PREPARED)
 
 
 @pytest.mark.parametrize("n_shards", [1, 3])
@@ -106,3 +110,21 @@ def test_a_look_up_of_the_wrong_round_is_refused(train_path):
             shards._task_lookup(token, 0, 1, [[np.zeros(1, np.uint64)]], None)
     finally:
         shards._drop_shards(token)
+
+
+def test_a_lane_whose_prepared_chunk_is_gone_is_a_lost_shard(train_path):
+    """A lane task on a worker that no longer holds its prepared chunk (restarted, or the run
+    was dropped) fails as a lost shard (the round loop restarts from its snapshot), and a
+    preparation of a dropped run keeps nothing."""
+    chunks, _ = _plan(train_path, SPEC)
+    key_dtype = np.dtype(np.uint64).str
+    params = FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0)
+    keys = _task_prepare(chunks[0], SPEC, 65536, None, 0, key_dtype, 1, "exchange-gone-a0", 0)
+    assert ("exchange-gone-a0", 0, 0) in _PREPARED
+    shards._drop_shards("exchange-gone")  # the run and its attempts
+    assert not any(k[0].startswith("exchange-gone") for k in _PREPARED)
+    with pytest.raises(shards._ShardLost, match="prepared chunk 0 is not on this worker"):
+        _task_train_lane(keys, "exchange-gone-a0", 0, 0, np.zeros(2), np.zeros(3), params, 0, [np.zeros((0, 2))])
+    with pytest.raises(shards._ShardLost, match="was stopped"):
+        _task_prepare(chunks[1], SPEC, 65536, None, 0, key_dtype, 1, "exchange-gone-a1", 0)
+    assert not any(k[0].startswith("exchange-gone") for k in _PREPARED)

@@ -3,8 +3,9 @@
 The global state lives on the workers, one shard per worker (keys split by ``shard_of``).
 Per round, each shard looks up every lane's keys it owns (one task per shard), each lane
 trains its chunk where the chunk was prepared (one task per lane), and each shard merges the
-lanes' results for its keys (one task per shard): with the preparation and the lane's keys,
-3K + 2S tasks per round for K lanes and S shards.  The client only merges the bias and the
+lanes' results for its keys (one task per shard): with the preparations (which keep the
+chunk on its lane's worker and return its keys), 2K + 2S tasks per round for K lanes and S
+shards.  The client only merges the bias and the
 loss sums and submits the next round while the current one merges.
 
 At every checkpoint and epoch end the client takes a snapshot of the shards: the point
@@ -31,7 +32,7 @@ from ..read import Source, _short
 from ..spec import FeatureSpec
 from ..state import FTRLState
 from .faults import _name_suspects
-from .lane_tasks import _task_lane_keys, _task_prepare, _task_train_lane
+from .lane_tasks import _task_prepare, _task_train_lane
 from .plan import _plan
 from .runner import _Runner
 from .shards import (
@@ -88,7 +89,7 @@ class _RoundLoop:
         self.chunk_of: dict[str, tuple[int, ...]] = {}  # key of a live task -> the chunks it works on
         self.waiter = _Waiter(runner, self.timers)
         # the current attempt's prepared chunks, last round's futures, the step waited for
-        self.prep: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
+        self.prep: dict[tuple[int, int], Any] = {}  # (epoch, chunk) -> its preparation (its keys)
         self.round_futs: list[Any] = []
         self.token = ""
         self.waiting: int | None = None
@@ -143,15 +144,14 @@ class _RoundLoop:
             for j, c in enumerate(self.rounds[r]):
                 w = self.home(self.next_prep, j)
                 on = (c.index,)
-                pf = self.submit(_task_prepare, c, *self.prep_args, name=f"prep-e{e}-c{c.index}", worker=w, on=on)
-                kf = self.submit(_task_lane_keys, pf, name=f"keys-e{e}-c{c.index}", priority=5, worker=w, on=on)
-                self.prep[(e, c.index)] = (pf, kf)
+                self.prep[(e, c.index)] = self.submit(_task_prepare, c, *self.prep_args, self.token, e,
+                                                      name=f"prep-e{e}-c{c.index}", worker=w, on=on)
             self.next_prep += 1
 
     def submit_lookups(self, i: int) -> list[Any]:
         """Round ``i``'s look-ups: per shard, the (z, n) of every lane's keys there."""
         e, r = self.schedule[i]
-        kfs = [self.prep[(e, c.index)][1] for c in self.rounds[r]]
+        kfs = [self.prep[(e, c.index)] for c in self.rounds[r]]
         on = tuple(c.index for c in self.rounds[r])
         return [self.submit(_task_lookup, self.token, s, i, kfs, self.merged[s], name=f"look-{i}-s{s}",
                             priority=30, worker=self.owners[s], on=on) for s in range(self.n_shards)]
@@ -162,9 +162,9 @@ class _RoundLoop:
         sums."""
         e, r = self.schedule[i]
         lane_chunks = self.rounds[r]
-        kfs = [self.prep[(e, c.index)][1] for c in lane_chunks]
+        kfs = [self.prep[(e, c.index)] for c in lane_chunks]
         acc_in = [self.acc.copy() if j == 0 else np.zeros(3, dtype=np.float64) for j in range(len(lane_chunks))]
-        trains = [self.submit(_task_train_lane, self.prep[(e, c.index)][0], self.bias.copy(), acc_in[j],
+        trains = [self.submit(_task_train_lane, kfs[j], self.token, e, c.index, self.bias.copy(), acc_in[j],
                               self.params, j, *looked, name=f"lane-{i}-l{j}", priority=20, worker=self.home(i, j),
                               on=(c.index,)) for j, c in enumerate(lane_chunks)]
         self.merged = [self.submit(_task_merge, self.token, s, i, kfs, looked[s], trains, self.merged[s],
@@ -267,7 +267,7 @@ class _RoundLoop:
         chunks, the last round's results): nothing stays in the workers' memory."""
         prep, self.prep = self.prep, {}
         round_futs, self.round_futs = self.round_futs, []
-        self.runner.cancel(self.live + [f for pf_kf in prep.values() for f in pf_kf] + round_futs)
+        self.runner.cancel(self.live + list(prep.values()) + round_futs)
         self.live.clear()
         self.chunk_of.clear()
 
@@ -278,7 +278,7 @@ class _RoundLoop:
         # in flight: the round waited for, and chunks whose preparation had not finished (or
         # whose prepared chunk was lost with the worker); of those, the chunks of the tasks on
         # the lost worker are the suspects
-        unfinished = {ci for (_e, ci), (pf, _k) in self.prep.items() if pf.status != "finished"}
+        unfinished = {ci for (_e, ci), pf in self.prep.items() if pf.status != "finished"}
         hit = self.waiter.on_lost_workers(self.chunk_of)
         in_flight = frozenset(unfinished | {c.index for c in self.rounds[self.schedule[step][1]]} | hit)
         self.release()

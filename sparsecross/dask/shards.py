@@ -131,12 +131,16 @@ def _task_dump(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray
 
 
 def _drop_shards(token: str) -> int:
-    """Run on every worker: forget the shards of a run or attempt ``token`` (and of the
-    attempts of a run), now and if a task still running creates one later."""
+    """Run on every worker: forget the shards and prepared chunks of a run or attempt
+    ``token`` (and of the attempts of a run), now and if a task still running creates one
+    later."""
+    from .lane_tasks import _drop_prepared
+
     _DROPPED.add(token)
     dropped = [k for k in _SHARDS if k[0] == token or k[0].startswith(token + "-")]
     for k in dropped:
         del _SHARDS[k]
+    _drop_prepared(token)
     return len(dropped)
 
 
