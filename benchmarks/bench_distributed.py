@@ -345,7 +345,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"Dask scale-out, {res['rows']:,} rows in {res['row_groups']} row groups, "
         f"{res['cpus']} CPUs, load average {res['loadavg_start']} -> {res['loadavg_end']}",
         "",
-        "| config | rows/s | vs single | s | CPU s (client + workers), vs single | test logloss | vs single | AUC | rounds "
+        "| config | rows/s | vs single | s | CPU s (client + workers), vs single | test logloss | vs single | AUC "
+        "| rounds "
         "| round s (mean) | client CPU s/round | client peak RSS | worker peak RSS |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]

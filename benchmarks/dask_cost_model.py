@@ -1,6 +1,6 @@
 """Cost model of data-parallel training on Dask, fitted on ``bench_distributed.py`` results.
 
-    python benchmarks/dask_cost_model.py /tmp/b.json [--rows-per-lane 500000] [--json out.json]
+    python benchmarks/dask_cost_model.py RESULTS.json [MORE.json ...] [--rows-per-lane 500000] [--json out.json]
 
 Per round, with K lanes and S = W workers (one shard each), the round loop submits
 T = 2K + 2S tasks (a preparation and a training task per lane, a look-up and a merge per
@@ -72,12 +72,15 @@ def distinct_keys(rows: int, data: Path, spec: Path) -> float:
     return float(np.mean(counts))
 
 
-def fit(res: dict[str, Any]) -> dict[str, Any]:
-    runs = {n: r for n, r in res["results"].items() if n.startswith("dp") and r and "error" not in r}
+def fit(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Least squares over the data-parallel runs of every results file (run ``name`` of the
+    i-th file is ``name#i``)."""
+    runs = {f"{n}#{i}": r for i, res in enumerate(results) for n, r in res["results"].items()
+            if n.startswith("dp") and r and "error" not in r}
     rows_t, ys, yw, rows, wtask, facts = [], [], [], [], [], {}
     for name, r in sorted(runs.items()):
         k = r["params"]["lanes"]
-        s = 1 if name.endswith("1worker") else 2
+        s = 1 if name.split("#")[0].endswith("1worker") else 2
         idle = r["idle_cpu_per_second"]
         tc, wt = r["client_thread_cpu_seconds"], r["worker_thread_cpu_seconds"]
         sched = tc["tasks"] + tc["other"] - idle["client"] * r["seconds"]
@@ -97,8 +100,9 @@ def fit(res: dict[str, Any]) -> dict[str, Any]:
     c_s = float(np.dot(t, ys) / np.dot(t, t))
     c_w = float(np.dot(t, yw) / np.dot(t, t))
     w = float(np.sum(wtask) / np.sum(rows))
-    one = {f["K"]: f["bytes"] for f in facts.values() if f["S"] == 1}
-    two = [(f["K"], (f["bytes"] - one[f["K"]]) / f["rounds"]) for f in facts.values() if f["S"] == 2 and f["K"] in one]
+    one = {(n.split("#")[1], f["K"]): f["bytes"] for n, f in facts.items() if f["S"] == 1}
+    two = [(f["K"], (f["bytes"] - one[(n.split("#")[1], f["K"])]) / f["rounds"]) for n, f in facts.items()
+           if f["S"] == 2 and (n.split("#")[1], f["K"]) in one]
     u = float(np.mean([b / bytes_per_round(k, 2, 1.0) for k, b in two])) if two else float("nan")
     return {"c_s": c_s, "c_w": c_w, "w": w, "u_2workers": u, "runs": facts}
 
@@ -137,27 +141,31 @@ def markdown(m: dict[str, Any], proj: list[dict[str, float]], rows_per_lane: int
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in proj:
         lines.append(f"| {p['workers']} | {p['tasks']} | {p['cpu_us_per_row']:.2f} ({p['cpu_us_per_row_fast']:.2f}) | "
-                     f"{p['sched_s']:.3f} ({p['sched_s_fast']:.3f}) | {p['worker_s']:.2f} | {p['mib_per_worker']:.0f} | "
-                     f"{p['net_s']:.2f} | {p['rows_per_s'] / 1e6:.1f}M ({p['rows_per_s_fast'] / 1e6:.1f}M) |")
+                     f"{p['sched_s']:.3f} ({p['sched_s_fast']:.3f}) | {p['worker_s']:.2f} | "
+                     f"{p['mib_per_worker']:.0f} | {p['net_s']:.2f} | "
+                     f"{p['rows_per_s'] / 1e6:.1f}M ({p['rows_per_s_fast'] / 1e6:.1f}M) |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("results", help="bench_distributed.py JSON with dp2, dp4, dp2_1worker, dp4_1worker")
+    ap.add_argument("results", nargs="+",
+                    help="bench_distributed.py JSON files with dp2, dp4, dp2_1worker, dp4_1worker")
     ap.add_argument("--rows-per-lane", type=int, default=500_000)
     ap.add_argument("--workers", default="2,8,32,128")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    res = json.loads(Path(args.results).read_text())
-    m = fit(res)
+    results = [json.loads(Path(p).read_text()) for p in args.results]
+    res = results[0]
+    m = fit(results)
     from bench_distributed import SPEC, data_paths  # (benchmarks/ is on the path when run as a script)
 
     train, _ = data_paths(res["rows"], res["rows"] // res["row_groups"])
     u_lane = distinct_keys(args.rows_per_lane, train, SPEC)
     proj = project(m, args.rows_per_lane, u_lane, [int(x) for x in args.workers.split(",")])
-    single = res["results"].get("single")
-    single_us = single["cpu_us_per_row"] if single and "error" not in single else None
+    singles = [r["results"]["single"]["cpu_us_per_row"] for r in results
+               if r["results"].get("single") and "error" not in r["results"]["single"]]
+    single_us = float(np.mean(singles)) if singles else None
     print(markdown(m, proj, args.rows_per_lane, u_lane, single_us))
     if args.json:
         Path(args.json).write_text(json.dumps({"fit": m, "rows_per_lane": args.rows_per_lane, "u_lane": u_lane,
