@@ -5,8 +5,8 @@ Per round, each shard looks up every lane's keys it owns (one task per shard), e
 trains its chunk where the chunk was prepared (one task per lane), and each shard merges the
 lanes' results for its keys (one task per shard): with the preparations (which keep the
 chunk on its lane's worker and return its keys), 2K + 2S tasks per round for K lanes and S
-shards.  The client only merges the bias and the
-loss sums and submits the next round while the current one merges.
+shards.  The client only merges the bias and the loss sums and submits the next round while
+the current one merges.
 
 At every checkpoint and epoch end the client takes a snapshot of the shards: the point
 training restarts from if a worker, and so a shard, is lost.  ``state`` is rebuilt from the
