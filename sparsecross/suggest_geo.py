@@ -29,8 +29,10 @@ GEO_LADDER = (600.0, 300.0, 120.0, 60.0, 30.0, 15.0, 6.0, 3.0, 1.0, 0.5, 0.25, 0
 #: A finer level is a candidate only while a quarter of the rows sit in cells holding at least
 #: this many training rows (a cell of one row teaches nothing; validation decides above that).
 MIN_CELL_ROWS = 3
-#: Rows per cell of the geo level crossed with categoricals (shared by their values).
-CROSS_CELL_ROWS = 300
+#: Rows per cell (median) of the geo level crossed with categoricals (shared by their values).
+#: 1,000, not 300: with every ladder level in the pyramid, 300 picked levels 2-3x finer than
+#: before (NYC 1' instead of 3'), and crossing there raised NYC's validation logloss by 0.6 %.
+CROSS_CELL_ROWS = 1000
 #: Relative validation-logloss difference below which two pyramids tie (the finer is kept; bands
 #: are dropped only when that lowers the logloss by more).
 GEO_TOLERANCE = 0.001

@@ -1,6 +1,7 @@
 """``suggest-spec`` / :func:`sparsecross.suggest_spec`: the suggested spec loads, trains, never
-reads the label, the weight or a copy of the label, finds latitude/longitude pairs and
-proposes a pyramid from the point density; the sample is bounded and seeded; the output is
+reads the label, the weight or a copy of the label, finds latitude/longitude pairs, proposes
+pyramid candidates from the point density and picks one by validation on the sample (scores
+checked against separate ``train`` runs); the sample is bounded and seeded; the output is
 deterministic; every bad input is one line and exit 1 through the CLI."""
 
 from __future__ import annotations
