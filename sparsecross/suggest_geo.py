@@ -204,6 +204,9 @@ def choose_pyramid(table: Any, seed: int, toml_of: Any, geo: dict[str, Any], can
     if len(cands) == 1:
         return cands[0], list(cands), [f"One candidate pyramid ({[_num(v) for v in cands[0].levels]}): nothing "
                                        "to validate"]
+    if table.num_rows > VALID_ROWS:  # featurize no more rows than are validated
+        table = table.take(np.sort(np.random.default_rng([seed, 13]).choice(table.num_rows, VALID_ROWS,
+                                                                             replace=False)))
     folds = _folds(table.num_rows, seed)
     resolved: dict[str, Any] = {"table": table}
 

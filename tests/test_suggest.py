@@ -318,9 +318,17 @@ def test_candidate_scores_match_separate_training_runs() -> None:
 def test_validation_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     import sparsecross.suggest_geo as sg
 
+    import importlib
+
+    fz = importlib.import_module("sparsecross.featurize")  # the module (sx.featurize is the function)
     table = _addresses(6000, 2, True)
     monkeypatch.setattr(sg, "VALID_ROWS", 1000)  # a seeded subset of the sample, cross-validated
+    seen: list[int] = []
+    real = fz.featurize
+    monkeypatch.setattr(fz, "featurize", lambda data, spec, **kw: (seen.append(data.num_rows),
+                                                                   real(data, spec, **kw))[1])
     assert "(3-fold cross-validation on 1,000 sampled rows" in sx.suggest_spec(table, "y").toml.replace("\n# ", " ")
+    assert seen and max(seen) == 1000  # only the subset is featurized, once per candidate
     monkeypatch.setattr(sg, "FOLD_ROWS", 1000)  # folds x rows <= FOLD_ROWS: one split
     text = sx.suggest_spec(table, "y").toml.replace("\n# ", " ")
     assert "(800 sampled rows trained, 200 validation rows" in text
