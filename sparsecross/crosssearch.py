@@ -2,7 +2,9 @@
 
 Candidates of a round: every pair of the spec's crossable features, and every cross chosen so
 far with one more feature (up to :data:`~sparsecross.spec.MAX_CROSS_COMPONENTS`), less the
-crosses the spec already has.  A round trains, side by side (:mod:`sparsecross.multitrain`),
+crosses the spec already has; when there are more than ``max_candidates``, those with the
+highest interaction information with the label on a sample (:mod:`sparsecross.crosssearch_rank`)
+are tried.  A round trains, side by side (:mod:`sparsecross.multitrain`),
 one model on the current spec (the baseline) and one per candidate on the current spec *plus
 that candidate's columns*; it keeps the candidate with the largest relative decrease of the
 validation logloss if it beats ``min_gain``, and stops after ``k`` crosses or when none does.
@@ -37,6 +39,7 @@ from typing import Any
 from ._defaults import CROSS_MIN_GAIN
 from .admission import policy_of
 from .budget import check_max_state_mb
+from .crosssearch_rank import feature_codes, rank_candidates
 from .errors import DataError, SparseCrossError, SpecError
 from .featurize import featurize_features, iter_batches, resolve_spec
 from .hashing import holdout_salt
@@ -56,7 +59,8 @@ __all__ = ["AddedCross", "CrossSearchResult", "candidate_crosses", "search_cross
 #: 0.2-0.8% in the tests' generated data; real interactions give several % (California: 2.8%
 #: and 1.5% for the first two crosses), and every kept cross costs columns and memory.
 DEFAULT_MIN_GAIN = CROSS_MIN_GAIN
-#: Candidates per round (one state each); beyond this the first ones in spec order are tried.
+#: Candidates per round (one state each); beyond this, those with the highest interaction
+#: information with the label on a sample are tried (:mod:`sparsecross.crosssearch_rank`).
 DEFAULT_MAX_CANDIDATES = 64
 
 
@@ -224,6 +228,7 @@ def search_crosses(
     rounds: list[dict[str, Any]] = []
     reads = 0
     note = ""
+    ranking: tuple[dict[str, Any], Any] | None = None  # feature codes and labels of a sample, when needed
     stopped = f"{k} cross(es) added"
     for r in range(1, k + 1):
         base = replace(resolved, crosses=resolved.crosses + tuple(_cross_of_checked(resolved, a.features)
@@ -231,8 +236,13 @@ def search_crosses(
         cands = [(f, c) for f in candidate_crosses(base, [a.features for a in added])
                  if (c := _cross_of(base, f)) is not None]
         if len(cands) > max_candidates:
-            note = f"{len(cands)} candidates per round; only the first {max_candidates} were tried"
-            cands = cands[:max_candidates]
+            if ranking is None:
+                names = sorted({n for f, _ in cands for n in f})
+                ranking = feature_codes(source, resolved, names, seed=resolved.hashing.seed)
+            ranked = rank_candidates([f for f, _ in cands], [a.features for a in added], *ranking)
+            note = (f"{len(cands)} candidates per round; the {max_candidates} with the highest interaction "
+                    f"information with the label on a {len(ranking[1]):,}-row sample were tried")
+            cands = [cands[i] for i in sorted(i for _, i in ranked[:max_candidates])]
         if not cands:
             stopped = "no candidate cross left"
             break

@@ -3,7 +3,8 @@
 :func:`suggest_spec` reads at most ``sample_rows`` rows (a seeded choice spread over the
 files' row groups, :mod:`sparsecross.suggest_profile`), computes the label on them, and
 decides per column (:mod:`sparsecross.suggest_columns`): latitude/longitude pairs become a geo
-pyramid with bands, numbers quantile buckets (and a ``numeric`` feature where a linear effect
+pyramid with bands, its finest level chosen by validation on the sample
+(:mod:`sparsecross.suggest_geo`), numbers quantile buckets (and a ``numeric`` feature where a linear effect
 is plausible), small integer sets, booleans and strings categoricals, dates time parts, lists
 categorical lists.  The label, the weight column and copies of the label are never features;
 every skipped column is named with its reason.  A few crosses are proposed: a coarse geo
@@ -20,15 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError, OutputError, SchemaError, did_you_mean
+from .suggest_geo import CROSS_CELL_ROWS, GEO_LADDER, MIN_CELL_ROWS
 
-__all__ = ["Suggestion", "suggest_spec", "GEO_LADDER", "MIN_CELL_ROWS"]
+__all__ = ["Suggestion", "suggest_spec", "GEO_LADDER", "MIN_CELL_ROWS", "CROSS_CELL_ROWS"]
 
-#: Candidate geo resolutions (arc-minutes), coarsest first.
-GEO_LADDER = (600.0, 300.0, 120.0, 60.0, 30.0, 15.0, 6.0, 3.0, 1.0, 0.5, 0.25)
-#: Training rows a cell needs for its weight to be learned.
-MIN_CELL_ROWS = 30
-#: Rows per cell of the geo level crossed with categoricals (shared by their values).
-CROSS_CELL_ROWS = 300
 _LAT = ("latitude", "lattitude", "lat")
 _LON = ("longitude", "longtitude", "long", "lng", "lon")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -92,50 +88,6 @@ def _geo_pairs(names: list[str], numbers: dict[str, Any]) -> list[tuple[str, str
                 used.update((a, b))
                 break
     return pairs
-
-
-def _pyramid(lat: Any, lon: Any, scale: float) -> tuple[list[float], float, list[str]]:
-    """(levels, the level to cross, comment lines) from the sample's point density."""
-    import numpy as np
-
-    with np.errstate(invalid="ignore"):
-        ok = ~np.isnan(lat) & ~np.isnan(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-    la, lo = lat[ok], lon[ok]
-    span = 60 * max(float(np.subtract(*np.quantile(la, [0.99, 0.01]))),
-                    float(np.subtract(*np.quantile(lo, [0.99, 0.01]))))
-    stats = {}
-    for r in GEO_LADDER:
-        i = np.floor((la + 90) * 60 / r).astype(np.int64)
-        j = np.floor((lo + 180) * 60 / r).astype(np.int64)
-        _, inv, cnt = np.unique(i * 100_000_000 + j, return_inverse=True, return_counts=True)
-        per_point = cnt[inv] * scale  # training rows in the cell of each sampled point
-        stats[r] = (len(cnt), float(np.median(per_point)), float(np.quantile(per_point, 0.75)))
-    coarse = [r for r in GEO_LADDER if r <= span / 4]
-    coarsest = coarse[0] if coarse else GEO_LADDER[-1]
-    dense = [r for r in GEO_LADDER if r <= coarsest and stats[r][2] >= MIN_CELL_ROWS]
-    finest = dense[-1] if dense else coarsest
-    levels = [coarsest]
-    for r in GEO_LADDER:
-        if finest <= r < levels[-1] and levels[-1] / r >= 4:
-            levels.append(r)
-    if levels[-1] != finest:
-        if len(levels) > 1 and levels[-1] / finest < 2:
-            levels[-1] = finest
-        else:
-            levels.append(finest)
-    cross = next((r for r in reversed(levels) if stats[r][1] >= CROSS_CELL_ROWS), levels[0])
-    why = [f"Geo pyramid from the point density: the sample spans about {span:,.0f} arc-minutes, so the coarsest "
-           f"level is the largest of {list(map(_num, GEO_LADDER))} with at least 4 cells across it; the finest is "
-           f"the smallest at which a quarter of the rows sit in cells holding >= {MIN_CELL_ROWS} training rows "
-           "(dense areas get fine cells; where points are sparse only the coarse levels have data and L1 drops "
-           "the empty fine cells); levels in between about 4x apart. Bands add a latitude and a longitude band "
-           "per level. Per level (cells occupied in the sample, median training rows in a row's cell):"]
-    why.append(", ".join(f"{_num(r)}': {stats[r][0]:,} cells, {stats[r][1]:,.0f} rows" for r in levels))
-    return levels, cross, why
-
-
-def _num(v: float) -> float | int:
-    return int(v) if float(v).is_integer() else v
 
 
 def _name(col: str, taken: set[str]) -> str:

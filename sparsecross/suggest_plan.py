@@ -10,8 +10,8 @@ import numpy as np
 
 from .errors import DataError
 from .kinds.geo import level_tag
-from .suggest import (CROSS_CELL_ROWS, Suggestion, _geo_pairs, _label_table, _name, _pyramid, bits_for,
-                      no_columns_error)
+from .suggest import Suggestion, _geo_pairs, _label_table, _name, bits_for, no_columns_error
+from .suggest_geo import CROSS_CELL_ROWS, choose_pyramid, pyramid_candidates
 from .suggest_columns import (Planned, bool_column, estimate_distinct, list_column, number_column, string_column,
                               time_column)
 from .suggest_profile import (column_type_class, float_values, label_of, plan_units, read_sample,
@@ -185,21 +185,30 @@ def _labelled(sample: Any, lab: dict[str, Any]) -> tuple[Any, np.ndarray, int]:
     return table, y, int(missing.sum())
 
 
-def _geo_features(cands: list[tuple[str, str]], numbers: dict[str, np.ndarray], scale: float, taken: set[str],
-                  notes: list[str]) -> tuple[list[Planned], list[tuple[str, float, np.ndarray]]]:
-    """A pyramid per latitude/longitude pair, and (name, level to cross, the sample's cell codes
-    at that level, -1 when missing) for the crosses."""
+def _geo_features(pairs: list[tuple[str, str, str]], numbers: dict[str, np.ndarray], scale: float,
+                  notes: list[str], table: Any, seed: int, toml_of: Any
+                  ) -> tuple[list[Planned], list[tuple[str, float, np.ndarray]]]:
+    """A pyramid per (name, latitude, longitude) (its levels chosen by validation on the sample,
+    with the other features: ``toml_of(geo tables)`` is the spec without crosses), and (name,
+    level to cross, the sample's cell codes at that level, -1 when missing) for the crosses."""
     features: list[Planned] = []
     geo: list[tuple[str, float, np.ndarray]] = []
-    for la, lo in _geo_pairs([c for c, _ in cands], numbers):
-        levels, cross, why = _pyramid(numbers[la], numbers[lo], scale)
-        gname = _name("geo", taken)
-        feat = {"name": gname, "kind": "geo", "lat": la, "lon": lo,
-                "resolution_arcmin": [float(v) for v in levels], "bands": True, "invalid": "missing"}
-        why = [f"{la} / {lo}: a latitude/longitude pair (by name and value range)"] + why + [
-            "invalid = \"missing\": coordinates out of range (or null) go to the missing bucket instead of "
-            "stopping training"]
+    for gname, la, lo in pairs:
         lat, lon = numbers[la], numbers[lo]
+        pyramids, stats, _, why = pyramid_candidates(lat, lon, scale)
+        feat = {"name": gname, "kind": "geo", "lat": la, "lon": lo,
+                "resolution_arcmin": [], "bands": True, "invalid": "missing"}
+        done = [p.table for p in features]
+        chosen, _, vwhy = choose_pyramid(table, seed, lambda g: toml_of(done + [g]), feat, pyramids)
+        levels = list(chosen.levels)
+        feat.update(resolution_arcmin=[float(v) for v in levels], bands=chosen.bands)
+        cross = next((r for r in reversed(levels) if stats[r][1] >= CROSS_CELL_ROWS), levels[0])
+        why = ([f"{la} / {lo}: a latitude/longitude pair (by name and value range)",
+                "Geo pyramid: " + why[0]] + vwhy
+               + ["Per level of the choice (cells occupied in the sample, median training rows in a row's cell): "
+                  + ", ".join(f"{_num(r)}': {stats[r][0]:,} cells, {stats[r][1]:,.0f} rows" for r in levels),
+                  "invalid = \"missing\": coordinates out of range (or null) go to the missing bucket instead of "
+                  "stopping training"])
         zero = float(np.mean((lat == 0) & (lon == 0)))
         if zero > 0.01:
             notes.append(f"{zero:.1%} of the profiled rows sit exactly at ({la}, {lo}) = (0, 0), often a placeholder "
@@ -212,6 +221,10 @@ def _geo_features(cands: list[tuple[str, str]], numbers: dict[str, np.ndarray], 
                          -1).astype(np.int64)
         geo.append((gname, cross, np.unique(cells, return_inverse=True)[1].ravel() - (cells.min() < 0)))
     return features, geo
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else v
 
 
 def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any, weight: Any, sample_rows: int,
@@ -230,8 +243,9 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
     taken: set[str] = set()
     notes: list[str] = []
     numbers = {c: float_values(table.column(c)) for c, cls in cands if cls == "number"}
-    features, geo = _geo_features(cands, numbers, scale, taken, notes)
-    geo_cols = {c for p in features for c in (p.table["lat"], p.table["lon"])}
+    pairs = [(_name("geo", taken), la, lo) for la, lo in _geo_pairs([c for c, _ in cands], numbers)]
+    geo_cols = {c for _, la, lo in pairs for c in (la, lo)}
+    features: list[Planned] = []
     for col, cls in cands:
         if col in geo_cols:
             continue
@@ -245,8 +259,16 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
                 p.table["name"] = _name(p.table["name"], taken)
         features.extend(got[0])
         notes.extend(got[1])
-    if not features:
+    if not features and not pairs:
         raise no_columns_error([s for s in skipped if s[0] not in (label, weight)])
+
+    def toml_of(geo_tables: list[dict[str, Any]]) -> str:  # the spec without crosses, for validation
+        bits = bits_for(sum(p.hashed for p in features))[0]
+        return render([], lab, [], {"bits": bits, "seed": 0}, [], [(g, []) for g in geo_tables]
+                      + [(p.table, []) for p in features], [], [], [])
+
+    geo_features, geo = _geo_features(pairs, numbers, scale, notes, table, seed, toml_of)
+    features = geo_features + features
     crosses = _crosses(features, geo, scale, rows, notes)
     bits, bits_why = bits_for(sum(p.hashed for p in features) + sum(c[2] for c in crosses))
     head = [f"Feature spec suggested by sparsecross suggest-spec from {where}: {table.num_rows:,} labelled rows "

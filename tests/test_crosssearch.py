@@ -245,3 +245,73 @@ def test_search_crosses_a_geo_pyramid_with_bands(tmp_path: Path) -> None:
         with_cross = sx.parse_spec(PYRAMID_SPEC + "\n[[crosses]]\nfeatures = " + json.dumps(cand["features"]) + "\n")
         m = sx.train(train, with_cross, l1=0.5, alpha=0.2, valid=valid)
         assert cand["valid_logloss"] == pytest.approx(m.stats["valid_logloss"], rel=1e-9, abs=0)
+
+
+# ------------------------------------------------------------- ranking the candidates
+def _mi_reference(x: list, y: list) -> float:
+    """Plug-in mutual information (bits) by counting, less the Miller-Madow term (k - 1) / (2 n ln 2)."""
+    import math
+    from collections import Counter
+
+    n = len(y)
+    cx, cy, cxy = Counter(x), Counter(y), Counter(zip(x, y))
+    mi = sum(c / n * math.log2(c * n / (cx[a] * cy[b])) for (a, b), c in cxy.items())
+    return mi - (len(cx) - 1) / (2 * n * math.log(2))
+
+
+def test_interaction_score_matches_counting() -> None:
+    from sparsecross.crosssearch_rank import interaction_score
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 3, 500), rng.integers(0, 5, 500)
+    y = (rng.random(500) < np.where((a + b) % 2 == 0, 0.7, 0.3)).astype(np.int64)
+    ref = (_mi_reference(list(zip(a.tolist(), b.tolist())), y.tolist()) - _mi_reference(a.tolist(), y.tolist())
+           - _mi_reference(b.tolist(), y.tolist()))
+    assert interaction_score(a, b, y) == pytest.approx(ref, rel=1e-12, abs=1e-12)
+    assert ref > 0.05  # a parity: the joint says much, the parts little
+
+
+def _many_features(path: Path, rows: int, seed: int) -> Path:
+    """16 categoricals f00..f15 (4 values each); the label is a parity of f14 + f15 only."""
+    rng = np.random.default_rng(seed)
+    cols = {f"f{i:02d}": rng.integers(0, 4, rows) for i in range(16)}
+    p = np.where((cols["f14"] + cols["f15"]) % 2 == 0, 0.8, 0.2)
+    cols["y"] = (rng.random(rows) < p).astype(np.int64)
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def test_a_planted_interaction_beyond_the_first_candidates_is_tried_and_found(tmp_path: Path) -> None:
+    """120 pairs in spec order, f14 x f15 the last: with 64 candidates a round, the first 64 in
+    spec order would never try it; ranked by interaction information it is tried and added."""
+    text = "[label]\ncolumn = \"y\"\n[hashing]\nbits = 14\n" + "".join(
+        f"[[features]]\nname = \"f{i:02d}\"\nkind = \"categorical\"\ncolumn = \"f{i:02d}\"\n" for i in range(16))
+    spec = sx.parse_spec(text)
+    cands = candidate_crosses(spec)
+    assert len(cands) == 120 and cands.index(("f14", "f15")) == 119
+    train, valid = _many_features(tmp_path / "t.parquet", 3000, 1), _many_features(tmp_path / "v.parquet", 2000, 2)
+    res = search_crosses(train, spec, k=1, valid=valid, l1=0.0, alpha=0.3, epochs_max=2, max_candidates=64)
+    assert [a.features for a in res.added] == [("f14", "f15")]
+    tried = [tuple(c["features"]) for c in res.rounds[0]["candidates"]]
+    assert len(tried) == 64 and tried == sorted(tried, key=cands.index)  # the chosen ones, in spec order
+    assert "120 candidates per round; the 64 with the highest interaction information" in res.note
+
+
+def test_ranking_puts_the_interaction_first_and_extends_chosen_crosses(tmp_path: Path) -> None:
+    from sparsecross.crosssearch_rank import feature_codes, rank_candidates
+
+    path = _many_features(tmp_path / "t.parquet", 3000, 1)
+    text = "[label]\ncolumn = \"y\"\n[hashing]\nbits = 14\n" + "".join(
+        f"[[features]]\nname = \"f{i:02d}\"\nkind = \"categorical\"\ncolumn = \"f{i:02d}\"\n" for i in (0, 14, 15))
+    spec = sx.parse_spec(text)
+    codes, y = feature_codes(path, spec, ["f00", "f14", "f15"], rows=5000, seed=0)  # all 3,000 rows, in order
+    t = pq.read_table(path)
+    assert y.tolist() == t.column("y").to_pylist()
+    for name in codes:  # a row's code is its value's: codes and values make the same partition
+        pairs = set(zip(codes[name].tolist(), t.column(name).to_pylist()))
+        assert len(pairs) == len(set(codes[name].tolist())) == len(set(t.column(name).to_pylist())) == 4
+    ranked = rank_candidates([("f00", "f14"), ("f00", "f15"), ("f14", "f15")], [], codes, y)
+    assert ranked[0][1] == 2 and ranked[0][0] > 0.2 and max(s for s, _ in ranked[1:]) < 0.01
+    # f00 extending the chosen f14 x f15 adds nothing: scored as (f14 x f15) x f00
+    ext = rank_candidates([("f14", "f15", "f00")], [("f14", "f15")], codes, y)
+    assert ext[0][0] < 0.01

@@ -1,6 +1,7 @@
 """``suggest-spec`` / :func:`sparsecross.suggest_spec`: the suggested spec loads, trains, never
-reads the label, the weight or a copy of the label, finds latitude/longitude pairs and
-proposes a pyramid from the point density; the sample is bounded and seeded; the output is
+reads the label, the weight or a copy of the label, finds latitude/longitude pairs, proposes
+pyramid candidates from the point density and picks one by validation on the sample (scores
+checked against separate ``train`` runs); the sample is bounded and seeded; the output is
 deterministic; every bad input is one line and exit 1 through the CLI."""
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def test_generated_sample(sample_path: Path) -> None:
     assert sx.parse_spec(res.toml).sha256 == spec.sha256
     assert res.geo == (("latitude", "longitude"),)
     geo = [f for f in spec.features if f.kind == "geo"]
-    assert len(geo) >= 2 and all(f.pyramid for f in geo)  # a pyramid of 2+ levels
-    assert {f.kind for f in spec.features} >= {"geo", "lat", "lon"}  # bands
+    assert geo and all(f.pyramid for f in geo)  # a pyramid, its levels chosen by validation
+    assert "Validation logloss per candidate pyramid" in res.toml.replace("\n# ", " ")
     assert "label" not in _feature_columns(spec)
     assert ("label", "the label") in res.skipped
     kinds = {f.columns[0]: f.kind for f in spec.features if f.kind not in ("geo", "lat", "lon")}
@@ -171,16 +172,18 @@ def _points(lat0: float, lon0: float, sd: float, n: int, seed: int) -> pa.Table:
     return pa.table({"pickup_lat": lat, "pickup_lng": lon, "y": (rng.random(n) < 0.3).astype(np.int64)})
 
 
-def test_pyramid_follows_the_density() -> None:
-    city = sx.suggest_spec(_points(40.7, -74.0, 0.05, 40_000, 0), "y")
-    world = sx.suggest_spec(_points(0.0, 0.0, 40.0, 2_000, 1), "y")
-    assert city.geo == world.geo == (("pickup_lat", "pickup_lng"),)
-    levels = {name: [f.resolution_arcmin for f in r.spec.features if f.kind == "geo"]
-              for name, r in (("city", city), ("world", world))}
-    assert levels["city"][-1] <= 1.0 and levels["city"][0] <= 6.0  # dense, small: fine cells
-    assert levels["world"][-1] >= 30.0 and levels["world"][0] >= 600.0  # sparse, wide: coarse cells
-    for lv in levels.values():
-        assert lv == sorted(lv, reverse=True)
+def test_pyramid_candidates_follow_the_density() -> None:
+    from sparsecross.suggest_geo import pyramid_candidates
+
+    city, world = _points(40.7, -74.0, 0.05, 40_000, 0), _points(0.0, 0.0, 40.0, 2_000, 1)
+    got = {}
+    for name, t in (("city", city), ("world", world)):
+        cands, _, _, _ = pyramid_candidates(t.column("pickup_lat").to_numpy(), t.column("pickup_lng").to_numpy(), 1.0)
+        got[name] = [c.levels for c in cands]
+        for c in cands:  # every candidate: ladder levels from the coarsest down, bands on
+            assert list(c.levels) == sorted(c.levels, reverse=True) and c.bands and c.levels[0] == cands[0].levels[0]
+    assert got["city"][-1][-1] <= 0.25 and got["city"][0][0] <= 6.0  # dense, small: fine cells are candidates
+    assert got["world"][-1][-1] >= 30.0 and got["world"][0][0] >= 600.0  # sparse, wide: coarse only
 
 
 def test_a_categorical_the_area_determines_is_not_crossed_with_it() -> None:
@@ -198,39 +201,137 @@ def test_a_categorical_the_area_determines_is_not_crossed_with_it() -> None:
     assert "zone: not crossed with the area" in res.toml
 
 
-def _reference_finest_and_coarsest(lat: np.ndarray, lon: np.ndarray, scale: float) -> tuple[float, float]:
+def _reference_candidates(lat: np.ndarray, lon: np.ndarray, scale: float) -> list[tuple[float, ...]]:
     """The documented rule, computed with Python counters: the coarsest level has at least 4
-    cells across the 1-99 % extent; the finest is the smallest (not coarser than it) at which
-    a quarter of the rows sit in cells of >= 30 training rows."""
+    cells across the 1-99 % extent; each finer ladder level is a candidate's finest while a
+    quarter of the rows sit in cells of >= MIN_CELL_ROWS training rows, the last one being the
+    first whose cells separate 97 % of the distinct points; a candidate holds every ladder
+    level from the coarsest to its finest."""
     from collections import Counter
 
-    from sparsecross.suggest import GEO_LADDER
+    from sparsecross.suggest_geo import GEO_LADDER, MIN_CELL_ROWS
 
     def pct(v: np.ndarray) -> float:
         return float(np.percentile(v, 99) - np.percentile(v, 1))
 
     span = 60 * max(pct(lat), pct(lon))
     coarsest = next((r for r in GEO_LADDER if r <= span / 4), GEO_LADDER[-1])
-    finest = coarsest
+    points = len(set(zip(lat.tolist(), lon.tolist())))
+    finest = [coarsest]
     for r in GEO_LADDER:
-        if r > coarsest:
+        if r >= coarsest:
             continue
         cells = [(math.floor((a + 90) * 60 / r), math.floor((b + 180) * 60 / r)) for a, b in zip(lat, lon)]
         count = Counter(cells)
-        dense = sum(1 for c in cells if count[c] * scale >= 30)
-        if dense >= len(cells) / 4:
-            finest = r
-    return finest, coarsest
+        if sum(1 for c in cells if count[c] * scale >= MIN_CELL_ROWS) < len(cells) / 4:
+            break
+        finest.append(r)
+        if len(count) >= 0.97 * points:
+            break
+    out = []
+    for f in finest:
+        levels = [r for r in GEO_LADDER if f <= r <= coarsest]
+        if len(levels) > 8:  # the spec's limit: 8 evenly spread, ends kept
+            levels = [levels[i] for i in sorted({round(j * (len(levels) - 1) / 7) for j in range(8)})]
+        out.append(tuple(levels))
+    return out
 
 
-@pytest.mark.parametrize("sd, n", [(0.05, 4000), (0.3, 3000), (3.0, 5000), (40.0, 1500)])
-def test_pyramid_levels_match_the_rule(sd: float, n: int) -> None:
+@pytest.mark.parametrize("sd, n, scale", [(0.05, 4000, 1.0), (0.3, 3000, 1.0), (3.0, 5000, 1.0), (40.0, 1500, 1.0),
+                                          (0.05, 2000, 10.0)])
+def test_pyramid_candidates_match_the_rule(sd: float, n: int, scale: float) -> None:
+    from sparsecross.suggest_geo import pyramid_candidates
+
     t = _points(10.0, 20.0, sd, n, 5)
-    res = sx.suggest_spec(t, "y")
-    levels = [f.resolution_arcmin for f in res.spec.features if f.kind == "geo"]
-    finest, coarsest = _reference_finest_and_coarsest(t.column("pickup_lat").to_numpy(),
-                                                      t.column("pickup_lng").to_numpy(), 1.0)
-    assert (levels[-1], levels[0]) == (finest, coarsest)
+    lat, lon = t.column("pickup_lat").to_numpy(), t.column("pickup_lng").to_numpy()
+    cands, _, _, _ = pyramid_candidates(lat, lon, scale)
+    assert [c.levels for c in cands] == _reference_candidates(lat, lon, scale)
+
+
+def test_candidates_stop_at_the_data_resolution() -> None:
+    from sparsecross.suggest_geo import pyramid_candidates
+
+    rng = np.random.default_rng(2)
+    lat = np.round(40 + rng.uniform(0, 0.2, 50_000), 2)  # 0.01 degree = 0.6': finer cells split nothing
+    lon = np.round(-74 + rng.uniform(0, 0.2, 50_000), 2)
+    cands, _, _, _ = pyramid_candidates(lat, lon, 1.0)
+    assert cands[-1].levels[-1] == 0.5 and 0.25 not in cands[-1].levels
+
+
+def _addresses(n: int, seed: int, fine: bool) -> pa.Table:
+    """Rows at 400 addresses in a 0.3-degree square.  ``fine``: each address has its own
+    positive rate (0.1 or 0.9: only cells that separate addresses can learn it); else the rate
+    depends on the north/south half only."""
+    rng = np.random.default_rng(seed)
+    lat0, lon0 = 40 + rng.uniform(0, 0.3, 400), -74 + rng.uniform(0, 0.3, 400)
+    rate = np.where(rng.random(400) < 0.5, 0.1, 0.9) if fine else np.where(lat0 > 40.15, 0.7, 0.3)
+    k = rng.integers(0, 400, n)
+    return pa.table({"lat": lat0[k], "lon": lon0[k], "kind": rng.integers(0, 3, n),
+                     "y": (rng.random(n) < rate[k]).astype(np.int64)})
+
+
+def _geo_levels(spec: sx.FeatureSpec) -> list[float]:
+    return [f.resolution_arcmin for f in spec.features if f.kind == "geo"]
+
+
+def test_validation_chooses_fine_cells_only_where_they_pay() -> None:
+    fine = sx.suggest_spec(_addresses(12_000, 0, True), "y")
+    coarse = sx.suggest_spec(_addresses(12_000, 0, False), "y")
+    assert min(_geo_levels(fine.spec)) <= 0.25  # cells that separate the addresses
+    assert min(_geo_levels(coarse.spec)) >= 1.0  # the halves need no small cell
+    for res in (fine, coarse):
+        assert "Validation logloss per candidate pyramid" in res.toml.replace("\n# ", " ")
+
+
+def test_candidate_scores_match_separate_training_runs() -> None:
+    """Each candidate's validation logloss is the mean over the folds (weighted by their rows) of
+    the best over the settings of ``train`` with early stopping (patience 1), computed here with
+    separate ``sx.train`` runs on the fold tables."""
+    from sparsecross.featurize import resolve_spec
+    from sparsecross.inputs import memory_source
+    from sparsecross.suggest_geo import (VALID_EPOCHS, VALID_SETTINGS, Pyramid, _folds, choose_pyramid)
+
+    table = _addresses(3000, 1, True)
+    head = "[label]\ncolumn = \"y\"\n[hashing]\nbits = 16\n[[features]]\nname = \"kind\"\nkind = \"bucket\"\n" \
+        "column = \"kind\"\nquantiles = 2\n"
+
+    def toml_of(g: dict) -> str:
+        return head + ("[[features]]\nname = \"geo\"\nkind = \"geo\"\nlat = \"lat\"\nlon = \"lon\"\n"
+                       f"resolution_arcmin = {g['resolution_arcmin']!r}\nbands = {str(g['bands']).lower()}\n")
+
+    cands = [Pyramid((6.0, 3.0)), Pyramid((6.0, 3.0, 1.0, 0.5, 0.25))]
+    chosen, scored, why = choose_pyramid(table, 0, toml_of, {}, cands)
+    folds = _folds(table.num_rows, 0)
+    assert len(folds) == 3 and sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(3000))
+    for p in scored:
+        spec = resolve_spec(memory_source(table), sx.parse_spec(toml_of({"resolution_arcmin": list(p.levels),
+                                                                          "bands": p.bands})))
+        total = 0.0
+        for tr, va in folds:
+            runs = [sx.train(table.take(tr), spec, alpha=a, l1=l1, epochs=VALID_EPOCHS, early_stop=1,
+                             valid=table.take(va)).stats["valid_logloss"] for a, l1 in VALID_SETTINGS]
+            total += min(runs) * len(va)
+        assert p.logloss == pytest.approx(total / 3000, rel=1e-9)
+    assert chosen.levels[-1] == 0.25 and f"{scored[0].logloss:.5f}" in " ".join(why)
+
+
+def test_validation_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sparsecross.suggest_geo as sg
+
+    import importlib
+
+    fz = importlib.import_module("sparsecross.featurize")  # the module (sx.featurize is the function)
+    table = _addresses(6000, 2, True)
+    monkeypatch.setattr(sg, "VALID_ROWS", 1000)  # a seeded subset of the sample, cross-validated
+    seen: list[int] = []
+    real = fz.featurize
+    monkeypatch.setattr(fz, "featurize", lambda data, spec, **kw: (seen.append(data.num_rows),
+                                                                   real(data, spec, **kw))[1])
+    assert "(3-fold cross-validation on 1,000 sampled rows" in sx.suggest_spec(table, "y").toml.replace("\n# ", " ")
+    assert seen and max(seen) == 1000  # only the subset is featurized, once per candidate
+    monkeypatch.setattr(sg, "FOLD_ROWS", 1000)  # folds x rows <= FOLD_ROWS: one split
+    text = sx.suggest_spec(table, "y").toml.replace("\n# ", " ")
+    assert "(800 sampled rows trained, 200 validation rows" in text
 
 
 def test_odd_columns_load_and_train() -> None:
@@ -375,6 +476,7 @@ def test_shared_data(name: str) -> None:
     assert res.rows_profiled <= 20_000
     assert res.geo[0] == pair
     assert len([f for f in spec.features if f.kind == "geo"]) >= 2
-    assert {f.kind for f in spec.features} >= {"lat", "lon"}
+    bands = {f.kind for f in spec.features} >= {"lat", "lon"}
+    assert bands != ("bands = false" in res.toml)  # bands unless validation dropped them
     assert label not in _feature_columns(spec)
     _trains_better_than_constant(path, spec)
