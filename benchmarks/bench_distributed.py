@@ -24,7 +24,10 @@ round wall time).  Per round (data-parallel): CPU of the client's main thread (s
 client code) and of its other threads (with ``local:N``, the scheduler and the comms), worker
 CPU, bytes the workers sent (to each other and to the client), bytes of arguments shipped in
 the graph, tasks submitted; worker CPU per row; the idle cluster's CPU per wall second (Dask's
-background, measured for 5 s before the timed phase) and the CPU per row net of it.
+background, measured for 5 s before the timed phase) and the CPU per row net of it.  With
+``local:N`` the workers' nannies run in the client process (counted there).
+``BENCH_DASK_DEFAULTS=1`` starts the clusters with Dask's own background settings (A/B of
+``cluster._LOCAL_QUIET``).
 ``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
 sampling profile of the workers' task threads.  ``--group-rows`` sets the row-group size of
 the generated data (more, smaller units: more rounds).  Writes
@@ -212,7 +215,12 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
     client = cluster = None
     kw: dict[str, Any] = {}
     if name in ("dp2", "dp4", "exact", "dp2_1worker", "dp4_1worker"):
-        from sparsecross.dask import connect
+        from sparsecross.dask import cluster as dask_cluster, connect
+
+        if os.environ.get("BENCH_DASK_DEFAULTS"):  # A/B: Dask's own background settings
+            dask_cluster._LOCAL_QUIET = {}
+        if profile:  # Dask's sampling profiler of the workers, which local:N turns off
+            dask_cluster._LOCAL_QUIET = {**dask_cluster._LOCAL_QUIET, "distributed.worker.profile.enabled": True}
 
         # what `--dask local:N` gives (workers without Dask's MALLOC_TRIM_THRESHOLD_)
         client, cluster = connect("local:1" if name.endswith("1worker") else "local:2")
@@ -337,7 +345,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"Dask scale-out, {res['rows']:,} rows in {res['row_groups']} row groups, "
         f"{res['cpus']} CPUs, load average {res['loadavg_start']} -> {res['loadavg_end']}",
         "",
-        "| config | rows/s | vs single | s | CPU s (client + workers) | test logloss | vs single | AUC | rounds "
+        "| config | rows/s | vs single | s | CPU s (client + workers), vs single | test logloss | vs single | AUC "
+        "| rounds "
         "| round s (mean) | client CPU s/round | client peak RSS | worker peak RSS |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -353,9 +362,11 @@ def markdown(res: dict[str, Any]) -> str:
         workers = ", ".join(_mib(b) for b in r.get("worker_peak_rss_bytes", [])) or "-"
         rs = r.get("round_seconds_mean")
         cs = r.get("client_seconds_per_round")
-        cpu = f"{r['cpu_seconds']:.1f}"
+        cpu = f"{r['cpu_seconds']:.2f}"
         if r.get("worker_cpu_seconds"):
-            cpu += f" ({r['client_cpu_seconds']:.1f} + " + " + ".join(f"{c:.1f}" for c in r["worker_cpu_seconds"]) + ")"
+            cpu += f" ({r['client_cpu_seconds']:.2f} + " + " + ".join(f"{c:.2f}" for c in r["worker_cpu_seconds"]) + ")"
+        if base and "error" not in base:
+            cpu += f", {r['cpu_seconds'] / base['cpu_seconds']:.2f}x"
         cells = [name, f"{r['rows_per_second'] / 1e6:.2f}M", sp, f"{r['seconds']:.2f}", cpu, f"{r['test_logloss']:.5f}",
                  ll, f"{r['test_auc']:.4f}", str(r.get("rounds", "-")), "-" if rs is None else f"{rs:.3f}",
                  "-" if cs is None else f"{cs:.3f}", _mib(r["client_peak_rss_bytes"]), workers]

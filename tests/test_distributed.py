@@ -312,9 +312,13 @@ def test_corrupt_file_fails_naming_file_and_row_group(data, healthy, tmp_path, m
 
 
 def shards_and_tasks(client) -> tuple[list[int], list[str]]:
-    """State shards held on each worker, and the sparsecross tasks the scheduler still holds."""
-    shards = sorted(client.run(lambda: len(__import__("sparsecross.distributed")
-                                          .distributed._SHARDS)).values())
+    """State shards and prepared chunks held on each worker, and the sparsecross tasks the
+    scheduler still holds."""
+    def held() -> int:
+        d = __import__("sparsecross.distributed").distributed
+        return len(d._SHARDS) + len(d._PREPARED)
+
+    shards = sorted(client.run(held).values())
     tasks = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
                                                             if str(k).startswith("sparsecross-")])
     return shards, tasks

@@ -56,16 +56,17 @@ from typing import Any
 
 import numpy as np
 
-from .._kernels.lanes import fill_table, ftrl_pass_local, merge_lanes
+from .._kernels.lanes import fill_table, merge_lanes
 from .._kernels.shard_admit import filter_estimates, lane_admission, sight_all
 from ..admission import Admission, AdmitPolicy
 from ..budget import LOW_WATER, MIB, apply_budget, capacity_for, growth_extra, make_room
 from ..errors import ParameterError
 from ..state import MAX_LOAD, FTRLState
-from .lane_tasks import _LaneChunk, _task_train_lane
+from .lane_tasks import _prepared, _train_chunk, _trained
 from .shards import (
     _SHARDS,
     _dropped,
+    _lane_metas,
     _Shard,
     _shard,
     _ShardLost,
@@ -243,59 +244,73 @@ def _admission_bytes(rules: ShardRules) -> int:
     return Admission(rules.policy, rules.seed).nbytes
 
 
-def _task_lookup_ruled(rules: ShardRules, token: str, s: int, version: int, lane: int, keys: np.ndarray,
-                       after: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Task (pinned): the (z, n) of ``keys`` in shard ``s`` (``_task_lookup``) and, per key,
-    -1 if it has state, else the filter's estimate of its sightings (int8)."""
-    zn = _task_lookup(token, s, version, lane, keys, after)
+def _task_lookup_ruled(rules: ShardRules, token: str, s: int, version: int, lane_keys: list[list[np.ndarray]],
+                       after: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Task (pinned): one round's look-ups in shard ``s`` for every lane j: the (z, n) of
+    ``lane_keys[j][s]`` (``_task_lookup``) and, per key, -1 if it has state, else the filter's
+    estimate of its sightings (int8)."""
+    zns = _task_lookup(token, s, version, lane_keys, after)
     sh = _SHARDS[(token, s)]
     adm = sh.state.admission
-    est = np.empty(len(keys), dtype=np.int8)
-    filter_estimates(_NO_FILTER if adm is None else adm.filter, np.uint64(0 if adm is None else adm.cfg[2]),
-                     keys, sh.slots[lane], est)
-    return zn, est
+    filt, salt = (_NO_FILTER, np.uint64(0)) if adm is None else (adm.filter, np.uint64(adm.cfg[2]))
+    out = []
+    for j, zn in enumerate(zns):
+        keys = lane_keys[j][s]
+        est = np.empty(len(keys), dtype=np.int8)
+        filter_estimates(filt, salt, keys, sh.slots[j], est)
+        out.append((zn, est))
+    return out
 
 
-def _task_train_lane_ruled(counting: bool, cfg: np.ndarray | None, prep: _LaneChunk, bias: np.ndarray,
-                           acc: np.ndarray, params: Any, *base: tuple[np.ndarray, np.ndarray]
+def _task_train_lane_ruled(counting: bool, cfg: np.ndarray | None, keys_dep: Any, token: str, epoch: int,
+                           index: int, bias: np.ndarray, acc: np.ndarray, params: Any, lane: int,
+                           *looked: list[tuple[np.ndarray, np.ndarray]]
                            ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
-    """Task: train one lane with admission (``cfg``; None: every key admitted).  Returns, per
-    shard, the keys' new (z, n) and ``flags`` (int32: ``2 * sightings without state +
-    admitted``; 0 for a key that had state), the new bias and the loss sums."""
+    """Task (pinned where chunk ``index`` was prepared): train lane ``lane`` with admission
+    (``cfg``; None: every key admitted); ``looked[s][lane]``: the (z, n) and estimates of the
+    lane's keys of shard s (``_task_lookup_ruled``); the other arguments as
+    ``lane_tasks._task_train_lane``.  Returns, per shard, the keys' new (z, n) and ``flags``
+    (int32: ``2 * sightings without state + admitted``; 0 for a key that had state), the new
+    bias and the loss sums."""
+    prep = _prepared(token, epoch, index)
+    base = [part[lane] for part in looked]
     if cfg is None:
-        zns, bias, acc = _task_train_lane(prep, bias, acc, params, *(b[0] for b in base))
-        return [(zn, (b[1] >= 0).astype(np.int32) * 3) for zn, b in zip(zns, base)], bias, acc
+        zn, bias, acc = _train_chunk(prep, [b[0] for b in base], bias, acc, params)
+        _trained(token, epoch, index)
+        return [(zn[pos], (b[1] >= 0).astype(np.int32) * 3) for pos, b in zip(prep.positions, base)], bias, acc
     u = prep.n_keys
     keys = np.zeros(u, dtype=np.uint64)
     est = np.full(u, -1, dtype=np.int8)
-    zn = np.zeros((u, 2), dtype=base[0][0].dtype if base else np.float32)
-    for pos, k, (values, e) in zip(prep.positions, prep.keys, base):
+    for pos, k, (_values, e) in zip(prep.positions, prep.keys, base):
         keys[pos] = k
-        zn[pos] = values
         est[pos] = e
     was_new = est >= 0
     seen = np.zeros(u, dtype=np.int32)
     counts = np.zeros(2, dtype=np.int64)
     data = np.empty_like(prep.data)
     lane_admission(prep.indptr, prep.local, prep.data, prep.mask, keys, est, cfg, counting, counts, data, seen)
-    bias = np.array(bias, dtype=np.float64)
-    acc = np.array(acc, dtype=np.float64)
-    ftrl_pass_local(prep.indptr, prep.local, data, prep.y, prep.sample_weight, prep.mask, zn, bias, params, acc)
+    zn, bias, acc = _train_chunk(prep, [b[0] for b in base], bias, acc, params, data)
+    _trained(token, epoch, index)
     flags = seen * 2 + (was_new & (est < 0)).astype(np.int32)
     return [(zn[pos], flags[pos]) for pos in prep.positions], bias, acc
 
 
-def _task_merge_ruled(rules: ShardRules, token: str, s: int, version: int, keys: list[np.ndarray],
-                      old: list[tuple[np.ndarray, np.ndarray]], new: list[tuple[np.ndarray, np.ndarray]],
-                      after: Any) -> int:
+def _task_merge_ruled(rules: ShardRules, token: str, s: int, version: int, lane_keys: list[list[np.ndarray]],
+                      old: list[tuple[np.ndarray, np.ndarray]], results: list[Any],
+                      after: Any) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
     """Task (pinned): merge one round into shard ``s`` with admission and the budget (see the
-    module docstring); returns its number of keys."""
+    module docstring).  ``lane_keys[j][s]``, ``old[j]`` (this shard's look-up: (z, n) and
+    estimates), ``results[j][0][s]`` (new (z, n) and flags): lane j's keys of this shard.
+    Returns its number of keys and, from shard 0, the lanes' bias and loss sums
+    (``shards._task_merge``)."""
+    metas = _lane_metas(s, results)
     if _is_rerun(token, s, version):
-        return _SHARDS[(token, s)].state.touched
+        return _SHARDS[(token, s)].state.touched, metas
     sh = _shard(token, s, version)
     st = sh.state
     cat = np.concatenate
-    lane_keys = cat(keys).astype(st.table.dtype, copy=False)
+    lane_keys_s = cat([k[s] for k in lane_keys]).astype(st.table.dtype, copy=False)
+    new = [r[0][s] for r in results]
     est, flags = cat([o[1] for o in old]), cat([n[1] for n in new])
     lane_old, lane_new = cat([o[0] for o in old]), cat([n[0] for n in new])
     stateless = est >= 0
@@ -303,28 +318,28 @@ def _task_merge_ruled(rules: ShardRules, token: str, s: int, version: int, keys:
     if adm is not None:  # the lanes' sightings of keys without state, lanes in order
         sightings = flags[stateless] >> 1
         if rules.policy.after > 1:
-            sight_all(adm.filter, adm.cfg[2], lane_keys[stateless], sightings)
+            sight_all(adm.filter, adm.cfg[2], lane_keys_s[stateless], sightings)
         adm.counts[1] += int(sightings.sum()) - int((flags[stateless] & 1).sum())
     cap = 16
-    while cap < 2 * len(lane_keys) + 2:
+    while cap < 2 * len(lane_keys_s) + 2:
         cap *= 2
     if sh.scratch.shape[0] < cap:
         sh.scratch = np.empty((cap, 2), dtype=np.int64)
     scratch = sh.scratch[:cap]
     # keys with state at the start of the round: in place (nothing moved since the look-ups)
     held = ~stateless
-    merge_lanes(st.table, st.values, st.count, lane_keys[held], lane_new[held], lane_old[held],
-                cat([sh.slots[j] for j in range(len(keys))])[held], True, scratch)
+    merge_lanes(st.table, st.values, st.count, lane_keys_s[held], lane_new[held], lane_old[held],
+                cat([sh.slots[j] for j in range(len(lane_keys))])[held], True, scratch)
     # keys admitted in the round (by at least one lane), in order of first appearance
     fresh = stateless & ((flags & 1) == 1)
-    added = _insert_new(st, rules.l1, lane_keys[fresh], lane_new[fresh], lane_old[fresh], scratch)
+    added = _insert_new(st, rules.l1, lane_keys_s[fresh], lane_new[fresh], lane_old[fresh], scratch)
     if adm is not None:
         adm.counts[0] += added
     sh.version = version + 1
     sh.slots = {}
     for hook in AFTER_MERGE:
         hook(s, st, None if rules.shard_mb is None else rules.shard_mb * MIB)
-    return st.touched
+    return st.touched, metas
 
 
 def _insert_new(st: FTRLState, l1: float, keys: np.ndarray, new: np.ndarray, old: np.ndarray,

@@ -28,6 +28,25 @@ _INSTALL_HINT = "install with pip install 'sparsecross[dask]'"
 #: The nanny keeps this environment when it restarts a worker.
 _WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
+#: Dask's background work that costs CPU every wall second and serves nothing on a ``local:N``
+#: cluster started for one sparsecross call (idle ``local:2``, measured in docs/DASK.md: 0.19
+#: CPU-seconds per second for client + scheduler, workers and nannies with Dask's defaults,
+#: 0.03 with these): the workers' sampling profiler (a thread waking every 10 ms, for the
+#: dashboard, which ``local:N`` does not start), the system monitor (psutil every 0.5 s in
+#: every process, for the dashboard), the GIL monitor, the event-loop health tick (every
+#: 20 ms; it only logs a warning after 3 s) and the memory monitor (every 100 ms in workers
+#: and nannies; 0.5 s still pauses or restarts a worker near its memory limit).  Heartbeats
+#: are left as they are (the scheduler sets their interval; they detect dead workers).  A
+#: scheduler the user runs keeps its own configuration: this is applied to ``local:N`` only.
+_LOCAL_QUIET = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.disk": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.worker.memory.monitor-interval": "500ms",
+}
+
 
 @contextlib.contextmanager
 def _without_env(name: str) -> Iterator[None]:
@@ -140,7 +159,7 @@ def _start_local(distributed: Any, n: int) -> tuple[Any, Any]:
     for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
         cluster = None
         try:
-            with (warnings.catch_warnings(), dask.config.set(_WORKER_ENVIRON),
+            with (warnings.catch_warnings(), dask.config.set({**_WORKER_ENVIRON, **_LOCAL_QUIET}),
                   _without_env("MALLOC_TRIM_THRESHOLD_")):
                 # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787
                 # is taken, e.g. by another local cluster: harmless, and there is no dashboard.

@@ -1,10 +1,12 @@
 """The data-parallel round loop (client side).
 
 The global state lives on the workers, one shard per worker (keys split by ``shard_of``).
-Per round, each lane's keys are looked up on their shards, the lane trains its chunk where
-the chunk was prepared, and each shard merges the lanes' results for its keys; the client
-only merges the bias and the loss sums and submits the next round while the current one
-merges.
+Per round, each shard looks up every lane's keys it owns (one task per shard), each lane
+trains its chunk where the chunk was prepared (one task per lane), and each shard merges the
+lanes' results for its keys (one task per shard): with the preparations (which keep the
+chunk on its lane's worker and return its keys), 2K + 2S tasks per round for K lanes and S
+shards.  The client only merges the bias and the loss sums and submits the next round while
+the current one merges.
 
 At every checkpoint and epoch end the client takes a snapshot of the shards: the point
 training restarts from if a worker, and so a shard, is lost.  ``state`` is rebuilt from the
@@ -30,7 +32,7 @@ from ..read import Source, _short
 from ..spec import FeatureSpec
 from ..state import FTRLState
 from .faults import _name_suspects
-from .lane_tasks import _task_lane_meta, _task_lane_part, _task_prepare, _task_shard_keys, _task_train_lane
+from .lane_tasks import _task_prepare, _task_train_lane
 from .plan import _plan
 from .runner import _Runner
 from .shards import (
@@ -91,7 +93,7 @@ class _RoundLoop:
         self.chunk_of: dict[str, tuple[int, ...]] = {}  # key of a live task -> the chunks it works on
         self.waiter = _Waiter(runner, self.timers)
         # the current attempt's prepared chunks, last round's futures, the step waited for
-        self.prep: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
+        self.prep: dict[tuple[int, int], Any] = {}  # (epoch, chunk) -> its preparation (its keys)
         self.round_futs: list[Any] = []
         self.token = ""
         self.waiting: int | None = None
@@ -151,43 +153,37 @@ class _RoundLoop:
             for j, c in enumerate(self.rounds[r]):
                 w = self.home(self.next_prep, j)
                 on = (c.index,)
-                pf = self.submit(_task_prepare, c, *self.prep_args, name=f"prep-e{e}-c{c.index}", worker=w, on=on)
-                kfs = [self.submit(_task_shard_keys, pf, s, name=f"keys-e{e}-c{c.index}-s{s}", priority=5,
-                                   worker=w, on=on) for s in range(self.n_shards)]
-                self.prep[(e, c.index)] = (pf, kfs)
+                self.prep[(e, c.index)] = self.submit(_task_prepare, c, *self.prep_args, self.token, e,
+                                                      name=f"prep-e{e}-c{c.index}", worker=w, on=on)
             self.next_prep += 1
 
-    def submit_lookups(self, i: int) -> list[list[Any]]:
-        """Round ``i``'s look-ups: per lane, per shard, the (z, n) of the lane's keys."""
+    def submit_lookups(self, i: int) -> list[Any]:
+        """Round ``i``'s look-ups: per shard, the (z, n) of every lane's keys there."""
         e, r = self.schedule[i]
-        token, owners, merged = self.token, self.owners, self.merged
-        return [[self.submit(self.fn["lookup"], token, s, i, j, self.prep[(e, c.index)][1][s], merged[s],
-                             name=f"look-{i}-l{j}-s{s}", priority=30, worker=owners[s], on=(c.index,))
-                 for s in range(self.n_shards)] for j, c in enumerate(self.rounds[r])]
+        kfs = [self.prep[(e, c.index)] for c in self.rounds[r]]
+        on = tuple(c.index for c in self.rounds[r])
+        return [self.submit(self.fn["lookup"], self.token, s, i, kfs, self.merged[s], name=f"look-{i}-s{s}",
+                            priority=30, worker=self.owners[s], on=on) for s in range(self.n_shards)]
 
-    def submit_lanes(self, i: int, looked: list[list[Any]]) -> tuple[list[Any], list[np.ndarray]]:
-        """Round ``i``'s lanes and merges (``self.merged`` becomes this round's); returns the
-        lanes' meta futures and their starting loss sums."""
+    def submit_lanes(self, i: int, looked: list[Any]) -> list[np.ndarray]:
+        """Round ``i``'s lanes and merges (``self.merged`` becomes this round's: shard 0's
+        merge also returns the lanes' bias and loss sums); returns the lanes' starting loss
+        sums."""
         e, r = self.schedule[i]
         lane_chunks = self.rounds[r]
-        kfs = [self.prep[(e, c.index)][1] for c in lane_chunks]
-        ons = [(c.index,) for c in lane_chunks]
+        kfs = [self.prep[(e, c.index)] for c in lane_chunks]
         acc_in = [self.acc.copy() if j == 0 else np.zeros(3, dtype=np.float64) for j in range(len(lane_chunks))]
         train = [_task_train_lane if self.book is None else self.book.lane_task(e, c.start_row) for c in lane_chunks]
-        trains = [self.submit(train[j], self.prep[(e, c.index)][0], self.bias.copy(), acc_in[j],
-                              self.params, *looked[j], name=f"lane-{i}-l{j}", priority=20, worker=self.home(i, j),
-                              on=ons[j]) for j, c in enumerate(lane_chunks)]
-        parts = [[self.submit(_task_lane_part, tr, s, name=f"part-{i}-l{j}-s{s}", priority=25, worker=self.home(i, j),
-                              on=ons[j]) for s in range(self.n_shards)] for j, tr in enumerate(trains)]
-        metas = [self.submit(_task_lane_meta, tr, name=f"meta-{i}-l{j}", priority=25, worker=self.home(i, j),
-                             on=ons[j]) for j, tr in enumerate(trains)]
-        self.merged = [self.submit(self.fn["merge"], self.token, s, i, [k[s] for k in kfs], [lk[s] for lk in looked],
-                                   [p[s] for p in parts], self.merged[s], name=f"merge-{i}-s{s}", priority=30,
-                                   worker=self.owners[s], on=tuple(c.index for c in lane_chunks))
+        trains = [self.submit(train[j], kfs[j], self.token, e, c.index, self.bias.copy(), acc_in[j], self.params, j,
+                              *looked, name=f"lane-{i}-l{j}", priority=20, worker=self.home(i, j), on=(c.index,))
+                  for j, c in enumerate(lane_chunks)]
+        self.merged = [self.submit(self.fn["merge"], self.token, s, i, kfs, looked[s], trains, self.merged[s],
+                                   name=f"merge-{i}-s{s}", priority=30, worker=self.owners[s],
+                                   on=tuple(c.index for c in lane_chunks))
                        for s in range(self.n_shards)]
         for c in lane_chunks:
             del self.prep[(e, c.index)]
-        return metas, acc_in
+        return acc_in
 
     def forget_done(self) -> None:
         """Drop the finished futures (a held future holds its data on the cluster)."""
@@ -199,7 +195,7 @@ class _RoundLoop:
     def attempt(self, i0: int) -> None:
         """Train schedule steps ``i0..`` from the snapshot (raises _ShardLost)."""
         self.init_shards(i0)
-        pending: tuple[int, list[Any], list[np.ndarray]] | None = None
+        pending: tuple[int, list[np.ndarray]] | None = None
         for i in range(i0, len(self.schedule)):
             self.t_submit[i] = time.perf_counter()
             self.prepare_until(i + 1 + self.o["prefetch_rounds"])
@@ -207,11 +203,11 @@ class _RoundLoop:
             if pending is not None:
                 self.finish(*pending)  # round i-1's bias is round i's starting bias
             t = time.perf_counter()
-            metas, acc_in = self.submit_lanes(i, looked)
+            acc_in = self.submit_lanes(i, looked)
             del looked
             self.timers["submit"] += time.perf_counter() - t
-            pending = (i, metas, acc_in)
-            self.round_futs = self.merged + metas
+            pending = (i, acc_in)
+            self.round_futs = list(self.merged)
             self.forget_done()
         if pending is not None:
             self.finish(*pending)
@@ -234,14 +230,14 @@ class _RoundLoop:
             new += a
         self.acc[:] = new
 
-    def finish(self, i: int, metas: list[Any], acc_in: list[np.ndarray]) -> None:
+    def finish(self, i: int, acc_in: list[np.ndarray]) -> None:
         """Round ``i`` is submitted: collect its bias and loss sums, report, and take a
         snapshot (checkpoint, epoch end) where due."""
         e, r = self.schedule[i]
         self.waiting = i
-        results = self.wait_all(metas, " / ".join(c.describe() for c in self.rounds[r]))
-        touched = sum(self.wait_all(self.merged, "the state shards"))
-        self.merge_bias(results, acc_in)
+        merged = self.wait_all(self.merged, " / ".join(c.describe() for c in self.rounds[r]))
+        touched = sum(m[0] for m in merged)
+        self.merge_bias(merged[0][1], acc_in)
         self.run["rounds"] = max(self.run["rounds"], i + 1)  # (not counting rounds re-run after a loss)
         self.run["rows_processed"] = max(self.run["rows_processed"], self.rows_before[i + 1])
         done = r + 1
@@ -287,7 +283,7 @@ class _RoundLoop:
         chunks, the last round's results): nothing stays in the workers' memory."""
         prep, self.prep = self.prep, {}
         round_futs, self.round_futs = self.round_futs, []
-        self.runner.cancel(self.live + [f for pf, kfs in prep.values() for f in (pf, *kfs)] + round_futs)
+        self.runner.cancel(self.live + list(prep.values()) + round_futs)
         self.live.clear()
         self.chunk_of.clear()
 
@@ -298,7 +294,7 @@ class _RoundLoop:
         # in flight: the round waited for, and chunks whose preparation had not finished (or
         # whose prepared chunk was lost with the worker); of those, the chunks of the tasks on
         # the lost worker are the suspects
-        unfinished = {ci for (_e, ci), (pf, _k) in self.prep.items() if pf.status != "finished"}
+        unfinished = {ci for (_e, ci), pf in self.prep.items() if pf.status != "finished"}
         hit = self.waiter.on_lost_workers(self.chunk_of)
         in_flight = frozenset(unfinished | {c.index for c in self.rounds[self.schedule[step][1]]} | hit)
         self.release()

@@ -68,25 +68,41 @@ def _task_shard_init(token: str, s: int, version: int, keys: np.ndarray, zn: np.
     return version
 
 
-def _task_lookup(token: str, s: int, version: int, lane: int, keys: np.ndarray, after: Any) -> np.ndarray:
-    """Task (pinned): the (z, n) of ``keys`` in shard ``s`` at ``version`` ((0, 0) if absent).
-    ``after``: the previous merge's result (an ordering dependency only)."""
+def _task_lookup(token: str, s: int, version: int, lane_keys: list[list[np.ndarray]], after: Any) -> list[np.ndarray]:
+    """Task (pinned): one round's look-ups in shard ``s`` at ``version``, for every lane: the
+    (z, n) of ``lane_keys[j][s]`` ((0, 0) where absent), one array per lane j.  ``lane_keys[j]``:
+    lane j's keys per shard (``lane_tasks._task_prepare``'s result); ``after``: the previous
+    merge's result (an ordering dependency only)."""
     sh = _shard(token, s, version)
-    out = np.empty((len(keys), 2), dtype=sh.state.values.dtype)
-    slots = np.empty(len(keys), dtype=np.int64)
-    gather_zn(sh.state.table, sh.state.values, keys, out, slots)
-    sh.slots[lane] = slots
+    out = []
+    for j, per_shard in enumerate(lane_keys):
+        keys = per_shard[s]
+        zn = np.empty((len(keys), 2), dtype=sh.state.values.dtype)
+        slots = np.empty(len(keys), dtype=np.int64)
+        gather_zn(sh.state.table, sh.state.values, keys, zn, slots)
+        sh.slots[j] = slots
+        out.append(zn)
     return out
 
 
-def _task_merge(token: str, s: int, version: int, keys: list[np.ndarray], old: list[np.ndarray],
-                new: list[np.ndarray], after: Any) -> int:
-    """Task (pinned): apply one round's lanes (in lane order) to shard ``s``; returns its
-    number of keys.  ``keys[j]``, ``old[j]``, ``new[j]``: lane j's keys of this shard, their
-    values at the start of the round and after the lane."""
+def _lane_metas(s: int, results: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What shard ``s``'s merge returns to the client besides its number of keys: every lane's
+    (new bias, new loss sums) from shard 0, nothing from the others."""
+    return [(r[1], r[2]) for r in results] if s == 0 else []
+
+
+def _task_merge(token: str, s: int, version: int, lane_keys: list[list[np.ndarray]], old: list[np.ndarray],
+                results: list[Any], after: Any) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """Task (pinned): apply one round's lanes (in lane order) to shard ``s``.  ``lane_keys[j][s]``,
+    ``old[j]`` (this shard's look-up), ``results[j][0][s]``: lane j's keys of this shard, their
+    values at the start of the round and after the lane.  Returns the shard's number of keys
+    and, from shard 0 only (else empty), every lane's (new bias, new loss sums) for the client."""
+    metas = _lane_metas(s, results)
+    keys = [k[s] for k in lane_keys]
+    new = [r[0][s] for r in results]
     sh = _SHARDS.get((token, s))
     if sh is not None and sh.version == version + 1:
-        return sh.state.touched  # already applied (a re-run)
+        return sh.state.touched, metas  # already applied (a re-run)
     sh = _shard(token, s, version)
     st = sh.state
     lanes = len(keys)
@@ -100,18 +116,18 @@ def _task_merge(token: str, s: int, version: int, keys: list[np.ndarray], old: l
     def cat(arrays: list[np.ndarray]) -> np.ndarray:
         return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
-    lane_keys = cat(keys).astype(st.table.dtype, copy=False)
+    lane_keys_s = cat(keys).astype(st.table.dtype, copy=False)
     cap = 16
-    while cap < 2 * len(lane_keys) + 2:
+    while cap < 2 * len(lane_keys_s) + 2:
         cap *= 2
     if sh.scratch.shape[0] < cap:  # kept for the next rounds: rounds are alike in size
         sh.scratch = np.empty((cap, 2), dtype=np.int64)
-    slots = cat(slot_list) if slots_valid else np.zeros(len(lane_keys), dtype=np.int64)
-    merge_lanes(st.table, st.values, st.count, lane_keys, cat(new), cat(old), slots, slots_valid,
+    slots = cat(slot_list) if slots_valid else np.zeros(len(lane_keys_s), dtype=np.int64)
+    merge_lanes(st.table, st.values, st.count, lane_keys_s, cat(new), cat(old), slots, slots_valid,
                 sh.scratch[:cap])
     sh.version = version + 1
     sh.slots = {}
-    return st.touched
+    return st.touched, metas
 
 
 def _task_dump(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -121,12 +137,16 @@ def _task_dump(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray
 
 
 def _drop_shards(token: str) -> int:
-    """Run on every worker: forget the shards of a run or attempt ``token`` (and of the
-    attempts of a run), now and if a task still running creates one later."""
+    """Run on every worker: forget the shards and prepared chunks of a run or attempt
+    ``token`` (and of the attempts of a run), now and if a task still running creates one
+    later."""
+    from .lane_tasks import _drop_prepared
+
     _DROPPED.add(token)
     dropped = [k for k in _SHARDS if k[0] == token or k[0].startswith(token + "-")]
     for k in dropped:
         del _SHARDS[k]
+    _drop_prepared(token)
     return len(dropped)
 
 

@@ -1,0 +1,180 @@
+"""The data-parallel exchange of one round, task by task, without a cluster.
+
+The round loop submits, per round, one preparation per lane (the chunk stays on its worker,
+its keys travel), one look-up per shard (for every lane's keys there), one training task per
+lane (fed by every shard's look-up) and one merge per shard (taking every lane's whole
+result).  Here those task functions are called in-process in the order the
+loop's dependencies impose, with more shards than the test cluster has workers, and the
+state they build is compared with the plain-Python definition of data-parallel rounds
+(``reference_data_parallel``, the dict-based FTRL oracle).  The admission / budget tasks
+(``sparsecross.dask.admit``) go through the same exchange: without limits they build the
+plain tasks' state bit for bit; with admission their counters add up (their rounds are
+compared with their own plain-Python definition, on a cluster, in ``test_dask_admit.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")  # (the reference lives in the Dask test module)
+
+import sparsecross  # noqa: E402
+from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
+from sparsecross.admission import policy_of  # noqa: E402
+from sparsecross.dask import admit as dask_admit  # noqa: E402
+from sparsecross.dask import shards  # noqa: E402
+from sparsecross.dask.lane_tasks import _PREPARED, _task_prepare, _task_train_lane  # noqa: E402
+from sparsecross.dask.plan import _plan  # noqa: E402
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.test_distributed import GROUP_ROWS, SPEC, TRAIN_ROWS, reference_data_parallel  # noqa: E402
+
+PARAMS = dict(alpha=0.3, beta=1.0, l1=0.5, l2=0.1)
+
+
+@pytest.fixture(scope="module")
+def train_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("exchange")
+    return sparsecross.generate(d / "train.parquet", rows=TRAIN_ROWS, seed=0, row_group_size=GROUP_ROWS)
+
+
+def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None):
+    """Every round through the task functions (with ``book``, an ``admit.ShardBook``: its
+    admission / budget tasks); returns the state as {key: (z, n)}, the bias and the summed
+    progressive loss (and with ``book`` the shards' extras)."""
+    params = FTRLParams(PARAMS["alpha"], PARAMS["beta"], PARAMS["l1"], PARAMS["l2"], 0.0)
+    chunks, _ = _plan(path, SPEC)
+    key_dtype = np.dtype(np.uint64).str
+    fn = {"init": shards._task_shard_init, "lookup": shards._task_lookup, "merge": shards._task_merge,
+          "dump": shards._task_dump}
+    fn.update({} if book is None else book.tasks())
+    extra = () if book is None else (None,)
+    after = [fn["init"](token, s, 0, np.zeros(0, np.uint64), np.zeros((0, 2)), SPEC.n_columns, "float64", *extra)
+             for s in range(n_shards)]
+    bias, acc = np.zeros(2), np.zeros(3)
+    try:
+        for i, r0 in enumerate(range(0, len(chunks), lanes)):
+            lane_chunks = chunks[r0:r0 + lanes]
+            keys = [_task_prepare(c, SPEC, 65536, None, 0, key_dtype, n_shards, token, 0) for c in lane_chunks]
+            looked = [fn["lookup"](token, s, i, keys, after[s]) for s in range(n_shards)]
+            acc_in = [acc.copy() if j == 0 else np.zeros(3) for j in range(len(keys))]
+            train = [_task_train_lane if book is None else book.lane_task(0, c.start_row) for c in lane_chunks]
+            results = [train[j](keys[j], token, 0, c.index, bias.copy(), acc_in[j], params, j, *looked)
+                       for j, c in enumerate(lane_chunks)]
+            assert not any(k[0] == token for k in _PREPARED)  # a trained chunk is dropped
+            merged = [fn["merge"](token, s, i, keys, looked[s], results, after[s]) for s in range(n_shards)]
+            # a merge run again (a retry after it was applied) changes nothing and says the same
+            dumped = fn["dump"](token, 0, i + 1, None)
+            assert fn["merge"](token, 0, i, keys, looked[0], results, after[0]) == merged[0]
+            assert _same(fn["dump"](token, 0, i + 1, None), dumped)
+            assert all(m[1] == [] for m in merged[1:])  # only shard 0 carries the lanes' bias and sums
+            metas = merged[0][1]
+            assert len(metas) == len(keys)
+            for (b, a), r in zip(metas, results):
+                assert np.array_equal(b, r[1]) and np.array_equal(a, r[2])
+            trained = [b for b, a in metas]  # (every lane trains rows here: no holdout)
+            bias = bias + sum(b - bias for b in trained) / len(trained)
+            acc = sum(a for _, a in metas)
+            after = [m[0] for m in merged]
+        state, extras = {}, []
+        for s in range(n_shards):
+            k, zn, *ex = fn["dump"](token, s, i + 1, None)
+            state.update({int(key): (float(z), float(n)) for key, (z, n) in zip(k, zn)})
+            extras += ex
+        return (state, bias, float(acc[0])) + (() if book is None else (extras,))
+    finally:
+        shards._drop_shards(token)
+        assert not any(k[0] == token for k in _PREPARED)
+
+
+def _same(a, b) -> bool:
+    """Two dumps (arrays, tuples of arrays and numbers) equal, bit for bit."""
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_shards", [1, 3])
+def test_round_tasks_equal_the_reference_definition(train_path, n_shards):
+    """K=3 lanes over 10 row groups (rounds of 3, 3, 3, 1 lanes), float64 state, 1 or 3 shards."""
+    state, (zb, nb), loss = _run_rounds(train_path, 3, n_shards, f"exchange-test-{n_shards}")
+    z, n, (ref_zb, ref_nb), ref_loss = reference_data_parallel(train_path, 3, **PARAMS)
+    assert sorted(state) == sorted(z)
+    for key, (zi, ni) in state.items():
+        assert zi == pytest.approx(z[key], rel=1e-9, abs=1e-12)
+        assert ni == pytest.approx(n[key], rel=1e-9, abs=1e-12)
+    assert zb == pytest.approx(ref_zb, rel=1e-9) and nb == pytest.approx(ref_nb, rel=1e-9)
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+
+
+def test_round_tasks_give_the_same_state_on_any_number_of_shards(train_path):
+    """The shards split the keys, not the arithmetic: 1, 2 and 5 shards hold the same state, bit
+    for bit."""
+    runs = [_run_rounds(train_path, 2, s, f"exchange-same-{s}") for s in (1, 2, 5)]
+    for state, bias, loss in runs[1:]:
+        assert state == runs[0][0]
+        assert np.array_equal(bias, runs[0][1]) and loss == runs[0][2]
+
+
+def test_a_look_up_of_the_wrong_round_is_refused(train_path):
+    """A look-up names the shard version it expects: one for a round the shard has not reached
+    fails instead of reading another round's values."""
+    token = "exchange-version"
+    shards._task_shard_init(token, 0, 0, np.zeros(0, np.uint64), np.zeros((0, 2)), SPEC.n_columns, "float64")
+    try:
+        with pytest.raises(shards._ShardLost, match="holds round 0, not 1"):
+            shards._task_lookup(token, 0, 1, [[np.zeros(1, np.uint64)]], None)
+    finally:
+        shards._drop_shards(token)
+
+
+def test_a_lane_whose_prepared_chunk_is_gone_is_a_lost_shard(train_path):
+    """A lane task on a worker that no longer holds its prepared chunk (restarted, or the run
+    was dropped) fails as a lost shard (the round loop restarts from its snapshot), and a
+    preparation of a dropped run keeps nothing."""
+    chunks, _ = _plan(train_path, SPEC)
+    key_dtype = np.dtype(np.uint64).str
+    params = FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0)
+    keys = _task_prepare(chunks[0], SPEC, 65536, None, 0, key_dtype, 1, "exchange-gone-a0", 0)
+    assert ("exchange-gone-a0", 0, 0) in _PREPARED
+    shards._drop_shards("exchange-gone")  # the run and its attempts
+    assert not any(k[0].startswith("exchange-gone") for k in _PREPARED)
+    with pytest.raises(shards._ShardLost, match="prepared chunk 0 is not on this worker"):
+        _task_train_lane(keys, "exchange-gone-a0", 0, 0, np.zeros(2), np.zeros(3), params, 0, [np.zeros((0, 2))])
+    with pytest.raises(shards._ShardLost, match="was stopped"):
+        _task_prepare(chunks[1], SPEC, 65536, None, 0, key_dtype, 1, "exchange-gone-a1", 0)
+    assert not any(k[0].startswith("exchange-gone") for k in _PREPARED)
+
+
+def _book(lanes: int, admit: dict, max_state_mb: float | None):
+    rules = dask_admit.shard_rules(policy_of(**admit).sized(TRAIN_ROWS), max_state_mb, lanes=lanes,
+                                   seed=SPEC.hashing.seed, l1=PARAMS["l1"])
+    return dask_admit.ShardBook(rules)
+
+
+def test_admission_tasks_without_limits_give_the_plain_exchange_state(train_path):
+    """The admission / budget tasks of the same exchange (one look-up and one merge per shard,
+    one lane task per lane) with a budget never reached and no admission: the plain tasks'
+    state, bias and loss, bit for bit, on K = 2 shards."""
+    plain = _run_rounds(train_path, 2, 2, "exchange-plain")
+    ruled = _run_rounds(train_path, 2, 2, "exchange-ruled", _book(2, {}, 1e5))
+    assert ruled[0] == plain[0] and np.array_equal(ruled[1], plain[1]) and ruled[2] == plain[2]
+    assert sum(e[2] for e in ruled[3]) == 0  # nothing evicted
+
+
+@pytest.mark.parametrize("admit", [{"admit_after": 2, "admit_filter_mb": 1 / 1024}, {"admit_probability": 0.3}])
+def test_admission_tasks_keep_keys_out_and_count_them(train_path, admit):
+    """With admission the same exchange admits fewer keys than the plain one; the shards'
+    counters add up: every key held was admitted at a merge (a merge re-run counts nothing
+    twice, checked in ``_run_rounds``), and sightings were rejected."""
+    name = "-".join(admit)  # (a dropped run's token is never used again)
+    plain = _run_rounds(train_path, 2, 2, f"exchange-noadmit-{name}")
+    state, _bias, _loss, extras = _run_rounds(train_path, 2, 2, f"exchange-admit-{name}", _book(2, admit, None))
+    assert 0 < len(state) < len(plain[0]) and set(state) <= set(plain[0])
+    assert sum(int(e[1][0]) for e in extras) == len(state)
+    assert sum(int(e[1][1]) for e in extras) > 0
