@@ -238,7 +238,8 @@ def search_crosses(
         if len(cands) > max_candidates:
             if ranking is None:
                 names = sorted({n for f, _ in cands for n in f})
-                ranking = feature_codes(source, resolved, names, seed=resolved.hashing.seed)
+                ranking = feature_codes(source, resolved, names, seed=resolved.hashing.seed,
+                                            holdout=holdout)  # validation rows never rank
             ranked = rank_candidates([f for f, _ in cands], [a.features for a in added], *ranking)
             note = (f"{len(cands)} candidates per round; the {max_candidates} with the highest interaction "
                     f"information with the label on a {len(ranking[1]):,}-row sample were tried")

@@ -14,7 +14,7 @@ A feature's value in the sample is its column in the CSR of a one-feature spec (
 multi-valued feature, such as a list, is represented by its smallest column; a row without a
 value has its own "missing" code).  The sample is the seeded, row-group spread sample of
 ``suggest-spec`` (:func:`sparsecross.suggest_profile.read_sample`), at most
-:data:`RANK_SAMPLE_ROWS` rows, holdout rows included (the score only orders candidates).
+:data:`RANK_SAMPLE_ROWS` rows, without the holdout rows (the validation never ranks).
 """
 
 from __future__ import annotations
@@ -32,18 +32,28 @@ RANK_SAMPLE_ROWS = 50_000
 
 
 def feature_codes(source: Any, spec: Any, names: Sequence[str], *, rows: int = RANK_SAMPLE_ROWS,
-                  seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                  seed: int = 0, holdout: float | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """({feature name: int64 codes 0..k-1 per sampled row}, 0/1 label per sampled row) of a
-    seeded sample of ``source`` under the resolved ``spec``; rows without a label are dropped."""
+    seeded sample of ``source`` under the resolved ``spec``; rows without a label are dropped,
+    and with a ``holdout`` fraction the rows the holdout rule keeps for validation (the same
+    rows as training's, by global position and the spec's holdout salt)."""
     from .featurize import featurize_features
+    from .hashing import holdout_salt
+    from .order import row_holdout_mask
     from .suggest_profile import label_of, plan_units, read_sample
 
     planned = plan_units(source)
-    table = read_sample(planned, list(spec.columns), rows, seed).table
+    sample = read_sample(planned, list(spec.columns), rows, seed)
+    table = sample.table
     y, missing = label_of(table, spec.label)
-    if missing.any():
-        table = table.filter(np.asarray(~missing))
-        y = y[~missing]
+    drop = np.asarray(missing, dtype=bool)
+    if holdout is not None:
+        drop = drop | row_holdout_mask(sample.positions, float(holdout), holdout_salt(spec.hashing.seed)).astype(bool)
+    if drop.any():
+        import pyarrow as pa
+
+        table = table.filter(pa.array(~drop))
+        y = y[~drop]
     codes: dict[str, np.ndarray] = {}
     for name in names:
         f = spec.feature(name)

@@ -33,7 +33,8 @@ MIN_ROW_GROUPS = 16
 @dataclass
 class Sample:
     """The sampled rows (``table``, in data order), how many rows the source has, how many
-    row groups were read, and the source's schema."""
+    row groups were read, the source's schema, and each sampled row's global position in the
+    source (``positions``, int64: what the holdout rule hashes)."""
 
     table: pa.Table
     rows_total: int
@@ -41,6 +42,7 @@ class Sample:
     row_groups_total: int
     schema: pa.Schema
     where: str
+    positions: np.ndarray
 
 
 def column_type_class(t: pa.DataType) -> str | None:
@@ -132,9 +134,12 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
     pool = sum(units[k][2] for k in chosen)
     need = min(sample_rows, pool)
     left = pool
+    starts = np.concatenate([[0], np.cumsum([n for _, _, n in units], dtype=np.int64)])
     parts: list[pa.RecordBatch] = []
+    positions: list[np.ndarray] = []
     for k in chosen:
         unit, group, _ = units[k]
+        at = int(starts[k])  # global position of the batch's first row
         for batch in _batches(unit, group, columns):
             n = batch.num_rows
             if not n:
@@ -143,10 +148,13 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
             left -= n
             if take == n:
                 parts.append(batch)
+                positions.append(np.arange(at, at + n, dtype=np.int64))
             elif take:
                 rows = np.sort(rng.choice(n, size=take, replace=False))
                 parts.append(batch.take(pa.array(rows)))
+                positions.append(at + rows.astype(np.int64))
             need -= take
+            at += n
     cols = [schema.field(c) for c in columns]
     for b in parts:
         for f in cols:
@@ -156,7 +164,8 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
                                   "another file; a data set's files must share one schema")
     table = pa.Table.from_batches([b.select(columns) for b in parts], schema=pa.schema(cols)) if parts \
         else pa.schema(cols).empty_table()
-    return Sample(table, total, len(chosen), len(units), schema, where)
+    pos = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+    return Sample(table, total, len(chosen), len(units), schema, where, pos)
 
 
 def label_of(table: pa.Table, label: Any) -> tuple[np.ndarray, np.ndarray]:

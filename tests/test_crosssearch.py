@@ -315,3 +315,32 @@ def test_ranking_puts_the_interaction_first_and_extends_chosen_crosses(tmp_path:
     # f00 extending the chosen f14 x f15 adds nothing: scored as (f14 x f15) x f00
     ext = rank_candidates([("f14", "f15", "f00")], [("f14", "f15")], codes, y)
     assert ext[0][0] < 0.01
+
+
+def test_the_ranking_sample_leaves_the_holdout_rows_out(tmp_path: Path) -> None:
+    """With a holdout fraction the ranking must not look at the validation rows: the sampled
+    labels are those of the rows the holdout rule (the kernel's, by global row position) trains
+    on, in order, across several files and row groups."""
+    from sparsecross._kernels.hash import holdout_mask
+    from sparsecross.crosssearch_rank import feature_codes
+    from sparsecross.hashing import holdout_salt
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    parts = []
+    for k in range(3):  # 3 files x 2 row groups: global positions run across them
+        t = pq.read_table(_many_features(tmp_path / f"src{k}.parquet", 700, 10 + k))
+        pq.write_table(t, folder / f"part-{k}.parquet", row_group_size=350)
+        parts.append(t)
+    whole = pa.concat_tables(parts)
+    text = "[label]\ncolumn = \"y\"\n[hashing]\nbits = 14\n" + "".join(
+        f"[[features]]\nname = \"f{i:02d}\"\nkind = \"categorical\"\ncolumn = \"f{i:02d}\"\n" for i in (14, 15))
+    spec = sx.parse_spec(text)
+    salt = holdout_salt(spec.hashing.seed)
+    held = holdout_mask(0, whole.num_rows, 0.3, np.uint64(salt)).astype(bool)
+    assert 0 < held.sum() < whole.num_rows
+    codes, y = feature_codes(folder, spec, ["f14", "f15"], rows=10_000, seed=0, holdout=0.3)  # every row sampled
+    assert y.tolist() == np.asarray(whole.column("y"))[~held].tolist()
+    assert len(codes["f14"]) == int((~held).sum())
+    _, y_all = feature_codes(folder, spec, ["f14"], rows=10_000, seed=0)  # no holdout: every row
+    assert y_all.tolist() == whole.column("y").to_pylist()
