@@ -146,7 +146,7 @@ def apply_budget(state: FTRLState, max_state_mb: float | None) -> None:
         what = "the minimum table" if state.touched == 0 else "the table of the starting state"
         raise ParameterError(
             f"max_state_mb {max_state_mb!r} is too small: {what} ({state.capacity:,} slots of {slot} bytes, "
-            f"{extra:,} more bytes while it grows, plus {fixed:,} bytes of bias and filters) needs {need:.3g} MiB; "
+            f"{extra:,} more bytes while it grows, plus {fixed:,} bytes of bias, filters and 16-bit zbig) needs {need:.3g} MiB; "
             "give a larger --max-state-mb"
         )
     state.max_capacity = cap

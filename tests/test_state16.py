@@ -194,3 +194,174 @@ def test_views_agree_with_decoded_state() -> None:
     assert st.table.shape[1] == 2 and st.table.itemsize == 4  # 8 bytes a slot
     c = st.copy()
     assert type(c) is State16 and c.as_dict(PARAMS) == st.as_dict(PARAMS) and c.zbig is not st.zbig
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _trained(seed: int = 5, n: int = 1500) -> tuple[State16, tuple]:
+    X, y, sw = _problem(seed, n=n, d=400, zipf=1.3)
+    st = State16(X.shape[1], seed=3)
+    _train16(st, X, y, sw, PARAMS, 256)
+    assert st.promoted > 0
+    return st, (X, y, sw)
+
+
+_META = {"epoch": 0, "row": 10, "acc": [1.0, 10.0, 10.0], "history": []}
+
+
+def _roundtrip(tmp_path, st: FTRLState, arrays: dict | None = None, state_bits: int = 16):
+    from sparsecross.checkpoint import read_checkpoint, validate_checkpoint
+
+    path = tmp_path / "state.npz"
+    st.save(path, _META)
+    if arrays is not None:  # rewrite with some members changed
+        with np.load(path) as f:
+            members = {k: f[k] for k in f.files}
+        members.update(arrays)
+        for k in [k for k, v in members.items() if v is None]:
+            del members[k]
+        with open(path, "wb") as fh:
+            np.savez(fh, **members)
+    got, meta = read_checkpoint(path)
+    validate_checkpoint(path, got, meta, n_columns=st.n_columns, state_dtype="float32", epochs=1, rows_total=100,
+                        seed=3, state_bits=state_bits)
+    return got
+
+
+def test_checkpoint_roundtrip_keeps_every_bit(tmp_path) -> None:
+    st, (X, y, sw) = _trained()
+    got = _roundtrip(tmp_path, st)
+    assert type(got) is State16 and got.seed == 3
+    assert np.array_equal(got.table, st.table) and np.array_equal(got.zbig, st.zbig)
+    assert np.array_equal(got.zstats, st.zstats) and np.array_equal(got.bias, st.bias)
+    # training on continues identically from the restored state
+    a, b = st.copy(), got
+    _train16(a, X, y, sw, PARAMS, 500)
+    _train16(b, X, y, sw, PARAMS, 500)
+    assert np.array_equal(a.table, b.table) and np.array_equal(a.zbig, b.zbig)
+
+
+def _words(st: State16) -> tuple[np.ndarray, np.ndarray]:
+    occ = np.flatnonzero(st.table[:, 0] != np.uint32(0xFFFFFFFF))
+    promoted = occ[(st.table[occ, 1] & PROMOTED) != 0]
+    plain = occ[(st.table[occ, 1] & PROMOTED) == 0]
+    return promoted, plain
+
+
+def _corrupt(st: State16, what: str) -> dict:
+    promoted, plain = _words(st)
+    t = st.table.copy()
+    if what == "index out of range":
+        t[promoted[0], 1] = (t[promoted[0], 1] & ~np.uint32(0xFFFF)) | np.uint32(st.promoted + 5)
+        return {"table": t}
+    if what == "index shared":
+        t[promoted[1], 1] = (t[promoted[1], 1] & ~np.uint32(0xFFFF)) | (t[promoted[0], 1] & np.uint32(0xFFFF))
+        return {"table": t}
+    if what == "flag on a small n":
+        t[plain[0], 1] = t[plain[0], 1] | PROMOTED
+        return {"table": t}
+    if what == "infinite sqrt(n)":
+        t[plain[0], 1] = (t[plain[0], 1] & np.uint32(0x8000FFFF)) | np.uint32(0x7C00 << 16)
+        return {"table": t}
+    if what == "zstats past zbig":
+        return {"zstats": np.array([len(st.zbig) + 1, 0, 0, 0], dtype=np.int64)}
+    if what == "zstats count differs":
+        return {"zstats": st.zstats - np.array([1, 0, 0, 0])}
+    if what == "negative zstats":
+        return {"zstats": np.array([st.promoted, -1, 0, 0], dtype=np.int64)}
+    if what == "nan zbig":
+        z = st.zbig.copy()
+        z[0] = np.nan
+        return {"zbig": z}
+    if what == "zbig too long":
+        return {"zbig": np.zeros((1 << 16) + 1, dtype=np.float32)}
+    if what == "zbig 2-d":
+        return {"zbig": st.zbig.reshape(1, -1)}
+    if what == "zbig float64":
+        return {"zbig": st.zbig.astype(np.float64)}
+    if what == "missing zbig":
+        return {"zbig": None}
+    if what == "state_bits 8":
+        return {"state_bits": np.array([8], dtype=np.int64)}
+    if what == "32-bit table":
+        return {"table": np.zeros((st.capacity, 3), dtype=np.uint32)}
+    raise AssertionError(what)
+
+
+@pytest.mark.parametrize("what", ["index out of range", "index shared", "flag on a small n", "infinite sqrt(n)",
+                                  "zstats past zbig", "zstats count differs", "negative zstats", "nan zbig",
+                                  "zbig too long", "zbig 2-d", "zbig float64", "missing zbig", "state_bits 8",
+                                  "32-bit table"])
+def test_corrupted_16bit_checkpoint_is_a_clean_error(tmp_path, what) -> None:
+    from sparsecross.errors import CheckpointError
+
+    st, _ = _trained()
+    with pytest.raises(CheckpointError, match="damaged"):
+        _roundtrip(tmp_path, st, _corrupt(st, what))
+
+
+def test_checkpoint_of_other_bits_is_refused(tmp_path) -> None:
+    from sparsecross.errors import CheckpointError
+
+    st, _ = _trained()
+    with pytest.raises(CheckpointError, match="16-bit, this run's is 32-bit"):
+        _roundtrip(tmp_path, st, state_bits=32)
+    st32 = FTRLState(st.n_columns)
+    with pytest.raises(CheckpointError, match="32-bit, this run's is 16-bit"):
+        _roundtrip(tmp_path, st32, state_bits=16)
+
+
+# ------------------------------------------------------------------------- state budget
+def test_budget_evicts_by_decoded_rank_and_frees_zbig() -> None:
+    """At the budget, eviction ranks by the decoded (z, n) (as the float state does), keeps
+    every survivor's values, and gives the evicted promoted keys' zbig entries back."""
+    from sparsecross.budget import state_bytes
+
+    st, _ = _trained(n=3000)
+    before = st.as_dict(PARAMS)
+    promoted_before = st.promoted
+    st.max_capacity = st.capacity
+    row_nnz = st.max_count - 12  # room for it: down to 12 keys
+    k = st.touched - min(int(0.8 * st.max_count), st.max_count - row_nnz)
+    assert k == st.touched - 12
+    removed = st.make_room(row_nnz, PARAMS)
+    assert removed == k and st.evicted_features == k
+    after = st.as_dict(PARAMS)
+    assert all(before[key] == v for key, v in after.items())
+    # the evicted are the k smallest ranks: zero weights by n, then |z|
+    def rank(item):
+        key, (z, n) = item
+        return (0, n, key) if abs(z) <= PARAMS.l1 else (1, abs(z), key)
+    want = sorted(before.items(), key=rank)[k:]
+    assert sorted(after) == sorted(key for key, _ in want)
+    promoted, _ = _words(st)
+    assert 0 < st.promoted < promoted_before, (st.promoted, promoted_before)  # entries renumbered
+    assert st.promoted == len(promoted) and set(st.table[promoted, 1] & np.uint32(0xFFFF)) == set(range(st.promoted))
+    assert state_bytes(st) == st.table.nbytes + st.zbig.nbytes + st.bias.nbytes
+
+
+def test_budget_is_never_exceeded_and_results_do_not_depend_on_batches() -> None:
+    from sparsecross.budget import MIB, apply_budget, state_bytes
+
+    X, y, sw = _problem(6, n=4000, d=50000, nnz=8, zipf=1.1)
+    budget_mb = 0.45
+    results = []
+    for batch_rows in (4000, 333):
+        st = State16(X.shape[1], seed=2)
+        apply_budget(st, budget_mb)
+        acc = np.zeros(3)
+        for a in range(0, X.shape[0], batch_rows):
+            b = min(X.shape[0], a + batch_rows)
+            Xb = X[a:b]
+            Xb = sp.csr_array((Xb.data, Xb.indices.astype(np.int64), Xb.indptr.astype(np.int64)), shape=Xb.shape)
+            train_batch(st, Batch(Xb, y[a:b], None, a), PARAMS, np.zeros(0, np.uint8), acc, None, a)
+            assert state_bytes(st) <= budget_mb * MIB and st.bytes_peak <= budget_mb * MIB
+        assert st.evictions > 0 and st.promoted > 0
+        results.append((sorted(st.as_dict(PARAMS).items()), acc.tobytes(), st.evicted_features))
+    assert results[0] == results[1]
+
+
+def test_budget_too_small_for_the_16bit_state_is_refused() -> None:
+    from sparsecross.budget import apply_budget
+
+    with pytest.raises(ParameterError, match="too small"):
+        apply_budget(State16(100), 0.3)  # zbig's reserve (384 KiB) does not fit
