@@ -24,6 +24,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from ._jit import kernel
 from .hash import fmix64
@@ -49,6 +52,23 @@ _HALF15 = np.uint32(0x7FFF)
 _INV32 = 1.0 / 4294967296.0  # 2**-32
 
 
+@intrinsic
+def f64_bits(typingctx, x):
+    """The IEEE-754 bit pattern of the float64 ``x`` as a uint64 (an LLVM bitcast)."""
+    if not isinstance(x, types.Float) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.uint64(x), codegen
+
+
+_MANT52 = np.uint64((1 << 52) - 1)
+_REM42 = np.uint64((1 << 42) - 1)
+_INV42 = 2.0 ** -42
+
+
 @kernel
 def half_decode(bits):
     """float64 value of the non-negative half with bit pattern ``bits`` (0..0x7BFF)."""
@@ -63,27 +83,29 @@ def half_decode(bits):
 def half_encode_rr(x, u):
     """Bit pattern (int64, 0..0x7BFF) of a half next to ``x`` (float64, finite, >= 0): the
     half below or the half above, up with probability equal to the fraction of the step
-    (``u`` uniform in [0, 1)); saturates at 65504 (0x7BFF)."""
+    (``u`` uniform in [0, 1)); saturates at 65504 (0x7BFF).
+
+    From ``x``'s float64 bits: a normal half keeps the exponent and the top 10 of the 52
+    mantissa bits (its code is ``(e + 15) << 10 | top``, and code + 1 is the next half, across
+    a binade too); the 42 bits dropped are the fraction of the step."""
     if x <= 0.0:
         return np.int64(0)
     if x >= 65504.0:
         return np.int64(HALF_MAX_BITS)
-    m, e = math.frexp(x)  # x = m 2**e, 0.5 <= m < 1: unbiased exponent e - 1
-    ue = e - 1
-    if ue < -14:  # subnormal step 2**-24
-        q = math.ldexp(x, 24)
-        base = np.int64(0)
-    else:  # 10 mantissa bits: step 2**(ue - 10); code = (ue + 14) * 1024 + q, q in [1024, 2048]
-        q = math.ldexp(x, 10 - ue)
-        base = np.int64(ue + 14) * 1024
-    lo = math.floor(q)
-    c = np.int64(lo)
-    if u < q - lo:
-        c += 1
-    bits = base + c
-    if bits > HALF_MAX_BITS:
-        bits = np.int64(HALF_MAX_BITS)
-    return bits
+    b = f64_bits(x)
+    e = np.int64(b >> np.uint64(52)) - 1023
+    if e < -14:  # subnormal half: step 2**-24 (exact scaling)
+        q = x * 16777216.0
+        lo = math.floor(q)
+        c = np.int64(lo)
+        if u < q - lo:
+            c += 1
+        return c
+    c = ((e + 15) << 10) | np.int64((b & _MANT52) >> np.uint64(42))
+    c += np.int64(u < np.float64(b & _REM42) * _INV42)  # no branch: it would be mispredicted half the time
+    if c > HALF_MAX_BITS:
+        c = np.int64(HALF_MAX_BITS)
+    return c
 
 
 @kernel
@@ -97,9 +119,7 @@ def q213_encode_rr(v, u):
         return np.int64(Q213_MAX), q > 32767.0
     if lo < -32768.0:
         return np.int64(Q213_MIN), True
-    c = np.int64(lo)
-    if u < q - lo:
-        c += 1
+    c = np.int64(lo) + np.int64(u < q - lo)
     return c, False
 
 
