@@ -366,7 +366,7 @@ def search_and_tune(source: Source, spec: FeatureSpec, *, k: int, min_gain: floa
     # the settings the first tune resolved (its arguments > the spec's [train] table > defaults)
     o = resolve_train_options(spec, tune_options, valid=tune_options.get("valid"))
     opts = {n: o[n] for n in ("beta", "l2", "label_smoothing", "holdout", "batch_rows", "admit_after",
-                              "admit_probability", "admit_filter_mb", "max_state_mb")}
+                              "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits")}
     opts.update({n: tune_options[n] for n in ("valid", "state_dtype") if n in tune_options})
     opts["patience"] = first.patience
     alphas = tune_options.get("alpha", DEFAULT_ALPHA)
