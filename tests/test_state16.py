@@ -521,3 +521,23 @@ def test_cli_state_bits_flag(world, tmp_path, capsys) -> None:
                      "--state-bits", bits, "--json"]) == 0
         both.append(json.loads(capsys.readouterr().out))
     assert both[1]["state_bytes_peak"] < 0.75 * both[0]["state_bytes_peak"]  # 8-byte slots instead of 12
+
+
+def test_tune_and_path_points_are_the_16bit_models_train_gives(world) -> None:
+    import sparsecross
+    from sparsecross.path import regularization_path
+    from sparsecross.tune import tune
+
+    root, spec = world
+    res = tune(root / "train.parquet", spec, alpha=[0.1, 0.3], l1=[1.0], epochs_max=2, valid=root / "valid.parquet",
+               state_bits=16)
+    c = res.chosen
+    assert c is not None and c.model is not None and c.model.params["state_bits"] == 16
+    want = sparsecross.train(root / "train.parquet", spec, alpha=c.alpha, l1=c.l1, epochs=c.epochs,
+                             valid=root / "valid.parquet", state_bits=16)
+    assert _model_bytes(c.model) == _model_bytes(want)
+    path = regularization_path(root / "train.parquet", spec, l1=[0.3, 1.0], l2=[0.0], valid=root / "valid.parquet",
+                               state_bits=16)
+    p = path.points[-1]
+    want = sparsecross.train(root / "train.parquet", spec, l1=p.l1, valid=root / "valid.parquet", state_bits=16)
+    assert p.nonzeros == want.nonzeros and p.valid_logloss == want.stats["valid_logloss"]
