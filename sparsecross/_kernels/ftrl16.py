@@ -36,30 +36,6 @@ _LOW16 = np.uint32(0xFFFF)
 
 
 @kernel
-def _store(table, s, z_new, s_bits, s_old, key_word, zbig, zstats, alpha, beta, l2, u_z):
-    """Store ``z_new`` and the half ``s_bits`` into slot ``s`` (word 1 was ``key_word``)."""
-    s_new = half_decode(s_bits)
-    if key_word & PROMOTED:
-        idx = np.int64(key_word & _LOW16)
-        zbig[idx] = z_new
-        table[s, 1] = pack_word(idx, s_bits, True)
-        return
-    if s_new > PROMOTE_SQRT_N:
-        if zstats[0] < zbig.shape[0]:
-            idx = zstats[0]
-            zstats[0] += 1
-            zbig[idx] = z_new
-            table[s, 1] = pack_word(idx, s_bits, True)
-            return
-        if s_old <= PROMOTE_SQRT_N:
-            zstats[1] += 1  # crossed the threshold with zbig full: stays in q2.13
-    code, clipped = q213_encode_rr(z_new / denominator(s_new, alpha, beta, l2), u_z)
-    if clipped:
-        zstats[2] += 1
-    table[s, 1] = pack_word(code, s_bits, False)
-
-
-@kernel
 def ftrl16_pass(indptr, indices, data, y, sw, row_mask, start, table, count, max_count,
                 bias, params, acc, admit_filter, admit_cfg, admit_counts, zbig, zstats, rr_cfg):
     """Train on rows ``start..n-1`` of one CSR chunk, in order: ``ftrl.ftrl_pass`` over the
@@ -140,6 +116,8 @@ def ftrl16_pass(indptr, indices, data, y, sw, row_mask, start, table, count, max
         target = yr * (1.0 - eps) + 0.5 * eps
         g = (p - target) * swr
         hrow = row_hash(rr_cfg[0], rr_cfg[1] + np.uint64(r))
+        # the store is written out here, not in a helper: a call per entry (its array arguments
+        # passed field by field) cost as much as the rest of the update
         for k in range(ua, np.uint64(b)):
             j = k - ua
             s = slots[j]
@@ -152,9 +130,28 @@ def ftrl16_pass(indptr, indices, data, y, sw, row_mask, start, table, count, max
             if root >= 65504.0:
                 zstats[3] += 1
             s_bits = half_encode_rr(root, u_n)
-            sigma = (half_decode(s_bits) - sq) / alpha
-            _store(table, s, zs[j] + gi - sigma * ws[j], s_bits, sq, table[s, 1], zbig, zstats,
-                   alpha, beta, l2, u_z)
+            s_new = half_decode(s_bits)
+            sigma = (s_new - sq) / alpha
+            z_new = zs[j] + gi - sigma * ws[j]
+            word = table[s, 1]
+            if word & PROMOTED:
+                idx = np.int64(word & _LOW16)
+                zbig[idx] = z_new
+                table[s, 1] = pack_word(idx, s_bits, True)
+                continue
+            if s_new > PROMOTE_SQRT_N:
+                if zstats[0] < zbig.shape[0]:
+                    idx = zstats[0]
+                    zstats[0] += 1
+                    zbig[idx] = z_new
+                    table[s, 1] = pack_word(idx, s_bits, True)
+                    continue
+                if sq <= PROMOTE_SQRT_N:
+                    zstats[1] += 1
+            code, clipped = q213_encode_rr(z_new / denominator(s_new, alpha, beta, l2), u_z)
+            if clipped:
+                zstats[2] += 1
+            table[s, 1] = pack_word(code, s_bits, False)
         sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
         bias[0] = zb + g - sigma * wb
         bias[1] = nb + g * g

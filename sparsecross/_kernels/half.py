@@ -134,8 +134,10 @@ def q213_decode(code16):
 
 @kernel
 def denominator(s, alpha, beta, l2):
-    """``D(s) = (beta + s) / alpha + l2``: the weight is ``-(z - sign(z) l1) / D``."""
-    return (beta + s) / alpha + l2
+    """``D(s) = (beta + s) / alpha + l2`` (the weight is ``-(z - sign(z) l1) / D``), computed as
+    ``(beta + s) * (1 / alpha) + l2``: ``1 / alpha`` is hoisted out of a kernel's loops, so
+    coding ``v = z / D`` and decoding ``z = v D`` cost no division by alpha per entry."""
+    return (beta + s) * (1.0 / alpha) + l2
 
 
 @kernel

@@ -79,7 +79,8 @@ class Reference16:
         self.weight_sum = 0.0
 
     def _d(self, s: float) -> float:
-        return (self.beta + s) / self.alpha + self.l2
+        """D(s) = (beta + s) / alpha + l2, computed (as the kernel does) with 1 / alpha."""
+        return (self.beta + s) * (1.0 / self.alpha) + self.l2
 
     def z_n(self, key: int) -> tuple[float, float]:
         """Decoded (z, n) of ``key``."""
