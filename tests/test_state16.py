@@ -282,6 +282,8 @@ def _corrupt(st: State16, what: str) -> dict:
         return {"zbig": None}
     if what == "state_bits 8":
         return {"state_bits": np.array([8], dtype=np.int64)}
+    if what == "nan bias":
+        return {"bias": np.array([np.nan, 1.0])}
     if what == "32-bit table":
         return {"table": np.zeros((st.capacity, 3), dtype=np.uint32)}
     raise AssertionError(what)
@@ -290,7 +292,7 @@ def _corrupt(st: State16, what: str) -> dict:
 @pytest.mark.parametrize("what", ["index out of range", "index shared", "flag on a small n", "infinite sqrt(n)",
                                   "zstats past zbig", "zstats count differs", "negative zstats", "nan zbig",
                                   "zbig too long", "zbig 2-d", "zbig float64", "missing zbig", "state_bits 8",
-                                  "32-bit table"])
+                                  "nan bias", "32-bit table"])
 def test_corrupted_16bit_checkpoint_is_a_clean_error(tmp_path, what) -> None:
     from sparsecross.errors import CheckpointError
 
