@@ -179,6 +179,7 @@ def search_crosses(
     admit_probability: float | None = None,
     admit_filter_mb: float | None = None,
     max_state_mb: float | None = None,
+    state_bits: int = 32,
 ) -> CrossSearchResult:
     """Add up to ``k`` crosses to ``spec``, greedily, each the candidate with the largest
     relative validation gain if it is at least ``min_gain``.  Every model (baseline and
@@ -193,6 +194,7 @@ def search_crosses(
     ``admit_after``, ``admit_probability``, ``admit_filter_mb``, ``max_state_mb``: admission and
     the state budget, as ``train``'s: every model (baseline and candidate) at every alpha has its
     own filter and its own budget (the states together hold up to lanes x ``max_state_mb`` MiB).
+    ``state_bits``: 32 or 16, as ``train``'s, for every model.
 
     Raises
     ------
@@ -213,7 +215,8 @@ def search_crosses(
         raise SparseCrossError("search_crosses: alpha is an empty list")
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)
-    tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit) for a in alphas]
+    tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit, state_bits)
+           for a in alphas]
     t0 = time.perf_counter()
     check_inputs(source, spec, valid)
     resolved = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
