@@ -65,7 +65,11 @@ PRESETS = {"issue14": ("process/", "machine/", "kernel/", "train/@BIG@/"),
 #: issue 13 variants: name -> train() keyword arguments.  The first is the unbounded run the
 #: budget fractions refer to.
 MEMORY_VARIANTS = {"none": {}, "admit_after_2": {"admit_after": 2}, "admit_after_3": {"admit_after": 3},
-                   "admit_probability_0.03": {"admit_probability": 0.03}}
+                   "admit_probability_0.03": {"admit_probability": 0.03},
+                   # item 5: the 16-bit state (goal: test logloss within 0.01% of the float32 state)
+                   "state_bits_16": {"state_bits": 16}, "admit_after_2_state_bits_16": {"admit_after": 2, "state_bits": 16}}
+#: The variants planned at the smaller training sizes too (the A/B of the 16-bit state).
+MEMORY_VARIANTS_EVERY_SIZE = ("none", "state_bits_16")
 #: Hook for the state budget (--max-state-mb, branch `membudget`): fractions of the unbounded
 #: run's state_bytes_peak, planned only when ``train`` takes ``max_state_mb``.
 MEMORY_BUDGET_FRACTIONS = (0.25, 0.10)
@@ -137,9 +141,11 @@ def _item(id_: str, group: str, task: str, args: dict[str, Any], repeats: int = 
             for r in range(repeats)]
 
 
-def memory_plan(train: Path, label: str, test: str, reps: int) -> list[dict[str, Any]]:
+def memory_plan(train: Path, label: str, test: str, reps: int, variants: tuple[str, ...] | None = None
+                ) -> list[dict[str, Any]]:
     """Issue 13: state bytes, peak RSS, test logloss and rows/s without and with admission (and,
-    once ``train`` has it, the state budget), on each of MEMORY_SPECS, repeats interleaved."""
+    once ``train`` has it, the state budget), on each of MEMORY_SPECS, repeats interleaved
+    (``variants``: those of MEMORY_VARIANTS to plan; default all)."""
     plan: list[dict[str, Any]] = []
     budget = False  # the budget rows are budget_plan()'s (task "budget", which measures the state itself)
     for spec in MEMORY_SPECS:
@@ -147,6 +153,8 @@ def memory_plan(train: Path, label: str, test: str, reps: int) -> list[dict[str,
         record = f"{label}_{spec}"
         per: list[list[dict[str, Any]]] = []
         for name, opts in MEMORY_VARIANTS.items():
+            if variants is not None and name not in variants:
+                continue
             extra = {"unbounded_record": record} if not opts else {"admit": opts}
             per.append(_item(f"memory/{label}/{spec}/{name}", "memory", "train_scx", {**common, **extra}, repeats=reps))
         if budget:
@@ -265,6 +273,8 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
                       {"capacity": RMW_CAPACITY["2m"], "ops": 50_000_000}, repeats=reps)
 
     plan += memory_plan(trains[big], lab[big], str(test), reps)
+    for rows in sorted(r for r in trains if r != big):  # `--only memory/2m/`: the 16-bit A/B at 2M rows
+        plan += memory_plan(trains[rows], lab[rows], str(test), reps, MEMORY_VARIANTS_EVERY_SIZE)
     plan += budget_plan(trains[big], lab[big], str(test), reps)
 
     # -- b. kernel only
@@ -506,6 +516,8 @@ def issue13(summary: dict[str, Any]) -> dict[str, Any]:
                 e[f"{k}_unbounded"] = base[k]
         if parts[3] == "admit_after_2" and "test_logloss_rel_change" in e:
             e["goal_met"] = e["state_ratio"] <= 0.5 and e["test_logloss_rel_change"] <= 0.0005
+        if parts[3] == "state_bits_16" and "test_logloss_rel_change" in e:  # item 5: logloss cost < 0.01%
+            e["goal_met"] = e["test_logloss_rel_change"] < 0.0001
         out[f"{parts[1]}/{parts[2]}/{parts[3]}"] = e
     return out
 

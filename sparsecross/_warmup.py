@@ -10,7 +10,7 @@ import pyarrow as pa
 def warmup() -> None:
     from .predict import predict_proba
     from .spec import parse_spec
-    from .state import FTRLState
+    from .state16 import new_state
     from .train import train_batch
     from .featurize import Batch, featurize
     from ._kernels.ftrl import FTRLParams
@@ -30,8 +30,8 @@ def warmup() -> None:
                       "i": [1, 2], "y": [1, 0]})
     X, y, w = featurize(table, spec)
     params = FTRLParams(0.1, 1.0, 0.0, 0.0, 0.0)
-    for dtype in ("float32", "float64"):
-        st = FTRLState(spec.n_columns, dtype)
+    for dtype, bits in (("float32", 16), ("float64", 32), ("float32", 32)):  # the float32 state last: exported
+        st = new_state(spec.n_columns, dtype, bits)
         train_batch(st, Batch(X, y, None, 0), params, np.zeros(0, np.uint8), np.zeros(3))
         st.margins(X, params)
         st.nonzero_weights(params)
@@ -61,5 +61,10 @@ def _warm_eviction(st) -> None:
     st = st.copy()
     fbuf = np.zeros(1)
     ubuf = fbuf.view(np.uint64)
-    t_score, t_key = rank_threshold(st.table, st.values, 0.0, np.int64(1), fbuf, ubuf)
-    evict_upto(st.table, st.values, st.count, 0.0, np.uint64(t_score), np.uint64(t_key), fbuf, ubuf)
+    vals = st.values if st.bits == 32 else (st.table, st.zbig, np.array([0.1, 1.0, 0.0]))  # 16 bits: decoded ranks
+    t_score, t_key = rank_threshold(st.table, vals, 0.0, np.int64(1), fbuf, ubuf)
+    evict_upto(st.table, vals, st.count, 0.0, np.uint64(t_score), np.uint64(t_key), fbuf, ubuf)
+    if st.bits == 16:
+        from ._kernels.ftrl16 import compact_zbig
+
+        compact_zbig(st.table, st.zbig, st.zstats)

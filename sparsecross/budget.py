@@ -96,7 +96,7 @@ def filter_bytes(state: FTRLState) -> int:
 def state_bytes(state: FTRLState) -> int:
     """What the budget bounds: the table, the bias and the admission filters (whether or not
     ``state.nbytes`` counts the filters)."""
-    return int(state.table.nbytes) + _fixed_bytes(state)
+    return int(state.table.nbytes) + _fixed_bytes(state) + int(getattr(state, "side_bytes", 0))
 
 
 def _fixed_bytes(state: FTRLState) -> int:
@@ -138,7 +138,7 @@ def apply_budget(state: FTRLState, max_state_mb: float | None) -> None:
         state.max_capacity = 0
         return
     slot = int(state.table.itemsize * state.table.shape[1])
-    fixed = _fixed_bytes(state)
+    fixed = _fixed_bytes(state) + int(getattr(state, "side_bytes_max", 0))  # a 16-bit state's zbig, at its largest
     cap = capacity_for(max_state_mb * MIB, slot, fixed)
     if cap < state.capacity:
         extra = growth_extra(state.capacity, slot)
@@ -146,16 +146,17 @@ def apply_budget(state: FTRLState, max_state_mb: float | None) -> None:
         what = "the minimum table" if state.touched == 0 else "the table of the starting state"
         raise ParameterError(
             f"max_state_mb {max_state_mb!r} is too small: {what} ({state.capacity:,} slots of {slot} bytes, "
-            f"{extra:,} more bytes while it grows, plus {fixed:,} bytes of bias and filters) needs {need:.3g} MiB; "
+            f"{extra:,} more bytes while it grows, plus {fixed:,} bytes of bias, filters and 16-bit zbig) needs {need:.3g} MiB; "
             "give a larger --max-state-mb"
         )
     state.max_capacity = cap
 
 
-def make_room(state: FTRLState, row_nnz: int, l1: float) -> int:
+def make_room(state: FTRLState, row_nnz: int, l1: float, vals: Any = None) -> int:
     """Evict (policy of the module docstring) from a table at its budget capacity until a row of
     ``row_nnz`` keys fits below the load limit: down to ``LOW_WATER`` of it, or lower when the
-    row needs more.  Returns the number of features evicted.
+    row needs more.  Returns the number of features evicted.  ``vals``: what the eviction
+    kernels read (z, n) through (default ``state.values``; a 16-bit state passes its own).
 
     Raises
     ------
@@ -175,8 +176,9 @@ def make_room(state: FTRLState, row_nnz: int, l1: float) -> int:
         return 0
     fbuf = np.zeros(1, dtype=np.float64)
     ubuf = fbuf.view(np.uint64)
-    t_score, t_key = rank_threshold(state.table, state.values, float(l1), np.int64(k), fbuf, ubuf)
-    removed = int(evict_upto(state.table, state.values, state.count, float(l1), np.uint64(t_score),
+    vals = state.values if vals is None else vals
+    t_score, t_key = rank_threshold(state.table, vals, float(l1), np.int64(k), fbuf, ubuf)
+    removed = int(evict_upto(state.table, vals, state.count, float(l1), np.uint64(t_score),
                              np.uint64(t_key), fbuf, ubuf))
     if removed != k:  # the ranks are a total order: exactly k are at or below the k-th
         raise AssertionError(f"evicted {removed} features, expected {k}")

@@ -30,6 +30,7 @@ from .admission import Admission, AdmitPolicy, check_arrays
 from .errors import CheckpointError, DataError
 from .read import Source, resolve_files
 from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_for
+from .state16 import State16, problems16
 
 __all__ = ["CHECKPOINT_FILE", "open_checkpoint", "best_file", "save_best", "read_best", "read_checkpoint", "validate_checkpoint",
            "source_fingerprint", "parquet_footer_sha256"]
@@ -53,10 +54,15 @@ _MEMBERS: dict[str, tuple[tuple[np.dtype, ...], int]] = {
     # admission.check_arrays
     "admit_filter": ((np.dtype(np.uint8),), 1),
     "admit_counts": ((np.dtype(np.int64),), 1),
+    # a 16-bit state (state16.py): checked by state16.problems
+    "state_bits": ((np.dtype(np.int64),), 1),
+    "zbig": ((np.dtype(np.float32),), 1),
+    "zstats": ((np.dtype(np.int64),), 1),
 }
 #: Members a checkpoint may lack: of an older version (read as zeros), or of a run without admission.
-_OPTIONAL = {"evicted", "admit_filter", "admit_counts"}
-_FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,), "evicted": (2,), "admit_counts": (2,)}
+_OPTIONAL = {"evicted", "admit_filter", "admit_counts", "state_bits", "zbig", "zstats"}
+_FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,), "evicted": (2,), "admit_counts": (2,),
+                 "state_bits": (1,), "zstats": (4,)}
 NO_ADMISSION = AdmitPolicy()
 _MAX_MEMBERS = 64  # np.savez writes 7 (9 with admission); more entries in the directory is not a checkpoint
 
@@ -217,13 +223,23 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
     if dtype not in ("float32", "float64"):
         raise _bad(path, f"its state dtype {dtype[:20]!r} is not 'float32' or 'float64'")
     table = arrays["table"]
-    if table.shape[1] != 3:
-        raise _bad(path, f"its table has shape {table.shape}, expected (capacity, 3)")
-    st = FTRLState.__new__(FTRLState)
-    st.n_columns, st.dtype = int(arrays["n_columns"][0]), dtype
-    st.table = table
-    st.values = table.view(_float_of(table.dtype))
-    st.count, st.bias = arrays["count"], arrays["bias"]
+    bits = int(arrays["state_bits"][0]) if "state_bits" in arrays else 32
+    width = 2 if bits == 16 else 3
+    if bits == 16 and ("zbig" not in arrays or "zstats" not in arrays or dtype != "float32"):
+        raise _bad(path, "its 16-bit state lacks zbig or zstats, or is not float32")
+    if bits not in (16, 32) or (bits == 32 and ("zbig" in arrays or "zstats" in arrays)):
+        raise _bad(path, f"its state_bits {bits} is not 16, or a 32-bit state has 16-bit members")
+    if table.shape[1] != width:
+        raise _bad(path, f"its table has shape {table.shape}, expected (capacity, {width})")
+    if bits == 16:
+        st: FTRLState = State16.from_arrays(int(arrays["n_columns"][0]), table, arrays["count"], arrays["bias"],
+                                            arrays["zbig"], arrays["zstats"])
+    else:
+        st = FTRLState.__new__(FTRLState)
+        st.n_columns, st.dtype = int(arrays["n_columns"][0]), dtype
+        st.table = table
+        st.values = table.view(_float_of(table.dtype))
+        st.count, st.bias = arrays["count"], arrays["bias"]
     evicted = arrays.get("evicted", np.zeros(2, dtype=np.int64))
     st.evicted_features, st.evictions = evicted_counts(evicted)
     if st.evicted_features < 0:
@@ -244,7 +260,9 @@ def _home_slots(keys: np.ndarray, cap: int) -> np.ndarray:
     return (x & np.uint64(cap - 1)).astype(np.int64)
 
 
-def _check_state(path: Path, st: FTRLState, n_columns: int, state_dtype: str) -> None:
+def _check_state(path: Path, st: FTRLState, n_columns: int, state_dtype: str, state_bits: int = 32) -> None:
+    if st.bits != state_bits:
+        raise _bad(path, f"its state is {st.bits}-bit, this run's is {state_bits}-bit")
     if st.n_columns != n_columns:
         raise _bad(path, f"its state has {st.n_columns:,} columns, this run has {n_columns:,}")
     if st.dtype != state_dtype:
@@ -273,11 +291,16 @@ def _check_state(path: Path, st: FTRLState, n_columns: int, state_dtype: str) ->
         ks = np.sort(k)
         if bool(np.any(ks[1:] == ks[:-1])):
             raise _bad(path, "a key occupies two slots")
-    zn = st.values[slots, 1:3]
-    if not bool(np.all(np.isfinite(zn))):
-        raise _bad(path, "a z or n is not finite")
-    if bool(np.any(zn[:, 1] < 0)):
-        raise _bad(path, "an n is negative")
+    if isinstance(st, State16):
+        wrong = problems16(st, slots)
+        if wrong is not None:
+            raise _bad(path, wrong)
+    else:
+        zn = st.values[slots, 1:3]
+        if not bool(np.all(np.isfinite(zn))):
+            raise _bad(path, "a z or n is not finite")
+        if bool(np.any(zn[:, 1] < 0)):
+            raise _bad(path, "an n is negative")
     # Every key must be found by linear probing from its home slot: no empty slot between.
     if len(k):
         empties = np.concatenate(([0], np.cumsum(~occupied, dtype=np.int64)))  # empties in [0, i)
@@ -333,14 +356,17 @@ def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, 
 
 def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: dict[str, Any], *,
                         n_columns: int, state_dtype: str, epochs: int, rows_total: int,
-                        position: str = "row", admit: AdmitPolicy = NO_ADMISSION, seed: int = 0) -> None:
+                        position: str = "row", admit: AdmitPolicy = NO_ADMISSION, seed: int = 0,
+                        state_bits: int = 32) -> None:
     """Check a state and meta read by :func:`read_checkpoint` against the run before any
     kernel sees them: the table (dtype, capacity, ``count`` = occupied slots <= the load
     limit, so never full; keys unique, below ``n_columns`` and reachable by probing; z and n
     finite, n >= 0), the bias, and the meta (``epoch`` in [0, epochs], ``position`` -- "row"
     or "round" -- in [0, rows_total], ``acc`` and ``history``), and the admission filter and
     counters against the run's policy ``admit``; then attaches them (``state.admission``,
-    ``seed``: the spec's hashing seed) and restores ``state.bytes_peak``.
+    ``seed``: the spec's hashing seed, which also seeds a 16-bit state's rounding) and restores
+    ``state.bytes_peak``.  ``state_bits``: the run's (a 16-bit state's words and ``zbig`` are
+    checked by :func:`sparsecross.state16.problems`).
 
     Raises
     ------
@@ -348,7 +374,7 @@ def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: di
         Naming the file and what is wrong.
     """
     path = Path(path)
-    _check_state(path, state, n_columns, state_dtype)
+    _check_state(path, state, n_columns, state_dtype, state_bits)
     _check_meta(path, meta, epochs, rows_total, position)
     filt, counts = getattr(state, "admission_arrays", (None, None))
     wrong = check_arrays(admit, filt, counts)
@@ -357,12 +383,14 @@ def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: di
     if admit.active:
         assert filt is not None and counts is not None
         state.admission = Admission.from_arrays(admit, seed, filt, counts)
+    if isinstance(state, State16):
+        state.seed = int(seed)
     state.note_peak(int(meta.get("state_bytes_peak", 0)))
 
 
 def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any], *,
                     n_columns: int, state_dtype: str, epochs: int, rows_total: int, position: str = "row",
-                    admit: AdmitPolicy = NO_ADMISSION, seed: int = 0
+                    admit: AdmitPolicy = NO_ADMISSION, seed: int = 0, state_bits: int = 32
                     ) -> tuple[Path | None, tuple[FTRLState, dict[str, Any]] | None]:
     """The checkpoint file of folder ``checkpoint`` (created if needed; None without one) and,
     if it holds a checkpoint, (state, meta) after checking that it belongs to this run (the
@@ -382,7 +410,7 @@ def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[st
                 "use another --checkpoint folder or delete it"
             )
     validate_checkpoint(ckpt_path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,
-                        rows_total=rows_total, position=position, admit=admit, seed=seed)
+                        rows_total=rows_total, position=position, admit=admit, seed=seed, state_bits=state_bits)
     return ckpt_path, (state, meta)
 
 
@@ -411,7 +439,8 @@ def prune_best(ckpt_path: Path, keep: int | None) -> None:
 
 
 def read_best(ckpt_path: Path, epoch: int, run_meta: dict[str, Any], *, n_columns: int, state_dtype: str,
-              epochs: int, rows_total: int, admit: AdmitPolicy = NO_ADMISSION, seed: int = 0) -> FTRLState:
+              epochs: int, rows_total: int, admit: AdmitPolicy = NO_ADMISSION, seed: int = 0,
+              state_bits: int = 32) -> FTRLState:
     """The best state of epoch ``epoch`` that the checkpoint ``ckpt_path`` names, checked as
     :func:`open_checkpoint` checks ``state.npz`` (same run, sound arrays, written at the end of
     that epoch).
@@ -428,7 +457,7 @@ def read_best(ckpt_path: Path, epoch: int, run_meta: dict[str, Any], *, n_column
         if meta.get(k) != run_meta[k]:
             raise _bad(path, f"it belongs to another run (its {k} differs)")
     validate_checkpoint(path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,
-                        rows_total=rows_total, admit=admit, seed=seed)
+                        rows_total=rows_total, admit=admit, seed=seed, state_bits=state_bits)
     if meta.get("epoch") != epoch or meta.get("row") != 0:
         raise _bad(path, f"it is not the state at the end of epoch {epoch}")
     return state

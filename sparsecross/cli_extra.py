@@ -163,7 +163,7 @@ def cmd_path(args: argparse.Namespace) -> int:
                   state_dtype=args.state_dtype, shuffle=opts["shuffle"], shuffle_seed=opts["shuffle_seed"],
                   shuffle_buffer_rows=opts["shuffle_buffer_rows"], admit_after=opts["admit_after"],
                   admit_probability=opts["admit_probability"], admit_filter_mb=opts["admit_filter_mb"],
-                  max_state_mb=opts["max_state_mb"])
+                  max_state_mb=opts["max_state_mb"], state_bits=opts["state_bits"])
     res = regularization_path(
         args.data, spec, l1=l1, l2=l2, max_nonzeros=args.max_nonzeros, max_bytes=args.max_bytes,
         encoding=args.encoding,

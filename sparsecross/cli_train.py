@@ -64,6 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                   spec=args.spec, data=args.data, valid=args.valid)
     spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
     opts = _train_options(args, spec)  # every [train] key, --early-stop included: flags > [train] > defaults
+    if opts["state_bits"] == 16 and args.dask:  # before a cluster starts
+        from .errors import ParameterError
+
+        raise ParameterError("--state-bits 16 is not available with --dask yet; train without --dask or with "
+                             "--state-bits 32")
     model, seconds = _run(args, spec, opts)
     nbytes = save_model(model, out, encoding=args.encoding)
     report = _report(model, opts, out, nbytes, seconds)

@@ -61,7 +61,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows, state_dtype=args.state_dtype, shuffle=opts["shuffle"],
         shuffle_seed=opts["shuffle_seed"], shuffle_buffer_rows=opts["shuffle_buffer_rows"], names=args.names,
         admit_after=opts["admit_after"], admit_probability=opts["admit_probability"],
-        admit_filter_mb=opts["admit_filter_mb"], max_state_mb=opts["max_state_mb"],
+        admit_filter_mb=opts["admit_filter_mb"], max_state_mb=opts["max_state_mb"], state_bits=opts["state_bits"],
         on_epoch=lambda e, n: say(f"epoch {e}: training {n} point(s)"),
     )
     search = None
@@ -103,7 +103,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 #: Flags that change the model, repeated in the `train` command the summary names.
-_MEMORY_FLAGS = ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb")
+_MEMORY_FLAGS = ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits")
 
 
 def _print_table(res: Any, search: Any, args: argparse.Namespace, written: int | None) -> None:

@@ -179,6 +179,7 @@ def search_crosses(
     admit_probability: float | None = None,
     admit_filter_mb: float | None = None,
     max_state_mb: float | None = None,
+    state_bits: int = 32,
 ) -> CrossSearchResult:
     """Add up to ``k`` crosses to ``spec``, greedily, each the candidate with the largest
     relative validation gain if it is at least ``min_gain``.  Every model (baseline and
@@ -193,6 +194,7 @@ def search_crosses(
     ``admit_after``, ``admit_probability``, ``admit_filter_mb``, ``max_state_mb``: admission and
     the state budget, as ``train``'s: every model (baseline and candidate) at every alpha has its
     own filter and its own budget (the states together hold up to lanes x ``max_state_mb`` MiB).
+    ``state_bits``: 32 or 16, as ``train``'s, for every model.
 
     Raises
     ------
@@ -213,7 +215,8 @@ def search_crosses(
         raise SparseCrossError("search_crosses: alpha is an empty list")
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)
-    tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit) for a in alphas]
+    tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit, state_bits)
+           for a in alphas]
     t0 = time.perf_counter()
     check_inputs(source, spec, valid)
     resolved = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
@@ -367,7 +370,7 @@ def search_and_tune(source: Source, spec: FeatureSpec, *, k: int, min_gain: floa
     # the settings the first tune resolved (its arguments > the spec's [train] table > defaults)
     o = resolve_train_options(spec, tune_options, valid=tune_options.get("valid"))
     opts = {n: o[n] for n in ("beta", "l2", "label_smoothing", "holdout", "batch_rows", "admit_after",
-                              "admit_probability", "admit_filter_mb", "max_state_mb")}
+                              "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits")}
     opts.update({n: tune_options[n] for n in ("valid", "state_dtype") if n in tune_options})
     opts["patience"] = first.patience
     alphas = tune_options.get("alpha", DEFAULT_ALPHA)

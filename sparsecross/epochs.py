@@ -113,6 +113,7 @@ class EpochLoop:
         row_end = self.start_row
         if state.admission is not None:
             state.admission.begin_epoch(self.epoch)
+        state.begin_epoch(self.epoch)  # a 16-bit state's rounding seed
         batches = _epoch_batches(cfg.source, cfg.spec, cfg.order, self.epoch, cfg.batch_rows, self.start_row,
                                  self.observe)
         for batch in prefetch(batches):

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from .errors import DataError, NotFittedError, ParameterError
 from .state import FTRLState, GrowthPlan
+from .state16 import new_state
 from .train import TrainParams, train_batch
 from .featurize import Batch
 
@@ -23,7 +24,7 @@ __all__ = ["FTRLClassifier"]
 
 #: The estimator's parameters that are keys of the spec's ``[train]`` table too.
 _TABLE_PARAMS = ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "admit_after", "admit_probability",
-                 "admit_filter_mb", "max_state_mb")
+                 "admit_filter_mb", "max_state_mb", "state_bits")
 
 
 class FTRLClassifier:
@@ -65,6 +66,10 @@ class FTRLClassifier:
         (table, growths included, and the admission filter) never exceeds it; when full,
         features are evicted (zero weights with the smallest ``n`` first, then the smallest
         ``|z|``).
+    state_bits : {32, 16}, default 32
+        16: z and n stored in 16 bits each (8-byte slots; :mod:`sparsecross.state16`), with
+        ``state_dtype="float32"`` only; the rounding is seeded by the spec's hashing seed (0
+        without a spec).
     spec : FeatureSpec or None, default None
         The (resolved) spec the rows of ``X`` were featurized with
         (:func:`sparsecross.featurize`): ``X`` must then have ``spec.n_columns`` columns and
@@ -95,7 +100,7 @@ class FTRLClassifier:
                  epochs: int = 1, label_smoothing: float = 0.0, state_dtype: str = "float64",
                  admit_after: int | None = None, admit_probability: float | None = None,
                  admit_filter_mb: float | None = None, max_state_mb: float | None = None,
-                 spec: FeatureSpec | None = None) -> None:
+                 state_bits: int = 32, spec: FeatureSpec | None = None) -> None:
         self.alpha = alpha
         self.beta = beta
         self.l1 = l1
@@ -107,13 +112,14 @@ class FTRLClassifier:
         self.admit_probability = admit_probability
         self.admit_filter_mb = admit_filter_mb
         self.max_state_mb = max_state_mb
+        self.state_bits = state_bits
         self.spec = spec
 
     # -------------------------------------------------------------- sklearn API
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in
                 ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "admit_after",
-                 "admit_probability", "admit_filter_mb", "max_state_mb", "spec")}
+                 "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits", "spec")}
 
     def set_params(self, **params: Any) -> FTRLClassifier:
         valid = self.get_params()
@@ -138,7 +144,8 @@ class FTRLClassifier:
         check_max_state_mb(self.max_state_mb)
         return TrainParams(self.alpha, self.beta, self.l1, self.l2, self.epochs, self.label_smoothing,
                            None, self.state_dtype,
-                           policy_of(self.admit_after, self.admit_probability, self.admit_filter_mb))
+                           policy_of(self.admit_after, self.admit_probability, self.admit_filter_mb),
+                           self.state_bits)
 
     def _new_state(self, params: TrainParams, rows: int) -> FTRLState:
         """A new state with the admission filter (sized from ``rows``) and the budget, as
@@ -146,9 +153,9 @@ class FTRLClassifier:
         from .admission import Admission
         from .budget import apply_budget, check_max_state_mb
 
-        state = FTRLState(self.n_features_in_, params.state_dtype)
+        seed = self.spec.hashing.seed if self.spec is not None else 0
+        state = new_state(self.n_features_in_, params.state_dtype, params.state_bits, seed)
         if params.admit.active:
-            seed = self.spec.hashing.seed if self.spec is not None else 0
             state.admission = Admission(params.admit.sized(rows), seed)
         apply_budget(state, check_max_state_mb(self.max_state_mb))
         self._epoch, self._position = 0, 0
@@ -251,6 +258,7 @@ class FTRLClassifier:
                 raise ValueError("sample_weight must be finite, >= 0 and one per row")
         if self.state_.admission is not None:
             self.state_.admission.begin_epoch(self._epoch)
+        self.state_.begin_epoch(self._epoch)  # a 16-bit state's rounding seed
         train_batch(self.state_, Batch(X, yy, sw, 0), params.ftrl, np.zeros(0, dtype=np.uint8),
                     np.zeros(3, dtype=np.float64), GrowthPlan(X.shape[0]), self._position)
         self._position += int(X.shape[0])

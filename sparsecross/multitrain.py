@@ -26,6 +26,7 @@ from .budget import apply_budget
 from .featurize import Batch
 from .metrics import StreamingMetrics
 from .state import FTRLState, GrowthPlan
+from .state16 import new_state
 from .train import TrainParams, _score_mask, _train_mask, prefetch, train_batch
 
 __all__ = ["Lane", "train_epoch", "validate_lanes", "run_lanes", "epoch_record", "hstack_columns"]
@@ -58,7 +59,7 @@ class Lane:
         """A lane with a new state, its own admission filter when ``params.admit`` admits
         (``seed``: the spec's hashing seed, as ``train`` seeds it) and its own state budget of
         ``max_state_mb`` MiB (None: none), as ``train(max_state_mb=...)`` bounds its state."""
-        state = FTRLState(n_columns, params.state_dtype)
+        state = new_state(n_columns, params.state_dtype, params.state_bits, seed)
         if params.admit.active:
             state.admission = Admission(params.admit.sized(rows), seed)
         apply_budget(state, max_state_mb)
@@ -111,6 +112,8 @@ def train_epoch(lanes: Sequence[Lane], items: Iterable[Item], *, holdout: float 
         lane.acc[:] = 0.0
         if lane.state is not None and lane.state.admission is not None:
             lane.state.admission.begin_epoch(epoch)
+        if lane.state is not None:
+            lane.state.begin_epoch(epoch)  # a 16-bit state's rounding seed
     skipped = 0
     position = 0  # in this epoch's reading order (shuffled batches do not start at their start_row)
     for item in items:

@@ -115,7 +115,7 @@ def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, f
     validation data (or the holdout rows)."""
     # every point has its own state, admission filter and budget: the model `train` would give
     lanes = [Lane.new(TrainParams(base.alpha, base.beta, l1, l2, base.epochs, base.label_smoothing, base.holdout,
-                                  base.state_dtype, base.admit), spec.n_columns, rows, seed=spec.hashing.seed,
+                                  base.state_dtype, base.admit, base.state_bits), spec.n_columns, rows, seed=spec.hashing.seed,
                       max_state_mb=max_state_mb)
              for l1, l2 in settings]
     salt = holdout_salt(spec.hashing.seed)
@@ -177,6 +177,7 @@ def regularization_path(
     admit_probability: float | None = None,
     admit_filter_mb: float | None = None,
     max_state_mb: float | None = None,
+    state_bits: int | None = None,
 ) -> PathResult:
     """Train the grid ``l1 x l2`` (one read of the data for all points) and, with a budget,
     pick the best validation logloss among models within it, refining l1 near the budget.
@@ -191,6 +192,7 @@ def regularization_path(
     every point has its own state and its own filter (no filter is shared).
     ``max_state_mb``: the state budget, as ``train``'s, of every point (each point's state is
     bounded by it: the points together hold up to points x ``max_state_mb`` MiB).
+    ``state_bits``: 32 or 16 (each point's z and n in 16 bits), as ``train``'s.
 
     Raises
     ------
@@ -201,14 +203,14 @@ def regularization_path(
     alpha, beta, epochs, label_smoothing, holdout, batch_rows, shuffle, shuffle_seed, shuffle_buffer_rows = (
         o[k] for k in ("alpha", "beta", "epochs", "label_smoothing", "holdout", "batch_rows", "shuffle",
                        "shuffle_seed", "shuffle_buffer_rows"))
-    admit_after, admit_probability, admit_filter_mb, max_state_mb = (
-        o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb"))
+    admit_after, admit_probability, admit_filter_mb, max_state_mb, state_bits = (
+        o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits"))
     source, valid = in_memory(source, valid, shuffle=shuffle)
     check_grid(list(l1), "l1")
     check_grid(list(l2), "l2")
     check_validation_and_budget("the path", valid, holdout, max_nonzeros, max_bytes)
     base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype,
-                       policy_of(admit_after, admit_probability, admit_filter_mb))
+                       policy_of(admit_after, admit_probability, admit_filter_mb), state_bits)
     max_state_mb = check_max_state_mb(max_state_mb)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()

@@ -56,6 +56,7 @@ TRAIN_KEYS = {
     "admit_after": int,
     "admit_probability": float,
     "admit_filter_mb": float,
+    "state_bits": int,
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _COMMON_KEYS = {"name", "kind", "missing", "standalone"}

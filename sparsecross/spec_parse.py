@@ -283,6 +283,8 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
                         f"got {train['early_stop']!r}")
     if not train.get("max_state_mb", 1.0) > 0 or not math.isfinite(train.get("max_state_mb", 1.0)):
         raise SpecError(f"train.max_state_mb: expected a number of MiB > 0, got {train['max_state_mb']!r}")
+    if train.get("state_bits", 32) not in (32, 16):
+        raise SpecError(f"train.state_bits: expected 32 or 16, got {train['state_bits']!r}")
     if any(k.startswith("admit_") for k in train):
         from .admission import policy_of
         from .errors import ParameterError

@@ -115,9 +115,30 @@ class FTRLState:
         while cap < capacity:
             cap *= 2
         self.table = empty_table(cap, 3, word_dtype_for(self.n_columns, dtype))
-        self.values = self.table.view(_float_of(self.table.dtype))
+        self.values = self._view(self.table)
         self.count = np.zeros(1, dtype=np.int64)
         self.bias = np.zeros(2, dtype=np.float64)
+
+    #: Bits of a stored z and n: 32 (this class), 16 (:class:`~sparsecross.state16.State16`).
+    bits = 32
+
+    def _view(self, table: np.ndarray) -> np.ndarray:
+        """The array the kernels read and write the values of ``table`` through: its float view."""
+        return table.view(_float_of(table.dtype))
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before each epoch (0-based); nothing for a float state."""
+
+    def grow_side(self, row_nnz: int) -> bool:
+        """Grow a side array the next row needs (True if one grew); a float state has none."""
+        return False
+
+    def _side_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays a checkpoint holds besides the table (none for a float state)."""
+        return {}
+
+    def _copy_side(self, other: FTRLState) -> None:
+        """Copy into ``other`` what :meth:`copy` does not (nothing for a float state)."""
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without ``values`` (a view of ``table``: pickle would store a second copy
@@ -128,7 +149,7 @@ class FTRLState:
         self.__dict__.update(d)
         if not self.table.flags.owndata:  # unpickled data live in the pickle's bytes: resizable copy
             self.table = np.array(self.table, order="C")
-        self.values = self.table.view(_float_of(self.table.dtype))
+        self.values = self._view(self.table)
 
     # ---------------------------------------------------------------- sizing
     @property
@@ -204,7 +225,7 @@ class FTRLState:
             assert self.capacity < self.max_capacity, "grow() at the budget: make_room() instead"
             cap = min(cap, self.max_capacity)
         if not self._grow_in_place(cap):
-            table = empty_table(cap, 3, self.table.dtype)
+            table = empty_table(cap, self.table.shape[1], self.table.dtype)
             values = table.view(self.values.dtype)
             self.note_peak(self.nbytes + table.nbytes)
             moved = rehash(self.table, self.values, table, values)
@@ -230,9 +251,9 @@ class FTRLState:
         try:
             table.resize((cap, table.shape[1]), refcheck=True)  # new slots: zeros
         except ValueError:  # someone else holds a view (or a weak reference) of the table
-            self.table, self.values = table, table.view(_float_of(table.dtype))
+            self.table, self.values = table, self._view(table)
             return False
-        self.table, self.values = table, table.view(_float_of(table.dtype))
+        self.table, self.values = table, self._view(table)
         e = int(first_empty(table, old_cap))  # realloc kept the old slots: a valid old table
         stash = table[:e].copy()  # after the resize: never held with a copying realloc's old block
         self.note_peak(fixed + table.nbytes + max(old_bytes if realloc_may_copy(old_bytes) else 0, stash.nbytes))
@@ -272,10 +293,11 @@ class FTRLState:
         return float(weight(float(z), float(n), params.alpha, params.beta, 0.0, 0.0))
 
     def copy(self) -> FTRLState:
-        other = FTRLState.__new__(FTRLState)
+        other = type(self).__new__(type(self))
         other.n_columns, other.dtype = self.n_columns, self.dtype
         other.table = self.table.copy()
-        other.values = other.table.view(self.values.dtype)
+        other.values = other._view(other.table)
+        self._copy_side(other)
         other.count, other.bias = self.count.copy(), self.bias.copy()
         other.max_capacity = self.max_capacity
         other.evicted_features, other.evictions = self.evicted_features, self.evictions
@@ -288,6 +310,7 @@ class FTRLState:
         """Write the state and ``meta`` (JSON-able) atomically to ``path`` (an ``.npz``)."""
         meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
         extra = {} if self.admission is None else self.admission.arrays()
+        extra.update(self._side_arrays())
         with atomic_output(path, "checkpoint", CheckpointError) as fh:
             np.savez(fh, table=self.table, count=self.count, bias=self.bias, meta=meta_bytes,
                      evicted=np.array([self.evicted_features, self.evictions], dtype=np.int64),

@@ -27,7 +27,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "alpha": _PARAMS.alpha, "beta": _PARAMS.beta, "l1": _PARAMS.l1, "l2": _PARAMS.l2, "epochs": _PARAMS.epochs,
     "label_smoothing": _PARAMS.label_smoothing, "holdout": _PARAMS.holdout, "batch_rows": DEFAULT_BATCH_ROWS,
     "shuffle": False, "shuffle_seed": 0, "shuffle_buffer_rows": None, "early_stop": None, "max_state_mb": None,
-    "admit_after": None, "admit_probability": None, "admit_filter_mb": None,
+    "admit_after": None, "admit_probability": None, "admit_filter_mb": None, "state_bits": 32,
 }
 
 
@@ -119,6 +119,18 @@ def _check_client_options(client: Any, spec: FeatureSpec, order: Shuffle | None,
         if early_stop is not None or spec.label.missing == "skip":
             raise ParameterError("early_stop and [label] missing = \"skip\" are not supported with a Dask "
                                  "client yet; train without --dask")
+
+
+def _state_bits_option(state_bits: Any, state_dtype: str, client: Any) -> int:
+    """The resolved ``state_bits`` checked (32 or 16; 16 with a float32 state), and 16 refused
+    with a Dask client (its lanes exchange float z and n)."""
+    from .state16 import check_state_bits
+
+    bits = check_state_bits(state_bits, state_dtype)
+    if bits == 16 and client is not None:
+        raise ParameterError("state_bits=16 is not available with a Dask client yet; train without --dask or with "
+                             "--state-bits 32")
+    return bits
 
 
 def _check_single_node(distributed_options: dict[str, Any], valid: Source | None, holdout: float | None) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from ._kernels.ftrl import FTRLParams
 from .admission import AdmitPolicy
 from .errors import ParameterError
+from .state16 import check_state_bits
 
 __all__ = ["TrainParams", "ProgressEvent"]
 
@@ -40,6 +41,9 @@ class TrainParams:
         Precision of the stored z and n (float32: 12 bytes per slot with uint32 keys).
     admit : AdmitPolicy (default: every feature admitted)
         Which features get state: see :mod:`sparsecross.admission`.
+    state_bits : 32 or 16 (default 32)
+        16: z and n stored in 16 bits each (8-byte slots; :mod:`sparsecross.state16`), with a
+        float32 state only.  Recorded in the model's parameters only when 16.
     """
 
     alpha: float = 0.1
@@ -51,6 +55,7 @@ class TrainParams:
     holdout: float | None = None
     state_dtype: str = "float32"
     admit: AdmitPolicy = AdmitPolicy()
+    state_bits: int = 32
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,6 +77,7 @@ class TrainParams:
             raise ParameterError(f"holdout must be a fraction in (0, 1), got {self.holdout!r}")
         if self.state_dtype not in ("float32", "float64"):
             raise ParameterError(f"state_dtype must be 'float32' or 'float64', got {self.state_dtype!r}")
+        check_state_bits(self.state_bits, self.state_dtype)
 
     @property
     def ftrl(self) -> FTRLParams:
@@ -84,6 +90,8 @@ class TrainParams:
             d[k] = float(d[k])
         del d["admit"]
         d.update(self.admit.to_dict())  # nothing when every feature is admitted
+        if self.state_bits == 32:  # the default: models and checkpoints as before state_bits existed
+            del d["state_bits"]
         return d
 
 

@@ -18,6 +18,7 @@ from .order import Shuffle
 from .read import Source
 from .spec import FeatureSpec
 from .state import FTRLState
+from .state16 import new_state
 from .train_eval import _best_epoch
 from .train_options import _budget_params, _order_params
 from .train_params import TrainParams
@@ -28,15 +29,16 @@ log = logging.getLogger("sparsecross.train")
 
 
 def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: str,
-                admit: AdmitPolicy = AdmitPolicy()) -> FTRLState:
+                admit: AdmitPolicy = AdmitPolicy(), state_bits: int = 32) -> FTRLState:
     """A copy of ``init_state`` (a warm start), or a new empty state, with the admission
     filter of ``admit`` (a warm start keeps its own filter and counters if it was trained with
     the same policy; otherwise it gets a new empty filter).  A warm start must have been
-    trained on the same column space and precision (its keys are as wide as its space)."""
+    trained on the same column space and precision (its keys are as wide as its space) and
+    ``state_bits`` (a 16-bit state's rounding is seeded by the spec's hashing seed)."""
     if init_state is None:
-        state = FTRLState(spec.n_columns, state_dtype)
+        state = new_state(spec.n_columns, state_dtype, state_bits, spec.hashing.seed)
     else:
-        state = _warm_copy(init_state, spec, state_dtype)
+        state = _warm_copy(init_state, spec, state_dtype, state_bits)
     if not admit.active:
         state.admission = None
     elif state.admission is None or state.admission.policy != admit:
@@ -44,12 +46,12 @@ def start_state(init_state: FTRLState | None, spec: FeatureSpec, state_dtype: st
     return state
 
 
-def _warm_copy(init_state: FTRLState, spec: FeatureSpec, state_dtype: str) -> FTRLState:
-    if init_state.n_columns != spec.n_columns or init_state.dtype != state_dtype:
+def _warm_copy(init_state: FTRLState, spec: FeatureSpec, state_dtype: str, state_bits: int = 32) -> FTRLState:
+    if init_state.n_columns != spec.n_columns or init_state.dtype != state_dtype or init_state.bits != state_bits:
         raise ParameterError(
-            f"init_state was made for {init_state.n_columns:,} columns and {init_state.dtype} state; this "
-            f"spec has {spec.n_columns:,} columns and state_dtype is {state_dtype}: warm-start with a state "
-            "trained on the same spec and state_dtype"
+            f"init_state was made for {init_state.n_columns:,} columns and {init_state.bits}-bit {init_state.dtype} "
+            f"state; this spec has {spec.n_columns:,} columns and state_dtype is {state_dtype}, state_bits "
+            f"{state_bits}: warm-start with a state trained on the same spec, state_dtype and state_bits"
         )
     return init_state.copy()
 
@@ -86,7 +88,7 @@ def _resume(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any],
     """(the checkpoint file or None, where the run starts): from ``fresh`` unless the folder
     holds a checkpoint of this run (checked, with its best state under early stopping)."""
     checks = dict(n_columns=spec.n_columns, state_dtype=tp.state_dtype, epochs=tp.epochs, rows_total=rows_total,
-                  admit=tp.admit, seed=spec.hashing.seed)
+                  admit=tp.admit, seed=spec.hashing.seed, state_bits=tp.state_bits)
     ckpt_path, resumed = open_checkpoint(checkpoint, run_meta, **checks)
     if resumed is None:
         return ckpt_path, _Run(fresh)

@@ -121,11 +121,16 @@ def train_batch(state: FTRLState, batch: Batch, params: FTRLParams, row_mask: np
     start = 0
     n = X.shape[0]
     while start < n:
-        start = ftrl_pass(X.indptr, X.indices, X.data, batch.y, sw, row_mask, start,
-                          state.table, state.values, state.count, state.max_count, state.bias, params, acc,
-                          filt, cfg, counts)
+        if state.bits == 16:  # the 16-bit state (state16.py): its own kernel
+            start = state.train_rows(X, batch.y, sw, row_mask, start, params, acc, filt, cfg, counts, first)
+        else:
+            start = ftrl_pass(X.indptr, X.indices, X.data, batch.y, sw, row_mask, start,
+                              state.table, state.values, state.count, state.max_count, state.bias, params, acc,
+                              filt, cfg, counts)
         if start < n:
             row_nnz = int(X.indptr[start + 1] - X.indptr[start])
+            if state.grow_side(row_nnz):  # a 16-bit state's zbig
+                continue
             if state.at_budget:  # the state budget: evict instead of growing (row-determined)
                 state.make_room(row_nnz, params)
                 continue

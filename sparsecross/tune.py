@@ -187,6 +187,7 @@ def tune(
     admit_probability: float | None = None,
     admit_filter_mb: float | None = None,
     max_state_mb: float | None = None,
+    state_bits: int | None = None,
 ) -> TuneResult:
     """Train the grid ``alpha x l1``, stopping each point early on its validation logloss, and
     choose the point with the lowest validation logloss whose model fits the budget (nonzero
@@ -222,8 +223,8 @@ def tune(
     l2, beta, label_smoothing, holdout, batch_rows, shuffle, shuffle_seed, shuffle_buffer_rows = (
         o[k] for k in ("l2", "beta", "label_smoothing", "holdout", "batch_rows", "shuffle", "shuffle_seed",
                        "shuffle_buffer_rows"))
-    admit_after, admit_probability, admit_filter_mb, max_state_mb = (
-        o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb"))
+    admit_after, admit_probability, admit_filter_mb, max_state_mb, state_bits = (
+        o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits"))
     patience = 1 if o["early_stop"] is None else o["early_stop"]
     source, valid = in_memory(source, valid, shuffle=shuffle)
     alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
@@ -236,7 +237,8 @@ def tune(
     check_validation_and_budget("tune", valid, holdout, max_nonzeros, max_bytes)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)
-    TrainParams(alpha[0], beta, l1[0], l2, epochs_max, label_smoothing, holdout, state_dtype, admit)  # validates
+    TrainParams(alpha[0], beta, l1[0], l2, epochs_max, label_smoothing, holdout, state_dtype, admit,
+                state_bits)  # validates
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
     schema = check_inputs(source, spec, valid)
@@ -251,7 +253,8 @@ def tune(
     recorder = NameRecorder(spec) if names > 0 else None
     observe = recorder.observe if recorder is not None and recorder.active else None
     admit = admit.sized(rows)  # as train(): the default filter is sized from the rows
-    lanes = [Lane.new(TrainParams(a, beta, b, l2, epochs_max, label_smoothing, holdout, state_dtype, admit),
+    lanes = [Lane.new(TrainParams(a, beta, b, l2, epochs_max, label_smoothing, holdout, state_dtype, admit,
+                                  state_bits),
                       spec.n_columns, rows, seed=spec.hashing.seed, max_state_mb=max_state_mb)
              for a in alpha for b in l1]
     budget_value = max_nonzeros if max_nonzeros is not None else max_bytes

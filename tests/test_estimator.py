@@ -39,7 +39,7 @@ needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not
 
 PARAMS = dict(alpha=0.3, beta=1.0, l1=0.2, l2=0.5, label_smoothing=0.05)
 ALL_PARAM_NAMES = {"alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "state_dtype", "admit_after",
-                   "admit_probability", "admit_filter_mb", "max_state_mb", "spec"}
+                   "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits", "spec"}
 
 
 # =========================================================================================
@@ -89,7 +89,8 @@ def test_get_params_set_params():
     p = clf.get_params()
     assert set(p) == ALL_PARAM_NAMES
     assert p == dict(alpha=0.1, beta=1.0, l1=1.0, l2=0.0, epochs=1, label_smoothing=0.0, state_dtype="float64",
-                     admit_after=None, admit_probability=None, admit_filter_mb=None, max_state_mb=None, spec=None)
+                     admit_after=None, admit_probability=None, admit_filter_mb=None, max_state_mb=None, state_bits=32,
+                     spec=None)
     assert clf.set_params(admit_after=2, max_state_mb=0.5).get_params()["admit_after"] == 2
     assert clf.max_state_mb == 0.5 and "max_state_mb=0.5" in repr(clf)
     clf.set_params(admit_after=None, max_state_mb=None)

@@ -65,6 +65,7 @@ CASES = {
     "admit_after": (3, 2, {"holdout": 0.2}, True),
     "admit_probability": (0.5, 0.25, {"holdout": 0.2}, True),
     "admit_filter_mb": (1.0, 2.0, {"holdout": 0.2, "admit_after": 2}, True),
+    "state_bits": (16, 32, {"holdout": 0.2}, True),
 }
 
 

@@ -23,22 +23,57 @@ from __future__ import annotations
 
 import numpy as np
 
+from numba import types
+from numba.extending import overload
+
 from ._jit import kernel
+from .half import decode_word
 from .hash import fmix64
 
 _TOP = np.uint64(1) << np.uint64(63)
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@kernel
 def _score(vals, s, l1, fbuf, ubuf):
-    """The score half of slot ``s``'s rank (uint64; see the module docstring)."""
-    z = np.float64(vals[s, 1])
+    """The score half of slot ``s``'s rank (uint64; see the module docstring).  ``vals``: the
+    float view of a (key, z, n) table, or ``(table, zbig, dparams)`` of a 16-bit state
+    (``half.py``; ``dparams`` float64[3] = alpha, beta, l2), whose (z, n) are decoded."""
+    raise NotImplementedError("compiled only (numba overload)")
+
+
+@overload(_score, jit_options={"nogil": True})
+def _score_overload(vals, s, l1, fbuf, ubuf):
+    if isinstance(vals, types.BaseTuple):  # 16-bit state: decode (z, n)
+        def score16(vals, s, l1, fbuf, ubuf):
+            table, zbig, dp = vals
+            z, sq = decode_word(table[s, 1], zbig, dp[0], dp[1], dp[2])
+            return _score_of(z, sq * sq, l1, fbuf, ubuf)
+        return score16
+
+    def score(vals, s, l1, fbuf, ubuf):
+        return _score_of(np.float64(vals[s, 1]), np.float64(vals[s, 2]), l1, fbuf, ubuf)
+    return score
+
+
+@kernel
+def _score_of(z, n, l1, fbuf, ubuf):
     if abs(z) <= l1:
-        fbuf[0] = np.float64(vals[s, 2])
+        fbuf[0] = n
         return ubuf[0]
     fbuf[0] = abs(z)
     return ubuf[0] | _TOP
+
+
+def _words(table, vals):
+    """What ``delete_slot`` moves: ``vals``, or the table itself for a 16-bit state."""
+    raise NotImplementedError("compiled only (numba overload)")
+
+
+@overload(_words, jit_options={"nogil": True})
+def _words_overload(table, vals):
+    if isinstance(vals, types.BaseTuple):
+        return lambda table, vals: table
+    return lambda table, vals: vals
 
 
 @kernel
@@ -153,7 +188,7 @@ def evict_upto(table, vals, count, l1, t_score, t_key, fbuf, ubuf):
     for s in range(table.shape[0]):
         while table[s, 0] != empty and _rank_le(_score(vals, s, l1, fbuf, ubuf), np.uint64(table[s, 0]),
                                                 t_score, t_key):
-            delete_slot(table, vals, s)
+            delete_slot(table, _words(table, vals), s)
             removed += 1
     count[0] -= removed
     return removed
