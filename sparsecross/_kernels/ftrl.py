@@ -23,13 +23,12 @@ EPS = 1e-15
 NOT_ADMITTED = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 #: Rows ahead whose slots ``ftrl_pass`` / ``state_margins`` prefetch: a row's lookups are
-#: cache misses in a table larger than the caches, and the CPU can have many misses in
-#: flight (8 rows of 5 keys measured faster than 4 or 12 on the 10M-row benchmark); fetching
-#: the slots of row ``r + PREFETCH_ROWS`` while row ``r`` is updated overlaps them (the update
-#: order and every value stay exactly as without the prefetch).  Each key is hashed once:
-#: ``prefetch_homes`` keeps the home slots of the rows in flight in a small ring that the
-#: lookups (``slot_from``) read.
-PREFETCH_ROWS = 8
+#: cache misses in a table larger than the caches, and the CPU can have about ten misses in
+#: flight; fetching the slots of row ``r + PREFETCH_ROWS`` while row ``r`` is updated overlaps
+#: them (the update order and every value stay exactly as without the prefetch).  Each key is
+#: hashed once: ``prefetch_homes`` keeps the home slots of the rows in flight in a small ring
+#: that the lookups (``slot_from``) read.  8 and 12 rows ahead measured no faster on 10M rows.
+PREFETCH_ROWS = 4
 
 #: Bounds of ``ftrl_pass``'s dead-zone update (``z += g_i`` without square roots): taken only
 #: when ``0 <= n + g_i^2 <= DEAD_N_MAX`` and ``alpha >= DEAD_ALPHA_MIN``, where the full
@@ -134,7 +133,8 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
     # An entry whose |z| <= l1 has w = +0.0 and its update is z + g_i - sigma * (+0.0): with
     # 0 <= sigma < inf that is exactly z + g_i (sigma * +0.0 = +0.0, x - +0.0 = x, even for
     # x = -0.0), so the update needs neither sqrt(n + g_i^2) nor the division.  (The scoring
-    # loop still takes sqrt(n) of every entry: a branch there on |z| <= l1 measured slower.)
+    # loop still takes sqrt(n) of every entry: a branch there on |z| <= l1 measured slower.  On
+    # 10M rows, where the kernel waits on memory, the saving is within the timing noise.)
     # sigma is finite and >= 0 when n >= 0, n + g_i^2 <= DEAD_N_MAX and alpha >= DEAD_ALPHA_MIN
     # (sqrt(n + g_i^2) <= 1e150, over alpha: <= 1e250); otherwise (inf, NaN, a tiny alpha) the
     # full update runs.
