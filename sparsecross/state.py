@@ -58,6 +58,49 @@ def realloc_may_copy(nbytes: int) -> bool:
     return not _glibc()
 
 
+#: Tables from this size on are kept on transparent huge pages (numpy's own threshold): a
+#: random lookup in a table larger than the TLB's reach with 4 KiB pages walks the page table
+#: (measured: 10M rows trained 1.3-1.5x slower, in CPU time, on a grown 96 MiB table of
+#: 4 KiB pages).
+HUGE_PAGES_FROM = 4 << 20
+_MADV_HUGEPAGE = 14
+
+
+@functools.lru_cache(maxsize=1)
+def _madvise() -> Any:
+    """libc's ``madvise`` through ctypes (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):  # pragma: no cover - no libc symbol
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def advise_huge_pages(table: np.ndarray) -> bool:
+    """Ask Linux to back ``table`` (C-contiguous, owning its buffer) with transparent huge pages
+    (``madvise(MADV_HUGEPAGE)``, what THP's ``madvise`` mode needs) over every page it touches.
+
+    numpy advises only the 2 MiB-aligned middle of a new buffer, which splits its mapping in
+    three; ``realloc`` (``mremap``) of such a buffer, or of one never advised (a table that
+    outgrew the heap), gives a mapping without the advice, whose new pages are 4 KiB pages.
+    Advising whole pages keeps one mapping with the advice, so the pages an in-place growth
+    adds come as huge pages.  Advisory only: nothing changes but page sizes.  Returns whether
+    the advice was given (Linux, at least :data:`HUGE_PAGES_FROM` bytes)."""
+    fn = _madvise()
+    if fn is None or table.nbytes < HUGE_PAGES_FROM or not table.flags.c_contiguous:
+        return False
+    page = 4096
+    lo = table.ctypes.data & ~(page - 1)
+    hi = (table.ctypes.data + table.nbytes + page - 1) & ~(page - 1)
+    return fn(lo, hi - lo, _MADV_HUGEPAGE) == 0
+
+
 def word_dtype_for(n_columns: int, dtype: str) -> np.dtype:
     """uint32 words (float32 z, n) when the state is float32 and every column id fits below
     the all-ones marker; uint64 words (float64 z, n) otherwise."""
@@ -115,6 +158,7 @@ class FTRLState:
         while cap < capacity:
             cap *= 2
         self.table = empty_table(cap, 3, word_dtype_for(self.n_columns, dtype))
+        advise_huge_pages(self.table)
         self.values = self._view(self.table)
         self.count = np.zeros(1, dtype=np.int64)
         self.bias = np.zeros(2, dtype=np.float64)
@@ -149,6 +193,7 @@ class FTRLState:
         self.__dict__.update(d)
         if not self.table.flags.owndata:  # unpickled data live in the pickle's bytes: resizable copy
             self.table = np.array(self.table, order="C")
+        advise_huge_pages(self.table)
         self.values = self._view(self.table)
 
     # ---------------------------------------------------------------- sizing
@@ -226,6 +271,7 @@ class FTRLState:
             cap = min(cap, self.max_capacity)
         if not self._grow_in_place(cap):
             table = empty_table(cap, self.table.shape[1], self.table.dtype)
+            advise_huge_pages(table)
             values = table.view(self.values.dtype)
             self.note_peak(self.nbytes + table.nbytes)
             moved = rehash(self.table, self.values, table, values)
@@ -245,14 +291,24 @@ class FTRLState:
         if not (table.flags.owndata and table.flags.c_contiguous):
             return False
         fixed = self.nbytes - old_bytes
-        # numpy refuses (refcheck) to resize an array referenced more than by the caller: drop
-        # our own references (the float view counts as one) and keep only ``table``.
-        self.table = self.values = None  # type: ignore[assignment]
-        try:
-            table.resize((cap, table.shape[1]), refcheck=True)  # new slots: zeros
-        except ValueError:  # someone else holds a view (or a weak reference) of the table
-            self.table, self.values = table, self._view(table)
-            return False
+        if realloc_may_copy(old_bytes) and cap * table.shape[1] * table.itemsize >= HUGE_PAGES_FROM:
+            # realloc may copy the block anyway, into pages faulted before any advice (4 KiB
+            # pages): take a new numpy block instead (huge pages from the first touch), holding
+            # the old slots at its start as a realloc would.  Same rehash, same slots.
+            table = np.zeros((cap, table.shape[1]), dtype=table.dtype)
+            advise_huge_pages(table)
+            table[:old_cap] = self.table
+        else:
+            advise_huge_pages(table)  # before the resize: the grown mapping keeps the advice
+            # numpy refuses (refcheck) to resize an array referenced more than by the caller:
+            # drop our own references (the float view counts as one) and keep only ``table``.
+            self.table = self.values = None  # type: ignore[assignment]
+            try:
+                table.resize((cap, table.shape[1]), refcheck=True)  # new slots: zeros
+            except ValueError:  # someone else holds a view (or a weak reference) of the table
+                self.table, self.values = table, self._view(table)
+                return False
+            advise_huge_pages(table)
         self.table, self.values = table, self._view(table)
         e = int(first_empty(table, old_cap))  # realloc kept the old slots: a valid old table
         stash = table[:e].copy()  # after the resize: never held with a copying realloc's old block
@@ -296,6 +352,7 @@ class FTRLState:
         other = type(self).__new__(type(self))
         other.n_columns, other.dtype = self.n_columns, self.dtype
         other.table = self.table.copy()
+        advise_huge_pages(other.table)
         other.values = other._view(other.table)
         self._copy_side(other)
         other.count, other.bias = self.count.copy(), self.bias.copy()
@@ -339,6 +396,7 @@ class FTRLState:
         st = cls.__new__(cls)
         st.n_columns, st.dtype = n_columns, dtype
         st.table = np.ascontiguousarray(table)
+        advise_huge_pages(st.table)
         st.values = st.table.view(_float_of(st.table.dtype))
         st.count, st.bias = count.astype(np.int64), bias.astype(np.float64)
         st.evicted_features, st.evictions = evicted_counts(evicted)

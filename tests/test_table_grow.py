@@ -265,3 +265,46 @@ def test_an_unpickled_state_shares_its_values_with_its_table_and_grows_in_place(
     monkeypatch.setattr(state_module, "rehash", no_copy)
     st2.grow()
     assert st2.as_dict() == before
+
+
+def _huge_page_advice(table: np.ndarray) -> tuple[int, int]:
+    """(bytes of ``table``'s pages whose mapping has the huge-page advice (VmFlags ``hg``),
+    bytes of its pages) from /proc/self/smaps."""
+    lo, hi = table.ctypes.data, table.ctypes.data + table.nbytes
+    advised = 0
+    span = None
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                a, b = (int(x, 16) for x in head.split("-"))
+                span = (max(a, lo), min(b, hi)) if a < hi and b > lo else None
+            elif span is not None and head == "VmFlags:" and "hg" in line.split()[1:]:
+                advised += span[1] - span[0]
+    return advised, hi - lo
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise advice read from /proc/self/smaps")
+@pytest.mark.parametrize("capacity", [1024, 1 << 20])
+def test_a_grown_table_keeps_the_huge_page_advice(capacity):
+    """From a small (heap) table and from a numpy-allocated 12 MiB one, through growths that
+    copy (below 32 MiB) and growths that realloc in place (48 -> 96 MiB): every page of the
+    table stays advised for huge pages (a realloc'ed numpy buffer lost it: its pages came as
+    4 KiB pages, a 96 MiB table of them trained 20-25% slower).  Entries unchanged."""
+    state = FTRLState(1 << 30, "float32", capacity=capacity)
+    keys = np.random.default_rng(7).choice(1 << 30, size=500, replace=False).astype(np.uint32)
+    from sparsecross._kernels.table import slot_of
+
+    for i, k in enumerate(keys):
+        s = slot_of(state.table, k)
+        state.table[s, 0] = k
+        state.values[s, 1] = float(i)
+    state.count[0] = len(keys)
+    before = state.as_dict()
+    while state.capacity < 1 << 23:
+        state.grow(state.capacity)
+        if state.table.nbytes >= state_module.HUGE_PAGES_FROM:
+            advised, total = _huge_page_advice(state.table)
+            assert advised == total, (state.capacity, advised, total)
+    assert state.as_dict() == before
+    assert state.values.base is state.table
