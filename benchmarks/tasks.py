@@ -1135,13 +1135,14 @@ BUDGET_REFS = BENCH / "results" / "issue13_budget_refs"
 
 class _StateWatch:
     """Measures the training state from outside the library (before and after the admission
-    branch's own ``state_bytes_peak``): the peak over every growth (old table + new state, held
-    together while the keys move) and every batch end, and the state's bytes after each batch."""
+    branch's own ``state_bytes_peak``): the peak over every growth (old table + new state when
+    realloc may copy the old table, else the new state: in-place growth) and every batch end,
+    and the state's bytes after each batch."""
 
     def __init__(self) -> None:
         import sparsecross
         from sparsecross.budget import state_bytes as _state_bytes
-        from sparsecross.state import FTRLState
+        from sparsecross.state import FTRLState, realloc_may_copy
 
         self.peak = 0
         self.samples: list[tuple[int, int, int]] = []  # (rows seen, state bytes, keys held)
@@ -1152,9 +1153,11 @@ class _StateWatch:
         watch = self
 
         def grow(state: Any, needed: int = 0) -> None:
+            # The old table is held beside the new one only when realloc may copy it; a larger
+            # table grows in place (mremap), so its growth peak is the new state alone.
             old = state.table.nbytes
             orig_grow(state, needed)
-            watch.peak = max(watch.peak, old + _state_bytes(state))
+            watch.peak = max(watch.peak, (old if realloc_may_copy(old) else 0) + _state_bytes(state))
 
         def train_batch(state: Any, batch: Any, *a: Any, **k: Any) -> None:
             orig_batch(state, batch, *a, **k)
