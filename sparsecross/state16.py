@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels.ftrl import FTRLParams
-from ._kernels.ftrl16 import (compact_zbig, count_nonzero16, decode_state, export_weights16, ftrl16_pass,
-                              state16_margins)
+from ._kernels.ftrl import FTRLParams, state_margins
+from ._kernels.ftrl16 import compact_zbig, count_nonzero16, decode_state, export_weights16, ftrl16_pass
 from ._kernels.half import HALF_MAX_BITS, PROMOTE_SQRT_N, ZBIG_MAX
 from ._kernels.table import empty_table
 from .errors import ParameterError
@@ -179,7 +178,7 @@ class State16(FTRLState):
         return {int(k): (float(a), float(b)) for k, a, b in zip(keys, z, n)}
 
     def margins(self, X: Any, params: FTRLParams) -> np.ndarray:
-        return state16_margins(X.indptr, X.indices, X.data, self.table, self.zbig, self.bias, params)
+        return state_margins(X.indptr, X.indices, X.data, self.table, (self.table, self.zbig), self.bias, params)
 
     def nonzero_weights(self, params: FTRLParams) -> tuple[np.ndarray, np.ndarray]:
         return sorted_nonzero(*export_weights16(self.table, self.zbig, params))

@@ -13,8 +13,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from numba import types
+from numba.extending import overload
+
 from ._jit import kernel
 from .admit import admit_key
+from .half import decode_word
 from .table import prefetch_homes, slot_from
 
 EPS = 1e-15
@@ -229,9 +233,30 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
     return stop
 
 
+def slot_weight(vals, s, alpha, beta, l1, l2):
+    """Weight of occupied slot ``s``.  ``vals``: the float view of a (key, z, n) table, or
+    ``(table, zbig)`` of a 16-bit state (``half.py``), whose (z, sqrt(n)) are decoded."""
+    raise NotImplementedError("compiled only (numba overload)")
+
+
+@overload(slot_weight, jit_options={"nogil": True})
+def _slot_weight_overload(vals, s, alpha, beta, l1, l2):
+    if isinstance(vals, types.BaseTuple):  # 16-bit state
+        def weight16(vals, s, alpha, beta, l1, l2):
+            table, zbig = vals
+            z, sq = decode_word(table[s, 1], zbig, alpha, beta, l2)
+            return weight_sqrt(z, sq, alpha, beta, l1, l2)
+        return weight16
+
+    def weight32(vals, s, alpha, beta, l1, l2):
+        return weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2)
+    return weight32
+
+
 @kernel
 def state_margins(indptr, indices, data, table, vals, bias, params):
-    """Margins of every row under the current state (no update).  Returns float64[n]."""
+    """Margins of every row under the current state (no update).  Returns float64[n].
+    ``vals``: as for :func:`slot_weight` (a 32-bit table's float view, or ``(table, zbig)``)."""
     alpha, beta, l1, l2, eps = params
     n_rows = indptr.shape[0] - 1
     out = np.empty(n_rows, dtype=np.float64)
@@ -252,7 +277,7 @@ def state_margins(indptr, indices, data, table, vals, bias, params):
             key = table.dtype.type(indices[k])
             s = slot_from(table, key, homes[k & ring_mask])
             if table[s, 0] != empty:
-                m += weight(np.float64(vals[s, 1]), np.float64(vals[s, 2]), alpha, beta, l1, l2) * np.float64(data[k])
+                m += slot_weight(vals, s, alpha, beta, l1, l2) * np.float64(data[k])
         out[r] = m
     return out
 

@@ -159,35 +159,6 @@ def ftrl16_pass(indptr, indices, data, y, sw, row_mask, start, table, count, max
 
 
 @kernel
-def state16_margins(indptr, indices, data, table, zbig, bias, params):
-    """Margins of every row under the current 16-bit state (no update).  Returns float64[n]."""
-    alpha, beta, l1, l2, eps = params
-    n_rows = indptr.shape[0] - 1
-    out = np.empty(n_rows, dtype=np.float64)
-    max_len = 0
-    for r in range(n_rows):
-        max_len = max(max_len, indptr[r + 1] - indptr[r])
-    homes, ring_mask = _home_ring(max_len)
-    empty = table[0, 0] | ~table[0, 0]
-    wb = weight(bias[0], bias[1], alpha, beta, 0.0, 0.0)
-    for r in range(min(n_rows, PREFETCH_ROWS)):
-        prefetch_homes(table, indices, indptr[r], indptr[r + 1], homes, ring_mask)
-    for r in range(n_rows):
-        rp = r + PREFETCH_ROWS
-        if rp < n_rows:
-            prefetch_homes(table, indices, indptr[rp], indptr[rp + 1], homes, ring_mask)
-        m = wb
-        for k in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
-            key = table.dtype.type(indices[k])
-            s = slot_from(table, key, homes[k & ring_mask])
-            if table[s, 0] != empty:
-                z, sq = decode_word(table[s, 1], zbig, alpha, beta, l2)
-                m += weight_sqrt(z, sq, alpha, beta, l1, l2) * np.float64(data[k])
-        out[r] = m
-    return out
-
-
-@kernel
 def decode_state(table, zbig, params):
     """(keys uint64[m], z float64[m], n float64[m]) of the occupied slots, in slot order."""
     alpha, beta, l1, l2, eps = params
