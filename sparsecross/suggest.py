@@ -122,10 +122,13 @@ def _label_table(label: str, positive: Any, threshold: Any, compare: Any, weight
         vals = list(positive) if isinstance(positive, (list, tuple)) else [positive]
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             try:
-                vals = [int(v) for v in vals]
+                nums = [float(v) for v in vals]
             except (TypeError, ValueError):
+                nums = [math.nan]
+            if not all(math.isfinite(f) and f.is_integer() for f in nums):
                 raise SchemaError(f"label.positive: label column {label!r} holds numbers; {vals!r} are not "
-                                  "integers") from None
+                                  "integers")
+            vals = [int(f) for f in nums]
         elif pa.types.is_boolean(t):
             m = {"true": True, "false": False, "1": True, "0": False}
             if any(str(v).lower() not in m for v in vals):
@@ -193,9 +196,9 @@ def suggest_spec(source: Any, label: str, *, positive: Any = None, threshold: fl
                 sample_rows=sample_rows, seed=seed)
 
 
-def no_columns_error(skipped: list[tuple[str, str]]) -> DataError:
+def no_columns_error(skipped: list[tuple[str, str]], weight: str | None = None) -> DataError:
     shown = "; ".join(f"{c}: {r}" for c, r in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-    return DataError(f"no usable feature column in the data besides the label{' and weight' if skipped else ''}"
+    return DataError(f"no usable feature column in the data besides the label{' and weight' if weight else ''}"
                      + (f" ({shown})" if shown else ""))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from .errors import DataError
 from .kinds.geo import level_tag
 from .suggest import Suggestion, _geo_pairs, _label_table, _name, bits_for, no_columns_error
-from .suggest_geo import CROSS_CELL_ROWS, choose_pyramid, pyramid_candidates
+from .suggest_geo import CROSS_CELL_ROWS, _cells, choose_pyramid, pyramid_candidates
 from .suggest_columns import (Planned, bool_column, estimate_distinct, list_column, number_column, string_column,
                               time_column)
 from .suggest_profile import (column_type_class, float_values, label_of, plan_units, read_sample,
@@ -217,8 +217,7 @@ def _geo_features(pairs: list[tuple[str, str, str]], numbers: dict[str, np.ndarr
         with np.errstate(invalid="ignore"):
             ok = ~np.isnan(lat) & ~np.isnan(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
         la0, lo0 = np.where(ok, lat, 0.0), np.where(ok, lon, 0.0)
-        cells = np.where(ok, np.floor((la0 + 90) * 60 / cross) * 1e6 + np.floor((lo0 + 180) * 60 / cross),
-                         -1).astype(np.int64)
+        cells = np.where(ok, _cells(la0, lo0, cross), -1)  # the pyramid's own cell ids (int64, no collisions)
         geo.append((gname, cross, np.unique(cells, return_inverse=True)[1].ravel() - (cells.min() < 0)))
     return features, geo
 
@@ -260,7 +259,7 @@ def plan(source: Any, label: str, *, positive: Any, threshold: Any, compare: Any
         features.extend(got[0])
         notes.extend(got[1])
     if not features and not pairs:
-        raise no_columns_error([s for s in skipped if s[0] not in (label, weight)])
+        raise no_columns_error([s for s in skipped if s[0] not in (label, weight)], weight)
 
     def toml_of(geo_tables: list[dict[str, Any]]) -> str:  # the spec without crosses, for validation
         bits = bits_for(sum(p.hashed for p in features))[0]

@@ -48,7 +48,7 @@ def _cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str,
 def test_generated_sample(sample_path: Path) -> None:
     res = sx.suggest_spec(sample_path, "label", sample_rows=5000)
     spec = res.spec
-    assert sx.parse_spec(res.toml).sha256 == spec.sha256
+    assert spec.label.column == "label" and "label" not in spec.columns[1:] and len(spec.features) >= 3
     assert res.geo == (("latitude", "longitude"),)
     geo = [f for f in spec.features if f.kind == "geo"]
     assert geo and all(f.pyramid for f in geo)  # a pyramid, its levels chosen by validation
@@ -480,3 +480,20 @@ def test_shared_data(name: str) -> None:
     assert bands != ("bands = false" in res.toml)  # bands unless validation dropped them
     assert label not in _feature_columns(spec)
     _trains_better_than_constant(path, spec)
+
+
+def test_a_non_integer_positive_on_a_numeric_label_is_refused() -> None:
+    """1.7 was silently truncated to 1: a spec with another label than the one asked for."""
+    t = pa.table({"y": [0, 1, 2] * 40, "c": ["a", "b", "c", "d"] * 30})
+    with pytest.raises(sx.SparseCrossError, match="not integers"):
+        sx.suggest_spec(t, "y", positive=[1.7])
+    assert sx.suggest_spec(t, "y", positive=[2.0]).spec.label.positive == (2,)
+
+
+def test_no_usable_column_names_the_weight_only_when_one_is_given() -> None:
+    t = pa.table({"y": [0, 1] * 50, "c": ["a"] * 100, "w": [1.0] * 100})
+    with pytest.raises(sx.SparseCrossError) as info:
+        sx.suggest_spec(t.drop(["w"]), "y")
+    assert "weight" not in str(info.value) and "c: " in str(info.value)
+    with pytest.raises(sx.SparseCrossError, match="besides the label and weight"):
+        sx.suggest_spec(t, "y", weight="w")
