@@ -376,7 +376,8 @@ def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: di
     path = Path(path)
     _check_state(path, state, n_columns, state_dtype, state_bits)
     _check_meta(path, meta, epochs, rows_total, position)
-    filt, counts = getattr(state, "admission_arrays", (None, None))
+    # read_checkpoint left them for this check; taken off so the state holds no second filter reference
+    filt, counts = vars(state).pop("admission_arrays", (None, None))
     wrong = check_arrays(admit, filt, counts)
     if wrong is not None:
         raise _bad(path, wrong)

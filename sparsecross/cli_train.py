@@ -4,13 +4,14 @@ report (one summary, or ``--json``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .cli_args import _add_train_flags, _train_options
-from .cli_dask import _quiet_dask_logs
+from .cli_dask import _dask_client
 from .cli_guards import _checkpoint_files, check_out, guard_outputs
 from .cli_output import _fmt, _fmt_bytes, _print_json, _Progress
 
@@ -64,11 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                   spec=args.spec, data=args.data, valid=args.valid)
     spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
     opts = _train_options(args, spec)  # every [train] key, --early-stop included: flags > [train] > defaults
-    if opts["state_bits"] == 16 and args.dask:  # before a cluster starts
-        from .errors import ParameterError
+    from .train_options import _state_bits_option
 
-        raise ParameterError("--state-bits 16 is not available with --dask yet; train without --dask or with "
-                             "--state-bits 32")
+    _state_bits_option(opts["state_bits"], args.state_dtype, args.dask or None)  # before a cluster starts
     model, seconds = _run(args, spec, opts)
     nbytes = save_model(model, out, encoding=args.encoding)
     report = _report(model, opts, out, nbytes, seconds)
@@ -84,29 +83,20 @@ def _run(args: argparse.Namespace, spec: Any, opts: dict[str, Any]) -> tuple[Any
     from .train import train
 
     extra: dict[str, Any] = {}
-    client = None
-    cluster = None
     if args.dask:
-        from .dask import connect
-
-        _quiet_dask_logs()
-        client, cluster = connect(args.dask)
         extra = {"mode": args.mode, "lanes": args.lanes, "rows_per_round": args.rows_per_round}
     on_progress, bar = _train_progress(args.quiet or args.json)
     t0 = time.perf_counter()
     try:
-        model = train(
-            args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
-            batch_rows=args.batch_rows, checkpoint=args.checkpoint,
-            checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client, names=args.names,
-            **opts, **extra,
-        )
+        with _dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:
+            model = train(
+                args.data, spec, valid=args.valid, state_dtype=args.state_dtype,
+                batch_rows=args.batch_rows, checkpoint=args.checkpoint,
+                checkpoint_every=args.checkpoint_every, on_progress=on_progress, client=client, names=args.names,
+                **opts, **extra,
+            )
     finally:
         bar.close()
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
     return model, time.perf_counter() - t0
 
 

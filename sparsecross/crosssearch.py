@@ -240,7 +240,8 @@ def search_crosses(
                  if (c := _cross_of(base, f)) is not None]
         if len(cands) > max_candidates:
             if ranking is None:
-                names = sorted({n for f, _ in cands for n in f})
+                # every crossable feature: a later round's extension may name one no pair of this round had
+                names = [f.name for f in resolved.features if KINDS[f.kind].crossable]
                 ranking = feature_codes(source, resolved, names, seed=resolved.hashing.seed,
                                             holdout=holdout)  # validation rows never rank
             ranked = rank_candidates([f for f, _ in cands], [a.features for a in added], *ranking)

@@ -128,8 +128,8 @@ def _state_bits_option(state_bits: Any, state_dtype: str, client: Any) -> int:
 
     bits = check_state_bits(state_bits, state_dtype)
     if bits == 16 and client is not None:
-        raise ParameterError("state_bits=16 is not available with a Dask client yet; train without --dask or with "
-                             "--state-bits 32")
+        raise ParameterError("--state-bits 16 is not available with --dask (a Dask client) yet; train without "
+                             "--dask or with --state-bits 32")
     return bits
 
 

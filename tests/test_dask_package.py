@@ -75,3 +75,17 @@ def test_worker_functions_pickle_by_reference_to_their_module(module):
         blob = pickle.dumps(fn)
         assert mod.__name__.encode() in blob
         assert pickle.loads(blob) is fn
+
+
+@pytest.mark.parametrize("bad", [{"prefetch_rounds": -1}, {"prefetch_rounds": "2"}, {"retries": -1},
+                                 {"in_flight": 0}, {"lanes": 0}])
+def test_bad_counts_are_one_clear_error_before_any_cluster(sample_path, specs_dir, bad):
+    """prefetch_rounds = -1 ended in a KeyError deep in the round loop; checked up front now."""
+    pytest.importorskip("distributed")
+    import sparsecross as sx
+    from sparsecross.dask.training import train_distributed
+    from sparsecross.errors import ParameterError
+
+    spec = sx.load_spec(specs_dir / "synthetic.toml")
+    with pytest.raises(ParameterError, match=next(iter(bad))):
+        train_distributed(sample_path, spec, client=object(), **bad)

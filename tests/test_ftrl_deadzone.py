@@ -76,7 +76,8 @@ def test_dead_zone_update_equals_the_full_update(dtype, alpha, seed, weighted, m
                                  200, ref_bias, params, ref_acc, *NO_ADMIT, np.zeros(2, np.int64)) == X.shape[0]
     assert ftrl_pass(X.indptr, X.indices, X.data, y, sw, mask, 0, table, table.view(dtype), count, 200, bias,
                      params, acc, *NO_ADMIT, np.zeros(2, np.int64)) == X.shape[0]
-    assert np.isfinite(table.view(dtype)[:, 1:]).all() or dtype == np.float32
+    if dtype == np.float64:  # float32 z/n may overflow on these states; the byte comparison below covers it
+        assert np.isfinite(table.view(dtype)[:, 1:]).all()
     assert table.tobytes() == ref.tobytes()
     assert count[0] == ref_count[0] and bias.tobytes() == ref_bias.tobytes() and acc.tobytes() == ref_acc.tobytes()
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels.ftrl import FTRLParams
-from ..errors import DataError, SparseCrossError
+from ..errors import DataError, ParameterError, SparseCrossError
 from ..featurize import resolve_spec
 from ..metrics import StreamingMetrics
 from ..read import DEFAULT_BATCH_ROWS, Source
@@ -55,7 +55,7 @@ def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Sou
 
 def _integer(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise SparseCrossError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -232,6 +232,9 @@ def train_distributed(
     exact = mode == "exact"
     lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
                                                              checkpoint_rounds)
+    retries, prefetch_rounds = _integer("retries", retries, 0), _integer("prefetch_rounds", prefetch_rounds, 0)
+    if in_flight is not None:
+        in_flight = _integer("in_flight", in_flight, 1)
     _require_dask()
     t0 = time.perf_counter()
     schema = check_inputs(source, spec, valid)
