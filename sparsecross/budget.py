@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._values import is_num
 from .errors import ParameterError
 
 if TYPE_CHECKING:
@@ -81,8 +82,7 @@ def check_max_state_mb(value: Any) -> float | None:
         Not a finite number > 0."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
+    if not is_num(value) or value <= 0:
         raise ParameterError(f"max_state_mb must be a finite number of MiB > 0, got {value!r}")
     return float(value)
 
