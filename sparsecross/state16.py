@@ -107,14 +107,8 @@ class State16(FTRLState):
 
     # ---------------------------------------------------------------- sizing
     @property
-    def nbytes(self) -> int:
-        """Bytes held by the state: the table (8 bytes a slot), ``zbig``, the bias and the
-        admission filter."""
-        return super().nbytes + int(self.zbig.nbytes)
-
-    @property
     def side_bytes(self) -> int:
-        """Bytes of ``zbig`` now (the budget counts them with the table)."""
+        """Bytes of ``zbig`` now (counted in :attr:`nbytes`, so by the budget, with the table)."""
         return int(self.zbig.nbytes)
 
     #: What the budget reserves for ``zbig``: its most bytes at once (:data:`ZBIG_PEAK_BYTES`).

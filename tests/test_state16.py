@@ -316,8 +316,6 @@ def test_checkpoint_of_other_bits_is_refused(tmp_path) -> None:
 def test_budget_evicts_by_decoded_rank_and_frees_zbig() -> None:
     """At the budget, eviction ranks by the decoded (z, n) (as the float state does), keeps
     every survivor's values, and gives the evicted promoted keys' zbig entries back."""
-    from sparsecross.budget import state_bytes
-
     st, _ = _trained(n=3000)
     before = st.as_dict(PARAMS)
     promoted_before = st.promoted
@@ -338,11 +336,11 @@ def test_budget_evicts_by_decoded_rank_and_frees_zbig() -> None:
     promoted, _ = _words(st)
     assert 0 < st.promoted < promoted_before, (st.promoted, promoted_before)  # entries renumbered
     assert st.promoted == len(promoted) and set(st.table[promoted, 1] & np.uint32(0xFFFF)) == set(range(st.promoted))
-    assert state_bytes(st) == st.table.nbytes + st.zbig.nbytes + st.bias.nbytes
+    assert st.nbytes == st.table.nbytes + st.zbig.nbytes + st.bias.nbytes
 
 
 def test_budget_is_never_exceeded_and_results_do_not_depend_on_batches() -> None:
-    from sparsecross.budget import MIB, apply_budget, state_bytes
+    from sparsecross.budget import MIB, apply_budget
 
     X, y, sw = _problem(6, n=4000, d=50000, nnz=8, zipf=1.1)
     budget_mb = 0.45
@@ -356,7 +354,7 @@ def test_budget_is_never_exceeded_and_results_do_not_depend_on_batches() -> None
             Xb = X[a:b]
             Xb = sp.csr_array((Xb.data, Xb.indices.astype(np.int64), Xb.indptr.astype(np.int64)), shape=Xb.shape)
             train_batch(st, Batch(Xb, y[a:b], None, a), PARAMS, np.zeros(0, np.uint8), acc, None, a)
-            assert state_bytes(st) <= budget_mb * MIB and st.bytes_peak <= budget_mb * MIB
+            assert st.nbytes <= budget_mb * MIB and st.bytes_peak <= budget_mb * MIB
         assert st.evictions > 0 and st.promoted > 0
         results.append((sorted(st.as_dict(PARAMS).items()), acc.tobytes(), st.evicted_features))
     assert results[0] == results[1]
