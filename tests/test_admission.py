@@ -180,6 +180,34 @@ def test_sight_is_a_conservative_saturating_update():
     assert 0 <= i1 < 2 and 0 <= i2 < 2
 
 
+@pytest.mark.parametrize("filter_bytes", [1, 64, 4096])
+@pytest.mark.parametrize("key_dtype", [np.uint32, np.uint64])
+def test_shard_filter_estimates_equal_the_reference_filter(filter_bytes, key_dtype):
+    """The estimates data-parallel admission reads (``shard_admit.filter_estimates``, which
+    repeats ``admit.sight``'s estimate on purpose: see ``_kernels/admit.py``) are the reference
+    filter's smaller counter after the same sightings, collisions and saturation included; -1
+    for keys with state, 0 for every key without a filter (Poisson)."""
+    from sparsecross._kernels.shard_admit import filter_estimates
+    from tests.reference.admission_reference import ReferenceCountingFilter
+
+    rng = np.random.default_rng(filter_bytes)
+    ref = ReferenceCountingFilter(filter_bytes, seed=11)
+    filt = np.zeros(filter_bytes, np.uint8)
+    salt = np.uint64(ref.salt)
+    pool = rng.integers(0, np.iinfo(key_dtype).max, 300, dtype=np.uint64).astype(key_dtype)
+    for k in rng.choice(pool, 3000):  # many sightings of few keys: counters collide and saturate
+        assert sight(filt, k, salt) == ref.sight(int(k))
+    keys = np.concatenate([pool, rng.integers(0, np.iinfo(key_dtype).max, 300, dtype=np.uint64).astype(key_dtype)])
+    slots = np.where(rng.random(len(keys)) < 0.2, rng.integers(0, 1000, len(keys)), -1).astype(np.int64)
+    out = np.full(len(keys), 99, np.int8)
+    filter_estimates(filt, salt, keys, slots, out)
+    want = [-1 if s >= 0 else min(ref.counters[i] for i in ref.positions(int(k))) for k, s in zip(keys, slots)]
+    assert out.tolist() == want
+    assert (15 in want) if filter_bytes <= 64 else (0 in want and max(want) > 1)  # saturated / fresh keys seen
+    filter_estimates(np.zeros(0, np.uint8), salt, keys, slots, out)
+    assert out.tolist() == [-1 if s >= 0 else 0 for s in slots]
+
+
 def test_poisson_rate_is_close_to_p():
     """200,000 keys seen once each (one per row): the admitted fraction is P within 5 standard
     errors (fixed seed: the same figure every run), and with P = 0.5 as well."""

@@ -27,7 +27,7 @@ def filter_estimates(filt, filter_salt, keys, slots, out):
             out[i] = -1
         elif n_counters == 0:
             out[i] = 0
-        else:
+        else:  # admit.sight's estimate, spelled out (admit.py says why: a helper costs refcounts)
             i1, i2 = counter_positions(keys[i], n_counters, filter_salt)
             c1 = _get(filt, i1)
             c2 = _get(filt, i2)
