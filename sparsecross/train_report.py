@@ -109,5 +109,5 @@ def finish_run(loop: EpochLoop, *, schema: dict[str, str], max_state_mb: float |
     # fact of the run, not of the model (whose file must not depend on them)
     model.run = {"rows_processed": loop.rows_in_run, "rows_trained": loop.trained_in_run,
                  "seconds": loop.clock() - loop.t0,
-                 "state_bytes_peak": max(state.bytes_peak, 0 if best_state is None else best_state.nbytes + state.nbytes)}
+                 "state_bytes_peak": loop.bytes_peak}
     return model, state

@@ -315,6 +315,61 @@ def test_batch_size_does_not_change_the_model(data, batch_rows, policy):
     assert model_bytes(got) == model_bytes(ref)
 
 
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> Path:
+    """4,000 rows whose categories are mostly seen once an epoch: admit_after=2 admits most
+    of them in epoch 2, when their second sighting comes."""
+    rng = np.random.default_rng(1)
+    c = [f"v{int(k)}" for k in rng.zipf(1.3, 4000) % 50_000]
+    path = tmp_path_factory.mktemp("admit-many") / "data.parquet"
+    pq.write_table(pa.table({"c": c, "x": rng.normal(size=4000), "label": (rng.random(4000) < 0.4).astype(np.int8)}),
+                   path, row_group_size=500)
+    return path
+
+
+def _live_and_best(data, monkeypatch, **kw):
+    """A run whose epoch 1 stays the best (early stopping keeps its copy) while admission keeps
+    admitting, so the live state grows after the copy; returns (model, live state, best copy)."""
+    import sys
+
+    from sparsecross import epochs
+
+    train_module = sys.modules["sparsecross.train"]
+    monkeypatch.setattr(epochs, "_best_epoch", lambda history: 1)
+    live: list[FTRLState] = []
+    step = train_module.train_batch
+
+    def watched(state, *a, **k):
+        live.append(state)
+        step(state, *a, **k)
+
+    monkeypatch.setattr(train_module, "train_batch", watched)
+    model, best = sparsecross.train(data, SPEC, **{**ARGS, "epochs": 3}, admit_after=2, holdout=0.2,
+                                    early_stop=1, return_state=True, **kw)
+    assert model.stats["best_epoch"] == 1 and len(model.stats["history"]) == 2
+    assert live[-1] is not best and live[-1].capacity > best.capacity  # it grew after the copy
+    return model, live[-1], best
+
+
+def test_state_bytes_peak_counts_the_best_state_beside_the_live_one(many, monkeypatch):
+    """Under early stopping the best epoch's copy is held while training goes on: the peak
+    counts both (it once reported the copy's own figures, twice its bytes, below the live
+    state after its growth), and no more than the copy beside the live state's own peak."""
+    model, live, best = _live_and_best(many, monkeypatch)
+    peak = model.run["state_bytes_peak"]
+    assert best.nbytes + live.nbytes <= peak <= best.nbytes + live.bytes_peak
+
+
+def test_state_bytes_peak_under_early_stop_survives_a_resume(many, monkeypatch, tmp_path):
+    """The checkpoint keeps the run's peak (copy included): a run resumed from the finished
+    checkpoint reports what the uninterrupted one did."""
+    whole, _, _ = _live_and_best(many, monkeypatch)
+    _live_and_best(many, monkeypatch, checkpoint=tmp_path / "ck")
+    resumed = sparsecross.train(many, SPEC, **{**ARGS, "epochs": 3}, admit_after=2, holdout=0.2, early_stop=1,
+                                checkpoint=tmp_path / "ck")  # finished: nothing left to train
+    assert resumed.run["state_bytes_peak"] == whole.run["state_bytes_peak"]
+
+
 def test_nbytes_counts_the_filter_and_peak_holds_a_growth():
     st_ = FTRLState(1 << 20, "float32")
     base = st_.nbytes
