@@ -11,6 +11,7 @@ from .model import SparseModel
 from .names import record_names
 from .spec import FeatureSpec
 from .state import FTRLState
+from .state16 import State16
 from .train_options import _budget_params, _order_params
 from .train_params import TrainParams
 
@@ -82,6 +83,8 @@ def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: 
     admission = getattr(state, "admission", None)  # a Dask run's rows state has none
     if admission is not None:
         stats.update(admission.stats())
+    if isinstance(state, State16):  # what the 16-bit forms lost: clips and saturations
+        stats.update(state.stats())
     return SparseModel(keys, weights, state.bias_weight(params), spec, tp.to_dict(), stats,
                        library_version=__version__, schema=dict(schema or {}))
 

@@ -143,10 +143,13 @@ def _reference(X, y, sw, params: FTRLParams, seed: int, epochs: int = 1) -> Refe
 @pytest.mark.parametrize("case", [
     dict(seed=0, params=FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0), weights=False, epochs=1),
     dict(seed=1, params=FTRLParams(0.5, 1.0, 0.2, 0.5, 0.1), weights=True, epochs=2),
-    dict(seed=2, params=FTRLParams(2.0, 0.5, 0.0, 0.0, 0.0), weights=False, epochs=3),
+    dict(seed=2, params=FTRLParams(2.0, 0.5, 0.0, 0.0, 0.0), weights=False, epochs=3, seen=("clips",)),
+    dict(seed=3, params=FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0), weights=False, epochs=1, scale=5000.0,
+         seen=("saturations",)),
 ])
 def test_kernel_equals_the_pure_python_reference_bit_for_bit(case) -> None:
     X, y, sw = _problem(case["seed"], n=1200)
+    X.data *= np.float32(case.get("scale", 1.0))  # large values: sqrt(n) saturates, v clips
     sw = sw if case["weights"] else None
     st = State16(X.shape[1], seed=7)
     acc = _train16(st, X, y, sw, case["params"], batch_rows=37, epochs=case["epochs"])
@@ -156,6 +159,8 @@ def test_kernel_equals_the_pure_python_reference_bit_for_bit(case) -> None:
     for k in got:
         assert got[k] == ref.z_n(k), k
     assert st.promoted == ref.promoted > 0  # the frequent keys were promoted
+    assert st.zstats.tolist() == [ref.promoted, ref.refused, ref.clips, ref.saturations]
+    assert all(getattr(ref, counter) > 0 for counter in case.get("seen", ()))  # the counters are exercised
     assert (st.bias[0], st.bias[1]) == (ref.zb, ref.nb)
     assert acc[0] == pytest.approx(ref.loss, rel=1e-12) and acc[1] == pytest.approx(ref.weight_sum, rel=1e-12)
 
