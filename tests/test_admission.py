@@ -183,10 +183,10 @@ def test_sight_is_a_conservative_saturating_update():
 @pytest.mark.parametrize("filter_bytes", [1, 64, 4096])
 @pytest.mark.parametrize("key_dtype", [np.uint32, np.uint64])
 def test_shard_filter_estimates_equal_the_reference_filter(filter_bytes, key_dtype):
-    """The estimates data-parallel admission reads (``shard_admit.filter_estimates``, which
-    repeats ``admit.sight``'s estimate on purpose: see ``_kernels/admit.py``) are the reference
-    filter's smaller counter after the same sightings, collisions and saturation included; -1
-    for keys with state, 0 for every key without a filter (Poisson)."""
+    """The estimates data-parallel admission reads (``shard_admit.filter_estimates``, through
+    ``admit.estimate_at``, as ``sight`` does) are the reference filter's smaller counter after
+    the same sightings, collisions and saturation included; -1 for keys with state, 0 for every
+    key without a filter (Poisson)."""
     from sparsecross._kernels.shard_admit import filter_estimates
     from tests.reference.admission_reference import ReferenceCountingFilter
 
