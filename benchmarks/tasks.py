@@ -1141,7 +1141,6 @@ class _StateWatch:
 
     def __init__(self) -> None:
         import sparsecross
-        from sparsecross.budget import state_bytes as _state_bytes
         from sparsecross.state import FTRLState, realloc_may_copy
 
         self.peak = 0
@@ -1157,12 +1156,12 @@ class _StateWatch:
             # table grows in place (mremap), so its growth peak is the new state alone.
             old = state.table.nbytes
             orig_grow(state, needed)
-            watch.peak = max(watch.peak, (old if realloc_may_copy(old) else 0) + _state_bytes(state))
+            watch.peak = max(watch.peak, (old if realloc_may_copy(old) else 0) + state.nbytes)
 
         def train_batch(state: Any, batch: Any, *a: Any, **k: Any) -> None:
             orig_batch(state, batch, *a, **k)
             watch.rows += batch.X.shape[0]
-            nbytes = _state_bytes(state)
+            nbytes = state.nbytes
             watch.peak = max(watch.peak, nbytes)
             watch.samples.append((watch.rows, nbytes, state.touched))
 

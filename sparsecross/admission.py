@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from ._values import is_int, is_num
 from .errors import ParameterError
 from .hashing import fmix64, xxh64
 
@@ -58,15 +59,6 @@ MAX_AUTO_FILTER_BYTES = 1 << 28
 #: Counters are 4 bits: they saturate at 15, the largest N a filter can count to.
 MAX_ADMIT_AFTER = 15
 _MAX_FILTER_BYTES = 1 << 32  # 8 billion counters
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) \
-        and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -89,15 +81,15 @@ class AdmitPolicy:
     filter_mb: float | None = None
 
     def __post_init__(self) -> None:
-        if not _is_int(self.after) or not 1 <= self.after <= MAX_ADMIT_AFTER:
+        if not is_int(self.after) or not 1 <= self.after <= MAX_ADMIT_AFTER:
             raise ParameterError(f"admit_after must be an integer in [1, {MAX_ADMIT_AFTER}] (sightings before a "
                                  f"feature gets state; 1 = every feature), got {self.after!r}")
-        if not _is_num(self.probability) or not 0 < self.probability <= 1:
+        if not is_num(self.probability) or not 0 < self.probability <= 1:
             raise ParameterError(f"admit_probability must be a number in (0, 1] (1 = every feature), "
                                  f"got {self.probability!r}")
         if self.filter_mb is None:
             pass
-        elif not _is_num(self.filter_mb) or not self.filter_mb * (1 << 20) >= 1:
+        elif not is_num(self.filter_mb) or not self.filter_mb * (1 << 20) >= 1:
             raise ParameterError(f"admit_filter_mb must be a number of MiB >= 1 byte (e.g. 16), "
                                  f"got {self.filter_mb!r}")
         elif self.filter_mb * (1 << 20) > _MAX_FILTER_BYTES:

@@ -1,8 +1,9 @@
 """The state budget (``--max-state-mb``): a training state that never holds more than M MiB.
 
 The budget covers the optimizer state: the table of (key, z, n) slots, the bias, and the
-admission filters when there are any (``state.admission``).  It is turned into a largest table
-capacity once, before training:
+admission filters when there are any (``state.admission``): the bytes
+:attr:`FTRLState.nbytes <sparsecross.state.FTRLState.nbytes>` counts, the one count of them.  It is
+turned into a largest table capacity once, before training:
 
 * the table is a power of two of slots and grows in place (:meth:`FTRLState.grow
   <sparsecross.state.FTRLState.grow>`): its buffer is extended by ``realloc`` and rehashed within
@@ -53,12 +54,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._values import is_num
 from .errors import ParameterError
 
 if TYPE_CHECKING:
     from .state import FTRLState
 
-__all__ = ["MIB", "LOW_WATER", "GROWTH_PEAK", "STASH_RESERVE", "check_max_state_mb", "filter_bytes", "state_bytes", "capacity_for",
+__all__ = ["MIB", "LOW_WATER", "GROWTH_PEAK", "STASH_RESERVE", "check_max_state_mb", "capacity_for",
            "growth_extra", "apply_budget", "make_room"]
 
 #: ``--max-state-mb`` counts mebibytes.
@@ -81,27 +83,9 @@ def check_max_state_mb(value: Any) -> float | None:
         Not a finite number > 0."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
+    if not is_num(value) or value <= 0:
         raise ParameterError(f"max_state_mb must be a finite number of MiB > 0, got {value!r}")
     return float(value)
-
-
-def filter_bytes(state: FTRLState) -> int:
-    """Bytes of the state's admission filters (``state.admission``; 0 when there are none)."""
-    adm = getattr(state, "admission", None)
-    return 0 if adm is None else int(getattr(adm, "nbytes", 0))
-
-
-def state_bytes(state: FTRLState) -> int:
-    """What the budget bounds: the table, the bias and the admission filters (whether or not
-    ``state.nbytes`` counts the filters)."""
-    return int(state.table.nbytes) + _fixed_bytes(state) + int(getattr(state, "side_bytes", 0))
-
-
-def _fixed_bytes(state: FTRLState) -> int:
-    """Bytes of the state besides the table: the bias (z, n) and the admission filters."""
-    return int(state.bias.nbytes) + filter_bytes(state)
 
 
 def growth_extra(capacity: int, slot_bytes: int) -> int:
@@ -138,7 +122,7 @@ def apply_budget(state: FTRLState, max_state_mb: float | None) -> None:
         state.max_capacity = 0
         return
     slot = int(state.table.itemsize * state.table.shape[1])
-    fixed = _fixed_bytes(state) + int(getattr(state, "side_bytes_max", 0))  # a 16-bit state's zbig, at its largest
+    fixed = state.fixed_bytes + int(getattr(state, "side_bytes_max", 0))  # a 16-bit state's zbig, at its largest
     cap = capacity_for(max_state_mb * MIB, slot, fixed)
     if cap < state.capacity:
         extra = growth_extra(state.capacity, slot)

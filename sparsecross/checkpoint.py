@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._values import is_int, is_num
 from .admission import Admission, AdmitPolicy, check_arrays
 from .errors import CheckpointError, DataError
 from .read import Source, resolve_files
@@ -313,36 +314,28 @@ def _check_state(path: Path, st: FTRLState, n_columns: int, state_dtype: str, st
         raise _bad(path, f"its bias (z, n) = {st.bias.tolist()} is not finite with n >= 0")
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, position: str) -> None:
     epoch = meta.get("epoch")
-    if not _is_int(epoch) or not 0 <= epoch <= epochs:
+    if not is_int(epoch) or not 0 <= epoch <= epochs:
         raise _bad(path, f"its epoch {epoch!r} is not an integer in [0, {epochs}]")
     if position not in meta:
         raise _bad(path, f"its meta has no {position!r}")
     for key in ("row", "round"):
         if key in meta:
             v = meta[key]
-            if not _is_int(v) or not 0 <= v <= rows_total:
+            if not is_int(v) or not 0 <= v <= rows_total:
                 raise _bad(path, f"its {key} {v!r} is not an integer in [0, {rows_total:,}]")
     skipped = meta.get("skipped", 0)  # rows of this epoch skipped for a missing label so far
-    if not _is_int(skipped) or not 0 <= skipped <= rows_total:
+    if not is_int(skipped) or not 0 <= skipped <= rows_total:
         raise _bad(path, f"its skipped {skipped!r} is not an integer in [0, {rows_total:,}]")
     peak = meta.get("state_bytes_peak", 0)  # the largest state so far (accounting only)
-    if not _is_int(peak) or peak < 0:
+    if not is_int(peak) or peak < 0:
         raise _bad(path, f"its state_bytes_peak {peak!r} is not an integer >= 0")
     best = meta.get("best_epoch")  # early stopping: the epoch whose state best-<epoch>.npz holds
-    if best is not None and (not _is_int(best) or not 1 <= best <= epoch):
+    if best is not None and (not is_int(best) or not 1 <= best <= epoch):
         raise _bad(path, f"its best_epoch {best!r} is not an integer in [1, {epoch}]")
     acc = meta.get("acc")
-    if (not isinstance(acc, list) or len(acc) != 3 or not all(_is_num(a) for a in acc)
+    if (not isinstance(acc, list) or len(acc) != 3 or not all(is_num(a) for a in acc)
             or acc[0] < 0 or acc[1] < 0 or acc[2] < 0 or acc[2] != int(acc[2]) or acc[2] > rows_total):
         raise _bad(path, f"its acc {str(acc)[:80]} is not 3 finite sums (loss >= 0, weight >= 0, "
                          f"rows in [0, {rows_total:,}])")

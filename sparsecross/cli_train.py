@@ -130,7 +130,8 @@ def _report(model: Any, opts: dict[str, Any], out: Any, nbytes: int, seconds: fl
         report.update(valid_logloss=st["valid_logloss"], valid_auc=st["valid_auc"], valid_rows=st["valid_rows"],
                       baseline_logloss=entropy(st["valid_positive_rate"]))
     for k in ("best_epoch", "skipped_rows", "valid_skipped_rows", "evicted_features", "evictions",
-              "admitted_features", "rejected_sightings", "admit_filter_bytes"):
+              "admitted_features", "rejected_sightings", "admit_filter_bytes", "promoted_features",
+              "refused_promotions", "q213_clips", "sqrt_n_saturations"):
         if k in st:
             report[k] = st[k]
     return report
@@ -152,6 +153,10 @@ def _print_summary(report: dict[str, Any], model: Any, opts: dict[str, Any], out
     if "admitted_features" in report:
         print(f"admission: {report['admitted_features']:,} features admitted, {report['rejected_sightings']:,} "
               f"sightings of features without state dropped (filter {_fmt_bytes(report['admit_filter_bytes'])})")
+    if "promoted_features" in report:
+        print(f"16-bit state: {report['promoted_features']:,} features with a float32 z "
+              f"({report['refused_promotions']:,} refused, zbig full), {report['q213_clips']:,} updates clipped "
+              f"to q2.13, {report['sqrt_n_saturations']:,} with sqrt(n) saturated")
     if "skipped_rows" in report:
         print(f"skipped {report['skipped_rows']:,} rows per epoch with a missing label"
               + (f" ({report['valid_skipped_rows']:,} in the validation data)"

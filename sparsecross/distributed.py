@@ -3,8 +3,12 @@
 Re-exports the public API (``connect``, ``train_distributed``, ``predict_distributed``,
 ``evaluate_distributed``, ``DaskNotInstalledError``, ``MODES``) and the internal names the
 old module had.  Setting one of those names here (a test's monkeypatch, a worker plugin
-replacing a task function) sets it in the module of :mod:`sparsecross.dask` that defines and
-uses it, so such patches keep working.  New code should import from :mod:`sparsecross.dask`.
+replacing a task function) sets it wherever :mod:`sparsecross.dask` holds it: in the module
+that defines it and in every loaded module of the package that imported it from there (``from
+.plan import _plan`` binds a name of its own, which a patch of the home module alone would not
+reach), so such patches act on the code that runs and undoing one restores every binding.
+A module of the package imported later takes the name from its home, patched or not.  New code
+should import from :mod:`sparsecross.dask` (and patch where a name is used).
 """
 
 from __future__ import annotations
@@ -45,13 +49,25 @@ _HOMES: dict[str, tuple[str, ...]] = {
 _HOME_OF = {name: f"{__package__}.dask.{mod}" for mod, names in _HOMES.items() for name in names}
 
 
+_MISSING = object()
+
+
+def _holders(name: str, home: str) -> list[types.ModuleType]:
+    """The loaded modules of the package that bind ``name`` to the object its home module binds."""
+    current = getattr(sys.modules[home], name)
+    prefix = f"{__package__}.dask"
+    return [m for k, m in list(sys.modules.items())
+            if (k == prefix or k.startswith(prefix + ".")) and m is not None and getattr(m, name, _MISSING) is current]
+
+
 class _Compat(types.ModuleType):
-    """Setting a name of the old module sets it where it lives now."""
+    """Setting a name of the old module sets it wherever the package binds it (see above)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         home = _HOME_OF.get(name)
         if home is not None:
-            setattr(sys.modules[home], name, value)
+            for module in _holders(name, home):  # the home among them
+                setattr(module, name, value)
         super().__setattr__(name, value)
 
 

@@ -60,7 +60,12 @@ class EpochLoop:
     ``step`` updates the state with one batch (:func:`~sparsecross.train_step.train_batch`),
     ``clock`` is ``time.perf_counter``: both are given by the caller (which tests may patch).
     After :meth:`run`: ``state``, ``history``, ``best_state`` and ``best_epoch``, and the facts
-    of this run (``rows_in_run``, ``trained_in_run``, the names ``recorder``)."""
+    of this run (``rows_in_run``, ``trained_in_run``, the names ``recorder``, ``bytes_peak``).
+
+    ``bytes_peak``: the most state bytes held at once, the live state's and, under early
+    stopping, the best epoch's copy held beside it.  Seen after each batch: a growth while the
+    copy is held counts at its own peak when that is the live state's highest so far (a table's
+    growth always is: each doubles the last), else at its end."""
 
     def __init__(self, cfg: EpochConfig, run: _Run, ckpt_path: str | os.PathLike[str] | None,
                  run_meta: dict[str, Any], *, names: int, step: Callable[..., None], clock: Callable[[], float],
@@ -70,6 +75,10 @@ class EpochLoop:
         self.state, self.epoch, self.start_row, self.acc, self.history, self.skipped = (
             run.state, run.epoch, run.row, run.acc, run.history, run.skipped)
         self.best_state, self.best_epoch = run.best_state, run.best_epoch
+        run.best_state = None  # the loop's own: a replaced best is freed, not kept alive by ``run``
+        self._held = 0 if self.best_state is None else self.best_state.nbytes  # bytes of the best copy
+        self._live_high = self.state.bytes_peak
+        self.bytes_peak = max(self._live_high, self._held + self.state.nbytes)
         # Growths sized from the keys' own curve in the first epoch (later epochs see no new keys).
         self.plan = GrowthPlan(cfg.rows_total)
         self.last_emit = 0.0
@@ -94,11 +103,20 @@ class EpochLoop:
                 self._train_epoch()
             stopped = self._end_epoch(self._record())
 
+    def _note_peak(self) -> None:
+        """Raise :attr:`bytes_peak` to what the state and the best copy beside it hold now, and
+        to the live state's new high (a growth) plus the copy."""
+        high = self.state.bytes_peak
+        if high > self._live_high:  # reached in the last batch, with the copy held
+            self._live_high = high
+            self.bytes_peak = max(self.bytes_peak, self._held + high)
+        self.bytes_peak = max(self.bytes_peak, self._held + self.state.nbytes)
+
     def _save(self, ep: int, row: int) -> None:
         """Checkpoint (when asked) at row ``row`` of epoch ``ep``."""
         if self.ckpt_path is not None:
             meta: dict[str, Any] = {**self.run_meta, "epoch": ep, "row": row, "acc": self.acc.tolist(),
-                                    "history": self.history, "state_bytes_peak": self.state.bytes_peak}
+                                    "history": self.history, "state_bytes_peak": self.bytes_peak}
             if self.skipped:
                 meta["skipped"] = self.skipped
             if self.best_epoch is not None:
@@ -121,6 +139,7 @@ class EpochLoop:
             if self.check is not None:
                 self.check.update(row_end, batch.y)
             self.step(state, batch, params, mask, acc, self.plan if self.epoch == 0 else None, row_end)
+            self._note_peak()
             if batch.skip is not None and len(batch.skip):
                 self.skipped += int(np.count_nonzero(batch.skip))
             n = batch.X.shape[0]
@@ -177,7 +196,10 @@ class EpochLoop:
         self.skipped = 0
         if cfg.early_stop is not None:
             if _best_epoch(self.history) == epoch:  # a new best: keep it (in the folder first)
+                self.best_state = None  # the old copy goes before the new one is made
                 self.best_state, self.best_epoch = self.state.copy(), epoch
+                self._held = self.best_state.nbytes
+                self._note_peak()
                 if self.ckpt_path is not None:
                     save_best(self.ckpt_path, self.best_state, {**self.run_meta, "epoch": epoch, "row": 0,
                                                                 "acc": [0.0, 0.0, 0.0], "history": self.history})

@@ -222,10 +222,20 @@ class FTRLState:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the state: the table (keys + z + n, empty slots included), the bias
-        and the admission filter."""
+        """Bytes held by the state, the one count of them (the state budget bounds it): the
+        table (keys + z + n, empty slots included), :attr:`fixed_bytes` and :attr:`side_bytes`."""
+        return int(self.table.nbytes) + self.fixed_bytes + self.side_bytes
+
+    @property
+    def fixed_bytes(self) -> int:
+        """Bytes that do not grow with the table: the bias and the admission filter."""
         adm = 0 if self.admission is None else self.admission.nbytes
-        return int(self.table.nbytes + self.bias.nbytes + adm)
+        return int(self.bias.nbytes) + int(adm)
+
+    @property
+    def side_bytes(self) -> int:
+        """Bytes of side arrays that grow apart from the table (a 16-bit state's ``zbig``; none here)."""
+        return 0
 
     @property
     def bytes_peak(self) -> int:

@@ -107,14 +107,8 @@ class State16(FTRLState):
 
     # ---------------------------------------------------------------- sizing
     @property
-    def nbytes(self) -> int:
-        """Bytes held by the state: the table (8 bytes a slot), ``zbig``, the bias and the
-        admission filter."""
-        return super().nbytes + int(self.zbig.nbytes)
-
-    @property
     def side_bytes(self) -> int:
-        """Bytes of ``zbig`` now (the budget counts them with the table)."""
+        """Bytes of ``zbig`` now (counted in :attr:`nbytes`, so by the budget, with the table)."""
         return int(self.zbig.nbytes)
 
     #: What the budget reserves for ``zbig``: its most bytes at once (:data:`ZBIG_PEAK_BYTES`).
@@ -124,6 +118,16 @@ class State16(FTRLState):
     def promoted(self) -> int:
         """Keys whose z is in ``zbig``."""
         return int(self.zstats[0])
+
+    def stats(self) -> dict[str, int]:
+        """``model.stats`` entries of the 16-bit state, from ``zstats`` (the same at any batch
+        size and after a resume): features whose z is held in float32 (``zbig``), features that
+        passed sqrt(n) > 16 while ``zbig`` was full (their z stays in q2.13), updates whose
+        ``v = z / D(n)`` fell outside q2.13's range [-4, 4) and was clipped, and updates whose
+        sqrt(n) reached the half's largest value (65504) and saturated."""
+        promoted, refused, clips, saturations = (int(v) for v in self.zstats)
+        return {"promoted_features": promoted, "refused_promotions": refused, "q213_clips": clips,
+                "sqrt_n_saturations": saturations}
 
     def grow_side(self, row_nnz: int) -> bool:
         """Double ``zbig`` (up to ``ZBIG_MAX``) when a row of ``row_nnz`` keys could promote

@@ -11,6 +11,7 @@ from .model import SparseModel
 from .names import record_names
 from .spec import FeatureSpec
 from .state import FTRLState
+from .state16 import State16
 from .train_options import _budget_params, _order_params
 from .train_params import TrainParams
 
@@ -82,6 +83,8 @@ def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: 
     admission = getattr(state, "admission", None)  # a Dask run's rows state has none
     if admission is not None:
         stats.update(admission.stats())
+    if isinstance(state, State16):  # what the 16-bit forms lost: clips and saturations
+        stats.update(state.stats())
     return SparseModel(keys, weights, state.bias_weight(params), spec, tp.to_dict(), stats,
                        library_version=__version__, schema=dict(schema or {}))
 
@@ -109,5 +112,5 @@ def finish_run(loop: EpochLoop, *, schema: dict[str, str], max_state_mb: float |
     # fact of the run, not of the model (whose file must not depend on them)
     model.run = {"rows_processed": loop.rows_in_run, "rows_trained": loop.trained_in_run,
                  "seconds": loop.clock() - loop.t0,
-                 "state_bytes_peak": max(state.bytes_peak, 0 if best_state is None else best_state.nbytes + state.nbytes)}
+                 "state_bytes_peak": loop.bytes_peak}
     return model, state

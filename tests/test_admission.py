@@ -180,6 +180,34 @@ def test_sight_is_a_conservative_saturating_update():
     assert 0 <= i1 < 2 and 0 <= i2 < 2
 
 
+@pytest.mark.parametrize("filter_bytes", [1, 64, 4096])
+@pytest.mark.parametrize("key_dtype", [np.uint32, np.uint64])
+def test_shard_filter_estimates_equal_the_reference_filter(filter_bytes, key_dtype):
+    """The estimates data-parallel admission reads (``shard_admit.filter_estimates``, through
+    ``admit.estimate_at``, as ``sight`` does) are the reference filter's smaller counter after
+    the same sightings, collisions and saturation included; -1 for keys with state, 0 for every
+    key without a filter (Poisson)."""
+    from sparsecross._kernels.shard_admit import filter_estimates
+    from tests.reference.admission_reference import ReferenceCountingFilter
+
+    rng = np.random.default_rng(filter_bytes)
+    ref = ReferenceCountingFilter(filter_bytes, seed=11)
+    filt = np.zeros(filter_bytes, np.uint8)
+    salt = np.uint64(ref.salt)
+    pool = rng.integers(0, np.iinfo(key_dtype).max, 300, dtype=np.uint64).astype(key_dtype)
+    for k in rng.choice(pool, 3000):  # many sightings of few keys: counters collide and saturate
+        assert sight(filt, k, salt) == ref.sight(int(k))
+    keys = np.concatenate([pool, rng.integers(0, np.iinfo(key_dtype).max, 300, dtype=np.uint64).astype(key_dtype)])
+    slots = np.where(rng.random(len(keys)) < 0.2, rng.integers(0, 1000, len(keys)), -1).astype(np.int64)
+    out = np.full(len(keys), 99, np.int8)
+    filter_estimates(filt, salt, keys, slots, out)
+    want = [-1 if s >= 0 else min(ref.counters[i] for i in ref.positions(int(k))) for k, s in zip(keys, slots)]
+    assert out.tolist() == want
+    assert (15 in want) if filter_bytes <= 64 else (0 in want and max(want) > 1)  # saturated / fresh keys seen
+    filter_estimates(np.zeros(0, np.uint8), salt, keys, slots, out)
+    assert out.tolist() == [-1 if s >= 0 else 0 for s in slots]
+
+
 def test_poisson_rate_is_close_to_p():
     """200,000 keys seen once each (one per row): the admitted fraction is P within 5 standard
     errors (fixed seed: the same figure every run), and with P = 0.5 as well."""
@@ -285,6 +313,61 @@ def test_batch_size_does_not_change_the_model(data, batch_rows, policy):
     ref = sparsecross.train(data, SPEC, **{**ARGS, "batch_rows": 64}, **policy)
     got = sparsecross.train(data, SPEC, **{**ARGS, "batch_rows": batch_rows}, **policy)
     assert model_bytes(got) == model_bytes(ref)
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> Path:
+    """4,000 rows whose categories are mostly seen once an epoch: admit_after=2 admits most
+    of them in epoch 2, when their second sighting comes."""
+    rng = np.random.default_rng(1)
+    c = [f"v{int(k)}" for k in rng.zipf(1.3, 4000) % 50_000]
+    path = tmp_path_factory.mktemp("admit-many") / "data.parquet"
+    pq.write_table(pa.table({"c": c, "x": rng.normal(size=4000), "label": (rng.random(4000) < 0.4).astype(np.int8)}),
+                   path, row_group_size=500)
+    return path
+
+
+def _live_and_best(data, monkeypatch, **kw):
+    """A run whose epoch 1 stays the best (early stopping keeps its copy) while admission keeps
+    admitting, so the live state grows after the copy; returns (model, live state, best copy)."""
+    import sys
+
+    from sparsecross import epochs
+
+    train_module = sys.modules["sparsecross.train"]
+    monkeypatch.setattr(epochs, "_best_epoch", lambda history: 1)
+    live: list[FTRLState] = []
+    step = train_module.train_batch
+
+    def watched(state, *a, **k):
+        live.append(state)
+        step(state, *a, **k)
+
+    monkeypatch.setattr(train_module, "train_batch", watched)
+    model, best = sparsecross.train(data, SPEC, **{**ARGS, "epochs": 3}, admit_after=2, holdout=0.2,
+                                    early_stop=1, return_state=True, **kw)
+    assert model.stats["best_epoch"] == 1 and len(model.stats["history"]) == 2
+    assert live[-1] is not best and live[-1].capacity > best.capacity  # it grew after the copy
+    return model, live[-1], best
+
+
+def test_state_bytes_peak_counts_the_best_state_beside_the_live_one(many, monkeypatch):
+    """Under early stopping the best epoch's copy is held while training goes on: the peak
+    counts both (it once reported the copy's own figures, twice its bytes, below the live
+    state after its growth), and no more than the copy beside the live state's own peak."""
+    model, live, best = _live_and_best(many, monkeypatch)
+    peak = model.run["state_bytes_peak"]
+    assert best.nbytes + live.nbytes <= peak <= best.nbytes + live.bytes_peak
+
+
+def test_state_bytes_peak_under_early_stop_survives_a_resume(many, monkeypatch, tmp_path):
+    """The checkpoint keeps the run's peak (copy included): a run resumed from the finished
+    checkpoint reports what the uninterrupted one did."""
+    whole, _, _ = _live_and_best(many, monkeypatch)
+    _live_and_best(many, monkeypatch, checkpoint=tmp_path / "ck")
+    resumed = sparsecross.train(many, SPEC, **{**ARGS, "epochs": 3}, admit_after=2, holdout=0.2, early_stop=1,
+                                checkpoint=tmp_path / "ck")  # finished: nothing left to train
+    assert resumed.run["state_bytes_peak"] == whole.run["state_bytes_peak"]
 
 
 def test_nbytes_counts_the_filter_and_peak_holds_a_growth():

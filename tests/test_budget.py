@@ -33,9 +33,7 @@ from sparsecross.budget import (  # noqa: E402
     MIB,
     apply_budget,
     capacity_for,
-    filter_bytes,
 )
-from sparsecross.budget import state_bytes as _state_bytes  # noqa: E402
 from sparsecross.cli import main  # noqa: E402
 from sparsecross.export import model_bytes  # noqa: E402
 from sparsecross.featurize import Batch  # noqa: E402
@@ -85,11 +83,34 @@ def test_apply_budget_counts_the_admission_filters():
         nbytes = 10_000
 
     st_.admission = Filter()
-    assert filter_bytes(st_) == 10_000
+    assert st_.fixed_bytes == st_.bias.nbytes + 10_000 and st_.nbytes == st_.table.nbytes + st_.fixed_bytes
     apply_budget(st_, _mb_for(2048, 12))
     assert st_.max_capacity == 1024  # the filter's bytes come out of the table's share
     with pytest.raises(ParameterError, match="too small"):
         apply_budget(st_, _mb_for(1024, 12))
+
+
+def test_nbytes_is_the_one_count_of_the_state_the_budget_bounds():
+    """FTRLState.nbytes (table, bias, admission filter and counters, a 16-bit state's zbig) is
+    what the budget counts (it once had its own sum in budget.state_bytes): sizes written out
+    from the layouts, and the largest table whose growth fits exactly is the one granted."""
+    from sparsecross.admission import Admission, AdmitPolicy
+    from sparsecross.budget import growth_extra
+    from sparsecross.state16 import new_state
+
+    plain = FTRLState(1 << 22)  # 1,024 slots of 3 uint32 words, bias 2 float64
+    assert (plain.nbytes, plain.fixed_bytes, plain.side_bytes) == (1024 * 12 + 16, 16, 0)
+    plain.admission = Admission(AdmitPolicy(after=3, filter_mb=1.0), seed=0)  # filter + counts int64[2] + cfg uint64[5]
+    assert plain.fixed_bytes == 16 + (1 << 20) + 16 + 40 and plain.nbytes == 1024 * 12 + plain.fixed_bytes
+    half = new_state(1 << 22, state_bits=16)  # 8-byte slots, zbig float32[256]
+    assert (half.nbytes, half.side_bytes) == (1024 * 8 + 256 * 4 + 16, 256 * 4)
+    for st_, slot in ((plain, 12), (half, 8)):
+        reserve = int(getattr(st_, "side_bytes_max", 0))  # a 16-bit state's zbig at its largest
+        exact = 4096 * slot + growth_extra(4096, slot) + st_.fixed_bytes + reserve
+        apply_budget(st_, exact / MIB)
+        assert st_.max_capacity == 4096
+        apply_budget(st_, (exact - 1) / MIB)
+        assert st_.max_capacity == 2048
 
 
 # =========================================================================================
@@ -255,7 +276,7 @@ class BudgetWatch:
 
         def batch(state, *a, **k):
             orig_batch(state, *a, **k)
-            nbytes = _state_bytes(state)
+            nbytes = state.nbytes
             assert nbytes <= watch.budget
             watch.after_batch.append(nbytes)
             watch.touched.append(state.touched)
@@ -264,7 +285,7 @@ class BudgetWatch:
         def grow(self_, needed=0):
             old = self_.table.nbytes
             orig_grow(self_, needed)
-            peak = old + _state_bytes(self_)
+            peak = old + self_.nbytes
             assert peak <= watch.budget
             watch.peak = max(watch.peak, peak)
 

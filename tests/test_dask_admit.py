@@ -20,7 +20,7 @@ distributed = pytest.importorskip("distributed")
 import sparsecross  # noqa: E402
 from sparsecross import ParameterError, SparseCrossError, load_spec  # noqa: E402
 from sparsecross.admission import policy_of  # noqa: E402
-from sparsecross.budget import MIB, apply_budget, state_bytes  # noqa: E402
+from sparsecross.budget import MIB, apply_budget  # noqa: E402
 from sparsecross.dask import admit as dask_admit  # noqa: E402
 from sparsecross.dask import connect  # noqa: E402
 from sparsecross.export import model_bytes  # noqa: E402
@@ -207,7 +207,7 @@ def test_same_model_bytes_on_one_or_two_workers(data, healthy, one_worker):
 def test_budget_never_exceeded_per_shard(data, one_worker):
     """The test hook sees every merge of every shard: state bytes and peak within M / S."""
     seen: list[tuple[int, int, int, float]] = []
-    hook = lambda s, st, limit: seen.append((s, state_bytes(st), st.bytes_peak, limit))  # noqa: E731
+    hook = lambda s, st, limit: seen.append((s, st.nbytes, st.bytes_peak, limit))  # noqa: E731
     dask_admit.AFTER_MERGE.append(hook)
     try:
         model = sparsecross.train(data["train"], SPEC, client=one_worker, **KW)

@@ -63,6 +63,45 @@ def test_setting_an_old_name_sets_it_where_it_is_used(monkeypatch):
     assert lane_tasks._task_prepare is original is d._task_prepare
 
 
+def test_setting_an_old_name_reaches_the_modules_that_imported_it(monkeypatch):
+    """``rounds`` imports ``_task_prepare`` from ``lane_tasks``, four modules ``_plan`` from
+    ``plan``, ``training`` ``_require_dask`` from ``cluster``: each binds a name of its own, and
+    a patch that set only the home module's did nothing where the code runs."""
+    import sparsecross.distributed as d
+    from sparsecross.dask import cluster, exact, lane_tasks, plan, rounds, scoring, training
+
+    users = {"_task_prepare": (lane_tasks, rounds), "_plan": (plan, rounds, exact, training, scoring),
+             "_require_dask": (cluster, training)}
+    originals = {name: getattr(mods[0], name) for name, mods in users.items()}
+    marks = {name: object() for name in users}
+    for name in users:
+        monkeypatch.setattr(d, name, marks[name])
+    for name, mods in users.items():
+        assert all(getattr(m, name) is marks[name] for m in mods), name
+    monkeypatch.undo()
+    for name, mods in users.items():
+        assert all(getattr(m, name) is originals[name] for m in mods), name
+    assert not hasattr(lane_tasks, "_plan")  # a module that does not hold the name gets none
+
+
+def test_a_patch_through_the_old_module_acts_on_the_running_code(sample_path, specs_dir, monkeypatch):
+    """train_distributed calls its own binding of _require_dask: patched through the old module,
+    the patch runs (before the fix the real check ran and the fake client failed later)."""
+    pytest.importorskip("distributed")
+    import sparsecross as sx
+    import sparsecross.distributed as d
+
+    class Reached(Exception):
+        pass
+
+    def refuse() -> None:
+        raise Reached
+
+    monkeypatch.setattr(d, "_require_dask", refuse)
+    with pytest.raises(Reached):
+        d.train_distributed(sample_path, sx.load_spec(specs_dir / "synthetic.toml"), client=object())
+
+
 @pytest.mark.parametrize("module", ["plan", "shards", "lane_tasks", "scoring", "runner", "cluster"])
 def test_worker_functions_pickle_by_reference_to_their_module(module):
     mod = importlib.import_module(f"sparsecross.dask.{module}")

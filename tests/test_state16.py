@@ -143,10 +143,13 @@ def _reference(X, y, sw, params: FTRLParams, seed: int, epochs: int = 1) -> Refe
 @pytest.mark.parametrize("case", [
     dict(seed=0, params=FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0), weights=False, epochs=1),
     dict(seed=1, params=FTRLParams(0.5, 1.0, 0.2, 0.5, 0.1), weights=True, epochs=2),
-    dict(seed=2, params=FTRLParams(2.0, 0.5, 0.0, 0.0, 0.0), weights=False, epochs=3),
+    dict(seed=2, params=FTRLParams(2.0, 0.5, 0.0, 0.0, 0.0), weights=False, epochs=3, seen=("clips",)),
+    dict(seed=3, params=FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0), weights=False, epochs=1, scale=5000.0,
+         seen=("saturations",)),
 ])
 def test_kernel_equals_the_pure_python_reference_bit_for_bit(case) -> None:
     X, y, sw = _problem(case["seed"], n=1200)
+    X.data *= np.float32(case.get("scale", 1.0))  # large values: sqrt(n) saturates, v clips
     sw = sw if case["weights"] else None
     st = State16(X.shape[1], seed=7)
     acc = _train16(st, X, y, sw, case["params"], batch_rows=37, epochs=case["epochs"])
@@ -156,6 +159,8 @@ def test_kernel_equals_the_pure_python_reference_bit_for_bit(case) -> None:
     for k in got:
         assert got[k] == ref.z_n(k), k
     assert st.promoted == ref.promoted > 0  # the frequent keys were promoted
+    assert st.zstats.tolist() == [ref.promoted, ref.refused, ref.clips, ref.saturations]
+    assert all(getattr(ref, counter) > 0 for counter in case.get("seen", ()))  # the counters are exercised
     assert (st.bias[0], st.bias[1]) == (ref.zb, ref.nb)
     assert acc[0] == pytest.approx(ref.loss, rel=1e-12) and acc[1] == pytest.approx(ref.weight_sum, rel=1e-12)
 
@@ -316,8 +321,6 @@ def test_checkpoint_of_other_bits_is_refused(tmp_path) -> None:
 def test_budget_evicts_by_decoded_rank_and_frees_zbig() -> None:
     """At the budget, eviction ranks by the decoded (z, n) (as the float state does), keeps
     every survivor's values, and gives the evicted promoted keys' zbig entries back."""
-    from sparsecross.budget import state_bytes
-
     st, _ = _trained(n=3000)
     before = st.as_dict(PARAMS)
     promoted_before = st.promoted
@@ -338,11 +341,11 @@ def test_budget_evicts_by_decoded_rank_and_frees_zbig() -> None:
     promoted, _ = _words(st)
     assert 0 < st.promoted < promoted_before, (st.promoted, promoted_before)  # entries renumbered
     assert st.promoted == len(promoted) and set(st.table[promoted, 1] & np.uint32(0xFFFF)) == set(range(st.promoted))
-    assert state_bytes(st) == st.table.nbytes + st.zbig.nbytes + st.bias.nbytes
+    assert st.nbytes == st.table.nbytes + st.zbig.nbytes + st.bias.nbytes
 
 
 def test_budget_is_never_exceeded_and_results_do_not_depend_on_batches() -> None:
-    from sparsecross.budget import MIB, apply_budget, state_bytes
+    from sparsecross.budget import MIB, apply_budget
 
     X, y, sw = _problem(6, n=4000, d=50000, nnz=8, zipf=1.1)
     budget_mb = 0.45
@@ -356,7 +359,7 @@ def test_budget_is_never_exceeded_and_results_do_not_depend_on_batches() -> None
             Xb = X[a:b]
             Xb = sp.csr_array((Xb.data, Xb.indices.astype(np.int64), Xb.indptr.astype(np.int64)), shape=Xb.shape)
             train_batch(st, Batch(Xb, y[a:b], None, a), PARAMS, np.zeros(0, np.uint8), acc, None, a)
-            assert state_bytes(st) <= budget_mb * MIB and st.bytes_peak <= budget_mb * MIB
+            assert st.nbytes <= budget_mb * MIB and st.bytes_peak <= budget_mb * MIB
         assert st.evictions > 0 and st.promoted > 0
         results.append((sorted(st.as_dict(PARAMS).items()), acc.tobytes(), st.evicted_features))
     assert results[0] == results[1]

@@ -164,6 +164,46 @@ def test_cli_state_bits_flag(world, tmp_path, capsys) -> None:
                      "--state-bits", bits, "--json"]) == 0
         both.append(json.loads(capsys.readouterr().out))
     assert both[1]["state_bytes_peak"] < 0.75 * both[0]["state_bytes_peak"]  # 8-byte slots instead of 12
+    # what the 16-bit forms lost is reported, as strict JSON integers (and not for 32 bits)
+    keys16 = ("promoted_features", "refused_promotions", "q213_clips", "sqrt_n_saturations")
+    assert not any(k in both[0] for k in keys16)
+    model16 = sparsecross.load_model(tmp_path / "16.scx")
+    assert all(type(both[1][k]) is int and both[1][k] == model16.stats[k] >= 0 for k in keys16)
+    assert both[1]["promoted_features"] > 0
+
+
+def test_16bit_counts_reach_the_model_inspect_and_the_summary(world, tmp_path, capsys) -> None:
+    """zstats (counted by the kernel, checked against the reference in test_state16) reach the
+    model's stats: promoted features as many as the table's promoted slots; inspect and the
+    train summary show them; the figures do not depend on the batch size."""
+    import json
+
+    import sparsecross
+    from sparsecross._kernels.half import PROMOTED
+    from sparsecross.cli import main
+
+    root, spec = world
+    model, state = sparsecross.train(root / "train.parquet", spec, state_bits=16, epochs=2, batch_rows=10_000,
+                                     return_state=True)
+    occupied = state.table[:, 0] != np.uint32(0xFFFFFFFF)
+    promoted = int(np.count_nonzero(occupied & ((state.table[:, 1] & PROMOTED) != 0)))
+    st = model.stats
+    assert st["promoted_features"] == promoted > 0
+    assert [st["promoted_features"], st["refused_promotions"], st["q213_clips"], st["sqrt_n_saturations"]] \
+        == state.zstats.tolist()
+    other = sparsecross.train(root / "train.parquet", spec, state_bits=16, epochs=2, batch_rows=777)
+    assert {k: other.stats[k] for k in ("refused_promotions", "q213_clips", "sqrt_n_saturations")} \
+        == {k: st[k] for k in ("refused_promotions", "q213_clips", "sqrt_n_saturations")}
+    out = tmp_path / "m.scx"
+    sparsecross.save_model(model, out)
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert shown["stats"]["q213_clips"] == st["q213_clips"] and shown["stats"]["promoted_features"] == promoted
+    spec_file = Path(__file__).resolve().parents[1] / "data" / "specs" / "synthetic.toml"
+    assert main(["train", str(spec_file), str(root / "train.parquet"), "--out", str(tmp_path / "s.scx"),
+                 "--state-bits", "16", "--epochs", "2"]) == 0
+    assert f"16-bit state: {promoted:,} features with a float32 z" in capsys.readouterr().out
 
 
 def test_tune_and_path_points_are_the_16bit_models_train_gives(world) -> None:

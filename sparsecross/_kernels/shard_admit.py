@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from .admit import COUNTER_MAX, _get, admit_key, counter_positions, sight
+from .admit import COUNTER_MAX, admit_key, counter_positions, estimate_at, sight
 
 
 @kernel
@@ -29,9 +29,7 @@ def filter_estimates(filt, filter_salt, keys, slots, out):
             out[i] = 0
         else:
             i1, i2 = counter_positions(keys[i], n_counters, filter_salt)
-            c1 = _get(filt, i1)
-            c2 = _get(filt, i2)
-            out[i] = np.int8(c1 if c1 < c2 else c2)
+            out[i] = np.int8(estimate_at(filt, i1, i2))
 
 
 @kernel

@@ -73,6 +73,10 @@ class Reference16:
         self.alpha, self.beta, self.l1, self.l2, self.eps, self.seed = alpha, beta, l1, l2, eps, seed
         self.state: dict[int, tuple[float, tuple[str, float]]] = {}
         self.promoted = 0
+        # the kernel's zstats[1:]: keys that passed T with zbig full, q2.13 clips, sqrt(n) saturations
+        self.refused = 0
+        self.clips = 0
+        self.saturations = 0
         self.zb = 0.0
         self.nb = 0.0
         self.loss = 0.0
@@ -106,7 +110,9 @@ class Reference16:
         for k, x, s, z, w in cur:
             u_n, u_z = uniforms(self.seed, epoch, row, k)
             gi = g * float(np.float32(x))
-            s_new = half_round(math.sqrt(s * s + gi * gi), u_n)
+            root = math.sqrt(s * s + gi * gi)
+            self.saturations += root >= HALF_MAX
+            s_new = half_round(root, u_n)
             z_new = z + gi - (s_new - s) / self.alpha * w
             form = self.state[k][1][0]
             if form == "big" or (s_new > PROMOTE and self.promoted < ZBIG_MAX):
@@ -114,7 +120,10 @@ class Reference16:
                     self.promoted += 1
                 self.state[k] = (s_new, ("big", float(np.float32(z_new))))
             else:
-                self.state[k] = (s_new, ("v", q213_round(z_new / self._d(s_new), u_z)[0]))
+                self.refused += s_new > PROMOTE and s <= PROMOTE  # zbig is full
+                v = z_new / self._d(s_new)
+                self.clips += not -32768.0 <= v * 8192.0 <= 32767.0  # v outside the codes' range
+                self.state[k] = (s_new, ("v", q213_round(v, u_z)[0]))
         sigma = (math.sqrt(self.nb + g * g) - math.sqrt(self.nb)) / self.alpha
         self.zb = self.zb + g - sigma * wb
         self.nb = self.nb + g * g

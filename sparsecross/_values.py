@@ -1,0 +1,24 @@
+"""What counts as an integer and as a number in a value from outside (an argument, a
+checkpoint's meta): the one home of these checks.  A bool is neither (``True`` is an ``int``
+to Python, never to a user who typed it); NumPy scalars count like Python ones."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["is_int", "is_num"]
+
+
+def is_int(v: Any) -> bool:
+    """True for a Python or NumPy integer, False for a bool and anything else."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def is_num(v: Any) -> bool:
+    """True for a finite Python or NumPy integer or float, False for a bool, NaN, an infinity
+    and anything else."""
+    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            and math.isfinite(v))
