@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from ._kernels import crosses as K
 from ._kernels.hash import holdout_mask
 from ._kernels.lists import merge_entries
+from .arrow_numpy import float64_of, valid_of
 from .errors import DataError
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, Ctx
@@ -109,8 +110,7 @@ def _float64(arr: pa.Array) -> np.ndarray:
     if arr.type != pa.float64():
         # Unsafe on purpose: int64 beyond 2**53 rounds to the nearest float64, as the contract says.
         arr = pc.cast(arr, pa.float64(), safe=False)
-    out = arr.to_numpy(zero_copy_only=False)
-    return out
+    return float64_of(arr)
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -157,7 +157,7 @@ def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: 
     numeric = lab.positive is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
                                            or pa.types.is_string_view(arr.type) or pa.types.is_boolean(arr.type))
     x = _float64(arr) if numeric else None
-    missing = ~np.asarray(arr.is_valid()) if arr.null_count else np.zeros(n, dtype=bool)
+    missing = ~valid_of(arr) if arr.null_count else np.zeros(n, dtype=bool)
     if x is not None:
         missing |= np.isnan(x)
     skip = np.zeros(0, dtype=np.uint8)
@@ -166,7 +166,7 @@ def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: 
             skip = missing.astype(np.uint8)
         else:
             what = "null" if arr.null_count else "NaN"
-            bad = ~np.asarray(arr.is_valid()) if arr.null_count else missing
+            bad = ~valid_of(arr) if arr.null_count else missing
             raise DataError(
                 f"label column {lab.column!r}: {int(bad.sum())} {what} values (first at row "
                 f"{start_row + _first_bad(bad)}); set [label] missing = \"skip\" to leave such rows out",

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from ._kernels.crosses import hashed_cross_rows
 from ._kernels.distinct import unique_first
+from .arrow_numpy import int64_array
 from .featurize import _as_array, _float64, _plan
 from .kinds import KINDS, Ctx
 from .listcross import list_cross_entries
@@ -129,7 +130,7 @@ class _Values:
         new = np.flatnonzero(~found)
         if len(new):
             refs[new] = self.count + np.arange(len(new), dtype=np.int64)
-            self.chunks.append(values.take(pa.array(new)))
+            self.chunks.append(values.take(int64_array(new)))
             self.count += len(new)
             order = np.argsort(keys[new], kind="stable")
             at = np.searchsorted(self.keys, keys[new][order])
