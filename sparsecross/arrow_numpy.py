@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["valid_of", "values_of", "float64_of", "int64_array"]
+__all__ = ["as_array", "float64_column", "valid_of", "values_of", "float64_of", "int64_array"]
 
 #: numpy dtypes of the fixed-width Arrow types, by ``str(type)``.
 _NUMPY = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u1", "uint16": "u2",
@@ -59,3 +60,25 @@ def int64_array(values: np.ndarray) -> pa.Array:
     """An Arrow int64 array of numpy ``values`` (no nulls), sharing their buffer when it can."""
     data = np.ascontiguousarray(values, dtype=np.int64)
     return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+
+
+def as_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One Arrow array of a column (its chunks combined when there are several)."""
+    if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks == 1:
+            return col.chunk(0)
+        if col.num_chunks == 0:
+            return pa.array([], type=col.type)
+        return col.combine_chunks()
+    return col
+
+
+def float64_column(arr: pa.Array) -> np.ndarray:
+    """A number column as float64 with NaN for nulls (dictionaries decoded; a view when the
+    column is float64 without nulls)."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if arr.type != pa.float64():
+        # Unsafe on purpose: int64 beyond 2**53 rounds to the nearest float64, as the contract says.
+        arr = pc.cast(arr, pa.float64(), safe=False)
+    return float64_of(arr)

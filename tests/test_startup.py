@@ -79,9 +79,10 @@ def test_inspect_imports_no_numba_scipy_pyarrow(tmp_path: Path, extra: list[str]
                    for m in mods), sorted(m for m in mods if m.startswith("sparsecross._kernels"))
 
 
-def test_train_from_parquet_does_not_import_pandas(tmp_path: Path) -> None:
+def test_train_from_parquet_imports_neither_pandas_nor_scipy_sparse(tmp_path: Path) -> None:
     """pyarrow's own numpy conversions import pandas (0.3 s of every process); training reads
-    the Arrow buffers instead (sparsecross.arrow_numpy), names recorded or not."""
+    the Arrow buffers instead (sparsecross.arrow_numpy), names recorded or not; and its batches
+    are plain CSR arrays (sparsecross.csr_rows), not scipy matrices."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -102,6 +103,7 @@ def test_train_from_parquet_does_not_import_pandas(tmp_path: Path) -> None:
         mods = _modules_after(tmp_path, "train", str(spec), str(data), "--out", str(tmp_path / "m.scx"), *extra)
         assert "sparsecross.epochs" in mods  # it trained
         assert _heavy(mods, ("pandas",)) == [], extra
+        assert "scipy.sparse" not in mods, extra  # the batches are CSRRows, not scipy matrices
 
 
 def test_import_sparsecross_is_light(tmp_path: Path) -> None:
