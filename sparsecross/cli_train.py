@@ -86,6 +86,8 @@ def _run(args: argparse.Namespace, spec: Any, opts: dict[str, Any]) -> tuple[Any
     if args.dask:
         extra = {"mode": args.mode, "lanes": args.lanes, "rows_per_round": args.rows_per_round}
     on_progress, bar = _train_progress(args.quiet or args.json)
+    if bar.bar is None and (args.quiet or args.json):
+        on_progress = None  # it would print nothing: spare the run its events (each counts the nonzeros)
     t0 = time.perf_counter()
     try:
         with _dask_client(args.dask) if args.dask else contextlib.nullcontext() as client:

@@ -28,10 +28,13 @@ __all__ = ["EpochConfig", "EpochLoop"]
 
 
 def _epoch_batches(source: Source, spec: FeatureSpec, order: Shuffle | None, epoch: int, batch_rows: int,
-                   start: int, observe: Callable[..., object] | None = None) -> Iterator[Batch]:
-    """One epoch's batches from position ``start`` of its order: the files' order, or shuffled."""
+                   start: int, observe: Callable[..., object] | None = None, scipy_csr: bool = True
+                   ) -> Iterator[Batch]:
+    """One epoch's batches from position ``start`` of its order: the files' order, or shuffled
+    (``scipy_csr``: see :func:`~sparsecross.featurize.iter_batches`; shuffled batches are scipy's)."""
     if order is None:
-        return iter_batches(source, spec, batch_rows=batch_rows, start_row=start, observe=observe)
+        return iter_batches(source, spec, batch_rows=batch_rows, start_row=start, observe=observe,
+                            scipy_csr=scipy_csr)
     return iter_shuffled_batches(source, spec, order, epoch=epoch, batch_rows=batch_rows, start=start,
                                  observe=observe)
 
@@ -133,7 +136,7 @@ class EpochLoop:
             state.admission.begin_epoch(self.epoch)
         state.begin_epoch(self.epoch)  # a 16-bit state's rounding seed
         batches = _epoch_batches(cfg.source, cfg.spec, cfg.order, self.epoch, cfg.batch_rows, self.start_row,
-                                 self.observe)
+                                 self.observe, scipy_csr=False)
         for batch in prefetch(batches):
             mask = _train_mask(batch, cfg.tp.holdout, cfg.salt)
             if self.check is not None:

@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ._kernels import crosses as K
 from ._kernels.hash import holdout_mask
 from ._kernels.lists import merge_entries
+from .arrow_numpy import as_array as _as_array, float64_column as _float64, valid_of
+from .csr_rows import CSRRows
 from .errors import DataError
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
+from .labels import _first_bad, _label_rows, _labels  # noqa: F401  (imported from here by other modules)
 from .listcross import list_cross_entries
 from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located
 from .spec import FeatureSpec
@@ -92,139 +94,6 @@ _hash_dictionary = hash_dictionary
 _categorical_keys = categorical_keys
 
 
-def _as_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(col, pa.ChunkedArray):
-        if col.num_chunks == 1:
-            return col.chunk(0)
-        if col.num_chunks == 0:
-            return pa.array([], type=col.type)
-        return col.combine_chunks()
-    return col
-
-
-def _float64(arr: pa.Array) -> np.ndarray:
-    """float64 numpy view/copy with NaN for nulls."""
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if arr.type != pa.float64():
-        # Unsafe on purpose: int64 beyond 2**53 rounds to the nearest float64, as the contract says.
-        arr = pc.cast(arr, pa.float64(), safe=False)
-    out = arr.to_numpy(zero_copy_only=False)
-    return out
-
-
-def _first_bad(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
-
-
-_COMPARE = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
-
-
-def _is_positive(arr: pa.Array, positive: tuple[object, ...]) -> np.ndarray:
-    """bool[n]: the rows whose value is one of ``positive`` (nulls are not)."""
-    t = arr.type
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        arr = pc.cast(arr, pa.float64(), safe=False)
-        values = pa.array([float(v) for v in positive], type=pa.float64())  # type: ignore[arg-type]
-    else:
-        if pa.types.is_string_view(t):
-            arr = arr.cast(pa.large_string())
-        kept = []
-        for v in positive:  # a value the column's type cannot hold matches no row
-            try:
-                pa.scalar(v, type=arr.type)
-            except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
-                continue
-            kept.append(v)
-        values = pa.array(kept, type=arr.type)
-    return np.asarray(pc.fill_null(pc.is_in(arr, value_set=values), False).to_numpy(zero_copy_only=False),
-                      dtype=bool)
-
-
-def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int
-                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """(y, sample_weight, skip) of a batch.
-
-    ``y`` is 0/1 float64; ``sample_weight`` float64 (the weight column, times ``positive_weight``
-    on positive rows) or None; ``skip`` is uint8[n] with 1 on the rows whose label is null or
-    NaN under ``[label] missing = "skip"`` (their y and weight are 0), or length 0 when no row
-    is skipped."""
-    lab = spec.label
-    arr = _as_array(table.column(lab.column))
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    n = len(arr)
-    numeric = lab.positive is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
-                                           or pa.types.is_string_view(arr.type) or pa.types.is_boolean(arr.type))
-    x = _float64(arr) if numeric else None
-    missing = ~np.asarray(arr.is_valid()) if arr.null_count else np.zeros(n, dtype=bool)
-    if x is not None:
-        missing |= np.isnan(x)
-    skip = np.zeros(0, dtype=np.uint8)
-    if missing.any():
-        if lab.missing == "skip":
-            skip = missing.astype(np.uint8)
-        else:
-            what = "null" if arr.null_count else "NaN"
-            bad = ~np.asarray(arr.is_valid()) if arr.null_count else missing
-            raise DataError(
-                f"label column {lab.column!r}: {int(bad.sum())} {what} values (first at row "
-                f"{start_row + _first_bad(bad)}); set [label] missing = \"skip\" to leave such rows out",
-                row=start_row + _first_bad(bad),
-            )
-    if lab.positive is not None:
-        y = _is_positive(arr, lab.positive).astype(np.float64)
-    elif lab.threshold is not None:
-        assert x is not None
-        with np.errstate(invalid="ignore"):
-            y = _COMPARE[lab.compare or ">"](x, lab.threshold).astype(np.float64)
-    else:
-        assert x is not None
-        with np.errstate(invalid="ignore"):
-            bad = (x != 0.0) & (x != 1.0) & ~missing
-        if bad.any():
-            i = _first_bad(bad)
-            raise DataError(
-                f"label column {lab.column!r}: {int(bad.sum())} values are not 0/1 (first at row "
-                f"{start_row + i}: {float(x[i])!r}); set [label] threshold = T to use column > T",
-                row=start_row + i,
-            )
-        y = np.ascontiguousarray(x, dtype=np.float64)
-    if len(skip):
-        y = np.where(missing, 0.0, y)  # a copy: y may be a read-only view of the Arrow column
-    w = None
-    if lab.weight:
-        warr = _as_array(table.column(lab.weight))
-        w = np.array(_float64(warr), dtype=np.float64)
-        if len(skip):
-            w = np.where(missing, 0.0, w)  # not used: a skipped row's weight may be anything
-        bad = ~np.isfinite(w) | (w < 0)
-        if bad.any():
-            i = _first_bad(bad)
-            raise DataError(
-                f"weight column {lab.weight!r}: {int(bad.sum())} values are null, NaN, infinite or "
-                f"negative (first at row {start_row + i}: {float(w[i])!r})",
-                row=start_row + i,
-            )
-    if lab.positive_weight is not None:
-        pw = np.where(y == 1.0, lab.positive_weight, 1.0)
-        w = pw if w is None else w * pw
-    return y, w, skip
-
-
-def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(y, sample_weight) of a batch, for callers that cannot skip rows: a row whose label is
-    missing under ``[label] missing = "skip"`` is a :class:`DataError` here."""
-    y, w, skip = _label_rows(spec, table, start_row)
-    if len(skip):
-        raise DataError(
-            f"label column {spec.label.column!r}: {int(skip.sum())} null or NaN values (first at row "
-            f"{start_row + _first_bad(skip)}); [label] missing = \"skip\" is not supported here (Dask)",
-            row=start_row + _first_bad(skip),
-        )
-    return y, w
-
-
 def _take_rows(X: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
     """The CSR rows ``rows`` of ``X`` (int64 indices kept, canonical)."""
     import scipy.sparse as sp
@@ -247,8 +116,10 @@ def _take_rows(X: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
 SLICE_ENTRIES = 1 << 22
 
 
-def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int = 0) -> sp.csr_array:
-    """Features only (no label): the CSR rows of ``table`` under ``spec``."""
+def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int = 0, *,
+                       scipy_csr: bool = True) -> sp.csr_array | CSRRows:
+    """Features only (no label): the CSR rows of ``table`` under ``spec`` (a :class:`CSRRows`
+    without ``scipy_csr``)."""
     plan = _plan(spec)
     n = table.num_rows
     width = max(len(spec.features), len(plan.out_kind), 1)
@@ -269,6 +140,8 @@ def featurize_features(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, star
             base += int(p[-1])
         indices = np.concatenate([q[1] for q in parts])
         data = np.concatenate([q[2] for q in parts])
+    if not scipy_csr:
+        return CSRRows(indptr, indices, data, (n, spec.n_columns))
     import scipy.sparse as sp  # here, not at import: ``import sparsecross`` stays light
 
     X = sp.csr_array((data, indices, indptr), shape=(n, spec.n_columns))
@@ -418,14 +291,15 @@ def featurize(
 
 
 class Batch(NamedTuple):
-    """One featurized batch: CSR rows, labels, optional weights, first global row number.
+    """One featurized batch: CSR rows (a scipy ``csr_array``, or a :class:`CSRRows` from
+    ``iter_batches(scipy_csr=False)``), labels, optional weights, first global row number.
 
     ``rows`` is None when the batch holds the consecutive global rows ``start_row, ...``;
     a shuffled batch (:mod:`sparsecross.order`) gives each row's global number there.
     ``skip``: uint8[n] with 1 on the rows whose label is missing under ``[label] missing =
     "skip"`` (not trained on, not scored), or None / length 0 when no row is skipped."""
 
-    X: sp.csr_array
+    X: sp.csr_array | CSRRows
     y: np.ndarray
     sample_weight: np.ndarray | None
     start_row: int
@@ -435,12 +309,14 @@ class Batch(NamedTuple):
 
 def iter_batches(
     source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS, start_row: int = 0,
-    observe: Callable[[pa.RecordBatch, int], object] | None = None,
+    observe: Callable[[pa.RecordBatch, int], object] | None = None, scipy_csr: bool = True,
 ) -> Iterator[Batch]:
     """Stream a Parquet source as featurized :class:`Batch` es, in bounded memory.
 
     ``observe(record_batch, first_row)`` is called with every Arrow batch before it is
-    featurized (e.g. to record the values behind hashed columns in the same read).
+    featurized (e.g. to record the values behind hashed columns in the same read).  Without
+    ``scipy_csr``, ``Batch.X`` is a :class:`~sparsecross.csr_rows.CSRRows` (the same arrays,
+    no scipy matrix: what training reads).
 
     Raises
     ------
@@ -456,7 +332,7 @@ def iter_batches(
             if observe is not None:
                 observe(batch, row)
             y, w, skip = _label_rows(spec, batch, row)
-            yield Batch(featurize_features(spec, batch, row), y, w, row, skip=skip)
+            yield Batch(featurize_features(spec, batch, row, scipy_csr=scipy_csr), y, w, row, skip=skip)
     if not any_rows and start_row == 0:
         raise DataError(f"the data {_describe(source)} has no rows")
 
@@ -490,7 +366,7 @@ def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT
         trained = None if holdout is None else holdout_mask(row, batch.num_rows, float(holdout), salt) == 0
         if skipping:
             lab = _as_array(batch.column(spec.label.column))
-            has = np.asarray(pc.fill_null(pc.is_valid(lab), False)) if lab.null_count else np.ones(len(lab), bool)
+            has = valid_of(lab) if lab.null_count else np.ones(len(lab), bool)
             if pa.types.is_floating(lab.type):
                 has &= ~np.isnan(_float64(lab))
             trained = has if trained is None else trained & has

@@ -12,8 +12,8 @@ as Arrow arrays), as the optimizer state grows with the touched features.
 Hashed crosses are named by their parts (``device=ios x hour=7``, ``type=h x rooms=[3.0,4.0)``):
 per batch, each row's full cross key is computed as ``build_csr`` does (the components' ids by
 their kinds, for those features only, then ``_kernels.crosses.hashed_cross_rows``); the
-distinct keys (``np.unique``) enter the same per-column entries, owned by ``len(features) +
-output index``, with the component ids of their first row (exact components: the local id,
+distinct keys (``_kernels.distinct.unique_first``: ``np.unique``'s result, without sorting every
+row) enter the same per-column entries, owned by ``len(features) + output index``, with the component ids of their first row (exact components: the local id,
 named by ``describe_local``; categorical ones: the full key, named through the values kept for
 that feature).  A key's components are stored only when it may name its column, so once per
 (cross, key).  A cross with categorical lists is named by its element tuples, crossed as the
@@ -33,6 +33,8 @@ import numpy as np
 import pyarrow as pa
 
 from ._kernels.crosses import hashed_cross_rows
+from ._kernels.distinct import unique_first
+from .arrow_numpy import int64_array
 from .featurize import _as_array, _float64, _plan
 from .kinds import KINDS, Ctx
 from .listcross import list_cross_entries
@@ -128,7 +130,7 @@ class _Values:
         new = np.flatnonzero(~found)
         if len(new):
             refs[new] = self.count + np.arange(len(new), dtype=np.int64)
-            self.chunks.append(values.take(pa.array(new)))
+            self.chunks.append(values.take(int64_array(new)))
             self.count += len(new)
             order = np.argsort(keys[new], kind="stable")
             at = np.searchsorted(self.keys, keys[new][order])
@@ -243,7 +245,7 @@ class NameRecorder:
                 if rows is not None:
                     keys = keys[rows]
                 sub = ids[comp]
-            keys, first = np.unique(keys, return_index=True)
+            keys, first = unique_first(np.ascontiguousarray(keys, dtype=np.uint64))  # np.unique's, sorting the distinct keys only
             if not len(keys):
                 continue
             cols = first if listed or rows is None else rows[first]  # a column of ``sub``

@@ -347,9 +347,14 @@ class OrderCheck:
 
     def update(self, position: int, y: np.ndarray) -> None:
         """Rows ``position, position + 1, ...`` of the epoch's order have labels ``y``."""
-        seg = np.minimum((position + np.arange(len(y), dtype=np.int64)) // self.seg_rows, self.SEGMENTS - 1)
-        self.pos += np.bincount(seg, weights=y, minlength=self.SEGMENTS)
-        self.cnt += np.bincount(seg, minlength=self.SEGMENTS)
+        n = len(y)
+        i = 0
+        while i < n:  # the consecutive rows of one segment at a time (labels are 0/1: exact sums)
+            seg = min((position + i) // self.seg_rows, self.SEGMENTS - 1)
+            end = n if seg == self.SEGMENTS - 1 else min(n, (seg + 1) * self.seg_rows - position)
+            self.pos[seg] += float(np.sum(y[i:end]))
+            self.cnt[seg] += end - i
+            i = end
 
     def drift(self) -> tuple[float, float, float, float]:
         """(phi squared, chi square, lowest segment rate, highest segment rate)."""

@@ -485,6 +485,35 @@ def test_chunking_invariance(case, cuts: list[int]) -> None:
             assert_identical(featurize(rb, spec)[0], P)
 
 
+def test_many_rows_long_rows_collisions_and_skips_match_reference() -> None:
+    """``build_csr`` makes rows in blocks of ``BLOCK_ROWS``: rows across block boundaries, rows
+    longer than ``SHORT_ROW`` entries (sorted by ``np.sort``), hashed collisions (counts) and
+    skipped outputs, against the reference."""
+    from sparsecross._kernels.crosses import BLOCK_ROWS, SHORT_ROW
+
+    rng = np.random.default_rng(7)
+    n, k = 2 * BLOCK_ROWS + 77, 8
+    cols = {f"c{j}": [None if rng.random() < 0.1 else int(v) for v in rng.integers(0, 5 + j, n)]
+            for j in range(k)}
+    cols["y"] = [int(v) for v in rng.integers(0, 2, n)]
+    features = [{"name": f"c{j}", "kind": "categorical", "column": f"c{j}", **({"missing": "skip"} if j % 3 == 0 else {})}
+                for j in range(k)]
+    crosses = [{"features": [f"c{a}", f"c{b}"]} for a in range(k) for b in range(a + 1, k)]
+    crosses[0]["mode"] = "hashed"
+    for bits in (3, 12):  # 3: most hashed columns collide
+        spec_dict = {"label": {"column": "y"}, "hashing": {"bits": bits, "seed": 5}, "features": features,
+                     "crosses": crosses}
+        spec = parse_spec(spec_dict)
+        table = pa.table({c: pa.array(v, type=pa.int8()) for c, v in cols.items()})
+        indptr, indices, data, labels, _, width = reference_csr(spec_dict, table.to_pylist())
+        X, y, _ = featurize(table, spec)
+        assert_same(X, indptr, indices, data, width)
+        assert_canonical(X, spec.n_columns)
+        assert np.diff(indptr).max() > SHORT_ROW or bits == 3
+        if bits == 3:
+            assert data.max() > 1  # collisions merged into counts
+
+
 GEO1 = parse_spec({"label": {"column": "y"}, "hashing": {"bits": 4},
                    "features": [{"name": "cell", "kind": "geo", "lat": "lat", "lon": "lon",
                                  "resolution_arcmin": 1.0}]})

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparsecross as sx
 import sparsecross.names as names_module
@@ -393,3 +395,21 @@ def test_the_missing_key_is_named_only_where_a_row_emits_it(case):
     rec = NameRecorder(spec)
     rec.observe(t)
     assert rec.names_for(np.array([target])) == {str(target): f"t={v}"}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from([0, 1, 2**64 - 1, 2**63, 12345, 2**32 + 7]) | st.integers(0, 2**64 - 1),
+                max_size=300),
+       st.integers(1, 400))
+def test_unique_first_is_np_unique(pool: list[int], n: int) -> None:
+    """The recorder's distinct keys of a batch: ``np.unique(keys, return_index=True)``, on keys
+    repeated many times (few distinct) and many distinct ones (the set grows past its start)."""
+    from sparsecross._kernels.distinct import unique_first
+
+    rng = np.random.default_rng(n)
+    keys = np.array(pool, dtype=np.uint64)[rng.integers(0, len(pool), n)] if pool else np.zeros(0, np.uint64)
+    got_keys, got_first = unique_first(keys)
+    want_keys, want_first = np.unique(keys, return_index=True)
+    assert got_keys.dtype == np.uint64 and got_first.dtype == np.int64
+    np.testing.assert_array_equal(got_keys, want_keys)
+    np.testing.assert_array_equal(got_first, want_first)

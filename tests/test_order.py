@@ -346,6 +346,24 @@ def test_order_check_is_quiet_on_iid_labels(p, n, seed):
         check.finish(0.5, 0.5)
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 5_000), cuts=st.lists(st.integers(0, 5_000), max_size=12), seed=st.integers(0, 2**32))
+def test_order_check_segments_equal_a_dense_count(n, cuts, seed):
+    """The per-segment label sums and row counts, from batches cut anywhere, against every
+    row's segment computed on its own."""
+    y = (np.random.default_rng(seed).random(n) < 0.3).astype(np.float64)
+    check = OrderCheck(n, None)
+    bounds = [0] + sorted(min(c, n) for c in cuts) + [n]
+    for a, b in zip(bounds, bounds[1:]):
+        check.update(a, y[a:b])
+    seg_rows = -(-n // OrderCheck.SEGMENTS)
+    seg = [min(r // seg_rows, OrderCheck.SEGMENTS - 1) for r in range(n)]
+    want_pos = [sum(y[r] for r in range(n) if seg[r] == s) for s in range(OrderCheck.SEGMENTS)]
+    want_cnt = [seg.count(s) for s in range(OrderCheck.SEGMENTS)]
+    assert check.pos.tolist() == want_pos
+    assert check.cnt.tolist() == want_cnt
+
+
 def test_order_check_loss_rule():
     check = OrderCheck(100, None)
     check.update(0, np.tile([0.0, 1.0], 50))

@@ -154,23 +154,65 @@ def hashed_cross_rows(ids, missing, skip, comp_feat, a, b, seed):
     return keys, emit
 
 
-#: Runs of at most this many entries are sorted by insertion sort, longer ones by np.sort.
+#: Rows of at most this many entries are sorted by insertion sort, longer ones by np.sort.
 SHORT_ROW = 32
+
+#: Rows per block of :func:`build_csr`: the columns of a block are computed output by output
+#: (independent rows: the hash chains of a cross overlap), then its rows are assembled.
+BLOCK_ROWS = 1024
 
 
 @kernel
-def _sort_run(row, a, b):
-    """Sort ``row[a:b]`` in place: insertion sort when short, ``np.sort``'s O(m log m) else."""
+def _block_columns(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr, comp_feat, comp_stride,
+                   mask, hashed_offset, r0, nb, cols):
+    """``cols[o, i]``: the column of output ``o`` on row ``r0 + i`` (``i < nb``), or -1 when the
+    row does not emit it (a component with ``skip`` is missing).  Every column is >= 0."""
+    for o in range(out_kind.shape[0]):
+        a = comp_ptr[o]
+        b = comp_ptr[o + 1]
+        k = out_kind[o]
+        co = cols[o]
+        if k == 0:
+            off = out_offset[o]
+            for i in range(nb):
+                co[i] = off
+            for c in range(a, b):
+                fi = ids[comp_feat[c]]
+                st = comp_stride[c]
+                for i in range(nb):
+                    co[i] += np.int64(fi[r0 + i]) * st
+        elif k == 1:
+            fi = ids[comp_feat[a]]
+            for i in range(nb):
+                co[i] = hashed_offset + np.int64(fi[r0 + i] & mask)
+        else:
+            seed = out_seed[o]
+            for i in range(nb):
+                co[i] = hashed_offset + np.int64(cross_key(ids, comp_feat, a, b, seed, r0 + i) & mask)
+        for c in range(a, b):
+            f = comp_feat[c]
+            if skip[f] != 0:
+                mf = missing[f]
+                for i in range(nb):
+                    if mf[r0 + i] != 0:
+                        co[i] = -1
+
+
+@kernel
+def _sort_row(row, a, k, b):
+    """Sort ``row[a:b]`` in place, ``row[a:a+k]`` being sorted already: the rest inserted one by
+    one into the sorted part when the row is short, ``np.sort`` beyond ``SHORT_ROW`` entries."""
     if b - a > SHORT_ROW:
-        row[a:b].sort()
+        if a + k < b:
+            row[a:b].sort()
         return
-    for i in range(a + 1, b):
-        col = row[i]
+    for i in range(a + k, b):
+        x = row[i]
         q = i
-        while q > a and row[q - 1] > col:
+        while q > a and row[q - 1] > x:
             row[q] = row[q - 1]
             q -= 1
-        row[q] = col
+        row[q] = x
 
 
 @kernel
@@ -184,61 +226,50 @@ def build_csr(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr, comp
     ``out_offset``, ``out_seed`` and the components ``comp_feat[comp_ptr[o]:comp_ptr[o+1]]``
     with mixed-radix ``comp_stride``.  ``mask`` = 2**bits - 1.
 
-    Returns ``(indptr int64[n+1], indices int64[nnz], data float32[nnz])``: each row sorted
-    (its unsorted part by insertion sort up to ``SHORT_ROW`` entries, ``np.sort`` beyond),
-    duplicate columns merged into one entry whose value is the count.
+    Returns ``(indptr int64[n+1], indices int64[nnz], data float32[nnz])``: each row sorted,
+    duplicate columns merged into one entry whose value is the count.  Rows are made in
+    blocks of ``BLOCK_ROWS`` (:func:`_block_columns`); a row's entries, in output order, are a
+    sorted prefix (exact blocks come in column order) and a rest inserted into it
+    (:func:`_sort_row`; the prefix is found without branches: the hashed part is in random order).
     """
     n_out = out_kind.shape[0]
     n = ids.shape[1]
     indptr = np.empty(n + 1, dtype=np.int64)
     indices = np.empty(n * n_out, dtype=np.int64)
     data = np.empty(n * n_out, dtype=np.float32)
-    row = np.empty(n_out, dtype=np.int64)
+    cols = np.empty((n_out, min(n, BLOCK_ROWS)), dtype=np.int64)
     p = 0
     indptr[0] = 0
-    for r in range(n):
-        m = 0
-        k0 = 0
-        for o in range(n_out):
-            a = comp_ptr[o]
-            b = comp_ptr[o + 1]
-            emit = True
-            for c in range(a, b):
-                f = comp_feat[c]
-                if skip[f] != 0 and missing[f, r] != 0:
-                    emit = False
-                    break
-            if not emit:
-                continue
-            k = out_kind[o]
-            if k == 0:
-                col = out_offset[o]
-                for c in range(a, b):
-                    col += np.int64(ids[comp_feat[c], r]) * comp_stride[c]
-            elif k == 1:
-                col = hashed_offset + np.int64(ids[comp_feat[a], r] & mask)
-            else:
-                col = hashed_offset + np.int64(cross_key(ids, comp_feat, a, b, out_seed[o], r) & mask)
-            if k0 == m and (m == 0 or row[m - 1] <= col):
-                k0 += 1  # still in the sorted prefix (exact blocks come in column order)
-            row[m] = col
-            m += 1
-        # The exact blocks precede the hashed block and come in layout order, so a row is a
-        # sorted prefix and an unsorted hashed rest: sort the rest, and the whole row only if
-        # the two parts overlap (never for a spec's outputs, kept for any other input).
-        if k0 < m:
-            _sort_run(row, k0, m)
-            if k0 > 0 and row[k0 - 1] > row[k0]:
-                _sort_run(row, 0, m)
-        q = 0
-        while q < m:
-            col = row[q]
-            cnt = 1
-            while q + cnt < m and row[q + cnt] == col:
-                cnt += 1
-            indices[p] = col
-            data[p] = np.float32(cnt)
-            p += 1
-            q += cnt
-        indptr[r + 1] = p
+    for r0 in range(0, n, BLOCK_ROWS):
+        nb = min(BLOCK_ROWS, n - r0)
+        _block_columns(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr, comp_feat, comp_stride,
+                       mask, hashed_offset, r0, nb, cols)
+        for i in range(nb):
+            start = p
+            k = 0  # length of the sorted prefix
+            prev = np.int64(-1)
+            for o in range(n_out):
+                col = cols[o, i]
+                if col < 0:
+                    continue
+                k += np.int64((k == p - start) & (prev <= col))
+                indices[p] = col
+                prev = col
+                p += 1
+            _sort_row(indices, start, k, p)
+            w = start  # duplicates merged in place: one entry, valued by its count
+            last = np.int64(-1)
+            for q in range(start, p):
+                col = indices[q]
+                if col == last:
+                    data[w - 1] += np.float32(1.0)
+                else:
+                    indices[w] = col
+                    data[w] = np.float32(1.0)
+                    w += 1
+                    last = col
+            p = w
+            indptr[r0 + i + 1] = p
+    if p == indices.shape[0]:  # every row emitted every output, no duplicates: no copy
+        return indptr, indices, data
     return indptr, indices[:p].copy(), data[:p].copy()

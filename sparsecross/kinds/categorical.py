@@ -24,6 +24,7 @@ pc = LazyModule("pyarrow.compute")
 K = LazyModule("sparsecross._kernels.crosses")
 _hash = LazyModule("sparsecross._kernels.hash")
 _lists = LazyModule("sparsecross._kernels.lists")
+_an = LazyModule("sparsecross.arrow_numpy")
 
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def hash_dictionary(dictionary: pa.Array, salt: np.uint64) -> np.ndarray:
 def _valid_mask(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.zeros(0, dtype=np.uint8)
-    return np.asarray(arr.is_valid()).astype(np.uint8)
+    return _an.valid_of(arr).astype(np.uint8)
 
 
 def categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.ndarray,
@@ -93,10 +94,7 @@ def categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.nd
             return
         else:
             dict_keys = hash_dictionary(arr.dictionary, salt)
-            indices = arr.indices
-            if indices.null_count:
-                indices = pc.fill_null(indices, 0)
-            codes = indices.to_numpy(zero_copy_only=False)
+            codes = _an.values_of(arr.indices, fill=0)
             K.take_keys(codes, dict_keys, _valid_mask(arr), miss, ids, missing)
             return
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
@@ -104,7 +102,7 @@ def categorical_keys(arr: pa.Array, salt: np.uint64, miss: np.uint64, ids: np.nd
         categorical_keys(enc, salt, miss, ids, missing)
         return
     if pa.types.is_boolean(t) or pa.types.is_integer(t):
-        values = pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        values = _an.values_of(pc.cast(arr, pa.int64()), fill=0)
         keys = _hash.hash_ints(values, salt)
         codes = np.arange(len(arr), dtype=np.int64)
         K.take_keys(codes, keys, _valid_mask(arr), miss, ids, missing)

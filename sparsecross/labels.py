@@ -1,0 +1,124 @@
+"""The label, weight and skipped rows of a batch (``[label]`` of the spec): ``y`` in {0, 1},
+the sample weight, and the rows whose label is missing under ``missing = "skip"``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .arrow_numpy import as_array, float64_column, valid_of
+from .errors import DataError
+from .spec import FeatureSpec
+
+__all__ = ["_label_rows", "_labels"]
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _refuse(bad: np.ndarray, x: np.ndarray, start_row: int, what: str, are: str, hint: str = "") -> None:
+    """Raise the :class:`DataError` of the rows ``bad`` of a batch, naming the first one."""
+    i = _first_bad(bad)
+    raise DataError(f"{what}: {int(bad.sum())} values are {are} (first at row {start_row + i}: {float(x[i])!r}){hint}",
+                    row=start_row + i)
+
+
+_COMPARE = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
+
+
+def _is_positive(arr: pa.Array, positive: tuple[object, ...]) -> np.ndarray:
+    """bool[n]: the rows whose value is one of ``positive`` (nulls are not)."""
+    t = arr.type
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        arr = pc.cast(arr, pa.float64(), safe=False)
+        values = pa.array([float(v) for v in positive], type=pa.float64())  # type: ignore[arg-type]
+    else:
+        if pa.types.is_string_view(t):
+            arr = arr.cast(pa.large_string())
+        kept = []
+        for v in positive:  # a value the column's type cannot hold matches no row
+            try:
+                pa.scalar(v, type=arr.type)
+            except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+                continue
+            kept.append(v)
+        values = pa.array(kept, type=arr.type)
+    return np.asarray(pc.fill_null(pc.is_in(arr, value_set=values), False).to_numpy(zero_copy_only=False),
+                      dtype=bool)
+
+
+def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(y, sample_weight, skip) of a batch.
+
+    ``y`` is 0/1 float64; ``sample_weight`` float64 (the weight column, times ``positive_weight``
+    on positive rows) or None; ``skip`` is uint8[n] with 1 on the rows whose label is null or
+    NaN under ``[label] missing = "skip"`` (their y and weight are 0), or length 0 when no row
+    is skipped."""
+    lab = spec.label
+    arr = as_array(table.column(lab.column))
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    n = len(arr)
+    numeric = lab.positive is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                                           or pa.types.is_string_view(arr.type) or pa.types.is_boolean(arr.type))
+    x = float64_column(arr) if numeric else None
+    missing = ~valid_of(arr) if arr.null_count else np.zeros(n, dtype=bool)
+    if x is not None:
+        missing |= np.isnan(x)
+    skip = np.zeros(0, dtype=np.uint8)
+    if missing.any():
+        if lab.missing == "skip":
+            skip = missing.astype(np.uint8)
+        else:
+            what = "null" if arr.null_count else "NaN"
+            bad = ~valid_of(arr) if arr.null_count else missing
+            raise DataError(
+                f"label column {lab.column!r}: {int(bad.sum())} {what} values (first at row "
+                f"{start_row + _first_bad(bad)}); set [label] missing = \"skip\" to leave such rows out",
+                row=start_row + _first_bad(bad),
+            )
+    if lab.positive is not None:
+        y = _is_positive(arr, lab.positive).astype(np.float64)
+    elif lab.threshold is not None:
+        assert x is not None
+        with np.errstate(invalid="ignore"):
+            y = _COMPARE[lab.compare or ">"](x, lab.threshold).astype(np.float64)
+    else:
+        assert x is not None
+        with np.errstate(invalid="ignore"):
+            bad = (x != 0.0) & (x != 1.0) & ~missing
+        if bad.any():
+            _refuse(bad, x, start_row, f"label column {lab.column!r}", "not 0/1",
+                    "; set [label] threshold = T to use column > T")
+        y = np.ascontiguousarray(x, dtype=np.float64)
+    if len(skip):
+        y = np.where(missing, 0.0, y)  # a copy: y may be a read-only view of the Arrow column
+    w = None
+    if lab.weight:
+        warr = as_array(table.column(lab.weight))
+        w = np.array(float64_column(warr), dtype=np.float64)
+        if len(skip):
+            w = np.where(missing, 0.0, w)  # not used: a skipped row's weight may be anything
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            _refuse(bad, w, start_row, f"weight column {lab.weight!r}", "null, NaN, infinite or negative")
+    if lab.positive_weight is not None:
+        pw = np.where(y == 1.0, lab.positive_weight, 1.0)
+        w = pw if w is None else w * pw
+    return y, w, skip
+
+
+def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(y, sample_weight) of a batch, for callers that cannot skip rows: a row whose label is
+    missing under ``[label] missing = "skip"`` is a :class:`DataError` here."""
+    y, w, skip = _label_rows(spec, table, start_row)
+    if len(skip):
+        raise DataError(
+            f"label column {spec.label.column!r}: {int(skip.sum())} null or NaN values (first at row "
+            f"{start_row + _first_bad(skip)}); [label] missing = \"skip\" is not supported here (Dask)",
+            row=start_row + _first_bad(skip),
+        )
+    return y, w
