@@ -125,6 +125,7 @@ def ftrl_pass_local(indptr, local, data, y, sw, row_mask, zn, bias, params, acc)
     n_rows = indptr.shape[0] - 1
     has_sw = sw.shape[0] > 0
     has_mask = row_mask.shape[0] > 0
+    nnz = local.shape[0]
     max_len = 0
     for r in range(n_rows):
         ln = indptr[r + 1] - indptr[r]
@@ -141,6 +142,8 @@ def ftrl_pass_local(indptr, local, data, y, sw, row_mask, zn, bias, params, acc)
         wb = weight(zb, nb, alpha, beta, 0.0, 0.0)
         margin = wb
         for k in range(a, b):
+            if k + _AHEAD < nnz and local[k + _AHEAD] >= 0:  # zn is larger than the L2 cache
+                prefetch_slot(zn, local[k + _AHEAD])
             i = local[k]
             w = weight(np.float64(zn[i, 0]), np.float64(zn[i, 1]), alpha, beta, l1, l2)
             ws[k - a] = w
