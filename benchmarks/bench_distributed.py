@@ -28,7 +28,8 @@ background, measured for 5 s before the timed phase) and the CPU per row net of 
 ``local:N`` the workers' nannies run in the client process (counted there).
 ``BENCH_DASK_DEFAULTS=1`` starts the clusters with Dask's own background settings (A/B of
 ``cluster._LOCAL_QUIET``).
-``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
+``--rows-per-round N`` trains the data-parallel configs with ``rows_per_round=N`` (default:
+the library's, one row group per lane).  ``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
 sampling profile of the workers' task threads.  ``--group-rows`` sets the row-group size of
 the generated data (more, smaller units: more rounds).  Writes
 ``benchmarks/results/distributed.json`` and prints a Markdown table.  The machine may be
