@@ -3,8 +3,9 @@ lane's small state table, and the deterministic merge of the lanes' results into
 state.
 
 State tables are those of ``table.py``: a ``(capacity, 3)`` unsigned array of rows
-(key, z, n), ``vals`` its float view, column 0 all ones for an empty slot.  Scratch sets here
-are flat key arrays probed the same way (``fmix64``, linear probing, power-of-two capacity).
+(key, z, n), ``vals`` its float view, column 0 all ones for an empty slot.  The scratch sets
+here (the renumbering's (key, local id) rows, the merge's (key, group) rows) are probed the
+same way (``fmix64``, linear probing, power-of-two capacity).
 Every kernel is serial and visits its input in order, so results depend on the inputs only.
 """
 
@@ -19,26 +20,11 @@ from .ftrl import _logloss, _sigmoid, weight
 from .hash import fmix64
 from .table import prefetch_slot, slot_from, slot_of
 
-#: Keys ahead whose table (or scratch set) slot the look-up and merge kernels prefetch: those
-#: are larger than the caches, so nearly every key is a cache miss; with the prefetch several
-#: are in flight at once.  The order of the accesses, and so every result, is unchanged.
+#: Entries ahead whose table (or scratch set, or dense state) row the look-ups, merges,
+#: renumbering and lane pass prefetch: those are larger than the caches, so nearly every key
+#: is a cache miss; with the prefetch several are in flight at once.  The order of the
+#: accesses, and so every result, is unchanged.
 _AHEAD = 16
-
-
-@kernel
-def _probe(keys, key):
-    """Slot of ``key`` in the flat scratch set ``keys`` (or the empty slot where it goes).
-
-    ``keys`` must have the key dtype (uint32 or uint64) with all ones for empty: Numba
-    computes ``empty`` below in 64 bits, so allocate scratch sets with an explicit dtype."""
-    mask = np.int64(keys.shape[0] - 1)
-    empty = keys[0] | ~keys[0]
-    s = np.int64(fmix64(np.uint64(key))) & mask
-    while True:
-        k = keys[s]
-        if k == key or k == empty:
-            return s
-        s = (s + 1) & mask
 
 
 _HOT_BITS = 10
