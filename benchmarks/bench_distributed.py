@@ -28,7 +28,8 @@ background, measured for 5 s before the timed phase) and the CPU per row net of 
 ``local:N`` the workers' nannies run in the client process (counted there).
 ``BENCH_DASK_DEFAULTS=1`` starts the clusters with Dask's own background settings (A/B of
 ``cluster._LOCAL_QUIET``).
-``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
+``--rows-per-round N`` trains the data-parallel configs with ``rows_per_round=N`` (default:
+the library's, one row group per lane).  ``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
 sampling profile of the workers' task threads.  ``--group-rows`` sets the row-group size of
 the generated data (more, smaller units: more rounds).  Writes
 ``benchmarks/results/distributed.json`` and prints a Markdown table.  The machine may be
@@ -202,7 +203,8 @@ def _warm_worker() -> float:
 
 
 # ------------------------------------------------------------------- one task
-def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool = False) -> dict[str, Any]:
+def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool = False,
+             rows_per_round: int | None = None) -> dict[str, Any]:
     import sparsecross
     from sparsecross.predict import evaluate
 
@@ -226,6 +228,8 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
         client, cluster = connect("local:1" if name.endswith("1worker") else "local:2")
         client.run(_warm_worker)
         kw = {"client": client, "mode": "exact"} if name == "exact" else {"client": client, "lanes": int(name[2])}
+        if rows_per_round is not None and name != "exact":
+            kw["rows_per_round"] = rows_per_round
         # first use of the lane kernels / data path, on a small slice, outside the clock
         warm = CACHE / "dist_warm_40k.parquet"
         if not warm.exists():
@@ -402,11 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="also profile: cProfile of the client's main thread, Dask's sampling profiles of the "
                          "workers' task threads, their event loops and the scheduler (top functions)")
+    ap.add_argument("--rows-per-round", type=int, default=None,
+                    help="data-parallel configs: rows per round over all lanes (default: the library's)")
     ap.add_argument("--task", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "distributed.json"))
     args = ap.parse_args(argv)
     if args.task:
-        print(MARK, json.dumps(run_task(args.task, args.rows, args.group_rows, args.profile)), flush=True)
+        print(MARK, json.dumps(run_task(args.task, args.rows, args.group_rows, args.profile,
+                                               args.rows_per_round)), flush=True)
         return 0
     import pyarrow.parquet as pq
 
@@ -419,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "git": subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
                               cwd=ROOT).stdout.strip() or None,
+        "rows_per_round": args.rows_per_round,
         "results": {},
     }
     for name in [t.strip() for t in args.only.split(",") if t.strip()]:
@@ -427,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         best = None
         for _ in range(args.repeats):
             extra = ["--group-rows", str(args.group_rows)] + (["--profile"] if args.profile else [])
+            if args.rows_per_round is not None:
+                extra += ["--rows-per-round", str(args.rows_per_round)]
             proc = subprocess.run([sys.executable, __file__, "--task", name, "--rows", str(args.rows), *extra],
                                   capture_output=True, text=True, cwd=ROOT)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), None)

@@ -168,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     single_us = float(np.mean(singles)) if singles else None
     print(markdown(m, proj, args.rows_per_lane, u_lane, single_us))
     if args.json:
-        Path(args.json).write_text(json.dumps({"fit": m, "rows_per_lane": args.rows_per_lane, "u_lane": u_lane,
-                                               "projection": proj}, indent=2) + "\n")
+        from sparsecross.files import atomic_output
+
+        with atomic_output(Path(args.json), "cost model") as fh:  # (mkstemp next to it + rename)
+            fh.write(json.dumps({"fit": m, "rows_per_lane": args.rows_per_lane, "u_lane": u_lane,
+                                 "projection": proj}, indent=2).encode() + b"\n")
     return 0
 
 

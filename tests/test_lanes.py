@@ -18,6 +18,7 @@ from sparsecross._kernels.lanes import (
     gather_zn,
     items_weights,
     local_ids,
+    merge_lanes,
     shard_of,
     table_items,
 )
@@ -152,3 +153,58 @@ def test_table_items_and_items_weights_match_the_state(dtype):
     want = state.nonzero_weights(params)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert 0 < len(got[0]) < len(keys)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.integers(1, 4), per_lane=st.integers(0, 50),
+       wide=st.booleans(), f64=st.booleans(), regrown=st.booleans())
+def test_look_ups_and_merge_equal_the_plain_definition(seed, lanes, per_lane, wide, f64, regrown):
+    """``gather_zn`` then ``merge_lanes`` (the shard's look-up and merge of one round, both
+    prefetching 16 keys ahead: lane sizes around that window, 0 keys included) against the
+    merge rule in plain Python: a key of one lane takes that lane's values bit for bit, a key
+    of m lanes ``old + (sum of the lanes' deltas, in lane order) / m`` in float64, stored in
+    the state's precision; absent keys start from (0, 0) and are added; the other keys keep
+    their values.  ``regrown``: the slots found by the look-ups are not used (the merge finds
+    the keys again, as after the table grew)."""
+    rng = np.random.default_rng(seed)
+    dtype = np.float64 if f64 else np.float32
+    pool = rng.choice(1 << 20, size=3 * per_lane + 8, replace=False).astype(np.uint64) * (1 << 19 if wide else 1)
+    held = pool[rng.random(len(pool)) < 0.5]
+    held_zn = np.stack([rng.normal(0, 2, len(held)), rng.random(len(held)) * 5], axis=1).astype(dtype)
+    st_ = state_from(held, held_zn, np.zeros(2), "float64" if f64 else "float32", wide)
+    kd = st_.table.dtype
+    before = {int(k): (z, n) for k, (z, n) in zip(*table_items(st_.table, st_.values))}
+    keys, old, new, slots = [], [], [], []
+    for _ in range(lanes):
+        k = rng.choice(pool, size=min(per_lane, len(pool)), replace=False).astype(kd)
+        zn = np.empty((len(k), 2), dtype=dtype)
+        sl = np.empty(len(k), dtype=np.int64)
+        absent = gather_zn(st_.table, st_.values, k, zn, sl)
+        assert absent == sum(int(x) not in before for x in k)
+        for x, (z, n) in zip(k, zn):  # the look-up: the held values, (0, 0) where absent
+            assert (z, n) == before.get(int(x), (0.0, 0.0))
+        keys.append(k), old.append(zn), slots.append(sl)
+        new.append((zn + rng.normal(0, 1, zn.shape) * (rng.random((len(k), 1)) < 0.8)).astype(dtype))
+    want = dict(before)
+    for key in dict.fromkeys(int(x) for k in keys for x in k):
+        mine = [(o[list(k).index(key)], nw[list(k).index(key)]) for k, o, nw in zip(keys, old, new) if key in set(map(int, k))]
+        if len(mine) == 1:
+            want[key] = tuple(mine[0][1])
+        else:
+            z0, n0 = before.get(key, (0.0, 0.0))
+            dz = dn = 0.0
+            for o, nw in mine:
+                dz += float(nw[0]) - float(o[0])
+                dn += float(nw[1]) - float(o[1])
+            want[key] = (dtype(float(z0) + dz / len(mine)), dtype(float(n0) + dn / len(mine)))
+    cat = np.concatenate
+    cap = 16
+    while cap < 2 * lanes * per_lane + 2:  # (the scratch set: a power of two, at least twice the entries)
+        cap *= 2
+    added = merge_lanes(st_.table, st_.values, st_.count, cat(keys), cat(new), cat(old), cat(slots), not regrown,
+                        np.empty((cap, 2), np.int64))
+    assert added == len(want) - len(before) and st_.touched == len(want)
+    got = {int(k): (z, n) for k, (z, n) in zip(*table_items(st_.table, st_.values))}
+    assert got.keys() == want.keys()
+    for key, (z, n) in want.items():
+        assert np.array([z, n], dtype).tobytes() == np.array(got[key], dtype).tobytes(), key

@@ -3,8 +3,9 @@ lane's small state table, and the deterministic merge of the lanes' results into
 state.
 
 State tables are those of ``table.py``: a ``(capacity, 3)`` unsigned array of rows
-(key, z, n), ``vals`` its float view, column 0 all ones for an empty slot.  Scratch sets here
-are flat key arrays probed the same way (``fmix64``, linear probing, power-of-two capacity).
+(key, z, n), ``vals`` its float view, column 0 all ones for an empty slot.  The scratch sets
+here (the renumbering's (key, local id) rows, the merge's (key, group) rows) are probed the
+same way (``fmix64``, linear probing, power-of-two capacity).
 Every kernel is serial and visits its input in order, so results depend on the inputs only.
 """
 
@@ -17,23 +18,13 @@ import numpy as np
 from ._jit import kernel
 from .ftrl import _logloss, _sigmoid, weight
 from .hash import fmix64
-from .table import slot_of
+from .table import prefetch_slot, slot_from, slot_of
 
-
-@kernel
-def _probe(keys, key):
-    """Slot of ``key`` in the flat scratch set ``keys`` (or the empty slot where it goes).
-
-    ``keys`` must have the key dtype (uint32 or uint64) with all ones for empty: Numba
-    computes ``empty`` below in 64 bits, so allocate scratch sets with an explicit dtype."""
-    mask = np.int64(keys.shape[0] - 1)
-    empty = keys[0] | ~keys[0]
-    s = np.int64(fmix64(np.uint64(key))) & mask
-    while True:
-        k = keys[s]
-        if k == key or k == empty:
-            return s
-        s = (s + 1) & mask
+#: Entries ahead whose table (or scratch set, or dense state) row the look-ups, merges,
+#: renumbering and lane pass prefetch: those are larger than the caches, so nearly every key
+#: is a cache miss; with the prefetch several are in flight at once.  The order of the
+#: accesses, and so every result, is unchanged.
+_AHEAD = 16
 
 
 _HOT_BITS = 10
@@ -54,15 +45,17 @@ def local_ids(indptr, indices, row_mask, proto):
     """
     empty = proto[0] | ~proto[0]
     n_rows = indptr.shape[0] - 1
+    nnz = indices.shape[0]
     has_mask = row_mask.shape[0] > 0
     cap = 1 << 12
-    while cap < indices.shape[0] // 4:  # distinct keys are usually a fraction of the entries
+    while cap < nnz // 4:  # distinct keys are usually a fraction of the entries
         cap *= 2
-    tbl = np.empty(cap, dtype=proto.dtype)
-    tbl[:] = empty
-    tid = np.empty(cap, dtype=np.int32)
-    out = np.empty(max(indices.shape[0], 1), dtype=proto.dtype)
-    local = np.empty(indices.shape[0], dtype=np.int32)
+    # The scratch set: rows (key, local id), all ones for empty; one cache line per probe.
+    tbl = np.empty((cap, 2), dtype=proto.dtype)
+    tbl[:, 0] = empty
+    mask = np.uint64(cap - 1)
+    out = np.empty(max(nnz, 1), dtype=proto.dtype)
+    local = np.empty(nnz, dtype=np.int32)
     # A small direct-mapped cache of (key, id) in front of the set: most entries of a row
     # belong to low-cardinality features (buckets, small categoricals) and hit it.
     hot_key = np.empty(_HOT, dtype=proto.dtype)
@@ -75,29 +68,31 @@ def local_ids(indptr, indices, row_mask, proto):
                 local[k] = -1
             continue
         for k in range(indptr[r], indptr[r + 1]):
+            if k + _AHEAD < nnz:  # the set is larger than the caches: start the miss early
+                prefetch_slot(tbl, fmix64(np.uint64(proto.dtype.type(indices[k + _AHEAD]))) & mask)
             key = proto.dtype.type(indices[k])
             h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - _HOT_BITS))
             if hot_key[h] == key:
                 local[k] = hot_id[h]
                 continue
-            s = _probe(tbl, key)
-            if tbl[s] == empty:
-                tbl[s] = key
-                tid[s] = m
+            s = np.int64(slot_from(tbl, key, fmix64(np.uint64(key)) & mask))
+            if tbl[s, 0] == empty:
+                tbl[s, 0] = key
+                tbl[s, 1] = m
                 out[m] = key
                 local[k] = m
                 m += 1
                 if 2 * m > cap:  # keep the scratch set at most half full
                     cap *= 2
-                    tbl = np.empty(cap, dtype=proto.dtype)
-                    tbl[:] = empty
-                    tid = np.empty(cap, dtype=np.int32)
+                    mask = np.uint64(cap - 1)
+                    tbl = np.empty((cap, 2), dtype=proto.dtype)
+                    tbl[:, 0] = empty
                     for i in range(m):
-                        t = _probe(tbl, out[i])
-                        tbl[t] = out[i]
-                        tid[t] = i
+                        t = slot_from(tbl, out[i], fmix64(np.uint64(out[i])) & mask)
+                        tbl[t, 0] = out[i]
+                        tbl[t, 1] = i
             else:
-                local[k] = tid[s]
+                local[k] = np.int32(tbl[s, 1])
             hot_key[h] = key
             hot_id[h] = local[k]
     return out[:m].copy(), local
@@ -116,6 +111,7 @@ def ftrl_pass_local(indptr, local, data, y, sw, row_mask, zn, bias, params, acc)
     n_rows = indptr.shape[0] - 1
     has_sw = sw.shape[0] > 0
     has_mask = row_mask.shape[0] > 0
+    nnz = local.shape[0]
     max_len = 0
     for r in range(n_rows):
         ln = indptr[r + 1] - indptr[r]
@@ -132,6 +128,8 @@ def ftrl_pass_local(indptr, local, data, y, sw, row_mask, zn, bias, params, acc)
         wb = weight(zb, nb, alpha, beta, 0.0, 0.0)
         margin = wb
         for k in range(a, b):
+            if k + _AHEAD < nnz and local[k + _AHEAD] >= 0:  # zn is larger than the L2 cache
+                prefetch_slot(zn, local[k + _AHEAD])
             i = local[k]
             w = weight(np.float64(zn[i, 0]), np.float64(zn[i, 1]), alpha, beta, l1, l2)
             ws[k - a] = w
@@ -227,12 +225,23 @@ def gather_zn(table, vals, qkeys, out, slots):
 
     ``out``: shape (len(qkeys), 2), the dtype of ``vals`` (values are copied, not converted);
     ``slots``: int64 of length len(qkeys), or length 0 to skip.  Returns the number of keys
-    that were absent."""
+    that were absent.  The home slot of the key ``_AHEAD`` further is prefetched."""
     empty = table[0, 0] | ~table[0, 0]
     want_slots = slots.shape[0] > 0
     absent = 0
-    for i in range(qkeys.shape[0]):
-        s = slot_of(table, qkeys[i])
+    n = qkeys.shape[0]
+    cap_mask = np.uint64(table.shape[0] - 1)
+    homes = np.empty(_AHEAD, dtype=np.uint64)  # a ring: the home slot of key i at i % _AHEAD
+    for i in range(min(n, _AHEAD)):
+        homes[i] = fmix64(np.uint64(qkeys[i])) & cap_mask
+        prefetch_slot(table, homes[i])
+    for i in range(n):
+        s = np.int64(slot_from(table, qkeys[i], homes[i % _AHEAD]))
+        ahead = i + _AHEAD
+        if ahead < n:
+            h = fmix64(np.uint64(qkeys[ahead])) & cap_mask
+            homes[ahead % _AHEAD] = h
+            prefetch_slot(table, h)
         if table[s, 0] == empty:
             out[i, 0] = 0.0
             out[i, 1] = 0.0
@@ -277,7 +286,11 @@ def merge_lanes(table, vals, count, lane_keys, lane_new, lane_old, lane_slots, s
     gkey = np.empty(n, dtype=lane_keys.dtype)
     m = 0
     # Pass 1: group the entries by key, in lane order; only the scratch set is touched.
+    for i in range(min(n, _AHEAD)):
+        prefetch_slot(scratch, np.int64(fmix64(np.uint64(lane_keys[i]))) & mask)
     for i in range(n):
+        if i + _AHEAD < n:
+            prefetch_slot(scratch, np.int64(fmix64(np.uint64(lane_keys[i + _AHEAD]))) & mask)
         key = lane_keys[i]
         ik = np.int64(key)
         t = np.int64(fmix64(np.uint64(key))) & mask
@@ -301,7 +314,11 @@ def merge_lanes(table, vals, count, lane_keys, lane_new, lane_old, lane_slots, s
         gsum[g, 1] += np.float64(lane_new[i, 1]) - np.float64(lane_old[i, 1])
     # Pass 2: one write per key, groups in order of first appearance.
     added = 0
+    cap_mask = np.int64(table.shape[0] - 1)
     for g in range(m):
+        if g + _AHEAD < m:  # the slot found by the look-up, else the key's home slot
+            ahead = gslot[g + _AHEAD]
+            prefetch_slot(table, ahead if ahead >= 0 else np.int64(fmix64(np.uint64(gkey[g + _AHEAD]))) & cap_mask)
         s = gslot[g]
         if s < 0:
             s = slot_of(table, gkey[g])
