@@ -69,6 +69,7 @@ def test_half_encode_is_unbiased() -> None:
 def test_q213_range_clipping_and_unbiasedness() -> None:
     assert q213_encode_rr(3.9998779296875, 0.9) == (32767, False)  # the largest code, exact
     assert q213_encode_rr(4.5, 0.0) == (32767, True)
+    assert q213_encode_rr(4 - 2**-14, 0.99) == (32767, True)  # past 4 - 2**-13: a clip, whatever the rounding
     assert q213_encode_rr(-4.0, 0.5) == (-32768, False)
     assert q213_encode_rr(-4.001, 0.5) == (-32768, True)
     for c in (-32768, -1, 0, 1, 32767):
