@@ -18,7 +18,11 @@ def is_int(v: Any) -> bool:
 
 
 def is_num(v: Any) -> bool:
-    """True for a finite Python or NumPy integer or float, False for a bool, NaN, an infinity
-    and anything else."""
-    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-            and math.isfinite(v))
+    """True for a finite Python or NumPy integer or float, False for a bool, NaN, an infinity,
+    an integer past float's range (its float would be an infinity) and anything else."""
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int that rounds past the largest float
+        return False

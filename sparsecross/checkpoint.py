@@ -328,9 +328,11 @@ def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, 
     skipped = meta.get("skipped", 0)  # rows of this epoch skipped for a missing label so far
     if not is_int(skipped) or not 0 <= skipped <= rows_total:
         raise _bad(path, f"its skipped {skipped!r} is not an integer in [0, {rows_total:,}]")
-    peak = meta.get("state_bytes_peak", 0)  # the largest state so far (accounting only)
-    if not is_int(peak) or peak < 0:
-        raise _bad(path, f"its state_bytes_peak {peak!r} is not an integer >= 0")
+    # accounting only: the run's peak (the best copy included), the live state's own
+    for key in ("state_bytes_peak", "live_bytes_peak"):
+        peak = meta.get(key, 0)
+        if not is_int(peak) or peak < 0:
+            raise _bad(path, f"its {key} {peak!r} is not an integer >= 0")
     best = meta.get("best_epoch")  # early stopping: the epoch whose state best-<epoch>.npz holds
     if best is not None and (not is_int(best) or not 1 <= best <= epoch):
         raise _bad(path, f"its best_epoch {best!r} is not an integer in [1, {epoch}]")
@@ -358,8 +360,10 @@ def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: di
     or "round" -- in [0, rows_total], ``acc`` and ``history``), and the admission filter and
     counters against the run's policy ``admit``; then attaches them (``state.admission``,
     ``seed``: the spec's hashing seed, which also seeds a 16-bit state's rounding) and restores
-    ``state.bytes_peak``.  ``state_bits``: the run's (a 16-bit state's words and ``zbig`` are
-    checked by :func:`sparsecross.state16.problems`).
+    ``state.bytes_peak`` (the live state's own peak, ``live_bytes_peak``; the run's,
+    ``state_bytes_peak``, counts a best copy beside it and is the epoch loop's to restore).
+    ``state_bits``: the run's (a 16-bit state's words and ``zbig`` are checked by
+    :func:`sparsecross.state16.problems`).
 
     Raises
     ------
@@ -379,7 +383,16 @@ def validate_checkpoint(path: str | os.PathLike[str], state: FTRLState, meta: di
         state.admission = Admission.from_arrays(admit, seed, filt, counts)
     if isinstance(state, State16):
         state.seed = int(seed)
-    state.note_peak(int(meta.get("state_bytes_peak", 0)))
+    state.note_peak(_live_peak(meta))
+
+
+def _live_peak(meta: dict[str, Any]) -> int:
+    """The live state's own peak in a checkpoint's meta.  An older checkpoint has only the
+    run's peak: the live state's own while no best copy is held (no ``best_epoch``), else
+    unknown (0: the run's peak is restored by the epoch loop, not here)."""
+    if "live_bytes_peak" in meta:
+        return int(meta["live_bytes_peak"])
+    return 0 if "best_epoch" in meta else int(meta.get("state_bytes_peak", 0))
 
 
 def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any], *,

@@ -66,9 +66,13 @@ class EpochLoop:
     of this run (``rows_in_run``, ``trained_in_run``, the names ``recorder``, ``bytes_peak``).
 
     ``bytes_peak``: the most state bytes held at once, the live state's and, under early
-    stopping, the best epoch's copy held beside it.  Seen after each batch: a growth while the
-    copy is held counts at its own peak when that is the live state's highest so far (a table's
-    growth always is: each doubles the last), else at its end."""
+    stopping, the best epoch's copy held beside it (a resumed run starts from its checkpoint's
+    figure).  Seen after each batch: a growth while the copy is held counts at its own peak
+    when that is the live state's highest so far (``state.bytes_peak``, restored on a resume
+    from the checkpoint's ``live_bytes_peak``, rose in the batch), else only at its end.  A
+    table's growth holds more than the one before it (the table doubles), but not necessarily
+    more than every earlier transient: a 16-bit state's ``zbig`` doubling after a table growth
+    may hold less, and its old ``zbig`` (at most 128 KiB) is then not counted beside the copy."""
 
     def __init__(self, cfg: EpochConfig, run: _Run, ckpt_path: str | os.PathLike[str] | None,
                  run_meta: dict[str, Any], *, names: int, step: Callable[..., None], clock: Callable[[], float],
@@ -80,8 +84,8 @@ class EpochLoop:
         self.best_state, self.best_epoch = run.best_state, run.best_epoch
         run.best_state = None  # the loop's own: a replaced best is freed, not kept alive by ``run``
         self._held = 0 if self.best_state is None else self.best_state.nbytes  # bytes of the best copy
-        self._live_high = self.state.bytes_peak
-        self.bytes_peak = max(self._live_high, self._held + self.state.nbytes)
+        self._live_high = self.state.bytes_peak  # the live state's own (a checkpoint's live_bytes_peak)
+        self.bytes_peak = max(run.bytes_peak, self._live_high, self._held + self.state.nbytes)
         # Growths sized from the keys' own curve in the first epoch (later epochs see no new keys).
         self.plan = GrowthPlan(cfg.rows_total)
         self.last_emit = 0.0
@@ -119,7 +123,8 @@ class EpochLoop:
         """Checkpoint (when asked) at row ``row`` of epoch ``ep``."""
         if self.ckpt_path is not None:
             meta: dict[str, Any] = {**self.run_meta, "epoch": ep, "row": row, "acc": self.acc.tolist(),
-                                    "history": self.history, "state_bytes_peak": self.bytes_peak}
+                                    "history": self.history, "state_bytes_peak": self.bytes_peak,
+                                    "live_bytes_peak": self.state.bytes_peak}
             if self.skipped:
                 meta["skipped"] = self.skipped
             if self.best_epoch is not None:

@@ -123,8 +123,8 @@ class State16(FTRLState):
         """``model.stats`` entries of the 16-bit state, from ``zstats`` (the same at any batch
         size and after a resume): features whose z is held in float32 (``zbig``), features that
         passed sqrt(n) > 16 while ``zbig`` was full (their z stays in q2.13), updates whose
-        ``v = z / D(n)`` fell outside q2.13's range [-4, 4) and was clipped, and updates whose
-        sqrt(n) reached the half's largest value (65504) and saturated."""
+        ``v = z / D(n)`` fell outside the int16 codes' range [-4, 4 - 2**-13] and was clipped,
+        and updates whose sqrt(n) reached the half's largest value (65504) and saturated."""
         promoted, refused, clips, saturations = (int(v) for v in self.zstats)
         return {"promoted_features": promoted, "refused_promotions": refused, "q213_clips": clips,
                 "sqrt_n_saturations": saturations}

@@ -163,7 +163,7 @@ def train(
     source, valid = in_memory(source, valid, shuffle=shuffle, checkpoint=checkpoint, client=client)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
-    _check_early_stop(early_stop, valid, holdout)
+    early_stop = _check_early_stop(early_stop, valid, holdout)
     max_state_mb = check_max_state_mb(max_state_mb)
     _check_client_options(client, spec, order, admit, early_stop, max_state_mb)
     state_bits = _state_bits_option(o["state_bits"], state_dtype, client)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._defaults import DEFAULT_BATCH_ROWS
+from ._values import is_int
 from .admission import AdmitPolicy
 from .errors import ParameterError, SparseCrossError
 from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, Shuffle
@@ -95,13 +96,16 @@ def _budget_params(max_state_mb: float | None) -> dict[str, Any]:
     return {} if max_state_mb is None else {"max_state_mb": max_state_mb}
 
 
-def _check_early_stop(early_stop: int | None, valid: Source | None, holdout: float | None) -> None:
-    if early_stop is not None and (isinstance(early_stop, bool) or not isinstance(early_stop, int)
-                                   or early_stop < 1):
+def _check_early_stop(early_stop: int | None, valid: Source | None, holdout: float | None) -> int | None:
+    """``early_stop`` as a Python int (a NumPy integer is taken; the params are JSON), or None."""
+    if early_stop is None:
+        return None
+    if not is_int(early_stop) or early_stop < 1:
         raise ParameterError(f"early_stop must be an integer >= 1 (epochs without improvement), got {early_stop!r}")
-    if early_stop is not None and valid is None and holdout is None:
+    if valid is None and holdout is None:
         raise ParameterError("early_stop needs validation data: give valid data (--valid) or a holdout "
                              "fraction (--holdout)")
+    return int(early_stop)
 
 
 

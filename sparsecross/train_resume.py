@@ -69,6 +69,7 @@ class _Run:
     best_state: FTRLState | None = None
     best_epoch: int | None = None
     resumed: bool = False
+    bytes_peak: int = 0  # the run's state bytes peak so far (a best copy included)
 
 
 
@@ -95,7 +96,7 @@ def _resume(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any],
     state, meta = resumed
     history = list(meta["history"])
     run = _Run(state, int(meta["epoch"]), int(meta["row"]), np.array(meta["acc"], dtype=np.float64), history,
-               int(meta.get("skipped", 0)), resumed=True)
+               int(meta.get("skipped", 0)), resumed=True, bytes_peak=int(meta.get("state_bytes_peak", 0)))
     if early_stop is not None:
         run.best_epoch = _best_epoch(history)
         if meta.get("best_epoch") != run.best_epoch:

@@ -568,12 +568,15 @@ def test_another_policy_is_another_run(data, genuine, tmp_path):
         sparsecross.train(data, SPEC, **ARGS, admit_after=3, checkpoint=folder, checkpoint_every=150)
 
 
-def test_bad_state_bytes_peak_is_refused(data, genuine, tmp_path):
+@pytest.mark.parametrize("key", ["state_bytes_peak", "live_bytes_peak"])
+@pytest.mark.parametrize("value", [-3, 2.5, "7", None])
+def test_bad_state_bytes_peak_is_refused(data, genuine, tmp_path, key, value):
     arrays = _arrays(genuine)
     meta = json.loads(arrays["meta"].tobytes())
-    meta["state_bytes_peak"] = -3
+    assert meta[key] > 0  # the checkpoint has both: the run's peak and the live state's own
+    meta[key] = value
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    _refused(data, _save(tmp_path / "ck", arrays), "state_bytes_peak -3")
+    _refused(data, _save(tmp_path / "ck", arrays), f"{key} {value!r}")
 
 
 # =========================================================================================

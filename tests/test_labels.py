@@ -326,8 +326,20 @@ def test_early_stop_needs_validation_data(tmp_path):
     path, spec = _es_data(tmp_path)
     with pytest.raises(ParameterError, match="early_stop needs validation data"):
         sx.train(path, spec, epochs=3, early_stop=1)
-    with pytest.raises(ParameterError, match="early_stop must be an integer >= 1"):
-        sx.train(path, spec, epochs=3, early_stop=0, holdout=0.2)
+    for bad in (0, True, 2.0, np.float64(2), np.int64(0)):
+        with pytest.raises(ParameterError, match="early_stop must be an integer >= 1"):
+            sx.train(path, spec, epochs=3, early_stop=bad, holdout=0.2)
+
+
+def test_early_stop_takes_a_numpy_integer(tmp_path):
+    """As admit_after does: the same model as the Python integer, recorded as one (the model
+    file and the checkpoint are JSON)."""
+    path, spec = _es_data(tmp_path)
+    plain = sx.train(path, spec, holdout=0.3, epochs=5, early_stop=2, **ES)
+    for t in (np.int64, np.uint8):
+        model = sx.train(path, spec, holdout=0.3, epochs=5, early_stop=t(2), checkpoint=tmp_path / t.__name__, **ES)
+        assert model_bytes(model) == model_bytes(plain)
+        assert type(model.stats["early_stop"]) is int
 
 
 class _Stop(Exception):

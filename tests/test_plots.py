@@ -192,6 +192,12 @@ def test_map_bbox_and_downsampling(small: SimpleNamespace, tmp_path: Path) -> No
     ni = len(raster.lat_edges) - 1
     assert ni == raster.values.shape[0]
     assert np.nansum(raster.values * _block_cells(raster, k)) == pytest.approx(w.sum(), rel=1e-6)
+    same = plot_weights_map(small.model, tmp_path / "n.png", feature="cell@2", max_cells=np.int64(10), width=400,
+                            height=300)  # a NumPy integer is an integer
+    assert same.info["block"] == k and np.array_equal(same.info["raster"].values, raster.values, equal_nan=True)
+    for bad in (True, 10.0, 0):
+        with pytest.raises(SparseCrossError, match="max_cells: expected a positive integer"):
+            plot_weights_map(small.model, tmp_path / "x.png", feature="cell@2", max_cells=bad)
 
 
 def _block_cells(raster, k: int) -> np.ndarray:

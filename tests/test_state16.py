@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from sparsecross._kernels.ftrl import FTRLParams
-from sparsecross._kernels.half import (HALF_MAX_BITS, PROMOTED, half_decode, half_encode_rr, q213_decode,
+from sparsecross._kernels.half import (HALF_MAX_BITS, PROMOTED, ZBIG_MAX, half_decode, half_encode_rr, q213_decode,
                                        q213_encode_rr, row_hash, rr_uniforms)
 from sparsecross.errors import ParameterError
 from sparsecross.featurize import Batch
@@ -69,6 +69,7 @@ def test_half_encode_is_unbiased() -> None:
 def test_q213_range_clipping_and_unbiasedness() -> None:
     assert q213_encode_rr(3.9998779296875, 0.9) == (32767, False)  # the largest code, exact
     assert q213_encode_rr(4.5, 0.0) == (32767, True)
+    assert q213_encode_rr(4 - 2**-14, 0.99) == (32767, True)  # past 4 - 2**-13: a clip, whatever the rounding
     assert q213_encode_rr(-4.0, 0.5) == (-32768, False)
     assert q213_encode_rr(-4.001, 0.5) == (-32768, True)
     for c in (-32768, -1, 0, 1, 32767):
@@ -130,8 +131,9 @@ def _train16(st: FTRLState, X, y, sw, params: FTRLParams, batch_rows: int, epoch
     return acc
 
 
-def _reference(X, y, sw, params: FTRLParams, seed: int, epochs: int = 1) -> Reference16:
+def _reference(X, y, sw, params: FTRLParams, seed: int, epochs: int = 1, promoted: int = 0) -> Reference16:
     ref = Reference16(*params, seed=seed)
+    ref.promoted = promoted  # zbig entries already used
     for epoch in range(epochs):
         for r in range(X.shape[0]):
             a, b = X.indptr[r], X.indptr[r + 1]
@@ -146,19 +148,26 @@ def _reference(X, y, sw, params: FTRLParams, seed: int, epochs: int = 1) -> Refe
     dict(seed=2, params=FTRLParams(2.0, 0.5, 0.0, 0.0, 0.0), weights=False, epochs=3, seen=("clips",)),
     dict(seed=3, params=FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0), weights=False, epochs=1, scale=5000.0,
          seen=("saturations",)),
+    # zbig at its largest with 3 entries left: the later keys to pass sqrt(n) > 16 are refused
+    dict(seed=0, params=FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0), weights=True, epochs=2, zbig_free=3,
+         seen=("refused",)),
 ])
 def test_kernel_equals_the_pure_python_reference_bit_for_bit(case) -> None:
     X, y, sw = _problem(case["seed"], n=1200)
     X.data *= np.float32(case.get("scale", 1.0))  # large values: sqrt(n) saturates, v clips
     sw = sw if case["weights"] else None
     st = State16(X.shape[1], seed=7)
+    used = 0
+    if "zbig_free" in case:
+        used = ZBIG_MAX - case["zbig_free"]
+        st.zbig, st.zstats[0] = np.zeros(ZBIG_MAX, np.float32), used
     acc = _train16(st, X, y, sw, case["params"], batch_rows=37, epochs=case["epochs"])
-    ref = _reference(X, y, sw, case["params"], seed=7, epochs=case["epochs"])
+    ref = _reference(X, y, sw, case["params"], seed=7, epochs=case["epochs"], promoted=used)
     got = st.as_dict(case["params"])
     assert got.keys() == ref.state.keys()
     for k in got:
         assert got[k] == ref.z_n(k), k
-    assert st.promoted == ref.promoted > 0  # the frequent keys were promoted
+    assert st.promoted == ref.promoted > used  # the frequent keys were promoted
     assert st.zstats.tolist() == [ref.promoted, ref.refused, ref.clips, ref.saturations]
     assert all(getattr(ref, counter) > 0 for counter in case.get("seen", ()))  # the counters are exercised
     assert (st.bias[0], st.bias[1]) == (ref.zb, ref.nb)

@@ -172,38 +172,49 @@ def test_cli_state_bits_flag(world, tmp_path, capsys) -> None:
     assert both[1]["promoted_features"] > 0
 
 
+#: The synthetic spec plus income as a numeric feature: values around 45,000 saturate sqrt(n).
+SCALED = "[[features]]\nname = \"income_x\"\nkind = \"numeric\"\ncolumn = \"income\"\n\n[[crosses]]"
+
+
 def test_16bit_counts_reach_the_model_inspect_and_the_summary(world, tmp_path, capsys) -> None:
     """zstats (counted by the kernel, checked against the reference in test_state16) reach the
     model's stats: promoted features as many as the table's promoted slots; inspect and the
-    train summary show them; the figures do not depend on the batch size."""
+    train summary show them; the figures do not depend on the batch size.  Large values (a
+    numeric income) saturate sqrt(n) and alpha=2 clips v, so the counters compared are not 0
+    (refused promotions need zbig full, 65,536 promoted keys: the kernel test has that case)."""
     import json
 
     import sparsecross
     from sparsecross._kernels.half import PROMOTED
     from sparsecross.cli import main
 
-    root, spec = world
-    model, state = sparsecross.train(root / "train.parquet", spec, state_bits=16, epochs=2, batch_rows=10_000,
-                                     return_state=True)
+    root, _ = world
+    spec_file = tmp_path / "scaled.toml"
+    spec_file.write_text((Path(__file__).resolve().parents[1] / "data" / "specs" / "synthetic.toml").read_text()
+                         .replace("[[crosses]]", SCALED))
+    spec = sparsecross.load_spec(spec_file)
+    kw = dict(state_bits=16, epochs=2, alpha=2.0)
+    model, state = sparsecross.train(root / "train.parquet", spec, **kw, batch_rows=10_000, return_state=True)
     occupied = state.table[:, 0] != np.uint32(0xFFFFFFFF)
     promoted = int(np.count_nonzero(occupied & ((state.table[:, 1] & PROMOTED) != 0)))
+    keys = ("promoted_features", "refused_promotions", "q213_clips", "sqrt_n_saturations")
     st = model.stats
     assert st["promoted_features"] == promoted > 0
-    assert [st["promoted_features"], st["refused_promotions"], st["q213_clips"], st["sqrt_n_saturations"]] \
-        == state.zstats.tolist()
-    other = sparsecross.train(root / "train.parquet", spec, state_bits=16, epochs=2, batch_rows=777)
-    assert {k: other.stats[k] for k in ("refused_promotions", "q213_clips", "sqrt_n_saturations")} \
-        == {k: st[k] for k in ("refused_promotions", "q213_clips", "sqrt_n_saturations")}
+    assert [st[k] for k in keys] == state.zstats.tolist()
+    assert st["q213_clips"] > 0 and st["sqrt_n_saturations"] > 0
+    other = sparsecross.train(root / "train.parquet", spec, **kw, batch_rows=777)
+    assert {k: other.stats[k] for k in keys} == {k: st[k] for k in keys}
     out = tmp_path / "m.scx"
     sparsecross.save_model(model, out)
     capsys.readouterr()
     assert main(["inspect", str(out), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
-    assert shown["stats"]["q213_clips"] == st["q213_clips"] and shown["stats"]["promoted_features"] == promoted
-    spec_file = Path(__file__).resolve().parents[1] / "data" / "specs" / "synthetic.toml"
+    assert {k: shown["stats"][k] for k in keys} == {k: st[k] for k in keys}
     assert main(["train", str(spec_file), str(root / "train.parquet"), "--out", str(tmp_path / "s.scx"),
-                 "--state-bits", "16", "--epochs", "2"]) == 0
-    assert f"16-bit state: {promoted:,} features with a float32 z" in capsys.readouterr().out
+                 "--state-bits", "16", "--epochs", "2", "--alpha", "2"]) == 0
+    assert (f"16-bit state: {promoted:,} features with a float32 z ({st['refused_promotions']:,} refused, zbig full), "
+            f"{st['q213_clips']:,} updates clipped to q2.13, {st['sqrt_n_saturations']:,} with sqrt(n) saturated") \
+        in capsys.readouterr().out
 
 
 def test_tune_and_path_points_are_the_16bit_models_train_gives(world) -> None:

@@ -3,7 +3,9 @@ against Python's own idea of an integer and of a finite number, and through thei
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +15,28 @@ from hypothesis import strategies as st
 from sparsecross._values import is_int, is_num
 from sparsecross.admission import AdmitPolicy
 from sparsecross.budget import check_max_state_mb
-from sparsecross.errors import ParameterError
+from sparsecross.checkpoint import _check_meta
+from sparsecross.errors import CheckpointError, ParameterError
 
 INT_TYPES = (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
 
 
-@given(st.integers(min_value=-(1 << 70), max_value=1 << 70))
-def test_every_python_integer_is_an_int_and_a_number(v):
-    assert is_int(v) and is_num(v)
+#: The least integer that rounds to 2^1024 (an infinity) as a float: halfway between the
+#: largest double, 2^1024 - 2^971, and 2^1024 (a tie rounds to the even 2^1024).
+FLOAT_OVERFLOW = (1 << 1024) - (1 << 970)
+
+
+@given(st.integers(min_value=-(1 << 1100), max_value=1 << 1100))
+def test_every_python_integer_is_an_int_and_a_number_within_floats_range(v):
+    assert is_int(v)
+    assert is_num(v) == (abs(v) < FLOAT_OVERFLOW)
+
+
+@pytest.mark.parametrize("v,num", [(FLOAT_OVERFLOW - 1, True), (FLOAT_OVERFLOW, False), (10**400, False),
+                                   (-(FLOAT_OVERFLOW - 1), True), (-(10**400), False), (1 << 70, True)],
+                         ids=["below", "at", "1e400", "-below", "-1e400", "2^70"])
+def test_an_integer_past_floats_range_is_not_a_number(v, num):
+    assert is_int(v) and is_num(v) == num
 
 
 @given(st.integers(min_value=0, max_value=127), st.sampled_from(INT_TYPES))
@@ -51,3 +67,12 @@ def test_the_users_refuse_a_bool_and_take_a_numpy_value():
     with pytest.raises(ParameterError, match="max_state_mb"):
         check_max_state_mb(True)
     assert check_max_state_mb(np.float32(2.5)) == 2.5
+
+
+def test_the_users_refuse_an_integer_past_floats_range():
+    """A clear error, not an OverflowError from the float conversion."""
+    with pytest.raises(ParameterError, match="max_state_mb"):
+        check_max_state_mb(10**400)
+    meta = json.loads('{"epoch": 0, "row": 0, "acc": [1' + "0" * 400 + ', 0, 0], "history": []}')
+    with pytest.raises(CheckpointError, match="its acc"):
+        _check_meta(Path("ck/state.npz"), meta, 2, 100, "row")
