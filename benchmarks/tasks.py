@@ -542,6 +542,10 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         bias_w = state.bias_weight(params)
         out.update(touched_features=state.touched, state_bytes=state.nbytes, state_capacity=state.capacity,
                    grow_batches=grows, state_growths=getattr(state, "growths", None))
+        log = getattr(state, "growth_log", None)  # library >= kern14: (old cap, new cap, keys, how, seconds)
+        if log is not None:
+            out["growth_log"] = [list(g) for g in log]
+            out["growth_seconds"] = sum(g[4] for g in log)
     elif impl.startswith("proto_record"):  # prototype layout, presized like sparsecross_presized
         from bench_kernels import record_export, record_ftrl_pass
 
