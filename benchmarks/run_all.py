@@ -280,7 +280,7 @@ def build_plan(quick: bool, reps: int, extra: bool = False) -> tuple[list[dict[s
     # -- b. kernel only
     for rows, path in trains.items():
         impls = ("sparsecross", "sparsecross_presized", "dense", "dense_prefaulted",
-                 "sparsecross_scrambled", "dense_prefaulted_scrambled")
+                 "sparsecross_scrambled", "dense_prefaulted_scrambled", "sparsecross_warm")
         for impl in (impls[:1] if quick and rows != big else impls):
             plan += _item(f"kernel/{lab[rows]}/{impl}", "kernel", "kernel",
                           {"train": str(path), "spec": spec, "params": PARAMS, "impl": impl}, repeats=reps)

@@ -515,6 +515,9 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         while cap * MAX_LOAD < uniq:
             cap *= 2
         out["presized_capacity"] = cap
+    elif impl == "sparsecross_warm":  # grows as `sparsecross` does, after the same child as presized,
+        _unique_columns(Path(args["train"]))  # which touches and frees ~1 GB (warm pages: benchmarks/README)
+        out["warmed_by_child"] = True
     mark_base(out)
     acc = np.zeros(3)
     c = time.process_time()
@@ -542,6 +545,10 @@ def task_kernel(args: dict[str, Any]) -> dict[str, Any]:
         bias_w = state.bias_weight(params)
         out.update(touched_features=state.touched, state_bytes=state.nbytes, state_capacity=state.capacity,
                    grow_batches=grows, state_growths=getattr(state, "growths", None))
+        log = getattr(state, "growth_log", None)  # library >= kern14: (old cap, new cap, keys, how, seconds)
+        if log is not None:
+            out["growth_log"] = [list(g) for g in log]
+            out["growth_seconds"] = sum(g[4] for g in log)
     elif impl.startswith("proto_record"):  # prototype layout, presized like sparsecross_presized
         from bench_kernels import record_export, record_ftrl_pass
 

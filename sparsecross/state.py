@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -250,6 +251,11 @@ class FTRLState:
 
     #: Number of times :meth:`grow` ran on this state (diagnostics; not saved).
     growths = 0
+    #: One ``(old capacity, new capacity, keys, how, seconds)`` per growth (diagnostics; not
+    #: saved): ``how`` is ``"realloc"`` (the buffer extended in place), ``"new_block"`` (a new
+    #: block, the old slots copied to its start, where realloc might copy anyway) or ``"copy"``
+    #: (the copying fallback); ``seconds`` the wall time of the growth, rehash included.
+    growth_log: tuple[tuple[int, int, int, str, float], ...] = ()
     #: State budget (:mod:`sparsecross.budget`): the table never grows past this many slots
     #: (0: no limit); at it, :meth:`make_room` evicts instead.
     max_capacity = 0
@@ -279,7 +285,10 @@ class FTRLState:
         if self.max_capacity:
             assert self.capacity < self.max_capacity, "grow() at the budget: make_room() instead"
             cap = min(cap, self.max_capacity)
-        if not self._grow_in_place(cap):
+        t0, old_cap = time.perf_counter(), self.capacity
+        how = self._grow_in_place(cap)
+        if not how:
+            how = "copy"
             table = empty_table(cap, self.table.shape[1], self.table.dtype)
             advise_huge_pages(table)
             values = table.view(self.values.dtype)
@@ -288,18 +297,20 @@ class FTRLState:
             assert moved == self.touched
             self.table, self.values = table, values
         self.growths += 1
+        self.growth_log += ((old_cap, cap, self.touched, how, time.perf_counter() - t0),)
 
-    def _grow_in_place(self, cap: int) -> bool:
+    def _grow_in_place(self, cap: int) -> str:
         """Extend the table to ``cap`` slots within its own buffer and rehash it there
-        (:func:`~sparsecross._kernels.table.rehash_in_place`).  False, with nothing changed,
-        when the buffer cannot be resized (it is a view, or another array views it).
+        (:func:`~sparsecross._kernels.table.rehash_in_place`).  Returns how (``"new_block"`` or
+        ``"realloc"``, see :attr:`growth_log`), or ``""``, with nothing changed, when the buffer
+        cannot be resized (it is a view, or another array views it).
 
         Held at once: the new table, the copy of the cluster at slot 0 that the rehash sets
         aside (a few slots), and the old table too when ``realloc`` may copy."""
         old_cap, old_bytes = self.capacity, self.table.nbytes
         table = self.table
         if not (table.flags.owndata and table.flags.c_contiguous):
-            return False
+            return ""
         fixed = self.nbytes - old_bytes
         if realloc_may_copy(old_bytes) and cap * table.shape[1] * table.itemsize >= HUGE_PAGES_FROM:
             # realloc may copy the block anyway, into pages faulted before any advice (4 KiB
@@ -308,7 +319,9 @@ class FTRLState:
             table = np.zeros((cap, table.shape[1]), dtype=table.dtype)
             advise_huge_pages(table)
             table[:old_cap] = self.table
+            how = "new_block"
         else:
+            how = "realloc"
             advise_huge_pages(table)  # before the resize: the grown mapping keeps the advice
             # numpy refuses (refcheck) to resize an array referenced more than by the caller:
             # drop our own references (the float view counts as one) and keep only ``table``.
@@ -317,7 +330,7 @@ class FTRLState:
                 table.resize((cap, table.shape[1]), refcheck=True)  # new slots: zeros
             except ValueError:  # someone else holds a view (or a weak reference) of the table
                 self.table, self.values = table, self._view(table)
-                return False
+                return ""
             advise_huge_pages(table)
         self.table, self.values = table, self._view(table)
         e = int(first_empty(table, old_cap))  # realloc kept the old slots: a valid old table
@@ -326,7 +339,7 @@ class FTRLState:
         table[old_cap:, 0] = np.iinfo(table.dtype).max
         placed = rehash_in_place(table, self.values, old_cap, e, stash, stash.view(self.values.dtype))
         assert placed == self.touched
-        return True
+        return how
 
     def make_room(self, row_nnz: int, params: FTRLParams) -> int:
         """At the budget: evict features so that a row of ``row_nnz`` keys fits (see

@@ -151,6 +151,9 @@ def test_state_grows_in_place_with_the_same_entries(monkeypatch):
         assert state.as_dict() == before
         _check_valid(state.table, before)
     assert state.capacity == 4096  # 1,024 -> 2,048 -> 4,096 (2,700 keys at 70%)
+    # small blocks (realloc may copy them): extended in place (resize), never a new block
+    assert [g[:4] for g in state.growth_log] == [(1024, 2048, 700, "realloc"), (2048, 4096, 700, "realloc")]
+    assert all(g[4] >= 0 for g in state.growth_log)
 
 
 def test_a_view_of_the_table_falls_back_to_a_copying_growth():
@@ -163,11 +166,14 @@ def test_a_view_of_the_table_falls_back_to_a_copying_growth():
     assert state.table is not table and keys.base is table and state.capacity == 2048
     assert state.as_dict() == before
     assert state.bytes_peak == nbytes + 2 * old_bytes  # old and new held at once
+    assert [g[:4] for g in state.growth_log] == [(1024, 2048, 500, "copy")]
 
 
 def test_accounting_of_an_in_place_growth():
     state = FTRLState(1 << 30, "float32", capacity=1 << 22)  # 48 MiB: realloc moves the pages
     state.grow()
+    # a block realloc may copy, large enough for huge pages, grows into a new block
+    assert state.growth_log[0][:4] == (1 << 22, 1 << 23, 0, "new_block" if realloc_may_copy(48 << 20) else "realloc")
     if realloc_may_copy(48 << 20):
         assert state.bytes_peak >= state.nbytes + (48 << 20)
     else:

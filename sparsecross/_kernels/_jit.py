@@ -74,5 +74,10 @@ _install_locators()
 #: Serial kernels.
 kernel = njit(cache=True, nogil=True)
 
+#: Small kernels that a hot loop calls once per row or per entry: inlined into their callers
+#: by Numba (``inline="always"``), where LLVM may keep them out of line (a call per row that
+#: passes every array field on the stack).
+inline_kernel = njit(cache=True, nogil=True, inline="always")
+
 #: Row-parallel kernels (``prange`` over rows).
 parallel_kernel = njit(cache=True, nogil=True, parallel=True)

@@ -160,6 +160,7 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
     used = count[0]
     zb = bias[0]
     nb = bias[1]
+    sqb = math.sqrt(nb)  # sqrt(nb), carried from row to row: the update computes the next one
     loss_sum = acc[0]
     weight_sum = acc[1]
     row_sum = acc[2]
@@ -175,7 +176,7 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
         if used + (b - a) > max_count:
             stop = r
             break
-        wb = weight(zb, nb, alpha, beta, 0.0, 0.0)
+        wb = weight_sqrt(zb, sqb, alpha, beta, 0.0, 0.0)  # = weight(zb, nb, ...), bit for bit
         margin = wb
         ua = np.uint64(a)  # unsigned entry and slot indices: no negative-index wraparound code
         for k in range(ua, np.uint64(b)):
@@ -221,9 +222,12 @@ def ftrl_pass(indptr, indices, data, y, sw, row_mask, start, table, vals, count,
                 sigma = (math.sqrt(nn) - sqs[j]) / alpha
                 vals[s, 1] = zi + gi - sigma * ws[j]
             vals[s, 2] = nn
-        sigma = (math.sqrt(nb + g * g) - math.sqrt(nb)) / alpha
+        nb_next = nb + g * g
+        sqb_next = math.sqrt(nb_next)
+        sigma = (sqb_next - sqb) / alpha
         zb = zb + g - sigma * wb
-        nb = nb + g * g
+        nb = nb_next
+        sqb = sqb_next
     count[0] = used
     bias[0] = zb
     bias[1] = nb

@@ -19,7 +19,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import kernel
+from ._jit import inline_kernel, kernel
 from .hash import fmix64
 
 
@@ -30,7 +30,8 @@ _PREFETCH_NAME = "llvm.prefetch.p0" if llvm_version_info[0] >= 16 else "llvm.pre
 
 @intrinsic
 def prefetch_slot(typingctx, table, s):
-    """Hint the CPU to fetch the cache line of ``table[s, 0]`` for writing (LLVM
+    """Hint the CPU to fetch the cache lines of slot ``s`` (``table[s, 0]`` and the slot's last
+    word: a 12- or 24-byte slot may straddle two 64-byte lines) for writing (LLVM
     ``llvm.prefetch``: rw=1, locality=3, data).  A prefetch never faults and changes no value,
     so ``s`` may be any index; it only starts a memory access early, so that a kernel can have
     several cache misses in flight instead of waiting for one at a time."""
@@ -41,21 +42,23 @@ def prefetch_slot(typingctx, table, s):
         aryty, sty = signature.args
         ary = context.make_array(aryty)(context, builder, args[0])
         row = context.cast(builder, args[1], sty, types.intp)
-        zero = context.get_constant(types.intp, 0)
-        ptr = cgutils.get_item_pointer2(context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
-                                        cgutils.unpack_tuple(builder, ary.strides), aryty.layout, [row, zero],
-                                        wraparound=False, boundscheck=False)
+        shape = cgutils.unpack_tuple(builder, ary.shape)
+        strides = cgutils.unpack_tuple(builder, ary.strides)
+        last = builder.sub(shape[1], context.get_constant(types.intp, 1))
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                             _PREFETCH_NAME)
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
+        for col in (context.get_constant(types.intp, 0), last):
+            ptr = cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aryty.layout, [row, col],
+                                            wraparound=False, boundscheck=False)
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
         return context.get_dummy_value()
 
     return types.void(table, s), codegen
 
 
-@kernel
+@inline_kernel
 def prefetch_homes(table, indices, a, b, homes, ring_mask):
     """Prefetch the home slots of the keys ``indices[a:b]`` (int64 column ids, converted to the
     table's key dtype as the lookups do) in ``table``, and write each home slot to
@@ -166,6 +169,9 @@ def rehash_in_place(table, vals, old_cap, e, stash, stash_vals):
        yet scanned, so none is moved twice);
     3. the stashed keys are inserted into the now valid table.
 
+    The scan prefetches the new home of the key ``_REHASH_AHEAD`` slots ahead (an unscanned
+    slot, which holds its old key): a prefetch changes no value, only when the line arrives.
+
     Mutates ``table``/``vals``.  Returns the number of keys placed."""
     empty = table[0, 0] | ~table[0, 0]
     w = table.shape[1]
@@ -174,7 +180,11 @@ def rehash_in_place(table, vals, old_cap, e, stash, stash_vals):
         for c in range(1, w):
             vals[s, c] = 0.0
     placed = 0
+    cap_mask = np.uint64(table.shape[0] - 1)
     for s in range(e + 1, old_cap):
+        ahead = s + _REHASH_AHEAD  # a move writes a slot far away (a cache miss): start it early
+        if ahead < old_cap and table[ahead, 0] != empty:
+            prefetch_slot(table, fmix64(np.uint64(table[ahead, 0])) & cap_mask)
         k = table[s, 0]
         if k != empty:
             table[s, 0] = empty
