@@ -187,8 +187,9 @@ class FTRLState:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without ``values`` (a view of ``table``: pickle would store a second copy
-        that no longer shares memory with the table)."""
-        return {k: v for k, v in self.__dict__.items() if k != "values"}
+        that no longer shares memory with the table) and without ``growth_log`` (timings: two
+        equal states must pickle to the same bytes)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("values", "growth_log")}
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
@@ -252,7 +253,8 @@ class FTRLState:
     #: Number of times :meth:`grow` ran on this state (diagnostics; not saved).
     growths = 0
     #: One ``(old capacity, new capacity, keys, how, seconds)`` per growth (diagnostics; not
-    #: saved): ``how`` is ``"realloc"`` (the buffer extended in place), ``"new_block"`` (a new
+    #: in checkpoints or pickles): ``how`` is ``"realloc"`` (the buffer resized by realloc, which
+    #: may move it), ``"new_block"`` (a new
     #: block, the old slots copied to its start, where realloc might copy anyway) or ``"copy"``
     #: (the copying fallback); ``seconds`` the wall time of the growth, rehash included.
     growth_log: tuple[tuple[int, int, int, str, float], ...] = ()

@@ -314,3 +314,18 @@ def test_a_grown_table_keeps_the_huge_page_advice(capacity):
             assert advised == total, (state.capacity, advised, total)
     assert state.as_dict() == before
     assert state.values.base is state.table
+
+
+def test_equal_states_pickle_to_equal_bytes_whatever_their_growth_timings():
+    """growth_log holds wall-clock seconds: it must stay out of the pickle (determinism)."""
+    import pickle
+
+    a = FTRLState(1 << 20, capacity=1024)
+    b = FTRLState(1 << 20, capacity=1024)
+    for st in (a, b):
+        st.grow(1500)
+    b.growth_log = tuple((*g[:4], g[4] + 1.0) for g in b.growth_log)  # a slower machine
+    assert a.growth_log and a.growth_log != b.growth_log
+    assert pickle.dumps(a) == pickle.dumps(b)
+    c = pickle.loads(pickle.dumps(a))
+    assert c.growth_log == () and np.array_equal(c.table, a.table)
