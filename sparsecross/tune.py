@@ -227,9 +227,10 @@ def tune(
         o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits"))
     patience = 1 if o["early_stop"] is None else o["early_stop"]
     source, valid = in_memory(source, valid, shuffle=shuffle)
-    alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
+    alpha, l1 = list(alpha), list(l1)
     check_grid(alpha, "alpha")
     check_grid(l1, "l1")
+    alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
     if alpha[0] <= 0:
         raise SparseCrossError(f"--alpha: values must be > 0 (a learning-rate scale), got {alpha}")
     _check_int("epochs_max", epochs_max)

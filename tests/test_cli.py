@@ -537,6 +537,8 @@ def test_out_into_missing_folder(world: SimpleNamespace, model_path: Path, tmp_p
 @pytest.mark.parametrize(("flag", "value", "name"), [
     ("--alpha", "nan", "alpha"),
     ("--alpha", "0", "alpha"),
+    ("--alpha", "1e400", "alpha"),  # float() makes it inf: one line, as a huge integer gets from the API
+    ("--l2", "-1e400", "l2"),
     ("--beta", "-inf", "beta"),
     ("--l1", "inf", "l1"),
     ("--l2", "nan", "l2"),
