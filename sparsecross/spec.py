@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from ._values import is_num
-from .errors import ParameterError, SpecError, did_you_mean
+from .errors import ParameterError, SpecError, did_you_mean, shown
 from .hashing import cross_seed, feature_salt
 from .kinds import KINDS as _REGISTRY
 from .kinds import grid_of
@@ -410,7 +410,7 @@ class FeatureSpec:
         if positive_weight is None:
             return self
         if not is_num(positive_weight) or positive_weight <= 0:
-            raise ParameterError(f"positive_weight must be a finite number > 0, got {positive_weight!r}")
+            raise ParameterError(f"positive_weight must be a finite number > 0, got {shown(positive_weight)}")
         return replace(self, label=replace(self.label, positive_weight=float(positive_weight)))
 
     def with_features(self, resolved: Mapping[str, Feature]) -> FeatureSpec:

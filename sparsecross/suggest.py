@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._values import is_int
-from .errors import DataError, OutputError, SchemaError, did_you_mean
+from .errors import DataError, OutputError, SchemaError, did_you_mean, shown
 from .suggest_geo import CROSS_CELL_ROWS, GEO_LADDER, MIN_CELL_ROWS
 
 __all__ = ["Suggestion", "suggest_spec", "GEO_LADDER", "MIN_CELL_ROWS", "CROSS_CELL_ROWS"]
@@ -133,7 +133,7 @@ def _label_table(label: str, positive: Any, threshold: Any, compare: Any, weight
         elif pa.types.is_boolean(t):
             m = {"true": True, "false": False, "1": True, "0": False}
             if any(str(v).lower() not in m for v in vals):
-                raise SchemaError(f"label.positive: label column {label!r} holds true/false; got {vals!r}")
+                raise SchemaError(f"label.positive: label column {label!r} holds true/false; got {shown(vals)}")
             vals = [v if isinstance(v, bool) else m[str(v).lower()] for v in vals]
         lab["positive"] = vals
     if weight is not None:

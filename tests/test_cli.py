@@ -574,6 +574,17 @@ def test_bad_batch_and_checkpoint_sizes(world: SimpleNamespace, model_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_huge_refused_number_is_shortened(world: SimpleNamespace, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A 401-digit --batch-rows or --admit-after was echoed whole in the error line."""
+    huge = "1" + "0" * 400
+    for flag, value in (("--batch-rows", "-" + huge), ("--admit-after", huge)):
+        line = run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", tmp_path / "m.scx", f"{flag}={value}"],
+                         flag[2:].replace("-", "_"), "... (401 digits)")
+        assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_generate_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_error(capsys, ["generate", "--rows", "0", "--out", tmp_path / "g.parquet"], "--rows")
     run_error(capsys, ["generate", "--rows", "10", "--out", tmp_path], "directory")

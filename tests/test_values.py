@@ -126,3 +126,20 @@ def test_grids_and_gains_refuse_an_integer_past_floats_range():
             search_crosses(SAMPLE, spec, k=1, alpha=alpha, holdout=0.2)
     with pytest.raises(ParameterError, match="positive_weight"):
         spec.with_positive_weight(HUGE)
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: check_max_state_mb(v),
+    lambda v: TrainParams(alpha=v),
+    lambda v: TrainParams(epochs=-v),
+    lambda v: AdmitPolicy(after=v),
+    lambda v: check_grid([1.0, v], "l1"),
+], ids=["max_state_mb", "alpha", "epochs", "admit_after", "grid"])
+@pytest.mark.parametrize("v", [10**400, 10**5000], ids=["401 digits", "5001 digits"])
+def test_a_refused_number_is_shortened_in_its_message(call, v):
+    """10**400 was echoed in 401 digits; 10**5000 made repr() itself raise ValueError (Python's
+    4300-digit limit) in place of the typed error."""
+    with pytest.raises(SparseCrossError) as info:
+        call(v)
+    msg = str(info.value)
+    assert len(msg) < 200 and "digits" in msg, msg
