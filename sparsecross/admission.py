@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ._values import is_int, is_num
-from .errors import ParameterError
+from .errors import ParameterError, shown
 from .hashing import fmix64, xxh64
 
 __all__ = ["AdmitPolicy", "Admission", "MAX_ADMIT_AFTER", "policy_of"]
@@ -83,18 +83,18 @@ class AdmitPolicy:
     def __post_init__(self) -> None:
         if not is_int(self.after) or not 1 <= self.after <= MAX_ADMIT_AFTER:
             raise ParameterError(f"admit_after must be an integer in [1, {MAX_ADMIT_AFTER}] (sightings before a "
-                                 f"feature gets state; 1 = every feature), got {self.after!r}")
+                                 f"feature gets state; 1 = every feature), got {shown(self.after)}")
         if not is_num(self.probability) or not 0 < self.probability <= 1:
             raise ParameterError(f"admit_probability must be a number in (0, 1] (1 = every feature), "
-                                 f"got {self.probability!r}")
+                                 f"got {shown(self.probability)}")
         if self.filter_mb is None:
             pass
         elif not is_num(self.filter_mb) or not self.filter_mb * (1 << 20) >= 1:
             raise ParameterError(f"admit_filter_mb must be a number of MiB >= 1 byte (e.g. 16), "
-                                 f"got {self.filter_mb!r}")
+                                 f"got {shown(self.filter_mb)}")
         elif self.filter_mb * (1 << 20) > _MAX_FILTER_BYTES:
             raise ParameterError(f"admit_filter_mb must be at most {_MAX_FILTER_BYTES >> 20:,} MiB, "
-                                 f"got {self.filter_mb!r}")
+                                 f"got {shown(self.filter_mb)}")
         if self.after > 1 and self.probability < 1:
             raise ParameterError("give either admit_after (a counting filter) or admit_probability (Poisson "
                                  "inclusion), not both")

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._values import is_num
-from .errors import ParameterError
+from .errors import ParameterError, shown
 
 if TYPE_CHECKING:
     from .state import FTRLState
@@ -84,7 +84,7 @@ def check_max_state_mb(value: Any) -> float | None:
     if value is None:
         return None
     if not is_num(value) or value <= 0:
-        raise ParameterError(f"max_state_mb must be a finite number of MiB > 0, got {value!r}")
+        raise ParameterError(f"max_state_mb must be a finite number of MiB > 0, got {shown(value)}")
     return float(value)
 
 

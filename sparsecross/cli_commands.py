@@ -13,7 +13,7 @@ from ._defaults import PREDICT_BATCH_ROWS
 from .cli_dask import _dask_client
 from .cli_guards import check_out, guard_outputs
 from .cli_output import _fmt, _fmt_bytes, _print_json, _Progress, safe_text
-from .errors import SparseCrossError
+from .errors import SparseCrossError, shown
 
 __all__ = ["cmd_generate", "cmd_check_spec", "cmd_predict", "cmd_eval", "cmd_inspect"]
 
@@ -22,7 +22,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate
 
     if args.rows < 1:
-        raise SparseCrossError(f"--rows must be >= 1, got {args.rows}")
+        raise SparseCrossError(f"--rows must be >= 1, got {shown(args.rows)}")
     bar = _Progress(args.rows, "generate", enabled=None if not args.quiet else False)
     t0 = time.perf_counter()
     try:

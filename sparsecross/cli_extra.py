@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli
-from .errors import SparseCrossError
+from .errors import SparseCrossError, shown
 
 DEMO_L1_GRID = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
 
@@ -223,7 +223,7 @@ def cmd_plot_weights(args: argparse.Namespace) -> int:
     check_size(args.width, args.height)
     view = parse_bbox(args.bbox) if args.bbox is not None else None
     if args.max_cells < 1:
-        raise SparseCrossError(f"--max-cells: expected a positive integer, got {args.max_cells!r}")
+        raise SparseCrossError(f"--max-cells: expected a positive integer, got {shown(args.max_cells)}")
     if args.geo_effect and args.feature is not None:
         raise SparseCrossError("give --feature or --geo-effect, not both")
     cli.check_out(args.out, "--out", "map.png")

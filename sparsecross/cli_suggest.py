@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from . import cli
-from .errors import SparseCrossError
+from .errors import SparseCrossError, shown
 
 __all__ = ["register", "cmd_suggest_spec"]
 
@@ -19,7 +19,7 @@ def cmd_suggest_spec(args: argparse.Namespace) -> int:
     from .suggest import suggest_spec
 
     if args.sample_rows < 1:
-        raise SparseCrossError(f"--sample-rows must be >= 1, got {args.sample_rows}")
+        raise SparseCrossError(f"--sample-rows must be >= 1, got {shown(args.sample_rows)}")
     out = cli.check_out(args.out, "--out", "spec.toml")
     cli.guard_outputs({"--out": args.out}, data=args.data)
     if out.exists() and not args.force:

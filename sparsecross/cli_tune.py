@@ -13,7 +13,7 @@ from typing import Any
 
 from . import cli
 from .cli_output import safe_text
-from .errors import SparseCrossError
+from .errors import SparseCrossError, shown
 
 
 def _grid(text: str | None, default: tuple[float, ...], name: str) -> list[float]:
@@ -32,7 +32,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.spec_out and args.search_crosses is None:
         raise SparseCrossError("--spec-out needs --search-crosses K (it writes the spec with the crosses found)")
     if args.search_crosses is not None and args.search_crosses < 1:
-        raise SparseCrossError(f"--search-crosses must be >= 1, got {args.search_crosses}")
+        raise SparseCrossError(f"--search-crosses must be >= 1, got {shown(args.search_crosses)}")
     cli.check_out(args.out, "--out", "best.scx")
     if args.spec_out:
         cli.check_out(args.spec_out, "--spec-out", "tuned.toml")

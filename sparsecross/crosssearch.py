@@ -36,11 +36,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from ._defaults import CROSS_MIN_GAIN
+from ._values import is_num
 from .admission import policy_of
 from .budget import check_max_state_mb
 from .crosssearch_rank import feature_codes, rank_candidates
-from .errors import DataError, SparseCrossError, SpecError
+from .errors import DataError, SparseCrossError, SpecError, shown
 from .featurize import featurize_features, iter_batches, resolve_spec
 from .hashing import holdout_salt
 from .kinds import KINDS
@@ -202,17 +205,20 @@ def search_crosses(
         ``k < 1``, a bad ``min_gain``, no validation data, data that do not match the spec.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise SparseCrossError(f"search_crosses: k must be an integer >= 1, got {k!r}")
-    if not (isinstance(min_gain, (int, float)) and math.isfinite(min_gain) and 0 <= min_gain < 1):
-        raise SparseCrossError(f"min_gain must be a relative gain in [0, 1), got {min_gain!r}")
+        raise SparseCrossError(f"search_crosses: k must be an integer >= 1, got {shown(k)}")
+    if not (is_num(min_gain) and 0 <= min_gain < 1):
+        raise SparseCrossError(f"min_gain must be a relative gain in [0, 1), got {shown(min_gain)}")
     if valid is None and holdout is None:
         raise SparseCrossError("the cross search needs validation data: give valid data or a holdout fraction")
     if valid is not None and holdout is not None:
         raise SparseCrossError("give either valid data or a holdout fraction, not both")
     source, valid = in_memory(source, valid)
-    alphas = [float(alpha)] if isinstance(alpha, (int, float)) else [float(a) for a in alpha]
+    alphas = [alpha] if isinstance(alpha, (int, float, np.integer, np.floating)) else list(alpha)
     if not alphas:
         raise SparseCrossError("search_crosses: alpha is an empty list")
+    if not all(is_num(a) and a > 0 for a in alphas):
+        raise SparseCrossError(f"search_crosses: alpha must be finite numbers > 0, got {shown(alphas)}")
+    alphas = [float(a) for a in alphas]
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)
     tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit, state_bits)

@@ -8,6 +8,7 @@ it into one line on stderr and a non-zero exit.  Messages follow the template
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "DataQualityWarning",
     "ClippedWeightsWarning",
     "did_you_mean",
+    "shown",
 ]
 
 
@@ -102,3 +104,35 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+#: The longest ``repr`` of a user's value that an error message shows whole.
+SHOWN_LIMIT = 40
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """``repr(value)`` for a one-line error message: whole when at most ``limit`` characters,
+    else its first ``limit - 3`` and ``...`` (an integer adds its number of digits).  An integer
+    past Python's digit limit for ``repr`` (4300) is described, not written."""
+    try:
+        r = repr(value)
+    except ValueError:  # an int past the limit, or a container of one
+        if isinstance(value, int):
+            return f"an integer of {_digits(abs(value))} digits"
+        return f"a {type(value).__name__}" + (f" of {len(value)} items" if hasattr(value, "__len__") else "")
+    if len(r) <= limit:
+        return r
+    cut = r[: limit - 3] + "..."
+    if isinstance(value, int) and not isinstance(value, bool):
+        cut += f" ({len(r.lstrip('-'))} digits)"
+    return cut
+
+
+def _digits(n: int) -> int:
+    """Decimal digits of ``n`` > 0, without ``str`` (refused past 4300 digits)."""
+    d = int(math.log10(n)) + 1  # may be one off near a power of 10: corrected exactly below
+    if 10 ** (d - 1) > n:
+        d -= 1
+    elif 10**d <= n:
+        d += 1
+    return d

@@ -83,7 +83,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import OutputError
+from .errors import OutputError, shown
 from .files import atomic_output
 
 __all__ = [
@@ -499,12 +499,12 @@ def _check_int(name: str, value: object, minimum: int, maximum: int | None = Non
     """Validate an integer argument (bool rejected)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(
-            f"generate: {name} must be an integer, got {type(value).__name__} {value!r}"
+            f"generate: {name} must be an integer, got {type(value).__name__} {shown(value)}"
         )
     v = int(value)
     if v < minimum or (maximum is not None and v > maximum):
         bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"generate: {name} must be {bound}, got {v}")
+        raise ValueError(f"generate: {name} must be {bound}, got {shown(v)}")
     return v
 
 

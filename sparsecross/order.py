@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
-from .errors import DataQualityWarning, ParameterError
+from .errors import DataQualityWarning, ParameterError, shown
 from .hashing import xxh64
 
 __all__ = ["DEFAULT_SHUFFLE_BUFFER_ROWS", "OrderCheck", "Shuffle", "iter_shuffled_batches", "permutation_keys",
@@ -97,10 +97,10 @@ class Shuffle:
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
                 or not 0 <= self.seed < 2**63:
-            raise ParameterError(f"shuffle_seed must be an integer in [0, 2**63), got {self.seed!r}")
+            raise ParameterError(f"shuffle_seed must be an integer in [0, 2**63), got {shown(self.seed)}")
         if isinstance(self.buffer_rows, bool) or not isinstance(self.buffer_rows, (int, np.integer)) \
                 or self.buffer_rows < 1:
-            raise ParameterError(f"shuffle_buffer_rows must be an integer >= 1, got {self.buffer_rows!r}")
+            raise ParameterError(f"shuffle_buffer_rows must be an integer >= 1, got {shown(self.buffer_rows)}")
 
     def salts(self, epoch: int) -> tuple[int, int]:
         """(unit salt, row salt) of ``epoch``."""
@@ -266,7 +266,7 @@ def iter_shuffled_batches(source: Any, spec: Any, shuffle: Shuffle, *, epoch: in
     from .read import located, resolve_files
 
     if batch_rows < 1:
-        raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
+        raise ParameterError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
     if spec.needs_data:
         spec = resolve_spec(source, spec)
     files = resolve_files(source)

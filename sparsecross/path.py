@@ -9,7 +9,6 @@ bracket between grid points, a few l1 values per extra pass: the practical stand
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -19,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ._values import is_num
 from .admission import policy_of
 from .budget import check_max_state_mb
-from .errors import EmptyModelWarning, SparseCrossError
+from .errors import EmptyModelWarning, SparseCrossError, shown
 from .featurize import resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
@@ -78,7 +78,7 @@ def parse_grid(text: str, name: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise SparseCrossError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
+        raise SparseCrossError(f"--{name}: expected comma-separated numbers, got {shown(text)}") from None
     check_grid(values, name)
     return values
 
@@ -86,10 +86,11 @@ def parse_grid(text: str, name: str) -> list[float]:
 def check_grid(values: Sequence[float], name: str) -> None:
     if not values:
         raise SparseCrossError(f"--{name}: the grid is empty")
-    if any(not math.isfinite(v) or v < 0 for v in values):
-        raise SparseCrossError(f"--{name}: values must be finite and >= 0, got {list(values)}")
+    bad = [v for v in values if not is_num(v) or v < 0]
+    if bad:
+        raise SparseCrossError(f"--{name}: values must be finite and >= 0, got {shown(bad[0])}")
     if any(b <= a for a, b in zip(values, values[1:])):
-        raise SparseCrossError(f"--{name}: the grid must be strictly increasing, got {list(values)}")
+        raise SparseCrossError(f"--{name}: the grid must be strictly increasing, got {shown(list(values))}")
 
 
 def check_validation_and_budget(what: str, valid: Source | None, holdout: float | None,
@@ -103,7 +104,7 @@ def check_validation_and_budget(what: str, valid: Source | None, holdout: float 
         raise SparseCrossError("give one budget: max_nonzeros or max_bytes")
     for name, b in (("max_nonzeros", max_nonzeros), ("max_bytes", max_bytes)):
         if b is not None and b < 0:
-            raise SparseCrossError(f"{name} must be >= 0, got {b!r}")
+            raise SparseCrossError(f"{name} must be >= 0, got {shown(b)}")
 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,
@@ -208,6 +209,7 @@ def regularization_path(
     source, valid = in_memory(source, valid, shuffle=shuffle)
     check_grid(list(l1), "l1")
     check_grid(list(l2), "l2")
+    l1, l2 = [float(v) for v in l1], [float(v) for v in l2]  # Python floats (NumPy ones accepted)
     check_validation_and_budget("the path", valid, holdout, max_nonzeros, max_bytes)
     base = TrainParams(alpha, beta, 0.0, 0.0, epochs, label_smoothing, holdout, state_dtype,
                        policy_of(admit_after, admit_probability, admit_filter_mb), state_bits)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._defaults import DEFAULT_BATCH_ROWS
-from .errors import DataError, InputTypeError, ParameterError, SchemaError, did_you_mean
+from .errors import DataError, InputTypeError, ParameterError, SchemaError, did_you_mean, shown
 from .inputs import MemorySource, memory_source
 from .kinds import KINDS
 from .spec import FeatureSpec
@@ -239,7 +239,7 @@ def iter_record_batches(
     batch.  The schema of every file is checked before any of its rows are yielded.
     """
     if batch_rows < 1:
-        raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
+        raise ParameterError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
     columns = read_columns(spec, label=label, extra_columns=extra_columns)
     if isinstance(source, MemorySource):
         yield from _iter_memory(source, spec, columns, batch_rows, start_row, label, extra_columns)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from bisect import bisect_right
 from collections.abc import Mapping
@@ -16,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from .errors import ParameterError, SpecError, did_you_mean
+from ._values import is_num
+from .errors import ParameterError, SpecError, did_you_mean, shown
 from .hashing import cross_seed, feature_salt
 from .kinds import KINDS as _REGISTRY
 from .kinds import grid_of
@@ -409,9 +409,8 @@ class FeatureSpec:
             Unless ``positive_weight`` is a finite number > 0."""
         if positive_weight is None:
             return self
-        if isinstance(positive_weight, bool) or not isinstance(positive_weight, (int, float)) \
-                or not math.isfinite(positive_weight) or positive_weight <= 0:
-            raise ParameterError(f"positive_weight must be a finite number > 0, got {positive_weight!r}")
+        if not is_num(positive_weight) or positive_weight <= 0:
+            raise ParameterError(f"positive_weight must be a finite number > 0, got {shown(positive_weight)}")
         return replace(self, label=replace(self.label, positive_weight=float(positive_weight)))
 
     def with_features(self, resolved: Mapping[str, Feature]) -> FeatureSpec:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, did_you_mean
+from .errors import SpecError, did_you_mean, shown
 from .spec import (
     COMPARE_OPS,
     _COMMON_KEYS,
@@ -54,7 +54,7 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None
 def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feature, ...]:
     where = f"features[{i}]"
     if not isinstance(t, dict):
-        raise SpecError(f"{where}: expected a table, got {t!r}")
+        raise SpecError(f"{where}: expected a table, got {shown(t)}")
     name = _get(where, t, "name", str)
     where = f"features[{i}] ({name!r})"
     if not _NAME_RE.match(name):
@@ -123,7 +123,7 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
                                "quantile_sample_rows"})
     version = _get("spec", data, "version", int, 1)
     if version != 1:
-        raise SpecError(f"spec.version: only version 1 is supported, got {version!r}")
+        raise SpecError(f"spec.version: only version 1 is supported, got {shown(version)}")
     label = _parse_label(_get("spec", data, "label", dict))
     hashing = _parse_hashing(_get("spec", data, "hashing", dict, {}))
     features, index = _parse_features(_get("spec", data, "features", list), label, stored)
@@ -131,7 +131,7 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
     train = _parse_train(dict(_get("spec", data, "train", dict, {})))
     qrows = _get("spec", data, "quantile_sample_rows", int, 1_000_000)
     if qrows < 1:
-        raise SpecError(f"quantile_sample_rows: expected a positive integer, got {qrows!r}")
+        raise SpecError(f"quantile_sample_rows: expected a positive integer, got {shown(qrows)}")
     spec = FeatureSpec(label, hashing, features, crosses, train, qrows, version)
     if (1 << hashing.bits if spec.needs_data else spec.n_columns) >= 2**62:
         raise SpecError("spec: the column space exceeds 2**62 columns; lower resolutions or max_exact")
@@ -154,7 +154,7 @@ def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
                                "positive_weight"})
     threshold = _get("label", lab, "threshold", float, None)
     if threshold is not None and not math.isfinite(threshold):
-        raise SpecError(f"label.threshold: expected a finite number, got {threshold!r}")
+        raise SpecError(f"label.threshold: expected a finite number, got {shown(threshold)}")
     compare = None
     if "compare" in lab:
         if threshold is None:
@@ -172,14 +172,14 @@ def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
                  else None for v in raw}
         if not raw or None in kinds or len(kinds) != 1:
             raise SpecError(f"label.positive: expected a non-empty list of strings, integers or booleans, all of "
-                            f"one type, got {raw!r}")
+                            f"one type, got {shown(raw)}")
         if int in kinds and any(not -2**63 <= v < 2**63 for v in raw):
-            raise SpecError(f"label.positive: integers must fit in int64, got {raw!r}")
+            raise SpecError(f"label.positive: integers must fit in int64, got {shown(raw)}")
         positive = tuple(dict.fromkeys(raw))  # without repeats, in the given order
     missing = _choice("label.missing", _get("label", lab, "missing", str, "error"), ("error", "skip"))
     positive_weight = _get("label", lab, "positive_weight", float, None)
     if positive_weight is not None and not (math.isfinite(positive_weight) and positive_weight > 0):
-        raise SpecError(f"label.positive_weight: expected a finite number > 0, got {positive_weight!r}")
+        raise SpecError(f"label.positive_weight: expected a finite number > 0, got {shown(positive_weight)}")
     return LabelSpec(
         _get("label", lab, "column", str), threshold, _get("label", lab, "weight", str, None),
         positive, compare, missing, positive_weight,
@@ -194,11 +194,11 @@ def _parse_hashing(hs: Mapping[str, Any]) -> HashingSpec:
         _get("hashing", hs, "max_exact", int, 2**30),
     )
     if not 1 <= hashing.bits <= 40:
-        raise SpecError(f"hashing.bits: expected an integer in [1, 40], got {hashing.bits!r}")
+        raise SpecError(f"hashing.bits: expected an integer in [1, 40], got {shown(hashing.bits)}")
     if not 0 <= hashing.seed < 2**64:
-        raise SpecError(f"hashing.seed: expected an integer in [0, 2**64), got {hashing.seed!r}")
+        raise SpecError(f"hashing.seed: expected an integer in [0, 2**64), got {shown(hashing.seed)}")
     if not 1 <= hashing.max_exact <= 2**50:
-        raise SpecError(f"hashing.max_exact: expected an integer in [1, 2**50], got {hashing.max_exact!r}")
+        raise SpecError(f"hashing.max_exact: expected an integer in [1, 2**50], got {shown(hashing.max_exact)}")
     return hashing
 
 
@@ -240,11 +240,11 @@ def _parse_crosses(raw: list[Any], features: tuple[Feature, ...], index: dict[st
 def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str, int], stored: bool) -> Cross:
     where = f"crosses[{i}]"
     if not isinstance(t, dict):
-        raise SpecError(f"{where}: expected a table, got {t!r}")
+        raise SpecError(f"{where}: expected a table, got {shown(t)}")
     _check_keys(where, t, {"features", "name", "mode"})
     fl = _get(where, t, "features", list)
     if len(fl) < 2 or not all(isinstance(x, str) for x in fl):
-        raise SpecError(f"{where}.features: expected a list of 2 or more feature names, got {fl!r}")
+        raise SpecError(f"{where}.features: expected a list of 2 or more feature names, got {shown(fl)}")
     if len(fl) > MAX_CROSS_COMPONENTS and not stored:
         raise SpecError(f"{where}.features: {len(fl)} features; a cross has at most {MAX_CROSS_COMPONENTS}")
     for n in fl:
@@ -280,11 +280,11 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
         train[k] = TRAIN_KEYS[k](v)
     if train.get("early_stop", 1) < 1:
         raise SpecError(f"train.early_stop: expected an integer >= 1 (epochs without improvement), "
-                        f"got {train['early_stop']!r}")
+                        f"got {shown(train['early_stop'])}")
     if not train.get("max_state_mb", 1.0) > 0 or not math.isfinite(train.get("max_state_mb", 1.0)):
-        raise SpecError(f"train.max_state_mb: expected a number of MiB > 0, got {train['max_state_mb']!r}")
+        raise SpecError(f"train.max_state_mb: expected a number of MiB > 0, got {shown(train['max_state_mb'])}")
     if train.get("state_bits", 32) not in (32, 16):
-        raise SpecError(f"train.state_bits: expected 32 or 16, got {train['state_bits']!r}")
+        raise SpecError(f"train.state_bits: expected 32 or 16, got {shown(train['state_bits'])}")
     if any(k.startswith("admit_") for k in train):
         from .admission import policy_of
         from .errors import ParameterError

@@ -26,7 +26,7 @@ from ._kernels.ftrl import FTRLParams, state_margins
 from ._kernels.ftrl16 import compact_zbig, count_nonzero16, decode_state, export_weights16, ftrl16_pass
 from ._kernels.half import HALF_MAX_BITS, PROMOTE_SQRT_N, ZBIG_MAX
 from ._kernels.table import empty_table
-from .errors import ParameterError
+from .errors import ParameterError, shown
 from .hashing import xxh64
 from .state import _MIN_CAPACITY, FTRLState, sorted_nonzero
 
@@ -48,7 +48,7 @@ def check_state_bits(state_bits: Any, state_dtype: str = "float32") -> int:
     ParameterError
         Another value, or 16 with ``state_dtype="float64"``."""
     if isinstance(state_bits, bool) or state_bits not in STATE_BITS:
-        raise ParameterError(f"state_bits must be 32 or 16, got {state_bits!r}")
+        raise ParameterError(f"state_bits must be 32 or 16, got {shown(state_bits)}")
     if state_bits == 16 and state_dtype != "float32":
         raise ParameterError(f"state_bits=16 stores z and n in 16 bits; it does not go with state_dtype "
                              f"{state_dtype!r}: use state_dtype='float32'")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, OutputError, SchemaError, did_you_mean
+from ._values import is_int
+from .errors import DataError, OutputError, SchemaError, did_you_mean, shown
 from .suggest_geo import CROSS_CELL_ROWS, GEO_LADDER, MIN_CELL_ROWS
 
 __all__ = ["Suggestion", "suggest_spec", "GEO_LADDER", "MIN_CELL_ROWS", "CROSS_CELL_ROWS"]
@@ -121,18 +122,18 @@ def _label_table(label: str, positive: Any, threshold: Any, compare: Any, weight
     if positive is not None:
         vals = list(positive) if isinstance(positive, (list, tuple)) else [positive]
         if pa.types.is_integer(t) or pa.types.is_floating(t):
-            try:
-                nums = [float(v) for v in vals]
-            except (TypeError, ValueError):
+            try:  # integers as they are (through float, 2^60 + 1 was 2^60 and 10^400 an OverflowError)
+                nums = [int(v) if is_int(v) else float(v) for v in vals]
+            except (TypeError, ValueError, OverflowError):
                 nums = [math.nan]
-            if not all(math.isfinite(f) and f.is_integer() for f in nums):
+            if not all(is_int(f) or (math.isfinite(f) and f.is_integer()) for f in nums):
                 raise SchemaError(f"label.positive: label column {label!r} holds numbers; {vals!r} are not "
                                   "integers")
             vals = [int(f) for f in nums]
         elif pa.types.is_boolean(t):
             m = {"true": True, "false": False, "1": True, "0": False}
             if any(str(v).lower() not in m for v in vals):
-                raise SchemaError(f"label.positive: label column {label!r} holds true/false; got {vals!r}")
+                raise SchemaError(f"label.positive: label column {label!r} holds true/false; got {shown(vals)}")
             vals = [v if isinstance(v, bool) else m[str(v).lower()] for v in vals]
         lab["positive"] = vals
     if weight is not None:

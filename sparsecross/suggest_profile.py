@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import DataError, ParameterError, SchemaError, did_you_mean
+from .errors import DataError, ParameterError, SchemaError, did_you_mean, shown
 
 __all__ = ["Sample", "plan_units", "read_sample", "label_of", "column_type_class", "SAMPLE_BATCH_ROWS"]
 
@@ -115,7 +115,7 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
     docstring) of the row groups ``planned`` by :func:`plan_units`; ``columns`` must exist in
     the first file (checked by the caller)."""
     if sample_rows < 1:
-        raise ParameterError(f"sample_rows must be >= 1, got {sample_rows!r}")
+        raise ParameterError(f"sample_rows must be >= 1, got {shown(sample_rows)}")
     units, schema, where = planned
     total = sum(n for _, _, n in units)
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ import numpy as np
 from ._defaults import DEFAULT_BATCH_ROWS
 from ._values import is_int
 from .admission import AdmitPolicy
-from .errors import ParameterError, SparseCrossError
+from .errors import ParameterError, SparseCrossError, shown
 from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, Shuffle
 from .read import Source
 from .spec import FeatureSpec
@@ -80,7 +80,7 @@ def in_memory(source: Any, valid: Any = None, *, shuffle: bool = False, checkpoi
 
 def _shuffle_of(shuffle: bool, seed: int, buffer_rows: int | None) -> Shuffle | None:
     if not isinstance(shuffle, (bool, np.bool_)):
-        raise ParameterError(f"shuffle must be True or False, got {shuffle!r}")
+        raise ParameterError(f"shuffle must be True or False, got {shown(shuffle)}")
     if not shuffle:
         return None
     return Shuffle(seed, DEFAULT_SHUFFLE_BUFFER_ROWS if buffer_rows is None else buffer_rows)
@@ -101,7 +101,8 @@ def _check_early_stop(early_stop: int | None, valid: Source | None, holdout: flo
     if early_stop is None:
         return None
     if not is_int(early_stop) or early_stop < 1:
-        raise ParameterError(f"early_stop must be an integer >= 1 (epochs without improvement), got {early_stop!r}")
+        raise ParameterError(f"early_stop must be an integer >= 1 (epochs without improvement), "
+                             f"got {shown(early_stop)}")
     if valid is None and holdout is None:
         raise ParameterError("early_stop needs validation data: give valid data (--valid) or a holdout "
                              "fraction (--holdout)")
@@ -146,6 +147,6 @@ def _check_single_node(distributed_options: dict[str, Any], valid: Source | None
 
 def _check_sizes(batch_rows: int, checkpoint_every: int) -> None:
     if batch_rows < 1:
-        raise ParameterError(f"batch_rows must be >= 1, got {batch_rows!r}")
+        raise ParameterError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
     if checkpoint_every < 1:
-        raise ParameterError(f"checkpoint_every must be >= 1 row, got {checkpoint_every!r}")
+        raise ParameterError(f"checkpoint_every must be >= 1 row, got {shown(checkpoint_every)}")

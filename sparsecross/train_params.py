@@ -3,13 +3,13 @@ FTRL-Proximal hyperparameters and the schedule) and :class:`ProgressEvent`."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._kernels.ftrl import FTRLParams
+from ._values import is_int, is_num
 from .admission import AdmitPolicy
-from .errors import ParameterError
+from .errors import ParameterError, shown
 from .state16 import check_state_bits
 
 __all__ = ["TrainParams", "ProgressEvent"]
@@ -66,17 +66,18 @@ class TrainParams:
             ("label_smoothing", self.label_smoothing, lambda v: 0 <= v < 1, "in [0, 1)"),
         ]
         for name, value, ok, expected in checks:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not ok(value):
-                raise ParameterError(f"{name} must be a finite number {expected}, got {value!r}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ParameterError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if self.holdout is not None and not (
-            isinstance(self.holdout, (int, float)) and math.isfinite(self.holdout) and 0 < self.holdout < 1
-        ):
-            raise ParameterError(f"holdout must be a fraction in (0, 1), got {self.holdout!r}")
+            if not is_num(value) or not ok(value):
+                raise ParameterError(f"{name} must be a finite number {expected}, got {shown(value)}")
+            object.__setattr__(self, name, float(value))  # a Python float: JSON, equality, the kernels
+        if not is_int(self.epochs) or self.epochs < 1:
+            raise ParameterError(f"epochs must be an integer >= 1, got {shown(self.epochs)}")
+        object.__setattr__(self, "epochs", int(self.epochs))
+        if self.holdout is not None:
+            if not (is_num(self.holdout) and 0 < self.holdout < 1):
+                raise ParameterError(f"holdout must be a fraction in (0, 1), got {shown(self.holdout)}")
+            object.__setattr__(self, "holdout", float(self.holdout))
         if self.state_dtype not in ("float32", "float64"):
-            raise ParameterError(f"state_dtype must be 'float32' or 'float64', got {self.state_dtype!r}")
+            raise ParameterError(f"state_dtype must be 'float32' or 'float64', got {shown(self.state_dtype)}")
         check_state_bits(self.state_bits, self.state_dtype)
 
     @property

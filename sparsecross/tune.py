@@ -30,7 +30,7 @@ from typing import Any
 from ._defaults import TUNE_ALPHA, TUNE_EPOCHS_MAX, TUNE_L1
 from .admission import policy_of
 from .budget import check_max_state_mb
-from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError
+from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError, shown
 from .featurize import iter_batches, resolve_spec
 from .hashing import holdout_salt
 from .model import SparseModel
@@ -100,7 +100,7 @@ class TuneResult:
 
 def _check_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+        raise ParameterError(f"{name} must be an integer >= 1, got {shown(value)}")
 
 
 def _rank(p: TunePoint, size: int, index: int) -> tuple[bool, float, int, int]:
@@ -227,11 +227,12 @@ def tune(
         o[k] for k in ("admit_after", "admit_probability", "admit_filter_mb", "max_state_mb", "state_bits"))
     patience = 1 if o["early_stop"] is None else o["early_stop"]
     source, valid = in_memory(source, valid, shuffle=shuffle)
-    alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
+    alpha, l1 = list(alpha), list(l1)
     check_grid(alpha, "alpha")
     check_grid(l1, "l1")
+    alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
     if alpha[0] <= 0:
-        raise SparseCrossError(f"--alpha: values must be > 0 (a learning-rate scale), got {alpha}")
+        raise SparseCrossError(f"--alpha: values must be > 0 (a learning-rate scale), got {shown(alpha)}")
     _check_int("epochs_max", epochs_max)
     _check_int("patience", patience)
     check_validation_and_budget("tune", valid, holdout, max_nonzeros, max_bytes)

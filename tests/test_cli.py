@@ -537,6 +537,8 @@ def test_out_into_missing_folder(world: SimpleNamespace, model_path: Path, tmp_p
 @pytest.mark.parametrize(("flag", "value", "name"), [
     ("--alpha", "nan", "alpha"),
     ("--alpha", "0", "alpha"),
+    ("--alpha", "1e400", "alpha"),  # float() makes it inf: one line, as a huge integer gets from the API
+    ("--l2", "-1e400", "l2"),
     ("--beta", "-inf", "beta"),
     ("--l1", "inf", "l1"),
     ("--l2", "nan", "l2"),
@@ -569,6 +571,17 @@ def test_bad_batch_and_checkpoint_sizes(world: SimpleNamespace, model_path: Path
     run_error(capsys, ["predict", model_path, world.train, "--out", tmp_path / "p.parquet", "--batch-rows", "0"],
               "batch_rows")
     run_error(capsys, ["eval", model_path, world.train, "--batch-rows", "-3"], "batch_rows")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_huge_refused_number_is_shortened(world: SimpleNamespace, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A 401-digit --batch-rows or --admit-after was echoed whole in the error line."""
+    huge = "1" + "0" * 400
+    for flag, value in (("--batch-rows", "-" + huge), ("--admit-after", huge)):
+        line = run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", tmp_path / "m.scx", f"{flag}={value}"],
+                         flag[2:].replace("-", "_"), "... (401 digits)")
+        assert len(line) < 200, line
     assert list(tmp_path.iterdir()) == []
 
 

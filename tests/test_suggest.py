@@ -497,3 +497,12 @@ def test_no_usable_column_names_the_weight_only_when_one_is_given() -> None:
     assert "weight" not in str(info.value) and "c: " in str(info.value)
     with pytest.raises(sx.SparseCrossError, match="besides the label and weight"):
         sx.suggest_spec(t, "y", weight="w")
+
+
+def test_an_integer_positive_is_kept_exact_and_a_huge_one_refused() -> None:
+    """Integers went through float: 2^60 + 1 became 2^60, 10^400 raised OverflowError."""
+    t = pa.table({"y": pa.array([0, 1, 2**60 + 1] * 40, pa.int64()), "c": ["a", "b", "c", "d"] * 30})
+    assert sx.suggest_spec(t, "y", positive=[2**60 + 1]).spec.label.positive == (2**60 + 1,)
+    assert sx.suggest_spec(t, "y", positive=[np.int64(2**60 + 1)]).spec.label.positive == (2**60 + 1,)
+    with pytest.raises(sx.SparseCrossError, match="int64"):
+        sx.suggest_spec(t, "y", positive=[10**400])

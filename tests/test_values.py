@@ -16,7 +16,12 @@ from sparsecross._values import is_int, is_num
 from sparsecross.admission import AdmitPolicy
 from sparsecross.budget import check_max_state_mb
 from sparsecross.checkpoint import _check_meta
-from sparsecross.errors import CheckpointError, ParameterError
+from sparsecross.errors import CheckpointError, ParameterError, SparseCrossError
+from sparsecross.crosssearch import search_crosses
+from sparsecross.path import check_grid, regularization_path
+from sparsecross.spec import load_spec
+from sparsecross.train_params import TrainParams
+from sparsecross.tune import tune
 
 INT_TYPES = (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
 
@@ -76,3 +81,65 @@ def test_the_users_refuse_an_integer_past_floats_range():
     meta = json.loads('{"epoch": 0, "row": 0, "acc": [1' + "0" * 400 + ', 0, 0], "history": []}')
     with pytest.raises(CheckpointError, match="its acc"):
         _check_meta(Path("ck/state.npz"), meta, 2, 100, "row")
+
+
+HUGE = 10**400  # an int past float's range: float(HUGE) raises OverflowError
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample.parquet"
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "l1", "l2", "label_smoothing", "holdout"])
+@pytest.mark.parametrize("value", [HUGE, -HUGE], ids=["huge", "-huge"])
+def test_train_params_refuse_an_integer_past_floats_range(name, value):
+    with pytest.raises(ParameterError, match=rf"^{name} "):
+        TrainParams(**{name: value})
+
+
+def test_train_params_take_numpy_values_as_python_ones():
+    """NumPy scalars are accepted and stored as Python int/float: the params' dict is the one
+    of the same Python values and goes into strict JSON (stats, checkpoints)."""
+    tp = TrainParams(alpha=np.float32(0.25), beta=np.int64(2), l1=np.float64(0.5), l2=np.int32(0),
+                     epochs=np.int64(3), label_smoothing=np.float16(0.125), holdout=np.float64(0.2))
+    plain = TrainParams(alpha=0.25, beta=2.0, l1=0.5, l2=0.0, epochs=3, label_smoothing=0.125, holdout=0.2)
+    assert tp == plain and tp.to_dict() == plain.to_dict()
+    assert [type(getattr(tp, k)) for k in ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "holdout")] \
+        == [float, float, float, float, int, float, float]
+    assert json.loads(json.dumps(tp.to_dict(), allow_nan=False)) == plain.to_dict()
+    with pytest.raises(ParameterError, match="epochs"):
+        TrainParams(epochs=np.bool_(True))
+    with pytest.raises(ParameterError, match="epochs"):
+        TrainParams(epochs=np.float64(2.0))
+
+
+def test_grids_and_gains_refuse_an_integer_past_floats_range():
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    with pytest.raises(SparseCrossError, match="--l1"):
+        check_grid([0.5, HUGE], "l1")
+    with pytest.raises(SparseCrossError, match="l2"):
+        regularization_path(SAMPLE, spec, l1=[1.0], l2=[0.0, HUGE], holdout=0.2)
+    with pytest.raises(SparseCrossError, match="alpha"):
+        tune(SAMPLE, spec, alpha=[0.1, HUGE], l1=[1.0], holdout=0.2)
+    with pytest.raises(SparseCrossError, match="min_gain"):
+        search_crosses(SAMPLE, spec, k=1, min_gain=HUGE, holdout=0.2)
+    for alpha in (HUGE, [0.1, HUGE]):
+        with pytest.raises(SparseCrossError, match="alpha"):
+            search_crosses(SAMPLE, spec, k=1, alpha=alpha, holdout=0.2)
+    with pytest.raises(ParameterError, match="positive_weight"):
+        spec.with_positive_weight(HUGE)
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: check_max_state_mb(v),
+    lambda v: TrainParams(alpha=v),
+    lambda v: TrainParams(epochs=-v),
+    lambda v: AdmitPolicy(after=v),
+    lambda v: check_grid([1.0, v], "l1"),
+], ids=["max_state_mb", "alpha", "epochs", "admit_after", "grid"])
+@pytest.mark.parametrize("v", [10**400, 10**5000], ids=["401 digits", "5001 digits"])
+def test_a_refused_number_is_shortened_in_its_message(call, v):
+    """10**400 was echoed in 401 digits; 10**5000 made repr() itself raise ValueError (Python's
+    4300-digit limit) in place of the typed error."""
+    with pytest.raises(SparseCrossError) as info:
+        call(v)
+    msg = str(info.value)
+    assert len(msg) < 200 and "digits" in msg, msg

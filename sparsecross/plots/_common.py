@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError, SparseCrossError
+from ..errors import OutputError, SparseCrossError, shown
 from ..files import atomic_output
 
 __all__ = ["PlotInfo", "require_matplotlib", "check_size", "new_figure", "save", "MIN_SIDE", "MAX_SIDE"]
@@ -46,7 +46,7 @@ def check_size(width: int, height: int) -> None:
     """One line when a side of the picture is outside [MIN_SIDE, MAX_SIDE] pixels."""
     for name, v in (("width", width), ("height", height)):
         if isinstance(v, bool) or not isinstance(v, int) or not MIN_SIDE <= v <= MAX_SIDE:
-            raise SparseCrossError(f"picture {name}: expected {MIN_SIDE} to {MAX_SIDE} pixels, got {v!r}")
+            raise SparseCrossError(f"picture {name}: expected {MIN_SIDE} to {MAX_SIDE} pixels, got {shown(v)}")
 
 
 def check_png(out: str | os.PathLike[str]) -> Path:

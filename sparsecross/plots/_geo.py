@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SparseCrossError
+from ..errors import SparseCrossError, shown
 from ..kinds.geo import band_edges, band_range, id_bands, id_bounds, is_geo, point_ids
 from ..model import SparseModel
 from ..spec import FeatureSpec, Output
@@ -59,7 +59,7 @@ def parse_bbox(text: str) -> View:
         vals = []
     if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
         raise SparseCrossError(f"--bbox: expected LON0,LAT0,LON1,LAT1 (west,south,east,north in degrees, "
-                               f"e.g. 144.5,-38.2,145.5,-37.5), got {text!r}")
+                               f"e.g. 144.5,-38.2,145.5,-37.5), got {shown(text)}")
     lon0, lat0, lon1, lat1 = vals
     if not (-180 <= lon0 < lon1 <= 180):
         raise SparseCrossError(f"--bbox: longitudes must satisfy -180 <= LON0 < LON1 <= 180 (a box across the "

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._values import is_int
-from ..errors import SparseCrossError
+from ..errors import SparseCrossError, shown
 from ..kinds.geo import is_geo
 from ..model import SparseModel
 from ..spec import Output
@@ -89,7 +89,7 @@ def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature
     out = C.check_png(out)
     C.check_size(width, height)
     if not is_int(max_cells) or max_cells < 1:
-        raise SparseCrossError(f"max_cells: expected a positive integer, got {max_cells!r}")
+        raise SparseCrossError(f"max_cells: expected a positive integer, got {shown(max_cells)}")
     max_cells = int(max_cells)
     view = parse_bbox(bbox) if isinstance(bbox, str) else bbox
     if geo_effect:
