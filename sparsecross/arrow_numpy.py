@@ -20,13 +20,16 @@ _NUMPY = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u
 
 
 def valid_of(arr: pa.Array) -> np.ndarray:
-    """bool[n]: True where ``arr`` is not null (from its validity bitmap)."""
+    """bool[n]: True where ``arr`` is not null (from its validity bitmap).  Reads only the bytes
+    of the slice's own bits, so a slice deep into a big buffer costs what its length does, not
+    its offset."""
     n = len(arr)
     bitmap = arr.buffers()[0]
     if arr.null_count == 0 or bitmap is None:
         return np.ones(n, dtype=bool)
-    bits = np.frombuffer(bitmap, dtype=np.uint8)
-    return np.unpackbits(bits, count=arr.offset + n, bitorder="little")[arr.offset:].view(bool)
+    skip = arr.offset % 8
+    bits = np.frombuffer(bitmap, dtype=np.uint8, offset=arr.offset // 8, count=(skip + n + 7) // 8)
+    return np.unpackbits(bits, count=skip + n, bitorder="little")[skip:].view(bool)
 
 
 def values_of(arr: pa.Array, fill: float | None = None) -> np.ndarray:

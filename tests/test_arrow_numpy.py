@@ -48,3 +48,29 @@ def test_int64_array_round_trip() -> None:
     a = int64_array(x[::-1])  # not contiguous: copied
     assert a.type == pa.int64() and a.to_pylist() == [2**62, -1, 3]
     assert pa.array(["a", "b", "c", "d"]).take(int64_array(np.array([3, 0]))).to_pylist() == ["d", "a"]
+
+
+#: 3M values, a third of them null at random: slices of it sit deep in one buffer.
+_BIG = pa.array(np.zeros(3_000_200, dtype=np.int8), mask=np.random.default_rng(1).random(3_000_200) < 0.3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 3_000_000), st.integers(0, 200))
+def test_validity_at_large_offsets_reads_only_the_slice_bits(start, length) -> None:
+    """A zero-copy slice deep into a big table (as read.py's in-memory batches): the same validity
+    as pyarrow's, from the slice's own bytes only (not the ``offset + n`` bits before its end)."""
+    arr = _BIG.slice(start, length)
+    counts = []
+    real = np.unpackbits
+
+    def spy(a, *args, **kw):
+        counts.append((a.size, kw.get("count")))
+        return real(a, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(np, "unpackbits", spy)
+        got = valid_of(arr)
+    np.testing.assert_array_equal(got, np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+    for size, count in counts:  # at most the 7 bits before the slice and the 7 after
+        assert size <= (length + 7) // 8 + 1 and (count is None or count <= length + 7), (size, count, length)
+
