@@ -20,10 +20,13 @@ _NUMPY = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u
 
 
 def valid_of(arr: pa.Array) -> np.ndarray:
-    """bool[n]: True where ``arr`` is not null (from its validity bitmap).  Reads only the bytes
-    of the slice's own bits, so a slice deep into a big buffer costs what its length does, not
-    its offset."""
+    """bool[n]: True where ``arr`` is not null (from its validity bitmap; all False for an
+    array of type null, which has no bitmap but is all nulls).  Reads only the bytes of the
+    slice's own bits, so a slice deep into a big buffer costs what its length does, not its
+    offset."""
     n = len(arr)
+    if pa.types.is_null(arr.type):
+        return np.zeros(n, dtype=bool)
     bitmap = arr.buffers()[0]
     if arr.null_count == 0 or bitmap is None:
         return np.ones(n, dtype=bool)

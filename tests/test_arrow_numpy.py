@@ -74,3 +74,11 @@ def test_validity_at_large_offsets_reads_only_the_slice_bits(start, length) -> N
     for size, count in counts:  # at most the 7 bits before the slice and the 7 after
         assert size <= (length + 7) // 8 + 1 and (count is None or count <= length + 7), (size, count, length)
 
+
+def test_validity_of_a_null_typed_array_is_all_false() -> None:
+    for arr in (pa.nulls(5), pa.nulls(9).slice(2, 5), pa.array([None, None])):
+        assert arr.type == pa.null()
+        want = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        np.testing.assert_array_equal(valid_of(arr), want)
+        assert not valid_of(arr).any()
+    assert len(valid_of(pa.nulls(0))) == 0
