@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsecross.arrow_numpy import float64_of, int64_array, valid_of, values_of
+from sparsecross.arrow_numpy import array_of, bools_of, float64_of, int64_array, list_lengths, valid_of, values_of
 
 TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
          pa.float32(), pa.float64()]
@@ -82,3 +82,56 @@ def test_validity_of_a_null_typed_array_is_all_false() -> None:
         np.testing.assert_array_equal(valid_of(arr), want)
         assert not valid_of(arr).any()
     assert len(valid_of(pa.nulls(0))) == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.booleans()), max_size=70), st.integers(0, 20), st.integers(0, 70),
+       st.booleans())
+def test_bools_match_pyarrow(values, start, length, fill) -> None:
+    arr = pa.array(values, type=pa.bool_()).slice(start, length)
+    want = [fill if v is None else v for v in arr.to_pylist()]
+    got = bools_of(arr, fill)
+    assert got.dtype == bool
+    assert got.tolist() == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([pa.list_(pa.int64()), pa.large_list(pa.int64())]),
+       st.lists(st.one_of(st.none(), st.lists(st.integers(0, 9), max_size=5)), max_size=40),
+       st.integers(0, 15), st.integers(0, 40))
+def test_list_lengths_match_pyarrow(typ, values, start, length) -> None:
+    arr = pa.array(values, type=typ).slice(start, length)
+    want = pc.fill_null(pc.list_value_length(arr), 0).to_pylist()
+    got = list_lengths(arr)
+    assert got.dtype == np.int64 and got.tolist() == want
+
+
+def test_list_lengths_of_a_null_list_with_a_range_is_zero() -> None:
+    """The offsets of a null list may span elements; its length is still 0 (flatten skips them)."""
+    for cls, it in ((pa.ListArray, pa.int32()), (pa.LargeListArray, pa.int64())):
+        arr = cls.from_arrays(pa.array([0, 2, 4, 5, 7], it), pa.array(range(7)),
+                              mask=pa.array([False, True, False, False]))
+        for a in (arr, arr.slice(1)):
+            assert list_lengths(a).tolist() == pc.fill_null(pc.list_value_length(a), 0).to_pylist()
+            assert int(list_lengths(a).sum()) == len(a.flatten())
+
+
+def test_bool_and_list_readers_refuse_other_types() -> None:
+    with pytest.raises(TypeError):
+        bools_of(pa.array([1]))
+    with pytest.raises(TypeError):
+        list_lengths(pa.array([1]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_array_of_matches_pa_array(data) -> None:
+    typ = data.draw(st.sampled_from([pa.string(), pa.large_string(), pa.bool_(), pa.int8(), pa.uint16(), pa.int64(),
+                                     pa.float64()]))
+    elem = {pa.string(): st.text(max_size=6), pa.large_string(): st.text(max_size=6), pa.bool_(): st.booleans(),
+            pa.int8(): st.integers(-128, 127), pa.uint16(): st.integers(0, 2**16 - 1),
+            pa.int64(): st.integers(-2**63, 2**63 - 1), pa.float64(): st.floats(allow_nan=False)}[typ]
+    values = data.draw(st.lists(elem, max_size=12))
+    got = array_of(values, typ)
+    got.validate(full=True)
+    assert got.type == typ and got.equals(pa.array(values, type=typ))
