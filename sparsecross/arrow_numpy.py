@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["array_of", "as_array", "bools_of", "float64_column", "float64_of", "array_of", "int64_array", "list_lengths", "valid_of",
-           "values_of"]
+__all__ = ["array_of", "as_array", "bools_of", "float64_column", "float64_of", "int64_array", "list_lengths",
+           "valid_of", "values_of"]
 
 #: numpy dtypes of the fixed-width Arrow types, by ``str(type)``.
 _NUMPY = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u1", "uint16": "u2",

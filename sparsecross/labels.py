@@ -11,7 +11,8 @@ from .arrow_numpy import array_of, as_array, bools_of, float64_column, valid_of
 from .errors import DataError
 from .spec import FeatureSpec
 
-__all__ = ["_label_rows", "_labels"]
+#: Nothing public: featurize imports ``_label_rows``, ``_labels`` and ``_first_bad`` by name.
+__all__: list[str] = []
 
 
 def _first_bad(mask: np.ndarray) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -9,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsecross.arrow_numpy import array_of, bools_of, float64_of, int64_array, list_lengths, valid_of, values_of
+from sparsecross.arrow_numpy import (array_of, as_array, bools_of, float64_column, float64_of, int64_array, list_lengths,
+                                     valid_of, values_of)
 
 TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
          pa.float32(), pa.float64()]
@@ -135,3 +138,48 @@ def test_array_of_matches_pa_array(data) -> None:
     got = array_of(values, typ)
     got.validate(full=True)
     assert got.type == typ and got.equals(pa.array(values, type=typ))
+
+
+def _valid(arr) -> np.ndarray:
+    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c"])), max_size=40), st.integers(0, 9),
+       st.lists(st.one_of(st.none(), st.booleans()), max_size=40), st.integers(0, 9))
+def test_validity_of_dictionary_and_bool_arrays(strings, s0, bools, b0) -> None:
+    d = pa.array(strings, type=pa.string()).dictionary_encode().slice(s0)
+    np.testing.assert_array_equal(valid_of(d), _valid(d))
+    b = pa.array(bools, type=pa.bool_()).slice(b0)
+    np.testing.assert_array_equal(valid_of(b), _valid(b))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from([1.5, -2.0, 0.25, 7.0])), max_size=40), st.integers(0, 9),
+       st.sampled_from(["dictionary", "float16", "int32"]))
+def test_float64_column_of_dictionaries_and_narrow_types(values, start, how) -> None:
+    """Against pyarrow's own cast to float64 (nulls as NaN)."""
+    if how == "dictionary":
+        arr = pa.array(values, type=pa.float64()).dictionary_encode()
+    elif how == "float16":
+        arr = pa.array([None if v is None else np.float16(v) for v in values], type=pa.float16())
+    else:
+        arr = pa.array([None if v is None else int(v) for v in values], type=pa.int32())
+    arr = arr.slice(start)
+    plain = arr.dictionary_decode() if how == "dictionary" else arr
+    want = [math.nan if v is None else float(v) for v in pc.cast(plain, pa.float64()).to_pylist()]
+    got = float64_column(arr)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, np.array(want, dtype=np.float64))
+
+
+def test_as_array_of_chunked_arrays() -> None:
+    chunks = [pa.array([1.0, None]), pa.array([None, 3.0, 4.0]).slice(1), pa.array([], type=pa.float64())]
+    for col, want in ((pa.chunked_array(chunks), [1.0, None, 3.0, 4.0]),
+                      (pa.chunked_array(chunks[1:2]), [3.0, 4.0]),
+                      (pa.chunked_array([], type=pa.float64()), []),
+                      (chunks[0], [1.0, None])):
+        got = as_array(col)
+        assert isinstance(got, pa.Array) and got.type == pa.float64() and got.to_pylist() == want
+    assert as_array(pa.chunked_array(chunks[1:2])) is not None
+    np.testing.assert_array_equal(float64_column(as_array(pa.chunked_array(chunks))), [1.0, np.nan, 3.0, 4.0])
