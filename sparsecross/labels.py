@@ -7,11 +7,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_numpy import as_array, float64_column, valid_of
+from .arrow_numpy import array_of, as_array, bools_of, float64_column, valid_of
 from .errors import DataError
 from .spec import FeatureSpec
 
-__all__ = ["_label_rows", "_labels"]
+#: Nothing public: featurize imports ``_label_rows``, ``_labels`` and ``_first_bad`` by name.
+__all__: list[str] = []
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -28,25 +29,42 @@ def _refuse(bad: np.ndarray, x: np.ndarray, start_row: int, what: str, are: str,
 _COMPARE = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
 
 
+def _holds(t: pa.DataType, v: object) -> bool:
+    """Whether a ``positive`` value (str, int or bool) is one of type ``t``: pyarrow's own rule
+    (``pa.scalar(v, type=t)`` succeeds) for strings, bools and integers."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return isinstance(v, str)
+    if pa.types.is_boolean(t):
+        return isinstance(v, bool)
+    if isinstance(v, bool) or not isinstance(v, int):
+        return False
+    info = np.iinfo(np.dtype(str(t)))  # int8 .. uint64: the same names in numpy
+    return int(info.min) <= v <= int(info.max)
+
+
 def _is_positive(arr: pa.Array, positive: tuple[object, ...]) -> np.ndarray:
-    """bool[n]: the rows whose value is one of ``positive`` (nulls are not)."""
+    """bool[n]: the rows whose value is one of ``positive`` (nulls are not).  The value set is
+    built from buffers for the usual label types (``pa.array`` and ``pa.scalar`` import pandas)."""
     t = arr.type
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
         arr = pc.cast(arr, pa.float64(), safe=False)
-        values = pa.array([float(v) for v in positive], type=pa.float64())  # type: ignore[arg-type]
+        values = array_of([float(v) for v in positive], pa.float64())  # type: ignore[arg-type]
     else:
         if pa.types.is_string_view(t):
             arr = arr.cast(pa.large_string())
-        kept = []
-        for v in positive:  # a value the column's type cannot hold matches no row
-            try:
-                pa.scalar(v, type=arr.type)
-            except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
-                continue
-            kept.append(v)
-        values = pa.array(kept, type=arr.type)
-    return np.asarray(pc.fill_null(pc.is_in(arr, value_set=values), False).to_numpy(zero_copy_only=False),
-                      dtype=bool)
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_boolean(arr.type) \
+                or pa.types.is_integer(arr.type):
+            values = array_of([v for v in positive if _holds(arr.type, v)], arr.type)
+        else:  # another type (a date, binary...): pyarrow's conversions
+            kept = []
+            for v in positive:  # a value the column's type cannot hold matches no row
+                try:
+                    pa.scalar(v, type=arr.type)
+                except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+                    continue
+                kept.append(v)
+            values = pa.array(kept, type=arr.type)
+    return bools_of(pc.is_in(arr, value_set=values), fill=False)
 
 
 def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int

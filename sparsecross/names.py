@@ -11,14 +11,15 @@ as Arrow arrays), as the optimizer state grows with the touched features.
 
 Hashed crosses are named by their parts (``device=ios x hour=7``, ``type=h x rooms=[3.0,4.0)``):
 per batch, each row's full cross key is computed as ``build_csr`` does (the components' ids by
-their kinds, for those features only, then ``_kernels.crosses.hashed_cross_rows``); the
-distinct keys (``_kernels.distinct.unique_first``: ``np.unique``'s result, without sorting every
-row) enter the same per-column entries, owned by ``len(features) + output index``, with the component ids of their first row (exact components: the local id,
-named by ``describe_local``; categorical ones: the full key, named through the values kept for
-that feature).  A key's components are stored only when it may name its column, so once per
-(cross, key).  A cross with categorical lists is named by its element tuples, crossed as the
-featurizer crosses them (:mod:`sparsecross.listcross`): ``tags=sport x device=ios``.  What a
-hashed kind's values are (a list's elements) is the kind's :meth:`Kind.recorded_values`.
+their kinds, for those features only, then ``_kernels.crosses.hashed_cross_rows``); the distinct
+keys (``_kernels.distinct.unique_first``: ``np.unique``'s result, without sorting every row)
+enter the same per-column entries, owned by ``len(features) + output index``, with the component
+ids of their first row (exact components: the local id, named by ``describe_local``; categorical
+ones: the full key, named through the values kept for that feature).  A key's components are
+stored only when it may name its column, so once per (cross, key).  A cross with categorical
+lists is named by its element tuples, crossed as the featurizer crosses them
+(:mod:`sparsecross.listcross`): ``tags=sport x device=ios``.  What a hashed kind's values are (a
+list's elements) is the kind's :meth:`Kind.recorded_values`.
 
 The names of the ``top`` largest hashed weights go into the model's stats
 (``stats["names"]``), so ``inspect`` shows ``device=ios`` instead of ``hashed bucket 118931``.

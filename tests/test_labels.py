@@ -528,3 +528,39 @@ def test_quantiles_are_resolved_from_labelled_rows_only():
         every = resolve_spec(path, parse_spec({"label": {**SKIP, "missing": "error"}, "features": feats}))
     assert skip.feature("x").boundaries == (float(np.quantile(x[:50], 0.5)),)
     assert every.feature("x").boundaries == (float(np.quantile(x, 0.5)),)
+
+
+def _positive_reference(arr: pa.Array, positive: tuple) -> list[bool]:
+    """pyarrow's own rule: the values ``pa.scalar(v, type=arr.type)`` can hold, compared row by row."""
+    kept = []
+    for v in positive:
+        try:
+            kept.append(pa.scalar(v, type=arr.type).as_py())
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return [x is not None and any(x == k and type(x) is type(k) for k in kept) for x in arr.to_pylist()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_is_positive_matches_pyarrow_scalars(data) -> None:
+    """The value set built from buffers keeps exactly the values pyarrow's scalars accept, at any
+    slice offset (strings, bools, integers of each width and sign)."""
+    from sparsecross.labels import _is_positive
+
+    typ = data.draw(st.sampled_from([pa.string(), pa.large_string(), pa.string_view(), pa.bool_(), pa.int8(),
+                                     pa.uint8(), pa.int32(), pa.uint64(), pa.int64()]))
+    pool = ["yes", "no", "1", "", "é"] if typ in (pa.string(), pa.large_string(), pa.string_view()) else \
+        [True, False] if typ == pa.bool_() else [0, 1, -1, 127, 128, 255, 300, -2**63, 2**63 - 1]
+    values = data.draw(st.lists(st.one_of(st.none(), st.sampled_from(pool)), max_size=40))
+    lo, hi = (-2**63, 2**63 - 1) if typ == pa.int64() else (0, 2**64 - 1) if typ == pa.uint64() else (None, None)
+    if typ in (pa.int8(), pa.uint8(), pa.int32()):
+        info = np.iinfo({"int8": np.int8, "uint8": np.uint8, "int32": np.int32}[str(typ)])
+        lo, hi = int(info.min), int(info.max)
+    if lo is not None:
+        values = [v for v in values if v is None or lo <= v <= hi]
+    arr = pa.array(values, type=typ).slice(data.draw(st.integers(0, 5)))
+    positive = tuple(dict.fromkeys(data.draw(st.lists(st.sampled_from(
+        ["yes", "1", "é", "", True, False, 0, 1, -1, 128, 255, 300, 2**63 - 1, -2**63]), min_size=1, max_size=5))))
+    got = _is_positive(arr, positive)
+    assert got.dtype == bool and got.tolist() == _positive_reference(arr, positive)

@@ -79,6 +79,18 @@ def test_inspect_imports_no_numba_scipy_pyarrow(tmp_path: Path, extra: list[str]
                    for m in mods), sorted(m for m in mods if m.startswith("sparsecross._kernels"))
 
 
+def _train_modules(tmp_path: Path, spec: Path, data: Path) -> list[set[str]]:
+    """The modules loaded by ``sparsecross train`` (names recorded, then not), after checking
+    that it trained without importing pandas."""
+    out = []
+    for extra in ([], ["--names", "0", "-q"]):
+        mods = _modules_after(tmp_path, "train", str(spec), str(data), "--out", str(tmp_path / "m.scx"), *extra)
+        assert "sparsecross.epochs" in mods  # it trained
+        assert _heavy(mods, ("pandas",)) == [], extra
+        out.append(mods)
+    return out
+
+
 def test_train_from_parquet_imports_neither_pandas_nor_scipy_sparse(tmp_path: Path) -> None:
     """pyarrow's own numpy conversions import pandas (0.3 s of every process); training reads
     the Arrow buffers instead (sparsecross.arrow_numpy), names recorded or not; and its batches
@@ -99,11 +111,43 @@ def test_train_from_parquet_imports_neither_pandas_nor_scipy_sparse(tmp_path: Pa
                     '[[features]]\nname = "device"\nkind = "categorical"\ncolumn = "device"\n'
                     '[[features]]\nname = "age"\nkind = "bucket"\ncolumn = "age"\nboundaries = [30.0, 50.0]\n'
                     '[[crosses]]\nfeatures = ["device", "age"]\n')
-    for extra in ([], ["--names", "0", "-q"]):
-        mods = _modules_after(tmp_path, "train", str(spec), str(data), "--out", str(tmp_path / "m.scx"), *extra)
-        assert "sparsecross.epochs" in mods  # it trained
-        assert _heavy(mods, ("pandas",)) == [], extra
-        assert "scipy.sparse" not in mods, extra  # the batches are CSRRows, not scipy matrices
+    for mods in _train_modules(tmp_path, spec, data):
+        assert "scipy.sparse" not in mods  # the batches are CSRRows, not scipy matrices
+
+
+def test_train_with_positive_labels_times_and_lists_imports_no_pandas(tmp_path: Path) -> None:
+    """The other conversions of the training path: a label with ``positive`` values, time parts
+    (of timestamps and of parsed strings), categorical lists and integer categoricals (their
+    names recorded), from a table whose batches are slices at non-zero offsets."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "d.parquet"
+    rng = np.random.default_rng(5)
+    n = 600
+    t0 = dt.datetime(2024, 1, 1)
+    stamps = [None if i % 11 == 0 else t0 + dt.timedelta(hours=int(h)) for i, h in enumerate(rng.integers(0, 9000, n))]
+    pq.write_table(pa.table({
+        "y": pa.array([None if i % 13 == 0 else str(v) for i, v in enumerate(rng.choice(["yes", "no"], n))]),
+        "ts": pa.array(stamps, type=pa.timestamp("s")),
+        "day": pa.array([None if s is None else s.strftime("%Y-%m-%d") for s in stamps]),
+        "tags": pa.array([None if i % 9 == 0 else [str(x) for x in rng.choice(list("abcde"), int(rng.integers(0, 4)))]
+                          for i in range(n)]),
+        "ints": pa.array([None if i % 6 == 0 else [int(x) for x in rng.integers(0, 50, int(rng.integers(0, 3)))]
+                          for i in range(n)]),
+        "shop": pa.array(rng.integers(0, 30, n), type=pa.int32())}), data, row_group_size=250)
+    spec = tmp_path / "s.toml"
+    spec.write_text('[label]\ncolumn = "y"\npositive = ["yes"]\nmissing = "skip"\n[hashing]\nbits = 12\n'
+                    '[[features]]\nname = "hour"\nkind = "time"\ncolumn = "ts"\npart = "hour"\n'
+                    '[[features]]\nname = "month"\nkind = "time"\ncolumn = "day"\npart = "month"\nformat = "%Y-%m-%d"\n'
+                    '[[features]]\nname = "tags"\nkind = "categorical"\ncolumn = "tags"\n'
+                    '[[features]]\nname = "ints"\nkind = "categorical"\ncolumn = "ints"\n'
+                    '[[features]]\nname = "shop"\nkind = "categorical"\ncolumn = "shop"\n'
+                    '[[crosses]]\nfeatures = ["tags", "hour"]\n')
+    for mods in _train_modules(tmp_path, spec, data):
+        assert "sparsecross.labels" in mods and "sparsecross.kinds.time" in mods
 
 
 def test_import_sparsecross_is_light(tmp_path: Path) -> None:

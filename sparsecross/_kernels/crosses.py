@@ -231,7 +231,17 @@ def build_csr(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr, comp
     blocks of ``BLOCK_ROWS`` (:func:`_block_columns`); a row's entries, in output order, are a
     sorted prefix (exact blocks come in column order) and a rest inserted into it
     (:func:`_sort_row`; the prefix is found without branches: the hashed part is in random order).
-    """
+
+    Unchecked (a kernel): an exact feature's ids must be below its cardinality (the missing id
+    included), so that ``out_offset + sum(id * stride)`` stays inside its output's block; a
+    larger id lands in another block or the hashed one, an id >= 2**63 wraps to a negative
+    column, and any negative column reads as "not emitted" (-1, :func:`_block_columns`) and is
+    dropped.  The built-in kinds give in-range ids by construction: ``bucket_ids`` (0 ..
+    len(boundaries) + 1), ``grid_ids`` (coordinates range-checked: an error, or the missing id
+    under ``invalid = "missing"``), ``kinds/time.py`` (a part outside its range: an error or the
+    missing id), ``kinds/numeric.py`` (ids 0 and 1: present or missing).
+    ``featurize._feature_ids`` passes a kind's ids on as they are: a kind added to
+    ``kinds.KINDS`` is trusted to honour its ``cardinality``."""
     n_out = out_kind.shape[0]
     n = ids.shape[1]
     indptr = np.empty(n + 1, dtype=np.int64)

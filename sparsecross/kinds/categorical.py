@@ -120,7 +120,7 @@ def _list_elements(ctx: Ctx, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.
     if isinstance(arr.type, pa.FixedSizeListType):
         arr = arr.cast(pa.list_(arr.type.value_type))
     flat = arr.flatten()  # the elements of the valid lists, in row order
-    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = _an.list_lengths(arr)
     offsets = np.zeros(len(arr) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     keys = np.empty(len(flat), dtype=np.uint64)
@@ -212,9 +212,9 @@ class CategoricalKind(Kind):
         if isinstance(arr.type, pa.FixedSizeListType):
             arr = arr.cast(pa.list_(arr.type.value_type))
         flat = arr.flatten()  # the elements of the valid lists, in row order
-        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = _an.list_lengths(arr)
         parent = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
-        present = np.bincount(parent, weights=np.asarray(flat.is_valid(), dtype=np.float64), minlength=len(arr))
+        present = np.bincount(parent, weights=_an.valid_of(flat).astype(np.float64), minlength=len(arr))
         values, keys = _distinct(flat, salt, seen)
         return values, keys, bool((present == 0).any())
 
@@ -246,7 +246,7 @@ def _distinct(arr: pa.Array, salt: np.uint64, seen: OrderedDict[tuple[int, int, 
         u = pc.unique(arr.drop_null())
         return _distinct(pc.dictionary_encode(u), salt, seen)
     u = pc.unique(arr.drop_null())
-    keys = _hash.hash_ints(pc.cast(u, pa.int64()).to_numpy(zero_copy_only=False), salt)
+    keys = _hash.hash_ints(_an.values_of(pc.cast(u, pa.int64())), salt)  # u has no nulls
     return pc.cast(u, pa.large_string()), keys
 
 

@@ -16,6 +16,7 @@ from ._base import Ctx, Kind, choice, get, is_stringish, value_error
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
 pc = LazyModule("pyarrow.compute")
+_an = LazyModule("sparsecross.arrow_numpy")
 
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class TimeKind(Kind):
             if pa.types.is_string_view(arr.type):
                 arr = arr.cast(pa.large_string())
             parsed = pc.strptime(arr, format=f.option("format"), unit="us", error_is_null=True)
-            bad = np.asarray(pc.and_(pc.is_null(parsed), pc.is_valid(arr)))
+            bad = _an.bools_of(pc.and_(pc.is_null(parsed), pc.is_valid(arr)))
             if bad.any() and not invalid_missing:
                 raise value_error(f, ctx, bad, f"strings that do not match format {f.option('format')!r}",
                                   lambda i: arr[i].as_py(), "set invalid = \"missing\" to treat them as missing")
@@ -145,8 +146,8 @@ class TimeKind(Kind):
         if f.option("part") == "year":
             first, count = self._range(f)
         v = getattr(pc, func)(arr)
-        valid = np.asarray(pc.is_valid(v))
-        local = np.asarray(v.fill_null(first).to_numpy(zero_copy_only=False), dtype=np.int64) - first
+        valid = _an.valid_of(v)
+        local = _an.values_of(pc.cast(v, pa.int64()), fill=first) - first
         out = valid & ((local < 0) | (local >= count))
         if out.any():  # only years outside [first, last] can be
             if not invalid_missing:
