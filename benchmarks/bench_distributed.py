@@ -29,11 +29,11 @@ background, measured for 5 s before the timed phase) and the CPU per row net of 
 ``BENCH_DASK_DEFAULTS=1`` starts the clusters with Dask's own background settings (A/B of
 ``cluster._LOCAL_QUIET``).
 ``--rows-per-round N`` trains the data-parallel configs with ``rows_per_round=N`` (default:
-the library's, one row group per lane).  ``--profile`` adds the top functions of a cProfile of the client's main thread and of Dask's
-sampling profile of the workers' task threads.  ``--group-rows`` sets the row-group size of
-the generated data (more, smaller units: more rounds).  Writes
-``benchmarks/results/distributed.json`` and prints a Markdown table.  The machine may be
-shared: the load average at start and end is recorded.
+the library's, one row group per lane).  ``--profile`` adds the top functions of a cProfile
+of the client's main thread and of Dask's sampling profile of the workers' task threads.
+``--group-rows`` sets the row-group size of the generated data (more, smaller units: more
+rounds).  Writes ``benchmarks/results/distributed.json`` and prints a Markdown table.  The
+machine may be shared: the load average at start and end is recorded.
 """
 
 from __future__ import annotations
@@ -203,8 +203,124 @@ def _warm_worker() -> float:
 
 
 # ------------------------------------------------------------------- one task
+def _warm_data(spec: Any, **kw: Any) -> None:
+    """First use of the kernels / data path (and, with a client, the lane kernels on the
+    workers) on a small slice, outside the clock."""
+    import sparsecross
+
+    warm = CACHE / "dist_warm_40k.parquet"
+    if not warm.exists():
+        sparsecross.generate(warm, rows=40_000, seed=1, row_group_size=10_000)
+    sparsecross.train(warm, spec, **kw)
+
+
+def _connect(name: str, profile: bool, rows_per_round: int | None) -> tuple[Any, Any, dict[str, Any]]:
+    """A ``local:N`` cluster for a Dask config, its workers warmed up: (client, cluster,
+    ``train`` keyword arguments)."""
+    from sparsecross.dask import cluster as dask_cluster, connect
+
+    if os.environ.get("BENCH_DASK_DEFAULTS"):  # A/B: Dask's own background settings
+        dask_cluster._LOCAL_QUIET = {}
+    if profile:  # Dask's sampling profiler of the workers, which local:N turns off
+        dask_cluster._LOCAL_QUIET = {**dask_cluster._LOCAL_QUIET, "distributed.worker.profile.enabled": True}
+    # what `--dask local:N` gives (workers without Dask's MALLOC_TRIM_THRESHOLD_)
+    client, cluster = connect("local:1" if name.endswith("1worker") else "local:2")
+    client.run(_warm_worker)
+    kw = {"client": client, "mode": "exact"} if name == "exact" else {"client": client, "lanes": int(name[2])}
+    if rows_per_round is not None and name != "exact":
+        kw["rows_per_round"] = rows_per_round
+    return client, cluster, kw
+
+
+def _counters(client: Any) -> dict[str, Any]:
+    """CPU and bytes counters of the client process and (with a client) of each worker."""
+    c: dict[str, Any] = {"cpu": cpu_seconds(), "threads": thread_cpu()}
+    if client is not None:
+        c.update(wcpu=client.run(cpu_seconds), wthreads=client.run(thread_cpu), sent=client.run(_worker_sent_bytes))
+    return c
+
+
+def _cpu_since(out: dict[str, Any], client: Any, c0: dict[str, Any], shipped: dict[str, int]) -> None:
+    """Fill ``out`` with the CPU, bytes and tasks spent since the counters ``c0``."""
+    out["client_cpu_seconds"] = cpu_seconds() - c0["cpu"]
+    threads = thread_cpu()
+    out["client_thread_cpu_seconds"] = {k: threads[k] - c0["threads"][k] for k in threads}
+    if client is not None:
+        wcpu = client.run(cpu_seconds)
+        out["worker_cpu_seconds"] = sorted(wcpu[a] - c0["wcpu"].get(a, 0.0) for a in wcpu)
+        wthreads = client.run(thread_cpu)
+        out["worker_thread_cpu_seconds"] = {role: sorted(wthreads[a][role] - c0["wthreads"][a][role] for a in wthreads)
+                                            for role in ("main", "tasks", "other")}
+        sent = client.run(_worker_sent_bytes)
+        out["worker_sent_bytes"] = sum(sent[a] - c0["sent"].get(a, 0) for a in sent)
+        out["graph_bytes"] = shipped["graph_bytes"]
+        out["tasks"] = shipped["tasks"]
+        out["worker_cpu_us_per_row"] = sum(out["worker_cpu_seconds"]) / out["rows"] * 1e6
+    out["cpu_seconds"] = out["client_cpu_seconds"] + sum(out.get("worker_cpu_seconds", []))
+    out["cpu_us_per_row"] = out["cpu_seconds"] / out["rows"] * 1e6
+
+
+def _per_round(out: dict[str, Any], rounds: list[float]) -> None:
+    """Fill ``out`` with the rounds' count, mean wall time and per-round costs."""
+    n = len(rounds)
+    out["rounds"] = n
+    out["round_seconds_mean"] = sum(rounds) / n
+    # coordination overhead per round: the client process's CPU (client + scheduler)
+    out["client_seconds_per_round"] = out["client_cpu_seconds"] / n
+    tc = out["client_thread_cpu_seconds"]
+    out["per_round"] = {
+        "client_main_cpu_s": tc["main"] / n,  # sparsecross's client code
+        "client_loop_cpu_s": (tc["tasks"] + tc["other"]) / n,  # local:N: the scheduler + comms
+        "worker_cpu_s": sum(out["worker_cpu_seconds"]) / n,
+        "worker_sent_bytes": out["worker_sent_bytes"] / n,
+        "graph_bytes": out["graph_bytes"] / n,
+        "tasks": out["tasks"] / n,
+    }
+
+
+def _timed_train(out: dict[str, Any], client: Any, train_path: Path, spec: Any, profile: bool,
+                 kw: dict[str, Any]) -> tuple[Any, list[float]]:
+    """The timed ``train``: fills ``out`` with its wall time and costs; (model, round seconds)."""
+    import sparsecross
+
+    rounds: list[float] = []
+
+    def on_progress(ev: Any) -> None:
+        if "round_seconds" in ev.extra:
+            rounds.append(ev.extra["round_seconds"])
+
+    shipped = {"tasks": 0, "graph_bytes": 0}
+    if client is not None:
+        _count_shipped(shipped)
+        out["idle_cpu_per_second"] = _idle_cpu(client)
+    c0 = _counters(client)
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    wall0 = time.time()
+    t0 = time.perf_counter()
+    model = sparsecross.train(train_path, spec, on_progress=on_progress, **kw)
+    out["seconds"] = time.perf_counter() - t0
+    if prof is not None:
+        prof.disable()
+        out["client_main_profile"] = _top_cprofile(prof)
+    _cpu_since(out, client, c0, shipped)
+    if client is not None:
+        if profile:
+            out["worker_task_profile"] = _top_self(client.profile(start=wall0))
+        idle = out["idle_cpu_per_second"]  # the cluster's background CPU over the run's wall time
+        out["idle_cpu_seconds"] = (idle["client"] + sum(idle["workers"])) * out["seconds"]
+        out["cpu_us_per_row_net_of_idle"] = (out["cpu_seconds"] - out["idle_cpu_seconds"]) / out["rows"] * 1e6
+    return model, rounds
+
+
 def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool = False,
              rows_per_round: int | None = None) -> dict[str, Any]:
+    """One configuration, in this process: warm-up, the timed ``train``, its costs, peak RSS
+    and test metrics."""
     import sparsecross
     from sparsecross.predict import evaluate
 
@@ -217,88 +333,20 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
     client = cluster = None
     kw: dict[str, Any] = {}
     if name in ("dp2", "dp4", "exact", "dp2_1worker", "dp4_1worker"):
-        from sparsecross.dask import cluster as dask_cluster, connect
-
-        if os.environ.get("BENCH_DASK_DEFAULTS"):  # A/B: Dask's own background settings
-            dask_cluster._LOCAL_QUIET = {}
-        if profile:  # Dask's sampling profiler of the workers, which local:N turns off
-            dask_cluster._LOCAL_QUIET = {**dask_cluster._LOCAL_QUIET, "distributed.worker.profile.enabled": True}
-
-        # what `--dask local:N` gives (workers without Dask's MALLOC_TRIM_THRESHOLD_)
-        client, cluster = connect("local:1" if name.endswith("1worker") else "local:2")
-        client.run(_warm_worker)
-        kw = {"client": client, "mode": "exact"} if name == "exact" else {"client": client, "lanes": int(name[2])}
-        if rows_per_round is not None and name != "exact":
-            kw["rows_per_round"] = rows_per_round
-        # first use of the lane kernels / data path, on a small slice, outside the clock
-        warm = CACHE / "dist_warm_40k.parquet"
-        if not warm.exists():
-            sparsecross.generate(warm, rows=40_000, seed=1, row_group_size=10_000)
-        sparsecross.train(warm, spec, **kw)
+        client, cluster, kw = _connect(name, profile, rows_per_round)
+        _warm_data(spec, **kw)
         client.run(reset_peak)
     else:
-        warm = CACHE / "dist_warm_40k.parquet"
-        if not warm.exists():
-            sparsecross.generate(warm, rows=40_000, seed=1, row_group_size=10_000)
-        sparsecross.train(warm, spec)
+        _warm_data(spec)
     reset_peak()
-    rounds: list[float] = []
-
-    def on_progress(ev: Any) -> None:
-        if "round_seconds" in ev.extra:
-            rounds.append(ev.extra["round_seconds"])
-
-    shipped = {"tasks": 0, "graph_bytes": 0}
-    if client is not None:
-        _count_shipped(shipped)
-        out["idle_cpu_per_second"] = _idle_cpu(client)
-    cpu0 = cpu_seconds()
-    threads0 = thread_cpu()
-    wcpu0 = client.run(cpu_seconds) if client is not None else {}
-    wthreads0 = client.run(thread_cpu) if client is not None else {}
-    sent0 = client.run(_worker_sent_bytes) if client is not None else {}
-    prof = None
-    if profile:
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
-    wall0 = time.time()
-    t0 = time.perf_counter()
-    model = sparsecross.train(train_path, spec, on_progress=on_progress, **kw)
-    seconds = time.perf_counter() - t0
-    if prof is not None:
-        prof.disable()
-        out["client_main_profile"] = _top_cprofile(prof)
-    out["client_cpu_seconds"] = cpu_seconds() - cpu0
-    threads = thread_cpu()
-    out["client_thread_cpu_seconds"] = {k: threads[k] - threads0[k] for k in threads}
-    if client is not None:
-        wcpu = client.run(cpu_seconds)
-        out["worker_cpu_seconds"] = sorted(wcpu[a] - wcpu0.get(a, 0.0) for a in wcpu)
-        wthreads = client.run(thread_cpu)
-        out["worker_thread_cpu_seconds"] = {role: sorted(wthreads[a][role] - wthreads0[a][role] for a in wthreads)
-                                            for role in ("main", "tasks", "other")}
-        sent = client.run(_worker_sent_bytes)
-        out["worker_sent_bytes"] = sum(sent[a] - sent0.get(a, 0) for a in sent)
-        out["graph_bytes"] = shipped["graph_bytes"]
-        out["tasks"] = shipped["tasks"]
-        if profile:
-            out["worker_task_profile"] = _top_self(client.profile(start=wall0))
-    out["cpu_seconds"] = out["client_cpu_seconds"] + sum(out.get("worker_cpu_seconds", []))
-    out["cpu_us_per_row"] = out["cpu_seconds"] / rows * 1e6
-    if client is not None:  # the cluster's background CPU (heartbeats, monitors) over the run's wall time
-        idle = out["idle_cpu_per_second"]
-        out["idle_cpu_seconds"] = (idle["client"] + sum(idle["workers"])) * seconds
-        out["cpu_us_per_row_net_of_idle"] = (out["cpu_seconds"] - out["idle_cpu_seconds"]) / rows * 1e6
+    model, rounds = _timed_train(out, client, train_path, spec, profile, kw)
     out["client_peak_rss_bytes"] = peak_rss()
     if client is not None:
         out["worker_peak_rss_bytes"] = sorted(client.run(peak_rss).values())
     run = dict(getattr(model, "run", {}) or model.stats.pop("_run", {}))
     m = evaluate(model, test_path)
     out.update(
-        seconds=seconds,
-        rows_per_second=rows / seconds,
+        rows_per_second=rows / out["seconds"],
         test_logloss=m["logloss"],
         test_auc=m["auc"],
         progressive_logloss=model.stats.get("progressive_logloss"),
@@ -308,22 +356,7 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
         run=run,
     )
     if rounds:
-        out["rounds"] = len(rounds)
-        out["round_seconds_mean"] = sum(rounds) / len(rounds)
-        # coordination overhead per round: the client process's CPU (client + scheduler)
-        out["client_seconds_per_round"] = out["client_cpu_seconds"] / len(rounds)
-        n = len(rounds)
-        tc = out["client_thread_cpu_seconds"]
-        out["per_round"] = {
-            "client_main_cpu_s": tc["main"] / n,  # sparsecross's client code
-            "client_loop_cpu_s": (tc["tasks"] + tc["other"]) / n,  # local:N: the scheduler + comms
-            "worker_cpu_s": sum(out["worker_cpu_seconds"]) / n,
-            "worker_sent_bytes": out["worker_sent_bytes"] / n,
-            "graph_bytes": out["graph_bytes"] / n,
-            "tasks": out["tasks"] / n,
-        }
-    if client is not None:
-        out["worker_cpu_us_per_row"] = sum(out["worker_cpu_seconds"]) / rows * 1e6
+        _per_round(out, rounds)
     if client is not None:
         client.close()
         cluster.close()
@@ -397,7 +430,7 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeats", type=int, default=1, help="runs per config (the fastest is kept)")
@@ -410,53 +443,42 @@ def main(argv: list[str] | None = None) -> int:
                     help="data-parallel configs: rows per round over all lanes (default: the library's)")
     ap.add_argument("--task", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "distributed.json"))
-    args = ap.parse_args(argv)
-    if args.task:
-        print(MARK, json.dumps(run_task(args.task, args.rows, args.group_rows, args.profile,
-                                               args.rows_per_round)), flush=True)
-        return 0
-    import pyarrow.parquet as pq
+    return ap
 
-    train, _ = data_paths(args.rows, args.group_rows)
-    res: dict[str, Any] = {
-        "rows": args.rows,
-        "row_groups": pq.ParquetFile(train).metadata.num_row_groups,
-        "cpus": os.cpu_count(),
-        "loadavg_start": _loadavg(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "git": subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
-                              cwd=ROOT).stdout.strip() or None,
-        "rows_per_round": args.rows_per_round,
-        "results": {},
-    }
-    for name in [t.strip() for t in args.only.split(",") if t.strip()]:
-        if name not in TASKS:
-            ap.error(f"unknown config {name!r}")
-        best = None
-        for _ in range(args.repeats):
-            extra = ["--group-rows", str(args.group_rows)] + (["--profile"] if args.profile else [])
-            if args.rows_per_round is not None:
-                extra += ["--rows-per-round", str(args.rows_per_round)]
-            proc = subprocess.run([sys.executable, __file__, "--task", name, "--rows", str(args.rows), *extra],
-                                  capture_output=True, text=True, cwd=ROOT)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), None)
-            if proc.returncode != 0 or line is None:
-                tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-                best = best or {"error": tail[:200]}
-                continue
-            r = json.loads(line[len(MARK):])
-            if best is None or "error" in best or r["seconds"] < best["seconds"]:
-                best = r
-        res["results"][name] = best
-        sys.stderr.write(f"{name}: {json.dumps({k: v for k, v in (best or {}).items() if k != 'params'})}\n")
-    res["loadavg_end"] = _loadavg()
-    out = Path(args.out)
-    if out.exists() and set(res["results"]) != set(TASKS):  # --only: keep the other configs of the file
+
+def _run_config(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """``args.repeats`` runs of one configuration, each in its own process: the fastest
+    result, or the first failure's last stderr line when none succeeded."""
+    best = None
+    extra = ["--group-rows", str(args.group_rows)] + (["--profile"] if args.profile else [])
+    if args.rows_per_round is not None:
+        extra += ["--rows-per-round", str(args.rows_per_round)]
+    for _ in range(args.repeats):
+        proc = subprocess.run([sys.executable, __file__, "--task", name, "--rows", str(args.rows), *extra],
+                              capture_output=True, text=True, cwd=ROOT)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), None)
+        if proc.returncode != 0 or line is None:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            best = best or {"error": tail[:200]}
+            continue
+        r = json.loads(line[len(MARK):])
+        if best is None or "error" in best or r["seconds"] < best["seconds"]:
+            best = r
+    return best
+
+
+def _keep_other_configs(res: dict[str, Any], out: Path) -> None:
+    """With ``--only``: keep the configurations of an existing results file not run now."""
+    if out.exists() and set(res["results"]) != set(TASKS):
         old = json.loads(out.read_text())
         kept = {k: v for k, v in old.get("results", {}).items() if k not in res["results"]}
         if kept:
             res["results"] = {**kept, **res["results"]}
             res["kept_from"] = {"started": old.get("started"), "git": old.get("git"), "configs": sorted(kept)}
+
+
+def _summarize(res: dict[str, Any]) -> None:
+    """Add the target check (data-parallel vs single-node) and the rows/s ratios to ``res``."""
     base = res["results"].get("single")
     dps = {k: v for k, v in res["results"].items() if k in ("dp2", "dp4") and v and "error" not in v}
     if base and "error" not in base and dps:
@@ -477,10 +499,45 @@ def main(argv: list[str] | None = None) -> int:
             if dp in ok and ref in ok:
                 ratios[f"{dp} rows/s vs {label}"] = ok[dp]["rows_per_second"] / ok[ref]["rows_per_second"]
     res["ratios"] = ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.task:
+        print(MARK, json.dumps(run_task(args.task, args.rows, args.group_rows, args.profile,
+                                               args.rows_per_round)), flush=True)
+        return 0
+    import pyarrow.parquet as pq
+
+    from sparsecross.files import atomic_output
+
+    names = [t.strip() for t in args.only.split(",") if t.strip()]
+    for name in names:
+        if name not in TASKS:
+            ap.error(f"unknown config {name!r}")
+    train, _ = data_paths(args.rows, args.group_rows)
+    res: dict[str, Any] = {
+        "rows": args.rows,
+        "row_groups": pq.ParquetFile(train).metadata.num_row_groups,
+        "cpus": os.cpu_count(),
+        "loadavg_start": _loadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "git": subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
+                              cwd=ROOT).stdout.strip() or None,
+        "rows_per_round": args.rows_per_round,
+        "results": {},
+    }
+    for name in names:
+        best = res["results"][name] = _run_config(name, args)
+        sys.stderr.write(f"{name}: {json.dumps({k: v for k, v in (best or {}).items() if k != 'params'})}\n")
+    res["loadavg_end"] = _loadavg()
+    out = Path(args.out)
+    _keep_other_configs(res, out)
+    _summarize(res)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out)  # a later run or readme_table.py never reads a half-written file
+    with atomic_output(out, "results") as fh:  # a later run or readme_table.py never reads a half-written file
+        fh.write(json.dumps(res, indent=2, sort_keys=True).encode() + b"\n")
     print(markdown(res))
     return 0
 

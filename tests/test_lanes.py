@@ -118,14 +118,53 @@ def test_local_ids_number_keys_by_first_appearance(c, wide):
     assert [int(k) for k in keys] == list(ids)
 
 
-def test_local_ids_grow_their_scratch_set():
-    """More distinct keys than the first guess (a quarter of the entries): still exact."""
+@pytest.mark.parametrize("dtype,scale", [(np.uint32, 1), (np.uint64, 1), (np.uint64, 1 << 33)])
+def test_local_ids_grow_their_scratch_set(dtype, scale):
+    """More distinct keys than the first guess (a quarter of the entries): still exact, for
+    narrow keys and for wide ones above 2^32 (keys x 2^33)."""
     rng = np.random.default_rng(1)
-    indices = rng.permutation(50_000).astype(np.int64)
+    indices = rng.permutation(50_000).astype(np.int64) * scale
     indptr = np.arange(0, 50_001, 1, dtype=np.int64)
-    keys, local = local_ids(indptr, indices, np.zeros(0, np.uint8), np.full(1, 2**32 - 1, np.uint32))
-    assert np.array_equal(keys, indices.astype(np.uint32))
+    keys, local = local_ids(indptr, indices, np.zeros(0, np.uint8), np.full(1, np.iinfo(dtype).max, dtype))
+    assert keys.dtype == dtype
+    assert np.array_equal(keys, indices.astype(dtype))
     assert np.array_equal(local, np.arange(50_000, dtype=np.int32))
+
+
+def _first_appearance_ids(indptr, indices, mask, dtype):
+    """Plain-Python ``local_ids``: keys by first appearance, -1 for masked rows' entries."""
+    ids: dict[int, int] = {}
+    local = np.full(len(indices), -1, np.int32)
+    for r in range(len(indptr) - 1):
+        if len(mask) and mask[r]:
+            continue
+        for k in range(indptr[r], indptr[r + 1]):
+            local[k] = ids.setdefault(int(dtype(indices[k])), len(ids))
+    return np.array(list(ids), dtype), local
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.uint32, 1), (np.uint64, 1), (np.uint64, 1 << 33)])
+def test_local_ids_grow_with_repeats_and_masked_rows(dtype, scale):
+    """Growth of the scratch set while keys repeat (the hot cache and set both hit) and rows
+    are masked, with and without a mask."""
+    rng = np.random.default_rng(5)
+    n = 30_000
+    indices = rng.integers(0, 20_000, 3 * n).astype(np.int64) * scale
+    indptr = np.arange(0, 3 * n + 1, 3, dtype=np.int64)
+    mask = (rng.random(n) < 0.2).astype(np.uint8)
+    for m in (mask, np.zeros(0, np.uint8)):
+        keys, local = local_ids(indptr, indices, m, np.full(1, np.iinfo(dtype).max, dtype))
+        want_keys, want_local = _first_appearance_ids(indptr, indices, m, dtype)
+        assert keys.dtype == dtype
+        assert np.array_equal(keys, want_keys) and np.array_equal(local, want_local)
+
+
+def test_local_ids_chunks_shorter_than_the_prefetch_window():
+    for nnz in range(40):
+        indices = np.arange(nnz, dtype=np.int64)[::-1].copy()
+        indptr = np.array([0, nnz], np.int64)
+        keys, local = local_ids(indptr, indices, np.zeros(0, np.uint8), np.full(1, 2**64 - 1, np.uint64))
+        assert list(keys) == list(range(nnz))[::-1] and list(local) == list(range(nnz))
 
 
 def test_shard_of_partitions_keys_stably():

@@ -25,6 +25,9 @@ from .table import prefetch_slot, slot_from, slot_of
 #: is a cache miss; with the prefetch several are in flight at once.  The order of the
 #: accesses, and so every result, is unchanged.
 _AHEAD = 16
+#: ``merge_lanes`` keeps the slots of the entries in flight in a ring indexed by
+#: ``entry & _RING``: each key is hashed once, for its prefetch (``_AHEAD`` is a power of two).
+_RING = _AHEAD - 1
 
 
 _HOT_BITS = 10
@@ -286,14 +289,18 @@ def merge_lanes(table, vals, count, lane_keys, lane_new, lane_old, lane_slots, s
     gkey = np.empty(n, dtype=lane_keys.dtype)
     m = 0
     # Pass 1: group the entries by key, in lane order; only the scratch set is touched.
+    homes = np.empty(_AHEAD, dtype=np.int64)  # a ring: the scratch slot of entry i at i & _RING
     for i in range(min(n, _AHEAD)):
-        prefetch_slot(scratch, np.int64(fmix64(np.uint64(lane_keys[i]))) & mask)
+        homes[i] = np.int64(fmix64(np.uint64(lane_keys[i]))) & mask
+        prefetch_slot(scratch, homes[i])
     for i in range(n):
+        t = homes[i & _RING]
         if i + _AHEAD < n:
-            prefetch_slot(scratch, np.int64(fmix64(np.uint64(lane_keys[i + _AHEAD]))) & mask)
+            h = np.int64(fmix64(np.uint64(lane_keys[i + _AHEAD]))) & mask
+            homes[(i + _AHEAD) & _RING] = h
+            prefetch_slot(scratch, h)
         key = lane_keys[i]
         ik = np.int64(key)
-        t = np.int64(fmix64(np.uint64(key))) & mask
         while scratch[t, 0] != -1 and scratch[t, 0] != ik:
             t = (t + 1) & mask
         if scratch[t, 0] == -1:
@@ -315,13 +322,20 @@ def merge_lanes(table, vals, count, lane_keys, lane_new, lane_old, lane_slots, s
     # Pass 2: one write per key, groups in order of first appearance.
     added = 0
     cap_mask = np.int64(table.shape[0] - 1)
+    for g in range(min(m, _AHEAD)):  # homes[g & _RING]: the home slot of group g without a slot
+        if gslot[g] < 0:
+            homes[g] = np.int64(fmix64(np.uint64(gkey[g]))) & cap_mask
     for g in range(m):
+        home = homes[g & _RING]  # (read before the entry _AHEAD further takes its place)
         if g + _AHEAD < m:  # the slot found by the look-up, else the key's home slot
             ahead = gslot[g + _AHEAD]
-            prefetch_slot(table, ahead if ahead >= 0 else np.int64(fmix64(np.uint64(gkey[g + _AHEAD]))) & cap_mask)
+            if ahead < 0:
+                ahead = np.int64(fmix64(np.uint64(gkey[g + _AHEAD]))) & cap_mask
+                homes[(g + _AHEAD) & _RING] = ahead
+            prefetch_slot(table, ahead)
         s = gslot[g]
         if s < 0:
-            s = slot_of(table, gkey[g])
+            s = np.int64(slot_from(table, gkey[g], np.uint64(home)))
             if table[s, 0] == empty:
                 table[s, 0] = gkey[g]
                 vals[s, 1] = 0.0
