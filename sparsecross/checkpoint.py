@@ -29,6 +29,7 @@ import numpy as np
 from ._values import is_int, is_num
 from .admission import Admission, AdmitPolicy, check_arrays
 from .errors import CheckpointError, DataError
+from .hashing import fmix64_array
 from .read import Source, resolve_files
 from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_for
 from .state16 import State16, problems16
@@ -66,11 +67,6 @@ _FIXED_SHAPES = {"count": (1,), "bias": (2,), "n_columns": (1,), "evicted": (2,)
                  "state_bits": (1,), "zstats": (4,)}
 NO_ADMISSION = AdmitPolicy()
 _MAX_MEMBERS = 64  # np.savez writes 7 (9 with admission); more entries in the directory is not a checkpoint
-
-# MurmurHash3's fmix64 (the table's probe start, see ``_kernels/hash.py``), on uint64 arrays.
-_S33 = np.uint64(33)
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
 
 
 #: Early stopping keeps the best epoch's state beside ``state.npz`` as ``best-<epoch>.npz``.
@@ -252,13 +248,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
 # ------------------------------------------------------------------------ validation
 def _home_slots(keys: np.ndarray, cap: int) -> np.ndarray:
     """First probe slot of each key (``slot_of``: fmix64(key) & (cap - 1)), vectorized."""
-    x = keys.astype(np.uint64)
-    x ^= x >> _S33
-    x *= _M1
-    x ^= x >> _S33
-    x *= _M2
-    x ^= x >> _S33
-    return (x & np.uint64(cap - 1)).astype(np.int64)
+    return (fmix64_array(keys) & np.uint64(cap - 1)).astype(np.int64)
 
 
 def _check_state(path: Path, st: FTRLState, n_columns: int, state_dtype: str, state_bits: int = 32) -> None:

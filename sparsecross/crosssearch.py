@@ -44,14 +44,15 @@ from .admission import policy_of
 from .budget import check_max_state_mb
 from .crosssearch_rank import feature_codes, rank_candidates
 from .errors import DataError, SparseCrossError, SpecError, shown
-from .featurize import featurize_features, iter_batches, resolve_spec
+from .featurize import featurize_features, iter_batches
 from .hashing import holdout_salt
 from .kinds import KINDS
 from .multitrain import Item, Lane, run_lanes
-from .read import DEFAULT_BATCH_ROWS, Source, count_rows
+from .read import DEFAULT_BATCH_ROWS, Source
 from .spec import MAX_CROSS_COMPONENTS, Cross, FeatureSpec
 from .spec_parse import _parse_cross, parse_spec
-from .train import TrainParams, check_inputs, check_values, in_memory
+from .train import TrainParams, in_memory
+from .train_eval import prepare_inputs
 
 __all__ = ["AddedCross", "CrossSearchResult", "candidate_crosses", "search_crosses", "spec_text_with_crosses",
            "search_and_tune", "write_spec", "DEFAULT_MIN_GAIN", "DEFAULT_MAX_CANDIDATES"]
@@ -224,13 +225,7 @@ def search_crosses(
     tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit, state_bits)
            for a in alphas]
     t0 = time.perf_counter()
-    check_inputs(source, spec, valid)
-    resolved = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
-    if valid is not None:
-        check_values(valid, resolved, batch_rows)
-    rows = count_rows(source)
-    if rows == 0:
-        raise DataError(f"the training data {str(source)!r} has no rows")
+    _, resolved, rows = prepare_inputs(source, spec, valid, batch_rows, holdout)
     tps = [replace(tp, admit=admit.sized(rows)) for tp in tps]  # as train(): the filter sized from the rows
     salt = holdout_salt(resolved.hashing.seed)
     added: list[AddedCross] = []

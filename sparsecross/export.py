@@ -331,6 +331,13 @@ def _parse_header(head: bytes, file_bytes: int, path: str) -> dict[str, Any]:
     }
 
 
+def _read_head(f: Any, path: str) -> tuple[int, bytes, dict[str, Any]]:
+    """The file's size, its fixed header's bytes and their parse: the one way both readers start."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(HEADER_SIZE)
+    return size, head, _parse_header(head, size, path)
+
+
 def _check_crc(crc: int, stored: bytes, path: str) -> None:
     (want,) = _CRC.unpack(stored)
     if crc != want:
@@ -414,9 +421,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = os.fspath(path)
     try:
         with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(HEADER_SIZE)
-            hdr = _parse_header(head, size, p)
+            size, head, hdr = _read_head(f, p)
             crc = zlib.crc32(head)
             meta_raw = f.read(hdr["meta_len"])
             crc = zlib.crc32(meta_raw, crc)
@@ -463,9 +468,7 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
     p = os.fspath(path)
     try:
         with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(HEADER_SIZE)
-            hdr = _parse_header(head, size, p)
+            size, head, hdr = _read_head(f, p)
             rest = f.read(size - HEADER_SIZE)
     except OSError as exc:
         raise ArtifactError(f"cannot read model file {p!r}: {exc}") from None

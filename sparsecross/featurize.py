@@ -19,7 +19,7 @@ from ._kernels.hash import holdout_mask
 from ._kernels.lists import merge_entries
 from .arrow_numpy import as_array as _as_array, float64_column as _float64, valid_of
 from .csr_rows import CSRRows
-from .errors import DataError
+from .errors import DataError, SparseCrossError
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
@@ -200,11 +200,31 @@ def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatc
         ctx = Ctx(table, start_row, plan.salts[fi], plan.missing_keys[fi], numeric, fi, skip, extra,
                   lists if fi in plan.hashed_crossed else None)
         v = KINDS[f.kind].featurize(f, ctx, ids[fi], missing[fi])
+        if f.kind not in _SHIPPED_KINDS:
+            _check_local_ids(f, ids[fi])
         if v is not None:
             values.append((fi, v))
     if lists:
         extra.extend(_list_cross_entries(spec, plan, ids, missing, lists))
     return ids, missing, skip, values, extra
+
+
+#: The kinds this package ships (their ids are checked against the reference featurizer by
+#: the tests); a kind registered later has its exact ids checked on every batch.
+_SHIPPED_KINDS = frozenset(KINDS)
+
+
+def _check_local_ids(f: Any, ids: np.ndarray) -> None:
+    """An exact feature's local ids must lie in ``[0, cardinality)``: ``build_csr`` adds them to
+    the feature's offset without a bounds check, so one past the block would land silently in
+    another feature's columns."""
+    card = f.cardinality
+    if card is None or not len(ids) or not KINDS[f.kind].is_exact(f):
+        return
+    top = int(ids.max())
+    if top >= card:
+        raise SparseCrossError(f"feature {f.name!r}: kind {f.kind!r} gave local id {top}, outside its "
+                               f"cardinality [0, {card}); a kind's featurize must write ids below it")
 
 
 def _list_cross_entries(spec: FeatureSpec, plan: _Plan, ids: np.ndarray, missing: np.ndarray,

@@ -85,6 +85,8 @@ import pyarrow.parquet as pq
 
 from .errors import OutputError, shown
 from .files import atomic_output
+from .hashing import fmix64 as _fmix64_int
+from .hashing import fmix64_array
 
 __all__ = [
     "generate",
@@ -164,9 +166,6 @@ TAG_USER = int.from_bytes(b"user\0\0\0\0", "big")
 TAG_USER_ID = int.from_bytes(b"userid\0\0", "big")
 
 _MASK64 = (1 << 64) - 1
-_C1 = np.uint64(0xFF51AFD7ED558CCD)
-_C2 = np.uint64(0xC4CEB9FE1A85EC53)
-_S33 = np.uint64(33)
 _S11 = np.uint64(11)
 _N_LON_ARCMIN = 21600
 
@@ -190,21 +189,8 @@ def fmix64(x: np.ndarray | int) -> np.ndarray | int:
         Same kind as *x* (a new array; *x* is not modified).
     """
     if isinstance(x, (int, np.integer)):
-        v = int(x) & _MASK64
-        v ^= v >> 33
-        v = (v * 0xFF51AFD7ED558CCD) & _MASK64
-        v ^= v >> 33
-        v = (v * 0xC4CEB9FE1A85EC53) & _MASK64
-        v ^= v >> 33
-        return v
-    h = np.asarray(x, dtype=np.uint64).copy()
-    # Array arithmetic on uint64 wraps silently (scalar arithmetic would warn).
-    h ^= h >> _S33
-    h *= _C1
-    h ^= h >> _S33
-    h *= _C2
-    h ^= h >> _S33
-    return h
+        return _fmix64_int(int(x))
+    return fmix64_array(np.asarray(x, dtype=np.uint64))
 
 
 def unit_interval(h: np.ndarray) -> np.ndarray:

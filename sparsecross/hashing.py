@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["HASH_CONTRACT", "MISSING_TAG", "xxh64", "fmix64", "feature_salt", "cross_seed",
-           "missing_key", "holdout_salt"]
+__all__ = ["HASH_CONTRACT", "MISSING_TAG", "xxh64", "fmix64", "fmix64_array", "feature_salt",
+           "cross_seed", "missing_key", "holdout_salt"]
 
 #: Written into every artifact; bump when anything in the contract changes.
 HASH_CONTRACT = "v1"
@@ -103,6 +103,25 @@ def fmix64(x: int) -> int:
     x = (x * _M2) & _MASK64
     x ^= x >> 33
     return x
+
+
+def fmix64_array(x):
+    """MurmurHash3's 64-bit finalizer on every element of ``x``: a new uint64 array.
+
+    The NumPy twin of :func:`fmix64` (and of ``_kernels.hash.fmix64``) for Python code that
+    mixes whole arrays: row holdouts, shuffles, a checkpoint's home slots, generated data.
+    Integer input of any width is reinterpreted modulo ``2**64`` (``astype(uint64)``).
+    """
+    import numpy as np  # here, not at the top: ``inspect`` and ``check-spec`` load this module
+
+    h = np.asarray(x).astype(np.uint64, copy=True)
+    s33 = np.uint64(33)
+    h ^= h >> s33
+    h *= np.uint64(_M1)  # uint64 array arithmetic wraps silently
+    h ^= h >> s33
+    h *= np.uint64(_M2)
+    h ^= h >> s33
+    return h
 
 
 def feature_salt(name: str, seed: int) -> int:

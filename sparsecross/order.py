@@ -37,26 +37,12 @@ import pyarrow as pa
 
 from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
 from .errors import DataQualityWarning, ParameterError, shown
-from .hashing import xxh64
+from .hashing import fmix64_array, xxh64
 
 __all__ = ["DEFAULT_SHUFFLE_BUFFER_ROWS", "OrderCheck", "Shuffle", "iter_shuffled_batches", "permutation_keys",
            "row_holdout_mask"]
 
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
-_S33 = np.uint64(33)
 _S11 = np.uint64(11)
-
-
-def _fmix64(x: np.ndarray) -> np.ndarray:
-    """MurmurHash3's fmix64 on a uint64 array (a copy)."""
-    x = x.astype(np.uint64, copy=True)
-    x ^= x >> _S33
-    x *= _M1
-    x ^= x >> _S33
-    x *= _M2
-    x ^= x >> _S33
-    return x
 
 
 def row_holdout_mask(rows: np.ndarray, fraction: float, salt: int) -> np.ndarray:
@@ -65,13 +51,13 @@ def row_holdout_mask(rows: np.ndarray, fraction: float, salt: int) -> np.ndarray
     The same choice as the kernel ``holdout_mask(start, n, ...)`` for ``rows = start + arange(n)``
     (``fmix64(row ^ salt) >> 11`` as a fraction of 2**53, compared with ``fraction``), for rows
     in any order."""
-    h = _fmix64(np.asarray(rows, dtype=np.int64).view(np.uint64) ^ np.uint64(salt))
+    h = fmix64_array(np.asarray(rows, dtype=np.int64).view(np.uint64) ^ np.uint64(salt))
     return ((h >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0) < fraction).astype(np.uint8)
 
 
 def permutation_keys(values: np.ndarray, salt: int) -> np.ndarray:
     """Sort keys that permute ``values`` (distinct non-negative integers): ``fmix64(v ^ salt)``."""
-    return _fmix64(np.asarray(values, dtype=np.int64).view(np.uint64) ^ np.uint64(salt))
+    return fmix64_array(np.asarray(values, dtype=np.int64).view(np.uint64) ^ np.uint64(salt))
 
 
 def _order(values: np.ndarray, salt: int) -> np.ndarray:

@@ -22,17 +22,17 @@ from ._values import is_num
 from .admission import policy_of
 from .budget import check_max_state_mb
 from .errors import EmptyModelWarning, SparseCrossError, shown
-from .featurize import resolve_spec
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
 from .order import Shuffle
-from .read import Source, count_rows
+from .read import Source
 from .spec import FeatureSpec
 from .state import FTRLState
 from .multitrain import Lane, epoch_record, train_epoch
-from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, check_inputs, check_values,
-                    evaluate_states, export_state, in_memory, prefetch, record_budget)
+from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, evaluate_states, export_state,
+                    in_memory, prefetch, record_budget)
+from .train_eval import prepare_inputs
 from .train_options import resolve_train_options
 
 __all__ = ["PathPoint", "PathResult", "regularization_path", "parse_grid"]
@@ -216,11 +216,7 @@ def regularization_path(
     max_state_mb = check_max_state_mb(max_state_mb)
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
-    schema = check_inputs(source, spec, valid)
-    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
-    if valid is not None:
-        check_values(valid, spec, batch_rows)
-    rows = count_rows(source)
+    schema, spec, rows = prepare_inputs(source, spec, valid, batch_rows, holdout)
     base = replace(base, admit=base.admit.sized(rows))  # as train(): the default filter is sized from the rows
     settings = [(a, b) for b in l2 for a in l1]
     passes = 1

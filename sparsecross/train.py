@@ -17,14 +17,12 @@ from typing import Any
 from .admission import policy_of
 from .budget import check_max_state_mb
 from .epochs import EpochConfig, EpochLoop, _epoch_batches  # noqa: F401  (re-exported, as the ones below)
-from .errors import DataError
-from .featurize import resolve_spec
 from .hashing import holdout_salt
 from .names import record_names
-from .read import Source, count_rows
+from .read import Source
 from .spec import FeatureSpec
 from .state import FTRLState
-from .train_eval import check_inputs, check_values, evaluate_state, evaluate_states  # noqa: F401
+from .train_eval import check_inputs, check_values, evaluate_state, evaluate_states, prepare_inputs  # noqa: F401
 from .train_options import (_check_client_options, _check_early_stop, _check_single_node,  # noqa: F401
                             _check_sizes, _order_params, _shuffle_of, _state_bits_option, in_memory,
                             resolve_train_options)
@@ -186,13 +184,7 @@ def train(
     _check_sizes(batch_rows, checkpoint_every)
     t0 = time.perf_counter()
 
-    schema = check_inputs(source, spec, valid)
-    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
-    if valid is not None:
-        check_values(valid, spec, batch_rows)
-    rows_total = count_rows(source)
-    if rows_total == 0:
-        raise DataError(f"the training data {str(source)!r} has no rows")
+    schema, spec, rows_total = prepare_inputs(source, spec, valid, batch_rows, holdout)
     tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
     salt = holdout_salt(spec.hashing.seed)
     run_meta = _run_meta(source, spec, tp, order, max_state_mb, early_stop, checkpoint)

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._kernels.ftrl import FTRLParams
-from .featurize import iter_batches
+from .errors import DataError
+from .featurize import iter_batches, resolve_spec
 from .metrics import StreamingMetrics
-from .read import DEFAULT_BATCH_ROWS, Source
+from .read import DEFAULT_BATCH_ROWS, Source, count_rows
 from .schema import check_compatible, source_schema
 from .spec import FeatureSpec
 from .state import FTRLState
@@ -60,6 +61,28 @@ def check_values(valid: Source, spec: FeatureSpec, batch_rows: int) -> None:
     200, a label of 2) costs seconds instead of the trained model."""
     for _batch in prefetch(iter_batches(valid, spec, batch_rows=batch_rows)):
         pass
+
+
+def prepare_inputs(source: Source, spec: FeatureSpec, valid: Source | None, batch_rows: int,
+                   holdout: float | None) -> tuple[dict[str, str], FeatureSpec, int]:
+    """What every training entry (train, Dask training, tune, the path, the cross search) checks
+    before it trains: the schemas (:func:`check_inputs`), the spec's data-derived settings
+    resolved, the validation values (:func:`check_values`) and the training rows.  Returns the
+    schema classes, the resolved spec and the number of training rows.
+
+    Raises
+    ------
+    SchemaError, DataError
+        As :func:`check_inputs` and :func:`check_values`; a DataError when the training data
+        has no rows."""
+    schema = check_inputs(source, spec, valid)
+    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
+    if valid is not None:
+        check_values(valid, spec, batch_rows)
+    rows = count_rows(source)
+    if rows == 0:
+        raise DataError(f"the training data {str(source)!r} has no rows")
+    return schema, spec, rows
 
 
 def _best_epoch(history: list[dict[str, Any]]) -> int | None:

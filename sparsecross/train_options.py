@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 
 from ._defaults import DEFAULT_BATCH_ROWS
-from ._values import is_int
 from .admission import AdmitPolicy
 from .errors import ParameterError, SparseCrossError, shown
 from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, Shuffle
 from .read import Source
 from .spec import FeatureSpec
-from .train_params import TrainParams
+from .train_params import TrainParams, check_epochs
 
 __all__ = ["in_memory", "resolve_train_options", "TRAIN_DEFAULTS"]
 
@@ -100,13 +99,11 @@ def _check_early_stop(early_stop: int | None, valid: Source | None, holdout: flo
     """``early_stop`` as a Python int (a NumPy integer is taken; the params are JSON), or None."""
     if early_stop is None:
         return None
-    if not is_int(early_stop) or early_stop < 1:
-        raise ParameterError(f"early_stop must be an integer >= 1 (epochs without improvement), "
-                             f"got {shown(early_stop)}")
+    early_stop = check_epochs(early_stop, "early_stop")  # epochs without improvement
     if valid is None and holdout is None:
         raise ParameterError("early_stop needs validation data: give valid data (--valid) or a holdout "
                              "fraction (--holdout)")
-    return int(early_stop)
+    return early_stop
 
 
 

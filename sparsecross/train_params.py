@@ -15,6 +15,18 @@ from .state16 import check_state_bits
 __all__ = ["TrainParams", "ProgressEvent"]
 
 
+#: Most passes (``epochs``, ``early_stop``) a run may ask for: far past any real use, and an
+#: epoch count stays a small integer in the model's JSON and in checkpoints.
+MAX_EPOCHS = 1_000_000
+
+
+def check_epochs(value: Any, name: str) -> int:
+    """``value`` as a Python int in [1, :data:`MAX_EPOCHS`], else a :class:`ParameterError`."""
+    if not is_int(value) or not 1 <= value <= MAX_EPOCHS:
+        raise ParameterError(f"{name} must be an integer in [1, {MAX_EPOCHS:,}], got {shown(value)}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """FTRL-Proximal hyperparameters and the training schedule.
@@ -69,9 +81,7 @@ class TrainParams:
             if not is_num(value) or not ok(value):
                 raise ParameterError(f"{name} must be a finite number {expected}, got {shown(value)}")
             object.__setattr__(self, name, float(value))  # a Python float: JSON, equality, the kernels
-        if not is_int(self.epochs) or self.epochs < 1:
-            raise ParameterError(f"epochs must be an integer >= 1, got {shown(self.epochs)}")
-        object.__setattr__(self, "epochs", int(self.epochs))
+        object.__setattr__(self, "epochs", check_epochs(self.epochs, "epochs"))
         if self.holdout is not None:
             if not (is_num(self.holdout) and 0 < self.holdout < 1):
                 raise ParameterError(f"holdout must be a fraction in (0, 1), got {shown(self.holdout)}")

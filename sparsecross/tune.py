@@ -31,15 +31,15 @@ from ._defaults import TUNE_ALPHA, TUNE_EPOCHS_MAX, TUNE_L1
 from .admission import policy_of
 from .budget import check_max_state_mb
 from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError, shown
-from .featurize import iter_batches, resolve_spec
+from .featurize import iter_batches
 from .hashing import holdout_salt
 from .model import SparseModel
 from .multitrain import Lane, run_lanes
 from .path import check_grid, check_validation_and_budget
-from .read import Source, count_rows
+from .read import Source
 from .spec import FeatureSpec
-from .train import (TrainParams, _epoch_batches, _order_params, _shuffle_of, check_inputs, check_values,
-                    export_state, in_memory, record_budget)
+from .train import TrainParams, _epoch_batches, _order_params, _shuffle_of, export_state, in_memory, record_budget
+from .train_eval import prepare_inputs
 from .train_options import resolve_train_options
 
 __all__ = ["TunePoint", "TuneResult", "tune", "DEFAULT_ALPHA", "DEFAULT_L1", "DEFAULT_EPOCHS_MAX"]
@@ -242,13 +242,7 @@ def tune(
                 state_bits)  # validates
     order = _shuffle_of(shuffle, shuffle_seed, shuffle_buffer_rows)
     t0 = time.perf_counter()
-    schema = check_inputs(source, spec, valid)
-    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
-    if valid is not None:
-        check_values(valid, spec, batch_rows)
-    rows = count_rows(source)
-    if rows == 0:
-        raise DataError(f"the training data {str(source)!r} has no rows")
+    schema, spec, rows = prepare_inputs(source, spec, valid, batch_rows, holdout)
     from .names import NameRecorder
 
     recorder = NameRecorder(spec) if names > 0 else None

@@ -6,6 +6,8 @@ and without admission, weights and masks."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -59,7 +61,11 @@ def _rows(rng, n_rows):
 @pytest.mark.parametrize("alpha", [0.1, 2.0, DEAD_ALPHA_MIN, 1e-200])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("weighted,masked", [(False, False), (True, True)])
-def test_dead_zone_update_equals_the_full_update(dtype, alpha, seed, weighted, masked):
+@pytest.mark.parametrize("bias0", [(-0.0, 0.0), (1.0, -1.0), (0.5, math.nan), (0.1, 1e308)],
+                         ids=["zero", "negative-n", "nan-n", "huge-n"])
+def test_dead_zone_update_equals_the_full_update(dtype, alpha, seed, weighted, masked, bias0):
+    """Also from bias states whose sqrt(n) is nan or near overflow: ftrl_pass carries the
+    bias's sqrt(n) from row to row, the reference recomputes it on every row."""
     rng = np.random.default_rng(seed)
     table, _ = _state(dtype, rng, FINITE + (FINITE64 if dtype == np.float64 else []))
     X = _rows(rng, 300)
@@ -70,16 +76,23 @@ def test_dead_zone_update_equals_the_full_update(dtype, alpha, seed, weighted, m
     params = FTRLParams(alpha, 1.0, 1.0, 0.1, 0.0)
     ref = table.copy()
     count, ref_count = np.array([100], np.int64), np.array([100], np.int64)
-    bias, ref_bias = np.array([-0.0, 0.0]), np.array([-0.0, 0.0])
+    bias, ref_bias = np.array(bias0), np.array(bias0)
     acc, ref_acc = np.zeros(3), np.zeros(3)
     assert full_update_ftrl_pass(X.indptr, X.indices, X.data, y, sw, mask, 0, ref, ref.view(dtype), ref_count,
                                  200, ref_bias, params, ref_acc, *NO_ADMIT, np.zeros(2, np.int64)) == X.shape[0]
     assert ftrl_pass(X.indptr, X.indices, X.data, y, sw, mask, 0, table, table.view(dtype), count, 200, bias,
                      params, acc, *NO_ADMIT, np.zeros(2, np.int64)) == X.shape[0]
-    if dtype == np.float64:  # float32 z/n may overflow on these states; the byte comparison below covers it
+    if dtype == np.float64 and bias0 == (-0.0, 0.0):  # float32 z/n may overflow, a nan bias spreads:
+        # the byte comparison below covers those
         assert np.isfinite(table.view(dtype)[:, 1:]).all()
-    assert table.tobytes() == ref.tobytes()
-    assert count[0] == ref_count[0] and bias.tobytes() == ref_bias.tobytes() and acc.tobytes() == ref_acc.tobytes()
+    if math.isfinite(math.sqrt(bias0[1]) if bias0[1] >= 0 else math.nan):
+        assert table.tobytes() == ref.tobytes()
+        assert count[0] == ref_count[0] and bias.tobytes() == ref_bias.tobytes() and acc.tobytes() == ref_acc.tobytes()
+    else:  # a nan bias spreads to every value it touches, with a sign bit that depends on the order
+        # of operations: the same values and nans in the same places, keys to the bit
+        assert np.array_equal(table[:, 0], ref[:, 0]) and count[0] == ref_count[0]
+        for got, want in ((table.view(dtype)[:, 1:], ref.view(dtype)[:, 1:]), (bias, ref_bias), (acc, ref_acc)):
+            assert np.array_equal(got, want, equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -174,3 +174,24 @@ def test_a_new_kind_needs_nothing_outside_its_module_and_the_registry(registered
     assert main(["inspect", str(tmp_path / "m.scx"), "--top", "100000"]) in (0, None)
     out = capsys.readouterr().out
     assert "ini=c x mod=" in out and "mod=4 mod 9 x b=[0.0,inf)" in out
+
+
+class OutOfRangeKind(ModuloKind):
+    """A faulty kind: its featurizer writes local ids past its own cardinality."""
+
+    name = "outofrange"
+
+    def featurize(self, f, ctx, ids, missing):
+        super().featurize(f, ctx, ids, missing)
+        ids[-1] = f.option("m") + 5  # cardinality is m + 1
+
+
+def test_a_registered_kinds_exact_ids_past_its_cardinality_are_refused(monkeypatch) -> None:
+    """build_csr trusts local ids (offset + id, no bounds check): an id past the feature's
+    block would land in another feature's columns. A kind outside the shipped ones is checked."""
+    monkeypatch.setitem(KINDS, "outofrange", OutOfRangeKind())
+    spec = sx.parse_spec({"label": {"column": "y"},
+                          "features": [{"name": "bad", "kind": "outofrange", "column": "n", "m": 9},
+                                       {"name": "b", "kind": "bucket", "column": "x", "boundaries": [0.0]}]})
+    with pytest.raises(sx.SparseCrossError, match=r"kind 'outofrange'.*local id 14.*\[0, 10\)"):
+        sx.featurize(_table(), spec)

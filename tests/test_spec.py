@@ -557,6 +557,20 @@ def test_boundary_beyond_float64_is_a_spec_error():
                     "features": [{"name": "b", "kind": "bucket", "column": "x", "boundaries": [10**400]}]})
 
 
+@pytest.mark.parametrize("feature", [
+    {"name": "a", "kind": "numeric", "column": "x", "clip": [1.0, 10**400]},
+    {"name": "g", "kind": "geo", "lat": "la", "lon": "lo", "resolution_arcmin": 10**400},
+    {"name": "g", "kind": "geo", "lat": "la", "lon": "lo", "resolution_arcmin": -(10**400)},
+    {"name": "g", "kind": "geo", "lat": "la", "lon": "lo", "resolution_arcmin": [10**400, 1]},
+    {"name": "b", "kind": "bucket", "column": "x", "boundaries": [1, 10**400]},
+], ids=["numeric-clip", "geo-resolution", "geo-resolution-negative", "geo-pyramid", "bucket"])
+def test_integer_beyond_float64_in_a_dict_spec_is_a_spec_error(feature):
+    """TOML cannot write 10**400, a dict spec can: a SpecError naming the key, not OverflowError."""
+    with pytest.raises(SpecError, match="beyond the float64 range") as info:
+        parse_spec({"label": {"column": "y"}, "features": [feature]})
+    assert "features[0]" in str(info.value) and len(str(info.value)) < 300
+
+
 def test_column_space_beyond_2_62_is_a_spec_error():
     """Two 0.02-arc-minute grids crossed exactly: ~2**70 columns."""
     geo = [{"name": n, "kind": "geo", "lat": n + "_lat", "lon": n + "_lon", "resolution_arcmin": 0.02} for n in "ac"]

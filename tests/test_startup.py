@@ -253,6 +253,25 @@ def test_python_xxh64_and_fmix64_match_the_golden_vectors_and_the_kernels() -> N
         assert hashing.fmix64(int(x) * 2 + 1) == int(K.fmix64(np.uint64(int(x) * 2 + 1)))
 
 
+def test_numpy_fmix64_array_matches_the_golden_vectors_scalar_and_kernel() -> None:
+    """The one NumPy fmix64 (row holdouts, shuffles, checkpoint home slots, generated data)."""
+    from sparsecross._kernels import hash as K
+
+    cases = _golden_cases("fmix64")
+    got = hashing.fmix64_array(np.array([c["x"] for c in cases], dtype=np.uint64))
+    assert got.dtype == np.uint64 and got.tolist() == [c["result"] for c in cases]
+    rng = np.random.default_rng(15)
+    xs = rng.integers(0, 2**64 - 1, 500, dtype=np.uint64, endpoint=True)
+    before = xs.copy()
+    got = hashing.fmix64_array(xs)
+    assert np.array_equal(xs, before), "the input must not be modified"
+    assert [int(h) for h in got] == [hashing.fmix64(int(x)) for x in xs]
+    assert [int(h) for h in got[:50]] == [int(K.fmix64(x)) for x in xs[:50]]
+    # int64 input is reinterpreted modulo 2**64, as a key's bits are
+    signed = np.array([-1, -(2**63), 0, 2**63 - 1], dtype=np.int64)
+    assert hashing.fmix64_array(signed).tolist() == [hashing.fmix64(int(v) % 2**64) for v in signed]
+
+
 def test_numpy_key_decoder_agrees_with_the_kernel() -> None:
     from sparsecross._kernels import varint
 

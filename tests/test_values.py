@@ -143,3 +143,19 @@ def test_a_refused_number_is_shortened_in_its_message(call, v):
         call(v)
     msg = str(info.value)
     assert len(msg) < 200 and "digits" in msg, msg
+
+
+@pytest.mark.parametrize("value", [HUGE, 10**5000, 2**63, 1_000_001], ids=["1e400", "1e5000", "2^63", "max+1"])
+def test_epochs_and_early_stop_past_their_maximum_are_refused(value):
+    """An epoch count is written into the model's JSON and checkpoints: beyond MAX_EPOCHS it
+    is refused (an integer of more than 4,300 digits would make the artifact unreadable)."""
+    from sparsecross.train_options import _check_early_stop
+    from sparsecross.train_params import MAX_EPOCHS
+
+    assert MAX_EPOCHS == 1_000_000 and TrainParams(epochs=MAX_EPOCHS).epochs == MAX_EPOCHS
+    with pytest.raises(ParameterError, match=r"^epochs must be an integer in \[1, 1,000,000\]") as info:
+        TrainParams(epochs=value)
+    assert len(str(info.value)) < 120
+    with pytest.raises(ParameterError, match=r"^early_stop must be an integer in \[1, 1,000,000\]"):
+        _check_early_stop(value, SAMPLE, None)
+    assert _check_early_stop(np.int64(MAX_EPOCHS), SAMPLE, None) == MAX_EPOCHS

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels.ftrl import FTRLParams
-from ..errors import DataError, ParameterError, SparseCrossError
-from ..featurize import resolve_spec
+from ..errors import ParameterError, SparseCrossError
 from ..metrics import StreamingMetrics
 from ..read import DEFAULT_BATCH_ROWS, Source
 from ..spec import FeatureSpec
@@ -218,8 +217,8 @@ def train_distributed(
     """
     from ..checkpoint import source_fingerprint
     from ..hashing import holdout_salt
-    from ..read import count_rows
-    from ..train import TrainParams, check_inputs, check_values, export_state
+    from ..train import TrainParams, export_state
+    from ..train_eval import prepare_inputs
 
     from ..admission import policy_of
     from ..budget import check_max_state_mb
@@ -237,13 +236,7 @@ def train_distributed(
         in_flight = _integer("in_flight", in_flight, 1)
     _require_dask()
     t0 = time.perf_counter()
-    schema = check_inputs(source, spec, valid)
-    spec = resolve_spec(source, spec, batch_rows=batch_rows, holdout=holdout)
-    if valid is not None:
-        check_values(valid, spec, batch_rows)
-    rows_total = count_rows(source)
-    if rows_total == 0:
-        raise DataError(f"the training data {str(source)!r} has no rows")
+    schema, spec, rows_total = prepare_inputs(source, spec, valid, batch_rows, holdout)
     salt = holdout_salt(spec.hashing.seed)
     tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
     book = None if exact else _book(tp, max_state_mb, lanes, spec)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import DataError, SchemaError, SpecError, did_you_mean
+from ..errors import DataError, SchemaError, SpecError, did_you_mean, shown
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -23,7 +23,7 @@ pa = LazyModule("pyarrow")
 if TYPE_CHECKING:
     from ..spec import Feature
 
-__all__ = ["Kind", "Ctx", "get", "choice", "is_number", "is_stringish"]
+__all__ = ["Kind", "Ctx", "get", "as_float", "choice", "is_number", "is_stringish"]
 
 
 def _tname(types: tuple[type, ...]) -> str:
@@ -44,10 +44,19 @@ def get(where: str, table: Mapping[str, Any], key: str, typ: Any, default: Any =
     if isinstance(value, bool) and bool not in types:
         raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
     if float in types and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        value = as_float(f"{where}.{key}", value)
     if not isinstance(value, types):
-        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {value!r}")
+        raise SpecError(f"{where}.{key}: expected {_tname(types)}, got {shown(value)}")
     return value
+
+
+def as_float(where: str, value: int | float) -> float:
+    """``float(value)``, or a :class:`SpecError` naming ``where`` for an integer beyond the
+    float64 range (a dict spec can hold ``10**400``; TOML cannot)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise SpecError(f"{where}: {shown(value)} is beyond the float64 range") from None
 
 
 def choice(where: str, value: str, choices: tuple[str, ...]) -> str:

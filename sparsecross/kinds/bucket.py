@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import DataError, SpecError
-from ._base import Ctx, Kind, get
+from ._base import Ctx, Kind, as_float, get
 
 np = LazyModule("numpy")
 K = LazyModule("sparsecross._kernels.crosses")
@@ -39,10 +39,8 @@ class BucketKind(Kind):
         quantiles = None
         if "boundaries" in t:
             raw = get(where, t, "boundaries", list)
-            try:
-                b = tuple(float(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool))
-            except OverflowError:  # an int beyond float64 (possible through the dict API)
-                raise SpecError(f"{where}.boundaries: a number is beyond the float64 range") from None
+            b = tuple(as_float(f"{where}.boundaries", x) for x in raw
+                      if isinstance(x, (int, float)) and not isinstance(x, bool))
             if len(b) != len(raw) or not b:
                 raise SpecError(f"{where}.boundaries: expected a non-empty list of numbers, got {raw!r}")
             if not all(math.isfinite(x) for x in b) or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import DataError, SpecError
-from ._base import Ctx, Kind, choice, get
+from ._base import Ctx, Kind, as_float, choice, get
 
 np = LazyModule("numpy")
 K = LazyModule("sparsecross._kernels.crosses")
@@ -54,7 +54,7 @@ def _levels(where: str, raw: list[Any]) -> tuple[float, ...]:
         raise SpecError(f"{key}: {len(raw)} levels; a geo pyramid has at most {MAX_LEVELS}")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in raw):
         raise SpecError(f"{key}: expected a list of numbers, got {raw!r}")
-    levels = tuple(_resolution(key, float(v)) for v in raw)
+    levels = tuple(_resolution(key, as_float(key, v)) for v in raw)
     if len(set(levels)) != len(levels):
         twice = next(v for k, v in enumerate(levels) if v in levels[:k])
         raise SpecError(f"{key}: level {twice!r} is listed twice, in {raw!r}")

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import SpecError
-from ._base import Ctx, Kind, choice, get, value_error
+from ..errors import SpecError, shown
+from ._base import Ctx, Kind, as_float, choice, get, value_error
 
 np = LazyModule("numpy")
 
@@ -36,9 +36,10 @@ class NumericKind(Kind):
         if "clip" in t:
             raw = get(where, t, "clip", list)
             ok = len(raw) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
-            lo, hi = (float(raw[0]), float(raw[1])) if ok else (math.nan, math.nan)
+            lo, hi = (as_float(f"{where}.clip", raw[0]), as_float(f"{where}.clip", raw[1])) if ok \
+                else (math.nan, math.nan)
             if not (ok and math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise SpecError(f"{where}.clip: expected [lo, hi], two finite numbers with lo < hi, got {raw!r}")
+                raise SpecError(f"{where}.clip: expected [lo, hi], two finite numbers with lo < hi, got {shown(raw)}")
             if transform == "log1p" and lo <= -1:
                 raise SpecError(f"{where}.clip: lo = {lo!r} is outside the domain of transform = \"log1p\" "
                                 "(values must be > -1)")
