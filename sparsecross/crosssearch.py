@@ -53,6 +53,7 @@ from .spec import MAX_CROSS_COMPONENTS, Cross, FeatureSpec
 from .spec_parse import _parse_cross, parse_spec
 from .train import TrainParams, in_memory
 from .train_eval import prepare_inputs
+from .train_params import check_epochs
 
 __all__ = ["AddedCross", "CrossSearchResult", "candidate_crosses", "search_crosses", "spec_text_with_crosses",
            "search_and_tune", "write_spec", "DEFAULT_MIN_GAIN", "DEFAULT_MAX_CANDIDATES"]
@@ -220,6 +221,7 @@ def search_crosses(
     if not all(is_num(a) and a > 0 for a in alphas):
         raise SparseCrossError(f"search_crosses: alpha must be finite numbers > 0, got {shown(alphas)}")
     alphas = [float(a) for a in alphas]
+    epochs_max, patience = check_epochs(epochs_max, "epochs_max"), check_epochs(patience, "patience")
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)
     tps = [TrainParams(a, beta, l1, l2, epochs_max, label_smoothing, holdout, state_dtype, admit, state_bits)

@@ -21,7 +21,7 @@ from .arrow_numpy import as_array as _as_array, float64_column as _float64, vali
 from .csr_rows import CSRRows
 from .errors import DataError, SparseCrossError
 from .hashing import holdout_salt, missing_key
-from .kinds import KINDS, Ctx
+from .kinds import KINDS, SHIPPED, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
 from .labels import _first_bad, _label_rows, _labels  # noqa: F401  (imported from here by other modules)
 from .listcross import list_cross_entries
@@ -199,9 +199,10 @@ def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatc
     for fi, f in enumerate(spec.features):
         ctx = Ctx(table, start_row, plan.salts[fi], plan.missing_keys[fi], numeric, fi, skip, extra,
                   lists if fi in plan.hashed_crossed else None)
-        v = KINDS[f.kind].featurize(f, ctx, ids[fi], missing[fi])
-        if f.kind not in _SHIPPED_KINDS:
-            _check_local_ids(f, ids[fi])
+        kind = KINDS[f.kind]
+        v = kind.featurize(f, ctx, ids[fi], missing[fi])
+        if id(kind) not in _SHIPPED_IDS:
+            _check_local_ids(f, kind, ids[fi], missing[fi] if skip[fi] else None)
         if v is not None:
             values.append((fi, v))
     if lists:
@@ -209,17 +210,22 @@ def _feature_ids(spec: FeatureSpec, plan: _Plan, table: pa.Table | pa.RecordBatc
     return ids, missing, skip, values, extra
 
 
-#: The kinds this package ships (their ids are checked against the reference featurizer by
-#: the tests); a kind registered later has its exact ids checked on every batch.
-_SHIPPED_KINDS = frozenset(KINDS)
+#: The shipped kind objects (not names: a plugin may replace ``KINDS["bucket"]``, or register
+#: before this module loads); any other kind has its exact ids checked on every batch.
+_SHIPPED_IDS = frozenset(id(k) for k in SHIPPED)
 
 
-def _check_local_ids(f: Any, ids: np.ndarray) -> None:
+def _check_local_ids(f: Any, kind: Any, ids: np.ndarray, skipped: np.ndarray | None) -> None:
     """An exact feature's local ids must lie in ``[0, cardinality)``: ``build_csr`` adds them to
     the feature's offset without a bounds check, so one past the block would land silently in
-    another feature's columns."""
+    another feature's columns.  ``skipped``: the missing flags when the feature skips its
+    missing rows (``build_csr`` ignores their ids), else None."""
     card = f.cardinality
-    if card is None or not len(ids) or not KINDS[f.kind].is_exact(f):
+    if card is None or not kind.is_exact(f):
+        return
+    if skipped is not None:
+        ids = ids[skipped == 0]
+    if not len(ids):
         return
     top = int(ids.max())
     if top >= card:

@@ -40,6 +40,7 @@ from .read import Source
 from .spec import FeatureSpec
 from .train import TrainParams, _epoch_batches, _order_params, _shuffle_of, export_state, in_memory, record_budget
 from .train_eval import prepare_inputs
+from .train_params import check_epochs
 from .train_options import resolve_train_options
 
 __all__ = ["TunePoint", "TuneResult", "tune", "DEFAULT_ALPHA", "DEFAULT_L1", "DEFAULT_EPOCHS_MAX"]
@@ -96,11 +97,6 @@ class TuneResult:
                 "chosen": self.chosen.to_dict() if self.chosen else None, "budget": self.budget,
                 "seconds": self.seconds, "rows": self.rows, "reads": self.reads, "epochs_max": self.epochs_max,
                 "patience": self.patience, "note": self.note}
-
-
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParameterError(f"{name} must be an integer >= 1, got {shown(value)}")
 
 
 def _rank(p: TunePoint, size: int, index: int) -> tuple[bool, float, int, int]:
@@ -233,8 +229,7 @@ def tune(
     alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
     if alpha[0] <= 0:
         raise SparseCrossError(f"--alpha: values must be > 0 (a learning-rate scale), got {shown(alpha)}")
-    _check_int("epochs_max", epochs_max)
-    _check_int("patience", patience)
+    epochs_max, patience = check_epochs(epochs_max, "epochs_max"), check_epochs(patience, "patience")
     check_validation_and_budget("tune", valid, holdout, max_nonzeros, max_bytes)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)

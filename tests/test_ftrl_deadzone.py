@@ -2,7 +2,9 @@
 against the kernel as it was (``tests/reference/ftrl_full_update.py``: the full update for every
 entry), to the bit: signed zeros in z, n and the values, z exactly at +-l1, n and g_i^2 that overflow,
 infinite and NaN state, a tiny alpha (the guards that send an entry to the full update), with
-and without admission, weights and masks."""
+and without admission, weights and masks; and from bias states whose n grows (ftrl_pass carries
+the bias's sqrt(n) from row to row) or is negative or NaN (there the values are compared with
+NaNs equal: a NaN's sign bit depends on the order of operations)."""
 
 from __future__ import annotations
 
@@ -61,8 +63,9 @@ def _rows(rng, n_rows):
 @pytest.mark.parametrize("alpha", [0.1, 2.0, DEAD_ALPHA_MIN, 1e-200])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("weighted,masked", [(False, False), (True, True)])
-@pytest.mark.parametrize("bias0", [(-0.0, 0.0), (1.0, -1.0), (0.5, math.nan), (0.1, 1e308)],
-                         ids=["zero", "negative-n", "nan-n", "huge-n"])
+@pytest.mark.parametrize("bias0", [(-0.0, 0.0), (0.3, 2.0), (-0.2, 1e15), (1.0, -1.0), (0.5, math.nan),
+                                   (0.1, 1e308)],
+                         ids=["zero", "small-n", "large-n", "negative-n", "nan-n", "huge-n"])
 def test_dead_zone_update_equals_the_full_update(dtype, alpha, seed, weighted, masked, bias0):
     """Also from bias states whose sqrt(n) is nan or near overflow: ftrl_pass carries the
     bias's sqrt(n) from row to row, the reference recomputes it on every row."""

@@ -195,3 +195,87 @@ def test_a_registered_kinds_exact_ids_past_its_cardinality_are_refused(monkeypat
                                        {"name": "b", "kind": "bucket", "column": "x", "boundaries": [0.0]}]})
     with pytest.raises(sx.SparseCrossError, match=r"kind 'outofrange'.*local id 14.*\[0, 10\)"):
         sx.featurize(_table(), spec)
+
+
+def test_a_kind_registered_before_the_featurizer_loads_is_checked_too() -> None:
+    """The usual plugin order: register on import, featurize later.  Whether the featurizer
+    module was loaded before or after must not decide whether the check runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys
+sys.path.insert(0, {root!r})
+import numpy as np
+import pyarrow as pa
+from sparsecross.kinds import KINDS
+from sparsecross.kinds._base import Kind
+
+class Bad(Kind):
+    name = "bad3"
+    keys = frozenset({{"column"}})
+    def parse(self, where, t, stored): return {{"options": ()}}
+    def to_dict(self, f): return {{"column": f.columns[0]}}
+    def cardinality(self, f): return 3
+    def describe(self, f, lid): return str(lid)
+    def featurize(self, f, ctx, ids, missing):
+        missing[:] = 0
+        ids[:] = 7
+
+KINDS["bad3"] = Bad()
+assert "sparsecross.featurize" not in sys.modules
+import sparsecross as sx
+spec = sx.parse_spec({{"label": {{"column": "y"}}, "features": [{{"name": "b", "kind": "bad3", "column": "n"}}]}})
+try:
+    sx.featurize(pa.table({{"n": [1.0, 2.0], "y": [0, 1]}}), spec)
+except sx.SparseCrossError as e:
+    print("refused:", e)
+else:
+    print("accepted")
+""".format(root=str(Path(__file__).resolve().parents[1]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused:") and "local id 7" in out.stdout, out.stdout
+
+
+def test_a_replaced_shipped_kind_is_checked(monkeypatch) -> None:
+    """KINDS["bucket"] replaced by a faulty featurizer: the name is a shipped one, the object is not."""
+    from sparsecross.kinds.bucket import BUCKET
+
+    class BadBucket(type(BUCKET)):
+        def featurize(self, f, ctx, ids, missing):
+            super().featurize(f, ctx, ids, missing)
+            ids[0] = 99
+
+    monkeypatch.setitem(KINDS, "bucket", BadBucket())
+    spec = sx.parse_spec({"label": {"column": "y"},
+                          "features": [{"name": "b", "kind": "bucket", "column": "x", "boundaries": [0.0]}]})
+    with pytest.raises(sx.SparseCrossError, match=r"kind 'bucket'.*local id 99"):
+        sx.featurize(_table(), spec)
+
+
+class SkipUnwrittenKind(ModuloKind):
+    """Leaves the ids of its missing rows unwritten (garbage), as build_csr ignores them under
+    missing = "skip"."""
+
+    name = "skipunwritten"
+
+    def featurize(self, f, ctx, ids, missing):
+        super().featurize(f, ctx, ids, missing)
+        ids[missing != 0] = np.uint64(2**63)
+
+
+def test_ids_of_skipped_missing_rows_are_not_checked(monkeypatch) -> None:
+    monkeypatch.setitem(KINDS, "skipunwritten", SkipUnwrittenKind())
+    table = _table()
+    spec = sx.parse_spec({"label": {"column": "y"},
+                          "features": [{"name": "s", "kind": "skipunwritten", "column": "n", "m": 9,
+                                        "missing": "skip"}]})
+    X, _, _ = sx.featurize(table, spec)
+    n = table.column("n").to_pylist()
+    assert [X.indptr[r + 1] - X.indptr[r] for r in range(len(n))] == [0 if v is None else 1 for v in n]
+    spec_bucket = sx.parse_spec({"label": {"column": "y"},
+                                 "features": [{"name": "s", "kind": "skipunwritten", "column": "n", "m": 9}]})
+    with pytest.raises(sx.SparseCrossError, match="local id"):  # missing = "bucket": the id is used
+        sx.featurize(table, spec_bucket)

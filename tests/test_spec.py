@@ -565,7 +565,7 @@ def test_boundary_beyond_float64_is_a_spec_error():
     {"name": "b", "kind": "bucket", "column": "x", "boundaries": [1, 10**400]},
 ], ids=["numeric-clip", "geo-resolution", "geo-resolution-negative", "geo-pyramid", "bucket"])
 def test_integer_beyond_float64_in_a_dict_spec_is_a_spec_error(feature):
-    """TOML cannot write 10**400, a dict spec can: a SpecError naming the key, not OverflowError."""
+    """An integer past float64 (10**400, in a dict or in TOML): a SpecError naming the key, not OverflowError."""
     with pytest.raises(SpecError, match="beyond the float64 range") as info:
         parse_spec({"label": {"column": "y"}, "features": [feature]})
     assert "features[0]" in str(info.value) and len(str(info.value)) < 300

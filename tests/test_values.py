@@ -159,3 +159,37 @@ def test_epochs_and_early_stop_past_their_maximum_are_refused(value):
     with pytest.raises(ParameterError, match=r"^early_stop must be an integer in \[1, 1,000,000\]"):
         _check_early_stop(value, SAMPLE, None)
     assert _check_early_stop(np.int64(MAX_EPOCHS), SAMPLE, None) == MAX_EPOCHS
+
+
+@pytest.mark.parametrize("name", ["epochs_max", "patience"])
+@pytest.mark.parametrize("value", [0, 2_000_000, 10**400, "x", 2.0], ids=["0", "2e6", "1e400", "str", "float"])
+def test_tune_and_the_cross_search_bound_epochs_max_and_patience(name, value):
+    """As train's epochs and early_stop: an integer in [1, 1,000,000], refused before any
+    data is read, the message naming the parameter (the search once ran patience=0 as 1 epoch
+    and failed late on patience="x")."""
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    with pytest.raises(ParameterError, match=rf"^{name} must be an integer in \[1, 1,000,000\]") as info:
+        tune(SAMPLE, spec, **{name: value}, holdout=0.2)
+    assert len(str(info.value)) < 120
+    with pytest.raises(ParameterError, match=rf"^{name} must be an integer in \[1, 1,000,000\]"):
+        search_crosses(SAMPLE, spec, k=1, holdout=0.2, **{name: value})
+
+
+def test_tune_takes_numpy_integers_for_epochs_max_and_patience():
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    r = tune(SAMPLE, spec, alpha=[0.1], l1=[1.0], epochs_max=np.int64(2), patience=np.int32(1), holdout=0.2)
+    assert (r.epochs_max, r.patience) == (2, 1) and type(r.epochs_max) is int and type(r.patience) is int
+
+
+@pytest.mark.parametrize("value", [-(10**5000), -(10**400), "x" * 5000],
+                         ids=["-1e5000", "-1e400", "long-str"])
+def test_dask_counts_echo_a_refused_value_shortened(value):
+    """One short line, not a ValueError from repr() past 4,300 digits or a 5,000-character echo."""
+    from sparsecross.dask.training import _check_counts, _integer
+
+    with pytest.raises(ParameterError, match="^retries must be an integer >= 0") as info:
+        _integer("retries", value, 0)
+    assert len(str(info.value)) < 120
+    with pytest.raises(SparseCrossError, match="^batch_rows must be >= 1") as info:
+        _check_counts(False, value, 2, None, None)
+    assert len(str(info.value)) < 120

@@ -108,8 +108,9 @@ def ftrl_pass_local(indptr, local, data, y, sw, row_mask, zn, bias, params, acc)
     no hashing.  The results are ``ftrl_pass``'s to the bit (``tests/test_lanes.py`` checks
     the bits), though not operation for operation: ``ftrl_pass`` carries ``sqrt(n)`` of the bias
     from row to row, skips the update of a dead weight (``|z| <= l1``, the same bits) and
-    prefetches; this one recomputes and updates every entry.  It is a copy on purpose: sharing the row update through a helper (even inlined) slowed ``ftrl_pass``
-    from 4.8M to 4.1M rows/s, because its probe loop then no longer computes the weights.
+    prefetches; this one recomputes and updates every entry.  It is a copy on purpose:
+    sharing the row update through a helper (even inlined) slowed ``ftrl_pass`` from 4.8M to
+    4.1M rows/s, because its probe loop then no longer computes the weights.
     Mutates ``zn``, ``bias`` and ``acc``."""
     alpha, beta, l1, l2, eps = params
     n_rows = indptr.shape[0] - 1

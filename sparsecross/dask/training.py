@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels.ftrl import FTRLParams
-from ..errors import ParameterError, SparseCrossError
+from ..errors import ParameterError, SparseCrossError, shown
 from ..metrics import StreamingMetrics
 from ..read import DEFAULT_BATCH_ROWS, Source
 from ..spec import FeatureSpec
@@ -54,13 +54,13 @@ def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Sou
 
 def _integer(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {shown(value)}")
     return int(value)
 
 
 def _check_mode(mode: str, valid: Source | None, holdout: float | None) -> None:
     if mode not in MODES:
-        raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+        raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {shown(mode)}")
     if valid is not None and holdout is not None:
         raise SparseCrossError("give either valid data or a holdout fraction, not both")
 
@@ -69,7 +69,7 @@ def _check_counts(exact: bool, batch_rows: Any, lanes: Any, rows_per_round: Any,
                   checkpoint_rounds: Any) -> tuple[Any, int | None, int | None]:
     """The counts, checked: (lanes, rows_per_round, checkpoint_rounds)."""
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise SparseCrossError(f"batch_rows must be >= 1, got {batch_rows!r}")
+        raise SparseCrossError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
     if not exact:
         lanes = _integer("lanes", lanes, 1)
     if rows_per_round is not None:

@@ -52,7 +52,7 @@ def get(where: str, table: Mapping[str, Any], key: str, typ: Any, default: Any =
 
 def as_float(where: str, value: int | float) -> float:
     """``float(value)``, or a :class:`SpecError` naming ``where`` for an integer beyond the
-    float64 range (a dict spec can hold ``10**400``; TOML cannot)."""
+    float64 range (``10**400``: a dict spec can hold one, and so can TOML)."""
     try:
         return float(value)
     except OverflowError:
