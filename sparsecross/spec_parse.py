@@ -141,12 +141,18 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
 
 
 def _load(source: str | Mapping[str, Any]) -> Mapping[str, Any]:
-    if not isinstance(source, str):
+    if isinstance(source, Mapping):
         return source
+    if not isinstance(source, str):
+        raise SpecError(f"spec: expected TOML text or a table (a mapping), got {shown(source)}")
     try:
         return tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"spec is not valid TOML: {exc}") from None
+    except ValueError as exc:  # an integer literal past Python's digit limit (4300)
+        raise SpecError(f"spec is not valid TOML: {shown(str(exc).split(';')[0], 120)[1:-1]}") from None
+    except RecursionError:  # tomllib recurses per level of nesting
+        raise SpecError("spec is not valid TOML: arrays or tables are nested too deeply") from None
 
 
 def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:

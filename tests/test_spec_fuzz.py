@@ -65,6 +65,20 @@ def _short_error(source: Any, match: str | None = None, stored: bool = False) ->
     return msg
 
 
+@pytest.mark.parametrize("text", ["a = " + "[" * 100_000, "a = " + "{b = " * 100_000], ids=["arrays", "tables"])
+def test_toml_nested_too_deeply_is_a_spec_error(text):
+    _short_error(text, "not valid TOML")  # tomllib raised RecursionError
+
+
+def test_a_toml_integer_past_pythons_digit_limit_is_a_spec_error():
+    _short_error("version = 1" + "0" * 5000, "not valid TOML")  # tomllib raised ValueError
+
+
+@pytest.mark.parametrize("source", [5, None, [1], b"[label]", 1.5])
+def test_a_spec_that_is_neither_text_nor_a_table_is_a_spec_error(source):
+    _short_error(source, "expected TOML text or a table")  # TypeError
+
+
 @pytest.mark.parametrize("key", [5, None, (1, 2)])
 def test_a_non_string_key_is_a_spec_error(key):
     d = _base()
