@@ -94,3 +94,12 @@ def test_a_deeply_nested_value_is_echoed_without_recursion_error():
     for _ in range(100_000):
         deep = [deep]
     _short_error({"label": {"column": deep}, "features": []}, "label.column: expected a string")
+
+
+@pytest.mark.parametrize("res", [5e-324, 1e-310, 1e-300, [60, 5e-324]])
+@pytest.mark.parametrize("kind", ["geo", "lat"])
+def test_a_tiny_resolution_is_a_spec_error(kind, res):
+    if kind == "lat" and isinstance(res, list):
+        return
+    cols = {"lat": "la", "lon": "lo"} if kind == "geo" else {"column": "la"}
+    _short_error(_with(name="g", kind=kind, resolution_arcmin=res, **cols), "resolution_arcmin")  # OverflowError

@@ -38,6 +38,8 @@ def level_tag(resolution_arcmin: float) -> str:
 def _resolution(where: str, res: float) -> float:
     if not (math.isfinite(res) and 0 < res <= 21600):
         raise SpecError(f"{where}: expected a number in (0, 21600], got {res!r}")
+    if 10800 / res > 2**40:  # so fine that its grid is not counted (5e-324's would be infinite)
+        raise SpecError(f"{where}: {res!r} gives more than 2**40 cells")
     n = math.prod(grid_of(res))
     if n > 2**40:
         raise SpecError(f"{where}: {res!r} gives {n} cells; at most 2**40")
