@@ -35,18 +35,24 @@ from .kinds._base import get as _get
 __all__ = ["parse_spec", "load_spec"]
 
 
-def _some(names: Any, limit: int = 10) -> str:
-    """Sorted names as a list literal, at most ``limit`` of them (an error stays one line)."""
-    names = sorted(names)
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return f"{names[:limit]}{more}"
+def _some(names: Any, limit: int = 10, order: bool = True) -> str:
+    """Names (sorted unless not ``order``) as a list literal, at most ``limit`` of them, each
+    :func:`shown` and at most 200 characters in all (an error stays one short line)."""
+    names = sorted(names) if order else list(names)
+    out: list[str] = []
+    for n in names[:limit]:
+        if out and sum(map(len, out)) + len(shown(n)) > 200:
+            break
+        out.append(shown(n))
+    more = f" and {len(names) - len(out)} more" if len(names) > len(out) else ""
+    return f"[{', '.join(out)}]{more}"
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
             raise SpecError(
-                f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; "
+                f"{where}: unknown key {shown(key)}{did_you_mean(key, allowed)}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
 
@@ -56,9 +62,9 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feat
     if not isinstance(t, dict):
         raise SpecError(f"{where}: expected a table, got {shown(t)}")
     name = _get(where, t, "name", str)
-    where = f"features[{i}] ({name!r})"
+    where = f"features[{i}] ({shown(name)})"
     if not _NAME_RE.match(name):
-        raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {name!r}")
+        raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {shown(name)}")
     kind = KINDS[_choice(f"{where}.kind", _get(where, t, "kind", str), tuple(KINDS))]
     for other in KINDS.values():
         for key, why in other.exclusive.items():
@@ -72,12 +78,12 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feat
         for col in columns:
             if col == label.column:
                 raise SpecError(
-                    f"{where}: column {col!r} is the label column; a feature must not read the label "
+                    f"{where}: column {shown(col)} is the label column; a feature must not read the label "
                     "(the model would learn the answer)"
                 )
             if col == label.weight:
                 raise SpecError(
-                    f"{where}: column {col!r} is the weight column ([label] weight); a feature must "
+                    f"{where}: column {shown(col)} is the weight column ([label] weight); a feature must "
                     "not read the sample weights"
                 )
     f = Feature(name, kind.name, columns, missing=missing, standalone=standalone, **kind.parse(where, t, stored))
@@ -257,25 +263,26 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
         if n not in index:
             levels = [f.name for f in features if KINDS[f.kind].is_level_of(f, n)]
             if levels:
-                raise SpecError(f"{where}.features: feature {n!r} is a geo pyramid; cross one of its levels "
-                                f"by its derived name ({', '.join(map(repr, levels))})")
-            raise SpecError(f"{where}.features: no feature named {n!r}{did_you_mean(n, index)}")
+                raise SpecError(f"{where}.features: feature {shown(n)} is a geo pyramid; cross one of its levels "
+                                f"by its derived name ({_some(levels, order=False)[1:-1]})")
+            raise SpecError(f"{where}.features: no feature named {shown(n)}{did_you_mean(n, index)}")
     if len(set(fl)) != len(fl) and not stored:
         twice = next(n for k, n in enumerate(fl) if n in fl[:k])
         raise SpecError(
-            f"{where}.features: feature {twice!r} is listed twice; a feature crossed with itself "
+            f"{where}.features: feature {shown(twice)} is listed twice; a feature crossed with itself "
             "adds nothing the feature alone does not give"
         )
     name = _get(where, t, "name", str, "*".join(fl))
     mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
     for n in fl:
         if not KINDS[features[index[n]].kind].crossable:
-            raise SpecError(f"{where}.features: feature {n!r} is {features[index[n]].kind}, which cannot be "
+            raise SpecError(f"{where}.features: feature {shown(n)} is {features[index[n]].kind}, which cannot be "
                             "crossed (its value is not a count)")
     if mode == "exact":
         bad = [n for n in fl if not features[index[n]].is_exact]
         if bad:
-            raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) {bad}")
+            raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) "
+                            f"{_some(bad, order=False)}")
     return Cross(name, tuple(fl), mode)
 
 

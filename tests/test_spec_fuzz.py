@@ -103,3 +103,76 @@ def test_a_tiny_resolution_is_a_spec_error(kind, res):
         return
     cols = {"lat": "la", "lon": "lo"} if kind == "geo" else {"column": "la"}
     _short_error(_with(name="g", kind=kind, resolution_arcmin=res, **cols), "resolution_arcmin")  # OverflowError
+
+
+@pytest.mark.parametrize("huge", [10**5000, -(10**5000)], ids=["plus", "minus"])
+def test_an_integer_past_reprs_limit_is_echoed_as_its_digit_count(huge):
+    q = {"name": "q", "kind": "bucket", "column": "v", "quantiles": huge}
+    assert _short_error(_with(**q)).endswith("got an integer of 5001 digits")  # ValueError from repr
+    years = {"name": "t", "kind": "time", "column": "v", "part": "year", "years": [1, huge]}
+    assert _short_error(_with(**years)).endswith("got a list of 2 items")
+
+
+@pytest.mark.parametrize("feature", [
+    {"name": "t", "kind": BIG, "column": "v"},
+    {"name": BIG, "kind": "categorical", "column": "v", "bogus": 1},
+    {"name": BIG + "!", "kind": "categorical", "column": "v"},
+    {"name": "t", "kind": "categorical", "column": "v", BIG: 1},
+    {"name": "t", "kind": "categorical", "column": "v", "missing": BIG},
+    {"name": "t", "kind": "time", "column": "v", "part": BIG},
+    {"name": "t", "kind": "time", "column": "v", "part": "hour", "timezone": BIG},
+    {"name": "t", "kind": "time", "column": "v", "part": "hour", "format": "%Q" + BIG},
+    {"name": "t", "kind": "time", "column": "v", "part": "year", "years": [BIG, 1]},
+    {"name": "t", "kind": "time", "column": "v", "part": "year", "years": list(range(10_000))},
+    {"name": "t", "kind": "time", "column": "v", "part": "year", "years": [1, 10**400]},
+    {"name": "t", "kind": "numeric", "column": "v", "transform": BIG},
+    {"name": "t", "kind": "bucket", "column": "v", "boundaries": [BIG]},
+    {"name": "t", "kind": "bucket", "column": "v", "boundaries": list(range(10_000, 0, -1))},
+    {"name": "t", "kind": "bucket", "column": "v", "quantiles": 10**400},
+    {"name": "g", "kind": "geo", "lat": "a", "lon": "b", "resolution_arcmin": [BIG]},
+    {"name": "g", "kind": "geo", "lat": "a", "lon": "b", "resolution_arcmin": [10**400, 1]},
+    {"name": "g", "kind": "geo", "lat": "a", "lon": "b", "resolution_arcmin": 1e-9},
+    {"name": "g", "kind": "lat", "column": "a", "invalid": BIG},
+], ids=lambda f: f"{f['kind'][:12]}-{'-'.join(k[:12] for k in f if k not in ('name', 'kind', 'column'))}")
+def test_a_huge_value_is_echoed_shortened(feature):
+    _short_error(_with(**feature))
+
+
+@pytest.mark.parametrize("change", ["label_compare", "cross_missing", "cross_mode", "cross_twice",
+                                    "duplicate_names", "train_key", "pyramid_named"])
+def test_a_huge_name_or_value_elsewhere_is_echoed_shortened(change):
+    d = _base()
+    long_name = "n" * 100_000  # a valid feature name, however long
+    if change == "label_compare":
+        d["label"].update(threshold=1, compare=BIG)
+    elif change == "cross_missing":
+        d["crosses"] = [{"features": ["a", BIG]}]
+    elif change == "cross_mode":
+        d["crosses"] = [{"features": ["a", "b"], "mode": BIG}]
+    elif change == "cross_twice":
+        d["features"][0]["name"] = long_name
+        d["crosses"] = [{"features": [long_name, long_name]}]
+    elif change == "duplicate_names":
+        d["features"] = [{"name": f"{k}" + long_name, "kind": "categorical", "column": "c"} for k in range(12)] * 2
+    elif change == "train_key":
+        d["train"] = {BIG: 1}
+    elif change == "pyramid_named":
+        d["features"].append({"name": long_name, "kind": "geo", "lat": "la", "lon": "lo",
+                              "resolution_arcmin": [60, 6, 1]})
+        d["crosses"] = [{"features": ["a", long_name]}]
+    _short_error(d)
+
+
+@pytest.mark.parametrize(("role", "what"), [("column", "label"), ("weight", "weight")])
+def test_a_feature_reading_a_long_label_or_weight_column_is_echoed_shortened(role, what):
+    d = _base()
+    d["label"][role] = d["features"][0]["column"] = "c" * 10_000
+    _short_error(d, f"is the {what} column")
+
+
+def test_a_misspelt_long_name_suggests_shortened_names():
+    d = _base()
+    long_name = "n" * 10_000
+    d["features"][0]["name"] = long_name
+    d["crosses"] = [{"features": ["b", long_name + "x"]}]
+    assert "did you mean" in _short_error(d)

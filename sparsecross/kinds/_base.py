@@ -63,7 +63,7 @@ def choice(where: str, value: str, choices: tuple[str, ...]) -> str:
     """``value`` if it is one of ``choices``, else a :class:`SpecError` naming ``where``."""
     if value not in choices:
         raise SpecError(
-            f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}"
+            f"{where}: expected one of {', '.join(map(repr, choices))}, got {shown(value)}"
             f"{did_you_mean(value, choices)}"
         )
     return value
