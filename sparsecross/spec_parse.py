@@ -273,6 +273,12 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
             "adds nothing the feature alone does not give"
         )
     name = _get(where, t, "name", str, "*".join(fl))
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a dict's string may have one)
+            raise SpecError(f"{where}.name: expected UTF-8 text (a hashed cross hashes it), "
+                            f"got {shown(name)}") from None
     mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
     for n in fl:
         if not KINDS[features[index[n]].kind].crossable:

@@ -176,3 +176,9 @@ def test_a_misspelt_long_name_suggests_shortened_names():
     d["features"][0]["name"] = long_name
     d["crosses"] = [{"features": ["b", long_name + "x"]}]
     assert "did you mean" in _short_error(d)
+
+
+def test_a_cross_name_that_is_not_utf8_is_a_spec_error():
+    d = _base()
+    d["crosses"] = [{"features": ["a", "b"], "name": "x\ud800"}]
+    _short_error(d, r"crosses\[0\].name")  # UnicodeEncodeError hashing the name
