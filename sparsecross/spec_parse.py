@@ -138,6 +138,8 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
     qrows = _get("spec", data, "quantile_sample_rows", int, 1_000_000)
     if qrows < 1:
         raise SpecError(f"quantile_sample_rows: expected a positive integer, got {shown(qrows)}")
+    if qrows >= 2**63:  # int64, as every integer of the spec's JSON (10**5000 broke its sha256)
+        raise SpecError(f"quantile_sample_rows: expected an integer below 2**63, got {shown(qrows)}")
     spec = FeatureSpec(label, hashing, features, crosses, train, qrows, version)
     if (1 << hashing.bits if spec.needs_data else spec.n_columns) >= 2**62:
         raise SpecError("spec: the column space exceeds 2**62 columns; lower resolutions or max_exact")
@@ -296,6 +298,8 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
     _check_keys("train", train, set(TRAIN_KEYS))
     for k, v in train.items():
         _get("train", train, k, TRAIN_KEYS[k])
+        if TRAIN_KEYS[k] is int and not -(2**63) <= v < 2**63:  # 10**5000 breaks the spec's JSON
+            raise SpecError(f"train.{k}: expected an integer in the int64 range, got {shown(v)}")
         train[k] = TRAIN_KEYS[k](v)
     if train.get("early_stop", 1) < 1:
         raise SpecError(f"train.early_stop: expected an integer >= 1 (epochs without improvement), "

@@ -182,3 +182,14 @@ def test_a_cross_name_that_is_not_utf8_is_a_spec_error():
     d = _base()
     d["crosses"] = [{"features": ["a", "b"], "name": "x\ud800"}]
     _short_error(d, r"crosses\[0\].name")  # UnicodeEncodeError hashing the name
+
+
+@pytest.mark.parametrize("where", ["quantile_sample_rows", "train"])
+def test_an_integer_beyond_int64_is_a_spec_error(where):
+    # the spec's dict must stay JSON-able (sha256 hashes its JSON): 10**5000 broke json.dumps
+    d = _base()
+    if where == "train":
+        d["train"] = {"epochs": 10**5000}
+    else:
+        d["quantile_sample_rows"] = 10**5000
+    _short_error(d, where)
