@@ -36,6 +36,337 @@ MAX_MESSAGE = 400
 #: Seconds one parse may take (the fuzzed specs are small; a slow one is superlinear).
 MAX_SECONDS = 2.0
 
+SHIPPED = [tomllib.loads(p.read_text(encoding="utf-8")) for p in SPECS]
+
+BUILT: list[dict[str, Any]] = [
+    {
+        "version": 1,
+        "label": {"column": "y", "threshold": 0.5, "compare": ">=", "weight": "w", "positive_weight": 2.0,
+                  "missing": "skip"},
+        "hashing": {"bits": 12, "seed": 7, "max_exact": 1000},
+        "features": [
+            {"name": "cell", "kind": "geo", "lat": "lat", "lon": "lon", "resolution_arcmin": 6.0,
+             "invalid": "missing"},
+            {"name": "pyr", "kind": "geo", "lat": "lat", "lon": "lon", "resolution_arcmin": [600, 60, 6],
+             "bands": True},
+            {"name": "one", "kind": "geo", "lat": "lat", "lon": "lon", "resolution_arcmin": [30]},
+            {"name": "la", "kind": "lat", "column": "lat", "resolution_arcmin": 30.0, "standalone": False},
+            {"name": "lo", "kind": "lon", "column": "lon", "resolution_arcmin": 60, "invalid": "error"},
+            {"name": "inc", "kind": "bucket", "column": "inc", "boundaries": [1, 2.5, 1e6]},
+            {"name": "dev", "kind": "categorical", "column": "device", "missing": "skip"},
+            {"name": "tags", "kind": "categorical", "column": "tag_list"},
+            {"name": "rooms", "kind": "numeric", "column": "rooms", "transform": "log1p", "clip": [0, 1e5]},
+            {"name": "slog", "kind": "numeric", "column": "x", "transform": "signed_log1p"},
+            {"name": "hour", "kind": "time", "column": "ts", "part": "hour", "timezone": "Europe/Paris"},
+            {"name": "yr", "kind": "time", "column": "d", "part": "year", "years": [2000, 2030],
+             "format": "%Y-%m-%d", "invalid": "missing"},
+        ],
+        "crosses": [
+            {"features": ["la", "inc"], "mode": "exact"},
+            {"features": ["dev", "inc", "hour"], "name": "dih", "mode": "hashed"},
+            {"features": ["pyr@60", "dev"]},
+            {"features": ["pyr.lat@6", "yr"], "mode": "auto"},
+        ],
+        "train": {"alpha": 0.1, "beta": 1, "l1": 0.5, "l2": 0.0, "epochs": 3, "holdout": 0.1,
+                  "batch_rows": 4096, "shuffle": True, "shuffle_seed": 3, "early_stop": 2,
+                  "max_state_mb": 64, "state_bits": 16},
+        "quantile_sample_rows": 5000,
+    },
+    {
+        "label": {"column": "kind", "positive": ["a", "b"]},
+        "features": [
+            {"name": "q", "kind": "bucket", "column": "v", "quantiles": 4},
+            {"name": "m", "kind": "time", "column": "ts", "part": "month", "format": "%d/%m/%Y %H:%M"},
+            {"name": "c", "kind": "categorical", "column": "c", "standalone": False},
+        ],
+        "crosses": [{"features": ["q", "c"]}],
+        "train": {"admit_after": 2, "admit_filter_mb": 8},
+    },
+    {
+        "label": {"column": "y", "positive": [1, 3]},
+        "hashing": {"bits": 1},
+        "features": [{"name": "n", "kind": "numeric", "column": "n"},
+                     {"name": "dow", "kind": "time", "column": "t", "part": "dow"}],
+    },
+    {
+        "label": {"column": "y", "positive": [True]},
+        "features": [{"name": "a", "kind": "categorical", "column": "a", "standalone": False},
+                     {"name": "b", "kind": "categorical", "column": "b", "standalone": False}],
+        "crosses": [{"features": ["a", "b"]}, {"features": ["b", "a"], "name": "ba"}],
+    },
+]
+
+#: A resolved quantile bucket, as a model file stores it (``stored=True`` only).
+STORED = {
+    "version": 1,
+    "label": {"column": "y"},
+    "hashing": {"bits": 10, "seed": 0, "max_exact": 2**30},
+    "features": [{"name": "q", "kind": "bucket", "column": "v", "boundaries": [1.0, 2.0], "quantiles": 3,
+                  "missing": "bucket", "standalone": True},
+                 {"name": "c", "kind": "categorical", "column": "y", "missing": "bucket", "standalone": True}],
+    "crosses": [{"name": "qq", "features": ["q", "q"], "mode": "auto"}],
+}
+
+BASES = SHIPPED + BUILT
+
+
+def _nested(depth: int) -> list[Any]:
+    v: list[Any] = []
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+HUGE_STR = "a" * 10_000
+HOSTILE: list[Any] = [
+    10**400, -(10**400), 10**5000, -(2**63), -(2**63) - 1, 2**63, 2**64, 2**62, -1, 0, 1, 2, 3, 7, 10_000, 10_001,
+    math.nan, math.inf, -math.inf, -0.0, 0.0, 1e308, -1e308, 5e-324, 1e-300, 0.5, 21600.0, 21601, 1e-6,
+    True, False, None,
+    "", " ", HUGE_STR, "\x00", "a\nb", "\r\n", "\ud800", "x\udfffy", "\u2028", "\x1b[31m", "é", "*", "@", "g@60",
+    "%", "%%", "%Q", "%Y" * 3000, "../../etc/passwd", "UTC", "Europe/Paris", "zone.tab", "posixrules", "/",
+    "none", "log1p", "hour", "year", "geo", "lat", "bucket", "categorical", "numeric", "time", "exact",
+    "hashed", "auto", "skip", "missing", ">=", "error", "y", "w", "lat", "cell", "pyr", "pyr@60",
+    [], [[]], [1], [1, 2], [2, 1], [1, 1], [0, 1e5], [-1, 0], [2000, 2030], [60, 6, 1], [60] * 9, [1, 60],
+    [math.nan, 1.0], [10**400, 1], [10**5000], ["a", "b"], ["a", 1], [True], [None], [HUGE_STR, 1],
+    list(range(10_000)), [HUGE_STR] * 3, _nested(50),
+    {}, {"a": 1}, {"name": "x"}, {"column": "y"}, {HUGE_STR: 1}, {5: 1}, {None: None}, b"bytes", (1, 2),
+]
+
+#: Plausible values of each key: mutations to them reach the checks past the type checks and
+#: make specs that parse (and must round-trip).
+PLAUSIBLE: dict[str, list[Any]] = {
+    "resolution_arcmin": [60, 6.0, 0.5, 1, 21600, 7.5, 0.05, 0.001, [60, 6, 1], [600.0, 7.5], [30], [21600, 1e-3]],
+    "bands": [True, False],
+    "boundaries": [[0], [-1e300, 1e300], [1, 2, 3], [-0.0, 1], [0.1, 0.2], list(range(100)), [-(2**63), 2**63]],
+    "quantiles": [2, 10_000, 5],
+    "clip": [[0, 1], [-1e300, 1e300], [-0.5, 3], [0, 10**10], [-1, 0]],
+    "transform": ["none", "log1p", "signed_log1p"],
+    "part": ["minute", "hour", "dow", "dayofyear", "month", "year"],
+    "years": [[1, 9999], [2000, 2000], [1, 1]],
+    "format": ["%Y", "%H:%M", "%%%Y", "%Y-%m-%dT%H:%M:%S%z", "%d %b %Y"],
+    "timezone": ["UTC", "Asia/Kolkata", "America/St_Johns", "Etc/GMT+12"],
+    "invalid": ["error", "missing"],
+    "missing": ["bucket", "skip", "error"],
+    "standalone": [True, False],
+    "mode": ["auto", "exact", "hashed"],
+    "bits": [1, 40, 20],
+    "seed": [0, 2**64 - 1, 12345],
+    "max_exact": [1, 2**50, 100],
+    "threshold": [0, -1e300, 1e300, -0.0, 5],
+    "compare": [">", ">=", "<", "<="],
+    "positive": [["a"], [0], [-(2**63), 2**63 - 1], [False], ["é", "\x00"], ["a", "a"]],
+    "positive_weight": [1e-300, 1e300, 0.5],
+    "weight": ["w", "wt", "é"],
+    "name": ["x", "A.b-c_9", "-", ".", "n" * 300, "cell", "a*b"],
+    "column": ["é", "", " ", "a.b", "\x00", "y", "w", "c" * 300],
+    "lat": ["la", "lon"], "lon": ["lo", "lat"],
+    "kind": ["geo", "lat", "lon", "bucket", "categorical", "numeric", "time"],
+    "version": [1],
+    "quantile_sample_rows": [1, 2**63 - 1],
+    "epochs": [1, 2**63 - 1], "early_stop": [1, 5], "alpha": [1e-300, 0, 0.5], "max_state_mb": [1e-300, 1e300],
+    "state_bits": [16, 32], "admit_after": [1, 3], "admit_probability": [0.5, 1.0], "shuffle": [True, False],
+}
+
+#: Keys a mutation may add (every key some kind or table knows, and unknown ones).
+KEYS = ["name", "kind", "column", "lat", "lon", "resolution_arcmin", "bands", "invalid", "missing",
+        "standalone", "boundaries", "quantiles", "transform", "clip", "part", "format", "timezone", "years",
+        "features", "mode", "threshold", "compare", "positive", "weight", "positive_weight", "bits", "seed",
+        "max_exact", "label", "hashing", "crosses", "train", "version", "quantile_sample_rows", "alpha",
+        "epochs", "early_stop", "max_state_mb", "state_bits", "admit_after", "admit_probability",
+        "admit_filter_mb", "shuffle", "resolution", "Name", "", HUGE_STR, "\x00", 5, None]
+
+hostile = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=30),
+    st.lists(st.one_of(st.integers(), st.floats(), st.text(max_size=5), st.booleans()), max_size=5),
+)
+
+
+def _items(node: Any, prefix: tuple[Any, ...]) -> Any:
+    """The children of ``node`` a mutation may reach (not inside hostile deep or long values)."""
+    if len(prefix) > 5 or (isinstance(node, (list, dict)) and len(node) > 100):
+        return ()
+    return node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path (keys and list indices) to a value inside ``node``."""
+    out: list[tuple[Any, ...]] = []
+    items = _items(node, prefix)
+    for k, v in items:
+        out.append(prefix + (k,))
+        out.extend(_paths(v, prefix + (k,)))
+    return out
+
+
+def _containers(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a dict inside ``node`` (``()`` for ``node`` itself)."""
+    out = [prefix] if isinstance(node, dict) else []
+    items = _items(node, prefix)
+    for k, v in items:
+        out.extend(_containers(v, prefix + (k,)))
+    return out
+
+
+def _at(node: Any, path: tuple[Any, ...]) -> Any:
+    for k in path:
+        node = node[k]
+    return node
+
+
+def _names(d: dict[str, Any]) -> list[str]:
+    out = []
+    for f in d.get("features", []) if isinstance(d.get("features"), list) else []:
+        if isinstance(f, dict) and isinstance(f.get("name"), str):
+            out.append(f["name"])
+            out.append(f["name"] + "@60")
+            out.append(f["name"] + ".lat@6")
+    return out + ["nope", "", HUGE_STR]
+
+
+@st.composite
+def mutated(draw: Any, bases: list[dict[str, Any]] = BASES) -> dict[str, Any]:
+    d = copy.deepcopy(draw(st.sampled_from(bases)))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add", "dup", "cross"]))
+        if op in ("replace", "delete"):
+            paths = _paths(d)
+            if not paths:
+                continue
+            path = draw(st.sampled_from(paths))
+            parent = _at(d, path[:-1])
+            if op == "delete":
+                del parent[path[-1]]
+            elif isinstance(path[-1], str) and path[-1] in PLAUSIBLE and draw(st.booleans()):
+                parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(PLAUSIBLE[path[-1]])))
+            else:
+                parent[path[-1]] = copy.deepcopy(draw(hostile))  # a later mutation may change it
+        elif op == "add":
+            where = _at(d, draw(st.sampled_from(_containers(d))))
+            key = draw(st.sampled_from(KEYS))
+            plausible = key in PLAUSIBLE and draw(st.booleans())
+            where[key] = copy.deepcopy(draw(st.sampled_from(PLAUSIBLE[key]) if plausible else hostile))
+        elif op == "dup" and isinstance(d.get("features"), list) and d["features"]:
+            f = copy.deepcopy(draw(st.sampled_from(d["features"])))
+            if isinstance(f, dict) and draw(st.booleans()):
+                f["name"] = draw(st.sampled_from(_names(d)))
+            d["features"].append(f)
+        elif op == "cross":
+            names = _names(d)
+            comps = draw(st.lists(st.sampled_from(names), min_size=0, max_size=10))
+            cross: dict[str, Any] = {"features": comps}
+            if draw(st.booleans()):  # self-referencing or clashing names
+                cross["name"] = draw(st.sampled_from(names + ["*".join(comps)]))
+            if draw(st.booleans()):
+                cross["mode"] = draw(st.sampled_from(["auto", "exact", "hashed", "bogus"]))
+            if not isinstance(d.get("crosses"), list):
+                d["crosses"] = []
+            d["crosses"].append(cross)
+    return d
+
+
+def check(source: Any, stored: bool = False) -> None:
+    """The property: a spec that round-trips, or one short line in a SpecError."""
+    t0 = time.perf_counter()
+    try:
+        spec = parse_spec(source, stored=stored)
+    except SpecError as exc:
+        msg = str(exc)
+        assert "\n" not in msg and "\r" not in msg, msg[:1000]
+        assert len(msg) <= MAX_MESSAGE, f"{len(msg)} characters: {msg[:1000]}"
+        return
+    finally:
+        assert time.perf_counter() - t0 < MAX_SECONDS
+    d = spec.to_dict()
+    again = parse_spec(d, stored=True)
+    assert again == spec
+    assert again.sha256 == spec.sha256
+    # a model file stores the dict as JSON
+    assert parse_spec(json.loads(json.dumps(d)), stored=True).sha256 == spec.sha256
+
+
+FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                       HealthCheck.data_too_large])
+
+
+def test_the_bases_are_valid_and_round_trip():
+    for d in BASES:
+        spec = parse_spec(copy.deepcopy(d))
+        check(copy.deepcopy(d))
+        assert spec.features
+    check(copy.deepcopy(STORED), stored=True)
+
+
+@FUZZ
+@given(mutated())
+def test_a_mutated_spec_parses_or_raises_one_short_spec_error(d):
+    check(d)
+
+
+@st.composite
+def gently_mutated(draw: Any) -> dict[str, Any]:
+    """A base with 1 to 3 values replaced by plausible ones (or dropped): most still parse, so
+    the round trip is exercised."""
+    d = copy.deepcopy(draw(st.sampled_from(BASES)))
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _paths(d) if isinstance(p[-1], str) and p[-1] in PLAUSIBLE]
+        path = draw(st.sampled_from(paths))
+        parent = _at(d, path[:-1])
+        if draw(st.integers(0, 4)) == 0:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(PLAUSIBLE[path[-1]])))
+    return d
+
+
+@FUZZ
+@given(gently_mutated(), st.booleans())
+def test_a_plausibly_mutated_spec_parses_and_round_trips_or_raises_one_short_spec_error(d, stored):
+    check(d, stored=stored)
+
+
+@FUZZ
+@given(mutated(), st.booleans())
+def test_a_mutated_stored_spec_parses_or_raises_one_short_spec_error(d, via_to_dict):
+    if via_to_dict:  # the stored form of a valid spec, then mutated
+        try:
+            base = parse_spec(copy.deepcopy(d)).to_dict()
+        except SpecError:
+            return
+        d = base
+    check(d, stored=True)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated(bases=[STORED]))
+def test_a_mutated_resolved_stored_spec_parses_or_raises(d):
+    check(d, stored=True)
+
+
+SPEC_TEXTS = [p.read_text(encoding="utf-8") for p in SPECS]
+
+
+@st.composite
+def mutated_text(draw: Any) -> str:
+    text = draw(st.sampled_from(SPEC_TEXTS))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(text)))
+        j = min(len(text), i + draw(st.integers(0, 20)))
+        text = text[:i] + draw(st.one_of(st.text(max_size=10), st.sampled_from(
+            ["[", "[[", "]", "=", '"', "'''", "\\", "\x00", "\ud800", "1" * 5000, "1e400", "nan", "inf", "-0",
+             "[[features]]\n", "\n", "true", "{", "}", ",", "[" * 2000]))) + text[j:]
+    return text
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+                 mutated_text()))
+def test_any_text_parses_or_raises_one_short_spec_error(text):
+    check(text)
+
+
 # ------------------------------------------------------------------ regression tests
 # Each pins one defect the fuzzing found: another exception than SpecError, a message that
 # echoes a value whole, or a parsed spec that cannot be stored.
@@ -193,3 +524,31 @@ def test_an_integer_beyond_int64_is_a_spec_error(where):
     else:
         d["quantile_sample_rows"] = 10**5000
     _short_error(d, where)
+
+
+def test_ten_thousand_features_and_crosses_parse_in_linear_time():
+    feats = [{"name": f"f{i}", "kind": "categorical", "column": f"c{i}"} for i in range(10_000)]
+    crosses = [{"features": [f"f{i}", f"f{(i + 1) % 10_000}"]} for i in range(10_000)]
+    t0 = time.perf_counter()
+    spec = parse_spec({"label": {"column": "y"}, "features": feats, "crosses": crosses})
+    assert parse_spec(spec.to_dict(), stored=True).sha256 == spec.sha256
+    assert time.perf_counter() - t0 < 5
+    # one more is refused, quickly
+    _short_error({"label": {"column": "y"}, "features": feats * 2}, "at most 10000")
+
+
+def test_a_stored_cross_of_many_components_parses_in_linear_time():
+    feats = [{"name": f"f{i}", "kind": "lat", "column": "la", "resolution_arcmin": 60} for i in range(5_000)]
+    cross = {"features": [f"f{i}" for i in range(5_000)], "mode": "exact"}
+    t0 = time.perf_counter()
+    _short_error({"label": {"column": "y"}, "features": feats, "crosses": [cross]}, "2\\*\\*62", stored=True)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_megabyte_strings_are_fast():
+    t0 = time.perf_counter()
+    d = _with(name="n" * 1_000_000, kind="categorical", column=BIG)
+    d["label"]["column"] = "y" * 1_000_000
+    spec = parse_spec(d)
+    assert parse_spec(spec.to_dict(), stored=True) == spec
+    assert time.perf_counter() - t0 < MAX_SECONDS
