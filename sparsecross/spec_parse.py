@@ -48,6 +48,17 @@ def _some(names: Any, limit: int = 10, order: bool = True) -> str:
     return f"[{', '.join(out)}]{more}"
 
 
+def _is_utf8(text: str) -> bool:
+    """False for a string UTF-8 cannot encode (a lone surrogate: a dict spec's string may have one)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
@@ -189,6 +200,8 @@ def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
                             f"one type, got {shown(raw)}")
         if int in kinds and any(not -2**63 <= v < 2**63 for v in raw):
             raise SpecError(f"label.positive: integers must fit in int64, got {shown(raw)}")
+        if str in kinds and not all(_is_utf8(v) for v in raw):
+            raise SpecError(f"label.positive: expected UTF-8 text (the label column's strings are), got {shown(raw)}")
         positive = tuple(dict.fromkeys(raw))  # without repeats, in the given order
     missing = _choice("label.missing", _get("label", lab, "missing", str, "error"), ("error", "skip"))
     positive_weight = _get("label", lab, "positive_weight", float, None)
@@ -275,12 +288,8 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
             "adds nothing the feature alone does not give"
         )
     name = _get(where, t, "name", str, "*".join(fl))
-    if not name.isascii():
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate (a dict's string may have one)
-            raise SpecError(f"{where}.name: expected UTF-8 text (a hashed cross hashes it), "
-                            f"got {shown(name)}") from None
+    if not _is_utf8(name):
+        raise SpecError(f"{where}.name: expected UTF-8 text (a hashed cross hashes it), got {shown(name)}")
     mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
     for n in fl:
         if not KINDS[features[index[n]].kind].crossable:

@@ -515,6 +515,12 @@ def test_a_cross_name_that_is_not_utf8_is_a_spec_error():
     _short_error(d, r"crosses\[0\].name")  # UnicodeEncodeError hashing the name
 
 
+def test_a_positive_label_value_that_is_not_utf8_is_a_spec_error():
+    d = _base()
+    d["label"]["positive"] = ["ok", "x\ud800"]
+    _short_error(d, "label.positive")  # parsed, then training raised UnicodeEncodeError
+
+
 @pytest.mark.parametrize("where", ["quantile_sample_rows", "train"])
 def test_an_integer_beyond_int64_is_a_spec_error(where):
     # the spec's dict must stay JSON-able (sha256 hashes its JSON): 10**5000 broke json.dumps
