@@ -31,6 +31,7 @@ from .spec import (
 from .kinds import KINDS
 from .kinds._base import choice as _choice
 from .kinds._base import get as _get
+from .kinds._base import is_utf8 as _is_utf8
 
 __all__ = ["parse_spec", "load_spec"]
 
@@ -46,17 +47,6 @@ def _some(names: Any, limit: int = 10, order: bool = True) -> str:
         out.append(shown(n))
     more = f" and {len(names) - len(out)} more" if len(names) > len(out) else ""
     return f"[{', '.join(out)}]{more}"
-
-
-def _is_utf8(text: str) -> bool:
-    """False for a string UTF-8 cannot encode (a lone surrogate: a dict spec's string may have one)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:

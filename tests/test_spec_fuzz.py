@@ -521,6 +521,11 @@ def test_a_positive_label_value_that_is_not_utf8_is_a_spec_error():
     _short_error(d, "label.positive")  # parsed, then training raised UnicodeEncodeError
 
 
+def test_a_time_format_that_is_not_utf8_is_a_spec_error():
+    feature = {"name": "t", "kind": "time", "column": "ts", "part": "hour", "format": "%Y-%m-%d %H\ud800"}
+    _short_error(_with(**feature), "format")  # parsed, then featurizing raised UnicodeEncodeError
+
+
 @pytest.mark.parametrize("where", ["quantile_sample_rows", "train"])
 def test_an_integer_beyond_int64_is_a_spec_error(where):
     # the spec's dict must stay JSON-able (sha256 hashes its JSON): 10**5000 broke json.dumps

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import SchemaError, SpecError, did_you_mean, shown
-from ._base import Ctx, Kind, choice, get, is_stringish, value_error
+from ._base import Ctx, Kind, choice, get, is_stringish, is_utf8, value_error
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -54,6 +54,8 @@ class TimeKind(Kind):
             fmt = get(where, t, "format", str)
             codes = re.findall(r"%(.)", fmt.replace("%%", ""))
             bad = [c for c in codes if c not in _DIRECTIVES]
+            if not is_utf8(fmt):
+                raise SpecError(f"{where}.format: expected UTF-8 text, got {shown(fmt)}")
             if not codes or bad or fmt.replace("%%", "").endswith("%"):
                 raise SpecError(f"{where}.format: {shown(fmt)} is not a strptime format"
                                 + (f" (unknown directive %{bad[0]})" if bad else " (no %-directive)"))
