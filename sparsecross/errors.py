@@ -99,11 +99,14 @@ class ClippedWeightsWarning(SparseCrossWarning):
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest of *choices*, or ``""``."""
+    """Return ``" (did you mean 'x'?)"`` for the closest of *choices* (each :func:`shown`), or
+    ``""`` (always for a ``name`` that is not a string: a dict's key may be anything)."""
+    if not isinstance(name, str):
+        return ""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
     if not close:
         return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+    return " (did you mean " + " or ".join(shown(c) for c in close) + "?)"
 
 
 #: The longest ``repr`` of a user's value that an error message shows whole.
@@ -113,10 +116,11 @@ SHOWN_LIMIT = 40
 def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     """``repr(value)`` for a one-line error message: whole when at most ``limit`` characters,
     else its first ``limit - 3`` and ``...`` (an integer adds its number of digits).  An integer
-    past Python's digit limit for ``repr`` (4300) is described, not written."""
+    past Python's digit limit for ``repr`` (4300) is described, not written, and so is a
+    container nested too deeply for ``repr``."""
     try:
         r = repr(value)
-    except ValueError:  # an int past the limit, or a container of one
+    except (ValueError, RecursionError):  # an int past the limit, a container of one, or too deep
         if isinstance(value, int):
             return f"an integer of {_digits(abs(value))} digits"
         return f"a {type(value).__name__}" + (f" of {len(value)} items" if hasattr(value, "__len__") else "")

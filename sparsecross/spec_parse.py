@@ -31,22 +31,29 @@ from .spec import (
 from .kinds import KINDS
 from .kinds._base import choice as _choice
 from .kinds._base import get as _get
+from .kinds._base import is_utf8 as _is_utf8
 
 __all__ = ["parse_spec", "load_spec"]
 
 
-def _some(names: Any, limit: int = 10) -> str:
-    """Sorted names as a list literal, at most ``limit`` of them (an error stays one line)."""
-    names = sorted(names)
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return f"{names[:limit]}{more}"
+def _some(names: Any, limit: int = 10, order: bool = True) -> str:
+    """Names (sorted unless not ``order``) as a list literal, at most ``limit`` of them, each
+    :func:`shown` and at most 200 characters in all (an error stays one short line)."""
+    names = sorted(names) if order else list(names)
+    out: list[str] = []
+    for n in names[:limit]:
+        if out and sum(map(len, out)) + len(shown(n)) > 200:
+            break
+        out.append(shown(n))
+    more = f" and {len(names) - len(out)} more" if len(names) > len(out) else ""
+    return f"[{', '.join(out)}]{more}"
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
             raise SpecError(
-                f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; "
+                f"{where}: unknown key {shown(key)}{did_you_mean(key, allowed)}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
 
@@ -56,9 +63,9 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feat
     if not isinstance(t, dict):
         raise SpecError(f"{where}: expected a table, got {shown(t)}")
     name = _get(where, t, "name", str)
-    where = f"features[{i}] ({name!r})"
+    where = f"features[{i}] ({shown(name)})"
     if not _NAME_RE.match(name):
-        raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {name!r}")
+        raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {shown(name)}")
     kind = KINDS[_choice(f"{where}.kind", _get(where, t, "kind", str), tuple(KINDS))]
     for other in KINDS.values():
         for key, why in other.exclusive.items():
@@ -72,12 +79,12 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feat
         for col in columns:
             if col == label.column:
                 raise SpecError(
-                    f"{where}: column {col!r} is the label column; a feature must not read the label "
+                    f"{where}: column {shown(col)} is the label column; a feature must not read the label "
                     "(the model would learn the answer)"
                 )
             if col == label.weight:
                 raise SpecError(
-                    f"{where}: column {col!r} is the weight column ([label] weight); a feature must "
+                    f"{where}: column {shown(col)} is the weight column ([label] weight); a feature must "
                     "not read the sample weights"
                 )
     f = Feature(name, kind.name, columns, missing=missing, standalone=standalone, **kind.parse(where, t, stored))
@@ -132,6 +139,8 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
     qrows = _get("spec", data, "quantile_sample_rows", int, 1_000_000)
     if qrows < 1:
         raise SpecError(f"quantile_sample_rows: expected a positive integer, got {shown(qrows)}")
+    if qrows >= 2**63:  # int64, as every integer of the spec's JSON (10**5000 broke its sha256)
+        raise SpecError(f"quantile_sample_rows: expected an integer below 2**63, got {shown(qrows)}")
     spec = FeatureSpec(label, hashing, features, crosses, train, qrows, version)
     if (1 << hashing.bits if spec.needs_data else spec.n_columns) >= 2**62:
         raise SpecError("spec: the column space exceeds 2**62 columns; lower resolutions or max_exact")
@@ -141,12 +150,18 @@ def parse_spec(source: str | Mapping[str, Any], *, stored: bool = False) -> Feat
 
 
 def _load(source: str | Mapping[str, Any]) -> Mapping[str, Any]:
-    if not isinstance(source, str):
+    if isinstance(source, Mapping):
         return source
+    if not isinstance(source, str):
+        raise SpecError(f"spec: expected TOML text or a table (a mapping), got {shown(source)}")
     try:
         return tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"spec is not valid TOML: {exc}") from None
+    except ValueError as exc:  # an integer literal past Python's digit limit (4300)
+        raise SpecError(f"spec is not valid TOML: {shown(str(exc).split(';')[0], 120)[1:-1]}") from None
+    except RecursionError:  # tomllib recurses per level of nesting
+        raise SpecError("spec is not valid TOML: arrays or tables are nested too deeply") from None
 
 
 def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
@@ -175,6 +190,8 @@ def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
                             f"one type, got {shown(raw)}")
         if int in kinds and any(not -2**63 <= v < 2**63 for v in raw):
             raise SpecError(f"label.positive: integers must fit in int64, got {shown(raw)}")
+        if str in kinds and not all(_is_utf8(v) for v in raw):
+            raise SpecError(f"label.positive: expected UTF-8 text (the label column's strings are), got {shown(raw)}")
         positive = tuple(dict.fromkeys(raw))  # without repeats, in the given order
     missing = _choice("label.missing", _get("label", lab, "missing", str, "error"), ("error", "skip"))
     positive_weight = _get("label", lab, "positive_weight", float, None)
@@ -251,25 +268,28 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
         if n not in index:
             levels = [f.name for f in features if KINDS[f.kind].is_level_of(f, n)]
             if levels:
-                raise SpecError(f"{where}.features: feature {n!r} is a geo pyramid; cross one of its levels "
-                                f"by its derived name ({', '.join(map(repr, levels))})")
-            raise SpecError(f"{where}.features: no feature named {n!r}{did_you_mean(n, index)}")
+                raise SpecError(f"{where}.features: feature {shown(n)} is a geo pyramid; cross one of its levels "
+                                f"by its derived name ({_some(levels, order=False)[1:-1]})")
+            raise SpecError(f"{where}.features: no feature named {shown(n)}{did_you_mean(n, index)}")
     if len(set(fl)) != len(fl) and not stored:
         twice = next(n for k, n in enumerate(fl) if n in fl[:k])
         raise SpecError(
-            f"{where}.features: feature {twice!r} is listed twice; a feature crossed with itself "
+            f"{where}.features: feature {shown(twice)} is listed twice; a feature crossed with itself "
             "adds nothing the feature alone does not give"
         )
     name = _get(where, t, "name", str, "*".join(fl))
+    if not _is_utf8(name):
+        raise SpecError(f"{where}.name: expected UTF-8 text (a hashed cross hashes it), got {shown(name)}")
     mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
     for n in fl:
         if not KINDS[features[index[n]].kind].crossable:
-            raise SpecError(f"{where}.features: feature {n!r} is {features[index[n]].kind}, which cannot be "
+            raise SpecError(f"{where}.features: feature {shown(n)} is {features[index[n]].kind}, which cannot be "
                             "crossed (its value is not a count)")
     if mode == "exact":
         bad = [n for n in fl if not features[index[n]].is_exact]
         if bad:
-            raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) {bad}")
+            raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) "
+                            f"{_some(bad, order=False)}")
     return Cross(name, tuple(fl), mode)
 
 
@@ -277,6 +297,8 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
     _check_keys("train", train, set(TRAIN_KEYS))
     for k, v in train.items():
         _get("train", train, k, TRAIN_KEYS[k])
+        if TRAIN_KEYS[k] is int and not -(2**63) <= v < 2**63:  # 10**5000 breaks the spec's JSON
+            raise SpecError(f"train.{k}: expected an integer in the int64 range, got {shown(v)}")
         train[k] = TRAIN_KEYS[k](v)
     if train.get("early_stop", 1) < 1:
         raise SpecError(f"train.early_stop: expected an integer >= 1 (epochs without improvement), "

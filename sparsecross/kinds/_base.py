@@ -23,7 +23,7 @@ pa = LazyModule("pyarrow")
 if TYPE_CHECKING:
     from ..spec import Feature
 
-__all__ = ["Kind", "Ctx", "get", "as_float", "choice", "is_number", "is_stringish"]
+__all__ = ["Kind", "Ctx", "get", "as_float", "choice", "is_utf8", "is_number", "is_stringish"]
 
 
 def _tname(types: tuple[type, ...]) -> str:
@@ -63,10 +63,22 @@ def choice(where: str, value: str, choices: tuple[str, ...]) -> str:
     """``value`` if it is one of ``choices``, else a :class:`SpecError` naming ``where``."""
     if value not in choices:
         raise SpecError(
-            f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}"
+            f"{where}: expected one of {', '.join(map(repr, choices))}, got {shown(value)}"
             f"{did_you_mean(value, choices)}"
         )
     return value
+
+
+def is_utf8(text: str) -> bool:
+    """False for a string UTF-8 cannot encode (a lone surrogate: a dict spec's string may have one,
+    and Arrow, the hashes and the files then fail on it)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_number(t: pa.DataType) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import DataError, SpecError
+from ..errors import DataError, SpecError, shown
 from ._base import Ctx, Kind, as_float, get
 
 np = LazyModule("numpy")
@@ -42,16 +42,16 @@ class BucketKind(Kind):
             b = tuple(as_float(f"{where}.boundaries", x) for x in raw
                       if isinstance(x, (int, float)) and not isinstance(x, bool))
             if len(b) != len(raw) or not b:
-                raise SpecError(f"{where}.boundaries: expected a non-empty list of numbers, got {raw!r}")
+                raise SpecError(f"{where}.boundaries: expected a non-empty list of numbers, got {shown(raw)}")
             if not all(math.isfinite(x) for x in b) or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
-                raise SpecError(f"{where}.boundaries: must be finite and strictly increasing, got {raw!r}")
+                raise SpecError(f"{where}.boundaries: must be finite and strictly increasing, got {shown(raw)}")
             boundaries = b
         if "quantiles" in t:
             # With explicit boundaries too (stored specs only), this is a resolved spec: the
             # boundaries are used and the quantile count only records how they were made.
             quantiles = get(where, t, "quantiles", int)
             if not 2 <= quantiles <= 10000:
-                raise SpecError(f"{where}.quantiles: expected an integer in [2, 10000], got {quantiles!r}")
+                raise SpecError(f"{where}.quantiles: expected an integer in [2, 10000], got {shown(quantiles)}")
         return {"boundaries": boundaries, "quantiles": quantiles}
 
     def to_dict(self, f: Feature) -> dict[str, Any]:

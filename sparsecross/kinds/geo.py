@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import DataError, SpecError
+from ..errors import DataError, SpecError, shown
 from ._base import Ctx, Kind, as_float, choice, get
 
 np = LazyModule("numpy")
@@ -38,6 +38,8 @@ def level_tag(resolution_arcmin: float) -> str:
 def _resolution(where: str, res: float) -> float:
     if not (math.isfinite(res) and 0 < res <= 21600):
         raise SpecError(f"{where}: expected a number in (0, 21600], got {res!r}")
+    if 10800 / res > 2**40:  # so fine that its grid is not counted (5e-324's would be infinite)
+        raise SpecError(f"{where}: {res!r} gives more than 2**40 cells")
     n = math.prod(grid_of(res))
     if n > 2**40:
         raise SpecError(f"{where}: {res!r} gives {n} cells; at most 2**40")
@@ -53,15 +55,15 @@ def _levels(where: str, raw: list[Any]) -> tuple[float, ...]:
     if len(raw) > MAX_LEVELS:
         raise SpecError(f"{key}: {len(raw)} levels; a geo pyramid has at most {MAX_LEVELS}")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in raw):
-        raise SpecError(f"{key}: expected a list of numbers, got {raw!r}")
+        raise SpecError(f"{key}: expected a list of numbers, got {shown(raw)}")
     levels = tuple(_resolution(key, as_float(key, v)) for v in raw)
     if len(set(levels)) != len(levels):
         twice = next(v for k, v in enumerate(levels) if v in levels[:k])
-        raise SpecError(f"{key}: level {twice!r} is listed twice, in {raw!r}")
+        raise SpecError(f"{key}: level {twice!r} is listed twice, in {shown(raw)}")
     if any(a <= b for a, b in zip(levels, levels[1:])):
-        raise SpecError(f"{key}: levels must be strictly decreasing (coarsest first), got {raw!r}")
+        raise SpecError(f"{key}: levels must be strictly decreasing (coarsest first), got {shown(raw)}")
     if len({level_tag(v) for v in levels}) != len(levels):
-        raise SpecError(f"{key}: levels {raw!r} give the same derived names")
+        raise SpecError(f"{key}: levels {shown(raw)} give the same derived names")
     return levels
 
 

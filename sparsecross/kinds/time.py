@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import SchemaError, SpecError, did_you_mean
-from ._base import Ctx, Kind, choice, get, is_stringish, value_error
+from ..errors import SchemaError, SpecError, did_you_mean, shown
+from ._base import Ctx, Kind, choice, get, is_stringish, is_utf8, value_error
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -54,8 +54,10 @@ class TimeKind(Kind):
             fmt = get(where, t, "format", str)
             codes = re.findall(r"%(.)", fmt.replace("%%", ""))
             bad = [c for c in codes if c not in _DIRECTIVES]
+            if not is_utf8(fmt):
+                raise SpecError(f"{where}.format: expected UTF-8 text, got {shown(fmt)}")
             if not codes or bad or fmt.replace("%%", "").endswith("%"):
-                raise SpecError(f"{where}.format: {fmt!r} is not a strptime format"
+                raise SpecError(f"{where}.format: {shown(fmt)} is not a strptime format"
                                 + (f" (unknown directive %{bad[0]})" if bad else " (no %-directive)"))
             opts.append(("format", fmt))
         if "timezone" in t:
@@ -63,7 +65,7 @@ class TimeKind(Kind):
             try:
                 zoneinfo.ZoneInfo(tz)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-                raise SpecError(f"{where}.timezone: {tz!r} is not an IANA time zone (e.g. \"Europe/Paris\", "
+                raise SpecError(f"{where}.timezone: {shown(tz)} is not an IANA time zone (e.g. \"Europe/Paris\", "
                                 f"\"UTC\"){did_you_mean(tz, sorted(zoneinfo.available_timezones()))}") from None
             opts.append(("timezone", tz))
         invalid = choice(f"{where}.invalid", get(where, t, "invalid", str, "error"), ("error", "missing"))
@@ -74,7 +76,7 @@ class TimeKind(Kind):
             ok = raw is not None and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
             if not ok or not (1 <= raw[0] <= raw[1] <= 9999) or raw[1] - raw[0] >= MAX_YEARS:
                 raise SpecError(f"{where}.years: part = \"year\" needs years = [first, last], integers with "
-                                f"1 <= first <= last <= 9999, got {raw!r}")
+                                f"1 <= first <= last <= 9999, got {shown(raw)}")
             opts.append(("years", (int(raw[0]), int(raw[1]))))
         elif "years" in t:
             raise SpecError(f"{where}.years: only for part = \"year\" (part is {part!r})")
