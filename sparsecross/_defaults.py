@@ -1,6 +1,10 @@
 """Defaults the CLI shows in ``--help``, kept apart so that building the parser imports
 nothing heavy (``sparsecross.read`` imports pyarrow)."""
 
+#: Most passes (``epochs``, ``early_stop``, ``epochs_max``, ``patience``) a run may ask for: far
+#: past any real use, and an epoch count stays a small integer in the model's JSON and checkpoints.
+MAX_EPOCHS = 1_000_000
+
 #: Rows per Arrow batch (memory scales with it; results do not).
 DEFAULT_BATCH_ROWS = 1 << 16
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._defaults import MAX_EPOCHS
 from .errors import SpecError, did_you_mean, shown
 from .spec import (
     COMPARE_OPS,
@@ -300,9 +301,9 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
         if TRAIN_KEYS[k] is int and not -(2**63) <= v < 2**63:  # 10**5000 breaks the spec's JSON
             raise SpecError(f"train.{k}: expected an integer in the int64 range, got {shown(v)}")
         train[k] = TRAIN_KEYS[k](v)
-    if train.get("early_stop", 1) < 1:
-        raise SpecError(f"train.early_stop: expected an integer >= 1 (epochs without improvement), "
-                        f"got {shown(train['early_stop'])}")
+    for k in ("epochs", "early_stop"):  # as the parameters (train_params.check_epochs)
+        if not 1 <= train.get(k, 1) <= MAX_EPOCHS:
+            raise SpecError(f"train.{k}: expected an integer in [1, {MAX_EPOCHS:,}], got {shown(train[k])}")
     if not train.get("max_state_mb", 1.0) > 0 or not math.isfinite(train.get("max_state_mb", 1.0)):
         raise SpecError(f"train.max_state_mb: expected a number of MiB > 0, got {shown(train['max_state_mb'])}")
     if train.get("state_bits", 32) not in (32, 16):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._defaults import MAX_EPOCHS
 from ._kernels.ftrl import FTRLParams
 from ._values import is_int, is_num
 from .admission import AdmitPolicy
@@ -15,9 +16,6 @@ from .state16 import check_state_bits
 __all__ = ["TrainParams", "ProgressEvent"]
 
 
-#: Most passes (``epochs``, ``early_stop``) a run may ask for: far past any real use, and an
-#: epoch count stays a small integer in the model's JSON and in checkpoints.
-MAX_EPOCHS = 1_000_000
 
 
 def check_epochs(value: Any, name: str) -> int:

@@ -193,3 +193,16 @@ def test_dask_counts_echo_a_refused_value_shortened(value):
     with pytest.raises(SparseCrossError, match="^batch_rows must be >= 1") as info:
         _check_counts(False, value, 2, None, None)
     assert len(str(info.value)) < 120
+
+
+@pytest.mark.parametrize("key", ["epochs", "early_stop"])
+def test_a_specs_train_epochs_are_bounded_like_the_parameters(key):
+    """check-spec must refuse what train would refuse: [train] epochs / early_stop past 1,000,000."""
+    from sparsecross.errors import SpecError
+    from sparsecross.spec import parse_spec
+
+    base = {"label": {"column": "y"}, "features": [{"name": "c", "kind": "categorical", "column": "x"}]}
+    assert parse_spec({**base, "train": {key: 1_000_000}}).train[key] == 1_000_000
+    for bad in (1_000_001, 0):
+        with pytest.raises(SpecError, match=rf"^train\.{key}: expected an integer in \[1, 1,000,000\]"):
+            parse_spec({**base, "train": {key: bad}})
