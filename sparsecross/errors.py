@@ -112,6 +112,9 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 #: The longest ``repr`` of a user's value that an error message shows whole.
 SHOWN_LIMIT = 40
 
+#: The same for a name (a column, a feature): names are longer than values and worth showing.
+NAME_LIMIT = 200
+
 
 def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     """``repr(value)`` for a one-line error message: whole when at most ``limit`` characters,

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._defaults import DEFAULT_BATCH_ROWS
-from .errors import DataError, InputTypeError, ParameterError, SchemaError, did_you_mean, shown
+from .errors import DataError, InputTypeError, NAME_LIMIT, ParameterError, SchemaError, did_you_mean, shown
 from .inputs import MemorySource, memory_source
 from .kinds import KINDS
 from .spec import FeatureSpec
@@ -113,7 +113,14 @@ def _check_positive(column: str, positive: tuple[object, ...], t: pa.DataType, w
         ok, want = _is_stringish(t), "strings"
     if not ok:
         raise SchemaError(f"label.positive: the values {list(positive)!r} are {want}, but label column "
-                          f"{column!r} in {where} has type {t}; give positive values of the column's type")
+                          f"{shown(column, NAME_LIMIT)} in {where} has type {t}; "
+                          "give positive values of the column's type")
+
+
+def _bare(name: str) -> str:
+    """A data file's column name as a list shows it: bare when short and printable, else
+    :func:`~sparsecross.errors.shown` (quoted, escaped, shortened)."""
+    return name if len(name) <= NAME_LIMIT and name.isprintable() else shown(name, NAME_LIMIT)
 
 
 def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: bool = True) -> list[str]:
@@ -132,8 +139,8 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
     def col_type(col: str, role: str) -> pa.DataType:
         if col not in present:
             raise SchemaError(
-                f"{role} column {col!r} is not in {where}{did_you_mean(col, names)}; "
-                f"available: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
+                f"{role} column {shown(col, NAME_LIMIT)} is not in {where}{did_you_mean(col, names)}; "
+                f"available: {', '.join(map(_bare, names[:20]))}{' ...' if len(names) > 20 else ''}"
             )
         t = schema.field(col).type
         if pa.types.is_dictionary(t):
@@ -147,18 +154,20 @@ def check_schema(spec: FeatureSpec, schema: pa.Schema, where: str, *, label: boo
         if positive is not None:
             _check_positive(spec.label.column, positive, t, where)
         elif not (_is_number(t) or pa.types.is_boolean(t)):
-            raise SchemaError(f"label column {spec.label.column!r} in {where} has type {t}; expected numbers or bool"
+            raise SchemaError(f"label column {shown(spec.label.column, NAME_LIMIT)} in {where} has type {t}; "
+                              "expected numbers or bool"
                               + ("; set [label] positive = [...] to name the positive values" if _is_stringish(t)
                                  else ""))
         if spec.label.weight:
             t = col_type(spec.label.weight, "weight")
             if not _is_number(t):
-                raise SchemaError(f"weight column {spec.label.weight!r} in {where} has type {t}; expected numbers")
+                raise SchemaError(f"weight column {shown(spec.label.weight, NAME_LIMIT)} in {where} has type {t}; "
+                                  "expected numbers")
     crossed = {n for c in spec.crosses for n in c.features}
     for f in spec.features:
         kind = KINDS[f.kind]
         for col in f.columns:
-            if kind.check_type(f, col, col_type(col, f"feature {f.name!r}"), where, f.name in crossed):
+            if kind.check_type(f, col, col_type(col, f"feature {shown(f.name, NAME_LIMIT)}"), where, f.name in crossed):
                 strings.append(col)
     return strings
 
@@ -219,7 +228,8 @@ def open_checked(path: Path, spec: FeatureSpec, *, label: bool = True,
     strings = check_schema(spec, schema, repr(str(path)), label=label)
     for col in extra_columns:
         if col not in schema.names:
-            raise SchemaError(f"column {col!r} is not in {str(path)!r}{did_you_mean(col, schema.names)}")
+            raise SchemaError(f"column {shown(col, NAME_LIMIT)} is not in {str(path)!r}"
+                              f"{did_you_mean(col, schema.names)}")
     return pf, strings
 
 
@@ -296,7 +306,8 @@ def check_memory(source: MemorySource, spec: FeatureSpec, *, label: bool = True,
         check_schema(spec, t.schema, where, label=label)
         for col in extra_columns:
             if col not in t.schema.names:
-                raise SchemaError(f"column {col!r} is not in {where}{did_you_mean(col, t.schema.names)}")
+                raise SchemaError(f"column {shown(col, NAME_LIMIT)} is not in {where}"
+                                  f"{did_you_mean(col, t.schema.names)}")
 
 
 def _iter_memory(source: MemorySource, spec: FeatureSpec, columns: list[str], batch_rows: int, start_row: int,

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
-from .errors import SchemaError
+from .errors import NAME_LIMIT, SchemaError, shown
 from .kinds import KINDS
 from .spec import FeatureSpec
 
@@ -97,7 +97,8 @@ def check_compatible(spec: FeatureSpec, trained: Mapping[str, str], given: Mappi
             continue
         what = "/".join(sorted(roles))
         raise SchemaError(
-            f"column {col!r} ({what}) in {where} is {b}, but {trained_on} {a}: its features would differ; "
+            f"column {shown(col, NAME_LIMIT)} ({what}) in {where} is {b}, but {trained_on} {a}: "
+            "its features would differ; "
             f"convert the column to {a}"
         )
 

@@ -58,7 +58,7 @@ TRAIN_KEYS = {
     "admit_filter_mb": float,
     "state_bits": int,
 }
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")  # with fullmatch: "$" would also match before a final newline
 _COMMON_KEYS = {"name", "kind", "missing", "standalone"}
 
 #: Limits of a user's spec (docs/CONTRACT.md, "Limits").  Featurizing holds one local id per

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,7 +66,7 @@ def _parse_feature(i: int, t: Any, label: LabelSpec, stored: bool) -> tuple[Feat
         raise SpecError(f"{where}: expected a table, got {shown(t)}")
     name = _get(where, t, "name", str)
     where = f"features[{i}] ({shown(name)})"
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise SpecError(f"{where}: name must match [A-Za-z0-9_.-]+, got {shown(name)}")
     kind = KINDS[_choice(f"{where}.kind", _get(where, t, "kind", str), tuple(KINDS))]
     for other in KINDS.values():
@@ -281,6 +282,9 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
     name = _get(where, t, "name", str, "*".join(fl))
     if not _is_utf8(name):
         raise SpecError(f"{where}.name: expected UTF-8 text (a hashed cross hashes it), got {shown(name)}")
+    if not name.isprintable() and any(unicodedata.category(ch) in _UNPRINTED for ch in name):
+        raise SpecError(f"{where}.name: control or format characters (newlines, escapes, bidi overrides) "
+                        f"would forge printed output, got {shown(name)}")
     mode = _choice(f"{where}.mode", _get(where, t, "mode", str, "auto"), ("auto", "exact", "hashed"))
     for n in fl:
         if not KINDS[features[index[n]].kind].crossable:
@@ -292,6 +296,11 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
             raise SpecError(f"{where}: mode 'exact' is impossible with categorical feature(s) "
                             f"{_some(bad, order=False)}")
     return Cross(name, tuple(fl), mode)
+
+
+#: Unicode categories a cross name may not contain: controls, format characters (bidi overrides,
+#: zero-width), surrogates, line and paragraph separators.
+_UNPRINTED = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def _parse_train(train: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._values import is_int
-from .errors import DataError, OutputError, SchemaError, did_you_mean, shown
+from .errors import DataError, NAME_LIMIT, OutputError, SchemaError, did_you_mean, shown
 from .suggest_geo import CROSS_CELL_ROWS, GEO_LADDER, MIN_CELL_ROWS
 
 __all__ = ["Suggestion", "suggest_spec", "GEO_LADDER", "MIN_CELL_ROWS", "CROSS_CELL_ROWS"]
@@ -110,7 +110,7 @@ def _label_table(label: str, positive: Any, threshold: Any, compare: Any, weight
 
     names = schema.names
     if label not in names:
-        raise SchemaError(f"label column {label!r} is not in the data{did_you_mean(label, names)}; "
+        raise SchemaError(f"label column {shown(label, NAME_LIMIT)} is not in the data{did_you_mean(label, names)}; "
                           f"available: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
     t = schema.field(label).type
     t = t.value_type if pa.types.is_dictionary(t) else t
@@ -127,20 +127,23 @@ def _label_table(label: str, positive: Any, threshold: Any, compare: Any, weight
             except (TypeError, ValueError, OverflowError):
                 nums = [math.nan]
             if not all(is_int(f) or (math.isfinite(f) and f.is_integer()) for f in nums):
-                raise SchemaError(f"label.positive: label column {label!r} holds numbers; {vals!r} are not "
+                raise SchemaError(f"label.positive: label column {shown(label, NAME_LIMIT)} holds numbers; "
+                                  f"{shown(vals)} are not "
                                   "integers")
             vals = [int(f) for f in nums]
         elif pa.types.is_boolean(t):
             m = {"true": True, "false": False, "1": True, "0": False}
             if any(str(v).lower() not in m for v in vals):
-                raise SchemaError(f"label.positive: label column {label!r} holds true/false; got {shown(vals)}")
+                raise SchemaError(f"label.positive: label column {shown(label, NAME_LIMIT)} holds true/false; "
+                                  f"got {shown(vals)}")
             vals = [v if isinstance(v, bool) else m[str(v).lower()] for v in vals]
         lab["positive"] = vals
     if weight is not None:
         if weight not in names:
-            raise SchemaError(f"weight column {weight!r} is not in the data{did_you_mean(weight, names)}")
+            raise SchemaError(f"weight column {shown(weight, NAME_LIMIT)} is not in the data"
+                              f"{did_you_mean(weight, names)}")
         if weight == label:
-            raise SchemaError(f"the weight column {weight!r} is the label column")
+            raise SchemaError(f"the weight column {shown(weight, NAME_LIMIT)} is the label column")
         lab["weight"] = weight
     _parse_label(lab)  # same checks and messages as a spec's [label]
     return lab

@@ -255,3 +255,32 @@ def test_reading_twice_is_deterministic(dataset: Path) -> None:
     a = [(b.start_row, b.X.indices.tobytes()) for b in iter_batches(dataset, SPEC, batch_rows=4000)]
     b = [(b.start_row, b.X.indices.tobytes()) for b in iter_batches(dataset, SPEC, batch_rows=4000)]
     assert a == b
+
+
+def test_a_huge_column_name_is_echoed_shortened(tmp_path):
+    """A spec may name a 1 MB column (a dict spec, or a generated one): errors that name the
+    column stay one short line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import sparsecross as sx
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"x": [1.0, 2.0], "y": [0, 1]}), path)
+    huge = "c" * 1_000_000
+    for spec in ({"label": {"column": "y"}, "features": [{"name": "f", "kind": "categorical", "column": huge}]},
+                 {"label": {"column": huge}, "features": [{"name": "f", "kind": "categorical", "column": "x"}]},
+                 {"label": {"column": "y", "weight": huge},
+                  "features": [{"name": "f", "kind": "categorical", "column": "x"}]}):
+        with pytest.raises(sx.SchemaError) as info:
+            sx.train(path, sx.parse_spec(spec))
+        msg = str(info.value)
+        assert len(msg) < 1000 and "\n" not in msg, len(msg)
+    # a data file whose own column name is huge or holds a newline: the list of available columns
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({huge: [1.0], "a\nb": [2.0], "y": [0]}), odd)
+    with pytest.raises(sx.SchemaError) as info:
+        sx.train(odd, sx.parse_spec({"label": {"column": "y"},
+                                     "features": [{"name": "f", "kind": "categorical", "column": "x"}]}))
+    msg = str(info.value)
+    assert len(msg) < 1000 and "\n" not in msg and "'a\\nb'" in msg, msg[:300]

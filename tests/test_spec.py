@@ -751,3 +751,26 @@ def test_stored_specs_keep_what_earlier_versions_accepted() -> None:
     assert parse_spec(spec.to_dict(), stored=True) == spec
     with pytest.raises(SpecError):
         parse_spec(spec.to_dict())
+
+
+@pytest.mark.parametrize("name", ["abc\n", "a\nb", "a b", ""], ids=["trailing-newline", "newline", "space", "empty"])
+def test_a_feature_name_is_the_whole_pattern(name):
+    """``$`` in ``^[A-Za-z0-9_.-]+$`` also matches before a final newline: "abc\\n" was accepted."""
+    with pytest.raises(SpecError, match=r"name must match \[A-Za-z0-9_\.-\]\+"):
+        parse_spec({"label": {"column": "y"}, "features": [{"name": name, "kind": "categorical", "column": "x"}]})
+
+
+@pytest.mark.parametrize("name", ["x\ny", "x\x1b[31my", "a\u202eb", "a\tb", "a\u2028b"],
+                         ids=["newline", "escape", "bidi-override", "tab", "line-separator"])
+def test_a_cross_name_has_no_control_or_format_characters(name):
+    """A cross's name is printed by inspect, in errors and in reports: a newline or an escape
+    sequence in it would forge output lines (feature names are held to [A-Za-z0-9_.-])."""
+    d = {"label": {"column": "y"},
+         "features": [{"name": "a", "kind": "categorical", "column": "x"},
+                      {"name": "b", "kind": "categorical", "column": "z"}],
+         "crosses": [{"features": ["a", "b"], "name": name}]}
+    with pytest.raises(SpecError, match=r"^crosses\[0\]\.name: .*control") as info:
+        parse_spec(d)
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+    d["crosses"][0]["name"] = "a × b @60 (ünï)"
+    assert parse_spec(d).crosses[0].name == "a × b @60 (ünï)"
