@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_int", "is_num"]
+__all__ = ["is_int", "is_num", "PARAM_RULES"]
 
 
 def is_int(v: Any) -> bool:
@@ -26,3 +26,15 @@ def is_num(v: Any) -> bool:
         return math.isfinite(v)
     except OverflowError:  # an int that rounds past the largest float
         return False
+
+
+#: The FTRL hyperparameters' ranges (beyond being a finite number), checked where they come
+#: in: ``TrainParams`` (arguments, flags) and a spec's ``[train]`` table (``check-spec``).
+PARAM_RULES: dict[str, tuple[Any, str]] = {
+    "alpha": (lambda v: v > 0, "> 0"),
+    "beta": (lambda v: v >= 0, ">= 0"),
+    "l1": (lambda v: v >= 0, ">= 0"),
+    "l2": (lambda v: v >= 0, ">= 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "holdout": (lambda v: 0 < v < 1, "in (0, 1)"),
+}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._defaults import MAX_EPOCHS
+from ._values import PARAM_RULES
 from .errors import SpecError, did_you_mean, shown
 from .spec import (
     COMPARE_OPS,
@@ -313,6 +314,9 @@ def _parse_train(train: dict[str, Any]) -> dict[str, Any]:
     for k in ("epochs", "early_stop"):  # as the parameters (train_params.check_epochs)
         if not 1 <= train.get(k, 1) <= MAX_EPOCHS:
             raise SpecError(f"train.{k}: expected an integer in [1, {MAX_EPOCHS:,}], got {shown(train[k])}")
+    for k, (ok, expected) in PARAM_RULES.items():  # as TrainParams checks them
+        if k in train and not (math.isfinite(train[k]) and ok(train[k])):
+            raise SpecError(f"train.{k}: expected a finite number {expected}, got {shown(train[k])}")
     if not train.get("max_state_mb", 1.0) > 0 or not math.isfinite(train.get("max_state_mb", 1.0)):
         raise SpecError(f"train.max_state_mb: expected a number of MiB > 0, got {shown(train['max_state_mb'])}")
     if train.get("state_bits", 32) not in (32, 16):

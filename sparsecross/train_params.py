@@ -8,7 +8,7 @@ from typing import Any
 
 from ._defaults import MAX_EPOCHS
 from ._kernels.ftrl import FTRLParams
-from ._values import is_int, is_num
+from ._values import PARAM_RULES, is_int, is_num
 from .admission import AdmitPolicy
 from .errors import ParameterError, shown
 from .state16 import check_state_bits
@@ -68,14 +68,9 @@ class TrainParams:
     state_bits: int = 32
 
     def __post_init__(self) -> None:
-        checks = [
-            ("alpha", self.alpha, lambda v: v > 0, "> 0"),
-            ("beta", self.beta, lambda v: v >= 0, ">= 0"),
-            ("l1", self.l1, lambda v: v >= 0, ">= 0"),
-            ("l2", self.l2, lambda v: v >= 0, ">= 0"),
-            ("label_smoothing", self.label_smoothing, lambda v: 0 <= v < 1, "in [0, 1)"),
-        ]
-        for name, value, ok, expected in checks:
+        for name in ("alpha", "beta", "l1", "l2", "label_smoothing"):
+            value = getattr(self, name)
+            ok, expected = PARAM_RULES[name]
             if not is_num(value) or not ok(value):
                 raise ParameterError(f"{name} must be a finite number {expected}, got {shown(value)}")
             object.__setattr__(self, name, float(value))  # a Python float: JSON, equality, the kernels

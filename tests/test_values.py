@@ -206,3 +206,21 @@ def test_a_specs_train_epochs_are_bounded_like_the_parameters(key):
     for bad in (1_000_001, 0):
         with pytest.raises(SpecError, match=rf"^train\.{key}: expected an integer in \[1, 1,000,000\]"):
             parse_spec({**base, "train": {key: bad}})
+
+
+@pytest.mark.parametrize("key,bad", [("alpha", 0.0), ("alpha", math.nan), ("beta", -1.0), ("l1", -0.5),
+                                     ("l2", math.inf), ("label_smoothing", 1.0), ("holdout", 5.0),
+                                     ("holdout", 0.0)])
+def test_a_specs_train_floats_are_checked_like_the_parameters(key, bad):
+    """check-spec refuses what train would refuse (the spec fuzz campaign found these passing
+    the parser, then refused by TrainParams after reading the data)."""
+    from sparsecross.errors import SpecError
+    from sparsecross.spec import parse_spec
+
+    base = {"label": {"column": "y"}, "features": [{"name": "c", "kind": "categorical", "column": "x"}]}
+    with pytest.raises(SpecError, match=rf"^train\.{key}: expected a finite number"):
+        parse_spec({**base, "train": {key: bad}})
+    with pytest.raises(ParameterError, match=rf"^{key} must be"):
+        TrainParams(**{key: bad})
+    good = {"alpha": 0.5, "beta": 0.0, "l1": 0.0, "l2": 0.0, "label_smoothing": 0.0, "holdout": 0.5}[key]
+    assert parse_spec({**base, "train": {key: good}}).train[key] == good
