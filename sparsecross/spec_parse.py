@@ -39,17 +39,22 @@ from .kinds._base import is_utf8 as _is_utf8
 __all__ = ["parse_spec", "load_spec"]
 
 
-def _some(names: Any, limit: int = 10, order: bool = True) -> str:
-    """Names (sorted unless not ``order``) as a list literal, at most ``limit`` of them, each
-    :func:`shown` and at most 200 characters in all (an error stays one short line)."""
+def _some(names: Any, limit: int = 10, order: bool = True, brackets: bool = True) -> str:
+    """Names (sorted unless not ``order``) as a list literal (bare items without ``brackets``),
+    at most ``limit`` of them, each :func:`shown` and at most 200 characters in all (an error
+    stays one short line), then how many more there are."""
     names = sorted(names) if order else list(names)
     out: list[str] = []
+    size = 0
     for n in names[:limit]:
-        if out and sum(map(len, out)) + len(shown(n)) > 200:
+        text = shown(n)
+        if out and size + len(text) > 200:
             break
-        out.append(shown(n))
+        out.append(text)
+        size += len(text)
+    body = ", ".join(out)
     more = f" and {len(names) - len(out)} more" if len(names) > len(out) else ""
-    return f"[{', '.join(out)}]{more}"
+    return (f"[{body}]" if brackets else body) + more
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -161,8 +166,8 @@ def _load(source: str | Mapping[str, Any]) -> Mapping[str, Any]:
         return tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"spec is not valid TOML: {exc}") from None
-    except ValueError as exc:  # an integer literal past Python's digit limit (4300)
-        raise SpecError(f"spec is not valid TOML: {shown(str(exc).split(';')[0], 120)[1:-1]}") from None
+    except ValueError as exc:  # an integer literal past Python's digit limit (4300): Python's own words
+        raise SpecError(f"spec is not valid TOML: {str(exc).split(';')[0]}") from None
     except RecursionError:  # tomllib recurses per level of nesting
         raise SpecError("spec is not valid TOML: arrays or tables are nested too deeply") from None
 
@@ -272,7 +277,7 @@ def _parse_cross(i: int, t: Any, features: tuple[Feature, ...], index: dict[str,
             levels = [f.name for f in features if KINDS[f.kind].is_level_of(f, n)]
             if levels:
                 raise SpecError(f"{where}.features: feature {shown(n)} is a geo pyramid; cross one of its levels "
-                                f"by its derived name ({_some(levels, order=False)[1:-1]})")
+                                f"by its derived name ({_some(levels, order=False, brackets=False)})")
             raise SpecError(f"{where}.features: no feature named {shown(n)}{did_you_mean(n, index)}")
     if len(set(fl)) != len(fl) and not stored:
         twice = next(n for k, n in enumerate(fl) if n in fl[:k])

@@ -76,7 +76,7 @@ class TrainParams:
             object.__setattr__(self, name, float(value))  # a Python float: JSON, equality, the kernels
         object.__setattr__(self, "epochs", check_epochs(self.epochs, "epochs"))
         if self.holdout is not None:
-            if not (is_num(self.holdout) and 0 < self.holdout < 1):
+            if not (is_num(self.holdout) and PARAM_RULES["holdout"][0](self.holdout)):
                 raise ParameterError(f"holdout must be a fraction in (0, 1), got {shown(self.holdout)}")
             object.__setattr__(self, "holdout", float(self.holdout))
         if self.state_dtype not in ("float32", "float64"):

@@ -774,3 +774,18 @@ def test_a_cross_name_has_no_control_or_format_characters(name):
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
     d["crosses"][0]["name"] = "a × b @60 (ünï)"
     assert parse_spec(d).crosses[0].name == "a × b @60 (ünï)"
+
+
+def test_a_long_list_of_pyramid_levels_in_an_error_is_cut_cleanly():
+    """The levels named in 'is a geo pyramid' are cut to ~200 characters: '... and 2 more)',
+    not a list literal with its bracket and last letter chopped ('...] and 2 mor)')."""
+    long = "g" + "x" * 150
+    d = {"label": {"column": "y"},
+         "features": [{"name": long, "kind": "geo", "lat": "la", "lon": "lo",
+                       "resolution_arcmin": [600, 300, 60, 30, 6, 3, 1]}],
+         "crosses": [{"features": [long, "zzz"]}]}
+    with pytest.raises(SpecError) as info:
+        parse_spec(d)
+    msg = str(info.value)
+    assert re.search(r"by its derived name \('gx+\.\.\.(, 'gx+\.\.\.)* and \d+ more\)$", msg), msg[-200:]
+    assert "] and" not in msg and "mor)" not in msg
