@@ -211,6 +211,34 @@ def test_same_lanes_same_model_on_one_or_two_workers(data, healthy):
     assert not same_model(other, two)
 
 
+def test_last_snapshot_moves_only_the_weights(data, reference, monkeypatch):
+    """Without a checkpoint, validation or ``return_state``, the end of training fetches only
+    the shards' rows with a weight (a few percent of the state): the model, its touched count
+    and the epoch-end event still equal single-node's (K=1)."""
+    from sparsecross.dask import shards
+
+    dumped: list[tuple[str, int]] = []  # (kernel, rows) of every dump (the tasks run in this process)
+    for name in ("table_items", "table_live_items"):
+        def spy(*args, _kernel=getattr(shards, name), _name=name):
+            out = _kernel(*args)
+            dumped.append((_name, len(out[0])))
+            return out
+
+        monkeypatch.setattr(shards, name, spy)
+    events: list[sparsecross.ProgressEvent] = []
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as c:
+        model = sparsecross.train(data["folder"], SPEC, client=c, lanes=1, checkpoint_rounds=4,
+                                  on_progress=events.append)
+    ref_model, ref_state = reference
+    assert same_model(model, ref_model)
+    assert model.stats["touched_features"] == ref_model.stats["touched_features"] == ref_state.touched
+    end = [ev for ev in events if ev.phase == "epoch_end"][-1]
+    assert (end.touched, end.nonzeros) == (ref_state.touched, ref_model.nonzeros)
+    assert dumped[-1] == ("table_live_items", ref_model.nonzeros) and ref_model.nonzeros < ref_state.touched
+    assert [k for k, _ in dumped[:-1]] == ["table_items"] * 2  # the recovery points: all rows
+
+
 def test_data_parallel_quality_close_to_single_node(tmp_path, healthy):
     """Test logloss of K=4 data-parallel within 2 % of single-node (same world, later rows)."""
     train = sparsecross.generate(tmp_path / "train.parquet", rows=200_000, seed=0, row_group_size=10_000)

@@ -21,6 +21,7 @@ from sparsecross._kernels.lanes import (
     merge_lanes,
     shard_of,
     table_items,
+    table_live_items,
 )
 from sparsecross.featurize import Batch
 from sparsecross.state import sorted_nonzero
@@ -192,6 +193,28 @@ def test_table_items_and_items_weights_match_the_state(dtype):
     want = state.nonzero_weights(params)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert 0 < len(got[0]) < len(keys)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("l1", [0.1, 1.0, 0.0])
+def test_table_live_items_are_the_rows_with_a_weight(dtype, l1):
+    """The rows ``items_weights`` keeps (|z| > l1 in float64), in slot order, and only those;
+    z = float32(l1) is live when float32 rounds l1 up (a float32 comparison would drop it)."""
+    rng = np.random.default_rng(3)
+    keys = np.unique(rng.integers(0, 1 << 31, 3_000))
+    z = rng.normal(0, 2 * max(l1, 0.5), len(keys))
+    z[:6] = [l1, -l1, np.float32(l1), -np.float32(l1), np.nextafter(l1, 9), 0.0]
+    zn = np.stack([z, rng.random(len(keys)) * 10], axis=1)
+    state = state_from(keys, zn, np.array([0.5, 2.0]), dtype, wide=False)
+    ik, izn = table_items(state.table, state.values)
+    lk, lzn = table_live_items(state.table, state.values, l1)
+    keep = np.abs(izn[:, 0].astype(np.float64)) > l1
+    assert lk.dtype == ik.dtype and lzn.dtype == izn.dtype
+    assert np.array_equal(lk, ik[keep]) and np.array_equal(lzn, izn[keep])
+    assert 0 < len(lk) < len(ik)
+    got = sorted_nonzero(*items_weights(lk, lzn, FTRLParams(0.1, 1.0, l1, 0.0, 0.0)))
+    want = sorted_nonzero(*items_weights(ik, izn, FTRLParams(0.1, 1.0, l1, 0.0, 0.0)))
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -211,6 +211,27 @@ def table_items(table, vals):
 
 
 @kernel
+def table_live_items(table, vals, l1):
+    """``table_items`` of the rows with a weight (``|z| > l1`` in float64, as
+    ``items_weights``): what a model needs of a state, without its dead rows."""
+    empty = table[0, 0] | ~table[0, 0]
+    m = 0
+    for s in range(table.shape[0]):
+        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
+            m += 1
+    keys = np.empty(m, dtype=table.dtype)
+    zn = np.empty((m, 2), dtype=vals.dtype)
+    j = 0
+    for s in range(table.shape[0]):
+        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
+            keys[j] = table[s, 0]
+            zn[j, 0] = vals[s, 1]
+            zn[j, 1] = vals[s, 2]
+            j += 1
+    return keys, zn
+
+
+@kernel
 def fill_table(table, vals, count, qkeys, qzn):
     """Insert distinct ``qkeys`` (absent from the state table) with ``(z, n) = qzn[i]``.
 

@@ -374,10 +374,11 @@ def _insert_new(st: FTRLState, l1: float, keys: np.ndarray, new: np.ndarray, old
     return added
 
 
-def _task_dump_ruled(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...]]:
-    """Task (pinned): shard ``s``'s rows (``_task_dump``) and its extras: (filter, counts,
-    evicted features, evictions, peak state bytes)."""
-    keys, zn = _task_dump(token, s, version, after)
+def _task_dump_ruled(token: str, s: int, version: int, after: Any,
+                     l1: float | None = None) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...]]:
+    """Task (pinned): shard ``s``'s rows (``_task_dump``, all or with ``l1`` those with a
+    weight) and its extras: (filter, counts, evicted features, evictions, peak state bytes)."""
+    keys, zn = _task_dump(token, s, version, after, l1)
     st = _shard(token, s, version).state
     adm = st.admission
     filt = _NO_FILTER if adm is None else adm.filter.copy()

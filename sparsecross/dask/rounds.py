@@ -51,8 +51,13 @@ log = logging.getLogger("sparsecross.distributed")
 #: Times the same round may lose a worker before training gives up, naming its chunks.
 ROUND_FAILURES = 3
 
-#: The recovery point: next schedule step, state rows (keys, zn), bias, acc, history length.
-_Snap = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+#: The recovery point: next schedule step, the state's rows (keys, zn) as parts (one per shard
+#: when they come from the shards' dumps), bias, acc, history length, number of keys.
+_Snap = tuple[int, list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray, int, int]
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class _RoundLoop:
@@ -69,7 +74,7 @@ class _RoundLoop:
         self.state, self.acc, self.spec, self.params, self.epochs = state, acc, spec, params, tp.epochs
         self.lanes, self.history, self.run = lanes, history, run
         self.o = options  # holdout, salt, batch_rows, prefetch_rounds, save, progress, event,
-        # end_epoch, checkpointing, validating, book
+        # end_epoch, checkpointing, validating, keep_state, book
         self.book = options.get("book")  # admission / budget per shard (.admit.ShardBook), or None
         self.fn = {"init": _task_shard_init, "lookup": _task_lookup, "merge": _task_merge, "dump": _task_dump}
         if self.book is not None:
@@ -88,7 +93,8 @@ class _RoundLoop:
         self.timers = dict.fromkeys(("wait", "snapshot", "submit"), 0.0)
         run.update(lanes=lanes, rounds=0, rounds_per_epoch=n_rounds, recoveries=0)
         keys0, zn0 = table_items(state.table, state.values)
-        self.snap: _Snap = (0, keys0, zn0, state.bias.copy(), acc.copy(), len(history))
+        self.snap: _Snap = (0, [keys0], [zn0], state.bias.copy(), acc.copy(), len(history), len(keys0))
+        self.touched = len(keys0)  # keys in the state after the last round collected
         self.live: list[Any] = []  # futures of the current attempt (cancelled on failure)
         self.chunk_of: dict[str, tuple[int, ...]] = {}  # key of a live task -> the chunks it works on
         self.waiter = _Waiter(runner, self.timers)
@@ -135,10 +141,14 @@ class _RoundLoop:
         owners = self.owners
         o = self.o
         self.prep_args = (self.spec, o["batch_rows"], o["holdout"], o["salt"], self.key_dtype, self.n_shards)
-        _, keys_all, zn_all, bias, _, _ = self.snap
-        owner = shard_of(keys_all, self.n_shards)
+        _, keys_parts, zn_parts, bias, _, _, _ = self.snap
+        if len(keys_parts) != self.n_shards:  # split by owner (else: the shards' own dumps)
+            keys_all, zn_all = _cat(keys_parts), _cat(zn_parts)
+            owner = shard_of(keys_all, self.n_shards)
+            keys_parts = [keys_all[owner == s] for s in range(self.n_shards)]
+            zn_parts = [zn_all[owner == s] for s in range(self.n_shards)]
         extra = [()] * self.n_shards if self.book is None else [(e,) for e in self.book.extras]
-        self.merged = [self.submit(self.fn["init"], token, s, i0, keys_all[owner == s], zn_all[owner == s],
+        self.merged = [self.submit(self.fn["init"], token, s, i0, keys_parts[s], zn_parts[s],
                                    self.spec.n_columns, self.state.dtype, *extra[s], name=f"shard-init-{s}",
                                    priority=40, worker=owners[s]) for s in range(self.n_shards)]
         self.bias = bias.copy()
@@ -236,7 +246,7 @@ class _RoundLoop:
         e, r = self.schedule[i]
         self.waiting = i
         merged = self.wait_all(self.merged, " / ".join(c.describe() for c in self.rounds[r]))
-        touched = sum(m[0] for m in merged)
+        self.touched = touched = sum(m[0] for m in merged)
         self.merge_bias(merged[0][1], acc_in)
         self.run["rounds"] = max(self.run["rounds"], i + 1)  # (not counting rounds re-run after a loss)
         self.run["rows_processed"] = max(self.run["rows_processed"], self.rows_before[i + 1])
@@ -251,29 +261,35 @@ class _RoundLoop:
 
     def snapshot(self, i: int, e: int, done: int) -> None:
         """After step ``i`` (round ``done`` of epoch ``e``): dump the shards, refresh
-        ``state`` where needed, end the epoch or checkpoint, and keep the recovery point."""
+        ``state`` where needed, end the epoch or checkpoint, and keep the recovery point.
+
+        The end of training needs no recovery point: unless the state itself is wanted (a
+        checkpoint, validation, ``keep_state``), the shards send only their rows with a weight."""
         t = time.perf_counter()
-        dumps = self.wait_all([self.submit(self.fn["dump"], self.token, s, i + 1, self.merged[s], name=f"dump-{i}-{s}",
-                                           priority=40, worker=self.owners[s]) for s in range(self.n_shards)],
-                              "the state shards")
-        keys_all = np.concatenate([d[0] for d in dumps])
-        zn_all = np.concatenate([d[1] for d in dumps])
+        last = done == self.n_rounds
+        o = self.o
+        only_live = (i + 1 == len(self.schedule) and not (o["checkpointing"] or o["validating"] or o["keep_state"]))
+        l1 = self.params.l1 if only_live else None
+        dumps = self.wait_all([self.submit(self.fn["dump"], self.token, s, i + 1, self.merged[s], l1,
+                                           name=f"dump-{i}-{s}", priority=40, worker=self.owners[s])
+                               for s in range(self.n_shards)], "the state shards")
+        keys_parts, zn_parts = [d[0] for d in dumps], [d[1] for d in dumps]
         extras = [d[2] for d in dumps] if self.book is not None else None  # filters, counters, peaks
         del dumps
         meta: dict[str, Any] = {}
-        if extras is not None and self.o["checkpointing"]:
-            meta = self.book.stage(extras, self.state, self.o["admit"])
-        last = done == self.n_rounds
-        if self.o["checkpointing"] or (self.o["validating"] and last):  # the table is needed
-            _set_state(self.state, keys_all, zn_all, self.bias)
+        if extras is not None and o["checkpointing"]:
+            meta = self.book.stage(extras, self.state, o["admit"])
+        if o["checkpointing"] or (o["validating"] and last):  # the table is needed
+            _set_state(self.state, _cat(keys_parts), _cat(zn_parts), self.bias)
         self.timers["snapshot"] += time.perf_counter() - t
         if last:
-            nonzeros = int(np.count_nonzero(np.abs(zn_all[:, 0].astype(np.float64)) > self.params.l1))
-            self.o["end_epoch"](e, {"rounds": self.n_rounds}, (len(keys_all), nonzeros))
-            self.o["save"]({"epoch": e + 1, "round": 0, **meta})
+            nonzeros = sum(map(len, keys_parts)) if only_live else sum(
+                int(np.count_nonzero(np.abs(zn[:, 0].astype(np.float64)) > self.params.l1)) for zn in zn_parts)
+            o["end_epoch"](e, {"rounds": self.n_rounds}, (self.touched, nonzeros))
+            o["save"]({"epoch": e + 1, "round": 0, **meta})
         else:
-            self.o["save"]({"epoch": e, "round": done, **meta})
-        self.snap = (i + 1, keys_all, zn_all, self.bias.copy(), self.acc.copy(), len(self.history))
+            o["save"]({"epoch": e, "round": done, **meta})
+        self.snap = (i + 1, keys_parts, zn_parts, self.bias.copy(), self.acc.copy(), len(self.history), self.touched)
         if extras is not None:
             self.book.extras = extras  # part of the recovery point
 
@@ -316,8 +332,9 @@ class _RoundLoop:
         self.acc[:] = self.snap[4]
         del self.history[self.snap[5]:]
 
-    def train(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Run attempts until the schedule is done; the final state as (keys, zn, bias)."""
+    def train(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+        """Run attempts until the schedule is done; the final state as (keys, zn, bias, number
+        of keys): all its rows, or only those with a weight (see :meth:`snapshot`)."""
         # schedule step being waited for -> per worker loss there: (chunks on the lost
         # worker, chunks in flight)
         losses: dict[int, list[tuple[frozenset[int], frozenset[int]]]] = {}
@@ -335,19 +352,21 @@ class _RoundLoop:
         self.run.update({f"{k}_seconds": v for k, v in self.timers.items()})
         if not self.schedule:
             return None
-        return self.snap[1], self.snap[2], self.snap[3]
+        return _cat(self.snap[1]), _cat(self.snap[2]), self.snap[3], self.snap[6]
 
 
 def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: FeatureSpec, params: FTRLParams,
                   tp: Any, source: Source, rows_total: int, **kw: Any) -> tuple[np.ndarray, np.ndarray,
-                                                                                np.ndarray] | None:
+                                                                                np.ndarray, int] | None:
     """The data-parallel loop (see the module docstring).
 
     Keywords: ``holdout, salt, batch_rows, lanes, rows_per_round, epoch, start_round,
     checkpoint_every, checkpoint_rounds, prefetch_rounds``; the callbacks ``save(meta)``,
     ``progress(event)``, ``event(...)``, ``end_epoch(epoch, extra, counts)``; ``run`` (facts
-    about the run, updated), ``history``, ``checkpointing``, ``validating``.  Returns the final
-    state as (keys, zn, bias) rows (None when there was nothing left to train); ``acc`` holds
-    the final loss sums.
+    about the run, updated), ``history``, ``checkpointing``, ``validating``, ``keep_state`` (the
+    caller wants the whole state back).  Returns the final state as (keys, zn, bias, number of
+    keys) (None when there was nothing left to train), its rows all of them with
+    ``checkpointing``, ``validating`` or ``keep_state``, else only those with a weight; ``acc``
+    holds the final loss sums.
     """
     return _RoundLoop(runner, state, acc, spec, params, tp, source, rows_total, **kw).train()

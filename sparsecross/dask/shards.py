@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels.ftrl import FTRLParams
-from .._kernels.lanes import fill_table, gather_zn, items_weights, merge_lanes, table_items
+from .._kernels.lanes import fill_table, gather_zn, items_weights, merge_lanes, table_items, table_live_items
 from ..errors import SparseCrossError
 from ..state import MAX_LOAD, FTRLState, sorted_nonzero
 
@@ -130,9 +130,12 @@ def _task_merge(token: str, s: int, version: int, lane_keys: list[list[np.ndarra
     return st.touched, metas
 
 
-def _task_dump(token: str, s: int, version: int, after: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Task (pinned): every (key, (z, n)) of shard ``s`` at ``version``."""
+def _task_dump(token: str, s: int, version: int, after: Any, l1: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Task (pinned): every (key, (z, n)) of shard ``s`` at ``version``; with ``l1``, only
+    the rows with a weight (``|z| > l1``: what a model needs, not a recovery point)."""
     sh = _shard(token, s, version)
+    if l1 is not None:
+        return table_live_items(sh.state.table, sh.state.values, l1)
     return table_items(sh.state.table, sh.state.values)
 
 
@@ -161,14 +164,16 @@ def _set_state(state: FTRLState, keys: np.ndarray, zn: np.ndarray, bias: np.ndar
 
 class _RowsState:
     """A trained state as (key, (z, n)) rows: what ``export_state`` reads, without building a
-    hash table."""
+    hash table.  ``touched``: the state's number of keys, when ``keys`` holds only the rows
+    with a weight (default: ``len(keys)``)."""
 
-    def __init__(self, keys: np.ndarray, zn: np.ndarray, bias: np.ndarray) -> None:
+    def __init__(self, keys: np.ndarray, zn: np.ndarray, bias: np.ndarray, touched: int | None = None) -> None:
         self.keys, self.zn, self.bias = keys, zn, bias
+        self._touched = len(keys) if touched is None else int(touched)
 
     @property
     def touched(self) -> int:
-        return len(self.keys)
+        return self._touched
 
     def nonzero_weights(self, params: FTRLParams) -> tuple[np.ndarray, np.ndarray]:
         return sorted_nonzero(*items_weights(self.keys, self.zn, params))

@@ -271,12 +271,14 @@ def train_distributed(
             start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
             prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
             end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
-            validating=valid is not None or holdout is not None, book=book, admit=tp.admit)
+            validating=valid is not None or holdout is not None, keep_state=return_state, book=book,
+            admit=tp.admit)
         if final is not None:
+            keys, zn, bias, touched = final
             if return_state:
-                _set_state(state, *final)
+                _set_state(state, keys, zn, bias)
             else:
-                trained = _RowsState(*final)
+                trained = _RowsState(keys, zn, bias, touched)
 
     model = export_state(trained, spec, tp, job.history, rows_total, schema=schema)
     model.params = run_params
