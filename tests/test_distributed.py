@@ -754,6 +754,9 @@ def test_connect_local_cluster():
         assert len(c.scheduler_info()["workers"]) == 1
         # workers without Dask's MALLOC_TRIM_THRESHOLD_ (it makes every large array page-fault)
         assert list(c.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == [None]
+        # results come from the workers, not through the scheduler (in this process)
+        assert c.direct_to_workers is True
+        assert c.submit(np.arange, 5).result().tolist() == [0, 1, 2, 3, 4]
     finally:
         c.close()
         cluster.close()

