@@ -34,9 +34,9 @@ PARTS = ("featurize", "renumber+split", "lookup", "copy_in", "lane_pass", "copy_
 
 
 def _round(chunks: list[Any], spec: Any, dtype: str, kd: str, after: list[Any], i: int, n_shards: int,
-           params: Any, t: dict[str, float]) -> tuple[list[Any], int, int]:
+           params: Any, t: dict[str, float], rows_at: Any) -> tuple[list[Any], int, int]:
     """One round's tasks in process; adds each part's thread CPU to ``t``: (merges' results,
-    rows, keys)."""
+    rows, keys).  ``rows_at``: what the round loop tells the merges (``growth._round_rows``)."""
     import numpy as np
 
     from sparsecross._kernels.lanes import ftrl_pass_local
@@ -76,7 +76,7 @@ def _round(chunks: list[Any], spec: Any, dtype: str, kd: str, after: list[Any], 
         lane_tasks._trained(token, 0, c.index)
         results.append((out, bias, acc))
     t0 = time.thread_time()
-    merged = [shards._task_merge(token, s, i, keys, looked[s], results, after[s]) for s in range(n_shards)]
+    merged = [shards._task_merge(token, s, i, keys, looked[s], results, after[s], rows_at) for s in range(n_shards)]
     tick("merge", t0)
     return [m[0] for m in merged], rows, sum(sum(len(x) for x in k) for k in keys)
 
@@ -87,6 +87,7 @@ def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str) -> 
 
     from sparsecross._kernels.ftrl import FTRLParams
     from sparsecross.dask import shards
+    from sparsecross.dask.growth import _round_rows
     from sparsecross.dask.plan import _plan
     from sparsecross.spec import load_spec
 
@@ -105,7 +106,9 @@ def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str) -> 
         if i == 1:  # round 0 compiled the kernels and grew the tables first
             t.clear()
             cpu0, wall0 = time.thread_time(), time.perf_counter()
-        after, r, k = _round(chunks[i * lanes:(i + 1) * lanes], spec, dtype, kd, after, i, n_shards, params, t)
+        round_chunks = chunks[i * lanes:(i + 1) * lanes]
+        after, r, k = _round(round_chunks, spec, dtype, kd, after, i, n_shards, params, t,
+                             _round_rows(0, round_chunks, chunks))
         if i:
             rows, keys = rows + r, keys + k
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0

@@ -27,8 +27,10 @@ from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
 from sparsecross.admission import policy_of  # noqa: E402
 from sparsecross.dask import admit as dask_admit  # noqa: E402
 from sparsecross.dask import shards  # noqa: E402
+from sparsecross.dask.growth import _room, _round_rows  # noqa: E402
 from sparsecross.dask.lane_tasks import _PREPARED, _task_prepare, _task_train_lane  # noqa: E402
-from sparsecross.dask.plan import _plan  # noqa: E402
+from sparsecross.dask.plan import _Chunk, _plan  # noqa: E402
+from sparsecross.state import FTRLState  # noqa: E402
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,10 +45,13 @@ def train_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sparsecross.generate(d / "train.parquet", rows=TRAIN_ROWS, seed=0, row_group_size=GROUP_ROWS)
 
 
-def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None):
+def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None, *, sized: bool = False,
+                growths: list[int] | None = None):
     """Every round through the task functions (with ``book``, an ``admit.ShardBook``: its
     admission / budget tasks); returns the state as {key: (z, n)}, the bias and the summed
-    progressive loss (and with ``book`` the shards' extras)."""
+    progressive loss (and with ``book`` the shards' extras).  ``sized``: the merges are told
+    the rows (``growth._round_rows``, as the round loop does) and size their growths;
+    ``growths``: gets each shard's number of growths."""
     params = FTRLParams(PARAMS["alpha"], PARAMS["beta"], PARAMS["l1"], PARAMS["l2"], 0.0)
     chunks, _ = _plan(path, SPEC)
     key_dtype = np.dtype(np.uint64).str
@@ -67,10 +72,11 @@ def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None):
             results = [train[j](keys[j], token, 0, c.index, bias.copy(), acc_in[j], params, j, *looked)
                        for j, c in enumerate(lane_chunks)]
             assert not any(k[0] == token for k in _PREPARED)  # a trained chunk is dropped
-            merged = [fn["merge"](token, s, i, keys, looked[s], results, after[s]) for s in range(n_shards)]
+            sizing = (_round_rows(0, lane_chunks, chunks),) if sized else ()
+            merged = [fn["merge"](token, s, i, keys, looked[s], results, after[s], *sizing) for s in range(n_shards)]
             # a merge run again (a retry after it was applied) changes nothing and says the same
             dumped = fn["dump"](token, 0, i + 1, None)
-            assert fn["merge"](token, 0, i, keys, looked[0], results, after[0]) == merged[0]
+            assert fn["merge"](token, 0, i, keys, looked[0], results, after[0], *sizing) == merged[0]
             assert _same(fn["dump"](token, 0, i + 1, None), dumped)
             assert all(m[1] == [] for m in merged[1:])  # only shard 0 carries the lanes' bias and sums
             metas = merged[0][1]
@@ -86,6 +92,8 @@ def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None):
             k, zn, *ex = fn["dump"](token, s, i + 1, None)
             state.update({int(key): (float(z), float(n)) for key, (z, n) in zip(k, zn)})
             extras += ex
+        if growths is not None:
+            growths += [shards._SHARDS[(token, s)].state.growths for s in range(n_shards)]
         return (state, bias, float(acc[0])) + (() if book is None else (extras,))
     finally:
         shards._drop_shards(token)
@@ -178,3 +186,48 @@ def test_admission_tasks_keep_keys_out_and_count_them(train_path, admit):
     assert 0 < len(state) < len(plain[0]) and set(state) <= set(plain[0])
     assert sum(int(e[1][0]) for e in extras) == len(state)
     assert sum(int(e[1][1]) for e in extras) > 0
+
+
+@pytest.fixture(scope="module")
+def many_rounds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200,000 rows in row groups of 1,000: 100 rounds of K = 2 lanes, ~112,000 keys a shard."""
+    d = tmp_path_factory.mktemp("growth")
+    return sparsecross.generate(d / "train.parquet", rows=200_000, seed=0, row_group_size=1_000)
+
+
+def test_shards_grow_like_single_node_tables_and_train_the_same(many_rounds_path):
+    """Told where each round starts in the epoch, a shard sizes its growths from its own
+    distinct-key curve (``state.GrowthPlan``): a handful of growths (single-node grows 4 times
+    on these rows) where doubling takes 7, and the same state, bias and loss, bit for bit."""
+    plain_growths, sized_growths = [], []
+    plain = _run_rounds(many_rounds_path, 2, 2, "exchange-doubling", growths=plain_growths)
+    sized = _run_rounds(many_rounds_path, 2, 2, "exchange-sized", sized=True, growths=sized_growths)
+    assert sized[0] == plain[0] and np.array_equal(sized[1], plain[1]) and sized[2] == plain[2]
+    assert min(plain_growths) >= 6
+    assert max(sized_growths) <= 4
+
+
+def test_round_rows_size_the_first_epoch_only():
+    """A round's merges get (rows of the epoch before the round, rows of the epoch) in the
+    first epoch, nothing after (no new keys: the table doubles if it must, as single-node)."""
+    chunks = [_Chunk(i, 1_000 * i, 1_000 if i < 4 else 500, ()) for i in range(5)]
+    assert _round_rows(0, chunks[:2], chunks) == (0, 4_500)
+    assert _round_rows(0, chunks[2:4], chunks) == (2_000, 4_500)
+    assert _round_rows(0, chunks[4:], chunks) == (4_000, 4_500)
+    assert _round_rows(1, chunks[2:4], chunks) is None
+
+
+def test_a_shard_plans_from_the_rows_it_sees_and_a_new_epoch_size_starts_a_new_plan():
+    """``growth._room``: without rows a growth makes room for the keys absent from the shard;
+    with them, for the keys projected from the points the shard observed (none projected
+    before a point at half the rows); a plan for other epoch rows is a new plan."""
+    st = FTRLState(SPEC.n_columns, "float64")
+    sh = shards._Shard(st, 0, {})
+    assert _room(sh, 7, None) == 7 and sh.plan is None
+    assert _room(sh, 7, (0, 1_000_000)) == 7  # no keys yet
+    st.count[0] = 1_000
+    assert _room(sh, 7, (10_000, 1_000_000)) == 7  # one point: no curve yet
+    st.count[0] = 1_800
+    # Heaps' exponent log(1.8) / log(2) out to 8 x 20,000 rows: 1,800 * 1.8**3 = 10,497.6 keys
+    assert _room(sh, 7, (20_000, 1_000_000)) == 10_498 - 1_800
+    assert _room(sh, 7, (20_000, 2_000_000)) == 7 and sh.plan.rows_total == 2_000_000  # new plan

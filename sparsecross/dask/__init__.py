@@ -41,7 +41,7 @@ Modules
 -------
 :mod:`.cluster` (connect, local clusters, worker checks), :mod:`.runner` (task submission),
 :mod:`.plan` (chunks: planning on the client, reading and featurizing on the workers),
-:mod:`.shards` (the sharded state on the workers), :mod:`.admit` (admission and the state
+:mod:`.shards` (the sharded state on the workers), :mod:`.growth` (how a shard's table grows), :mod:`.admit` (admission and the state
 budget per shard), :mod:`.lane_tasks` (a lane's worker tasks), :mod:`.rounds` and :mod:`.waiting` (the data-parallel round loop), :mod:`.exact`
 (exact mode), :mod:`.training` (``train_distributed``), :mod:`.scoring` (predict and
 evaluate), :mod:`.faults` (naming the chunks that kill workers).  ``sparsecross.distributed``

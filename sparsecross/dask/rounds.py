@@ -32,6 +32,7 @@ from ..read import Source, _short
 from ..spec import FeatureSpec
 from ..state import FTRLState
 from .faults import _name_suspects
+from .growth import _round_rows
 from .lane_tasks import _task_prepare, _task_train_lane
 from .plan import _plan
 from .runner import _Runner
@@ -187,8 +188,10 @@ class _RoundLoop:
         trains = [self.submit(train[j], kfs[j], self.token, e, c.index, self.bias.copy(), acc_in[j], self.params, j,
                               *looked, name=f"lane-{i}-l{j}", priority=20, worker=self.home(i, j), on=(c.index,))
                   for j, c in enumerate(lane_chunks)]
+        # (the merges of admission / a budget take no plan: their tables double)
+        sizing = (_round_rows(e, lane_chunks, self.chunks),) if self.book is None else ()
         self.merged = [self.submit(self.fn["merge"], self.token, s, i, kfs, looked[s], trains, self.merged[s],
-                                   name=f"merge-{i}-s{s}", priority=30, worker=self.owners[s],
+                                   *sizing, name=f"merge-{i}-s{s}", priority=30, worker=self.owners[s],
                                    on=tuple(c.index for c in lane_chunks))
                        for s in range(self.n_shards)]
         for c in lane_chunks:

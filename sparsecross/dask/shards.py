@@ -15,7 +15,8 @@ import numpy as np
 from .._kernels.ftrl import FTRLParams
 from .._kernels.lanes import fill_table, gather_zn, items_weights, merge_lanes, table_items, table_live_items
 from ..errors import SparseCrossError
-from ..state import MAX_LOAD, FTRLState, sorted_nonzero
+from ..state import MAX_LOAD, FTRLState, GrowthPlan, sorted_nonzero
+from .growth import RoundRows, _room
 
 
 # Data-parallel training keeps the global state on the workers, split into shards by key
@@ -40,6 +41,7 @@ class _Shard:
     version: int
     slots: dict[int, np.ndarray]  # lane -> table slots found by this version's look-ups
     scratch: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
+    plan: GrowthPlan | None = None  # sizes the growths of the first epoch (.growth)
 
 
 def _shard(token: str, s: int, version: int) -> _Shard:
@@ -92,11 +94,14 @@ def _lane_metas(s: int, results: list[Any]) -> list[tuple[np.ndarray, np.ndarray
 
 
 def _task_merge(token: str, s: int, version: int, lane_keys: list[list[np.ndarray]], old: list[np.ndarray],
-                results: list[Any], after: Any) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
+                results: list[Any], after: Any,
+                rows: RoundRows = None) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
     """Task (pinned): apply one round's lanes (in lane order) to shard ``s``.  ``lane_keys[j][s]``,
     ``old[j]`` (this shard's look-up), ``results[j][0][s]``: lane j's keys of this shard, their
-    values at the start of the round and after the lane.  Returns the shard's number of keys
-    and, from shard 0 only (else empty), every lane's (new bias, new loss sums) for the client."""
+    values at the start of the round and after the lane.  ``rows``: where the round starts in
+    the epoch and the epoch's rows (``growth._round_rows``: a growth is sized by the shard's
+    plan), or None (the table doubles).  Returns the shard's number of keys and, from shard 0
+    only (else empty), every lane's (new bias, new loss sums) for the client."""
     metas = _lane_metas(s, results)
     keys = [k[s] for k in lane_keys]
     new = [r[0][s] for r in results]
@@ -109,8 +114,9 @@ def _task_merge(token: str, s: int, version: int, lane_keys: list[list[np.ndarra
     slot_list = [sh.slots.get(j) for j in range(lanes)]
     slots_valid = all(sl is not None and len(sl) == len(k) for sl, k in zip(slot_list, keys))
     absent = sum(int(np.count_nonzero(sl < 0)) for sl in slot_list) if slots_valid else sum(map(len, keys))
+    room = _room(sh, absent, rows)
     if st.touched + absent > st.max_count:
-        st.grow(absent)
+        st.grow(room)
         slots_valid = False  # rehashed: the slots found by the look-ups moved
 
     def cat(arrays: list[np.ndarray]) -> np.ndarray:
