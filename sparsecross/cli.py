@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .cli_args import _add_memory_flags, _add_train_flags, _train_options  # noqa: F401  (re-exported below)
 from .cli_commands import (add_check_spec, add_eval, add_generate, add_inspect, add_predict,  # noqa: F401
@@ -32,7 +32,7 @@ from .cli_output import (  # noqa: F401  (cli_extra and tests use these through 
     strict_json,
 )
 from .cli_train import _train_progress, add_train, cmd_train  # noqa: F401
-from .errors import SparseCrossWarning
+from .errors import SparseCrossWarning, shown
 
 # The subcommands live in cli_commands (generate, check-spec, predict, eval, inspect) and
 # cli_train, the shared training flags in cli_args, the output checks in cli_guards; the names
@@ -55,8 +55,38 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a refused value shown short and escaped (``errors.shown``): its own
+    messages quote the whole value (a 5,000-digit ``--epochs`` made a 6 KB error line).
+    Sub-command parsers are of the same class (``add_subparsers`` uses the parent's)."""
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        convert = action.type
+        if convert in (int, float) and isinstance(arg_string, str):
+            try:
+                return convert(arg_string)  # what argparse does, but for the message
+            except (TypeError, ValueError):
+                name = convert.__name__  # type: ignore[union-attr]
+                raise argparse.ArgumentError(action, f"invalid {name} value: {shown(arg_string)}") from None
+        return super()._get_value(action, arg_string)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            offered = ", ".join(map(repr, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {shown(value)} (choose from {offered})")
+
+    def error(self, message: str) -> NoReturn:
+        """One line, at most ~300 characters, control characters escaped (argparse's own
+        messages, e.g. "unrecognized arguments: ...", echo what was typed)."""
+        if not message.isprintable():
+            message = repr(message)[1:-1]
+        if len(message) > 300:
+            message = message[:297] + "..."
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="sparsecross",
         description="Train very wide, very sparse logistic regression on feature crosses "
         "(FTRL-Proximal) from Parquet, and ship only the nonzero weights.",

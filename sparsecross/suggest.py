@@ -50,7 +50,7 @@ class Suggestion:
 
         out = Path(path)
         if out.exists() and not force:
-            raise OutputError(f"{str(out)!r} exists; pass --force (force=True) to replace it")
+            raise OutputError(f"{shown(str(out), NAME_LIMIT)} exists; pass --force (force=True) to replace it")
         with atomic_output(out, "spec") as fh:
             fh.write(self.toml.encode("utf-8"))
         return out

@@ -310,6 +310,10 @@ def time_column(name: str, col: str, arr: Any, y: np.ndarray, scale: float, rows
         if pa.types.is_timestamp(t) and t.tz:
             tz = t.tz
             ts = ts.cast(pa.timestamp(t.unit, tz=tz))
+            try:
+                pc.hour(ts)
+            except pa.ArrowInvalid:  # a zone Arrow does not know: parts in UTC (the plan says so)
+                ts = ts.cast(pa.timestamp(t.unit))
         has_date, has_time = True, pa.types.is_timestamp(t)
     else:
         got = _parse_strings(arr)
@@ -343,7 +347,7 @@ def time_column(name: str, col: str, arr: Any, y: np.ndarray, scale: float, rows
             table["invalid"] = "missing"
         codes = np.where(valid, v - v[valid].min(), -1) if valid.any() else v
         mi = mutual_information(codes, y)
-        where = f"parsed with format {fmt!r}" if fmt else f"{t}"
+        where = f"parsed with format {fmt!r}" if fmt else (f"{t}" if len(str(t)) <= 80 else f"{t}"[:77] + "...")
         why = [f"{col}: {where} -> {part} ({k} values in the sample){note}; label information {mi:.4f} bits"]
         if fmt:
             why.append("unparsable strings become missing (invalid = \"missing\"); the strings carry no zone, so the "

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import NAME_LIMIT, DataError, shown
 from .kinds.geo import level_tag
 from .suggest import Suggestion, _geo_pairs, _label_table, _name, bits_for, no_columns_error
 from .suggest_geo import CROSS_CELL_ROWS, _cells, choose_pyramid, pyramid_candidates
@@ -22,14 +22,21 @@ __all__ = ["plan"]
 
 #: Most distinct values of a categorical proposed in a cross.
 CROSS_MAX_VALUES = 200
+def _shown_name(name: str) -> str:
+    """A column name as the explanations write it: as is when short and printable, else
+    ``shown`` (quoted, escaped, shortened)."""
+    return name if len(name) <= NAME_LIMIT and name.isprintable() else shown(name, NAME_LIMIT)
+
+
 #: Categoricals crossed with the geo level.
 CROSS_TOP = 3
 
 
 def _label_why(lab: dict[str, Any], y: np.ndarray, skipped_rows: int) -> list[str]:
-    rule = (f"y = {lab['column']} {lab.get('compare', '>')} {lab['threshold']!r}" if "threshold" in lab
-            else f"y = {lab['column']} in {lab['positive']!r}" if "positive" in lab
-            else f"y = {lab['column']} (0/1)")
+    col = _shown_name(lab["column"])
+    rule = (f"y = {col} {lab.get('compare', '>')} {shown(lab['threshold'])}" if "threshold" in lab
+            else f"y = {col} in {shown(lab['positive'], NAME_LIMIT)}" if "positive" in lab
+            else f"y = {col} (0/1)")
     why = [f"Label: {rule}; positive rate {y.mean():.1%} over {len(y):,} profiled rows"]
     if skipped_rows:
         why.append(f"{skipped_rows:,} profiled rows have no label (null or NaN): missing = \"skip\" leaves such rows out")
@@ -59,7 +66,7 @@ def _column(name: str, col: str, cls: str, arr: Any, y: np.ndarray, scale: float
                 tz = p.table.get("timezone")
                 if tz is not None and not _iana(tz):
                     del p.table["timezone"]
-                    notes.append(f"{col}: its zone {tz!r} is not an IANA name; parts are taken in UTC")
+                    notes.append(f"{_shown_name(col)}: its zone {shown(tz)} is not an IANA name; parts are taken in UTC")
             if not feats:
                 return "a date or time without variation in the sample (no part has 2+ values)"
             return feats, notes
@@ -178,9 +185,9 @@ def _labelled(sample: Any, lab: dict[str, Any]) -> tuple[Any, np.ndarray, int]:
         y = y[~missing]
     n = len(y)
     if n == 0:
-        raise DataError(f"label column {lab['column']!r} has no value in the {sample.table.num_rows:,} profiled rows")
+        raise DataError(f"label column {shown(lab['column'], NAME_LIMIT)} has no value in the {sample.table.num_rows:,} profiled rows")
     if y.min() == y.max():
-        raise DataError(f"label {lab['column']!r} is constant in the sample: all {n:,} profiled rows are "
+        raise DataError(f"label {shown(lab['column'], NAME_LIMIT)} is constant in the sample: all {n:,} profiled rows are "
                         f"{'positive' if y[0] else 'negative'}; check --threshold/--compare/--positive")
     return table, y, int(missing.sum())
 

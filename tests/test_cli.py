@@ -813,3 +813,30 @@ def test_output_checks_come_before_the_work(world: SimpleNamespace, model_path: 
     before = copy.read_bytes()
     run_error(capsys, ["predict", model_path, copy, "--out", copy], "is an input data file")
     assert copy.read_bytes() == before
+
+
+# a value argparse itself refuses (a number that is not one, a choice that is not offered, an
+# unknown argument) is echoed short and escaped, on argparse's one error line, exit 2
+_HUGE = "9" * 5_000
+_NASTY = "1\x1b[31m\nforged line\r\x07"
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "spec.toml", "data.parquet", "--epochs", _HUGE],
+    ["train", "spec.toml", "data.parquet", "--epochs", "x" * 1_000_000],
+    ["train", "spec.toml", "data.parquet", "--alpha", _NASTY],
+    ["train", "spec.toml", "data.parquet", "--state-bits", "9" * 4_000],
+    ["generate", "out.parquet", "--rows", _NASTY],
+    ["predict", "m.sxm", "d.parquet", "--batch-rows", "1" + "0" * 9_000],
+    ["tune", "spec.toml", "data.parquet", "--min-gain", "e" * 100_000],
+    ["train", "spec.toml", "data.parquet", "--no-such-flag", "x" * 100_000],
+    ["train", "spec.toml", "data.parquet", "--mode", _NASTY * 1_000],
+])
+def test_refused_arguments_are_echoed_short_and_escaped(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    error_lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and len(error_lines[0]) < 400, error_lines
+    assert not any(ch in err for ch in "\x1b\r\x07")  # control characters escaped, not written

@@ -506,3 +506,41 @@ def test_an_integer_positive_is_kept_exact_and_a_huge_one_refused() -> None:
     assert sx.suggest_spec(t, "y", positive=[np.int64(2**60 + 1)]).spec.label.positive == (2**60 + 1,)
     with pytest.raises(sx.SparseCrossError, match="int64"):
         sx.suggest_spec(t, "y", positive=[10**400])
+
+
+def test_untrusted_label_values_zones_and_names_are_shown_short() -> None:
+    """A label's positive value, a column's time zone and the label's name come from the
+    user's data or arguments: the spec's comments and the errors show them short and escaped."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    long_value = "v" * 100_000 + "\n[label]"
+    bogus_zone = "Not/A\x1bZone" + "z" * 5_000
+    t = pa.table({
+        "lab": np.where(rng.random(n) < 0.4, long_value, "other"),
+        "c": rng.choice(["p", "q", "r"], n),
+        "ts": pa.array(np.arange(n) * 3600, type=pa.timestamp("s", tz=bogus_zone)),  # Arrow cannot use it
+    })
+    res = sx.suggest_spec(t, "lab", positive=[long_value])
+    comments = [line for line in res.toml.splitlines() if line.lstrip().startswith("#")]
+    assert max(map(len, comments)) < 600  # (the [label] table itself holds the value whole)
+    assert all(line.isprintable() for line in res.toml.splitlines())
+    assert any("is not an IANA name" in line for line in comments)
+    assert all(f.option("timezone") is None for f in res.spec.features if f.columns == ("ts",))
+    long_name = "y" * 1_000_000
+    constant = pa.table({long_name: np.zeros(n, np.int64), "c": rng.choice(["p", "q"], n)})
+    with pytest.raises(sx.DataError) as exc:
+        sx.suggest_spec(constant, long_name)
+    assert len(str(exc.value)) < 600 and "is constant" in str(exc.value)
+
+
+def test_existing_output_is_named_short(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    t = pa.table({"y": (rng.random(500) < 0.4).astype(np.int64), "c": rng.choice(["p", "q"], 500)})
+    res = sx.suggest_spec(t, "y")
+    folder = tmp_path / ("d" * 200) / ("e" * 200)
+    folder.mkdir(parents=True)
+    out = folder / ("s" * 200 + "\x1b.toml")
+    out.write_text("mine")
+    with pytest.raises(sx.OutputError) as exc:
+        res.write(out)
+    assert len(str(exc.value)) < 400 and "\x1b" not in str(exc.value) and out.read_text() == "mine"
