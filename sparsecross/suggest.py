@@ -22,6 +22,7 @@ from typing import Any
 
 from ._values import is_int
 from .errors import DataError, NAME_LIMIT, OutputError, SchemaError, did_you_mean, shown
+from .read import _bare
 from .suggest_geo import CROSS_CELL_ROWS, GEO_LADDER, MIN_CELL_ROWS
 
 __all__ = ["Suggestion", "suggest_spec", "GEO_LADDER", "MIN_CELL_ROWS", "CROSS_CELL_ROWS"]
@@ -111,7 +112,7 @@ def _label_table(label: str, positive: Any, threshold: Any, compare: Any, weight
     names = schema.names
     if label not in names:
         raise SchemaError(f"label column {shown(label, NAME_LIMIT)} is not in the data{did_you_mean(label, names)}; "
-                          f"available: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+                          f"available: {', '.join(map(_bare, names[:20]))}{' ...' if len(names) > 20 else ''}")
     t = schema.field(label).type
     t = t.value_type if pa.types.is_dictionary(t) else t
     lab: dict[str, Any] = {"column": label}

@@ -32,6 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .errors import shown
+from .kinds.time import zone_problem
 from .suggest_profile import codes_of, float_values, mutual_information, singleton_share
 
 __all__ = ["Planned", "LOW_INT", "FEW_VALUES", "number_column", "string_column", "time_column",
@@ -305,15 +307,16 @@ def time_column(name: str, col: str, arr: Any, y: np.ndarray, scale: float, rows
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
     tz = None
+    utc = ""
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         ts = arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
         if pa.types.is_timestamp(t) and t.tz:
-            tz = t.tz
-            ts = ts.cast(pa.timestamp(t.unit, tz=tz))
-            try:
-                pc.hour(ts)
-            except pa.ArrowInvalid:  # a zone Arrow does not know: parts in UTC (the plan says so)
+            if zone_problem(t.tz):  # a zone training cannot use: the spec names none, parts in UTC
+                utc = f"; its zone {shown(t.tz)} cannot be used (not an IANA name Arrow knows): parts are taken in UTC"
                 ts = ts.cast(pa.timestamp(t.unit))
+            else:
+                tz = t.tz
+                ts = ts.cast(pa.timestamp(t.unit, tz=tz))
         has_date, has_time = True, pa.types.is_timestamp(t)
     else:
         got = _parse_strings(arr)
@@ -347,7 +350,7 @@ def time_column(name: str, col: str, arr: Any, y: np.ndarray, scale: float, rows
             table["invalid"] = "missing"
         codes = np.where(valid, v - v[valid].min(), -1) if valid.any() else v
         mi = mutual_information(codes, y)
-        where = f"parsed with format {fmt!r}" if fmt else (f"{t}" if len(str(t)) <= 80 else f"{t}"[:77] + "...")
+        where = f"parsed with format {fmt!r}" if fmt else (str(t) if len(str(t)) <= 80 else shown(str(t), 80)) + utc
         why = [f"{col}: {where} -> {part} ({k} values in the sample){note}; label information {mi:.4f} bits"]
         if fmt:
             why.append("unparsable strings become missing (invalid = \"missing\"); the strings carry no zone, so the "

@@ -3,12 +3,12 @@ hashed-block size, TOML."""
 
 from __future__ import annotations
 
-import zoneinfo
 from typing import Any
 
 import numpy as np
 
 from .errors import NAME_LIMIT, DataError, shown
+from .read import _bare
 from .kinds.geo import level_tag
 from .suggest import Suggestion, _geo_pairs, _label_table, _name, bits_for, no_columns_error
 from .suggest_geo import CROSS_CELL_ROWS, _cells, choose_pyramid, pyramid_candidates
@@ -22,18 +22,12 @@ __all__ = ["plan"]
 
 #: Most distinct values of a categorical proposed in a cross.
 CROSS_MAX_VALUES = 200
-def _shown_name(name: str) -> str:
-    """A column name as the explanations write it: as is when short and printable, else
-    ``shown`` (quoted, escaped, shortened)."""
-    return name if len(name) <= NAME_LIMIT and name.isprintable() else shown(name, NAME_LIMIT)
-
-
 #: Categoricals crossed with the geo level.
 CROSS_TOP = 3
 
 
 def _label_why(lab: dict[str, Any], y: np.ndarray, skipped_rows: int) -> list[str]:
-    col = _shown_name(lab["column"])
+    col = _bare(lab["column"])
     rule = (f"y = {col} {lab.get('compare', '>')} {shown(lab['threshold'])}" if "threshold" in lab
             else f"y = {col} in {shown(lab['positive'], NAME_LIMIT)}" if "positive" in lab
             else f"y = {col} (0/1)")
@@ -61,15 +55,9 @@ def _column(name: str, col: str, cls: str, arr: Any, y: np.ndarray, scale: float
         parts = time_column(name, col, arr, y, scale, rows)
         if parts is not None:
             feats, _ = parts
-            notes = []
-            for p in feats:
-                tz = p.table.get("timezone")
-                if tz is not None and not _iana(tz):
-                    del p.table["timezone"]
-                    notes.append(f"{_shown_name(col)}: its zone {shown(tz)} is not an IANA name; parts are taken in UTC")
             if not feats:
                 return "a date or time without variation in the sample (no part has 2+ values)"
-            return feats, notes
+            return feats, []
         if cls == "time":
             return "no values in the sample"
     got = string_column(name, col, arr, y, scale, rows)
@@ -81,14 +69,6 @@ def _is_int(t: Any) -> bool:
 
     t = t.value_type if pa.types.is_dictionary(t) else t
     return bool(pa.types.is_integer(t))
-
-
-def _iana(tz: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(tz)
-        return True
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
 
 
 def _order_drift(y: np.ndarray) -> tuple[dict[str, Any], list[str]] | None:

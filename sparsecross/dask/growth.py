@@ -35,16 +35,27 @@ def _round_rows(epoch: int, round_chunks: Sequence[_Chunk], chunks: Sequence[_Ch
     return round_chunks[0].start_row, sum(c.rows for c in chunks)
 
 
+def _observe(sh: _Shard, rows: RoundRows) -> GrowthPlan | None:
+    """Record shard ``sh``'s keys at the start of a round (``rows``: :func:`_round_rows`) in
+    its plan (a new plan for a new epoch size); the plan, or None without ``rows``.  Every
+    merge observes, only a growth projects (``projected`` scans the points: projecting at
+    every merge would cost rounds squared)."""
+    if rows is None:
+        return None
+    row, epoch_rows = rows
+    if sh.plan is None or sh.plan.rows_total != epoch_rows:
+        sh.plan = GrowthPlan(epoch_rows)
+    sh.plan.observe(row, sh.state.touched)
+    return sh.plan
+
+
 def _room(sh: _Shard, absent: int, rows: RoundRows) -> int:
     """How many more keys shard ``sh`` should make room for if it must grow before a merge
     that adds at most ``absent`` keys: ``absent``, or with ``rows`` (:func:`_round_rows`) the
     keys its plan projects beyond those it holds, if more.  Observes the shard's keys at the
     round's start (the plan of a new epoch size is a new plan)."""
-    if rows is None:
+    plan = _observe(sh, rows)
+    if plan is None or rows is None:
         return absent
-    row, epoch_rows = rows
-    if sh.plan is None or sh.plan.rows_total != epoch_rows:
-        sh.plan = GrowthPlan(epoch_rows)
     touched = sh.state.touched
-    sh.plan.observe(row, touched)
-    return max(absent, sh.plan.projected(row, touched) - touched)
+    return max(absent, plan.projected(rows[0], touched) - touched)

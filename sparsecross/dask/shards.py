@@ -16,7 +16,7 @@ from .._kernels.ftrl import FTRLParams
 from .._kernels.lanes import fill_table, gather_zn, items_weights, merge_lanes, table_items, table_live_items
 from ..errors import SparseCrossError
 from ..state import MAX_LOAD, FTRLState, GrowthPlan, sorted_nonzero
-from .growth import RoundRows, _room
+from .growth import RoundRows, _observe, _room
 
 
 # Data-parallel training keeps the global state on the workers, split into shards by key
@@ -114,9 +114,9 @@ def _task_merge(token: str, s: int, version: int, lane_keys: list[list[np.ndarra
     slot_list = [sh.slots.get(j) for j in range(lanes)]
     slots_valid = all(sl is not None and len(sl) == len(k) for sl, k in zip(slot_list, keys))
     absent = sum(int(np.count_nonzero(sl < 0)) for sl in slot_list) if slots_valid else sum(map(len, keys))
-    room = _room(sh, absent, rows)
+    _observe(sh, rows)
     if st.touched + absent > st.max_count:
-        st.grow(room)
+        st.grow(_room(sh, absent, rows))
         slots_valid = False  # rehashed: the slots found by the look-ups moved
 
     def cat(arrays: list[np.ndarray]) -> np.ndarray:

@@ -42,6 +42,21 @@ _DIRECTIVES = set("aAbBcdDeFfhHIjmMnpRSTtUwWyYzZ%")
 MAX_YEARS = 10_000
 
 
+
+def zone_problem(tz: str) -> str:
+    """Why time zone ``tz`` cannot be used for time parts: ``"not IANA"`` (zoneinfo does not
+    know it), ``"not in Arrow"`` (Arrow, which computes the parts, cannot use it: "Factory",
+    "posix/...") or ``""`` (usable)."""
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return "not IANA"
+    try:
+        pc.hour(pa.array([0], pa.timestamp("s", tz=tz)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return "not in Arrow"
+    return ""
+
 class TimeKind(Kind):
     name = "time"
     keys = frozenset({"column", "part", "format", "timezone", "invalid", "years"})
@@ -62,11 +77,13 @@ class TimeKind(Kind):
             opts.append(("format", fmt))
         if "timezone" in t:
             tz = get(where, t, "timezone", str)
-            try:
-                zoneinfo.ZoneInfo(tz)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            problem = zone_problem(tz)
+            if problem == "not IANA":
                 raise SpecError(f"{where}.timezone: {shown(tz)} is not an IANA time zone (e.g. \"Europe/Paris\", "
-                                f"\"UTC\"){did_you_mean(tz, sorted(zoneinfo.available_timezones()))}") from None
+                                f"\"UTC\"){did_you_mean(tz, sorted(zoneinfo.available_timezones()))}")
+            if problem:
+                raise SpecError(f"{where}.timezone: {shown(tz)} is an IANA name that Arrow's time zone "
+                                "database cannot use; give its canonical name (e.g. \"Europe/Paris\")")
             opts.append(("timezone", tz))
         invalid = choice(f"{where}.invalid", get(where, t, "invalid", str, "error"), ("error", "missing"))
         if invalid != "error":
