@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels.leb128 import STATUS_MESSAGES, STATUS_OK, decode_deltas
-from .errors import ArtifactError, ClippedWeightsWarning, SpecError
+from .errors import NAME_LIMIT, ArtifactError, ClippedWeightsWarning, SpecError, shown
 from .files import atomic_output
 from .hashing import HASH_CONTRACT
 from .model import SparseModel
@@ -434,7 +434,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
                 left -= len(chunk)
             stored = f.read(_TRAILER_SIZE)
     except OSError as exc:
-        raise ArtifactError(f"cannot read model file {p!r}: {exc}") from None
+        raise ArtifactError(f"cannot read model file {shown(p, NAME_LIMIT)}: {exc.strerror or exc}") from None
     if len(meta_raw) != hdr["meta_len"] or left or len(stored) != _TRAILER_SIZE:
         raise ArtifactError(f"{p!r} is corrupted or truncated: it changed while being read")
     _check_crc(crc, stored, p)
@@ -471,7 +471,7 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
             size, head, hdr = _read_head(f, p)
             rest = f.read(size - HEADER_SIZE)
     except OSError as exc:
-        raise ArtifactError(f"cannot read model file {p!r}: {exc}") from None
+        raise ArtifactError(f"cannot read model file {shown(p, NAME_LIMIT)}: {exc.strerror or exc}") from None
     if len(rest) != size - HEADER_SIZE:
         raise ArtifactError(f"{p!r} is corrupted or truncated: it changed while being read")
     view = memoryview(rest)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import DataError, ParameterError, SchemaError, did_you_mean, shown
+from .errors import NAME_LIMIT, DataError, ParameterError, SchemaError, did_you_mean, shown
 
 __all__ = ["Sample", "plan_units", "read_sample", "label_of", "column_type_class", "SAMPLE_BATCH_ROWS"]
 
@@ -100,13 +100,13 @@ def _batches(unit: Any, group: int, columns: list[str]) -> Any:
     pf = _open(unit)
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
-        raise SchemaError(f"column {missing[0]!r} is not in {str(unit)!r}{did_you_mean(missing[0], pf.schema_arrow.names)}"
+        raise SchemaError(f"column {shown(missing[0], NAME_LIMIT)} is not in {shown(str(unit), NAME_LIMIT)}{did_you_mean(missing[0], pf.schema_arrow.names)}"
                           " (the files of a data set must share their columns)")
     try:
         yield from pf.iter_batches(batch_size=SAMPLE_BATCH_ROWS, row_groups=[group], columns=columns,
                                    use_threads=False)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read {str(unit)!r}: {_short(exc)}") from None
+        raise DataError(f"cannot read {shown(str(unit), NAME_LIMIT)}: {_short(exc)}") from None
 
 
 def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], columns: list[str],
@@ -160,7 +160,7 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
         for f in cols:
             got = b.schema.field(f.name).type
             if got != f.type:
-                raise SchemaError(f"column {f.name!r} has type {f.type} in {where.split(' (and')[0]} but {got} in "
+                raise SchemaError(f"column {shown(f.name, NAME_LIMIT)} has type {f.type} in {where.split(' (and')[0]} but {got} in "
                                   "another file; a data set's files must share one schema")
     table = pa.Table.from_batches([b.select(columns) for b in parts], schema=pa.schema(cols)) if parts \
         else pa.schema(cols).empty_table()
@@ -183,10 +183,10 @@ def label_of(table: pa.Table, label: Any) -> tuple[np.ndarray, np.ndarray]:
 
         _check_positive(label.column, label.positive, t, "the data")
     elif cls == "string":
-        raise SchemaError(f"label column {label.column!r} holds strings; give the positive values "
+        raise SchemaError(f"label column {shown(label.column, NAME_LIMIT)} holds strings; give the positive values "
                           "(--positive VALUE ..., or positive=[...])")
     elif cls not in ("number", "bool"):
-        raise SchemaError(f"label column {label.column!r} has type {t}; expected numbers, bools or strings")
+        raise SchemaError(f"label column {shown(label.column, NAME_LIMIT)} has type {t}; expected numbers, bools or strings")
     shim = types.SimpleNamespace(label=replace(label, missing="skip", weight=None, positive_weight=None))
     y, _, skip = _label_rows(shim, table.select([label.column]), 0)  # type: ignore[arg-type]
     missing = skip.astype(bool) if len(skip) else np.zeros(len(y), dtype=bool)

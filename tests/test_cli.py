@@ -840,3 +840,31 @@ def test_refused_arguments_are_echoed_short_and_escaped(argv, capsys):
     error_lines = [line for line in err.splitlines() if "error:" in line]
     assert len(error_lines) == 1 and len(error_lines[0]) < 400, error_lines
     assert not any(ch in err for ch in "\x1b\r\x07")  # control characters escaped, not written
+
+
+# a path, address or name typed on the command line is named short in the error line, whatever
+# refuses it (our own checks, or the operating system: "File name too long" quotes it whole)
+_LONG = "x" * 1_000_000
+_DEEP = "nodir" + "d" * 5_000 + "/f.parquet"  # a folder name the system refuses as too long
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", _LONG, "{train}", "--out", "{tmp}/p.parquet"],
+    ["predict", "{model}", _LONG, "--out", "{tmp}/p.parquet"],
+    ["predict", "{model}", "{train}", "--out", _DEEP],
+    ["inspect", _DEEP],
+    ["check-spec", _LONG],
+    ["train", "{spec}", "{train}", "--valid", _DEEP, "--out", "{tmp}/m.scx"],
+    ["train", "{spec}", "zz*" + "q" * 5_000, "--out", "{tmp}/m.scx"],
+    ["train", "{spec}", "{train}", "--dask", _LONG, "--out", "{tmp}/m.scx"],
+    ["generate", "--out", _DEEP, "--rows", "10"],
+    ["path", "{spec}", "{train}", "--holdout", "0.2", "--plot", _LONG],
+    ["plot-weights", "{model}", "--out", _LONG],
+    ["plot-weights", "{model}", "--out", "{tmp}/p.png", "--feature", _LONG],
+    ["suggest-spec", "{train}", "--label", "label", "--out", _DEEP],
+])
+def test_long_paths_and_names_are_named_short(argv, world: SimpleNamespace, model_path: Path,
+                                              tmp_path: Path, capsys) -> None:
+    where = {"train": world.train, "model": model_path, "spec": SYNTHETIC_SPEC, "tmp": tmp_path}
+    line = run_error(capsys, [a.format(**where) if len(a) < 100 else a for a in argv])
+    assert len(line) < 400, line[:500]

@@ -573,3 +573,16 @@ def test_missing_label_lists_the_columns_short() -> None:
     with pytest.raises(sx.SchemaError) as exc:
         sx.suggest_spec(t, "nope")
     assert len(str(exc.value)) < 800 and "\n" not in str(exc.value)
+
+
+def test_a_long_label_name_from_the_file_is_named_short(tmp_path: Path) -> None:
+    """A string or list label column with a 1 MB name (the file's own name for it): the
+    refusal names it short and escaped."""
+    rng = np.random.default_rng(6)
+    name, listed = "\x1b[31m" + "y" * 1_000_000, "\x07" + "z" * 1_000_000
+    t = pa.table({name: rng.choice(["a", "b"], 300), "c": rng.choice(["p", "q"], 300),
+                  listed: pa.array([[1.0]] * 300)})
+    for label in (name, listed):
+        with pytest.raises(sx.SchemaError) as exc:
+            sx.suggest_spec(t, label)
+        assert len(str(exc.value)) < 400 and str(exc.value).isprintable(), str(exc.value)[:500]

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import SparseCrossError
+from ..errors import NAME_LIMIT, SparseCrossError, shown
 from ..read import _short
 
 log = logging.getLogger("sparsecross.distributed")
@@ -105,23 +105,24 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
         Dask is not installed.
     """
     if not isinstance(address, str) or not address.strip():
-        raise SparseCrossError(f"--dask needs local:N or tcp://HOST:PORT, got {address!r}")
+        raise SparseCrossError(f"--dask needs local:N or tcp://HOST:PORT, got {shown(address, NAME_LIMIT)}")
     address = address.strip()
     distributed = _require_dask()
     m = re.fullmatch(r"local(?::(\d+))?", address)
     if m:
         n = int(m.group(1)) if m.group(1) else os.cpu_count() or 1
         if n < 1:
-            raise SparseCrossError(f"local:N needs N >= 1 workers, got {address!r}")
+            raise SparseCrossError(f"local:N needs N >= 1 workers, got {shown(address, NAME_LIMIT)}")
         return _start_local(distributed, n)
     if address.startswith("local"):
-        raise SparseCrossError(f"--dask {address!r}: write local:N with N the number of workers, e.g. local:2")
+        raise SparseCrossError(f"--dask {shown(address, NAME_LIMIT)}: write local:N with N the number of workers, e.g. local:2")
     try:
         client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
-        reason = _short(exc)
+        reason = _short(exc)  # Dask's own words may quote the address whole: kept short too
+        reason = reason if len(reason) <= 100 else reason[:97] + "..."
         raise SparseCrossError(
-            f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({reason}); "
+            f"cannot reach the Dask scheduler at {shown(address, 100)} within {timeout:g} s ({reason}); "
             "check the address, or start one with `dask scheduler`, or use local:N"
         ) from None
     return client, None

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._values import is_int
-from ..errors import SparseCrossError, shown
+from ..errors import NAME_LIMIT, SparseCrossError, shown
 from ..kinds.geo import is_geo
 from ..model import SparseModel
 from ..spec import Output
@@ -44,7 +44,7 @@ def _feature_block(model: SparseModel, feature: str | None) -> Output:
     if levels:
         feature = levels[-1].name  # the finest level
     if feature not in names:
-        raise SparseCrossError(f"the model has no standalone geo feature {feature!r}; geo features: {names}")
+        raise SparseCrossError(f"the model has no standalone geo feature {shown(feature, NAME_LIMIT)}; geo features: {names}")
     return next(o for o in spec.outputs if o.kind == 0 and len(o.components) == 1 and o.name == feature)
 
 
