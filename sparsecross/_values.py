@@ -38,3 +38,17 @@ PARAM_RULES: dict[str, tuple[Any, str]] = {
     "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "holdout": (lambda v: 0 < v < 1, "in (0, 1)"),
 }
+
+
+#: The most rows a batch may have (Arrow and the kernels index a batch's rows with 32 bits).
+MAX_BATCH_ROWS = 2**31 - 1
+
+
+def check_batch_rows(batch_rows: Any) -> int:
+    """``batch_rows`` as an int in [1, MAX_BATCH_ROWS], else a ParameterError (the one check
+    train, predict, evaluate, the readers and Dask training share)."""
+    from .errors import ParameterError, shown
+
+    if not is_int(batch_rows) or not 1 <= batch_rows <= MAX_BATCH_ROWS:
+        raise ParameterError(f"batch_rows must be between 1 and {MAX_BATCH_ROWS:,}, got {shown(batch_rows)}")
+    return int(batch_rows)

@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
+from ._values import check_batch_rows
 from .errors import DataQualityWarning, ParameterError, shown
 from .hashing import fmix64_array, xxh64
 
@@ -251,8 +252,7 @@ def iter_shuffled_batches(source: Any, spec: Any, shuffle: Shuffle, *, epoch: in
     from .featurize import Batch, _label_rows, featurize_features, resolve_spec
     from .read import located, resolve_files
 
-    if batch_rows < 1:
-        raise ParameterError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
+    check_batch_rows(batch_rows)
     if spec.needs_data:
         spec = resolve_spec(source, spec)
     files = resolve_files(source)

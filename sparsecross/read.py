@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._defaults import DEFAULT_BATCH_ROWS
+from ._values import check_batch_rows
 from .errors import DataError, InputTypeError, NAME_LIMIT, ParameterError, SchemaError, did_you_mean, shown
 from .inputs import MemorySource, memory_source
 from .kinds import KINDS
@@ -248,8 +249,7 @@ def iter_record_batches(
     String columns come back dictionary-encoded so each distinct value is hashed once per
     batch.  The schema of every file is checked before any of its rows are yielded.
     """
-    if batch_rows < 1:
-        raise ParameterError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
+    check_batch_rows(batch_rows)
     columns = read_columns(spec, label=label, extra_columns=extra_columns)
     if isinstance(source, MemorySource):
         yield from _iter_memory(source, spec, columns, batch_rows, start_row, label, extra_columns)

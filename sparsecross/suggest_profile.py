@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._values import is_int
 from .errors import NAME_LIMIT, DataError, ParameterError, SchemaError, did_you_mean, shown
 
 __all__ = ["Sample", "plan_units", "read_sample", "label_of", "column_type_class", "SAMPLE_BATCH_ROWS"]
@@ -116,6 +117,8 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
     the first file (checked by the caller)."""
     if sample_rows < 1:
         raise ParameterError(f"sample_rows must be >= 1, got {shown(sample_rows)}")
+    if not is_int(seed) or not 0 <= seed < 2**64:
+        raise ParameterError(f"seed must be an integer in [0, 2**64), got {shown(seed)}")
     units, schema, where = planned
     total = sum(n for _, _, n in units)
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._defaults import DEFAULT_BATCH_ROWS
+from ._values import check_batch_rows
 from .admission import AdmitPolicy
 from .errors import ParameterError, SparseCrossError, shown
 from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, Shuffle
@@ -143,7 +144,6 @@ def _check_single_node(distributed_options: dict[str, Any], valid: Source | None
 
 
 def _check_sizes(batch_rows: int, checkpoint_every: int) -> None:
-    if batch_rows < 1:
-        raise ParameterError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
+    check_batch_rows(batch_rows)
     if checkpoint_every < 1:
         raise ParameterError(f"checkpoint_every must be >= 1 row, got {shown(checkpoint_every)}")

@@ -563,7 +563,7 @@ def test_bad_batch_and_checkpoint_sizes(world: SimpleNamespace, model_path: Path
                                         capsys: pytest.CaptureFixture[str]) -> None:
     """0 is not silently replaced by a default: every command refuses it in one line."""
     out = tmp_path / "m.scx"
-    run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--batch-rows", "0"], "batch_rows", ">= 1")
+    run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--batch-rows", "0"], "batch_rows", "between 1 and")
     run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint-every", "0"],
               "checkpoint_every")
     run_error(capsys, ["path", SYNTHETIC_SPEC, world.train, "--holdout", "0.2", "--batch-rows", "0", "-q"],
@@ -868,3 +868,28 @@ def test_long_paths_and_names_are_named_short(argv, world: SimpleNamespace, mode
     where = {"train": world.train, "model": model_path, "spec": SYNTHETIC_SPEC, "tmp": tmp_path}
     line = run_error(capsys, [a.format(**where) if len(a) < 100 else a for a in argv])
     assert len(line) < 400, line[:500]
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "eval"])
+def test_a_huge_batch_rows_is_refused_in_one_line(world, command, capsys):
+    """--batch-rows past 2**31 - 1 (a batch that large cannot be read) was an OverflowError
+    reported as a bug; now one line naming the flag's bounds."""
+    huge = str(10**20)
+    if command == "train":
+        argv = ["train", str(SYNTHETIC_SPEC), str(world.train), "--out", str(world.dir / "huge.sxm")]
+    else:
+        model = world.dir / "for-huge.sxm"
+        if not model.exists():
+            assert main(["train", str(SYNTHETIC_SPEC), str(world.train), "--out", str(model), "-q"]) == 0
+        argv = [command, str(model), str(world.valid)] + (["--out", str(world.dir / "huge.parquet")]
+                                                         if command == "predict" else [])
+    assert main(argv + ["--batch-rows", huge, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "batch_rows must be between 1 and 2,147,483,647" in err and "bug" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_batch_rows_bounds_in_the_api(world):
+    for bad in (0, 2**31, 10**20):
+        with pytest.raises(sx.ParameterError, match="batch_rows must be between 1 and 2,147,483,647"):
+            sx.train(world.train, sx.load_spec(SYNTHETIC_SPEC), batch_rows=bad)

@@ -198,7 +198,7 @@ def test_tiny_batches(dataset: Path, full, batch_rows: int) -> None:
 
 
 def test_batch_rows_must_be_positive(dataset: Path) -> None:
-    with pytest.raises(ValueError, match="batch_rows must be >= 1"):
+    with pytest.raises(ValueError, match="batch_rows must be between 1 and"):
         list(iter_batches(dataset, SPEC, batch_rows=0))
 
 

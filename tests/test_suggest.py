@@ -586,3 +586,12 @@ def test_a_long_label_name_from_the_file_is_named_short(tmp_path: Path) -> None:
         with pytest.raises(sx.SchemaError) as exc:
             sx.suggest_spec(t, label)
         assert len(str(exc.value)) < 400 and str(exc.value).isprintable(), str(exc.value)[:500]
+
+
+@pytest.mark.parametrize("seed", [-1, 2**200, 1.5, True])
+def test_a_bad_sample_seed_is_a_parameter_error(seed) -> None:
+    """A negative seed was NumPy's ValueError, reported by the CLI as a bug."""
+    rng = np.random.default_rng(7)
+    t = pa.table({"y": (rng.random(300) < 0.4).astype(np.int64), "c": rng.choice(["p", "q"], 300)})
+    with pytest.raises(sx.ParameterError, match="^seed must be an integer in"):
+        sx.suggest_spec(t, "y", seed=seed)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels.ftrl import FTRLParams
+from .._values import check_batch_rows
 from ..errors import ParameterError, SparseCrossError, shown
 from ..metrics import StreamingMetrics
 from ..read import DEFAULT_BATCH_ROWS, Source
@@ -68,8 +69,7 @@ def _check_mode(mode: str, valid: Source | None, holdout: float | None) -> None:
 def _check_counts(exact: bool, batch_rows: Any, lanes: Any, rows_per_round: Any,
                   checkpoint_rounds: Any) -> tuple[Any, int | None, int | None]:
     """The counts, checked: (lanes, rows_per_round, checkpoint_rounds)."""
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise SparseCrossError(f"batch_rows must be >= 1, got {shown(batch_rows)}")
+    check_batch_rows(batch_rows)
     if not exact:
         lanes = _integer("lanes", lanes, 1)
     if rows_per_round is not None:
