@@ -77,3 +77,27 @@ def test_a_change_to_an_inlined_kernel_reaches_a_cached_caller(tmp_path: Path) -
     assert body in text
     hash_py.write_text(text.replace(body, body + "    return x\n", 1), encoding="utf-8")
     assert _probe(tmp_path) == 12345 & ((1 << 10) - 1) != first
+
+
+def test_no_two_kernels_embed_different_numba_sorts_under_one_name() -> None:
+    """Numba names the function a closure factory makes (``make_quicksort_impl``'s
+    ``run_quicksort``: one for ``sort``, another for ``argsort``) by qualified name, argument
+    types and a per-process counter.  Two kernels cached by two processes can then define the
+    same symbol for different code, and a third process that loads both links one to the
+    other: on 2026-12-03 a cache written by a benchmark's processes made ``score_features``'s
+    argsort run ``build_csr``'s in-place sort, and predictions for rows longer than SHORT_ROW
+    came out NaN.  So the featurizer sorts with a function of its own; only the scorer uses
+    Numba's (arg)sort on int64 rows."""
+    import numpy as np
+
+    from sparsecross._kernels.crosses import _sort_row
+
+    from numba import njit
+
+    fresh = njit(_sort_row.py_func)  # (cached code cannot be inspected)
+    for sort in (_sort_row, fresh):
+        row = np.arange(100, 0, -1, dtype=np.int64)
+        sort(row, 0, 0, 100)
+        assert row.tolist() == list(range(1, 101))
+    llvm = fresh.inspect_llvm(fresh.signatures[0])
+    assert "quicksort" not in llvm and "mergesort" not in llvm
