@@ -87,7 +87,7 @@ def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str) -> 
 
     from sparsecross._kernels.ftrl import FTRLParams
     from sparsecross.dask import shards
-    from sparsecross.dask.growth import _round_rows
+    from sparsecross.dask.growth import _epoch_rows, _round_rows
     from sparsecross.dask.plan import _plan
     from sparsecross.spec import load_spec
 
@@ -108,7 +108,7 @@ def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str) -> 
             cpu0, wall0 = time.thread_time(), time.perf_counter()
         round_chunks = chunks[i * lanes:(i + 1) * lanes]
         after, r, k = _round(round_chunks, spec, dtype, kd, after, i, n_shards, params, t,
-                             _round_rows(0, round_chunks, chunks))
+                             _round_rows(0, round_chunks, _epoch_rows(chunks)))
         if i:
             rows, keys = rows + r, keys + k
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0

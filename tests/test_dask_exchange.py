@@ -27,7 +27,7 @@ from sparsecross._kernels.ftrl import FTRLParams  # noqa: E402
 from sparsecross.admission import policy_of  # noqa: E402
 from sparsecross.dask import admit as dask_admit  # noqa: E402
 from sparsecross.dask import shards  # noqa: E402
-from sparsecross.dask.growth import _room, _round_rows  # noqa: E402
+from sparsecross.dask.growth import _epoch_rows, _observe, _room, _round_rows  # noqa: E402
 from sparsecross.dask.lane_tasks import _PREPARED, _task_prepare, _task_train_lane  # noqa: E402
 from sparsecross.dask.plan import _Chunk, _plan  # noqa: E402
 from sparsecross.state import FTRLState  # noqa: E402
@@ -72,7 +72,7 @@ def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None, *,
             results = [train[j](keys[j], token, 0, c.index, bias.copy(), acc_in[j], params, j, *looked)
                        for j, c in enumerate(lane_chunks)]
             assert not any(k[0] == token for k in _PREPARED)  # a trained chunk is dropped
-            sizing = (_round_rows(0, lane_chunks, chunks),) if sized else ()
+            sizing = (_round_rows(0, lane_chunks, _epoch_rows(chunks)),) if sized else ()
             merged = [fn["merge"](token, s, i, keys, looked[s], results, after[s], *sizing) for s in range(n_shards)]
             # a merge run again (a retry after it was applied) changes nothing and says the same
             dumped = fn["dump"](token, 0, i + 1, None)
@@ -211,10 +211,11 @@ def test_round_rows_size_the_first_epoch_only():
     """A round's merges get (rows of the epoch before the round, rows of the epoch) in the
     first epoch, nothing after (no new keys: the table doubles if it must, as single-node)."""
     chunks = [_Chunk(i, 1_000 * i, 1_000 if i < 4 else 500, ()) for i in range(5)]
-    assert _round_rows(0, chunks[:2], chunks) == (0, 4_500)
-    assert _round_rows(0, chunks[2:4], chunks) == (2_000, 4_500)
-    assert _round_rows(0, chunks[4:], chunks) == (4_000, 4_500)
-    assert _round_rows(1, chunks[2:4], chunks) is None
+    rows = _epoch_rows(chunks)
+    assert _round_rows(0, chunks[:2], rows) == (0, 4_500)
+    assert _round_rows(0, chunks[2:4], rows) == (2_000, 4_500)
+    assert _round_rows(0, chunks[4:], rows) == (4_000, 4_500)
+    assert _round_rows(1, chunks[2:4], rows) is None
 
 
 def test_a_shard_plans_from_the_rows_it_sees_and_a_new_epoch_size_starts_a_new_plan():
@@ -223,11 +224,16 @@ def test_a_shard_plans_from_the_rows_it_sees_and_a_new_epoch_size_starts_a_new_p
     before a point at half the rows); a plan for other epoch rows is a new plan."""
     st = FTRLState(SPEC.n_columns, "float64")
     sh = shards._Shard(st, 0, {})
-    assert _room(sh, 7, None) == 7 and sh.plan is None
-    assert _room(sh, 7, (0, 1_000_000)) == 7  # no keys yet
+
+    def room(rows):  # what a merge does: observe at every round, project when it grows
+        _observe(sh, rows)
+        return _room(sh, 7, rows)
+
+    assert room(None) == 7 and sh.plan is None
+    assert room((0, 1_000_000)) == 7  # no keys yet
     st.count[0] = 1_000
-    assert _room(sh, 7, (10_000, 1_000_000)) == 7  # one point: no curve yet
+    assert room((10_000, 1_000_000)) == 7  # one point: no curve yet
     st.count[0] = 1_800
     # Heaps' exponent log(1.8) / log(2) out to 8 x 20,000 rows: 1,800 * 1.8**3 = 10,497.6 keys
-    assert _room(sh, 7, (20_000, 1_000_000)) == 10_498 - 1_800
-    assert _room(sh, 7, (20_000, 2_000_000)) == 7 and sh.plan.rows_total == 2_000_000  # new plan
+    assert room((20_000, 1_000_000)) == 10_498 - 1_800
+    assert room((20_000, 2_000_000)) == 7 and sh.plan.rows_total == 2_000_000  # new plan

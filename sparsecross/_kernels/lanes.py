@@ -193,37 +193,30 @@ def items_weights(keys, zn, params):
 @kernel
 def table_items(table, vals):
     """Every occupied slot of a state table: (keys, zn float[m, 2]) in slot order."""
-    empty = table[0, 0] | ~table[0, 0]
-    m = 0
-    for s in range(table.shape[0]):
-        if table[s, 0] != empty:
-            m += 1
-    keys = np.empty(m, dtype=table.dtype)
-    zn = np.empty((m, 2), dtype=vals.dtype)
-    j = 0
-    for s in range(table.shape[0]):
-        if table[s, 0] != empty:
-            keys[j] = table[s, 0]
-            zn[j, 0] = vals[s, 1]
-            zn[j, 1] = vals[s, 2]
-            j += 1
-    return keys, zn
+    return _kept_items(table, vals, False, 0.0)
 
 
 @kernel
 def table_live_items(table, vals, l1):
     """``table_items`` of the rows with a weight (``|z| > l1`` in float64, as
     ``items_weights``): what a model needs of a state, without its dead rows."""
+    return _kept_items(table, vals, True, l1)
+
+
+@kernel
+def _kept_items(table, vals, live, l1):
+    """The occupied slots of a state table (with ``live``, those with ``|z| > l1``) as (keys,
+    zn) in slot order: one pass to count, one to copy."""
     empty = table[0, 0] | ~table[0, 0]
     m = 0
     for s in range(table.shape[0]):
-        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
+        if table[s, 0] != empty and (not live or abs(np.float64(vals[s, 1])) > l1):
             m += 1
     keys = np.empty(m, dtype=table.dtype)
     zn = np.empty((m, 2), dtype=vals.dtype)
     j = 0
     for s in range(table.shape[0]):
-        if table[s, 0] != empty and abs(np.float64(vals[s, 1])) > l1:
+        if table[s, 0] != empty and (not live or abs(np.float64(vals[s, 1])) > l1):
             keys[j] = table[s, 0]
             zn[j, 0] = vals[s, 1]
             zn[j, 1] = vals[s, 2]

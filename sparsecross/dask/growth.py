@@ -26,13 +26,19 @@ if TYPE_CHECKING:
 RoundRows = tuple[int, int] | None
 
 
-def _round_rows(epoch: int, round_chunks: Sequence[_Chunk], chunks: Sequence[_Chunk]) -> RoundRows:
+def _epoch_rows(chunks: Sequence[_Chunk]) -> int:
+    """The rows of an epoch made of ``chunks`` (computed once per run, not per round)."""
+    return sum(c.rows for c in chunks)
+
+
+def _round_rows(epoch: int, round_chunks: Sequence[_Chunk], epoch_rows: int) -> RoundRows:
     """What the merges of a round of ``epoch`` made of ``round_chunks`` (consecutive chunks of
-    the epoch's ``chunks``) need to size a growth: in the first epoch (the one that meets new
-    keys), where the round starts in the epoch and the rows of the epoch; None after."""
+    an epoch of ``epoch_rows`` rows, :func:`_epoch_rows`) need to size a growth: in the first
+    epoch (the one that meets new keys), where the round starts in the epoch and the rows of
+    the epoch; None after."""
     if epoch != 0 or not round_chunks:
         return None
-    return round_chunks[0].start_row, sum(c.rows for c in chunks)
+    return round_chunks[0].start_row, epoch_rows
 
 
 def _observe(sh: _Shard, rows: RoundRows) -> GrowthPlan | None:
@@ -52,10 +58,8 @@ def _observe(sh: _Shard, rows: RoundRows) -> GrowthPlan | None:
 def _room(sh: _Shard, absent: int, rows: RoundRows) -> int:
     """How many more keys shard ``sh`` should make room for if it must grow before a merge
     that adds at most ``absent`` keys: ``absent``, or with ``rows`` (:func:`_round_rows`) the
-    keys its plan projects beyond those it holds, if more.  Observes the shard's keys at the
-    round's start (the plan of a new epoch size is a new plan)."""
-    plan = _observe(sh, rows)
-    if plan is None or rows is None:
+    keys its plan (:func:`_observe`, called first) projects beyond those it holds, if more."""
+    if rows is None or sh.plan is None:
         return absent
     touched = sh.state.touched
-    return max(absent, plan.projected(rows[0], touched) - touched)
+    return max(absent, sh.plan.projected(rows[0], touched) - touched)

@@ -32,7 +32,7 @@ from ..read import Source, _short
 from ..spec import FeatureSpec
 from ..state import FTRLState
 from .faults import _name_suspects
-from .growth import _round_rows
+from .growth import _epoch_rows, _round_rows
 from .lane_tasks import _task_prepare, _task_train_lane
 from .plan import _plan
 from .runner import _Runner
@@ -83,6 +83,7 @@ class _RoundLoop:
         chunk_rows = None if rows_per_round is None else rows_per_round // lanes
         self.chunks, _ = _plan(source, spec, chunk_rows=chunk_rows)
         self.rounds = [self.chunks[i:i + lanes] for i in range(0, len(self.chunks), lanes)]
+        self.epoch_rows = _epoch_rows(self.chunks)
         self.n_rounds = n_rounds = len(self.rounds)
         if checkpoint_rounds is None:
             per_round = max(1, rows_total // max(n_rounds, 1))
@@ -189,7 +190,7 @@ class _RoundLoop:
                               *looked, name=f"lane-{i}-l{j}", priority=20, worker=self.home(i, j), on=(c.index,))
                   for j, c in enumerate(lane_chunks)]
         # (the merges of admission / a budget take no plan: their tables double)
-        sizing = (_round_rows(e, lane_chunks, self.chunks),) if self.book is None else ()
+        sizing = (_round_rows(e, lane_chunks, self.epoch_rows),) if self.book is None else ()
         self.merged = [self.submit(self.fn["merge"], self.token, s, i, kfs, looked[s], trains, self.merged[s],
                                    *sizing, name=f"merge-{i}-s{s}", priority=30, worker=self.owners[s],
                                    on=tuple(c.index for c in lane_chunks))

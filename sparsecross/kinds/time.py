@@ -4,6 +4,7 @@ values plus the missing id."""
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -43,10 +44,11 @@ MAX_YEARS = 10_000
 
 
 
+@functools.lru_cache(maxsize=256)
 def zone_problem(tz: str) -> str:
     """Why time zone ``tz`` cannot be used for time parts: ``"not IANA"`` (zoneinfo does not
     know it), ``"not in Arrow"`` (Arrow, which computes the parts, cannot use it: "Factory",
-    "posix/...") or ``""`` (usable)."""
+    "posix/...") or ``""`` (usable).  Cached: a spec is parsed whenever a model is loaded."""
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
