@@ -1,7 +1,7 @@
 """In-process profile of the data-parallel task functions: thread CPU per part, us per row.
 
     python benchmarks/dask_task_profile.py [--lanes 4] [--shards 2] [--rounds 6] [--dtype float32]
-        [--rows 10000000 --group-rows 250000] [--json out.json]
+        [--rows 10000000 --group-rows 250000] [--chunk-rows N] [--json out.json]
 
 Runs one training run's rounds the way the Dask round loop does (``sparsecross.dask``'s
 task functions, called in this process, no cluster): per lane the preparation
@@ -68,8 +68,9 @@ def _round(chunks: list[Any], spec: Any, dtype: str, kd: str, after: list[Any], 
             zn[pos] = values
         t0 = tick("copy_in", t0)
         bias, acc = np.zeros(2), np.zeros(3)
-        ftrl_pass_local(prep.indptr, prep.local, prep.data, prep.y, prep.sample_weight, prep.mask, zn, bias,
-                        params, acc)
+        for part in prep.parts:
+            ftrl_pass_local(part.indptr, part.local, part.data, part.y, part.sample_weight, part.mask, zn, bias,
+                            params, acc)
         t0 = tick("lane_pass", t0)
         out = [zn[pos] for pos in prep.positions]
         tick("copy_out", t0)
@@ -81,8 +82,10 @@ def _round(chunks: list[Any], spec: Any, dtype: str, kd: str, after: list[Any], 
     return [m[0] for m in merged], rows, sum(sum(len(x) for x in k) for k in keys)
 
 
-def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str) -> dict[str, Any]:
-    """Thread CPU per part over ``rounds`` rounds after a first, untimed one."""
+def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str,
+            chunk_rows: int | None = None) -> dict[str, Any]:
+    """Thread CPU per part over ``rounds`` rounds after a first, untimed one; ``chunk_rows``:
+    rows per lane and round (default one row group)."""
     import numpy as np
 
     from sparsecross._kernels.ftrl import FTRLParams
@@ -92,7 +95,7 @@ def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str) -> 
     from sparsecross.spec import load_spec
 
     spec = load_spec(SPEC)
-    chunks, _ = _plan(train, spec)
+    chunks, _ = _plan(train, spec, chunk_rows=chunk_rows)
     if (rounds + 1) * lanes > len(chunks):
         raise SystemExit(f"{len(chunks)} row groups: at most {len(chunks) // lanes - 1} timed rounds at K = {lanes}")
     params = FTRLParams(0.1, 1.0, 1.0, 0.0, 0.0)
@@ -115,7 +118,8 @@ def profile(train: Path, lanes: int, n_shards: int, rounds: int, dtype: str) -> 
     shards._drop_shards("profile")
     t["renumber+split"] = t.pop("prepare") - t["featurize"]
     us = {p: 1e6 * t[p] / rows for p in PARTS}
-    return {"lanes": lanes, "shards": n_shards, "rounds": rounds, "dtype": dtype, "rows": rows,
+    return {"lanes": lanes, "shards": n_shards, "rounds": rounds, "dtype": dtype, "chunk_rows": chunk_rows,
+            "rows": rows,
             "keys_per_row": keys / rows, "us_per_row": us, "all_us_per_row": sum(us.values()),
             "cpu_share": cpu / wall}
 
@@ -128,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--group-rows", type=int, default=250_000)
+    ap.add_argument("--chunk-rows", type=int, help="rows per lane and round (default: one row group), as "
+                    "rows_per_round / lanes")
     ap.add_argument("--json", help="also write the result here (atomically)")
     args = ap.parse_args(argv)
     train, _ = data_paths(args.rows, args.group_rows)
-    res = profile(train, args.lanes, args.shards, args.rounds, args.dtype)
+    res = profile(train, args.lanes, args.shards, args.rounds, args.dtype, args.chunk_rows)
     print(f"K={args.lanes} S={args.shards} rounds={args.rounds} rows={res['rows']:,} "
           f"keys per row and lane={res['keys_per_row']:.3f} cpu_share={res['cpu_share']:.2f}")
     for p in PARTS:

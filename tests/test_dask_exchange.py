@@ -46,14 +46,14 @@ def train_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None, *, sized: bool = False,
-                growths: list[int] | None = None):
+                growths: list[int] | None = None, batch_rows: int = 65536, chunk_rows: int | None = None):
     """Every round through the task functions (with ``book``, an ``admit.ShardBook``: its
     admission / budget tasks); returns the state as {key: (z, n)}, the bias and the summed
     progressive loss (and with ``book`` the shards' extras).  ``sized``: the merges are told
     the rows (``growth._round_rows``, as the round loop does) and size their growths;
     ``growths``: gets each shard's number of growths."""
     params = FTRLParams(PARAMS["alpha"], PARAMS["beta"], PARAMS["l1"], PARAMS["l2"], 0.0)
-    chunks, _ = _plan(path, SPEC)
+    chunks, _ = _plan(path, SPEC, chunk_rows=chunk_rows)
     key_dtype = np.dtype(np.uint64).str
     fn = {"init": shards._task_shard_init, "lookup": shards._task_lookup, "merge": shards._task_merge,
           "dump": shards._task_dump}
@@ -65,7 +65,7 @@ def _run_rounds(path: Path, lanes: int, n_shards: int, token: str, book=None, *,
     try:
         for i, r0 in enumerate(range(0, len(chunks), lanes)):
             lane_chunks = chunks[r0:r0 + lanes]
-            keys = [_task_prepare(c, SPEC, 65536, None, 0, key_dtype, n_shards, token, 0) for c in lane_chunks]
+            keys = [_task_prepare(c, SPEC, batch_rows, None, 0, key_dtype, n_shards, token, 0) for c in lane_chunks]
             looked = [fn["lookup"](token, s, i, keys, after[s]) for s in range(n_shards)]
             acc_in = [acc.copy() if j == 0 else np.zeros(3) for j in range(len(keys))]
             train = [_task_train_lane if book is None else book.lane_task(0, c.start_row) for c in lane_chunks]
@@ -127,6 +127,30 @@ def test_round_tasks_give_the_same_state_on_any_number_of_shards(train_path):
     for state, bias, loss in runs[1:]:
         assert state == runs[0][0]
         assert np.array_equal(bias, runs[0][1]) and loss == runs[0][2]
+
+
+@pytest.mark.parametrize("admit", [None, {"admit_probability": 0.3}, {"admit_after": 2, "admit_filter_mb": 1 / 1024}])
+def test_chunks_prepared_in_parts_train_the_same(train_path, monkeypatch, admit):
+    """A lane's chunk is read, featurized and renumbered in parts (``lane_tasks.PART_ROWS``):
+    parts of 37 rows (across row-group boundaries too, with chunks of 2.5 row groups) train
+    the same state, bias and loss, bit for bit, as one part per row group; with admission
+    too (its rows and estimates run on from part to part)."""
+    from sparsecross.dask import lane_tasks
+
+    name = "none" if admit is None else "-".join(admit)
+
+    def run(tag, part_rows, batch_rows, chunk_rows):
+        monkeypatch.setattr(lane_tasks, "PART_ROWS", part_rows)
+        book = None if admit is None else _book(2, admit, None)
+        return _run_rounds(train_path, 2, 2, f"exchange-parts-{name}-{tag}", book, batch_rows=batch_rows,
+                           chunk_rows=chunk_rows)
+
+    for chunk_rows in (None, 5 * GROUP_ROWS // 2):
+        whole = run(f"whole-{chunk_rows}", 1 << 30, 65536, chunk_rows)
+        parts = run(f"parts-{chunk_rows}", 37, 37, chunk_rows)
+        assert parts[0] == whole[0] and np.array_equal(parts[1], whole[1]) and parts[2] == whole[2]
+        if admit is not None:
+            assert _same(parts[3], whole[3])
 
 
 def test_a_look_up_of_the_wrong_round_is_refused(train_path):

@@ -46,25 +46,50 @@ def local_ids(indptr, indices, row_mask, proto):
     appearance, as ``proto``'s dtype, and int32[nnz] with ``keys[local[k]] == indices[k]``
     for every entry of an unmasked row (-1 for the entries of masked rows).
     """
-    empty = proto[0] | ~proto[0]
-    n_rows = indptr.shape[0] - 1
     nnz = indices.shape[0]
-    has_mask = row_mask.shape[0] > 0
     cap = 1 << 12
     while cap < nnz // 4:  # distinct keys are usually a fraction of the entries
         cap *= 2
+    tbl, hot_key, hot_id = id_set(cap, proto)
+    out = np.empty(max(nnz, 1), dtype=proto.dtype)
+    local = np.empty(nnz, dtype=np.int32)
+    tbl, m = renumber(indptr, indices, row_mask, tbl, out, 0, hot_key, hot_id, local)
+    return out[:m].copy(), local
+
+
+@kernel
+def id_set(cap, proto):
+    """An empty renumbering scratch set of capacity ``cap`` (a power of two) for ``proto``'s
+    key dtype: ``(tbl, hot_key, hot_id)``, as :func:`renumber` takes them."""
+    empty = proto[0] | ~proto[0]
     # The scratch set: rows (key, local id), all ones for empty; one cache line per probe.
     tbl = np.empty((cap, 2), dtype=proto.dtype)
     tbl[:, 0] = empty
-    mask = np.uint64(cap - 1)
-    out = np.empty(max(nnz, 1), dtype=proto.dtype)
-    local = np.empty(nnz, dtype=np.int32)
     # A small direct-mapped cache of (key, id) in front of the set: most entries of a row
     # belong to low-cardinality features (buckets, small categoricals) and hit it.
     hot_key = np.empty(_HOT, dtype=proto.dtype)
     hot_key[:] = empty
     hot_id = np.zeros(_HOT, dtype=np.int32)
-    m = 0
+    return tbl, hot_key, hot_id
+
+
+@kernel
+def renumber(indptr, indices, row_mask, tbl, out, m, hot_key, hot_id, local):
+    """Renumber one more part of a chunk by the chunk's distinct keys (:func:`local_ids` over
+    several parts, in order, gives the ids it would give the parts concatenated).
+
+    ``tbl``, ``hot_key``, ``hot_id``: the renumbering's scratch set (:func:`id_set`; its
+    capacity a power of two, at most half full); ``out[:m]``: the keys met so far, by id
+    (``out`` has room for ``m`` plus the part's entries); ``local`` int32[nnz] (written: the
+    part's ids, -1 for the entries of masked rows).  The other arguments as ``local_ids``'.
+    Returns ``(tbl, m)``: the scratch set (a larger one when it grew) and the keys met.
+    """
+    empty = tbl[0, 0] | ~tbl[0, 0]
+    n_rows = indptr.shape[0] - 1
+    nnz = indices.shape[0]
+    has_mask = row_mask.shape[0] > 0
+    cap = tbl.shape[0]
+    mask = np.uint64(cap - 1)
     for r in range(n_rows):
         if has_mask and row_mask[r] != 0:
             for k in range(indptr[r], indptr[r + 1]):
@@ -72,8 +97,8 @@ def local_ids(indptr, indices, row_mask, proto):
             continue
         for k in range(indptr[r], indptr[r + 1]):
             if k + _AHEAD < nnz:  # the set is larger than the caches: start the miss early
-                prefetch_slot(tbl, fmix64(np.uint64(proto.dtype.type(indices[k + _AHEAD]))) & mask)
-            key = proto.dtype.type(indices[k])
+                prefetch_slot(tbl, fmix64(np.uint64(out.dtype.type(indices[k + _AHEAD]))) & mask)
+            key = out.dtype.type(indices[k])
             h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - _HOT_BITS))
             if hot_key[h] == key:
                 local[k] = hot_id[h]
@@ -88,7 +113,7 @@ def local_ids(indptr, indices, row_mask, proto):
                 if 2 * m > cap:  # keep the scratch set at most half full
                     cap *= 2
                     mask = np.uint64(cap - 1)
-                    tbl = np.empty((cap, 2), dtype=proto.dtype)
+                    tbl = np.empty((cap, 2), dtype=out.dtype)
                     tbl[:, 0] = empty
                     for i in range(m):
                         t = slot_from(tbl, out[i], fmix64(np.uint64(out[i])) & mask)
@@ -98,7 +123,7 @@ def local_ids(indptr, indices, row_mask, proto):
                 local[k] = np.int32(tbl[s, 1])
             hot_key[h] = key
             hot_id[h] = local[k]
-    return out[:m].copy(), local
+    return tbl, m
 
 
 @kernel

@@ -287,8 +287,12 @@ def _task_train_lane_ruled(counting: bool, cfg: np.ndarray | None, keys_dep: Any
     was_new = est >= 0
     seen = np.zeros(u, dtype=np.int32)
     counts = np.zeros(2, dtype=np.int64)
-    data = np.empty_like(prep.data)
-    lane_admission(prep.indptr, prep.local, prep.data, prep.mask, keys, est, cfg, counting, counts, data, seen)
+    data = []
+    for p in prep.parts:  # in row order: the estimates run on from part to part
+        part_cfg = cfg.copy()
+        part_cfg[4] += np.uint64(p.offset)  # the part's first row in the epoch's order
+        data.append(np.empty_like(p.data))
+        lane_admission(p.indptr, p.local, p.data, p.mask, keys, est, part_cfg, counting, counts, data[-1], seen)
     zn, bias, acc = _train_chunk(prep, [b[0] for b in base], bias, acc, params, data)
     _trained(token, epoch, index)
     flags = seen * 2 + (was_new & (est < 0)).astype(np.int32)

@@ -10,17 +10,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._kernels.ftrl import FTRLParams
-from .._kernels.lanes import ftrl_pass_local, local_ids, shard_of
+from .._kernels.lanes import ftrl_pass_local, id_set, renumber, shard_of
+from ..featurize import featurize_features
+from ..labels import _labels
 from ..spec import FeatureSpec
-from .plan import _Chunk, _featurize_chunk, _holdout_mask
+from .plan import _Chunk, _holdout_mask, _read_chunk
 from .shards import _dropped, _ShardLost
+
+#: A lane's chunk (a round's rows for one lane: one or several row groups) is read, featurized
+#: and renumbered in parts of at most this many rows (or ``batch_rows``, when larger), so that
+#: the featurizer's transient arrays are the size of a part whatever the round's size: a
+#: 1M-row chunk featurized at once faulted in ~18 MB of fresh pages per chunk and ran its
+#: renumbering out of cache (``benchmarks/dask_task_profile.py --chunk-rows``).
+PART_ROWS = 1 << 18
 
 
 @dataclass
-class _LaneChunk:
-    """A featurized chunk kept on a worker for a lane: its CSR rows with the entries
-    renumbered by the chunk's distinct keys (``local``, instead of the column ids), labels,
-    weights, holdout mask, and where each shard's keys sit among the distinct keys."""
+class _LanePart:
+    """Consecutive rows of a lane's chunk, featurized: CSR rows with the entries renumbered by
+    the chunk's distinct keys (``local``, instead of the column ids), labels, weights and
+    holdout mask; ``offset``: its first row in the chunk."""
 
     indptr: np.ndarray
     local: np.ndarray
@@ -28,6 +37,15 @@ class _LaneChunk:
     y: np.ndarray
     sample_weight: np.ndarray  # length 0: all ones
     mask: np.ndarray
+    offset: int
+
+
+@dataclass
+class _LaneChunk:
+    """A featurized chunk kept on a worker for a lane: its parts, in row order, and where each
+    shard's keys sit among the chunk's distinct keys (ids by first appearance in the chunk)."""
+
+    parts: list[_LanePart]
     n_keys: int
     positions: list[np.ndarray]  # per shard: indices into the chunk's keys
     keys: list[np.ndarray]  # per shard: those keys
@@ -41,19 +59,55 @@ class _LaneChunk:
 _PREPARED: dict[tuple[str, int, int], _LaneChunk] = {}
 
 
+class _Renumbering:
+    """The distinct keys of a chunk's parts, numbered by first appearance across the parts
+    (``_kernels.lanes.renumber``)."""
+
+    def __init__(self, key_dtype: np.dtype) -> None:
+        self.proto = np.full(1, np.iinfo(key_dtype).max, dtype=key_dtype)
+        self.tbl: np.ndarray | None = None
+        self.out = np.empty(0, dtype=key_dtype)
+        self.m = 0
+
+    def add(self, indptr: np.ndarray, indices: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The ids of one more part's entries (int32, -1 in masked rows)."""
+        nnz = len(indices)
+        if self.tbl is None:  # sized like local_ids' first guess, from the first part
+            cap = 1 << 12
+            while cap < nnz // 4:
+                cap *= 2
+            self.tbl, self.hot_key, self.hot_id = id_set(cap, self.proto)
+        if self.m + nnz > len(self.out):  # room for every entry to be a new key
+            out = np.empty(max(self.m + nnz, 2 * len(self.out)), dtype=self.out.dtype)
+            out[:self.m] = self.out[:self.m]
+            self.out = out
+        local = np.empty(nnz, dtype=np.int32)
+        self.tbl, self.m = renumber(indptr, indices, mask, self.tbl, self.out, self.m, self.hot_key, self.hot_id,
+                                    local)
+        return local
+
+    def keys(self) -> np.ndarray:
+        return self.out[:self.m].copy()
+
+
 def _prepare(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None, salt: int, key_dtype: str,
              n_shards: int) -> _LaneChunk:
-    """Featurize a chunk for data-parallel training, renumber its entries by its distinct
-    keys (as ``key_dtype``, the state table's key dtype) and split those by shard."""
-    b = _featurize_chunk(chunk, spec, batch_rows)
-    mask = _holdout_mask(b.start_row, b.X.shape[0], holdout, salt)
-    kd = np.dtype(key_dtype)
-    proto = np.full(1, np.iinfo(kd).max, dtype=kd)
-    keys, local = local_ids(b.X.indptr, b.X.indices, mask, proto)
+    """Featurize a chunk for data-parallel training, part by part (:data:`PART_ROWS`),
+    renumber its entries by its distinct keys (as ``key_dtype``, the state table's key
+    dtype) and split those by shard."""
+    ids = _Renumbering(np.dtype(key_dtype))
+    parts = []
+    for rb, row in _read_chunk(chunk, spec, batch_rows=max(batch_rows, min(chunk.rows, PART_ROWS))):
+        y, w = _labels(spec, rb, row)
+        X = featurize_features(spec, rb, row, scipy_csr=False)
+        mask = _holdout_mask(row, X.shape[0], holdout, salt)
+        local = ids.add(X.indptr, X.indices, mask)
+        sw = w if w is not None else np.zeros(0)
+        parts.append(_LanePart(X.indptr, local, X.data, y, sw, mask, row - chunk.start_row))
+    keys = ids.keys()
     owner = shard_of(keys, n_shards)
     positions = [np.flatnonzero(owner == s) for s in range(n_shards)]
-    sw = b.sample_weight if b.sample_weight is not None else np.zeros(0)
-    return _LaneChunk(b.X.indptr, local, b.X.data, b.y, sw, mask, len(keys), positions, [keys[p] for p in positions])
+    return _LaneChunk(parts, len(keys), positions, [keys[p] for p in positions])
 
 
 def _task_prepare(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None, salt: int,
@@ -98,17 +152,20 @@ def _trained(token: str, epoch: int, index: int) -> None:
 
 
 def _train_chunk(prep: _LaneChunk, base: list[np.ndarray], bias: np.ndarray, acc: np.ndarray,
-                 params: FTRLParams, data: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 params: FTRLParams, data: list[np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train ``prep`` on a dense array of its keys starting from ``base[s]`` (the (z, n) of its
-    keys of shard s); ``data``: the entries' values (default the chunk's).  Returns that
-    array after the pass (rows by local key), the new bias and the new loss sums."""
+    keys of shard s); ``data``: the entries' values per part (default the chunk's).  Returns
+    that array after the pass over the parts in order (rows by local key), the new bias and
+    the new loss sums."""
     zn = np.zeros((prep.n_keys, 2), dtype=base[0].dtype if base else np.float32)
     for pos, values in zip(prep.positions, base):
         zn[pos] = values
     bias = np.array(bias, dtype=np.float64)
     acc = np.array(acc, dtype=np.float64)
-    ftrl_pass_local(prep.indptr, prep.local, prep.data if data is None else data, prep.y, prep.sample_weight,
-                    prep.mask, zn, bias, params, acc)
+    for i, p in enumerate(prep.parts):
+        ftrl_pass_local(p.indptr, p.local, p.data if data is None else data[i], p.y, p.sample_weight, p.mask, zn,
+                        bias, params, acc)
     return zn, bias, acc
 
 
