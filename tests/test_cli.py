@@ -893,3 +893,21 @@ def test_batch_rows_bounds_in_the_api(world):
     for bad in (0, 2**31, 10**20):
         with pytest.raises(sx.ParameterError, match="batch_rows must be between 1 and 2,147,483,647"):
             sx.train(world.train, sx.load_spec(SYNTHETIC_SPEC), batch_rows=bad)
+
+
+def test_a_hostile_model_file_is_named_short(world: SimpleNamespace, model_path: Path, tmp_path: Path,
+                                            capsys) -> None:
+    """A damaged model in a ~3,500-character folder of control characters, or one whose metadata
+    holds 5,000 characters of them: one short error line, exit 1 (it was 3.5 KB, 5 KB)."""
+    from tests.hostile import assert_short, hostile_folder, hostile_name
+    from tests.test_export import dump_meta, meta_of, rebuild
+
+    data = model_path.read_bytes()
+    damaged = hostile_folder(tmp_path) / "m.scx"
+    damaged.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    meta = meta_of(data)
+    contract = tmp_path / "contract.scx"
+    contract.write_bytes(rebuild(data, meta=dump_meta({**meta, "hash_contract": hostile_name()})))
+    for model in (damaged, contract):
+        for argv in (["inspect", model], ["predict", model, world.train, "--out", tmp_path / "p.parquet"]):
+            assert_short(run_error(capsys, argv))
