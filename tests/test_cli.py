@@ -911,3 +911,14 @@ def test_a_hostile_model_file_is_named_short(world: SimpleNamespace, model_path:
     for model in (damaged, contract):
         for argv in (["inspect", model], ["predict", model, world.train, "--out", tmp_path / "p.parquet"]):
             assert_short(run_error(capsys, argv))
+
+
+@pytest.mark.parametrize("lead", range(12))
+def test_a_cut_argparse_message_never_splits_an_escape(lead, capsys):
+    """argparse's message is cut to ~300 characters after its control characters are escaped:
+    the cut falls before or after an escape (``\\x1b``), never inside it (wherever it falls)."""
+    with pytest.raises(SystemExit):
+        main(["train", "spec.toml", "data.parquet", "--out", "m.scx", "--no-such-flag", "a" * lead + "\x1b" * 200])
+    line = next(line for line in capsys.readouterr().err.splitlines() if "error:" in line)
+    assert line.endswith("...") and len(line) < 400, line
+    assert "\\" not in re.sub(r"\\x1b", "", line[:-3]), line[-40:]  # only whole escapes
