@@ -922,3 +922,18 @@ def test_a_cut_argparse_message_never_splits_an_escape(lead, capsys):
     line = next(line for line in capsys.readouterr().err.splitlines() if "error:" in line)
     assert line.endswith("...") and len(line) < 400, line
     assert "\\" not in re.sub(r"\\x1b", "", line[:-3]), line[-40:]  # only whole escapes
+
+
+def test_a_hostile_checkpoint_is_named_short(world: SimpleNamespace, tmp_path: Path, capsys) -> None:
+    """A damaged or foreign checkpoint in a ~3,500-character folder of control characters: one
+    short error line, exit 1 (the path was written twice whole: 7 KB)."""
+    from tests.hostile import assert_short, hostile_folder
+
+    ckpt = hostile_folder(tmp_path) / "ck"
+    out = tmp_path / "m.scx"
+    run_ok(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt, "--l1", "1", "-q"])
+    assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt,
+                                    "--l1", "2"]))
+    (ckpt / "state.npz").write_bytes(b"garbage")
+    assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt,
+                                    "--l1", "1"]))
