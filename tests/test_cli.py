@@ -937,3 +937,16 @@ def test_a_hostile_checkpoint_is_named_short(world: SimpleNamespace, tmp_path: P
     (ckpt / "state.npz").write_bytes(b"garbage")
     assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt,
                                     "--l1", "1"]))
+
+
+def test_hostile_data_paths_are_named_short(world: SimpleNamespace, model_path: Path, tmp_path: Path,
+                                            capsys) -> None:
+    """Data files in a ~3,500-character folder of control characters: one short error line."""
+    from tests.hostile import assert_short, hostile_folder
+
+    d = hostile_folder(tmp_path)
+    (d / "bad.parquet").write_bytes(b"garbage" * 10)
+    pq.write_table(pa.table({"zzz": [1]}), d / "nocol.parquet")
+    for data in (d / "bad.parquet", d / "nocol.parquet", d / "empty"):
+        assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, data, "--out", tmp_path / "m.scx"]))
+        assert_short(run_error(capsys, ["predict", model_path, data, "--out", tmp_path / "p.parquet"]))
