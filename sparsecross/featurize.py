@@ -229,8 +229,8 @@ def _check_local_ids(f: Any, kind: Any, ids: np.ndarray, skipped: np.ndarray | N
         return
     top = int(ids.max())
     if top >= card:
-        raise SparseCrossError(f"feature {f.name!r}: kind {f.kind!r} gave local id {top}, outside its "
-                               f"cardinality [0, {card}); a kind's featurize must write ids below it")
+        raise SparseCrossError(f"feature {shown(f.name, NAME_LIMIT)}: kind {shown(f.kind)} gave local id {top}, "
+                               f"outside its cardinality [0, {card}); a kind's featurize must write ids below it")
 
 
 def _list_cross_entries(spec: FeatureSpec, plan: _Plan, ids: np.ndarray, missing: np.ndarray,

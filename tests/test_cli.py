@@ -950,3 +950,17 @@ def test_hostile_data_paths_are_named_short(world: SimpleNamespace, model_path: 
     for data in (d / "bad.parquet", d / "nocol.parquet", d / "empty"):
         assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, data, "--out", tmp_path / "m.scx"]))
         assert_short(run_error(capsys, ["predict", model_path, data, "--out", tmp_path / "p.parquet"]))
+
+
+def test_hostile_feature_and_column_names_are_named_short(tmp_path: Path, capsys) -> None:
+    """A spec naming a 5,000-character feature and a column of 5,000 characters with control
+    characters, over data whose column has the wrong type: one short error line."""
+    from tests.hostile import CONTROL, assert_short
+
+    col = CONTROL + "c" * 5_000
+    escaped = "".join(f"\\u{ord(c):04x}" if not c.isprintable() else c for c in col)
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[label]\ncolumn = "y"\n\n[[features]]\nname = "{"n" * 5_000}"\nkind = "categorical"\n'
+                    f'column = "{escaped}"\n')
+    pq.write_table(pa.table({col: [1.5, 2.5], "y": [0, 1]}), tmp_path / "d.parquet")
+    assert_short(run_error(capsys, ["train", spec, tmp_path / "d.parquet", "--out", tmp_path / "m.scx"]))
