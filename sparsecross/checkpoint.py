@@ -28,7 +28,7 @@ import numpy as np
 
 from ._values import is_int, is_num
 from .admission import Admission, AdmitPolicy, check_arrays
-from .errors import CheckpointError, DataError
+from .errors import NAME_LIMIT, CheckpointError, DataError, plain, shown
 from .hashing import fmix64_array
 from .read import Source, resolve_files
 from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_for
@@ -84,17 +84,18 @@ def parquet_footer_sha256(path: Path, size: int) -> str:
     DataError
         If the file does not end like a Parquet file or names an impossible footer length.
     """
+    name = shown(str(path), NAME_LIMIT)  # how errors name the file
     if size < 12:
-        raise DataError(f"{str(path)!r} is not a Parquet file: {size} bytes is too short")
+        raise DataError(f"{name} is not a Parquet file: {size} bytes is too short")
     try:
         with open(path, "rb") as fh:
             fh.seek(size - 8)
             tail = fh.read(8)
             if len(tail) != 8 or tail[4:] != b"PAR1":
-                raise DataError(f"{str(path)!r} is not a Parquet file: it does not end with 'PAR1'")
+                raise DataError(f"{name} is not a Parquet file: it does not end with 'PAR1'")
             length = int.from_bytes(tail[:4], "little")
             if length < 1 or length > min(size - 12, _MAX_FOOTER):
-                raise DataError(f"{str(path)!r} is not a Parquet file: its footer length {length:,} is "
+                raise DataError(f"{name} is not a Parquet file: its footer length {length:,} is "
                                 f"impossible in a file of {size:,} bytes")
             fh.seek(size - 8 - length)
             digest = hashlib.sha256()
@@ -102,11 +103,11 @@ def parquet_footer_sha256(path: Path, size: int) -> str:
             while left:
                 block = fh.read(min(left, 1 << 20))
                 if not block:
-                    raise DataError(f"{str(path)!r} changed while its footer was read")
+                    raise DataError(f"{name} changed while its footer was read")
                 digest.update(block)
                 left -= len(block)
     except OSError as exc:
-        raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
     return digest.hexdigest()
 
 
@@ -121,15 +122,15 @@ def source_fingerprint(source: Source) -> list[list[Any]]:
             real = p.resolve()
             st = real.stat()
         except OSError as exc:
-            raise DataError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+            raise DataError(f"cannot read {shown(str(p), NAME_LIMIT)}: {exc.strerror or exc}") from None
         out.append([str(real), int(st.st_size), int(st.st_mtime_ns), parquet_footer_sha256(real, int(st.st_size))])
     return out
 
 
 # ---------------------------------------------------------------------------- errors
 def _bad(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"checkpoint {str(path)!r} is damaged or not from this version of sparsecross: {what}; "
-                           f"delete the folder {str(path.parent)!r} to start over")
+    return CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is damaged or not from this version of "
+                           f"sparsecross: {what}; delete the folder {shown(str(path.parent), NAME_LIMIT)} to start over")
 
 
 # --------------------------------------------------------------------------- reading
@@ -148,7 +149,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.n
             else:
                 raise ValueError(f"unsupported .npy version {version}")
         except ValueError as exc:
-            raise _bad(path, f"member {name!r} is not an array ({str(exc).splitlines()[0]})") from None
+            raise _bad(path, f"member {name!r} is not an array ({plain(str(exc).splitlines()[0])})") from None
         if dtype.hasobject:
             raise _bad(path, f"member {name!r} holds Python objects (a pickle), which are never loaded")
         if dtype not in dtypes:
@@ -194,7 +195,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
             total = 0
             for info in infos:
                 if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                    raise _bad(path, f"member {info.filename!r} is compressed (checkpoints are stored)")
+                    raise _bad(path, f"member {shown(info.filename, NAME_LIMIT)} is compressed (checkpoints are stored)")
                 total += info.file_size
             if total > size:
                 raise _bad(path, f"its members claim {total:,} bytes in a file of {size:,}")
@@ -206,7 +207,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
     except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zipfile.BadZipFile,
             zipfile.LargeZipFile) as exc:
         raise _bad(path, f"it cannot be read as a zip archive ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+                         f"{plain(str(exc).splitlines()[0]) if str(exc) else 'no detail'})") from None
     try:
         meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -307,25 +308,25 @@ def _check_state(path: Path, st: FTRLState, n_columns: int, state_dtype: str, st
 def _check_meta(path: Path, meta: dict[str, Any], epochs: int, rows_total: int, position: str) -> None:
     epoch = meta.get("epoch")
     if not is_int(epoch) or not 0 <= epoch <= epochs:
-        raise _bad(path, f"its epoch {epoch!r} is not an integer in [0, {epochs}]")
+        raise _bad(path, f"its epoch {shown(epoch)} is not an integer in [0, {epochs}]")
     if position not in meta:
         raise _bad(path, f"its meta has no {position!r}")
     for key in ("row", "round"):
         if key in meta:
             v = meta[key]
             if not is_int(v) or not 0 <= v <= rows_total:
-                raise _bad(path, f"its {key} {v!r} is not an integer in [0, {rows_total:,}]")
+                raise _bad(path, f"its {key} {shown(v)} is not an integer in [0, {rows_total:,}]")
     skipped = meta.get("skipped", 0)  # rows of this epoch skipped for a missing label so far
     if not is_int(skipped) or not 0 <= skipped <= rows_total:
-        raise _bad(path, f"its skipped {skipped!r} is not an integer in [0, {rows_total:,}]")
+        raise _bad(path, f"its skipped {shown(skipped)} is not an integer in [0, {rows_total:,}]")
     # accounting only: the run's peak (the best copy included), the live state's own
     for key in ("state_bytes_peak", "live_bytes_peak"):
         peak = meta.get(key, 0)
         if not is_int(peak) or peak < 0:
-            raise _bad(path, f"its {key} {peak!r} is not an integer >= 0")
+            raise _bad(path, f"its {key} {shown(peak)} is not an integer >= 0")
     best = meta.get("best_epoch")  # early stopping: the epoch whose state best-<epoch>.npz holds
     if best is not None and (not is_int(best) or not 1 <= best <= epoch):
-        raise _bad(path, f"its best_epoch {best!r} is not an integer in [1, {epoch}]")
+        raise _bad(path, f"its best_epoch {shown(best)} is not an integer in [1, {epoch}]")
     acc = meta.get("acc")
     if (not isinstance(acc, list) or len(acc) != 3 or not all(is_num(a) for a in acc)
             or acc[0] < 0 or acc[1] < 0 or acc[2] < 0 or acc[2] != int(acc[2]) or acc[2] > rows_total):
@@ -403,7 +404,7 @@ def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[st
     for k in ("spec_sha256", "params", "data"):
         if meta.get(k) != run_meta[k]:
             raise CheckpointError(
-                f"checkpoint {str(ckpt_path)!r} belongs to another run (its {k} differs); "
+                f"checkpoint {shown(str(ckpt_path), NAME_LIMIT)} belongs to another run (its {k} differs); "
                 "use another --checkpoint folder or delete it"
             )
     validate_checkpoint(ckpt_path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,

@@ -32,7 +32,7 @@ from .cli_output import (  # noqa: F401  (cli_extra and tests use these through 
     strict_json,
 )
 from .cli_train import _train_progress, add_train, cmd_train  # noqa: F401
-from .errors import SparseCrossWarning, shown
+from .errors import SparseCrossWarning, plain, shown
 
 # The subcommands live in cli_commands (generate, check-spec, predict, eval, inspect) and
 # cli_train, the shared training flags in cli_args, the output checks in cli_guards; the names
@@ -76,13 +76,10 @@ class _Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(action, f"invalid choice: {shown(value)} (choose from {offered})")
 
     def error(self, message: str) -> NoReturn:
-        """One line, at most ~300 characters, control characters escaped (argparse's own
-        messages, e.g. "unrecognized arguments: ...", echo what was typed)."""
-        if not message.isprintable():
-            message = repr(message)[1:-1]
-        if len(message) > 300:
-            message = message[:297] + "..."
-        super().error(message)
+        """One line, at most 300 characters, control characters escaped and the cut never inside
+        an escape (``errors.plain``): argparse's own messages, e.g. "unrecognized arguments:
+        ...", echo what was typed."""
+        super().error(plain(message, 300))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ __all__ = [
     "ClippedWeightsWarning",
     "did_you_mean",
     "shown",
+    "plain",
 ]
 
 
@@ -133,6 +134,26 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         cut += f" ({len(r.lstrip('-'))} digits)"
     return cut
+
+
+def plain(text: object, limit: int = NAME_LIMIT) -> str:
+    """``str(text)`` for a one-line message, unquoted (another library's or the system's words,
+    which may quote a file's contents): control characters escaped as ``\\x1b``, ``\\n``...;
+    whole when that is at most ``limit`` characters, else its start and ``...``, cut before an
+    escape rather than inside it."""
+    s = str(text)
+    if len(s) <= limit and s.isprintable():
+        return s
+    pieces = [c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s[: limit + 1]]
+    if len(s) <= limit and sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    out, n = [], 0
+    for piece in pieces:
+        if n + len(piece) > limit - 3:
+            break
+        out.append(piece)
+        n += len(piece)
+    return "".join(out) + "..."
 
 
 def _digits(n: int) -> int:

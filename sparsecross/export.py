@@ -273,48 +273,49 @@ def _jsonable(obj: Any, where: str) -> Any:
 
 
 # =========================================================================== reading
-def _parse_header(head: bytes, file_bytes: int, path: str) -> dict[str, Any]:
-    """Validate the fixed header against the file size; nothing else is read or allocated."""
+def _parse_header(head: bytes, file_bytes: int, name: str) -> dict[str, Any]:
+    """Validate the fixed header against the file size; nothing else is read or allocated.
+    ``name``: the file as errors name it (``errors.shown``: a path is untrusted)."""
     if len(head) < len(MAGIC) or head[: len(MAGIC)] != MAGIC:
         raise ArtifactError(
-            f"{path!r} is not a sparsecross model (expected the magic bytes {MAGIC!r} at offset 0, "
+            f"{name} is not a sparsecross model (expected the magic bytes {MAGIC!r} at offset 0, "
             f"got {bytes(head[:8])!r})"
         )
     if len(head) < HEADER_SIZE:
         raise ArtifactError(
-            f"{path!r} is truncated: {file_bytes} bytes, shorter than the {HEADER_SIZE}-byte header"
+            f"{name} is truncated: {file_bytes} bytes, shorter than the {HEADER_SIZE}-byte header"
         )
     _, major, minor, code, _reserved, n, meta_len, keys_len, values_len, bias = _HEADER.unpack(head)
     supported = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
     if major > FORMAT_VERSION[0]:
         raise ArtifactError(
-            f"{path!r} has artifact format version {major}.{minor}, newer than the version "
+            f"{name} has artifact format version {major}.{minor}, newer than the version "
             f"{supported} this sparsecross supports; upgrade sparsecross to read it"
         )
     if major < 1:
         raise ArtifactError(
-            f"{path!r} has artifact format version {major}.{minor}, which does not exist; "
+            f"{name} has artifact format version {major}.{minor}, which does not exist; "
             f"this sparsecross supports version {supported}"
         )
     if code not in _CODE_TO_ENCODING:
         raise ArtifactError(
-            f"{path!r}: unknown value encoding code {code} in the header (expected 0, 1 or 2)"
+            f"{name}: unknown value encoding code {code} in the header (expected 0, 1 or 2)"
         )
     enc = _CODE_TO_ENCODING[code]
     width = ENCODINGS[enc][1]
     expected = HEADER_SIZE + meta_len + keys_len + values_len + _TRAILER_SIZE
     if expected != file_bytes:
         raise ArtifactError(
-            f"{path!r} is corrupted or truncated: the header announces {expected} bytes "
+            f"{name} is corrupted or truncated: the header announces {expected} bytes "
             f"(metadata {meta_len}, keys {keys_len}, values {values_len}), the file has {file_bytes}"
         )
     if n > keys_len:
         raise ArtifactError(
-            f"{path!r} is corrupted: {n} weights cannot fit in a {keys_len}-byte key stream"
+            f"{name} is corrupted: {n} weights cannot fit in a {keys_len}-byte key stream"
         )
     if values_len != n * width:
         raise ArtifactError(
-            f"{path!r} is corrupted: {n} {enc} weights need {n * width} bytes, the header says {values_len}"
+            f"{name} is corrupted: {n} {enc} weights need {n * width} bytes, the header says {values_len}"
         )
     return {
         "format_version": f"{major}.{minor}",
@@ -331,23 +332,23 @@ def _parse_header(head: bytes, file_bytes: int, path: str) -> dict[str, Any]:
     }
 
 
-def _read_head(f: Any, path: str) -> tuple[int, bytes, dict[str, Any]]:
+def _read_head(f: Any, name: str) -> tuple[int, bytes, dict[str, Any]]:
     """The file's size, its fixed header's bytes and their parse: the one way both readers start."""
     size = os.fstat(f.fileno()).st_size
     head = f.read(HEADER_SIZE)
-    return size, head, _parse_header(head, size, path)
+    return size, head, _parse_header(head, size, name)
 
 
-def _check_crc(crc: int, stored: bytes, path: str) -> None:
+def _check_crc(crc: int, stored: bytes, name: str) -> None:
     (want,) = _CRC.unpack(stored)
     if crc != want:
         raise ArtifactError(
-            f"{path!r} is corrupted or truncated: CRC-32 checksum mismatch "
+            f"{name} is corrupted or truncated: CRC-32 checksum mismatch "
             f"(stored {want:08x}, computed {crc:08x})"
         )
 
 
-def _parse_meta(raw: bytes | memoryview, hdr: dict[str, Any], path: str) -> tuple[dict[str, Any], FeatureSpec]:
+def _parse_meta(raw: bytes | memoryview, hdr: dict[str, Any], name: str) -> tuple[dict[str, Any], FeatureSpec]:
     """Parse and check the metadata JSON; returns it with the rebuilt spec."""
 
     def reject_constant(name: str) -> Any:
@@ -356,45 +357,45 @@ def _parse_meta(raw: bytes | memoryview, hdr: dict[str, Any], path: str) -> tupl
     try:
         meta = json.loads(bytes(raw).decode("utf-8"), parse_constant=reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ArtifactError(f"{path!r}: the metadata block is not valid UTF-8 JSON: {exc}") from None
+        raise ArtifactError(f"{name}: the metadata block is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(meta, dict):
-        raise ArtifactError(f"{path!r}: the metadata must be a JSON object, got {type(meta).__name__}")
+        raise ArtifactError(f"{name}: the metadata must be a JSON object, got {type(meta).__name__}")
     missing = [k for k in _REQUIRED_META if k not in meta]
     if missing:
-        raise ArtifactError(f"{path!r}: the metadata lacks {', '.join(map(repr, missing))}")
+        raise ArtifactError(f"{name}: the metadata lacks {', '.join(map(repr, missing))}")
     fv = meta["format_version"]
     if not isinstance(fv, str) or fv.split(".")[0] != str(hdr["major"]):
         raise ArtifactError(
-            f"{path!r}: metadata format_version {fv!r} disagrees with the header ({hdr['format_version']})"
+            f"{name}: metadata format_version {shown(fv)} disagrees with the header ({hdr['format_version']})"
         )
     if meta["hash_contract"] != HASH_CONTRACT:
         raise ArtifactError(
-            f"{path!r} was built with hash contract {meta['hash_contract']!r}; this sparsecross "
+            f"{name} was built with hash contract {shown(meta['hash_contract'])}; this sparsecross "
             f"implements {HASH_CONTRACT!r} and would compute different features"
         )
     if meta["value_encoding"] != hdr["value_encoding"]:
         raise ArtifactError(
-            f"{path!r}: metadata value_encoding {meta['value_encoding']!r} disagrees with the "
+            f"{name}: metadata value_encoding {shown(meta['value_encoding'])} disagrees with the "
             f"header ({hdr['value_encoding']!r})"
         )
     for key in ("params", "stats", "spec"):
         if not isinstance(meta[key], dict):
-            raise ArtifactError(f"{path!r}: metadata {key!r} must be a JSON object")
+            raise ArtifactError(f"{name}: metadata {key!r} must be a JSON object")
     if not isinstance(meta["library_version"], str):
-        raise ArtifactError(f"{path!r}: metadata 'library_version' must be a string")
+        raise ArtifactError(f"{name}: metadata 'library_version' must be a string")
     schema = meta.get("schema", {})  # format 1.1; absent in 1.0 files
     if not isinstance(schema, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in schema.items()):
-        raise ArtifactError(f"{path!r}: metadata 'schema' must map column names to type names")
+        raise ArtifactError(f"{name}: metadata 'schema' must map column names to type names")
     try:
         # stored: the resolved form of quantile buckets, and what older versions accepted
         spec = parse_spec(meta["spec"], stored=True)
         sha = spec.sha256
         _ = spec.n_columns  # resolves the layout: a spec with unresolved quantiles is refused
     except SpecError as exc:
-        raise ArtifactError(f"{path!r}: the embedded spec is invalid: {exc}") from None
+        raise ArtifactError(f"{name}: the embedded spec is invalid: {exc}") from None
     if meta["spec_sha256"] != sha:
         raise ArtifactError(
-            f"{path!r}: the embedded spec hashes to {sha}, the metadata says {meta['spec_sha256']!r}"
+            f"{name}: the embedded spec hashes to {sha}, the metadata says {shown(meta['spec_sha256'])}"
         )
     return meta, spec
 
@@ -419,9 +420,10 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         checksum mismatch or invalid metadata.
     """
     p = os.fspath(path)
+    name = shown(p, NAME_LIMIT)  # how errors name the file
     try:
         with open(p, "rb") as f:
-            size, head, hdr = _read_head(f, p)
+            size, head, hdr = _read_head(f, name)
             crc = zlib.crc32(head)
             meta_raw = f.read(hdr["meta_len"])
             crc = zlib.crc32(meta_raw, crc)
@@ -434,11 +436,11 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
                 left -= len(chunk)
             stored = f.read(_TRAILER_SIZE)
     except OSError as exc:
-        raise ArtifactError(f"cannot read model file {shown(p, NAME_LIMIT)}: {exc.strerror or exc}") from None
+        raise ArtifactError(f"cannot read model file {name}: {exc.strerror or exc}") from None
     if len(meta_raw) != hdr["meta_len"] or left or len(stored) != _TRAILER_SIZE:
-        raise ArtifactError(f"{p!r} is corrupted or truncated: it changed while being read")
-    _check_crc(crc, stored, p)
-    meta, _ = _parse_meta(meta_raw, hdr, p)
+        raise ArtifactError(f"{name} is corrupted or truncated: it changed while being read")
+    _check_crc(crc, stored, name)
+    meta, _ = _parse_meta(meta_raw, hdr, name)
     hdr["crc32"] = _CRC.unpack(stored)[0]
     hdr["bytes_per_nonzero"] = hdr["file_bytes"] / hdr["n_weights"] if hdr["n_weights"] else None
     hdr["metadata"] = meta
@@ -466,28 +468,29 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
         file, invalid metadata or spec, other hash contract.  The message names the path.
     """
     p = os.fspath(path)
+    name = shown(p, NAME_LIMIT)  # how errors name the file
     try:
         with open(p, "rb") as f:
-            size, head, hdr = _read_head(f, p)
+            size, head, hdr = _read_head(f, name)
             rest = f.read(size - HEADER_SIZE)
     except OSError as exc:
-        raise ArtifactError(f"cannot read model file {shown(p, NAME_LIMIT)}: {exc.strerror or exc}") from None
+        raise ArtifactError(f"cannot read model file {name}: {exc.strerror or exc}") from None
     if len(rest) != size - HEADER_SIZE:
-        raise ArtifactError(f"{p!r} is corrupted or truncated: it changed while being read")
+        raise ArtifactError(f"{name} is corrupted or truncated: it changed while being read")
     view = memoryview(rest)
-    _check_crc(zlib.crc32(view[:-_TRAILER_SIZE], zlib.crc32(head)), rest[-_TRAILER_SIZE:], p)
+    _check_crc(zlib.crc32(view[:-_TRAILER_SIZE], zlib.crc32(head)), rest[-_TRAILER_SIZE:], name)
 
     meta_len, keys_len, n = hdr["meta_len"], hdr["keys_len"], hdr["n_weights"]
-    meta, spec = _parse_meta(view[:meta_len], hdr, p)
+    meta, spec = _parse_meta(view[:meta_len], hdr, name)
 
     buf = np.frombuffer(rest, dtype=np.uint8, count=keys_len, offset=meta_len)
     keys, status = decode_deltas(buf, n)
     if status != STATUS_OK:
         raise ArtifactError(
-            f"{p!r} is corrupted: {STATUS_MESSAGES.get(int(status), f'key stream error {int(status)}')}"
+            f"{name} is corrupted: {STATUS_MESSAGES.get(int(status), f'key stream error {int(status)}')}"
         )
     if len(keys) != n:  # pragma: no cover - guaranteed by the decoder
-        raise ArtifactError(f"{p!r} is corrupted: decoded {len(keys)} keys, the header says {n}")
+        raise ArtifactError(f"{name} is corrupted: decoded {len(keys)} keys, the header says {n}")
 
     enc = hdr["value_encoding"]
     raw = np.frombuffer(rest, dtype=ENCODINGS[enc][2], count=n, offset=meta_len + keys_len)
@@ -496,10 +499,10 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
     else:
         weights = raw.astype(np.float32)
     if n and not bool(np.all(np.isfinite(weights) & (weights != 0))):
-        raise ArtifactError(f"{p!r} is corrupted: stored weights must be finite and nonzero")
+        raise ArtifactError(f"{name} is corrupted: stored weights must be finite and nonzero")
     bias = hdr["bias"]
     if not math.isfinite(bias):
-        raise ArtifactError(f"{p!r} is corrupted: the bias is {bias!r}")
+        raise ArtifactError(f"{name} is corrupted: the bias is {bias!r}")
 
     stats = dict(meta["stats"])
     artifact = stats.pop(ARTIFACT_STATS_KEY, None)
@@ -518,4 +521,4 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
             artifact=artifact if isinstance(artifact, dict) else {},
         )
     except ArtifactError as exc:
-        raise ArtifactError(f"{p!r}: {exc}") from None
+        raise ArtifactError(f"{name}: {exc}") from None

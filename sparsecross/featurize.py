@@ -19,7 +19,7 @@ from ._kernels.hash import holdout_mask
 from ._kernels.lists import merge_entries
 from .arrow_numpy import as_array as _as_array, float64_column as _float64, valid_of
 from .csr_rows import CSRRows
-from .errors import DataError, SparseCrossError
+from .errors import NAME_LIMIT, DataError, SparseCrossError, shown
 from .hashing import holdout_salt, missing_key
 from .kinds import KINDS, SHIPPED, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
@@ -229,8 +229,8 @@ def _check_local_ids(f: Any, kind: Any, ids: np.ndarray, skipped: np.ndarray | N
         return
     top = int(ids.max())
     if top >= card:
-        raise SparseCrossError(f"feature {f.name!r}: kind {f.kind!r} gave local id {top}, outside its "
-                               f"cardinality [0, {card}); a kind's featurize must write ids below it")
+        raise SparseCrossError(f"feature {shown(f.name, NAME_LIMIT)}: kind {shown(f.kind)} gave local id {top}, "
+                               f"outside its cardinality [0, {card}); a kind's featurize must write ids below it")
 
 
 def _list_cross_entries(spec: FeatureSpec, plan: _Plan, ids: np.ndarray, missing: np.ndarray,
@@ -365,8 +365,8 @@ def iter_batches(
 
 def _describe(source: Source) -> str:
     if isinstance(source, (list, tuple)):
-        return repr([str(s) for s in source][:3])
-    return repr(str(source))
+        return shown([str(s) for s in source][:3], NAME_LIMIT)
+    return shown(str(source), NAME_LIMIT)
 
 
 def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS,

@@ -83,7 +83,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import OutputError, shown
+from .errors import NAME_LIMIT, OutputError, shown
 from .files import atomic_output
 from .hashing import fmix64 as _fmix64_int
 from .hashing import fmix64_array
@@ -563,10 +563,10 @@ def generate(
 
     path = Path(os.fspath(out))
     if path.is_dir():
-        raise IsADirectoryError(f"generate: output {str(path)!r} is a directory")
+        raise IsADirectoryError(f"generate: output {shown(str(path), NAME_LIMIT)} is a directory")
     if path.exists() and not overwrite:
         raise FileExistsError(
-            f"generate: output {str(path)!r} exists (pass overwrite=True to replace it)"
+            f"generate: output {shown(str(path), NAME_LIMIT)} exists (pass overwrite=True to replace it)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
 

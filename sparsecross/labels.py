@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_numpy import array_of, as_array, bools_of, float64_column, valid_of
-from .errors import DataError
+from .errors import NAME_LIMIT, DataError, shown
 from .spec import FeatureSpec
 
 #: Nothing public: featurize imports ``_label_rows``, ``_labels`` and ``_first_bad`` by name.
@@ -94,7 +94,7 @@ def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: 
             what = "null" if arr.null_count else "NaN"
             bad = ~valid_of(arr) if arr.null_count else missing
             raise DataError(
-                f"label column {lab.column!r}: {int(bad.sum())} {what} values (first at row "
+                f"label column {shown(lab.column, NAME_LIMIT)}: {int(bad.sum())} {what} values (first at row "
                 f"{start_row + _first_bad(bad)}); set [label] missing = \"skip\" to leave such rows out",
                 row=start_row + _first_bad(bad),
             )
@@ -109,7 +109,7 @@ def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: 
         with np.errstate(invalid="ignore"):
             bad = (x != 0.0) & (x != 1.0) & ~missing
         if bad.any():
-            _refuse(bad, x, start_row, f"label column {lab.column!r}", "not 0/1",
+            _refuse(bad, x, start_row, f"label column {shown(lab.column, NAME_LIMIT)}", "not 0/1",
                     "; set [label] threshold = T to use column > T")
         y = np.ascontiguousarray(x, dtype=np.float64)
     if len(skip):
@@ -122,7 +122,8 @@ def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: 
             w = np.where(missing, 0.0, w)  # not used: a skipped row's weight may be anything
         bad = ~np.isfinite(w) | (w < 0)
         if bad.any():
-            _refuse(bad, w, start_row, f"weight column {lab.weight!r}", "null, NaN, infinite or negative")
+            _refuse(bad, w, start_row, f"weight column {shown(lab.weight, NAME_LIMIT)}",
+                    "null, NaN, infinite or negative")
     if lab.positive_weight is not None:
         pw = np.where(y == 1.0, lab.positive_weight, 1.0)
         w = pw if w is None else w * pw
@@ -135,7 +136,7 @@ def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int)
     y, w, skip = _label_rows(spec, table, start_row)
     if len(skip):
         raise DataError(
-            f"label column {spec.label.column!r}: {int(skip.sum())} null or NaN values (first at row "
+            f"label column {shown(spec.label.column, NAME_LIMIT)}: {int(skip.sum())} null or NaN values (first at row "
             f"{start_row + _first_bad(skip)}); [label] missing = \"skip\" is not supported here (Dask)",
             row=start_row + _first_bad(skip),
         )

@@ -131,8 +131,8 @@ def source_schema(source: object, spec: FeatureSpec, *, label: bool = True, role
         classes = schema_classes(spec, pf.schema_arrow, label=label)
         pf.close()
         if first is None:
-            first, first_path = classes, str(path)
+            first, first_path = classes, shown(str(path), NAME_LIMIT)
         else:
-            check_compatible(spec, first, classes, repr(str(path)), label=label,
-                             trained_on=f"in {first_path!r} (the first file of {role}) it is")
+            check_compatible(spec, first, classes, shown(str(path), NAME_LIMIT), label=label,
+                             trained_on=f"in {first_path} (the first file of {role}) it is")
     return first or {}

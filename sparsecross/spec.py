@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from ._values import is_num
-from .errors import ParameterError, SpecError, did_you_mean, shown
+from .errors import NAME_LIMIT, ParameterError, SpecError, did_you_mean, shown
 from .hashing import cross_seed, feature_salt
 from .kinds import KINDS as _REGISTRY
 from .kinds import grid_of
@@ -282,9 +282,9 @@ class FeatureSpec:
         if i is None:
             levels = self.pyramid_levels(name)
             if levels:
-                raise SpecError(f"feature {name!r} is a geo pyramid; name one of its levels: "
+                raise SpecError(f"feature {shown(name, NAME_LIMIT)} is a geo pyramid; name one of its levels: "
                                 f"{', '.join(f.name for f in levels)}")
-            raise SpecError(f"no feature named {name!r}{did_you_mean(name, self.feature_names)}")
+            raise SpecError(f"no feature named {shown(name, NAME_LIMIT)}{did_you_mean(name, self.feature_names)}")
         return self.features[i]
 
     @property

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
 from ._kernels.table import empty_table, first_empty, rehash, rehash_in_place
-from .errors import CheckpointError, ParameterError
+from .errors import NAME_LIMIT, CheckpointError, ParameterError, plain, shown
 from .files import atomic_output
 
 if TYPE_CHECKING:
@@ -412,12 +412,12 @@ class FTRLState:
                 dtype = bytes(f["dtype"]).decode()
                 evicted = f["evicted"] if "evicted" in f.files else np.zeros(2, dtype=np.int64)
         except (OSError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
+            raise CheckpointError(f"cannot read checkpoint {shown(str(path), NAME_LIMIT)}: {plain(exc)}") from None
         cap = table.shape[0] if table.ndim == 2 else 0
         if (table.ndim != 2 or table.shape[1] != 3 or cap < 1 or cap & (cap - 1)
                 or table.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64))
                 or dtype not in ("float32", "float64")):
-            raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent")
+            raise CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is inconsistent")
         st = cls.__new__(cls)
         st.n_columns, st.dtype = n_columns, dtype
         st.table = np.ascontiguousarray(table)
@@ -426,7 +426,7 @@ class FTRLState:
         st.count, st.bias = count.astype(np.int64), bias.astype(np.float64)
         st.evicted_features, st.evictions = evicted_counts(evicted)
         if st.evicted_features < 0:
-            raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent")
+            raise CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is inconsistent")
         return st, meta
 
 

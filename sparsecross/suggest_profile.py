@@ -88,7 +88,7 @@ def plan_units(source: Any) -> tuple[list[tuple[Any, int, int]], pa.Schema, str]
         md = pf.metadata
         units.extend((path, g, md.row_group(g).num_rows) for g in range(md.num_row_groups))
     assert schema is not None
-    where = repr(str(files[0])) + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
+    where = shown(str(files[0]), NAME_LIMIT) + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
     return units, schema, where
 
 

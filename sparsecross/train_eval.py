@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._kernels.ftrl import FTRLParams
-from .errors import DataError
+from .errors import NAME_LIMIT, DataError, shown
 from .featurize import iter_batches, resolve_spec
 from .metrics import StreamingMetrics
 from .read import DEFAULT_BATCH_ROWS, Source, count_rows
@@ -81,7 +81,7 @@ def prepare_inputs(source: Source, spec: FeatureSpec, valid: Source | None, batc
         check_values(valid, spec, batch_rows)
     rows = count_rows(source)
     if rows == 0:
-        raise DataError(f"the training data {str(source)!r} has no rows")
+        raise DataError(f"the training data {shown(str(source), NAME_LIMIT)} has no rows")
     return schema, spec, rows
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .admission import Admission, AdmitPolicy
 from .budget import apply_budget
 from .checkpoint import open_checkpoint, read_best, source_fingerprint
-from .errors import CheckpointError, ParameterError
+from .errors import NAME_LIMIT, CheckpointError, ParameterError, shown
 from .order import Shuffle
 from .read import Source
 from .spec import FeatureSpec
@@ -100,8 +100,9 @@ def _resume(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any],
     if early_stop is not None:
         run.best_epoch = _best_epoch(history)
         if meta.get("best_epoch") != run.best_epoch:
-            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} names best epoch {meta.get('best_epoch')!r}, "
-                                  f"its history says {run.best_epoch!r}; delete the folder to start over")
+            raise CheckpointError(f"checkpoint {shown(str(ckpt_path), NAME_LIMIT)} names best epoch "
+                                  f"{meta.get('best_epoch')!r}, its history says {run.best_epoch!r}; delete the "
+                                  "folder to start over")
         if run.best_epoch is not None:
             assert ckpt_path is not None
             run.best_state = read_best(ckpt_path, run.best_epoch, run_meta, **checks)
@@ -117,5 +118,5 @@ def _bound(state: FTRLState, max_state_mb: float | None, resumed_from: Any) -> N
     except ParameterError as exc:
         if resumed_from is None:
             raise
-        raise CheckpointError(f"checkpoint {str(resumed_from)!r} holds a table larger than its budget allows "
-                              f"({exc}); delete the folder to start over") from None
+        raise CheckpointError(f"checkpoint {shown(str(resumed_from), NAME_LIMIT)} holds a table larger than its "
+                              f"budget allows ({exc}); delete the folder to start over") from None

@@ -533,6 +533,81 @@ def test_checkpoint_folder_holding_a_directory_is_refused(data, tmp_path):
 
 
 # =========================================================================================
+# hostile names: a checkpoint's path and what it holds are named short and escaped
+# =========================================================================================
+def _hostile_checkpoints(genuine: bytes) -> dict[str, bytes]:
+    """Damaged checkpoints whose refusals echo a value read from the file."""
+    from tests.hostile import hostile_name
+
+    huge = hostile_name()
+    arrays = _arrays(genuine)
+    out = {"garbage": b"garbage", "truncated": genuine[: len(genuine) // 2], "other-run": b""}
+    for key in ("epoch", "row", "skipped", "state_bytes_peak", "best_epoch"):
+        buf = io.BytesIO()
+        np.savez(buf, **_with_meta(arrays, **{key: huge}))
+        out[key] = buf.getvalue()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # a member named by the file, compressed
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w") as fh:
+                np.save(fh, arr)
+        zf.writestr(huge, b"x" * 100, compress_type=zipfile.ZIP_DEFLATED)
+    out["member"] = buf.getvalue()
+    header = b"{'descr': '" + huge.replace("\n", "").encode() + b"', 'fortran_order': False, 'shape': (3,), }"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # NumPy quotes a header it cannot parse whole (20 KB here)
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w") as fh:
+                if name == "bias":
+                    fh.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+                else:
+                    np.save(fh, arr)
+    out["header"] = buf.getvalue()
+    buf = io.BytesIO()
+    np.savez(buf, **_with_meta(arrays, spec_sha256="0" * 64))
+    out["other-run"] = buf.getvalue()
+    return out
+
+
+def test_hostile_checkpoint_is_named_short(data, genuine, tmp_path):
+    """A damaged checkpoint in a ~3,500-character folder of control characters, or holding 5,000
+    of them in its meta or a member's name: a short CheckpointError (the path was echoed twice
+    whole, 7 KB; the meta's values and the member's name whole)."""
+    from tests.hostile import assert_short, hostile_folder
+
+    folder = hostile_folder(tmp_path)
+    for what, raw in _hostile_checkpoints(genuine).items():
+        ck = _put(folder / what, raw)
+        with pytest.raises(CheckpointError) as info:
+            _resume(data, ck)
+        assert_short(str(info.value))
+        if what == "header":
+            with pytest.raises(CheckpointError) as info:
+                FTRLState.load(ck / "state.npz")
+            assert_short(str(info.value))
+    (folder / "dir" / "state.npz").mkdir(parents=True)  # the system's message names the path too
+    with pytest.raises(CheckpointError) as info:
+        _resume(data, folder / "dir")
+    assert_short(str(info.value))
+
+
+def test_a_hostile_data_path_is_named_short_in_its_fingerprint(tmp_path):
+    from sparsecross.checkpoint import parquet_footer_sha256, source_fingerprint
+    from tests.hostile import assert_short, hostile_folder
+
+    p = hostile_folder(tmp_path) / "bad.parquet"
+    for tail in (b"", b"PAR1", b"\xff\xff\xff\x7fPAR1"):
+        p.write_bytes(b"PAR1" + b"\x00" * 20 + tail)
+        with pytest.raises(sparsecross.DataError) as info:
+            parquet_footer_sha256(p, p.stat().st_size)
+        assert_short(str(info.value))
+        with pytest.raises(sparsecross.DataError) as info:
+            source_fingerprint(p)
+        assert_short(str(info.value))
+
+
+# =========================================================================================
 # fuzz: any checkpoint content gives a clean CheckpointError or a sound resume
 # =========================================================================================
 _MEMBERS = ["table", "count", "bias", "meta", "n_columns", "dtype"]

@@ -893,3 +893,74 @@ def test_batch_rows_bounds_in_the_api(world):
     for bad in (0, 2**31, 10**20):
         with pytest.raises(sx.ParameterError, match="batch_rows must be between 1 and 2,147,483,647"):
             sx.train(world.train, sx.load_spec(SYNTHETIC_SPEC), batch_rows=bad)
+
+
+def test_a_hostile_model_file_is_named_short(world: SimpleNamespace, model_path: Path, tmp_path: Path,
+                                            capsys) -> None:
+    """A damaged model in a ~3,500-character folder of control characters, or one whose metadata
+    holds 5,000 characters of them: one short error line, exit 1 (it was 3.5 KB, 5 KB)."""
+    from tests.hostile import assert_short, hostile_folder, hostile_name
+    from tests.test_export import dump_meta, meta_of, rebuild
+
+    data = model_path.read_bytes()
+    damaged = hostile_folder(tmp_path) / "m.scx"
+    damaged.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    meta = meta_of(data)
+    contract = tmp_path / "contract.scx"
+    contract.write_bytes(rebuild(data, meta=dump_meta({**meta, "hash_contract": hostile_name()})))
+    for model in (damaged, contract):
+        for argv in (["inspect", model], ["predict", model, world.train, "--out", tmp_path / "p.parquet"]):
+            assert_short(run_error(capsys, argv))
+
+
+@pytest.mark.parametrize("lead", range(12))
+def test_a_cut_argparse_message_never_splits_an_escape(lead, capsys):
+    """argparse's message is cut to ~300 characters after its control characters are escaped:
+    the cut falls before or after an escape (``\\x1b``), never inside it (wherever it falls)."""
+    with pytest.raises(SystemExit):
+        main(["train", "spec.toml", "data.parquet", "--out", "m.scx", "--no-such-flag", "a" * lead + "\x1b" * 200])
+    line = next(line for line in capsys.readouterr().err.splitlines() if "error:" in line)
+    assert line.endswith("...") and len(line) < 400, line
+    assert "\\" not in re.sub(r"\\x1b", "", line[:-3]), line[-40:]  # only whole escapes
+
+
+def test_a_hostile_checkpoint_is_named_short(world: SimpleNamespace, tmp_path: Path, capsys) -> None:
+    """A damaged or foreign checkpoint in a ~3,500-character folder of control characters: one
+    short error line, exit 1 (the path was written twice whole: 7 KB)."""
+    from tests.hostile import assert_short, hostile_folder
+
+    ckpt = hostile_folder(tmp_path) / "ck"
+    out = tmp_path / "m.scx"
+    run_ok(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt, "--l1", "1", "-q"])
+    assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt,
+                                    "--l1", "2"]))
+    (ckpt / "state.npz").write_bytes(b"garbage")
+    assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt,
+                                    "--l1", "1"]))
+
+
+def test_hostile_data_paths_are_named_short(world: SimpleNamespace, model_path: Path, tmp_path: Path,
+                                            capsys) -> None:
+    """Data files in a ~3,500-character folder of control characters: one short error line."""
+    from tests.hostile import assert_short, hostile_folder
+
+    d = hostile_folder(tmp_path)
+    (d / "bad.parquet").write_bytes(b"garbage" * 10)
+    pq.write_table(pa.table({"zzz": [1]}), d / "nocol.parquet")
+    for data in (d / "bad.parquet", d / "nocol.parquet", d / "empty"):
+        assert_short(run_error(capsys, ["train", SYNTHETIC_SPEC, data, "--out", tmp_path / "m.scx"]))
+        assert_short(run_error(capsys, ["predict", model_path, data, "--out", tmp_path / "p.parquet"]))
+
+
+def test_hostile_feature_and_column_names_are_named_short(tmp_path: Path, capsys) -> None:
+    """A spec naming a 5,000-character feature and a column of 5,000 characters with control
+    characters, over data whose column has the wrong type: one short error line."""
+    from tests.hostile import CONTROL, assert_short
+
+    col = CONTROL + "c" * 5_000
+    escaped = "".join(f"\\u{ord(c):04x}" if not c.isprintable() else c for c in col)
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[label]\ncolumn = "y"\n\n[[features]]\nname = "{"n" * 5_000}"\nkind = "categorical"\n'
+                    f'column = "{escaped}"\n')
+    pq.write_table(pa.table({col: [1.5, 2.5], "y": [0, 1]}), tmp_path / "d.parquet")
+    assert_short(run_error(capsys, ["train", spec, tmp_path / "d.parquet", "--out", tmp_path / "m.scx"]))

@@ -39,3 +39,30 @@ def test_digits_counts_as_str_does(n):
 def test_a_container_of_a_huge_integer_is_described():
     assert shown([1, 10**5000]) == "a list of 2 items"
     assert shown([1, 10**400]).startswith("[1, 1000") and shown([1, 10**400]).endswith("...")
+
+
+@given(st.text(), st.integers(min_value=3, max_value=60))
+def test_plain_escapes_and_cuts_between_escapes(text, limit):
+    from sparsecross.errors import plain
+
+    s = plain(text, limit)
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    assert s.isprintable() and len(s) <= limit
+    if len(escaped) <= limit:
+        assert s == escaped
+    else:  # a start of whole pieces (a character, or one's escape), then "..."
+        assert s.endswith("...") and escaped.startswith(s[:-3])
+        pieces = [c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text]
+        n = 0
+        for piece in pieces:
+            if n >= len(s) - 3:
+                break
+            n += len(piece)
+        assert n == len(s) - 3
+
+
+def test_plain_on_a_huge_text_reads_only_its_start():
+    from sparsecross.errors import plain
+
+    assert plain("\x1b" * 10_000_000, 12) == "\\x1b\\x1b..."
+    assert plain("ab\ncd") == "ab\\ncd" and plain("abc", 3) == "abc" and plain("abcd", 3) == "..."

@@ -788,6 +788,70 @@ def test_missing_file_and_directory(tmp_path):
             fn(tmp_path)
 
 
+def _corrupt_variants(data: bytes) -> dict[str, bytes]:
+    """One file per refusal of the reader, each with a valid CRC unless the CRC is the point."""
+    f = fields(data)
+    flipped = bytearray(data)
+    flipped[HEADER_SIZE] ^= 0x01
+    keys_at = HEADER_SIZE + f["meta_len"]
+    return {
+        "magic": b"NOTMODEL" + data[8:],
+        "short": data[:HEADER_SIZE - 1],
+        "newer": rebuild(data, major=2),
+        "major0": rebuild(data, major=0),
+        "encoding": rebuild(data, enc=7),
+        "sizes": data + b"\0",
+        "n_gt_keys": rebuild(data, fix_sizes=False, n=f["keys_len"] + 1),
+        "values_len": rebuild(data, fix_sizes=False, values_len=f["values_len"] + 4),
+        "crc": bytes(flipped),
+        "json": rebuild(data, meta=b"{not json"),
+        "object": rebuild(data, meta=b"[1]"),
+        "lacks": rebuild(data, meta=b"{}"),
+        "keys": rebuild(data, keys=b"\x05\x00" + data[keys_at + 2:keys_at + f["keys_len"]]),
+        "values": rebuild(data, values=np.array([0.5, np.nan, 2.0], dtype="<f4").tobytes()),
+        "bias": rebuild(data, bias=float("nan")),
+    }
+
+
+def test_a_damaged_model_in_a_hostile_folder_is_named_short(tmp_path, tiny_bytes):
+    """A model's path is named short and escaped whatever is wrong with the file (a ~3,500
+    character path of control characters made a 3.5 KB message, the terminal's codes raw)."""
+    from tests.hostile import assert_short, hostile_folder
+
+    folder = hostile_folder(tmp_path)
+    for what, data in _corrupt_variants(tiny_bytes).items():
+        p = write(folder / f"{what}.scx", data)
+        for fn in (load_model, read_header):
+            try:
+                fn(p)
+            except ArtifactError as exc:
+                assert_short(str(exc))
+            else:
+                assert fn is read_header and what in ("keys", "values", "bias"), what  # not decoded
+
+
+def test_hostile_metadata_is_shown_short(tmp_path, tiny_bytes):
+    """Values read from a model's metadata are shown short and escaped (they were echoed whole)."""
+    from tests.hostile import assert_short, hostile_name
+
+    meta = meta_of(tiny_bytes)
+    huge = hostile_name()
+    spec = json.loads(json.dumps(meta["spec"]))
+    spec["features"][2]["name"] = "n" * 5_000
+    spec["features"][2]["column"] = huge
+    spec["features"][1]["kind"] = huge
+    bad = [{**meta, "hash_contract": huge}, {**meta, "format_version": "1" + huge},
+           {**meta, "value_encoding": huge}, {**meta, "spec_sha256": huge}, {**meta, "spec": spec},
+           {**meta, huge: 1, "spec_sha256": None}]
+    for i, m in enumerate(bad):
+        p = write(tmp_path / f"m{i}.scx", rebuild(tiny_bytes, meta=dump_meta({k: v for k, v in m.items()
+                                                                              if v is not None})))
+        for fn in (load_model, read_header):
+            with pytest.raises(ArtifactError) as info:
+                fn(p)
+            assert_short(str(info.value))
+
+
 # ======================================================================================
 # Writing
 # ======================================================================================

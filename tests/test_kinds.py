@@ -351,3 +351,43 @@ def test_scoring_models_with_numeric_and_list_features_equals_the_csr_path(tmp_p
     sx.predict_file(model, tmp_path / "d.parquet", tmp_path / "p.parquet", batch_rows=97)
     got = pq.read_table(tmp_path / "p.parquet").column("probability").to_numpy()
     assert np.allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_hostile_feature_and_column_names_are_named_short():
+    """A spec (or a model's embedded spec) may name a 5,000-character feature and a column of
+    5,000 characters with control characters, and the data may hold such a value: errors about
+    the column's type, its values, the label and the weight name them short and escaped."""
+    import sparsecross as sx
+    from tests.hostile import assert_short, hostile_name
+
+    name, col = "n" * 5_000, hostile_name()
+    value = hostile_name(filler="v")
+
+    def spec(kind: str, **more: Any) -> Any:
+        return parse_spec({"label": {"column": "y"},
+                           "features": [{"name": name, "kind": kind, "column": col, **more}]})
+
+    cases = [  # (spec, data)
+        (spec("categorical"), {col: [1.5, 2.5], "y": [0, 1]}),
+        (spec("categorical"), {col: [[1.5], [2.5]], "y": [0, 1]}),
+        (spec("numeric"), {col: ["a", "b"], "y": [0, 1]}),
+        (spec("numeric", transform="log1p"), {col: [-5.0, 1.0], "y": [0, 1]}),
+        (spec("numeric"), {col: [1e300, 1.0], "y": [0, 1]}),
+        (spec("bucket", quantiles=4), {col: [math.nan, math.nan], "y": [0, 1]}),
+        (spec("categorical"), {col: pa.array([2**63, 1], pa.uint64()), "y": [0, 1]}),
+        (parse_spec({"label": {"column": "y"}, "features": [{"name": name, "kind": "geo", "lat": col, "lon": "lon"}]}),
+         {col: [100.0, 1.0], "lon": [1.0, 1.0], "y": [0, 1]}),
+        (spec("time", part="hour"), {col: [1.0, 2.0], "y": [0, 1]}),
+        (spec("time", part="hour"), {col: ["a", "b"], "y": [0, 1]}),
+        (spec("time", part="hour"), {col: pa.array([dt.date(2020, 1, 1)] * 2), "y": [0, 1]}),
+        (spec("time", part="hour", format="%Y" + "x" * 5_000), {col: [value, "2020"], "y": [0, 1]}),
+        (parse_spec({"label": {"column": col}, "features": [{"name": "f", "kind": "categorical", "column": "x"}]}),
+         {"x": ["a", "b"], col: [0, 3]}),
+        (parse_spec({"label": {"column": "y", "weight": col},
+                     "features": [{"name": "f", "kind": "categorical", "column": "x"}]}),
+         {"x": ["a", "b"], "y": [0, 1], col: [1.0, -1.0]}),
+    ]
+    for i, (sp, data) in enumerate(cases):
+        with pytest.raises(sx.SparseCrossError) as info:
+            sx.train(pa.table(data), sp)
+        assert_short(str(info.value))

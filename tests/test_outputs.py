@@ -210,3 +210,20 @@ def test_outputs_get_ordinary_permissions(tmp_path, files):
     finally:
         os.umask(old)
     assert (tmp_path / "m.scx").stat().st_mode & 0o777 == 0o644
+
+
+def test_hostile_output_paths_are_named_short(tmp_path):
+    """An output in a ~3,500-character folder of control characters: the refusals name it short."""
+    from sparsecross.errors import OutputError
+    from sparsecross.files import atomic_output, check_outputs
+    from tests.hostile import assert_short, hostile_folder
+
+    d = hostile_folder(tmp_path)
+    data = d / "in.parquet"
+    data.write_bytes(b"x")
+    for fn in (lambda: atomic_output(d / "nodir" / "m.scx").__enter__(),
+               lambda: check_outputs({"--out": data}, {"the training data": [data]}),
+               lambda: check_outputs({"--out": d / "o", "--plot": d / "o"}, {})):
+        with pytest.raises(OutputError) as info:
+            fn()
+        assert_short(str(info.value))

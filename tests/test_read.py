@@ -284,3 +284,39 @@ def test_a_huge_column_name_is_echoed_shortened(tmp_path):
                                      "features": [{"name": "f", "kind": "categorical", "column": "x"}]}))
     msg = str(info.value)
     assert len(msg) < 1000 and "\n" not in msg and "'a\\nb'" in msg, msg[:300]
+
+
+def test_a_hostile_data_path_is_named_short(tmp_path):
+    """Data files in a ~3,500-character folder of control characters: every error that names
+    the file (cannot read, no files, missing column, wrong type, a bad value's file and row, two
+    files that differ, no rows) names it short (they were 3.5 to 7 KB)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import sparsecross as sx
+    from tests.hostile import assert_short, hostile_folder
+
+    d = hostile_folder(tmp_path)
+    spec = sx.parse_spec({"label": {"column": "y"},
+                          "features": [{"name": "f", "kind": "categorical", "column": "x"}]})
+    (d / "bad.parquet").write_bytes(b"garbage" * 10)
+    (d / "empty").mkdir()
+    pq.write_table(pa.table({"z": [1], "y": [0]}), d / "nocol.parquet")
+    pq.write_table(pa.table({"x": [1.5], "y": [0]}), d / "type.parquet")
+    pq.write_table(pa.table({"x": ["a", "b"], "y": [0, 3]}), d / "label.parquet")
+    pq.write_table(pa.table({"x": pa.array([], pa.string()), "y": pa.array([], pa.int64())}), d / "rows.parquet")
+    pq.write_table(pa.table({"x": ["a", "b"], "y": [0, 1]}), d / "ok.parquet")
+    pq.write_table(pa.table({"x": [1, 2], "y": [0, 1]}), d / "ok2.parquet")
+    sources = [d / "bad.parquet", d / "empty", d / "nope.parquet", str(d / "zz*.parquet"), d / "nocol.parquet",
+               d / "type.parquet", d / "label.parquet", d / "rows.parquet", [d / "ok.parquet", d / "ok2.parquet"]]
+    for source in sources:
+        with pytest.raises(sx.SparseCrossError) as info:
+            sx.train(source, spec)
+        assert_short(str(info.value))
+    model = sx.train(d / "ok.parquet", spec, l1=0.0)
+    for fn in (lambda: sx.evaluate(model, d / "rows.parquet"), lambda: sx.evaluate(model, d / "ok2.parquet"),
+               lambda: list(sx.iter_batches(d / "rows.parquet", spec)),
+               lambda: list(sx.read.iter_record_batches(d / "ok.parquet", spec, extra_columns=["nope"]))):
+        with pytest.raises(sx.SparseCrossError) as info:
+            fn()
+        assert_short(str(info.value))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import SparseCrossError
+from ..errors import NAME_LIMIT, SparseCrossError, shown
 from ..featurize import _labels, featurize_features
 from ..files import check_outputs
 from ..metrics import StreamingMetrics
@@ -62,7 +62,7 @@ def _scoring(model: SparseModel, source: Source, client: Any, retries: int, in_f
     client = _get_client(client)
     chunks, _total = _plan(source, model.spec, **plan)
     if not chunks:
-        raise SparseCrossError(f"no rows to {verb} in {str(source)!r}")
+        raise SparseCrossError(f"no rows to {verb} in {shown(str(source), NAME_LIMIT)}")
     n_workers = _check_cluster(client)
     runner = _Runner(client, retries)
     tk, tw = model.lookup_table()
@@ -92,7 +92,7 @@ def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLi
     """
     out = Path(out)
     if out.is_dir():
-        raise SparseCrossError(f"output {str(out)!r} is a folder; give a file name such as pred.parquet")
+        raise SparseCrossError(f"output {shown(str(out), NAME_LIMIT)} is a folder; give a file name such as pred.parquet")
     keep = list(keep)
     check_outputs({"out": out}, {"an input data file": resolve_files(source)})
     check_source(model, source, label=False)
@@ -134,6 +134,6 @@ def evaluate_distributed(model: SparseModel, source: Source, client: Any = None,
     finally:
         runner.cancel([table_ref])
     if metrics.rows == 0:
-        raise SparseCrossError(f"no rows to evaluate in {str(source)!r}")
+        raise SparseCrossError(f"no rows to evaluate in {shown(str(source), NAME_LIMIT)}")
     return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
             "positive_rate": metrics.positive_rate}

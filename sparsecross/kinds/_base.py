@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import DataError, SchemaError, SpecError, did_you_mean, shown
+from ..errors import NAME_LIMIT, DataError, SchemaError, SpecError, did_you_mean, shown
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -89,14 +89,22 @@ def is_stringish(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
-def value_error(f: Feature, ctx: Ctx, bad: np.ndarray, what: str, shown: Callable[[int], Any],
+def feature_column(f: Feature, col: str, kind: str = "") -> str:
+    """``feature NAME (KIND): column COL`` as errors name them: short and escaped
+    (:func:`~sparsecross.errors.shown`; a spec or a model file may hold any name)."""
+    kind = f" ({kind})" if kind else ""
+    return f"feature {shown(f.name, NAME_LIMIT)}{kind}: column {shown(col, NAME_LIMIT)}"
+
+
+def value_error(f: Feature, ctx: Ctx, bad: np.ndarray, what: str, value_at: Callable[[int], Any],
                 hint: str) -> DataError:
     """The one-line error for the rows ``bad`` of feature ``f``'s column: how many, ``what`` they
-    are, the first one's global row and ``shown(i)`` (its value), and what to do (``hint``)."""
+    are, the first one's global row and ``value_at(i)`` (its value, shown short), and what to do
+    (``hint``)."""
     i = int(np.flatnonzero(bad)[0])
     return DataError(
-        f"feature {f.name!r}: column {f.columns[0]!r} has {int(bad.sum())} {what} "
-        f"(first at row {ctx.start_row + i}: {shown(i)!r}); {hint}",
+        f"{feature_column(f, f.columns[0])} has {int(bad.sum())} {what} "
+        f"(first at row {ctx.start_row + i}: {shown(value_at(i))}); {hint}",
         row=ctx.start_row + i,
     )
 
@@ -173,7 +181,7 @@ class Kind:
         dictionary-encoded."""
         if not is_number(t):
             raise SchemaError(
-                f"feature {f.name!r} ({f.kind}): column {col!r} in {where} has type {t}; expected numbers"
+                f"{feature_column(f, col, f.kind)} in {where} has type {t}; expected numbers"
             )
         return False
 

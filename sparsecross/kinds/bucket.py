@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import DataError, SpecError, shown
-from ._base import Ctx, Kind, as_float, get
+from ._base import Ctx, Kind, as_float, feature_column, get
 
 np = LazyModule("numpy")
 K = LazyModule("sparsecross._kernels.crosses")
@@ -78,11 +78,11 @@ class BucketKind(Kind):
         """The boundaries of ``quantiles = N``: the distinct finite N-quantiles of ``sample``."""
         assert f.quantiles is not None
         if len(sample) == 0:
-            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has no finite values to compute quantiles")
+            raise DataError(f"{feature_column(f, f.columns[0])} has no finite values to compute quantiles")
         qs = np.quantile(sample, np.arange(1, f.quantiles) / f.quantiles)
         b = tuple(float(v) for v in np.unique(qs) if math.isfinite(v))
         if not b:
-            raise DataError(f"feature {f.name!r}: column {f.columns[0]!r} has values too large for float64 quantiles")
+            raise DataError(f"{feature_column(f, f.columns[0])} has values too large for float64 quantiles")
         return replace(f, boundaries=b)
 
     def featurize(self, f: Feature, ctx: Ctx, ids: np.ndarray, missing: np.ndarray) -> None:

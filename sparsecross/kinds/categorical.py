@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import DataError, SchemaError
-from ._base import Ctx, Kind, is_stringish
+from ._base import Ctx, Kind, feature_column, is_stringish
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -157,7 +157,7 @@ class CategoricalKind(Kind):
                 vt = vt.value_type
             if not (is_stringish(vt) or pa.types.is_integer(vt) or pa.types.is_boolean(vt)):
                 raise SchemaError(
-                    f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical list needs "
+                    f"{feature_column(f, col)} in {where} has type {t}; a categorical list needs "
                     "strings, integers or bools as elements"
                 )
             return False
@@ -165,7 +165,7 @@ class CategoricalKind(Kind):
             return True
         if not (pa.types.is_integer(t) or pa.types.is_boolean(t)):
             raise SchemaError(
-                f"feature {f.name!r}: column {col!r} in {where} has type {t}; a categorical "
+                f"{feature_column(f, col)} in {where} has type {t}; a categorical "
                 "needs strings, integers or bools (use kind = \"bucket\" for real numbers)"
             )
         return False
@@ -179,7 +179,7 @@ class CategoricalKind(Kind):
             big = np.asarray(pc.fill_null(big, False))
             i = int(np.flatnonzero(big)[0])
             raise DataError(
-                f"feature {f.name!r}: column {f.columns[0]!r} has {int(big.sum())} integers >= 2**63 (first "
+                f"{feature_column(f, f.columns[0])} has {int(big.sum())} integers >= 2**63 (first "
                 f"at row {ctx.start_row + i}); categorical integers are hashed as int64",
                 row=ctx.start_row + i,
             )

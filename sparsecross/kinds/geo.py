@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
-from ..errors import DataError, SpecError, shown
+from ..errors import NAME_LIMIT, DataError, SpecError, shown
 from ._base import Ctx, Kind, as_float, choice, get
 
 np = LazyModule("numpy")
@@ -188,8 +188,8 @@ def _coordinate_error(name: str, lat: np.ndarray, lon: np.ndarray, mode: int, st
     if mode != 0:
         vals.append(f"lon={float(lon[i])!r}")
     return DataError(
-        f"feature {name!r}: {int(bad.sum())} rows have coordinates outside [-90, 90] x [-180, 180] "
-        f"(first at row {start_row + i}: {', '.join(vals)}; counted in rows {start_row}-{start_row + len(bad) - 1}); "
+        f"feature {shown(name, NAME_LIMIT)}: {int(bad.sum())} rows have coordinates outside "
+        f"[-90, 90] x [-180, 180] (first at row {start_row + i}: {', '.join(vals)}; counted in rows {start_row}-{start_row + len(bad) - 1}); "
         "set invalid = \"missing\" in the spec to treat them as missing",
         row=start_row + i,
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._lazy import LazyModule
 from ..errors import SchemaError, SpecError, did_you_mean, shown
-from ._base import Ctx, Kind, choice, get, is_stringish, is_utf8, value_error
+from ._base import Ctx, Kind, choice, feature_column, get, is_stringish, is_utf8, value_error
 
 np = LazyModule("numpy")
 pa = LazyModule("pyarrow")
@@ -133,15 +133,15 @@ class TimeKind(Kind):
             return False
         if pa.types.is_date(t):
             if part in _SUB_DAY:
-                raise SchemaError(f"feature {f.name!r} (time): column {col!r} in {where} is a date ({t}); "
+                raise SchemaError(f"{feature_column(f, col, 'time')} in {where} is a date ({t}); "
                                   f"part = {part!r} needs timestamps")
             return False
         if is_stringish(t):
             if f.option("format") is None:
-                raise SchemaError(f"feature {f.name!r} (time): column {col!r} in {where} holds strings; "
+                raise SchemaError(f"{feature_column(f, col, 'time')} in {where} holds strings; "
                                   "set format = \"...\" (strptime) to parse them")
             return False
-        raise SchemaError(f"feature {f.name!r} (time): column {col!r} in {where} has type {t}; expected "
+        raise SchemaError(f"{feature_column(f, col, 'time')} in {where} has type {t}; expected "
                           "timestamps, dates or strings")
 
     def featurize(self, f: Feature, ctx: Ctx, ids: np.ndarray, missing: np.ndarray) -> None:
@@ -157,7 +157,7 @@ class TimeKind(Kind):
             parsed = pc.strptime(arr, format=f.option("format"), unit="us", error_is_null=True)
             bad = _an.bools_of(pc.and_(pc.is_null(parsed), pc.is_valid(arr)))
             if bad.any() and not invalid_missing:
-                raise value_error(f, ctx, bad, f"strings that do not match format {f.option('format')!r}",
+                raise value_error(f, ctx, bad, f"strings that do not match format {shown(f.option('format'))}",
                                   lambda i: arr[i].as_py(), "set invalid = \"missing\" to treat them as missing")
             arr = parsed
         if pa.types.is_timestamp(arr.type):
