@@ -19,10 +19,10 @@ __all__ = ["cmd_generate", "cmd_check_spec", "cmd_predict", "cmd_eval", "cmd_ins
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from ._values import MAX_ROWS, check_count
     from .generate import generate
 
-    if args.rows < 1:
-        raise SparseCrossError(f"--rows must be >= 1, got {shown(args.rows)}")
+    check_count("--rows", args.rows, 1, MAX_ROWS)  # before the bar and the first row (a huge one ran for ever)
     bar = _Progress(args.rows, "generate", enabled=None if not args.quiet else False)
     t0 = time.perf_counter()
     try:

@@ -591,6 +591,29 @@ def test_bad_generate_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--rows", "9" * 4000, "--rows must be between 1 and 9,223,372,036,854,775,807, got 999"),
+    ("--rows", str(2**63), "--rows must be between 1 and 9,223,372,036,854,775,807"),
+    ("--row-group-size", "9" * 4000, "row_group_size must be in [1, 2147483647], got 999"),
+    ("--seed", "9" * 4000, "seed must be in [0, 18446744073709551615], got 999"),
+    ("--seed", "-1", "seed must be in [0, 18446744073709551615], got -1"),
+], ids=["rows-4000-digits", "rows-2^63", "row-group-size-4000-digits", "seed-4000-digits", "seed-negative"])
+def test_generate_refuses_an_impossible_count_at_once(flag: str, value: str, fragment: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`generate --rows <4,000 digits>` did not finish in 25 s: it began writing rows it could
+    never finish.  Every count is refused in one short line, exit 1, before any row is made."""
+
+    def no_rows(*args: object, **kw: object) -> None:
+        raise AssertionError("rows were generated for an impossible request")
+
+    monkeypatch.setattr(sys.modules["sparsecross.generate"], "_rows", no_rows)
+    argv = ["generate", "--out", tmp_path / "g.parquet", flag, value]
+    line = run_error(capsys, argv + (["--rows", "10"] if flag != "--rows" else []), fragment)
+    assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_checkpoint_of_another_run(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = tmp_path / "ckpt"
     out = tmp_path / "m.scx"
