@@ -481,6 +481,9 @@ def _rows(
 # Public entry point
 # =========================================================================================
 
+#: The largest seed (a world is seeded with 64 bits).
+MAX_SEED = 2**64 - 1
+
 
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     """Validate an integer argument (bool rejected)."""
@@ -557,7 +560,7 @@ def generate(
     """
     # row numbers are int64 (Parquet's row counts); a row group is one Arrow table
     rows = _check_int("rows", rows, 1, MAX_ROWS)
-    seed = _check_int("seed", seed, 0, 2**64 - 1)
+    seed = _check_int("seed", seed, 0, MAX_SEED)
     row_group_size = _check_int("row_group_size", row_group_size, 1, MAX_BATCH_ROWS)
     first_row = _check_int("first_row", first_row, 0, MAX_ROWS - 1)
     if first_row + rows > MAX_ROWS:

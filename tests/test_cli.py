@@ -6,6 +6,7 @@ few thousand generated rows; one test runs the installed entry points in a subpr
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -591,6 +592,17 @@ def test_bad_generate_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.fixture
+def no_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """generate() makes no row: a refusal that does not come fails the test at once (an
+    impossible count would otherwise run for ever)."""
+
+    def fail(*args: object, **kw: object) -> None:
+        raise AssertionError("rows were generated for an impossible request")
+
+    monkeypatch.setattr(importlib.import_module("sparsecross.generate"), "_rows", fail)
+
+
 @pytest.mark.parametrize("flag, value, fragment", [
     ("--rows", "9" * 4000, "--rows must be between 1 and 9,223,372,036,854,775,807, got 999"),
     ("--rows", str(2**63), "--rows must be between 1 and 9,223,372,036,854,775,807"),
@@ -599,19 +611,37 @@ def test_bad_generate_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ("--seed", "-1", "seed must be in [0, 18446744073709551615], got -1"),
 ], ids=["rows-4000-digits", "rows-2^63", "row-group-size-4000-digits", "seed-4000-digits", "seed-negative"])
 def test_generate_refuses_an_impossible_count_at_once(flag: str, value: str, fragment: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                      no_rows: None, capsys: pytest.CaptureFixture[str]) -> None:
     """`generate --rows <4,000 digits>` did not finish in 25 s: it began writing rows it could
     never finish.  Every count is refused in one short line, exit 1, before any row is made."""
-
-    def no_rows(*args: object, **kw: object) -> None:
-        raise AssertionError("rows were generated for an impossible request")
-
-    monkeypatch.setattr(sys.modules["sparsecross.generate"], "_rows", no_rows)
     argv = ["generate", "--out", tmp_path / "g.parquet", flag, value]
     line = run_error(capsys, argv + (["--rows", "10"] if flag != "--rows" else []), fragment)
     assert len(line) < 200, line
     assert list(tmp_path.iterdir()) == []
+
+
+_MAX = "9,223,372,036,854,775,807"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--rows", "9" * 4000], f"--rows must be between 1,000 and {_MAX}, got 999"),
+    (["--rows", "999"], f"--rows must be between 1,000 and {_MAX}, got 999"),
+    (["--valid-rows", "9" * 4000], f"--valid-rows must be between 100 and {_MAX}, got 999"),
+    (["--valid-rows", "-5"], "--valid-rows must be between 100 and"),
+    (["--rows", str(2**62), "--valid-rows", str(2**62)], f"--rows + --valid-rows must be at most {_MAX}"),
+    (["--seed", "-1"], "--seed must be between 0 and 18,446,744,073,709,551,615, got -1"),
+    (["--seed", "9" * 4000], "--seed must be between 0 and 18,446,744,073,709,551,615, got 999"),
+], ids=["rows-4000-digits", "rows-999", "valid-rows-4000-digits", "valid-rows-negative", "rows+valid-rows",
+        "seed-negative", "seed-4000-digits"])
+def test_demo_checks_its_numbers_before_the_cache(argv: list[str], fragment: str, tmp_path: Path, no_rows: None,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """demo put --rows, --valid-rows and --seed in its cache's file names before checking them: a
+    4,000-digit --rows was "File name too long" echoing the path, --seed -1 was generate's
+    ValueError reported as a bug, after the cache folder (and a training file) were made."""
+    cache = tmp_path / "cache"
+    line = run_error(capsys, ["demo", "--cache", cache, "--no-path", "-q", *argv], fragment)
+    assert len(line) < 200, line
+    assert not cache.exists()
 
 
 def test_checkpoint_of_another_run(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +13,7 @@ import pytest
 
 from sparsecross.generate import generate
 
-generate_module = sys.modules["sparsecross.generate"]  # the package's ``generate`` is the function
+generate_module = importlib.import_module("sparsecross.generate")  # the package's ``generate`` is the function
 
 ROWS = 200_000
 ROW_GROUP = 60_000
