@@ -24,6 +24,7 @@ def _grid(text: str | None, default: tuple[float, ...], name: str) -> list[float
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from ._defaults import CROSS_MIN_GAIN as DEFAULT_MIN_GAIN
+    from ._values import check_count
     from .crosssearch import check_min_gain
     from .export import save_model
     from .spec import load_spec
@@ -38,6 +39,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.min_gain is not None and args.search_crosses is None:
         raise SparseCrossError("--min-gain needs --search-crosses K (it is the gain a cross must bring)")
     min_gain = DEFAULT_MIN_GAIN if args.min_gain is None else check_min_gain(args.min_gain)
+    check_count("--names", args.names, 0)
     cli.check_out(args.out, "--out", "best.scx")
     if args.spec_out:
         cli.check_out(args.spec_out, "--spec-out", "tuned.toml")

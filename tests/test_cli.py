@@ -644,6 +644,51 @@ def test_demo_checks_its_numbers_before_the_cache(argv: list[str], fragment: str
     assert not cache.exists()
 
 
+_LOCAL = ["--dask", "local:1"]
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--names", "-1"], f"--names must be between 0 and {_MAX}, got -1"),
+    (["--names", "9" * 4000], f"--names must be between 0 and {_MAX}, got 999"),
+    (["--names", str(2**63)], f"--names must be between 0 and {_MAX}"),
+    (["--lanes", "2"], "--lanes needs --dask"),
+    (["--lanes", "-3"], "--lanes needs --dask"),
+    (["--rows-per-round", "9" * 4000], "--rows-per-round needs --dask"),
+    (["--mode", "exact", "--lanes", "2", "--rows-per-round", "8"], "--mode, --lanes and --rows-per-round need --dask"),
+    ([*_LOCAL, "--lanes", "0"], f"--lanes must be between 1 and {_MAX}, got 0"),
+    ([*_LOCAL, "--lanes", "9" * 4000], f"--lanes must be between 1 and {_MAX}, got 999"),
+    ([*_LOCAL, "--rows-per-round", "-5"], f"--rows-per-round must be between 1 and {_MAX}, got -5"),
+    ([*_LOCAL, "--rows-per-round", "9" * 4000], f"--rows-per-round must be between 1 and {_MAX}, got 999"),
+    ([*_LOCAL, "--rows-per-round", "3"], "--rows-per-round must be at least --lanes (4)"),
+    ([*_LOCAL, "--mode", "exact", "--lanes", "2"], "--lanes does not apply to --mode exact"),
+], ids=["names-negative", "names-4000-digits", "names-2^63", "lanes-without-dask", "negative-lanes-without-dask",
+        "rows-per-round-without-dask", "three-without-dask", "lanes-0", "lanes-4000-digits", "rows-per-round-negative",
+        "rows-per-round-4000-digits", "rows-per-round-below-lanes", "lanes-in-exact-mode"])
+def test_train_refuses_bad_names_and_dask_counts_before_any_work(flags: list[str], fragment: str,
+                                                                 world: SimpleNamespace, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--names -1 (silently no names) and a 4,000-digit --names were taken; --lanes and
+    --rows-per-round were ignored without --dask whatever their value, and with --dask checked
+    (without an upper bound) only once the cluster had started.  Now one line, exit 1, before
+    a cluster or any training; an option that does not apply says so."""
+
+    def no_cluster(address: str) -> None:
+        raise AssertionError("a cluster was started before the flags were checked")
+
+    monkeypatch.setattr(sys.modules["sparsecross.cli_train"], "_dask_client", no_cluster)
+    out = tmp_path / "m.scx"
+    line = run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "-q", *flags], fragment)
+    assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_api_refuses_a_negative_names(world: SimpleNamespace) -> None:
+    """names=-1 was taken as 0 (no names), silently."""
+    with pytest.raises(sx.ParameterError, match=r"^names must be between 0 and"):
+        sx.train(world.train, sx.load_spec(SYNTHETIC_SPEC), names=-1)
+
+
 def test_checkpoint_of_another_run(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = tmp_path / "ckpt"
     out = tmp_path / "m.scx"

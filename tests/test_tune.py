@@ -274,6 +274,19 @@ def test_a_bad_min_gain_is_refused_before_training(flags: list[str], message: st
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("value", ["-1", "9" * 4000, str(2**63)])
+def test_a_bad_names_is_refused_before_training(value: str, data: SimpleNamespace, tmp_path: Path,
+                                                no_training: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """--names -1 was taken as 0 (no names) and a 4,000-digit --names as it was."""
+    rc = main(["tune", str(SYNTHETIC_SPEC), str(data.train), "--valid", str(data.valid),
+               "--out", str(tmp_path / "m.scx"), "-q", "--search-crosses", "1", f"--names={value}"])
+    _, err = capsys.readouterr()
+    assert rc == 1 and "--names must be between 0 and 9,223,372,036,854,775,807" in err, err
+    assert err.count("\n") == 1 and len(err) < 200 and list(tmp_path.iterdir()) == []
+    with pytest.raises(SparseCrossError, match=r"^names must be between 0 and"):
+        tune(data.train, data.spec, alpha=[0.1], l1=[1.0], valid=data.valid, names=int(value))
+
+
 def test_no_validation_data(data: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SparseCrossError, match="tune needs validation data"):
         tune(data.train, data.spec, alpha=[0.1], l1=[1.0])
