@@ -689,6 +689,20 @@ def test_train_api_refuses_a_negative_names(world: SimpleNamespace) -> None:
         sx.train(world.train, sx.load_spec(SYNTHETIC_SPEC), names=-1)
 
 
+@pytest.mark.parametrize("value", ["-3", "-1", "9" * 4000])
+def test_inspect_refuses_a_negative_or_huge_top(value: str, model_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """inspect --top -3 was taken as --top 0 (no weights listed), silently.  0 still lists none."""
+    line = run_error(capsys, ["inspect", model_path, f"--top={value}"], f"--top must be between 0 and {_MAX}, got")
+    assert len(line) < 200, line
+    from sparsecross.inspect import inspect_model
+
+    with pytest.raises(sx.ParameterError, match=r"^top must be between 0 and"):
+        inspect_model(model_path, top=int(value))
+    assert "top 0 weights" not in run_ok(capsys, ["inspect", model_path, "--top", "0"])
+    assert run_json(capsys, ["inspect", model_path, "--top", "0", "--json"])["top"] == []
+
+
 def test_checkpoint_of_another_run(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = tmp_path / "ckpt"
     out = tmp_path / "m.scx"
