@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._values import check_count
 from .cli_args import _add_train_flags, _train_options
 from .cli_dask import _dask_client
 from .cli_guards import _checkpoint_files, check_out, guard_outputs
@@ -68,6 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ckpt = args.checkpoint
     guard_outputs({"--out": out, "--checkpoint": ckpt, **_checkpoint_files(ckpt, out)},
                   spec=args.spec, data=args.data, valid=args.valid)
+    from ._values import check_count  # here, not at the top: it imports NumPy (--help must not)
+
     check_count("--names", args.names, 0)
     extra = _dask_options(args)  # before a cluster starts
     spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
@@ -89,6 +90,8 @@ def _dask_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keywords of --mode, --lanes and --rows-per-round for ``train`` with ``--dask``,
     checked: without --dask they do not apply, nor --lanes to --mode exact (refused, not
     ignored); counts in their ranges (rows per round at least one per lane)."""
+    from ._values import check_count
+
     given = [flag for flag, value in (("--mode", args.mode), ("--lanes", args.lanes),
                                       ("--rows-per-round", args.rows_per_round)) if value is not None]
     if not args.dask:
