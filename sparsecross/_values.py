@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_int", "is_num", "PARAM_RULES"]
+__all__ = ["is_int", "is_num", "check_count", "PARAM_RULES"]
 
 
 def is_int(v: Any) -> bool:
@@ -43,12 +43,22 @@ PARAM_RULES: dict[str, tuple[Any, str]] = {
 #: The most rows a batch may have (Arrow and the kernels index a batch's rows with 32 bits).
 MAX_BATCH_ROWS = 2**31 - 1
 
+#: The most rows a source may have, and the largest count an argument may give where nothing
+#: smaller bounds it (lanes, names): Parquet counts rows, NumPy and the kernels count, in int64.
+MAX_ROWS = 2**63 - 1
+
+
+def check_count(name: str, value: Any, minimum: int, maximum: int = MAX_ROWS) -> int:
+    """``value`` as an int in [minimum, maximum], else a ParameterError naming ``name`` (an
+    argument, or a command-line flag) and the bounds; the value is shown short."""
+    from .errors import ParameterError, shown
+
+    if not is_int(value) or not minimum <= value <= maximum:
+        raise ParameterError(f"{name} must be between {minimum:,} and {maximum:,}, got {shown(value)}")
+    return int(value)
+
 
 def check_batch_rows(batch_rows: Any) -> int:
     """``batch_rows`` as an int in [1, MAX_BATCH_ROWS], else a ParameterError (the one check
     train, predict, evaluate, the readers and Dask training share)."""
-    from .errors import ParameterError, shown
-
-    if not is_int(batch_rows) or not 1 <= batch_rows <= MAX_BATCH_ROWS:
-        raise ParameterError(f"batch_rows must be between 1 and {MAX_BATCH_ROWS:,}, got {shown(batch_rows)}")
-    return int(batch_rows)
+    return check_count("batch_rows", batch_rows, 1, MAX_BATCH_ROWS)

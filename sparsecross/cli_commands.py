@@ -19,10 +19,10 @@ __all__ = ["cmd_generate", "cmd_check_spec", "cmd_predict", "cmd_eval", "cmd_ins
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from ._values import MAX_ROWS, check_count
     from .generate import generate
 
-    if args.rows < 1:
-        raise SparseCrossError(f"--rows must be >= 1, got {shown(args.rows)}")
+    check_count("--rows", args.rows, 1, MAX_ROWS)  # before the bar and the first row (a huge one ran for ever)
     bar = _Progress(args.rows, "generate", enabled=None if not args.quiet else False)
     t0 = time.perf_counter()
     try:
@@ -139,9 +139,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from ._values import check_count
     from .inspect import inspect_model
 
-    info = inspect_model(args.model, top=args.top)
+    info = inspect_model(args.model, top=check_count("--top", args.top, 0))
     if args.json:
         _print_json(info)
         return 0
@@ -250,7 +251,7 @@ def add_inspect(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
                        description="Format, spec, parameters, nonzeros, bytes per nonzero, and the "
                        "largest weights with readable feature names.")
     i.add_argument("model", help="model file (.scx)")
-    i.add_argument("--top", type=int, default=10, help="how many of the largest weights to list (default 10)")
+    i.add_argument("--top", type=int, default=10, help="how many of the largest weights to list, 0 for none (default 10)")
     i.add_argument("--json", action="store_true", help="print JSON")
     common(i)
     i.set_defaults(func=cmd_inspect)

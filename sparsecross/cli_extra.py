@@ -52,6 +52,20 @@ def ensure_demo_data(cache: Path, rows: int, valid_rows: int, seed: int, quiet: 
     return train_path, valid_path, made
 
 
+def _check_demo_numbers(args: argparse.Namespace) -> None:
+    """--rows, --valid-rows and --seed, checked (they name the cached files, and generate
+    them: the validation rows follow the training rows)."""
+    from ._values import MAX_ROWS, check_count
+    from .generate import MAX_SEED
+
+    check_count("--rows", args.rows, 1000, MAX_ROWS)
+    check_count("--valid-rows", args.valid_rows, 100, MAX_ROWS)
+    if args.rows + args.valid_rows > MAX_ROWS:
+        raise SparseCrossError(f"--rows + --valid-rows must be at most {MAX_ROWS:,} (the validation rows follow "
+                               f"the training rows), got {shown(args.rows + args.valid_rows)}")
+    check_count("--seed", args.seed, 0, MAX_SEED)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import sparsecross as sx
 
@@ -60,8 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .train import peak_rss_bytes
 
     say = (lambda *a: None) if args.json else print
-    if args.rows < 1000 or args.valid_rows < 100:
-        raise SparseCrossError("--rows must be >= 1000 and --valid-rows >= 100")
+    _check_demo_numbers(args)  # before they name the cache's files
     cache = Path(args.cache or default_cache_dir())
     t_all = time.perf_counter()
     t0 = time.perf_counter()

@@ -14,10 +14,14 @@ from .cli_args import _add_train_flags, _train_options
 from .cli_dask import _dask_client
 from .cli_guards import _checkpoint_files, check_out, guard_outputs
 from .cli_output import _fmt, _fmt_bytes, _print_json, _Progress
+from .errors import SparseCrossError, shown
 
 __all__ = ["cmd_train", "_train_progress"]
 
 log = logging.getLogger("sparsecross")
+
+#: --lanes with --dask in data-parallel mode when not given (train_distributed's default).
+DEFAULT_LANES = 4
 
 
 def _train_progress(quiet: bool) -> tuple[Callable[[Any], None], _Progress]:
@@ -63,12 +67,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     ckpt = args.checkpoint
     guard_outputs({"--out": out, "--checkpoint": ckpt, **_checkpoint_files(ckpt, out)},
                   spec=args.spec, data=args.data, valid=args.valid)
+    from ._values import check_count  # here, not at the top: it imports NumPy (--help must not)
+
+    check_count("--names", args.names, 0)
+    extra = _dask_options(args)  # before a cluster starts
     spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
     opts = _train_options(args, spec)  # every [train] key, --early-stop included: flags > [train] > defaults
     from .train_options import _state_bits_option
 
     _state_bits_option(opts["state_bits"], args.state_dtype, args.dask or None)  # before a cluster starts
-    model, seconds = _run(args, spec, opts)
+    model, seconds = _run(args, spec, opts, extra)
     nbytes = save_model(model, out, encoding=args.encoding)
     report = _report(model, opts, out, nbytes, seconds)
     if args.json:
@@ -78,13 +86,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, spec: Any, opts: dict[str, Any]) -> tuple[Any, float]:
-    """(the model that ``train`` trains, on Dask with ``--dask``; the seconds training took)."""
+def _dask_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of --mode, --lanes and --rows-per-round for ``train`` with ``--dask``,
+    checked: without --dask they do not apply, nor --lanes to --mode exact (refused, not
+    ignored); counts in their ranges (rows per round at least one per lane)."""
+    from ._values import check_count
+
+    given = [flag for flag, value in (("--mode", args.mode), ("--lanes", args.lanes),
+                                      ("--rows-per-round", args.rows_per_round)) if value is not None]
+    if not args.dask:
+        if given:
+            flags = given[0] if len(given) == 1 else ", ".join(given[:-1]) + " and " + given[-1]
+            raise SparseCrossError(f"{flags} need{'s' if len(given) == 1 else ''} --dask (they set how a Dask "
+                                   "cluster trains); give --dask ADDRESS or leave them out")
+        return {}
+    extra: dict[str, Any] = {"mode": args.mode or "data-parallel"}
+    lanes = 1
+    if extra["mode"] == "exact":
+        if args.lanes is not None:
+            raise SparseCrossError("--lanes does not apply to --mode exact (lanes are data-parallel's rounds); "
+                                   "leave it out or use --mode data-parallel")
+    else:
+        lanes = extra["lanes"] = check_count("--lanes", DEFAULT_LANES if args.lanes is None else args.lanes, 1)
+    if args.rows_per_round is not None:
+        extra["rows_per_round"] = check_count("--rows-per-round", args.rows_per_round, 1)
+        if args.rows_per_round < lanes:
+            raise SparseCrossError(f"--rows-per-round must be at least --lanes ({lanes:,}): every lane trains "
+                                   f"rows-per-round / lanes rows, got {shown(args.rows_per_round)}")
+    return extra
+
+
+def _run(args: argparse.Namespace, spec: Any, opts: dict[str, Any], extra: dict[str, Any]) -> tuple[Any, float]:
+    """(the model that ``train`` trains, on Dask with ``--dask`` and ``extra``, the keywords of
+    :func:`_dask_options`; the seconds training took)."""
     from .train import train
 
-    extra: dict[str, Any] = {}
-    if args.dask:
-        extra = {"mode": args.mode, "lanes": args.lanes, "rows_per_round": args.rows_per_round}
     on_progress, bar = _train_progress(args.quiet or args.json)
     if bar.bar is None and (args.quiet or args.json):
         on_progress = None  # it would print nothing: spare the run its events (each counts the nonzeros)
@@ -202,10 +238,12 @@ def add_train(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> No
     t.add_argument("--json", action="store_true", help="print a JSON report at the end")
     d = t.add_argument_group("scale-out on Dask (pip install 'sparsecross[dask]')")
     d.add_argument("--dask", metavar="ADDRESS", help="local:N for a local cluster of N workers, or tcp://HOST:PORT")
-    d.add_argument("--mode", choices=("data-parallel", "exact"), default="data-parallel",
+    d.add_argument("--mode", choices=("data-parallel", "exact"), default=None,
                    help="data-parallel rounds (default) or exact (distributed read, single-process update)")
-    d.add_argument("--lanes", type=int, default=4, help="K lanes per round (a model parameter, default 4)")
+    d.add_argument("--lanes", type=int, default=None,
+                   help=f"K lanes per round, data-parallel only (a model parameter, default {DEFAULT_LANES})")
     d.add_argument("--rows-per-round", type=int, default=None, dest="rows_per_round",
-                   help="rows per round over all lanes (default: one row group per lane)")
+                   help="rows per round over all lanes, at least K (default: one row group per lane); "
+                   "exact mode: rows per chunk")
     common(t)
     t.set_defaults(func=cmd_train)

@@ -23,6 +23,9 @@ def _grid(text: str | None, default: tuple[float, ...], name: str) -> list[float
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from ._defaults import CROSS_MIN_GAIN as DEFAULT_MIN_GAIN
+    from ._values import check_count
+    from .crosssearch import check_min_gain
     from .export import save_model
     from .spec import load_spec
     from .tune import DEFAULT_ALPHA, DEFAULT_L1
@@ -33,6 +36,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SparseCrossError("--spec-out needs --search-crosses K (it writes the spec with the crosses found)")
     if args.search_crosses is not None and args.search_crosses < 1:
         raise SparseCrossError(f"--search-crosses must be >= 1, got {shown(args.search_crosses)}")
+    if args.min_gain is not None and args.search_crosses is None:
+        raise SparseCrossError("--min-gain needs --search-crosses K (it is the gain a cross must bring)")
+    min_gain = DEFAULT_MIN_GAIN if args.min_gain is None else check_min_gain(args.min_gain)
+    check_count("--names", args.names, 0)
     cli.check_out(args.out, "--out", "best.scx")
     if args.spec_out:
         cli.check_out(args.spec_out, "--spec-out", "tuned.toml")
@@ -69,7 +76,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from .crosssearch import search_and_tune, spec_text_with_crosses, write_spec
 
         search, _first, res = search_and_tune(
-            args.data, spec, k=args.search_crosses, min_gain=args.min_gain,
+            args.data, spec, k=args.search_crosses, min_gain=min_gain,
             on_round=lambda r, n: say(f"cross search round {r}: {n} candidate(s)"), **options)
         if args.spec_out:
             text = Path(args.spec).read_text(encoding="utf-8")
@@ -190,9 +197,9 @@ def register(sub: Any, common: Any) -> None:
     c = p.add_argument_group("cross search")
     c.add_argument("--search-crosses", type=int, dest="search_crosses", metavar="K",
                    help="add up to K crosses (pairs of features, or a chosen cross and one more feature)")
-    c.add_argument("--min-gain", type=float, default=DEFAULT_MIN_GAIN, dest="min_gain", metavar="G",
-                   help=f"keep a cross only if it lowers the validation logloss by this fraction "
-                   f"(default {DEFAULT_MIN_GAIN:g})")
+    c.add_argument("--min-gain", type=float, default=None, dest="min_gain", metavar="G",
+                   help=f"keep a cross only if it lowers the validation logloss by this fraction, "
+                   f"0 <= G < 1 (default {DEFAULT_MIN_GAIN:g})")
     c.add_argument("--spec-out", dest="spec_out", metavar="TOML", help="write the spec with the crosses found")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="PATH.png",

@@ -161,6 +161,14 @@ def _items(source: Source, base: FeatureSpec, minis: Sequence[FeatureSpec], batc
         yield batch, [featurize_features(m, record_batch, row) for m in minis]
 
 
+def check_min_gain(min_gain: Any) -> float:
+    """``min_gain`` as a float: a finite relative gain in [0, 1) (a gain of 1 would be a
+    logloss of 0), else a SparseCrossError; NaN and the infinities are refused."""
+    if not (is_num(min_gain) and 0 <= min_gain < 1):
+        raise SparseCrossError(f"min_gain must be a relative gain in [0, 1), got {shown(min_gain)}")
+    return float(min_gain)
+
+
 def search_crosses(
     source: Source,
     spec: FeatureSpec,
@@ -208,8 +216,7 @@ def search_crosses(
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise SparseCrossError(f"search_crosses: k must be an integer >= 1, got {shown(k)}")
-    if not (is_num(min_gain) and 0 <= min_gain < 1):
-        raise SparseCrossError(f"min_gain must be a relative gain in [0, 1), got {shown(min_gain)}")
+    check_min_gain(min_gain)
     if valid is None and holdout is None:
         raise SparseCrossError("the cross search needs validation data: give valid data or a holdout fraction")
     if valid is not None and holdout is not None:

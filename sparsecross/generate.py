@@ -83,6 +83,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._values import MAX_BATCH_ROWS, MAX_ROWS
 from .errors import NAME_LIMIT, OutputError, shown
 from .files import atomic_output
 from .hashing import fmix64 as _fmix64_int
@@ -480,6 +481,9 @@ def _rows(
 # Public entry point
 # =========================================================================================
 
+#: The largest seed (a world is seeded with 64 bits).
+MAX_SEED = 2**64 - 1
+
 
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     """Validate an integer argument (bool rejected)."""
@@ -515,11 +519,13 @@ def generate(
     out : str or os.PathLike
         Destination Parquet file.  Missing parent folders are created.
     rows : int, default 1_000_000
-        Number of rows, ``>= 1``.
+        Number of rows, ``1 <= rows <= 2**63 - 1`` (Parquet counts rows in int64), with
+        ``first_row + rows`` in that range too.
     seed : int, default 0
         Seed of the world and of every row, ``0 <= seed < 2**64``.
     row_group_size : int, default 500_000
-        Rows per Parquet row group, ``>= 1``.  Does not change the rows' content.
+        Rows per Parquet row group, ``1 <= row_group_size <= 2**31 - 1`` (a row group is made
+        as one Arrow table).  Does not change the rows' content.
     first_row : int, default 0
         Global number of the first row written: ``first_row=N`` continues the same world
         and planted model after a file of N rows, which makes a held-out test set.
@@ -552,10 +558,13 @@ def generate(
     >>> from sparsecross.generate import generate
     >>> path = generate("events.parquet", rows=100_000, seed=1)  # doctest: +SKIP
     """
-    rows = _check_int("rows", rows, 1)
-    seed = _check_int("seed", seed, 0, 2**64 - 1)
-    row_group_size = _check_int("row_group_size", row_group_size, 1)
-    first_row = _check_int("first_row", first_row, 0)
+    # row numbers are int64 (Parquet's row counts); a row group is one Arrow table
+    rows = _check_int("rows", rows, 1, MAX_ROWS)
+    seed = _check_int("seed", seed, 0, MAX_SEED)
+    row_group_size = _check_int("row_group_size", row_group_size, 1, MAX_BATCH_ROWS)
+    first_row = _check_int("first_row", first_row, 0, MAX_ROWS - 1)
+    if first_row + rows > MAX_ROWS:
+        raise ValueError(f"generate: first_row + rows must be at most {MAX_ROWS}, got {shown(first_row + rows)}")
     if progress is not None and not callable(progress):
         raise ValueError(
             f"generate: progress must be callable or None, got {type(progress).__name__}"

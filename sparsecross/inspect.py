@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ._values import check_count
 from .export import load_model
 from .model import SparseModel
 
@@ -32,8 +33,9 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
     ``bias``, ``max_abs_error`` (largest |stored - trained| weight, recorded when the file was
     written), ``clipped`` (weights clipped to the encoding's range), ``schema``, ``spec``,
     ``spec_sha256``, ``params``, ``stats``, ``blocks`` (nonzeros per block) and ``top``
-    (largest weights with readable descriptions).
+    (largest weights with readable descriptions): the ``top`` largest, 0 to 2**63 - 1 (0: none).
     """
+    top = check_count("top", top, 0)
     model = load_model(path)
     file_bytes = os.path.getsize(path)
     spec = model.spec
@@ -46,7 +48,7 @@ def inspect_model(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, A
     if hashed_names:
         per_block.append({"name": "hashed(" + ",".join(hashed_names) + ")",
                           "nonzeros": int((blocks == -1).sum()), "hashed": True})
-    order = np.argsort(-np.abs(model.weights), kind="stable")[: max(top, 0)]
+    order = np.argsort(-np.abs(model.weights), kind="stable")[:top]
     top_list = []
     names = model.stats.get("names") or {}
     for i in order:

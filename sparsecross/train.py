@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from ._values import check_count
 from .admission import policy_of
 from .budget import check_max_state_mb
 from .epochs import EpochConfig, EpochLoop, _epoch_batches  # noqa: F401  (re-exported, as the ones below)
@@ -152,6 +153,7 @@ def train(
         Bad parameters, data that does not match the spec, a checkpoint of another run.
     """
     o = resolve_train_options(spec, locals(), valid=valid)  # the arguments > the spec's [train] table > defaults
+    names = check_count("names", names, 0)
     alpha, beta, l1, l2, epochs, label_smoothing, holdout, batch_rows = (
         o[k] for k in ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "holdout", "batch_rows"))
     shuffle, shuffle_seed, shuffle_buffer_rows, early_stop, max_state_mb = (

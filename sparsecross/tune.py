@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._defaults import TUNE_ALPHA, TUNE_EPOCHS_MAX, TUNE_L1
+from ._values import check_count
 from .admission import policy_of
 from .budget import check_max_state_mb
 from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError, shown
@@ -230,6 +231,7 @@ def tune(
     if alpha[0] <= 0:
         raise SparseCrossError(f"--alpha: values must be > 0 (a learning-rate scale), got {shown(alpha)}")
     epochs_max, patience = check_epochs(epochs_max, "epochs_max"), check_epochs(patience, "patience")
+    names = check_count("names", names, 0)
     check_validation_and_budget("tune", valid, holdout, max_nonzeros, max_bytes)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)

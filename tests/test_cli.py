@@ -6,6 +6,7 @@ few thousand generated rows; one test runs the installed entry points in a subpr
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -589,6 +590,117 @@ def test_bad_generate_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[st
     run_error(capsys, ["generate", "--rows", "0", "--out", tmp_path / "g.parquet"], "--rows")
     run_error(capsys, ["generate", "--rows", "10", "--out", tmp_path], "directory")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def no_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """generate() makes no row: a refusal that does not come fails the test at once (an
+    impossible count would otherwise run for ever)."""
+
+    def fail(*args: object, **kw: object) -> None:
+        raise AssertionError("rows were generated for an impossible request")
+
+    monkeypatch.setattr(importlib.import_module("sparsecross.generate"), "_rows", fail)
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--rows", "9" * 4000, "--rows must be between 1 and 9,223,372,036,854,775,807, got 999"),
+    ("--rows", str(2**63), "--rows must be between 1 and 9,223,372,036,854,775,807"),
+    ("--row-group-size", "9" * 4000, "row_group_size must be in [1, 2147483647], got 999"),
+    ("--seed", "9" * 4000, "seed must be in [0, 18446744073709551615], got 999"),
+    ("--seed", "-1", "seed must be in [0, 18446744073709551615], got -1"),
+], ids=["rows-4000-digits", "rows-2^63", "row-group-size-4000-digits", "seed-4000-digits", "seed-negative"])
+def test_generate_refuses_an_impossible_count_at_once(flag: str, value: str, fragment: str, tmp_path: Path,
+                                                      no_rows: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """`generate --rows <4,000 digits>` did not finish in 25 s: it began writing rows it could
+    never finish.  Every count is refused in one short line, exit 1, before any row is made."""
+    argv = ["generate", "--out", tmp_path / "g.parquet", flag, value]
+    line = run_error(capsys, argv + (["--rows", "10"] if flag != "--rows" else []), fragment)
+    assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
+_MAX = "9,223,372,036,854,775,807"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--rows", "9" * 4000], f"--rows must be between 1,000 and {_MAX}, got 999"),
+    (["--rows", "999"], f"--rows must be between 1,000 and {_MAX}, got 999"),
+    (["--valid-rows", "9" * 4000], f"--valid-rows must be between 100 and {_MAX}, got 999"),
+    (["--valid-rows", "-5"], "--valid-rows must be between 100 and"),
+    (["--rows", str(2**62), "--valid-rows", str(2**62)], f"--rows + --valid-rows must be at most {_MAX}"),
+    (["--seed", "-1"], "--seed must be between 0 and 18,446,744,073,709,551,615, got -1"),
+    (["--seed", "9" * 4000], "--seed must be between 0 and 18,446,744,073,709,551,615, got 999"),
+], ids=["rows-4000-digits", "rows-999", "valid-rows-4000-digits", "valid-rows-negative", "rows+valid-rows",
+        "seed-negative", "seed-4000-digits"])
+def test_demo_checks_its_numbers_before_the_cache(argv: list[str], fragment: str, tmp_path: Path, no_rows: None,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """demo put --rows, --valid-rows and --seed in its cache's file names before checking them: a
+    4,000-digit --rows was "File name too long" echoing the path, --seed -1 was generate's
+    ValueError reported as a bug, after the cache folder (and a training file) were made."""
+    cache = tmp_path / "cache"
+    line = run_error(capsys, ["demo", "--cache", cache, "--no-path", "-q", *argv], fragment)
+    assert len(line) < 200, line
+    assert not cache.exists()
+
+
+_LOCAL = ["--dask", "local:1"]
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--names", "-1"], f"--names must be between 0 and {_MAX}, got -1"),
+    (["--names", "9" * 4000], f"--names must be between 0 and {_MAX}, got 999"),
+    (["--names", str(2**63)], f"--names must be between 0 and {_MAX}"),
+    (["--lanes", "2"], "--lanes needs --dask"),
+    (["--lanes", "-3"], "--lanes needs --dask"),
+    (["--rows-per-round", "9" * 4000], "--rows-per-round needs --dask"),
+    (["--mode", "exact", "--lanes", "2", "--rows-per-round", "8"], "--mode, --lanes and --rows-per-round need --dask"),
+    ([*_LOCAL, "--lanes", "0"], f"--lanes must be between 1 and {_MAX}, got 0"),
+    ([*_LOCAL, "--lanes", "9" * 4000], f"--lanes must be between 1 and {_MAX}, got 999"),
+    ([*_LOCAL, "--rows-per-round", "-5"], f"--rows-per-round must be between 1 and {_MAX}, got -5"),
+    ([*_LOCAL, "--rows-per-round", "9" * 4000], f"--rows-per-round must be between 1 and {_MAX}, got 999"),
+    ([*_LOCAL, "--rows-per-round", "3"], "--rows-per-round must be at least --lanes (4)"),
+    ([*_LOCAL, "--mode", "exact", "--lanes", "2"], "--lanes does not apply to --mode exact"),
+], ids=["names-negative", "names-4000-digits", "names-2^63", "lanes-without-dask", "negative-lanes-without-dask",
+        "rows-per-round-without-dask", "three-without-dask", "lanes-0", "lanes-4000-digits", "rows-per-round-negative",
+        "rows-per-round-4000-digits", "rows-per-round-below-lanes", "lanes-in-exact-mode"])
+def test_train_refuses_bad_names_and_dask_counts_before_any_work(flags: list[str], fragment: str,
+                                                                 world: SimpleNamespace, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--names -1 (silently no names) and a 4,000-digit --names were taken; --lanes and
+    --rows-per-round were ignored without --dask whatever their value, and with --dask checked
+    (without an upper bound) only once the cluster had started.  Now one line, exit 1, before
+    a cluster or any training; an option that does not apply says so."""
+
+    def no_cluster(address: str) -> None:
+        raise AssertionError("a cluster was started before the flags were checked")
+
+    monkeypatch.setattr(sys.modules["sparsecross.cli_train"], "_dask_client", no_cluster)
+    out = tmp_path / "m.scx"
+    line = run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "-q", *flags], fragment)
+    assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_api_refuses_a_negative_names(world: SimpleNamespace) -> None:
+    """names=-1 was taken as 0 (no names), silently."""
+    with pytest.raises(sx.ParameterError, match=r"^names must be between 0 and"):
+        sx.train(world.train, sx.load_spec(SYNTHETIC_SPEC), names=-1)
+
+
+@pytest.mark.parametrize("value", ["-3", "-1", "9" * 4000])
+def test_inspect_refuses_a_negative_or_huge_top(value: str, model_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """inspect --top -3 was taken as --top 0 (no weights listed), silently.  0 still lists none."""
+    line = run_error(capsys, ["inspect", model_path, f"--top={value}"], f"--top must be between 0 and {_MAX}, got")
+    assert len(line) < 200, line
+    from sparsecross.inspect import inspect_model
+
+    with pytest.raises(sx.ParameterError, match=r"^top must be between 0 and"):
+        inspect_model(model_path, top=int(value))
+    assert "top 0 weights" not in run_ok(capsys, ["inspect", model_path, "--top", "0"])
+    assert run_json(capsys, ["inspect", model_path, "--top", "0", "--json"])["top"] == []
 
 
 def test_checkpoint_of_another_run(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

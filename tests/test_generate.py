@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 
@@ -11,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparsecross.generate import generate
+
+generate_module = importlib.import_module("sparsecross.generate")  # the package's ``generate`` is the function
 
 ROWS = 200_000
 ROW_GROUP = 60_000
@@ -226,4 +229,32 @@ def test_invalid_arguments(tmp_path, kwargs):
     args = {"rows": 10, **kwargs}
     with pytest.raises(ValueError):
         generate(tmp_path / "bad.parquet", **args)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"rows": 10**4000}, r"rows must be in \[1, 9223372036854775807\], got 1000.*\(4001 digits\)"),
+        ({"rows": 2**63}, r"rows must be in \[1, 9223372036854775807\]"),
+        ({"first_row": 2**63}, r"first_row must be in \[0, 9223372036854775806\]"),
+        ({"first_row": 2**63 - 5}, r"first_row \+ rows must be at most 9223372036854775807"),
+        ({"row_group_size": 2**31}, r"row_group_size must be in \[1, 2147483647\]"),
+        ({"row_group_size": 10**4000}, r"row_group_size must be in \[1, 2147483647\]"),
+    ],
+    ids=["rows-4001-digits", "rows-2^63", "first_row-2^63", "first_row+rows", "row_group-2^31",
+         "row_group-4001-digits"],
+)
+def test_impossible_row_counts_are_refused_before_any_row(tmp_path, monkeypatch, kwargs, message):
+    """A 4,001-digit ``rows`` was taken: generate() began writing rows it could never finish
+    (``sparsecross generate --rows <4,000 digits>`` hung).  Row numbers are int64 (Parquet's
+    row counts), a row group is one Arrow table of at most 2**31 - 1 rows: past that, refused
+    before the first row is made."""
+
+    def no_rows(*args, **kw):
+        raise AssertionError("rows were generated for an impossible request")
+
+    monkeypatch.setattr(generate_module, "_rows", no_rows)
+    with pytest.raises(ValueError, match=message):
+        generate(tmp_path / "bad.parquet", **{"rows": 10, **kwargs})
     assert os.listdir(tmp_path) == []

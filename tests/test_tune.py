@@ -235,6 +235,58 @@ def test_bad_grids_are_one_line(flags: list[str], message: str, data: SimpleName
     assert rc == 1 and message in err and err.count("\n") == 1, err
 
 
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tune and the cross search fail the test if they are reached: a refusal comes first."""
+    import sparsecross.crosssearch as crosssearch
+    import sparsecross.tune as tune_module
+
+    def fail(*args: object, **kw: object) -> None:
+        raise AssertionError("trained before refusing a bad flag")
+
+    monkeypatch.setattr(tune_module, "tune", fail)
+    monkeypatch.setattr(crosssearch, "search_and_tune", fail)
+
+
+_GAIN = "min_gain must be a relative gain in [0, 1), got "
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--search-crosses", "1", "--min-gain", "nan"], _GAIN + "nan"),
+    (["--search-crosses", "1", "--min-gain", "inf"], _GAIN + "inf"),
+    (["--search-crosses", "1", "--min-gain=-inf"], _GAIN + "-inf"),
+    (["--search-crosses", "1", "--min-gain", "1e400"], _GAIN + "inf"),
+    (["--search-crosses", "1", "--min-gain", "1"], _GAIN + "1.0"),
+    (["--search-crosses", "1", "--min-gain=-0.01"], _GAIN + "-0.01"),
+    (["--min-gain", "nan"], "--min-gain needs --search-crosses"),
+    (["--min-gain", "0.01"], "--min-gain needs --search-crosses"),
+], ids=["nan", "inf", "-inf", "1e400", "1", "negative", "nan-without-search", "without-search"])
+def test_a_bad_min_gain_is_refused_before_training(flags: list[str], message: str, data: SimpleNamespace,
+                                                   tmp_path: Path, no_training: None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--min-gain nan and inf were taken: ignored without --search-crosses (the grid trained
+    as if it were not given), refused only by the cross search with it.  Now refused before
+    any training, in one line: a finite relative gain in [0, 1), with --search-crosses."""
+    rc = main(["tune", str(SYNTHETIC_SPEC), str(data.train), "--valid", str(data.valid),
+               "--out", str(tmp_path / "m.scx"), "-q", *flags])
+    _, err = capsys.readouterr()
+    assert rc == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["-1", "9" * 4000, str(2**63)])
+def test_a_bad_names_is_refused_before_training(value: str, data: SimpleNamespace, tmp_path: Path,
+                                                no_training: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """--names -1 was taken as 0 (no names) and a 4,000-digit --names as it was."""
+    rc = main(["tune", str(SYNTHETIC_SPEC), str(data.train), "--valid", str(data.valid),
+               "--out", str(tmp_path / "m.scx"), "-q", "--search-crosses", "1", f"--names={value}"])
+    _, err = capsys.readouterr()
+    assert rc == 1 and "--names must be between 0 and 9,223,372,036,854,775,807" in err, err
+    assert err.count("\n") == 1 and len(err) < 200 and list(tmp_path.iterdir()) == []
+    with pytest.raises(SparseCrossError, match=r"^names must be between 0 and"):
+        tune(data.train, data.spec, alpha=[0.1], l1=[1.0], valid=data.valid, names=int(value))
+
+
 def test_no_validation_data(data: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SparseCrossError, match="tune needs validation data"):
         tune(data.train, data.spec, alpha=[0.1], l1=[1.0])
