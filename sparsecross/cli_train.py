@@ -107,7 +107,10 @@ def _dask_options(args: argparse.Namespace) -> dict[str, Any]:
             raise SparseCrossError("--lanes does not apply to --mode exact (lanes are data-parallel's rounds); "
                                    "leave it out or use --mode data-parallel")
     else:
-        lanes = extra["lanes"] = check_count("--lanes", DEFAULT_LANES if args.lanes is None else args.lanes, 1)
+        from .dask.training import MAX_LANES
+
+        lanes = extra["lanes"] = check_count("--lanes", DEFAULT_LANES if args.lanes is None else args.lanes, 1,
+                                             MAX_LANES)
     if args.rows_per_round is not None:
         extra["rows_per_round"] = check_count("--rows-per-round", args.rows_per_round, 1)
         if args.rows_per_round < lanes:

@@ -117,9 +117,12 @@ def test_worker_functions_pickle_by_reference_to_their_module(module):
 
 
 @pytest.mark.parametrize("bad", [{"prefetch_rounds": -1}, {"prefetch_rounds": "2"}, {"retries": -1},
-                                 {"in_flight": 0}, {"lanes": 0}])
+                                 {"in_flight": 0}, {"lanes": 0}, {"lanes": 10**30}, {"lanes": 65_537},
+                                 {"rows_per_round": 10**30}, {"checkpoint_rounds": 2**63},
+                                 {"retries": 10**30}, {"prefetch_rounds": 10**30}, {"in_flight": 10**30}])
 def test_bad_counts_are_one_clear_error_before_any_cluster(sample_path, specs_dir, bad):
-    """prefetch_rounds = -1 ended in a KeyError deep in the round loop; checked up front now."""
+    """prefetch_rounds = -1 ended in a KeyError deep in the round loop; checked up front now.
+    Huge counts too: lanes = 10**30 was taken (with admission, one shard per lane)."""
     pytest.importorskip("distributed")
     import sparsecross as sx
     from sparsecross.dask.training import train_distributed

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels.ftrl import FTRLParams
-from .._values import check_batch_rows
+from .._values import MAX_ROWS, check_batch_rows
 from ..errors import ParameterError, SparseCrossError, shown
 from ..metrics import StreamingMetrics
 from ..read import DEFAULT_BATCH_ROWS, Source
@@ -53,9 +53,15 @@ def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Sou
     return metrics
 
 
-def _integer(name: str, value: Any, minimum: int) -> int:
+#: At most this many lanes (a round submits 2K tasks; with admission each lane is a shard).
+MAX_LANES = 65_536
+
+
+def _integer(name: str, value: Any, minimum: int, maximum: int = MAX_ROWS) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ParameterError(f"{name} must be an integer >= {minimum}, got {shown(value)}")
+    if value > maximum:
+        raise ParameterError(f"{name} must be an integer <= {maximum:,}, got {shown(value)}")
     return int(value)
 
 
@@ -71,7 +77,7 @@ def _check_counts(exact: bool, batch_rows: Any, lanes: Any, rows_per_round: Any,
     """The counts, checked: (lanes, rows_per_round, checkpoint_rounds)."""
     check_batch_rows(batch_rows)
     if not exact:
-        lanes = _integer("lanes", lanes, 1)
+        lanes = _integer("lanes", lanes, 1, MAX_LANES)
     if rows_per_round is not None:
         rows_per_round = _integer("rows_per_round", rows_per_round, 1 if exact else lanes)
     if checkpoint_rounds is not None:
