@@ -428,6 +428,15 @@ def describe_local(f: Feature, lid: int) -> str:
 
 
 # The parser lives in spec_parse.py (TOML/dict -> FeatureSpec, with every check); these names
-# stay importable from here.
-from .spec_parse import load_spec, parse_spec  # noqa: E402
+# stay importable from here, looked up when first asked for: spec_parse imports this module,
+# so an import here would find it half made when spec_parse is the first module imported.
+_PARSER_NAMES = ("load_spec", "parse_spec")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PARSER_NAMES:
+        from . import spec_parse
+
+        return getattr(spec_parse, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -331,3 +331,37 @@ def test_small_key_streams_use_numpy_until_numba_is_loaded(monkeypatch: pytest.M
     monkeypatch.delitem(sys.modules, "numba")
     got, status = leb128.decode_deltas(buf, len(keys))
     assert status == leb128.STATUS_OK and np.array_equal(got, keys) and calls == [1]
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    """Each module of the package can be the first one imported (``import sparsecross.X``):
+    ``sparsecross.spec_parse`` imported first failed on the import cycle with ``spec``
+    (``spec`` re-exported ``load_spec`` from a half-made ``spec_parse``).  One interpreter,
+    the package's modules forgotten before each import; a missing optional dependency
+    (Dask, matplotlib) is not a failure."""
+    code = """
+import importlib, pkgutil, sys
+import sparsecross
+names = sorted(m.name for m in pkgutil.walk_packages(sparsecross.__path__, "sparsecross.")
+               if not m.name.endswith("__main__"))  # (runs the command line)
+bad = []
+for name in names:
+    for m in [m for m in sys.modules if m == "sparsecross" or m.startswith("sparsecross.")]:
+        del sys.modules[m]
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("sparsecross"):
+            continue
+        bad.append(f"{name}: {e!r}")
+    except Exception as e:
+        bad.append(f"{name}: {e!r}")
+print(len(names))
+print("\\n".join(bad))
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    count, *bad = out.stdout.strip().split("\n")
+    assert int(count) > 50
+    assert [b for b in bad if b] == []
