@@ -191,7 +191,7 @@ def fmix64(x: np.ndarray | int) -> np.ndarray | int:
     """
     if isinstance(x, (int, np.integer)):
         return _fmix64_int(int(x))
-    return fmix64_array(np.asarray(x, dtype=np.uint64))
+    return fmix64_array(x)  # (it converts to uint64 once, in a copy)
 
 
 def unit_interval(h: np.ndarray) -> np.ndarray:
