@@ -160,7 +160,8 @@ def test_no_kernel_embeds_a_numba_sort() -> None:
 
 #: Calls that make Numba generate a sort (or a selection) inside a kernel.
 _SORTING_CALLS = {"sort", "argsort", "sorted", "unique", "median", "nanmedian", "percentile", "nanpercentile",
-                  "quantile", "nanquantile", "partition", "argpartition", "lexsort", "searchsorted"}
+                  "quantile", "nanquantile", "partition", "argpartition", "lexsort", "searchsorted", "digitize",
+                  "histogram", "isin", "in1d", "intersect1d", "setdiff1d", "setxor1d", "union1d"}
 
 
 def test_no_kernel_source_calls_a_numba_sort() -> None:
