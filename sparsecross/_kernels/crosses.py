@@ -200,10 +200,10 @@ def _block_columns(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr,
 
 @kernel
 def _heapsort(row, a, b):
-    """Sort ``row[a:b]`` in place (heapsort).  Not ``ndarray.sort``: Numba names the sort it
-    generates like the one ``np.argsort`` generates (``score.py`` uses it), by a per-process
-    counter, so two kernels cached by two processes could link one to the other
-    (``tests/test_jit_cache.py``)."""
+    """Sort ``row[a:b]`` in place (heapsort, no allocation).  Not ``ndarray.sort``: Numba names
+    the sort it generates like the one ``np.argsort`` generates, by a per-process counter, so
+    two libraries cached by two processes could link one to the other (``sorting.py``,
+    ``tests/test_jit_cache.py``)."""
     n = b - a
     for start in range(n // 2 - 1, -1, -1):
         _sift_down(row, a, start, n)

@@ -7,6 +7,7 @@ import numpy as np
 
 from ._jit import kernel
 from .hash import fmix64
+from .sorting import sort_pairs
 
 
 @kernel
@@ -49,7 +50,7 @@ def unique_first(keys):
             tfirst = np.full(cap, -1, dtype=np.int64)
             for i in range(count):
                 _insert(tkeys, tfirst, keys[order[i]], order[i])
-    first = order[:count]
+    first = order[:count].copy()
     dkeys = keys[first]
-    by_key = np.argsort(dkeys)  # the keys are distinct: any sort gives the same order
-    return dkeys[by_key], first[by_key]
+    sort_pairs(dkeys, first, 0, count)  # the keys are distinct: any sort gives the same order
+    return dkeys, first

@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from .sorting import argsort_stable, insertion_sort_pairs, sort_pairs
 
 #: Rows with at most this many elements are deduplicated by a linear scan, longer ones by a
 #: stable sort of their keys.
 SHORT_LIST = 16
-#: Rows of at most this many entries are sorted by insertion sort, longer ones by a stable argsort.
+#: Rows of at most this many entries are sorted by insertion sort, longer ones by ``sorting.sort_pairs``.
 SHORT_ROW = 32
 
 
@@ -50,7 +51,7 @@ def list_distinct(offsets, keys, miss):
                     rank[k] = k - start
                     k += 1
             continue
-        order = np.argsort(keys[a:b], kind="mergesort")  # stable: equal keys by position
+        order = argsort_stable(keys[a:b])  # equal keys by position
         prev_set = False
         prev = np.uint64(0)
         for q in range(b - a):
@@ -125,22 +126,8 @@ def merge_entries(indptr, indices, data, erows, ecols):
 @kernel
 def _sort_pairs(cols, vals, a, b):
     """Sort ``cols[a:b]`` in place, stably, moving ``vals[a:b]`` along: insertion sort up to
-    ``SHORT_ROW`` entries, a stable argsort beyond."""
+    ``SHORT_ROW`` entries, ``sorting.sort_pairs`` (a merge sort) beyond."""
     if b - a > SHORT_ROW:
-        order = np.argsort(cols[a:b], kind="mergesort")
-        c = cols[a:b].copy()
-        v = vals[a:b].copy()
-        for q in range(b - a):
-            cols[a + q] = c[order[q]]
-            vals[a + q] = v[order[q]]
-        return
-    for i in range(a + 1, b):
-        col = cols[i]
-        val = vals[i]
-        q = i
-        while q > a and cols[q - 1] > col:
-            cols[q] = cols[q - 1]
-            vals[q] = vals[q - 1]
-            q -= 1
-        cols[q] = col
-        vals[q] = val
+        sort_pairs(cols, vals, a, b)
+    else:
+        insertion_sort_pairs(cols, vals, a, b)

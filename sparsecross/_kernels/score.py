@@ -10,6 +10,7 @@ from numba import prange
 from ._jit import kernel, parallel_kernel
 from .crosses import SHORT_ROW
 from .hash import fmix64
+from .sorting import insertion_sort_pairs, sort_pairs
 from .table import slot_of
 
 
@@ -158,23 +159,11 @@ def _score_block(r0, r1, ids, missing, skip, out_kind, out_offset, out_seed, com
                 acc += wrow[p]
             out[r0 + i] = acc
             continue
+        # (equal columns have equal weights: any order of them sums alike)
         if m > SHORT_ROW:
-            order = np.argsort(row[:m])
-            r2 = row[order]
-            w2 = wrow[order]
-            row[:m] = r2
-            wrow[:m] = w2
-        else:
-            for p in range(1, m):  # insertion sort: the exact blocks already come in order
-                cp = row[p]
-                wp = wrow[p]
-                q = p
-                while q > 0 and row[q - 1] > cp:
-                    row[q] = row[q - 1]
-                    wrow[q] = wrow[q - 1]
-                    q -= 1
-                row[q] = cp
-                wrow[q] = wp
+            sort_pairs(row, wrow, 0, m)
+        else:  # the exact blocks already come in order
+            insertion_sort_pairs(row, wrow, 0, m)
         q = 0
         while q < m:
             cq = row[q]
