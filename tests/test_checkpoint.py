@@ -487,6 +487,37 @@ def test_unparsable_member_header_is_refused(data, genuine, tmp_path, what, vers
     assert_short(str(_refused(data, folder, "member 'bias'")))
 
 
+def _damaged(genuine: bytes) -> dict[str, bytes]:
+    """Damaged ``state.npz`` files, by what is wrong with them."""
+    from tests.hostile import npy_header, npz_with_member
+
+    flipped = bytearray(genuine)
+    flipped[len(flipped) // 2] ^= 0x40
+    out = {"garbage": b"garbage", "empty": b"", "zip-magic": b"PK\x03\x04" + b"\x00" * 100, "truncated": genuine[: len(genuine) // 2], "flipped": bytes(flipped)}
+    for what, header in _BAD_HEADERS.items():
+        out[what] = npz_with_member(_arrays(genuine), "bias", npy_header(header) + bytes(16))
+    return out
+
+
+def test_ftrl_state_load_refuses_a_damaged_file(genuine, tmp_path):
+    """``FTRLState.load`` of a file that is not a zip, is truncated or flipped, or holds a header
+    NumPy cannot parse: a short CheckpointError (it raised zipfile.BadZipFile, tokenize.TokenError,
+    SyntaxError...), and the genuine file still loads."""
+    from tests.hostile import assert_short
+
+    for what, raw in _damaged(genuine).items():
+        path = tmp_path / what / "state.npz"
+        path.parent.mkdir()
+        path.write_bytes(raw)
+        with pytest.raises(CheckpointError) as info:
+            FTRLState.load(path)
+        assert_short(str(info.value))
+        assert str(path) in str(info.value), what
+    path = _put(tmp_path / "ck", genuine) / "state.npz"
+    state, meta = FTRLState.load(path)
+    assert meta == _meta(_arrays(genuine)) and state.table.tobytes() == _arrays(genuine)["table"].tobytes()
+
+
 def test_member_header_lying_about_its_size_is_refused(data, genuine, tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
