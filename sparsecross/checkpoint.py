@@ -20,6 +20,8 @@ import hashlib
 import json
 import math
 import os
+import tokenize
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,13 @@ def _bad(path: Path, what: str) -> CheckpointError:
 
 
 # --------------------------------------------------------------------------- reading
+#: What NumPy's ``.npy`` header parser raises on a header it cannot parse: its own ValueError,
+#: and whatever the tokenizer and ``ast.literal_eval`` it runs on the header (a newline in an
+#: unclosed string, an unclosed bracket) or its dtype parser raise; a warning is made an error.
+_HEADER_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, TypeError, IndexError, KeyError,
+                  RecursionError, OverflowError, Warning)
+
+
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
     """One ``.npy`` member: header checked (version, dtype, shape, size) before the data is
     read; returns a writable C-contiguous array."""
@@ -141,15 +150,18 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.n
     dtypes, ndim = _MEMBERS[name]
     with zf.open(info) as fh:
         try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-        except ValueError as exc:
-            raise _bad(path, f"member {name!r} is not an array ({plain(str(exc).splitlines()[0])})") from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a header NumPy warns about (Python 2's) is not ours
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"unsupported .npy version {version}")
+        except _HEADER_ERRORS as exc:
+            detail = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+            raise _bad(path, f"member {name!r} is not an array ({plain(detail)})") from None
         if dtype.hasobject:
             raise _bad(path, f"member {name!r} holds Python objects (a pickle), which are never loaded")
         if dtype not in dtypes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterable
 
 __all__ = [
@@ -119,9 +120,10 @@ NAME_LIMIT = 200
 
 def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     """``repr(value)`` for a one-line error message: whole when at most ``limit`` characters,
-    else its first ``limit - 3`` and ``...`` (an integer adds its number of digits).  An integer
-    past Python's digit limit for ``repr`` (4300) is described, not written, and so is a
-    container nested too deeply for ``repr``."""
+    else its start and ``...``, cut before an escape (``\\x1b``, ``\\n``, ``\\u2028``...)
+    rather than inside it, as :func:`plain` cuts (an integer adds its number of digits).  An
+    integer past Python's digit limit for ``repr`` (4300) is described, not written, and so is
+    a container nested too deeply for ``repr``."""
     try:
         r = repr(value)
     except (ValueError, RecursionError):  # an int past the limit, a container of one, or too deep
@@ -130,7 +132,7 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
         return f"a {type(value).__name__}" + (f" of {len(value)} items" if hasattr(value, "__len__") else "")
     if len(r) <= limit:
         return r
-    cut = r[: limit - 3] + "..."
+    cut = _start(_REPR_PIECE.findall(r[: limit + 10]), limit)  # an escape is at most 10 characters
     if isinstance(value, int) and not isinstance(value, bool):
         cut += f" ({len(r.lstrip('-'))} digits)"
     return cut
@@ -147,6 +149,17 @@ def plain(text: object, limit: int = NAME_LIMIT) -> str:
     pieces = [c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s[: limit + 1]]
     if len(s) <= limit and sum(map(len, pieces)) <= limit:
         return "".join(pieces)
+    return _start(pieces, limit)
+
+
+#: One piece of a ``repr``: an escape (``\\x1b``, ``\\u2028``, ``\\U000e0001``, ``\\n``,
+#: ``\\\\``, ``\\'``) or one character.
+_REPR_PIECE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)|.", re.DOTALL)
+
+
+def _start(pieces: Iterable[str], limit: int) -> str:
+    """The longest start of whole ``pieces`` (characters, escapes) that leaves room in ``limit``
+    characters for the ``...`` that follows it."""
     out, n = [], 0
     for piece in pieces:
         if n + len(piece) > limit - 3:

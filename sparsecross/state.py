@@ -27,7 +27,7 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
 from ._kernels.table import empty_table, first_empty, rehash, rehash_in_place
-from .errors import NAME_LIMIT, CheckpointError, ParameterError, plain, shown
+from .errors import NAME_LIMIT, CheckpointError, ParameterError, shown
 from .files import atomic_output
 
 if TYPE_CHECKING:
@@ -401,32 +401,19 @@ class FTRLState:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, Any]]:
-        """Read a state written by :meth:`save` (no pickle). Returns (state, meta), without
-        the admission filter (its policy is the run's: :func:`sparsecross.checkpoint.read_checkpoint`
-        reads, checks and attaches it)."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                table, count, bias = f["table"], f["count"], f["bias"]
-                meta = json.loads(bytes(f["meta"]).decode())
-                n_columns = int(f["n_columns"][0])
-                dtype = bytes(f["dtype"]).decode()
-                evicted = f["evicted"] if "evicted" in f.files else np.zeros(2, dtype=np.int64)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"cannot read checkpoint {shown(str(path), NAME_LIMIT)}: {plain(exc)}") from None
-        cap = table.shape[0] if table.ndim == 2 else 0
-        if (table.ndim != 2 or table.shape[1] != 3 or cap < 1 or cap & (cap - 1)
-                or table.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64))
-                or dtype not in ("float32", "float64")):
+        """Read a state written by :meth:`save` as untrusted input, with the checks of
+        :func:`sparsecross.checkpoint.read_checkpoint` (no pickle, no decompression, every
+        ``.npy`` header checked; a damaged file is a :class:`CheckpointError`). Returns
+        (state, meta), without the admission filter (its policy is the run's: resuming reads,
+        checks and attaches it).  The values are not checked (see ``validate_checkpoint``)."""
+        from .checkpoint import read_checkpoint  # it builds on this module
+
+        st, meta = read_checkpoint(path)
+        vars(st).pop("admission_arrays", None)
+        cap = st.capacity
+        if st.bits != 32 or cap < 1 or cap & (cap - 1):
             raise CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is inconsistent")
-        st = cls.__new__(cls)
-        st.n_columns, st.dtype = n_columns, dtype
-        st.table = np.ascontiguousarray(table)
         advise_huge_pages(st.table)
-        st.values = st.table.view(_float_of(st.table.dtype))
-        st.count, st.bias = count.astype(np.int64), bias.astype(np.float64)
-        st.evicted_features, st.evictions = evicted_counts(evicted)
-        if st.evicted_features < 0:
-            raise CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is inconsistent")
         return st, meta
 
 

@@ -461,6 +461,63 @@ def test_pickle_member_is_refused(data, genuine, tmp_path):
     _refused(data, _put(tmp_path / "ck", buf.getvalue()), "pickle")
 
 
+#: ``.npy`` headers NumPy cannot parse, each failing inside NumPy with another exception type.
+_BAD_HEADERS = {
+    # a newline inside a string that is never closed: tokenize.TokenError
+    "newline-in-string": b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'x': '''\n",
+    "unclosed-bracket": b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,) \n",  # TokenError
+    "unmatched-paren": b"{'descr': '<)8,', 'fortran_order': False, 'shape': (2,), }",  # SyntaxError
+    "empty-descr": b"{'descr': (), 'fortran_order': False, 'shape': (2,), }",  # IndexError
+    "bytes-key": b"{'descr': '<f8', 'fortranord9r': False,B'shape': (2,), }",  # TypeError
+    "python2-long": b"{'descr': '<f8', 'fortran_order': False, 'shape': (2L,), }",  # a UserWarning
+    "not-a-dict": b"[1, 2]",  # ValueError
+}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("what", list(_BAD_HEADERS))
+def test_unparsable_member_header_is_refused(data, genuine, tmp_path, what, version):
+    """A member's ``.npy`` header that NumPy cannot parse: a CheckpointError naming the member
+    (NumPy's tokenizer raised TokenError or SyntaxError through ``read_checkpoint``, which the
+    CLI reported as a bug; its dtype parser IndexError or TypeError; a Python 2 header warned)."""
+    from tests.hostile import assert_short, npy_header, npz_with_member
+
+    raw = npz_with_member(_arrays(genuine), "bias", npy_header(_BAD_HEADERS[what], version) + bytes(16))
+    folder = _put(tmp_path / "ck", raw)
+    assert_short(str(_refused(data, folder, "member 'bias'")))
+
+
+def _damaged(genuine: bytes) -> dict[str, bytes]:
+    """Damaged ``state.npz`` files, by what is wrong with them."""
+    from tests.hostile import npy_header, npz_with_member
+
+    flipped = bytearray(genuine)
+    flipped[len(flipped) // 2] ^= 0x40
+    out = {"garbage": b"garbage", "empty": b"", "zip-magic": b"PK\x03\x04" + b"\x00" * 100, "truncated": genuine[: len(genuine) // 2], "flipped": bytes(flipped)}
+    for what, header in _BAD_HEADERS.items():
+        out[what] = npz_with_member(_arrays(genuine), "bias", npy_header(header) + bytes(16))
+    return out
+
+
+def test_ftrl_state_load_refuses_a_damaged_file(genuine, tmp_path):
+    """``FTRLState.load`` of a file that is not a zip, is truncated or flipped, or holds a header
+    NumPy cannot parse: a short CheckpointError (it raised zipfile.BadZipFile, tokenize.TokenError,
+    SyntaxError...), and the genuine file still loads."""
+    from tests.hostile import assert_short
+
+    for what, raw in _damaged(genuine).items():
+        path = tmp_path / what / "state.npz"
+        path.parent.mkdir()
+        path.write_bytes(raw)
+        with pytest.raises(CheckpointError) as info:
+            FTRLState.load(path)
+        assert_short(str(info.value))
+        assert str(path) in str(info.value), what
+    path = _put(tmp_path / "ck", genuine) / "state.npz"
+    state, meta = FTRLState.load(path)
+    assert meta == _meta(_arrays(genuine)) and state.table.tobytes() == _arrays(genuine)["table"].tobytes()
+
+
 def test_member_header_lying_about_its_size_is_refused(data, genuine, tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

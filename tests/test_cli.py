@@ -1053,6 +1053,21 @@ def test_a_hostile_checkpoint_is_named_short(world: SimpleNamespace, tmp_path: P
                                     "--l1", "1"]))
 
 
+def test_a_checkpoint_member_header_numpy_cannot_tokenize(world: SimpleNamespace, tmp_path: Path, capsys) -> None:
+    """A checkpoint member whose ``.npy`` header has a newline inside an unclosed string: one
+    error line naming the member, exit 1 (NumPy's tokenize.TokenError was reported as a bug)."""
+    from tests.hostile import npy_header, npz_with_member
+
+    ckpt, out = tmp_path / "ck", tmp_path / "m.scx"
+    run_ok(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt, "--l1", "1", "-q"])
+    with np.load(ckpt / "state.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = npy_header(b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'x': \"\"\"\n")
+    (ckpt / "state.npz").write_bytes(npz_with_member(arrays, "bias", header + bytes(16)))
+    run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--checkpoint", ckpt, "--l1", "1"],
+              "checkpoint", "member 'bias'")
+
+
 def test_hostile_data_paths_are_named_short(world: SimpleNamespace, model_path: Path, tmp_path: Path,
                                             capsys) -> None:
     """Data files in a ~3,500-character folder of control characters: one short error line."""

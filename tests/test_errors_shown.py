@@ -3,22 +3,48 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsecross.errors import SHOWN_LIMIT, shown
+from sparsecross.errors import shown
 
-values = st.one_of(st.integers(), st.floats(), st.text(), st.lists(st.integers()), st.binary())
+#: Text with escapes in its repr: control characters, backslashes, quotes, a surrogate, a tag.
+escapes = st.text(alphabet=st.characters(max_codepoint=0x20) | st.sampled_from("\\'\"ax\u2028\udc80\U000e0001"))
+values = st.one_of(st.integers(), st.floats(), st.text(), escapes, st.lists(st.integers()), st.lists(escapes),
+                   st.binary())
 
 
-@given(values)
-def test_a_short_repr_is_kept_a_long_one_cut_to_its_start(v):
-    r, s = repr(v), shown(v)
-    if len(r) <= SHOWN_LIMIT:
+def _escape_ends(r: str) -> set[int]:
+    """The positions in ``repr`` text ``r`` that are not inside an escape (``\\x1b``, ``\\n``,
+    ``\\u2028``, ``\\U0001f600``, ``\\\\``...)."""
+    ends, i = {0}, 0
+    while i < len(r):
+        i += {"x": 4, "u": 6, "U": 10}.get(r[i + 1:i + 2], 2) if r[i] == "\\" else 1
+        ends.add(i)
+    return ends
+
+
+@settings(max_examples=500)
+@given(values, st.integers(min_value=3, max_value=60))
+def test_a_short_repr_is_kept_a_long_one_cut_between_escapes(v, limit):
+    """A repr longer than ``limit`` is cut to its longest start of whole characters and escapes
+    that leaves room for "..." (it was cut at ``limit - 3`` characters: ``'\\x1...``)."""
+    r, s = repr(v), shown(v, limit)
+    if len(r) <= limit:
         assert s == r
-    else:
-        n = SHOWN_LIMIT - 3
-        assert s[:n] == r[:n] and s[n:n + 3] == "..." and len(s) < SHOWN_LIMIT + 20
+        return
+    start, dots, digits = s.rpartition("...")
+    assert dots and r.startswith(start) and len(start) <= limit - 3
+    assert digits == ("" if not isinstance(v, int) else f" ({len(r.lstrip('-'))} digits)")
+    ends = _escape_ends(r)
+    assert len(start) in ends, f"cut inside an escape: {s!r}"
+    assert not any(len(start) < e <= limit - 3 for e in ends), f"cut short: {s!r}"
+
+
+def test_a_repr_is_not_cut_inside_an_escape():
+    assert shown("ab" + "\x1b" * 50) == "'ab" + "\\x1b" * 8 + "..."  # was "...\\x..."
+    assert shown("\U000e0001" * 5, 12) == "'..."  # was "'\\U000e00..."
+    assert shown(b"\x00" * 20, 12) == "b'\\x00..."  # was "b'\\x00\\x0..."
 
 
 def test_a_huge_integer_says_how_many_digits_even_past_reprs_limit():
