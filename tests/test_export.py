@@ -37,6 +37,10 @@ from sparsecross._kernels.varint import decode_deltas, encode_deltas
 pytestmark = pytest.mark.filterwarnings("ignore::sparsecross.errors.ClippedWeightsWarning")
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+#: A wall-clock bound for work that must not loop over a hostile size: generous, so that a
+#: loaded machine never trips it (no test depends on speed), tight enough that a loop over
+#: 2**60 entries would.
+HANG_SECONDS = 60.0
 U64_MAX = 2**64 - 1
 
 
@@ -701,7 +705,9 @@ def test_absurd_sizes_are_refused_without_allocating(tmp_path, tiny_bytes):
             t0 = time.perf_counter()
             with pytest.raises(ArtifactError) as info:
                 load_model(p)
-            assert time.perf_counter() - t0 < 0.5, name
+            # a bound for a loaded machine, not a speed check: refused before any loop over the
+            # claimed sizes (2**60 entries would never end); milliseconds here
+            assert time.perf_counter() - t0 < HANG_SECONDS, name
             assert tracemalloc.get_traced_memory()[1] < 1 << 20, name
             assert "corrupted" in str(info.value), name
             with pytest.raises(ArtifactError):
@@ -925,17 +931,16 @@ def test_float32_zero_weights_are_dropped(tmp_path, geo_spec):
     assert [int(k) for k in got.keys] == [1]
 
 
-def test_load_one_million_is_fast(tmp_path, geo_spec):
+def test_load_one_million(tmp_path, geo_spec):
+    """A million weights round-trip (their load time is measured in benchmarks/, not here:
+    no test depends on the machine's speed)."""
     m = random_model(geo_spec, 1_000_000, seed=5)
     p = tmp_path / "big.scx"
     save_model(m, p)
-    load_model(p)  # warm (JIT cache)
-    t0 = time.perf_counter()
     got = load_model(p)
-    elapsed = time.perf_counter() - t0
     assert got.nonzeros == 1_000_000
     np.testing.assert_array_equal(got.keys, m.keys)
-    assert elapsed < 1.0
+    np.testing.assert_array_equal(got.weights, m.weights)
 
 
 # ======================================================================================

@@ -33,8 +33,11 @@ SPECS = sorted((ROOT / "data" / "specs").glob("*.toml"))
 
 #: The longest message an error may have (values are echoed shortened: ``errors.shown``).
 MAX_MESSAGE = 400
-#: Seconds one parse may take (the fuzzed specs are small; a slow one is superlinear).
-MAX_SECONDS = 2.0
+#: Seconds one parse may take: a bound for a loaded machine, not a speed check (no test
+#: depends on speed: a parse here takes milliseconds, 10,000 features well under a second);
+#: what it catches is a superlinear blow-up (a 10**5000-digit value, a quadratic check over
+#: 10,000 features), which takes minutes or never ends.
+MAX_SECONDS = 60.0
 
 SHIPPED = [tomllib.loads(p.read_text(encoding="utf-8")) for p in SPECS]
 
@@ -543,7 +546,7 @@ def test_ten_thousand_features_and_crosses_parse_in_linear_time():
     t0 = time.perf_counter()
     spec = parse_spec({"label": {"column": "y"}, "features": feats, "crosses": crosses})
     assert parse_spec(spec.to_dict(), stored=True).sha256 == spec.sha256
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < MAX_SECONDS
     # one more is refused, quickly
     _short_error({"label": {"column": "y"}, "features": feats * 2}, "at most 10000")
 
@@ -553,7 +556,7 @@ def test_a_stored_cross_of_many_components_parses_in_linear_time():
     cross = {"features": [f"f{i}" for i in range(5_000)], "mode": "exact"}
     t0 = time.perf_counter()
     _short_error({"label": {"column": "y"}, "features": feats, "crosses": [cross]}, "2\\*\\*62", stored=True)
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < MAX_SECONDS
 
 
 def test_megabyte_strings_are_fast():
