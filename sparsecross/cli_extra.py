@@ -54,9 +54,13 @@ def ensure_demo_data(cache: Path, rows: int, valid_rows: int, seed: int, quiet: 
 
 def _check_demo_numbers(args: argparse.Namespace) -> None:
     """--rows, --valid-rows and --seed, checked (they name the cached files, and generate
-    them: the validation rows follow the training rows)."""
+    them: the validation rows follow the training rows); --l1 and --alpha by train's own rule,
+    before the data is generated."""
     from ._values import MAX_ROWS, check_count
     from .generate import MAX_SEED
+    from .train_params import TrainParams
+
+    TrainParams(alpha=args.alpha, l1=args.l1)
 
     check_count("--rows", args.rows, 1000, MAX_ROWS)
     check_count("--valid-rows", args.valid_rows, 100, MAX_ROWS)

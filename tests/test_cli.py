@@ -705,6 +705,24 @@ def test_inspect_refuses_a_negative_or_huge_top(value: str, model_path: Path,
     assert run_json(capsys, ["inspect", model_path, "--top", "0", "--json"])["top"] == []
 
 
+_BIG = "9" * 4000  # a 4,000-digit number: int() takes it, float() makes it inf
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    *[("--l1", v, "l1 must be a finite number >= 0") for v in ("-1", "nan", "inf", "-inf", _BIG)],
+    *[("--alpha", v, "alpha must be a finite number > 0") for v in ("-1", "0", "nan", "inf", _BIG)],
+], ids=lambda v: v[:12])
+def test_demo_checks_its_training_parameters_before_generating(flag: str, value: str, fragment: str, tmp_path: Path,
+                                                               no_rows: None,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """demo --l1 -1 or --alpha nan were checked by train only, after the demo data (and the cache
+    folder) had been generated.  Now one line before the cache is made."""
+    cache = tmp_path / "cache"
+    line = run_error(capsys, ["demo", "--cache", cache, "--no-path", "-q", f"{flag}={value}"], fragment)
+    assert len(line) < 200, line
+    assert not cache.exists()
+
+
 def test_checkpoint_of_another_run(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = tmp_path / "ckpt"
     out = tmp_path / "m.scx"
