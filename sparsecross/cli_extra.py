@@ -155,6 +155,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
     l1 = parse_grid(args.l1, "l1")
     l2 = parse_grid(args.l2, "l2")
+    cli._check_budget_flags(args)
     if args.plot:
         from .plots import require_matplotlib
 

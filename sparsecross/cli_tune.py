@@ -40,6 +40,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SparseCrossError("--min-gain needs --search-crosses K (it is the gain a cross must bring)")
     min_gain = DEFAULT_MIN_GAIN if args.min_gain is None else check_min_gain(args.min_gain)
     check_count("--names", args.names, 0)
+    cli._check_budget_flags(args)
     cli.check_out(args.out, "--out", "best.scx")
     if args.spec_out:
         cli.check_out(args.spec_out, "--spec-out", "tuned.toml")
