@@ -240,8 +240,9 @@ def cmd_plot_weights(args: argparse.Namespace) -> int:
     check_png(args.out)
     check_size(args.width, args.height)
     view = parse_bbox(args.bbox) if args.bbox is not None else None
-    if args.max_cells < 1:
-        raise SparseCrossError(f"--max-cells: expected a positive integer, got {shown(args.max_cells)}")
+    from ._values import check_count
+
+    check_count("--max-cells", args.max_cells, 1)
     if args.geo_effect and args.feature is not None:
         raise SparseCrossError("give --feature or --geo-effect, not both")
     cli.check_out(args.out, "--out", "map.png")
