@@ -74,17 +74,24 @@ GROWTH_PEAK = 1.5
 STASH_RESERVE = 1 / 64
 
 
+#: The largest state budget: 2**63 bytes, in MiB (a budget past it would be one no byte count reaches).
+MAX_STATE_MB = 2**43
+
+
 def check_max_state_mb(value: Any) -> float | None:
     """``value`` as a float number of MiB (None: no budget).
 
     Raises
     ------
     ParameterError
-        Not a finite number > 0."""
+        Not a finite number in (0, MAX_STATE_MB]."""
     if value is None:
         return None
     if not is_num(value) or value <= 0:
         raise ParameterError(f"max_state_mb must be a finite number of MiB > 0, got {shown(value)}")
+    if value > MAX_STATE_MB:
+        raise ParameterError(f"max_state_mb must be at most {MAX_STATE_MB:,} MiB (2**63 bytes: the state's bytes "
+                             f"are counted in int64), got {shown(value)}")
     return float(value)
 
 

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .cli_args import _add_memory_flags, _add_train_flags, _train_options  # noqa: F401  (re-exported below)
+from .cli_args import _add_memory_flags, _add_train_flags, _check_budget_flags, _train_options  # noqa: F401  (re-exported below)
 from .cli_commands import (add_check_spec, add_eval, add_generate, add_inspect, add_predict,  # noqa: F401
                            cmd_check_spec, cmd_eval, cmd_generate, cmd_inspect, cmd_predict)
 from .cli_dask import _dask_client, _quiet_dask_logs  # noqa: F401

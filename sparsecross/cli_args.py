@@ -10,7 +10,17 @@ from typing import Any
 from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
 from .errors import SparseCrossError
 
-__all__ = ["_train_options", "_add_train_flags", "_add_memory_flags"]
+__all__ = ["_train_options", "_add_train_flags", "_add_memory_flags", "_check_budget_flags"]
+
+
+def _check_budget_flags(args: argparse.Namespace) -> None:
+    """``--max-nonzeros`` and ``--max-bytes`` of ``path`` and ``tune``, counts in [0, 2**63 - 1],
+    checked before any work (0 is a budget: no model meets it, said after the run)."""
+    from ._values import check_count  # here: it imports NumPy (--help must not)
+
+    for flag, value in (("--max-nonzeros", args.max_nonzeros), ("--max-bytes", args.max_bytes)):
+        if value is not None:
+            check_count(flag, value, 0)
 
 
 def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:

@@ -54,9 +54,13 @@ def ensure_demo_data(cache: Path, rows: int, valid_rows: int, seed: int, quiet: 
 
 def _check_demo_numbers(args: argparse.Namespace) -> None:
     """--rows, --valid-rows and --seed, checked (they name the cached files, and generate
-    them: the validation rows follow the training rows)."""
+    them: the validation rows follow the training rows); --l1 and --alpha by train's own rule,
+    before the data is generated."""
     from ._values import MAX_ROWS, check_count
     from .generate import MAX_SEED
+    from .train_params import TrainParams
+
+    TrainParams(alpha=args.alpha, l1=args.l1)
 
     check_count("--rows", args.rows, 1000, MAX_ROWS)
     check_count("--valid-rows", args.valid_rows, 100, MAX_ROWS)
@@ -151,6 +155,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
     l1 = parse_grid(args.l1, "l1")
     l2 = parse_grid(args.l2, "l2")
+    cli._check_budget_flags(args)
     if args.plot:
         from .plots import require_matplotlib
 
@@ -235,8 +240,9 @@ def cmd_plot_weights(args: argparse.Namespace) -> int:
     check_png(args.out)
     check_size(args.width, args.height)
     view = parse_bbox(args.bbox) if args.bbox is not None else None
-    if args.max_cells < 1:
-        raise SparseCrossError(f"--max-cells: expected a positive integer, got {shown(args.max_cells)}")
+    from ._values import check_count
+
+    check_count("--max-cells", args.max_cells, 1)
     if args.geo_effect and args.feature is not None:
         raise SparseCrossError("give --feature or --geo-effect, not both")
     cli.check_out(args.out, "--out", "map.png")

@@ -16,10 +16,10 @@ __all__ = ["register", "cmd_suggest_spec"]
 
 
 def cmd_suggest_spec(args: argparse.Namespace) -> int:
+    from ._values import check_count
     from .suggest import suggest_spec
 
-    if args.sample_rows < 1:
-        raise SparseCrossError(f"--sample-rows must be >= 1, got {shown(args.sample_rows)}")
+    check_count("--sample-rows", args.sample_rows, 1)
     out = cli.check_out(args.out, "--out", "spec.toml")
     cli.guard_outputs({"--out": args.out}, data=args.data)
     if out.exists() and not args.force:

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import cli
 from .cli_output import safe_text
-from .errors import SparseCrossError, shown
+from .errors import SparseCrossError
 
 
 def _grid(text: str | None, default: tuple[float, ...], name: str) -> list[float]:
@@ -34,12 +34,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     l1 = _grid(args.l1_grid, DEFAULT_L1, "l1")
     if args.spec_out and args.search_crosses is None:
         raise SparseCrossError("--spec-out needs --search-crosses K (it writes the spec with the crosses found)")
-    if args.search_crosses is not None and args.search_crosses < 1:
-        raise SparseCrossError(f"--search-crosses must be >= 1, got {shown(args.search_crosses)}")
+    if args.search_crosses is not None:
+        check_count("--search-crosses", args.search_crosses, 1)
     if args.min_gain is not None and args.search_crosses is None:
         raise SparseCrossError("--min-gain needs --search-crosses K (it is the gain a cross must bring)")
     min_gain = DEFAULT_MIN_GAIN if args.min_gain is None else check_min_gain(args.min_gain)
     check_count("--names", args.names, 0)
+    cli._check_budget_flags(args)
     cli.check_out(args.out, "--out", "best.scx")
     if args.spec_out:
         cli.check_out(args.spec_out, "--spec-out", "tuned.toml")

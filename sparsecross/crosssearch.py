@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ._defaults import CROSS_MIN_GAIN
-from ._values import is_num
+from ._values import check_count, is_num
 from .admission import policy_of
 from .budget import check_max_state_mb
 from .crosssearch_rank import feature_codes, rank_candidates
@@ -214,8 +214,7 @@ def search_crosses(
     SparseCrossError
         ``k < 1``, a bad ``min_gain``, no validation data, data that do not match the spec.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise SparseCrossError(f"search_crosses: k must be an integer >= 1, got {shown(k)}")
+    check_count("k", k, 1)  # crosses to add (a ParameterError)
     check_min_gain(min_gain)
     if valid is None and holdout is None:
         raise SparseCrossError("the cross search needs validation data: give valid data or a holdout fraction")

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
-from ._values import check_batch_rows
+from ._values import check_batch_rows, check_count
 from .errors import NAME_LIMIT, DataQualityWarning, ParameterError, shown
 from .hashing import fmix64_array, xxh64
 
@@ -85,9 +85,7 @@ class Shuffle:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
                 or not 0 <= self.seed < 2**63:
             raise ParameterError(f"shuffle_seed must be an integer in [0, 2**63), got {shown(self.seed)}")
-        if isinstance(self.buffer_rows, bool) or not isinstance(self.buffer_rows, (int, np.integer)) \
-                or self.buffer_rows < 1:
-            raise ParameterError(f"shuffle_buffer_rows must be an integer >= 1, got {shown(self.buffer_rows)}")
+        check_count("shuffle_buffer_rows", self.buffer_rows, 1)  # a buffer of more rows than any source: refused
 
     def salts(self, epoch: int) -> tuple[int, int]:
         """(unit salt, row salt) of ``epoch``."""

@@ -102,9 +102,11 @@ def check_validation_and_budget(what: str, valid: Source | None, holdout: float 
         raise SparseCrossError("give either valid data or a holdout fraction, not both")
     if max_nonzeros is not None and max_bytes is not None:
         raise SparseCrossError("give one budget: max_nonzeros or max_bytes")
+    from ._values import check_count
+
     for name, b in (("max_nonzeros", max_nonzeros), ("max_bytes", max_bytes)):
-        if b is not None and b < 0:
-            raise SparseCrossError(f"{name} must be >= 0, got {shown(b)}")
+        if b is not None:
+            check_count(name, b, 0)  # a count of weights or bytes: 0 is a budget no model meets
 
 
 def _train_many(source: Source, spec: FeatureSpec, settings: list[tuple[float, float]], base: TrainParams,

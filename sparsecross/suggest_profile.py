@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._values import is_int
+from ._values import check_count, is_int
 from .errors import NAME_LIMIT, DataError, ParameterError, SchemaError, did_you_mean, shown
 
 __all__ = ["Sample", "plan_units", "read_sample", "label_of", "column_type_class", "SAMPLE_BATCH_ROWS"]
@@ -115,8 +115,7 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
     """A uniform seeded sample of at most ``sample_rows`` rows of ``columns`` (see the module
     docstring) of the row groups ``planned`` by :func:`plan_units`; ``columns`` must exist in
     the first file (checked by the caller)."""
-    if sample_rows < 1:
-        raise ParameterError(f"sample_rows must be >= 1, got {shown(sample_rows)}")
+    check_count("sample_rows", sample_rows, 1)
     if not is_int(seed) or not 0 <= seed < 2**64:
         raise ParameterError(f"seed must be an integer in [0, 2**64), got {shown(seed)}")
     units, schema, where = planned

@@ -154,6 +154,7 @@ def train(
     """
     o = resolve_train_options(spec, locals(), valid=valid)  # the arguments > the spec's [train] table > defaults
     names = check_count("names", names, 0)
+    _check_sizes(o["batch_rows"], checkpoint_every)  # before a client is used, too
     alpha, beta, l1, l2, epochs, label_smoothing, holdout, batch_rows = (
         o[k] for k in ("alpha", "beta", "l1", "l2", "epochs", "label_smoothing", "holdout", "batch_rows"))
     shuffle, shuffle_seed, shuffle_buffer_rows, early_stop, max_state_mb = (
@@ -183,7 +184,6 @@ def train(
         return result
     _check_single_node(distributed_options, valid, holdout)
     tp = TrainParams(alpha, beta, l1, l2, epochs, label_smoothing, holdout, state_dtype, admit, state_bits)
-    _check_sizes(batch_rows, checkpoint_every)
     t0 = time.perf_counter()
 
     schema, spec, rows_total = prepare_inputs(source, spec, valid, batch_rows, holdout)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._defaults import DEFAULT_BATCH_ROWS
-from ._values import check_batch_rows
+from ._values import check_batch_rows, check_count
 from .admission import AdmitPolicy
 from .errors import ParameterError, SparseCrossError, shown
 from .order import DEFAULT_SHUFFLE_BUFFER_ROWS, Shuffle
@@ -145,5 +145,4 @@ def _check_single_node(distributed_options: dict[str, Any], valid: Source | None
 
 def _check_sizes(batch_rows: int, checkpoint_every: int) -> None:
     check_batch_rows(batch_rows)
-    if checkpoint_every < 1:
-        raise ParameterError(f"checkpoint_every must be >= 1 row, got {shown(checkpoint_every)}")
+    check_count("checkpoint_every", checkpoint_every, 1)  # rows: bounded as a source's rows are

@@ -705,6 +705,113 @@ def test_inspect_refuses_a_negative_or_huge_top(value: str, model_path: Path,
     assert run_json(capsys, ["inspect", model_path, "--top", "0", "--json"])["top"] == []
 
 
+_BIG = "9" * 4000  # a 4,000-digit number: int() takes it, float() makes it inf
+_2_64 = str(2**64)  # huge but parseable: past int64, a finite float
+
+
+def _flag_cases() -> list[tuple[str, list[str], str, str]]:
+    """(command, extra flags, flag=value, fragment of the one error line)."""
+    cases = []
+    for v in ("-1", "0", _BIG, _2_64):
+        cases.append(("train", ["--checkpoint", "{d}/ck"], f"--checkpoint-every={v}",
+                      f"checkpoint_every must be between 1 and {_MAX}"))
+        cases.append(("train", ["--shuffle"], f"--shuffle-buffer-rows={v}",
+                      f"shuffle_buffer_rows must be between 1 and {_MAX}"))
+        if v != "-1":
+            cases.append(("tune", [], f"--search-crosses={'-1' if v == '0' else v}",
+                          f"--search-crosses must be between 1 and {_MAX}"))
+            cases.append(("plot-weights", [], f"--max-cells={'-1' if v == '0' else v}",
+                          f"--max-cells must be between 1 and {_MAX}"))
+            cases.append(("suggest-spec", [], f"--sample-rows={'-1' if v == '0' else v}",
+                          f"--sample-rows must be between 1 and {_MAX}"))
+        if v != "0":  # 0 is a budget (no point meets it: refused after the run, naming the smallest model)
+            for command in ("path", "tune"):
+                for flag in ("--max-nonzeros", "--max-bytes"):
+                    cases.append((command, [], f"{flag}={v}", f"{flag} must be between 0 and {_MAX}"))
+    for command in ("train", "path", "tune"):
+        cases.append((command, [], f"--max-state-mb={_2_64}", "max_state_mb must be at most 8,796,093,022,208 MiB"))
+    return cases
+
+
+_CLI_BASE = {
+    "train": ["train", SYNTHETIC_SPEC, "{train}", "--out", "{d}/m.scx"],
+    "path": ["path", SYNTHETIC_SPEC, "{train}", "--valid", "{valid}", "--l1", "0.3,1"],
+    "tune": ["tune", SYNTHETIC_SPEC, "{train}", "--valid", "{valid}", "--out", "{d}/b.scx", "--alpha", "0.1",
+             "--l1", "1"],
+    "plot-weights": ["plot-weights", "{model}", "--out", "{d}/w.png"],
+    "suggest-spec": ["suggest-spec", "{train}", "--label", "label", "--out", "{d}/s.toml"],
+}
+
+
+@pytest.mark.parametrize("command, extra, flag, fragment", _flag_cases(),
+                         ids=lambda v: v[:30] if isinstance(v, str) else None)
+def test_numeric_flags_refuse_impossible_values_before_any_work(command: str, extra: list[str], flag: str,
+                                                                 fragment: str, world: SimpleNamespace,
+                                                                 model_path: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Counts without an upper bound were taken whatever their size: train --checkpoint-every and
+    --shuffle-buffer-rows of 4,000 digits (trained, wrote a checkpoint), path/tune --max-nonzeros
+    and --max-bytes (a budget past any model), tune --search-crosses, plot-weights --max-cells,
+    suggest-spec --sample-rows; --max-state-mb 2**64 MiB (2**84 bytes, past the int64 byte counts).
+    Now one short line, exit 1, nothing written."""
+    names = {"d": str(tmp_path), "train": str(world.train), "valid": str(world.valid), "model": str(model_path)}
+    argv = [str(a).format(**names) for a in [*_CLI_BASE[command], *extra]] + [flag, "-q"]
+    line = run_error(capsys, argv, fragment)
+    assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    *[("--l1", v, "l1 must be a finite number >= 0") for v in ("-1", "nan", "inf", "-inf", _BIG)],
+    *[("--alpha", v, "alpha must be a finite number > 0") for v in ("-1", "0", "nan", "inf", _BIG)],
+], ids=lambda v: v[:12])
+def test_demo_checks_its_training_parameters_before_generating(flag: str, value: str, fragment: str, tmp_path: Path,
+                                                               no_rows: None,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """demo --l1 -1 or --alpha nan were checked by train only, after the demo data (and the cache
+    folder) had been generated.  Now one line before the cache is made."""
+    cache = tmp_path / "cache"
+    line = run_error(capsys, ["demo", "--cache", cache, "--no-path", "-q", f"{flag}={value}"], fragment)
+    assert len(line) < 200, line
+    assert not cache.exists()
+
+
+def _api_calls(world: SimpleNamespace, model_path: Path, tmp_path: Path) -> dict[str, object]:
+    from sparsecross.crosssearch import search_and_tune
+    from sparsecross.path import regularization_path
+    from sparsecross.plots import plot_weights_map
+    from sparsecross.suggest import suggest_spec
+    from sparsecross.tune import tune
+
+    spec = sx.load_spec(SYNTHETIC_SPEC)
+    t, v = world.train, world.valid
+    return {
+        "checkpoint_every": lambda x: sx.train(t, spec, checkpoint=tmp_path / "ck", checkpoint_every=x),
+        "shuffle_buffer_rows": lambda x: sx.train(t, spec, shuffle=True, shuffle_buffer_rows=x),
+        "max_state_mb": lambda x: sx.train(t, spec, max_state_mb=x),
+        "max_nonzeros": lambda x: regularization_path(t, spec, l1=[1.0], valid=v, max_nonzeros=x),
+        "max_bytes": lambda x: tune(t, spec, alpha=[0.1], l1=[1.0], valid=v, max_bytes=x),
+        "k": lambda x: search_and_tune(t, spec, k=x, valid=v, alpha=[0.1], l1=[1.0]),
+        "max_cells": lambda x: plot_weights_map(sx.load_model(model_path), tmp_path / "w.png", max_cells=x),
+        "sample_rows": lambda x: suggest_spec(t, "label", sample_rows=x),
+    }
+
+
+@pytest.mark.parametrize("name", ["checkpoint_every", "shuffle_buffer_rows", "max_state_mb", "max_nonzeros",
+                                  "max_bytes", "k", "max_cells", "sample_rows"])
+@pytest.mark.parametrize("value", [-1, 10**4000, 2**64, "7", 2.5], ids=["-1", "4000-digits", "2^64", "str", "float"])
+def test_api_refuses_the_same_values_with_a_parameter_error(name: str, value: object, world: SimpleNamespace,
+                                                            model_path: Path, tmp_path: Path) -> None:
+    """The Python API behind those flags: a ParameterError naming the parameter, before any work
+    (a string or a float was a TypeError from a comparison, or taken)."""
+    if name == "max_state_mb" and value in (-1, 2.5):
+        value = 2**64 if value == 2.5 else -1  # a float number of MiB is a budget
+    call = _api_calls(world, model_path, tmp_path)[name]
+    with pytest.raises(sx.ParameterError, match=rf"^{name} must be "):
+        call(value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_checkpoint_of_another_run(world: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = tmp_path / "ckpt"
     out = tmp_path / "m.scx"

@@ -147,7 +147,7 @@ def test_adds_nothing_without_an_interaction(world: SimpleNamespace) -> None:
 
 
 def test_bad_arguments(world: SimpleNamespace) -> None:
-    with pytest.raises(SparseCrossError, match="k must be an integer >= 1"):
+    with pytest.raises(SparseCrossError, match="k must be between 1 and"):
         search_crosses(world.train, world.spec, k=0, valid=world.valid)
     with pytest.raises(SparseCrossError, match="min_gain"):
         search_crosses(world.train, world.spec, k=1, valid=world.valid, min_gain=-0.1)

@@ -245,7 +245,7 @@ def test_path_argument_errors(data: SimpleNamespace) -> None:
         regularization_path(data.train, data.spec, l1=[1.0], valid=data.valid, holdout=0.1)
     with pytest.raises(SparseCrossError, match="one budget"):
         regularization_path(data.train, data.spec, l1=[1.0], valid=data.valid, max_nonzeros=1, max_bytes=1)
-    with pytest.raises(SparseCrossError, match=">= 0"):
+    with pytest.raises(SparseCrossError, match="max_nonzeros must be between 0 and"):
         regularization_path(data.train, data.spec, l1=[1.0], valid=data.valid, max_nonzeros=-1)
     with pytest.raises(SparseCrossError, match="increasing"):
         regularization_path(data.train, data.spec, l1=[1.0, 0.1], valid=data.valid)

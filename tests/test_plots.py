@@ -196,7 +196,7 @@ def test_map_bbox_and_downsampling(small: SimpleNamespace, tmp_path: Path) -> No
                             height=300)  # a NumPy integer is an integer
     assert same.info["block"] == k and np.array_equal(same.info["raster"].values, raster.values, equal_nan=True)
     for bad in (True, 10.0, 0):
-        with pytest.raises(SparseCrossError, match="max_cells: expected a positive integer"):
+        with pytest.raises(SparseCrossError, match="max_cells must be between 1 and"):
             plot_weights_map(small.model, tmp_path / "x.png", feature="cell@2", max_cells=bad)
 
 

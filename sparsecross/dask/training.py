@@ -238,6 +238,7 @@ def train_distributed(
     lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
                                                              checkpoint_rounds)
     retries, prefetch_rounds = _integer("retries", retries, 0), _integer("prefetch_rounds", prefetch_rounds, 0)
+    _integer("checkpoint_every", checkpoint_every, 1)
     if in_flight is not None:
         in_flight = _integer("in_flight", in_flight, 1)
     _require_dask()

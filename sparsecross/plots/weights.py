@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._values import is_int
+from .._values import check_count
 from ..errors import NAME_LIMIT, SparseCrossError, shown
 from ..kinds.geo import is_geo
 from ..model import SparseModel
@@ -88,9 +88,7 @@ def plot_weights_map(model: SparseModel, out: str | os.PathLike[str], *, feature
     """
     out = C.check_png(out)
     C.check_size(width, height)
-    if not is_int(max_cells) or max_cells < 1:
-        raise SparseCrossError(f"max_cells: expected a positive integer, got {shown(max_cells)}")
-    max_cells = int(max_cells)
+    max_cells = check_count("max_cells", max_cells, 1)
     view = parse_bbox(bbox) if isinstance(bbox, str) else bbox
     if geo_effect:
         if feature is not None:
