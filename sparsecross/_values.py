@@ -46,6 +46,10 @@ MAX_BATCH_ROWS = 2**31 - 1
 #: The most rows a source may have, and the largest count an argument may give where nothing
 #: smaller bounds it (lanes, names): Parquet counts rows, NumPy and the kernels count, in int64.
 MAX_ROWS = 2**63 - 1
+#: The largest weight of a row (the weight column times ``[label] positive_weight``): its
+#: squared gradient, up to 1e24, leaves a float32 state's 3.4e38 room for 1e14 such rows
+#: (``positive_weight = 2**64`` made the bias NaN in training).
+MAX_ROW_WEIGHT = 1e12
 
 
 def check_count(name: str, value: Any, minimum: int, maximum: int = MAX_ROWS) -> int:

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_numpy import array_of, as_array, bools_of, float64_column, valid_of
+from ._values import MAX_ROW_WEIGHT
 from .errors import NAME_LIMIT, DataError, shown
 from .spec import FeatureSpec
 
@@ -120,14 +121,27 @@ def _label_rows(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: 
         w = np.array(float64_column(warr), dtype=np.float64)
         if len(skip):
             w = np.where(missing, 0.0, w)  # not used: a skipped row's weight may be anything
+        where = f"weight column {shown(lab.weight, NAME_LIMIT)}"
         bad = ~np.isfinite(w) | (w < 0)
         if bad.any():
-            _refuse(bad, w, start_row, f"weight column {shown(lab.weight, NAME_LIMIT)}",
-                    "null, NaN, infinite or negative")
+            _refuse(bad, w, start_row, where, "null, NaN, infinite or negative")
+        _refuse_heavy(w, start_row, where)
     if lab.positive_weight is not None:
         pw = np.where(y == 1.0, lab.positive_weight, 1.0)
-        w = pw if w is None else w * pw
+        if w is not None:  # (positive_weight alone is at most MAX_ROW_WEIGHT: the spec checks it)
+            w = w * pw
+            _refuse_heavy(w, start_row, f"{where} times positive_weight {lab.positive_weight:g}")
+        else:
+            w = pw
     return y, w, skip
+
+
+def _refuse_heavy(w: np.ndarray, start_row: int, what: str) -> None:
+    """Refuse rows weighing more than MAX_ROW_WEIGHT (the state would overflow)."""
+    bad = w > MAX_ROW_WEIGHT
+    if bad.any():
+        _refuse(bad, w, start_row, what, f"above {MAX_ROW_WEIGHT:g}", " (a row weighs at most that: the optimizer's "
+                "state would overflow; scale the weights down)")
 
 
 def _labels(spec: FeatureSpec, table: pa.Table | pa.RecordBatch, start_row: int) -> tuple[np.ndarray, np.ndarray | None]:

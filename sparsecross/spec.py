@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from ._values import is_num
+from ._values import MAX_ROW_WEIGHT, is_num
 from .errors import NAME_LIMIT, ParameterError, SpecError, did_you_mean, shown
 from .hashing import cross_seed, feature_salt
 from .kinds import KINDS as _REGISTRY
@@ -406,11 +406,12 @@ class FeatureSpec:
         Raises
         ------
         ParameterError
-            Unless ``positive_weight`` is a finite number > 0."""
+            Unless ``positive_weight`` is a finite number in (0, MAX_ROW_WEIGHT]."""
         if positive_weight is None:
             return self
-        if not is_num(positive_weight) or positive_weight <= 0:
-            raise ParameterError(f"positive_weight must be a finite number > 0, got {shown(positive_weight)}")
+        if not is_num(positive_weight) or not 0 < positive_weight <= MAX_ROW_WEIGHT:
+            raise ParameterError(f"positive_weight must be a finite number > 0 and at most {MAX_ROW_WEIGHT:g}, "
+                                 f"got {shown(positive_weight)}")
         return replace(self, label=replace(self.label, positive_weight=float(positive_weight)))
 
     def with_features(self, resolved: Mapping[str, Feature]) -> FeatureSpec:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._defaults import MAX_EPOCHS
-from ._values import PARAM_RULES
+from ._values import MAX_ROW_WEIGHT, PARAM_RULES
 from .errors import NAME_LIMIT, SpecError, did_you_mean, shown
 from .spec import (
     COMPARE_OPS,
@@ -203,8 +203,9 @@ def _parse_label(lab: Mapping[str, Any]) -> LabelSpec:
         positive = tuple(dict.fromkeys(raw))  # without repeats, in the given order
     missing = _choice("label.missing", _get("label", lab, "missing", str, "error"), ("error", "skip"))
     positive_weight = _get("label", lab, "positive_weight", float, None)
-    if positive_weight is not None and not (math.isfinite(positive_weight) and positive_weight > 0):
-        raise SpecError(f"label.positive_weight: expected a finite number > 0, got {shown(positive_weight)}")
+    if positive_weight is not None and not (math.isfinite(positive_weight) and 0 < positive_weight <= MAX_ROW_WEIGHT):
+        raise SpecError(f"label.positive_weight: expected a finite number > 0 and at most {MAX_ROW_WEIGHT:g}, "
+                        f"got {shown(positive_weight)}")
     return LabelSpec(
         _get("label", lab, "column", str), threshold, _get("label", lab, "weight", str, None),
         positive, compare, missing, positive_weight,

@@ -25,6 +25,7 @@ from sparsecross.cli import main
 from sparsecross.errors import CheckpointError, DataError, ParameterError, SchemaError, SpecError
 from sparsecross.export import load_model, model_bytes
 from sparsecross.featurize import featurize, iter_batches
+from sparsecross.labels import _label_rows
 from sparsecross.predict import decision_function, evaluate, predict_file
 from sparsecross.spec import parse_spec
 from tests.reference.featurize_reference import reference_featurize
@@ -50,6 +51,8 @@ def spec_of(label: dict, **extra) -> dict:
     ({"column": "y", "missing": "drop"}, "label.missing"),
     ({"column": "y", "positive_weight": 0}, "label.positive_weight"),
     ({"column": "y", "positive_weight": float("inf")}, "label.positive_weight"),
+    ({"column": "y", "positive_weight": 2.0**64}, "label.positive_weight"),
+    ({"column": "y", "positive_weight": 1.0000001e12}, "label.positive_weight"),
     ({"column": "y", "positve": ["a"]}, "did you mean 'positive'"),
 ])
 def test_bad_label_keys_are_one_clean_line(label, fragment):
@@ -57,6 +60,31 @@ def test_bad_label_keys_are_one_clean_line(label, fragment):
         parse_spec(spec_of(label))
     msg = str(exc.value)
     assert fragment in msg and "\n" not in msg
+
+
+def test_row_weights_are_bounded_where_the_state_cannot_overflow():
+    """A row's weight (the weight column times positive_weight) is at most MAX_ROW_WEIGHT
+    (1e12): a squared gradient of 1e24 leaves float32's 3.4e38 room for 1e14 rows, while
+    positive_weight = 2**64 made the bias NaN in training.  The bound itself is accepted."""
+    from sparsecross.labels import MAX_ROW_WEIGHT
+
+    assert MAX_ROW_WEIGHT == 1e12
+    spec = parse_spec(spec_of({"column": "y", "positive": ["Fell"], "positive_weight": 1e12}))
+    assert spec.label.positive_weight == 1e12
+    with pytest.raises(ParameterError, match="at most 1e\\+12"):
+        spec.with_positive_weight(2.0**64)
+    plain = parse_spec(spec_of({"column": "y", "positive": ["Fell"], "weight": "w"}))
+    table = pa.table({"y": ["Fell", "Found", "Fell"], "w": [1.0, 1e13, 1e6]})
+    with pytest.raises(DataError, match=r"weight column 'w'.*1 values are above 1e\+12 \(first at row 1"):
+        _label_rows(plain, table, 0)
+    weighted = parse_spec(spec_of({"column": "y", "positive": ["Fell"], "weight": "w", "positive_weight": 1e6}))
+    # 1e6 x positive_weight 1e6 = 1e12 is the bound; 1e6 x 1e6 at row 2 with 1.5e6 is above
+    ok = pa.table({"y": ["Fell", "Found", "Fell"], "w": [1.0, 1e12, 1e6]})
+    _y, w, _skip = _label_rows(weighted, ok, 0)
+    assert list(w) == [1e6, 1e12, 1e12]
+    over = pa.table({"y": ["Fell", "Found", "Fell"], "w": [1.0, 1.0, 1.5e6]})
+    with pytest.raises(DataError, match=r"times positive_weight .*above 1e\+12 \(first at row 2"):
+        _label_rows(weighted, over, 0)
 
 
 def test_early_stop_in_train_table_is_checked():
@@ -424,9 +452,12 @@ def test_cli_early_stop_without_validation_and_bad_positive_weight(tmp_path, cap
     path, _ = _data(tmp_path, n=500)
     spec = _spec_file(tmp_path, 'column = "y"\npositive = ["Fell"]\nmissing = "skip"')
     for extra, fragment in ((["--early-stop", 2], "early_stop needs validation data"),
-                            (["--positive-weight", -1], "positive_weight must be a finite number > 0")):
+                            (["--positive-weight", -1], "positive_weight must be a finite number > 0"),
+                            # 2**64 trained the whole run, then 'cannot save model: bias is nan'
+                            (["--positive-weight", 2**64], "positive_weight must be a finite number > 0 and at most")):
         rc, o, e = _run(capsys, ["train", spec, path, "--out", tmp_path / "m.scx", *extra])
         assert rc == 1 and len(e.strip().splitlines()) == 1 and fragment in e, e
+        assert not (tmp_path / "m.scx").exists()
 
 
 def test_cli_eval_reports_baseline_and_skipped(tmp_path, capsys):
