@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_numpy import array_of, as_array, bools_of, float64_column, valid_of
 from ._values import MAX_ROW_WEIGHT
+from .arrow_numpy import array_of, as_array, bools_of, float64_column, valid_of
 from .errors import NAME_LIMIT, DataError, shown
 from .spec import FeatureSpec
 
