@@ -14,6 +14,9 @@ DEFAULT_SHUFFLE_BUFFER_ROWS = 1 << 18
 #: Rows per batch when scoring (predict, eval): larger than training's, about 10% less CPU.
 PREDICT_BATCH_ROWS = 1 << 18
 
+#: Data-parallel lanes per round (``--lanes``, ``train(..., lanes=)`` on Dask): a model parameter.
+DEFAULT_LANES = 4
+
 #: ``tune``'s grids and epochs (see sparsecross.tune for why these values).
 TUNE_ALPHA = (0.025, 0.05, 0.1, 0.2, 0.4)
 TUNE_L1 = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)

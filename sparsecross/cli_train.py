@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._defaults import DEFAULT_LANES
 from .cli_args import _add_train_flags, _train_options
 from .cli_dask import _dask_client
 from .cli_guards import _checkpoint_files, check_out, guard_outputs
@@ -20,8 +21,6 @@ __all__ = ["cmd_train", "_train_progress"]
 
 log = logging.getLogger("sparsecross")
 
-#: --lanes with --dask in data-parallel mode when not given (train_distributed's default).
-DEFAULT_LANES = 4
 
 
 def _train_progress(quiet: bool) -> tuple[Callable[[Any], None], _Progress]:

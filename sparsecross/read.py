@@ -90,10 +90,11 @@ def _open(path: Path, read_dictionary: Sequence[str] = ()) -> pq.ParquetFile:
         raise DataError(f"cannot read {shown(str(path), NAME_LIMIT)}: a column name in its Parquet footer is not valid UTF-8") from None
 
 
-def _short(exc: BaseException) -> str:
-    """What an exception says, for a message: its first line, short and escaped (Arrow's and the
-    system's words may quote a path or a file's contents whole)."""
-    return plain(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+def _short(exc: BaseException, limit: int = NAME_LIMIT) -> str:
+    """What an exception says, for a message: its first line, at most ``limit`` characters and
+    escaped (Arrow's and the system's words may quote a path or a file's contents whole)."""
+    text = str(exc).strip()
+    return plain(text.splitlines()[0], limit) if text else type(exc).__name__
 
 
 def _is_number(t: pa.DataType) -> bool:

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import shown
+from .errors import plain, shown
 from .kinds.time import zone_problem
 from .suggest_profile import codes_of, float_values, mutual_information, singleton_share
 
@@ -350,7 +350,7 @@ def time_column(name: str, col: str, arr: Any, y: np.ndarray, scale: float, rows
             table["invalid"] = "missing"
         codes = np.where(valid, v - v[valid].min(), -1) if valid.any() else v
         mi = mutual_information(codes, y)
-        where = f"parsed with format {fmt!r}" if fmt else (str(t) if len(str(t)) <= 80 else shown(str(t), 80)) + utc
+        where = f"parsed with format {fmt!r}" if fmt else plain(str(t), 80) + utc
         why = [f"{col}: {where} -> {part} ({k} values in the sample){note}; label information {mi:.4f} bits"]
         if fmt:
             why.append("unparsable strings become missing (invalid = \"missing\"); the strings carry no zone, so the "

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._jit import kernel
 from .hash import fmix64
+from .sorting import heapsort
 
 
 @kernel
@@ -199,45 +200,12 @@ def _block_columns(ids, missing, skip, out_kind, out_offset, out_seed, comp_ptr,
 
 
 @kernel
-def _heapsort(row, a, b):
-    """Sort ``row[a:b]`` in place (heapsort, no allocation).  Not ``ndarray.sort``: Numba names
-    the sort it generates like the one ``np.argsort`` generates, by a per-process counter, so
-    two libraries cached by two processes could link one to the other (``sorting.py``,
-    ``tests/test_jit_cache.py``)."""
-    n = b - a
-    for start in range(n // 2 - 1, -1, -1):
-        _sift_down(row, a, start, n)
-    for end in range(n - 1, 0, -1):
-        t = row[a]
-        row[a] = row[a + end]
-        row[a + end] = t
-        _sift_down(row, a, 0, end)
-
-
-@kernel
-def _sift_down(row, a, i, n):
-    """Move ``row[a + i]`` down the max-heap ``row[a:a+n]`` to its place."""
-    x = row[a + i]
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            break
-        if c + 1 < n and row[a + c + 1] > row[a + c]:
-            c += 1
-        if row[a + c] <= x:
-            break
-        row[a + i] = row[a + c]
-        i = c
-    row[a + i] = x
-
-
-@kernel
 def _sort_row(row, a, k, b):
     """Sort ``row[a:b]`` in place, ``row[a:a+k]`` being sorted already: the rest inserted one by
     one into the sorted part when the row is short, a heapsort beyond ``SHORT_ROW`` entries."""
     if b - a > SHORT_ROW:
         if a + k < b:
-            _heapsort(row, a, b)
+            heapsort(row, a, b)
         return
     for i in range(a + k, b):
         x = row[i]

@@ -1,5 +1,6 @@
-"""The kernels' own stable sort (a bottom-up merge sort of keys with values moved along), so that
-no kernel sorts with Numba's ``ndarray.sort`` / ``np.argsort`` / ``np.sort`` / ``np.unique``.
+"""The kernels' own sorts (a stable bottom-up merge sort of keys with values moved along, and a
+heapsort of keys alone for the featurizer's rows), so that no kernel sorts with Numba's
+``ndarray.sort`` / ``np.argsort`` / ``np.sort`` / ``np.unique``.
 
 Numba makes its sorts with closure factories (``numba.misc.quicksort.make_quicksort_impl``,
 ``mergesort.make_mergesort_impl``) and names each function they make by its qualified name,
@@ -114,3 +115,34 @@ def argsort_stable(keys):
     order = np.arange(n)
     sort_pairs(k, order, 0, n)
     return order
+
+
+@kernel
+def heapsort(row, a, b):
+    """Sort ``row[a:b]`` in place, keys alone (a heapsort: not stable, no allocation): for
+    keys that are distinct or carry nothing, as the featurizer's column ids."""
+    n = b - a
+    for start in range(n // 2 - 1, -1, -1):
+        _sift_down(row, a, start, n)
+    for end in range(n - 1, 0, -1):
+        t = row[a]
+        row[a] = row[a + end]
+        row[a + end] = t
+        _sift_down(row, a, 0, end)
+
+
+@kernel
+def _sift_down(row, a, i, n):
+    """Move ``row[a + i]`` down the max-heap ``row[a:a+n]`` to its place."""
+    x = row[a + i]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and row[a + c + 1] > row[a + c]:
+            c += 1
+        if row[a + c] <= x:
+            break
+        row[a + i] = row[a + c]
+        i = c
+    row[a + i] = x

@@ -119,8 +119,7 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     try:
         client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
-        reason = _short(exc)  # Dask's own words may quote the address whole: kept short too
-        reason = reason if len(reason) <= 100 else reason[:97] + "..."
+        reason = _short(exc, 100)  # Dask's own words may quote the address whole: kept short too
         raise SparseCrossError(
             f"cannot reach the Dask scheduler at {shown(address, 100)} within {timeout:g} s ({reason}); "
             "check the address, or start one with `dask scheduler`, or use local:N"

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._defaults import DEFAULT_LANES
 from .._kernels.ftrl import FTRLParams
 from .._values import MAX_ROWS, check_batch_rows
 from ..errors import ParameterError, SparseCrossError, shown
@@ -171,7 +172,7 @@ def train_distributed(
     init_state: FTRLState | None = None,
     return_state: bool = False,
     mode: str = "data-parallel",
-    lanes: int = 4,
+    lanes: int = DEFAULT_LANES,
     rows_per_round: int | None = None,
     retries: int = 2,
     in_flight: int | None = None,
