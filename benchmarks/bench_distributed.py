@@ -31,7 +31,11 @@ background, measured for 5 s before the timed phase) and the CPU per row net of 
 ``--rows-per-round N`` trains the data-parallel configs with ``rows_per_round=N`` (default:
 the library's, one row group per lane).  ``--profile`` adds the top functions of a cProfile
 of the client's main thread and of Dask's sampling profile of the workers' task threads.
-``--group-rows`` sets the row-group size of the generated data (more, smaller units: more
+``--warm-runs N`` trains N times untimed on the same rows in the same processes before the
+timed run: the steady state of a long job, whose peak memory is already touched (on a VM
+whose page faults cost tens of microseconds, first touch is a fixed cost per process that a
+10M-row run would otherwise count as per-row cost); system CPU and page faults are recorded
+per process either way.  ``--group-rows`` sets the row-group size of the generated data (more, smaller units: more
 rounds).  Writes ``benchmarks/results/distributed.json`` and prints a Markdown table.  The
 machine may be shared: the load average at start and end is recorded.
 """
@@ -105,6 +109,16 @@ def cpu_seconds() -> float:
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+def rusage() -> tuple[float, int]:
+    """System CPU seconds and minor page faults of this process so far (on a VM a fault can
+    cost tens of microseconds: the first touch of a process's peak memory is a cost of its
+    own, paid once per process, not per row)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_stime, ru.ru_minflt
 
 
 def thread_cpu() -> dict[str, float]:
@@ -234,9 +248,10 @@ def _connect(name: str, profile: bool, rows_per_round: int | None) -> tuple[Any,
 
 def _counters(client: Any) -> dict[str, Any]:
     """CPU and bytes counters of the client process and (with a client) of each worker."""
-    c: dict[str, Any] = {"cpu": cpu_seconds(), "threads": thread_cpu()}
+    c: dict[str, Any] = {"cpu": cpu_seconds(), "threads": thread_cpu(), "ru": rusage()}
     if client is not None:
-        c.update(wcpu=client.run(cpu_seconds), wthreads=client.run(thread_cpu), sent=client.run(_worker_sent_bytes))
+        c.update(wcpu=client.run(cpu_seconds), wthreads=client.run(thread_cpu), sent=client.run(_worker_sent_bytes),
+                 wru=client.run(rusage))
     return c
 
 
@@ -245,7 +260,12 @@ def _cpu_since(out: dict[str, Any], client: Any, c0: dict[str, Any], shipped: di
     out["client_cpu_seconds"] = cpu_seconds() - c0["cpu"]
     threads = thread_cpu()
     out["client_thread_cpu_seconds"] = {k: threads[k] - c0["threads"][k] for k in threads}
+    ru = rusage()
+    out["client_system_cpu_seconds"], out["client_page_faults"] = ru[0] - c0["ru"][0], ru[1] - c0["ru"][1]
     if client is not None:
+        wru = client.run(rusage)
+        out["worker_system_cpu_seconds"] = sorted(wru[a][0] - c0["wru"][a][0] for a in wru)
+        out["worker_page_faults"] = sorted(wru[a][1] - c0["wru"][a][1] for a in wru)
         wcpu = client.run(cpu_seconds)
         out["worker_cpu_seconds"] = sorted(wcpu[a] - c0["wcpu"].get(a, 0.0) for a in wcpu)
         wthreads = client.run(thread_cpu)
@@ -318,9 +338,10 @@ def _timed_train(out: dict[str, Any], client: Any, train_path: Path, spec: Any, 
 
 
 def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool = False,
-             rows_per_round: int | None = None) -> dict[str, Any]:
-    """One configuration, in this process: warm-up, the timed ``train``, its costs, peak RSS
-    and test metrics."""
+             rows_per_round: int | None = None, warm_runs: int = 0) -> dict[str, Any]:
+    """One configuration, in this process: warm-up, ``warm_runs`` untimed trainings on the
+    timed data (the steady state of a long job: memory already touched), the timed
+    ``train``, its costs, peak RSS and test metrics."""
     import sparsecross
     from sparsecross.predict import evaluate
 
@@ -329,7 +350,7 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
     if name == "single_1core":
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     sparsecross.warmup()
-    out: dict[str, Any] = {"task": name, "rows": rows}
+    out: dict[str, Any] = {"task": name, "rows": rows, "warm_runs": warm_runs}
     client = cluster = None
     kw: dict[str, Any] = {}
     if name in ("dp2", "dp4", "exact", "dp2_1worker", "dp4_1worker"):
@@ -338,6 +359,8 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
         client.run(reset_peak)
     else:
         _warm_data(spec)
+    for _ in range(warm_runs):
+        sparsecross.train(train_path, spec, **kw)
     reset_peak()
     model, rounds = _timed_train(out, client, train_path, spec, profile, kw)
     out["client_peak_rss_bytes"] = peak_rss()
@@ -380,7 +403,8 @@ def markdown(res: dict[str, Any]) -> str:
     base = rows.get("single")
     lines = [
         f"Dask scale-out, {res['rows']:,} rows in {res['row_groups']} row groups, "
-        f"{res['cpus']} CPUs, load average {res['loadavg_start']} -> {res['loadavg_end']}",
+        f"{res['cpus']} CPUs, load average {res['loadavg_start']} -> {res['loadavg_end']}"
+        + (f", after {res['warm_runs']} untimed runs in the same processes" if res.get("warm_runs") else ""),
         "",
         "| config | rows/s | vs single | s | CPU s (client + workers), vs single | test logloss | vs single | AUC "
         "| rounds "
@@ -441,6 +465,9 @@ def _parser() -> argparse.ArgumentParser:
                          "workers' task threads, their event loops and the scheduler (top functions)")
     ap.add_argument("--rows-per-round", type=int, default=None,
                     help="data-parallel configs: rows per round over all lanes (default: the library's)")
+    ap.add_argument("--warm-runs", type=int, default=0,
+                    help="untimed trainings on the same rows before the timed one, in the same processes: "
+                         "the steady state of a long job (its peak memory already touched), not a cold start")
     ap.add_argument("--task", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "distributed.json"))
     return ap
@@ -450,7 +477,8 @@ def _run_config(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
     """``args.repeats`` runs of one configuration, each in its own process: the fastest
     result, or the first failure's last stderr line when none succeeded."""
     best = None
-    extra = ["--group-rows", str(args.group_rows)] + (["--profile"] if args.profile else [])
+    extra = ["--group-rows", str(args.group_rows), "--warm-runs", str(args.warm_runs)]
+    extra += ["--profile"] if args.profile else []
     if args.rows_per_round is not None:
         extra += ["--rows-per-round", str(args.rows_per_round)]
     for _ in range(args.repeats):
@@ -506,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.task:
         print(MARK, json.dumps(run_task(args.task, args.rows, args.group_rows, args.profile,
-                                               args.rows_per_round)), flush=True)
+                                        args.rows_per_round, args.warm_runs)), flush=True)
         return 0
     import pyarrow.parquet as pq
 
@@ -526,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         "git": subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
                               cwd=ROOT).stdout.strip() or None,
         "rows_per_round": args.rows_per_round,
+        "warm_runs": args.warm_runs,
         "results": {},
     }
     for name in names:
