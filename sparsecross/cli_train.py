@@ -245,7 +245,8 @@ def add_train(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> No
     d.add_argument("--lanes", type=int, default=None,
                    help=f"K lanes per round, data-parallel only (a model parameter, default {DEFAULT_LANES})")
     d.add_argument("--rows-per-round", type=int, default=None, dest="rows_per_round",
-                   help="rows per round over all lanes, at least K (default: one row group per lane); "
+                   help="rows per round over all lanes, at least K (default: each lane takes consecutive whole row "
+                   "groups of at least 262,144 rows); "
                    "exact mode: rows per chunk")
     common(t)
     t.set_defaults(func=cmd_train)

@@ -21,6 +21,16 @@ def _no_debug_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SPARSECROSS_DEBUG", raising=False)
 
 
+@pytest.fixture
+def one_group_per_lane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data-parallel rounds of one row group per lane (``MIN_LANE_ROWS`` 1), what the tests of
+    the round mechanics and their plain-Python references use on small files; the default
+    grouping (whole row groups of at least 262,144 rows per lane) has tests of its own."""
+    from sparsecross import _defaults
+
+    monkeypatch.setattr(_defaults, "MIN_LANE_ROWS", 1)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (the folder holding ``pyproject.toml``)."""

@@ -30,7 +30,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # `tests.reference
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.reference.dask_admit_reference import reference_rounds  # noqa: E402
 
-pytestmark = pytest.mark.dask
+pytestmark = [pytest.mark.dask, pytest.mark.usefixtures("one_group_per_lane")]  # (see conftest)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = load_spec(ROOT / "data" / "specs" / "synthetic.toml")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("distributed")  # (the reference lives in the Dask test module)
 
@@ -261,3 +263,24 @@ def test_a_shard_plans_from_the_rows_it_sees_and_a_new_epoch_size_starts_a_new_p
     # Heaps' exponent log(1.8) / log(2) out to 8 x 20,000 rows: 1,800 * 1.8**3 = 10,497.6 keys
     assert room((20_000, 1_000_000)) == 10_498 - 1_800
     assert room((20_000, 2_000_000)) == 7 and sh.plan.rows_total == 2_000_000  # new plan
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=40), st.integers(1, 120), st.integers(1, 3))
+def test_whole_row_groups_of_a_minimum_size(sizes, min_rows, files):
+    """``_plan(min_rows=...)``'s chunks: every row group whole, once, in order (across files);
+    consecutive rows; each chunk at least ``min_rows`` rows but the last, and none longer than
+    needed (without its last group it is short)."""
+    from sparsecross.dask.plan import _grouped
+
+    groups = [(f"f{g * files // len(sizes)}", g, n) for g, n in enumerate(sizes)]
+    chunks = _grouped(groups, min_rows)
+    assert [(p.path, p.group, p.offset, p.rows, p.group_rows) for c in chunks for p in c.pieces] == [
+        (path, g, 0, n, n) for path, g, n in groups]
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    row = 0
+    for c in chunks:
+        assert c.start_row == row and c.rows == sum(p.rows for p in c.pieces)
+        row += c.rows
+        assert c.rows - c.pieces[-1].rows < min_rows
+    assert all(c.rows >= min_rows for c in chunks[:-1])

@@ -24,7 +24,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import sparsecross  # noqa: E402
-from sparsecross import DataError, SchemaError, SparseCrossError, load_spec  # noqa: E402
+from sparsecross import CheckpointError, DataError, SchemaError, SparseCrossError, load_spec  # noqa: E402
 from sparsecross.distributed import (  # noqa: E402
     DaskNotInstalledError,
     connect,
@@ -39,7 +39,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # `tests.reference
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.reference.ftrl_reference import ReferenceFTRL  # noqa: E402
 
-pytestmark = pytest.mark.dask
+pytestmark = [pytest.mark.dask, pytest.mark.usefixtures("one_group_per_lane")]  # (see conftest)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
@@ -209,6 +209,29 @@ def test_same_lanes_same_model_on_one_or_two_workers(data, healthy):
     # ... and K matters: a different K is a different model
     other = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2)
     assert not same_model(other, two)
+
+
+def test_default_rounds_take_whole_row_groups_of_a_minimum_size(data, healthy, monkeypatch, tmp_path):
+    """Without ``rows_per_round`` a lane's chunk is consecutive whole row groups of at least
+    ``MIN_LANE_ROWS`` rows (a round costs Dask milliseconds per task): with a minimum of
+    10,000 and groups of 4,000, three groups per lane, across the two files, which is the very
+    model of ``rows_per_round`` 2 x 12,000.  The minimum is a run parameter: a checkpoint of
+    another minimum is refused, never resumed with other rounds."""
+    from sparsecross import _defaults
+
+    monkeypatch.setattr(_defaults, "MIN_LANE_ROWS", 10_000)
+    ckpt = tmp_path / "ckpt"
+    grouped = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2, checkpoint=ckpt)
+    explicit = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2, rows_per_round=24_000)
+    assert same_model(grouped, explicit)
+    assert grouped.run["rounds"] == 2  # chunks of 12,000, 12,000, 12,000 and 4,000 rows
+    assert grouped.params["lane_rows_min"] == 10_000 and grouped.params["rows_per_round"] is None
+    assert "lane_rows_min" not in explicit.params
+    monkeypatch.setattr(_defaults, "MIN_LANE_ROWS", 1)  # one row group per lane: other rounds, another model
+    per_group = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2)
+    assert per_group.run["rounds"] == 5 and not same_model(per_group, grouped)
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2, checkpoint=ckpt)
 
 
 def test_last_snapshot_moves_only_the_weights(data, reference, monkeypatch):

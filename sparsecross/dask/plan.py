@@ -53,12 +53,15 @@ class _Chunk:
 
 
 def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, start_row: int = 0,
-          label: bool = True, extra_columns: Sequence[str] = ()) -> tuple[list[_Chunk], int]:
+          label: bool = True, extra_columns: Sequence[str] = (), min_rows: int | None = None
+          ) -> tuple[list[_Chunk], int]:
     """Chunks of ``source`` (footers and schemas only, checked here on the client).
 
-    One chunk per non-empty row group, or, with ``chunk_rows``, chunks of that many rows
-    (boundaries at multiples of ``chunk_rows`` from row 0, whatever ``start_row``); rows
-    before ``start_row`` are left out.  Returns (chunks, total rows of the source).
+    One chunk per non-empty row group; with ``min_rows`` (and ``start_row`` 0), consecutive
+    whole row groups (across files) until the chunk holds at least that many rows (the last
+    chunk may hold fewer); or, with ``chunk_rows``, chunks of that many rows (boundaries at
+    multiples of ``chunk_rows`` from row 0, whatever ``start_row``); rows before
+    ``start_row`` are left out.  Returns (chunks, total rows of the source).
     """
     files = resolve_files(source)
     groups: list[tuple[str, int, int]] = []
@@ -72,6 +75,10 @@ def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, s
                 groups.append((apath, g, n))
     total = sum(n for _, _, n in groups)
     chunks: list[_Chunk] = []
+    if chunk_rows is None and min_rows is not None:
+        if start_row:
+            raise SparseCrossError("chunks of whole row groups start at row 0")
+        return _grouped(groups, min_rows), total
     if chunk_rows is None:
         row = 0
         for path, g, n in groups:
@@ -109,6 +116,22 @@ def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, s
         chunks.append(_Chunk(len(chunks), chunk_start, filled, tuple(pieces)))
     return chunks, total
 
+
+def _grouped(groups: list[tuple[str, int, int]], min_rows: int) -> list[_Chunk]:
+    """Chunks of consecutive whole row groups (path, group, rows), each of at least
+    ``min_rows`` rows but the last."""
+    chunks: list[_Chunk] = []
+    pieces: list[_Piece] = []
+    row = start = 0
+    for path, g, n in groups:
+        pieces.append(_Piece(path, g, 0, n, n))
+        row += n
+        if row - start >= min_rows:
+            chunks.append(_Chunk(len(chunks), start, row - start, tuple(pieces)))
+            pieces, start = [], row
+    if pieces:
+        chunks.append(_Chunk(len(chunks), start, row - start, tuple(pieces)))
+    return chunks
 
 
 def _read_chunk(chunk: _Chunk, spec: FeatureSpec, *, batch_rows: int, label: bool = True,

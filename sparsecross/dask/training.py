@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _defaults
 from .._defaults import DEFAULT_LANES
 from .._kernels.ftrl import FTRLParams
 from .._values import MAX_ROWS, check_batch_rows
@@ -198,7 +199,9 @@ def train_distributed(
         Recorded in the model's ``params``.  Ignored in exact mode.
     rows_per_round
         Data-parallel: rows per round over all lanes, each lane training
-        ``rows_per_round // lanes`` consecutive rows (default: one row group per lane).
+        ``rows_per_round // lanes`` consecutive rows (default: consecutive whole row groups
+        of at least 262,144 rows per lane, one row group when it is that large; recorded as
+        ``lane_rows_min`` in the model's ``params``).
         Exact mode: rows per chunk sent to the client (default: one row group).
     checkpoint, checkpoint_every, checkpoint_rounds
         Checkpoint folder (``state.npz``, as single-node).  Exact mode writes the single-node
@@ -222,13 +225,12 @@ def train_distributed(
     -------
     SparseModel, or (SparseModel, FTRLState) with ``return_state``.
     """
+    from ..admission import policy_of
+    from ..budget import check_max_state_mb
     from ..checkpoint import source_fingerprint
     from ..hashing import holdout_salt
     from ..train import TrainParams, export_state
     from ..train_eval import prepare_inputs
-
-    from ..admission import policy_of
-    from ..budget import check_max_state_mb
 
     _check_mode(mode, valid, holdout)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
@@ -249,8 +251,11 @@ def train_distributed(
     tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
     book = None if exact else _book(tp, max_state_mb, lanes, spec)
     run_params = tp.to_dict()
+    lane_rows_min = None
     if not exact:
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
+        if rows_per_round is None:  # (read here, so that a test may set it)
+            lane_rows_min = run_params["lane_rows_min"] = _defaults.MIN_LANE_ROWS
     if max_state_mb is not None:
         run_params["max_state_mb"] = max_state_mb
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
@@ -275,7 +280,8 @@ def train_distributed(
     else:
         final = _train_rounds(
             runner, state, job.acc, spec, tp.ftrl, tp, source, rows_total, holdout=holdout, salt=salt,
-            batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, epoch=epoch,
+            batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, lane_rows_min=lane_rows_min,
+            epoch=epoch,
             start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
             prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
             end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
