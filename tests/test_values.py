@@ -224,3 +224,69 @@ def test_a_specs_train_floats_are_checked_like_the_parameters(key, bad):
         TrainParams(**{key: bad})
     good = {"alpha": 0.5, "beta": 0.0, "l1": 0.0, "l2": 0.0, "label_smoothing": 0.0, "holdout": 0.5}[key]
     assert parse_spec({**base, "train": {key: good}}).train[key] == good
+
+
+#: Just past the bound of alpha, beta, l1 and l2 (1e12), and far past it.
+PAST_FTRL_BOUND = [1.0000001e12, 2**64, 1e300]
+FTRL_NAMES = ["alpha", "beta", "l1", "l2"]
+_SPEC_BASE = {"label": {"column": "y"}, "features": [{"name": "c", "kind": "categorical", "column": "x"}]}
+
+
+@pytest.mark.parametrize("name", FTRL_NAMES)
+def test_ftrl_parameters_are_at_most_1e12(name):
+    """alpha = 1e300 trained a whole run, then could not save its infinite weights; alpha =
+    2**64 or l1 = 1e300 trained a useless model.  alpha, beta, l1 and l2 are at most
+    MAX_FTRL_PARAM (1e12, as a row's weight), in TrainParams and a spec's [train] table: one
+    short line naming the parameter and the bound; the bound itself is taken."""
+    from sparsecross._values import MAX_FTRL_PARAM
+    from sparsecross.errors import SpecError
+    from sparsecross.spec import parse_spec
+
+    assert MAX_FTRL_PARAM == 1e12
+    assert getattr(TrainParams(**{name: 1e12}), name) == 1e12
+    assert parse_spec({**_SPEC_BASE, "train": {name: 1e12}}).train[name] == 1e12
+    for bad in PAST_FTRL_BOUND:
+        with pytest.raises(ParameterError, match=rf"^{name} must be a finite number >=? 0 and at most 1e\+12, "
+                                                 rf"got ") as info:
+            TrainParams(**{name: bad})
+        assert len(str(info.value)) < 120 and "\n" not in str(info.value)
+        with pytest.raises(SpecError, match=rf"^train\.{name}: expected a finite number .+ and at most 1e\+12, got "):
+            parse_spec({**_SPEC_BASE, "train": {name: float(bad)}})
+
+
+def _ftrl_entry_points(missing: Path) -> dict[str, object]:
+    """Each API entry point taking alpha, beta, l1 or l2, as ``call(name, value)``, on a file
+    that does not exist: a refusal must come before the data is read."""
+    from sparsecross.dask.training import train_distributed
+    from sparsecross.estimator import FTRLClassifier
+    from sparsecross.train import train
+
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+
+    def grid(name, value, grids):  # a grid parameter gets a grid ending past the bound
+        return {name: [0.5, value]} if name in grids else {name: value}
+
+    return {
+        "train": lambda n, v: train(missing, spec, checkpoint=missing.parent / "ck", **{n: v}),
+        "train_distributed": lambda n, v: train_distributed(missing, spec, client=None, **{n: v}),
+        "estimator": lambda n, v: FTRLClassifier(**{n: v}).fit(np.eye(2), [0, 1]),
+        "path": lambda n, v: regularization_path(missing, spec, holdout=0.2,
+                                                 **{"l1": [1.0], **grid(n, v, ("l1", "l2"))}),
+        "tune": lambda n, v: tune(missing, spec, holdout=0.2, **{"alpha": [0.1], "l1": [1.0],
+                                                                **grid(n, v, ("alpha", "l1"))}),
+        "search_crosses": lambda n, v: search_crosses(missing, spec, k=1, holdout=0.2, **grid(n, v, ("alpha",))),
+    }
+
+
+@pytest.mark.parametrize("entry", ["train", "train_distributed", "estimator", "path", "tune", "search_crosses"])
+@pytest.mark.parametrize("name", FTRL_NAMES)
+def test_every_api_entry_point_refuses_a_parameter_past_the_bound_before_any_work(entry, name, tmp_path):
+    """train, train_distributed, FTRLClassifier, regularization_path (l1 and l2 grids), tune
+    (alpha and l1 grids) and search_crosses: a ParameterError naming the parameter and the
+    bound, before the data is read, nothing written."""
+    call = _ftrl_entry_points(tmp_path / "missing.parquet")[entry]
+    for bad in PAST_FTRL_BOUND[:2]:
+        with pytest.raises(ParameterError, match=rf"\b{name}\b.* at most 1e\+12, got ") as info:
+            call(name, bad)
+        assert len(str(info.value)) < 120
+    assert list(tmp_path.iterdir()) == []
