@@ -185,14 +185,48 @@ def test_tune_takes_numpy_integers_for_epochs_max_and_patience():
                          ids=["-1e5000", "-1e400", "long-str"])
 def test_dask_counts_echo_a_refused_value_shortened(value):
     """One short line, not a ValueError from repr() past 4,300 digits or a 5,000-character echo."""
-    from sparsecross.dask.training import _check_counts, _integer
+    from sparsecross.dask.training import _check_counts, train_distributed
 
-    with pytest.raises(ParameterError, match="^retries must be an integer >= 0") as info:
-        _integer("retries", value, 0)
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    with pytest.raises(ParameterError, match="^retries must be between 0 and") as info:
+        train_distributed(SAMPLE, spec, client=None, retries=value)
     assert len(str(info.value)) < 120
     with pytest.raises(SparseCrossError, match="^batch_rows must be between 1 and") as info:
         _check_counts(False, value, 2, None, None)
     assert len(str(info.value)) < 120
+
+
+_MAX_ROWS = "9,223,372,036,854,775,807"
+
+
+@pytest.mark.parametrize("options, refused", [
+    ({"checkpoint_every": 0}, f"checkpoint_every must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"lanes": 0}, "lanes must be between 1 and 65,536, got 0"),
+    ({"lanes": 65_537}, "lanes must be between 1 and 65,536, got 65537"),
+    ({"lanes": 4, "rows_per_round": 3}, f"rows_per_round must be between 4 and {_MAX_ROWS}, got 3"),
+    ({"mode": "exact", "rows_per_round": 0}, f"rows_per_round must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"checkpoint_rounds": 0}, f"checkpoint_rounds must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"retries": -1}, f"retries must be between 0 and {_MAX_ROWS}, got -1"),
+    ({"prefetch_rounds": 2**63}, f"prefetch_rounds must be between 0 and {_MAX_ROWS}, got 9223372036854775808"),
+    ({"in_flight": 0}, f"in_flight must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"lanes": True}, "lanes must be between 1 and 65,536, got True"),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else None)
+def test_train_distributed_words_a_bad_count_as_train_does(options, refused, tmp_path):
+    """train_distributed said 'must be an integer >= N' (or '<= M') where train and the CLI
+    say 'must be between N and M' (check_count): train(checkpoint_every=0) and
+    train_distributed(checkpoint_every=0) now say the same, each bound as before, before any
+    work."""
+    from sparsecross.dask.training import train_distributed
+    from sparsecross.train import train
+
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    with pytest.raises(ParameterError) as info:
+        train_distributed(tmp_path / "missing.parquet", spec, client=None, **options)
+    assert str(info.value) == refused
+    if "checkpoint_every" in options:
+        with pytest.raises(ParameterError) as single:
+            train(tmp_path / "missing.parquet", spec, **options)
+        assert str(single.value) == str(info.value)
 
 
 @pytest.mark.parametrize("key", ["epochs", "early_stop"])
