@@ -28,13 +28,22 @@ def is_num(v: Any) -> bool:
         return False
 
 
+#: The largest alpha, beta, l1 or l2 (as MAX_ROW_WEIGHT bounds a row's weight): a weight is
+#: about alpha times its summed gradients over beta + sqrt(n), and at most 1e12 keeps the
+#: float32 state, the weights and the float64 margins finite (alpha = 1e300 trained a whole
+#: run, then could not save its infinite weights; alpha = 2**64 or l1 = 1e300 trained a
+#: useless model).
+MAX_FTRL_PARAM = 1e12
+_AT_MOST = f"and at most {MAX_FTRL_PARAM:g}"
+
 #: The FTRL hyperparameters' ranges (beyond being a finite number), checked where they come
-#: in: ``TrainParams`` (arguments, flags) and a spec's ``[train]`` table (``check-spec``).
+#: in: ``TrainParams`` (arguments, flags), a spec's ``[train]`` table (``check-spec``) and the
+#: grids of ``path`` and ``tune`` (``path.check_grid``).
 PARAM_RULES: dict[str, tuple[Any, str]] = {
-    "alpha": (lambda v: v > 0, "> 0"),
-    "beta": (lambda v: v >= 0, ">= 0"),
-    "l1": (lambda v: v >= 0, ">= 0"),
-    "l2": (lambda v: v >= 0, ">= 0"),
+    "alpha": (lambda v: 0 < v <= MAX_FTRL_PARAM, f"> 0 {_AT_MOST}"),
+    "beta": (lambda v: 0 <= v <= MAX_FTRL_PARAM, f">= 0 {_AT_MOST}"),
+    "l1": (lambda v: 0 <= v <= MAX_FTRL_PARAM, f">= 0 {_AT_MOST}"),
+    "l2": (lambda v: 0 <= v <= MAX_FTRL_PARAM, f">= 0 {_AT_MOST}"),
     "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "holdout": (lambda v: 0 < v < 1, "in (0, 1)"),
 }

@@ -73,8 +73,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec).with_positive_weight(args.positive_weight)  # the flag > [label] positive_weight
     opts = _train_options(args, spec)  # every [train] key, --early-stop included: flags > [train] > defaults
     from .train_options import _state_bits_option
+    from .train_params import FLOAT_PARAMS, check_param
 
     _state_bits_option(opts["state_bits"], args.state_dtype, args.dask or None)  # before a cluster starts
+    for name in FLOAT_PARAMS:  # before a cluster starts too (train_distributed checks them there)
+        check_param(name, opts[name])
     model, seconds = _run(args, spec, opts, extra)
     nbytes = save_model(model, out, encoding=args.encoding)
     report = _report(model, opts, out, nbytes, seconds)

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ._values import is_num
+from ._values import PARAM_RULES, is_num
 from .admission import policy_of
 from .budget import check_max_state_mb
-from .errors import EmptyModelWarning, SparseCrossError, shown
+from .errors import EmptyModelWarning, ParameterError, SparseCrossError, shown
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
@@ -74,7 +74,7 @@ class PathResult:
 
 
 def parse_grid(text: str, name: str) -> list[float]:
-    """'0,0.1,1' -> [0.0, 0.1, 1.0]; must be non-empty, finite, >= 0 and strictly increasing."""
+    """'0,0.1,1' -> [0.0, 0.1, 1.0]; must be non-empty, strictly increasing, in range (check_grid)."""
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -84,13 +84,16 @@ def parse_grid(text: str, name: str) -> list[float]:
 
 
 def check_grid(values: Sequence[float], name: str) -> None:
+    """A grid of ``name`` (alpha, l1 or l2): not empty, strictly increasing, every value in
+    the parameter's range (``_values.PARAM_RULES``, as TrainParams), else a ParameterError."""
     if not values:
-        raise SparseCrossError(f"--{name}: the grid is empty")
-    bad = [v for v in values if not is_num(v) or v < 0]
+        raise ParameterError(f"--{name}: the grid is empty")
+    ok, expected = PARAM_RULES[name]
+    bad = [v for v in values if not is_num(v) or not ok(v)]
     if bad:
-        raise SparseCrossError(f"--{name}: values must be finite and >= 0, got {shown(bad[0])}")
+        raise ParameterError(f"--{name}: values must be finite numbers {expected}, got {shown(bad[0])}")
     if any(b <= a for a, b in zip(values, values[1:])):
-        raise SparseCrossError(f"--{name}: the grid must be strictly increasing, got {shown(list(values))}")
+        raise ParameterError(f"--{name}: the grid must be strictly increasing, got {shown(list(values))}")
 
 
 def check_validation_and_budget(what: str, valid: Source | None, holdout: float | None,

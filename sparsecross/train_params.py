@@ -18,6 +18,19 @@ __all__ = ["TrainParams", "ProgressEvent"]
 
 
 
+#: TrainParams' float hyperparameters, each in its range (``_values.PARAM_RULES``).
+FLOAT_PARAMS = ("alpha", "beta", "l1", "l2", "label_smoothing")
+
+
+def check_param(name: str, value: Any) -> float:
+    """``value`` as a Python float in the range of ``name`` (``_values.PARAM_RULES``), else a
+    :class:`ParameterError` naming the parameter and its range."""
+    ok, expected = PARAM_RULES[name]
+    if not is_num(value) or not ok(value):
+        raise ParameterError(f"{name} must be a finite number {expected}, got {shown(value)}")
+    return float(value)
+
+
 def check_epochs(value: Any, name: str) -> int:
     """``value`` as a Python int in [1, :data:`MAX_EPOCHS`], else a :class:`ParameterError`."""
     if not is_int(value) or not 1 <= value <= MAX_EPOCHS:
@@ -31,14 +44,14 @@ class TrainParams:
 
     Parameters
     ----------
-    alpha : float, > 0, typical 0.05-0.5 (default 0.1)
+    alpha : float in (0, 1e12], typical 0.05-0.5 (default 0.1)
         Learning-rate *scale*: coordinate i moves at rate ``alpha / (beta + sqrt(n_i))``.
         This is FTRL's alpha (McMahan et al.), NOT scikit-learn's regularization ``alpha``.
-    beta : float, >= 0, typical 1.0 (default 1.0)
+    beta : float in [0, 1e12], typical 1.0 (default 1.0)
         Smooths the per-coordinate rate at the start, while ``n_i`` is small.
-    l1 : float, >= 0, typical 0.1-10 (default 1.0)
+    l1 : float in [0, 1e12], typical 0.1-10 (default 1.0)
         L1 strength: a weight is exactly 0 while ``|z_i| <= l1``.  Larger -> fewer nonzeros.
-    l2 : float, >= 0, typical 0-10 (default 0.0)
+    l2 : float in [0, 1e12], typical 0-10 (default 0.0)
         L2 strength: shrinks weights, never makes them exactly zero.
     epochs : int, >= 1 (default 1)
         Passes over the data, in the same order each time.
@@ -68,12 +81,8 @@ class TrainParams:
     state_bits: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "beta", "l1", "l2", "label_smoothing"):
-            value = getattr(self, name)
-            ok, expected = PARAM_RULES[name]
-            if not is_num(value) or not ok(value):
-                raise ParameterError(f"{name} must be a finite number {expected}, got {shown(value)}")
-            object.__setattr__(self, name, float(value))  # a Python float: JSON, equality, the kernels
+        for name in FLOAT_PARAMS:  # Python floats: JSON, equality, the kernels
+            object.__setattr__(self, name, check_param(name, getattr(self, name)))
         object.__setattr__(self, "epochs", check_epochs(self.epochs, "epochs"))
         if self.holdout is not None:
             if not (is_num(self.holdout) and PARAM_RULES["holdout"][0](self.holdout)):
@@ -90,7 +99,7 @@ class TrainParams:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("alpha", "beta", "l1", "l2", "label_smoothing"):
+        for k in FLOAT_PARAMS:
             d[k] = float(d[k])
         del d["admit"]
         d.update(self.admit.to_dict())  # nothing when every feature is admitted

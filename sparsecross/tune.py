@@ -31,7 +31,7 @@ from ._defaults import TUNE_ALPHA, TUNE_EPOCHS_MAX, TUNE_L1
 from ._values import check_count
 from .admission import policy_of
 from .budget import check_max_state_mb
-from .errors import DataError, EmptyModelWarning, ParameterError, SparseCrossError, shown
+from .errors import DataError, EmptyModelWarning
 from .featurize import iter_batches
 from .hashing import holdout_salt
 from .model import SparseModel
@@ -228,8 +228,6 @@ def tune(
     check_grid(alpha, "alpha")
     check_grid(l1, "l1")
     alpha, l1 = [float(a) for a in alpha], [float(b) for b in l1]
-    if alpha[0] <= 0:
-        raise SparseCrossError(f"--alpha: values must be > 0 (a learning-rate scale), got {shown(alpha)}")
     epochs_max, patience = check_epochs(epochs_max, "epochs_max"), check_epochs(patience, "patience")
     names = check_count("names", names, 0)
     check_validation_and_budget("tune", valid, holdout, max_nonzeros, max_bytes)

@@ -707,6 +707,7 @@ def test_inspect_refuses_a_negative_or_huge_top(value: str, model_path: Path,
 
 _BIG = "9" * 4000  # a 4,000-digit number: int() takes it, float() makes it inf
 _2_64 = str(2**64)  # huge but parseable: past int64, a finite float
+_PAST_BOUND = "1.0000001e12"  # just past alpha's, beta's, l1's and l2's bound (_values.MAX_FTRL_PARAM)
 
 
 def _flag_cases() -> list[tuple[str, list[str], str, str]]:
@@ -764,6 +765,8 @@ def test_numeric_flags_refuse_impossible_values_before_any_work(command: str, ex
 @pytest.mark.parametrize("flag, value, fragment", [
     *[("--l1", v, "l1 must be a finite number >= 0") for v in ("-1", "nan", "inf", "-inf", _BIG)],
     *[("--alpha", v, "alpha must be a finite number > 0") for v in ("-1", "0", "nan", "inf", _BIG)],
+    *[(f, v, f"{f[2:]} must be a finite number {op} 0 and at most 1e+12")
+      for f, op in (("--l1", ">="), ("--alpha", ">")) for v in (_PAST_BOUND, _2_64)],
 ], ids=lambda v: v[:12])
 def test_demo_checks_its_training_parameters_before_generating(flag: str, value: str, fragment: str, tmp_path: Path,
                                                                no_rows: None,
@@ -774,6 +777,69 @@ def test_demo_checks_its_training_parameters_before_generating(flag: str, value:
     line = run_error(capsys, ["demo", "--cache", cache, "--no-path", "-q", f"{flag}={value}"], fragment)
     assert len(line) < 200, line
     assert not cache.exists()
+
+
+def _ftrl_bound_cases() -> list[tuple[str, str, str]]:
+    """(command, flag=value, fragment) for alpha, beta, l1 and l2 past their bound; a grid
+    (path's --l1 and --l2, tune's --alpha and --l1) ends past it."""
+    grids = {("path", "--l1"), ("path", "--l2"), ("tune", "--alpha"), ("tune", "--l1")}
+    cases = []
+    for command in ("train", "path", "tune"):
+        for flag in ("--alpha", "--beta", "--l1", "--l2"):
+            for v in (_PAST_BOUND, _2_64):
+                value = f"0.5,{v}" if (command, flag) in grids else v
+                cases.append((command, f"{flag}={value}", f"{flag[2:]}"))
+    return cases
+
+
+@pytest.mark.parametrize("command, flag, name", _ftrl_bound_cases(), ids=lambda v: v[:24])
+def test_ftrl_flags_past_their_bound_are_one_line_before_any_work(command: str, flag: str, name: str,
+                                                                  world: SimpleNamespace, model_path: Path,
+                                                                  tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """train --alpha 2**64 (or --l1 1e300) trained the whole run into a useless model (1e300
+    into infinite weights, refused when saving).  alpha, beta, l1 and l2 are at most 1e12:
+    one line naming the parameter and the bound, exit 1, nothing written."""
+    names = {"d": str(tmp_path), "train": str(world.train), "valid": str(world.valid), "model": str(model_path)}
+    argv = [str(a).format(**names) for a in _CLI_BASE[command]] + [flag, "-q"]
+    line = run_error(capsys, argv, name, "at most 1e+12, got ")
+    assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--alpha", "--beta", "--l1", "--l2"])
+def test_train_dask_refuses_an_ftrl_flag_past_its_bound_before_a_cluster(flag: str, world: SimpleNamespace,
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """With --dask the hyperparameters were checked by train_distributed, once a cluster had
+    started: now before it."""
+
+    def no_cluster(address: str) -> None:
+        raise AssertionError("a cluster was started before the flags were checked")
+
+    monkeypatch.setattr(sys.modules["sparsecross.cli_train"], "_dask_client", no_cluster)
+    argv = ["train", SYNTHETIC_SPEC, world.train, "--out", tmp_path / "m.scx", "-q", *_LOCAL, f"{flag}={_2_64}"]
+    line = run_error(capsys, argv, f"{flag[2:]} must be a finite number", "at most 1e+12")
+    assert len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_specs_ftrl_values_past_their_bound_are_refused_and_the_bound_is_taken(world: SimpleNamespace,
+                                                                                tmp_path: Path,
+                                                                                capsys: pytest.CaptureFixture[str]
+                                                                                ) -> None:
+    """[train] l1 = 1e13 is refused by check-spec and train alike (one line, nothing written);
+    alpha = beta = l1 = l2 = 1e12, the bound, trains and saves a model."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SYNTHETIC_SPEC.read_text() + "\n[train]\nl1 = 1e13\n")
+    run_error(capsys, ["check-spec", spec], "train.l1", "at most 1e+12")
+    run_error(capsys, ["train", spec, world.train, "--out", tmp_path / "m.scx", "-q"], "train.l1", "at most 1e+12")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
+    out = tmp_path / "m.scx"
+    run_ok(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "-q",
+                    *[f"--{k}=1e12" for k in ("alpha", "beta", "l1", "l2")]])
+    assert sx.load_model(out).params["l1"] == 1e12
 
 
 def _api_calls(world: SimpleNamespace, model_path: Path, tmp_path: Path) -> dict[str, object]:

@@ -222,7 +222,7 @@ def test_a_budget_no_point_meets_names_the_closest(data: SimpleNamespace, tmp_pa
 @pytest.mark.parametrize("flags, message", [
     (["--alpha", ""], "--alpha: the grid is empty"),
     (["--l1", "1,0.3"], "--l1: the grid must be strictly increasing"),
-    (["--alpha", "0,0.1"], "--alpha: values must be > 0"),
+    (["--alpha", "0,0.1"], "--alpha: values must be finite numbers > 0"),
     (["--l1", "a,b"], "--l1: expected comma-separated numbers"),
     (["--epochs-max", "0"], "epochs_max must be an integer in [1, 1,000,000]"),
     (["--spec-out", "x.toml"], "--spec-out needs --search-crosses"),

@@ -185,14 +185,48 @@ def test_tune_takes_numpy_integers_for_epochs_max_and_patience():
                          ids=["-1e5000", "-1e400", "long-str"])
 def test_dask_counts_echo_a_refused_value_shortened(value):
     """One short line, not a ValueError from repr() past 4,300 digits or a 5,000-character echo."""
-    from sparsecross.dask.training import _check_counts, _integer
+    from sparsecross.dask.training import _check_counts, train_distributed
 
-    with pytest.raises(ParameterError, match="^retries must be an integer >= 0") as info:
-        _integer("retries", value, 0)
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    with pytest.raises(ParameterError, match="^retries must be between 0 and") as info:
+        train_distributed(SAMPLE, spec, client=None, retries=value)
     assert len(str(info.value)) < 120
     with pytest.raises(SparseCrossError, match="^batch_rows must be between 1 and") as info:
         _check_counts(False, value, 2, None, None)
     assert len(str(info.value)) < 120
+
+
+_MAX_ROWS = "9,223,372,036,854,775,807"
+
+
+@pytest.mark.parametrize("options, refused", [
+    ({"checkpoint_every": 0}, f"checkpoint_every must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"lanes": 0}, "lanes must be between 1 and 65,536, got 0"),
+    ({"lanes": 65_537}, "lanes must be between 1 and 65,536, got 65537"),
+    ({"lanes": 4, "rows_per_round": 3}, f"rows_per_round must be between 4 and {_MAX_ROWS}, got 3"),
+    ({"mode": "exact", "rows_per_round": 0}, f"rows_per_round must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"checkpoint_rounds": 0}, f"checkpoint_rounds must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"retries": -1}, f"retries must be between 0 and {_MAX_ROWS}, got -1"),
+    ({"prefetch_rounds": 2**63}, f"prefetch_rounds must be between 0 and {_MAX_ROWS}, got 9223372036854775808"),
+    ({"in_flight": 0}, f"in_flight must be between 1 and {_MAX_ROWS}, got 0"),
+    ({"lanes": True}, "lanes must be between 1 and 65,536, got True"),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else None)
+def test_train_distributed_words_a_bad_count_as_train_does(options, refused, tmp_path):
+    """train_distributed said 'must be an integer >= N' (or '<= M') where train and the CLI
+    say 'must be between N and M' (check_count): train(checkpoint_every=0) and
+    train_distributed(checkpoint_every=0) now say the same, each bound as before, before any
+    work."""
+    from sparsecross.dask.training import train_distributed
+    from sparsecross.train import train
+
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    with pytest.raises(ParameterError) as info:
+        train_distributed(tmp_path / "missing.parquet", spec, client=None, **options)
+    assert str(info.value) == refused
+    if "checkpoint_every" in options:
+        with pytest.raises(ParameterError) as single:
+            train(tmp_path / "missing.parquet", spec, **options)
+        assert str(single.value) == str(info.value)
 
 
 @pytest.mark.parametrize("key", ["epochs", "early_stop"])
@@ -224,3 +258,69 @@ def test_a_specs_train_floats_are_checked_like_the_parameters(key, bad):
         TrainParams(**{key: bad})
     good = {"alpha": 0.5, "beta": 0.0, "l1": 0.0, "l2": 0.0, "label_smoothing": 0.0, "holdout": 0.5}[key]
     assert parse_spec({**base, "train": {key: good}}).train[key] == good
+
+
+#: Just past the bound of alpha, beta, l1 and l2 (1e12), and far past it.
+PAST_FTRL_BOUND = [1.0000001e12, 2**64, 1e300]
+FTRL_NAMES = ["alpha", "beta", "l1", "l2"]
+_SPEC_BASE = {"label": {"column": "y"}, "features": [{"name": "c", "kind": "categorical", "column": "x"}]}
+
+
+@pytest.mark.parametrize("name", FTRL_NAMES)
+def test_ftrl_parameters_are_at_most_1e12(name):
+    """alpha = 1e300 trained a whole run, then could not save its infinite weights; alpha =
+    2**64 or l1 = 1e300 trained a useless model.  alpha, beta, l1 and l2 are at most
+    MAX_FTRL_PARAM (1e12, as a row's weight), in TrainParams and a spec's [train] table: one
+    short line naming the parameter and the bound; the bound itself is taken."""
+    from sparsecross._values import MAX_FTRL_PARAM
+    from sparsecross.errors import SpecError
+    from sparsecross.spec import parse_spec
+
+    assert MAX_FTRL_PARAM == 1e12
+    assert getattr(TrainParams(**{name: 1e12}), name) == 1e12
+    assert parse_spec({**_SPEC_BASE, "train": {name: 1e12}}).train[name] == 1e12
+    for bad in PAST_FTRL_BOUND:
+        with pytest.raises(ParameterError, match=rf"^{name} must be a finite number >=? 0 and at most 1e\+12, "
+                                                 rf"got ") as info:
+            TrainParams(**{name: bad})
+        assert len(str(info.value)) < 120 and "\n" not in str(info.value)
+        with pytest.raises(SpecError, match=rf"^train\.{name}: expected a finite number .+ and at most 1e\+12, got "):
+            parse_spec({**_SPEC_BASE, "train": {name: float(bad)}})
+
+
+def _ftrl_entry_points(missing: Path) -> dict[str, object]:
+    """Each API entry point taking alpha, beta, l1 or l2, as ``call(name, value)``, on a file
+    that does not exist: a refusal must come before the data is read."""
+    from sparsecross.dask.training import train_distributed
+    from sparsecross.estimator import FTRLClassifier
+    from sparsecross.train import train
+
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+
+    def grid(name, value, grids):  # a grid parameter gets a grid ending past the bound
+        return {name: [0.5, value]} if name in grids else {name: value}
+
+    return {
+        "train": lambda n, v: train(missing, spec, checkpoint=missing.parent / "ck", **{n: v}),
+        "train_distributed": lambda n, v: train_distributed(missing, spec, client=None, **{n: v}),
+        "estimator": lambda n, v: FTRLClassifier(**{n: v}).fit(np.eye(2), [0, 1]),
+        "path": lambda n, v: regularization_path(missing, spec, holdout=0.2,
+                                                 **{"l1": [1.0], **grid(n, v, ("l1", "l2"))}),
+        "tune": lambda n, v: tune(missing, spec, holdout=0.2, **{"alpha": [0.1], "l1": [1.0],
+                                                                **grid(n, v, ("alpha", "l1"))}),
+        "search_crosses": lambda n, v: search_crosses(missing, spec, k=1, holdout=0.2, **grid(n, v, ("alpha",))),
+    }
+
+
+@pytest.mark.parametrize("entry", ["train", "train_distributed", "estimator", "path", "tune", "search_crosses"])
+@pytest.mark.parametrize("name", FTRL_NAMES)
+def test_every_api_entry_point_refuses_a_parameter_past_the_bound_before_any_work(entry, name, tmp_path):
+    """train, train_distributed, FTRLClassifier, regularization_path (l1 and l2 grids), tune
+    (alpha and l1 grids) and search_crosses: a ParameterError naming the parameter and the
+    bound, before the data is read, nothing written."""
+    call = _ftrl_entry_points(tmp_path / "missing.parquet")[entry]
+    for bad in PAST_FTRL_BOUND[:2]:
+        with pytest.raises(ParameterError, match=rf"\b{name}\b.* at most 1e\+12, got ") as info:
+            call(name, bad)
+        assert len(str(info.value)) < 120
+    assert list(tmp_path.iterdir()) == []

@@ -21,8 +21,8 @@ import numpy as np
 from .. import _defaults
 from .._defaults import DEFAULT_LANES
 from .._kernels.ftrl import FTRLParams
-from .._values import MAX_ROWS, check_batch_rows
-from ..errors import ParameterError, SparseCrossError, shown
+from .._values import check_batch_rows, check_count
+from ..errors import SparseCrossError, shown
 from ..metrics import StreamingMetrics
 from ..read import DEFAULT_BATCH_ROWS, Source
 from ..spec import FeatureSpec
@@ -59,14 +59,6 @@ def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Sou
 MAX_LANES = 65_536
 
 
-def _integer(name: str, value: Any, minimum: int, maximum: int = MAX_ROWS) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name} must be an integer >= {minimum}, got {shown(value)}")
-    if value > maximum:
-        raise ParameterError(f"{name} must be an integer <= {maximum:,}, got {shown(value)}")
-    return int(value)
-
-
 def _check_mode(mode: str, valid: Source | None, holdout: float | None) -> None:
     if mode not in MODES:
         raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {shown(mode)}")
@@ -79,11 +71,11 @@ def _check_counts(exact: bool, batch_rows: Any, lanes: Any, rows_per_round: Any,
     """The counts, checked: (lanes, rows_per_round, checkpoint_rounds)."""
     check_batch_rows(batch_rows)
     if not exact:
-        lanes = _integer("lanes", lanes, 1, MAX_LANES)
+        lanes = check_count("lanes", lanes, 1, MAX_LANES)
     if rows_per_round is not None:
-        rows_per_round = _integer("rows_per_round", rows_per_round, 1 if exact else lanes)
+        rows_per_round = check_count("rows_per_round", rows_per_round, 1 if exact else lanes)
     if checkpoint_rounds is not None:
-        checkpoint_rounds = _integer("checkpoint_rounds", checkpoint_rounds, 1)
+        checkpoint_rounds = check_count("checkpoint_rounds", checkpoint_rounds, 1)
     return lanes, rows_per_round, checkpoint_rounds
 
 
@@ -240,10 +232,10 @@ def train_distributed(
     exact = mode == "exact"
     lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
                                                              checkpoint_rounds)
-    retries, prefetch_rounds = _integer("retries", retries, 0), _integer("prefetch_rounds", prefetch_rounds, 0)
-    _integer("checkpoint_every", checkpoint_every, 1)
+    retries, prefetch_rounds = check_count("retries", retries, 0), check_count("prefetch_rounds", prefetch_rounds, 0)
+    check_count("checkpoint_every", checkpoint_every, 1)
     if in_flight is not None:
-        in_flight = _integer("in_flight", in_flight, 1)
+        in_flight = check_count("in_flight", in_flight, 1)
     _require_dask()
     t0 = time.perf_counter()
     schema, spec, rows_total = prepare_inputs(source, spec, valid, batch_rows, holdout)
