@@ -42,11 +42,11 @@ def _train_options(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
 
 def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
     g = p.add_argument_group("FTRL-Proximal hyperparameters (flags > the spec's [train] table > defaults)")
-    g.add_argument("--alpha", type=float, help="learning-rate scale, > 0 (default 0.1); NOT sklearn's alpha")
-    g.add_argument("--beta", type=float, help="learning-rate smoothing, >= 0 (default 1.0)")
+    g.add_argument("--alpha", type=float, help="learning-rate scale, in (0, 1e12] (default 0.1); NOT sklearn's alpha")
+    g.add_argument("--beta", type=float, help="learning-rate smoothing, in [0, 1e12] (default 1.0)")
     if not grid:
-        g.add_argument("--l1", type=float, help="L1 strength, >= 0: weights are 0 while |z| <= l1 (default 1.0)")
-        g.add_argument("--l2", type=float, help="L2 strength, >= 0 (default 0.0)")
+        g.add_argument("--l1", type=float, help="L1 strength, in [0, 1e12]: weights are 0 while |z| <= l1 (default 1.0)")
+        g.add_argument("--l2", type=float, help="L2 strength, in [0, 1e12] (default 0.0)")
     g.add_argument("--epochs", type=int, help="passes over the data (default 1)")
     g.add_argument("--label-smoothing", type=float, dest="label_smoothing",
                    help="targets become y*(1-eps)+eps/2 (default 0)")
