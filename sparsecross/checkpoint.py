@@ -30,7 +30,7 @@ import numpy as np
 
 from ._values import is_int, is_num
 from .admission import Admission, AdmitPolicy, check_arrays
-from .errors import NAME_LIMIT, CheckpointError, DataError, plain, shown
+from .errors import NAME_LIMIT, CheckpointError, DataError, plain, shown, shown_path
 from .hashing import fmix64_array
 from .read import Source, resolve_files
 from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_for
@@ -86,7 +86,7 @@ def parquet_footer_sha256(path: Path, size: int) -> str:
     DataError
         If the file does not end like a Parquet file or names an impossible footer length.
     """
-    name = shown(str(path), NAME_LIMIT)  # how errors name the file
+    name = shown_path(path)  # how errors name the file
     if size < 12:
         raise DataError(f"{name} is not a Parquet file: {size} bytes is too short")
     try:
@@ -124,15 +124,15 @@ def source_fingerprint(source: Source) -> list[list[Any]]:
             real = p.resolve()
             st = real.stat()
         except OSError as exc:
-            raise DataError(f"cannot read {shown(str(p), NAME_LIMIT)}: {exc.strerror or exc}") from None
+            raise DataError(f"cannot read {shown_path(p)}: {exc.strerror or exc}") from None
         out.append([str(real), int(st.st_size), int(st.st_mtime_ns), parquet_footer_sha256(real, int(st.st_size))])
     return out
 
 
 # ---------------------------------------------------------------------------- errors
 def _bad(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is damaged or not from this version of "
-                           f"sparsecross: {what}; delete the folder {shown(str(path.parent), NAME_LIMIT)} to start over")
+    return CheckpointError(f"checkpoint {shown_path(path)} is damaged or not from this version of "
+                           f"sparsecross: {what}; delete the folder {shown_path(path.parent)} to start over")
 
 
 # --------------------------------------------------------------------------- reading
@@ -416,7 +416,7 @@ def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[st
     for k in ("spec_sha256", "params", "data"):
         if meta.get(k) != run_meta[k]:
             raise CheckpointError(
-                f"checkpoint {shown(str(ckpt_path), NAME_LIMIT)} belongs to another run (its {k} differs); "
+                f"checkpoint {shown_path(ckpt_path)} belongs to another run (its {k} differs); "
                 "use another --checkpoint folder or delete it"
             )
     validate_checkpoint(ckpt_path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
 from ._kernels.table import empty_table, first_empty, rehash, rehash_in_place
-from .errors import NAME_LIMIT, CheckpointError, ParameterError, shown
+from .errors import CheckpointError, ParameterError, shown_path
 from .files import atomic_output
 
 if TYPE_CHECKING:
@@ -412,7 +412,7 @@ class FTRLState:
         vars(st).pop("admission_arrays", None)
         cap = st.capacity
         if st.bits != 32 or cap < 1 or cap & (cap - 1):
-            raise CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is inconsistent")
+            raise CheckpointError(f"checkpoint {shown_path(path)} is inconsistent")
         advise_huge_pages(st.table)
         return st, meta
 
