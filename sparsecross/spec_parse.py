@@ -357,4 +357,4 @@ def load_spec(path: str | Path) -> FeatureSpec:
     try:
         return parse_spec(text)
     except SpecError as exc:
-        raise SpecError(f"{p}: {exc}") from None
+        raise SpecError(f"{shown_path(p)}: {exc}") from None

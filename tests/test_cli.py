@@ -1200,6 +1200,16 @@ def test_a_missing_file_in_a_hostile_folder_is_named_by_its_file_name(tmp_path: 
         assert_short(run_error(capsys, argv, f"/{name}'"))
 
 
+def test_an_invalid_spec_in_a_hostile_folder_is_named_short(tmp_path: Path, capsys) -> None:
+    """An invalid spec file in a ~3,500-character folder of control characters: one short line
+    that names the file (its path was written whole, raw control characters included)."""
+    from tests.hostile import assert_short, hostile_folder
+
+    spec = hostile_folder(tmp_path) / "bad-spec.toml"
+    spec.write_text("[hashing]\nbits = 99\n")
+    assert_short(run_error(capsys, ["check-spec", spec], "/bad-spec.toml': spec: "))
+
+
 def test_hostile_feature_and_column_names_are_named_short(tmp_path: Path, capsys) -> None:
     """A spec naming a 5,000-character feature and a column of 5,000 characters with control
     characters, over data whose column has the wrong type: one short error line."""
