@@ -23,6 +23,7 @@ import os
 import tokenize
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from ._values import is_int, is_num
 from .admission import Admission, AdmitPolicy, check_arrays
-from .errors import NAME_LIMIT, CheckpointError, DataError, plain, shown
+from .errors import NAME_LIMIT, CheckpointError, DataError, plain, shown, shown_path
 from .hashing import fmix64_array
 from .read import Source, resolve_files
 from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_for
@@ -86,7 +87,7 @@ def parquet_footer_sha256(path: Path, size: int) -> str:
     DataError
         If the file does not end like a Parquet file or names an impossible footer length.
     """
-    name = shown(str(path), NAME_LIMIT)  # how errors name the file
+    name = shown_path(path)  # how errors name the file
     if size < 12:
         raise DataError(f"{name} is not a Parquet file: {size} bytes is too short")
     try:
@@ -124,15 +125,19 @@ def source_fingerprint(source: Source) -> list[list[Any]]:
             real = p.resolve()
             st = real.stat()
         except OSError as exc:
-            raise DataError(f"cannot read {shown(str(p), NAME_LIMIT)}: {exc.strerror or exc}") from None
+            raise DataError(f"cannot read {shown_path(p)}: {exc.strerror or exc}") from None
         out.append([str(real), int(st.st_size), int(st.st_mtime_ns), parquet_footer_sha256(real, int(st.st_size))])
     return out
 
 
 # ---------------------------------------------------------------------------- errors
+#: Words a refusal of the file ``path`` for ``what`` is wrong with it.
+Refusal = Callable[[Path, str], CheckpointError]
+
+
 def _bad(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is damaged or not from this version of "
-                           f"sparsecross: {what}; delete the folder {shown(str(path.parent), NAME_LIMIT)} to start over")
+    return CheckpointError(f"checkpoint {shown_path(path)} is damaged or not from this version of "
+                           f"sparsecross: {what}; delete the folder {shown_path(path.parent)} to start over")
 
 
 # --------------------------------------------------------------------------- reading
@@ -143,7 +148,7 @@ _HEADER_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, TypeError, Index
                   RecursionError, OverflowError, Warning)
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, refuse: Refusal) -> np.ndarray:
     """One ``.npy`` member: header checked (version, dtype, shape, size) before the data is
     read; returns a writable C-contiguous array."""
     name = info.filename[:-4]
@@ -161,35 +166,36 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.n
                     raise ValueError(f"unsupported .npy version {version}")
         except _HEADER_ERRORS as exc:
             detail = (str(exc).splitlines() or [""])[0] or type(exc).__name__
-            raise _bad(path, f"member {name!r} is not an array ({plain(detail)})") from None
+            raise refuse(path, f"member {name!r} is not an array ({plain(detail)})") from None
         if dtype.hasobject:
-            raise _bad(path, f"member {name!r} holds Python objects (a pickle), which are never loaded")
+            raise refuse(path, f"member {name!r} holds Python objects (a pickle), which are never loaded")
         if dtype not in dtypes:
-            raise _bad(path, f"member {name!r} has dtype {dtype.str}, expected "
-                             f"{' or '.join(d.str for d in dtypes)}")
+            raise refuse(path, f"member {name!r} has dtype {dtype.str}, expected "
+                               f"{' or '.join(d.str for d in dtypes)}")
         if len(shape) != ndim:
-            raise _bad(path, f"member {name!r} has shape {shape}, expected {ndim} dimension(s)")
+            raise refuse(path, f"member {name!r} has shape {shape}, expected {ndim} dimension(s)")
         want = _FIXED_SHAPES.get(name)
         if want is not None and shape != want:
-            raise _bad(path, f"member {name!r} has shape {shape}, expected {want}")
+            raise refuse(path, f"member {name!r} has shape {shape}, expected {want}")
         nbytes = math.prod(shape) * dtype.itemsize
         header = fh.tell()
         if header + nbytes != info.file_size:
-            raise _bad(path, f"member {name!r} holds {info.file_size - header:,} data bytes, its header says "
-                             f"{nbytes:,}")
+            raise refuse(path, f"member {name!r} holds {info.file_size - header:,} data bytes, its header says "
+                               f"{nbytes:,}")
         # read into an array that owns its memory: the state table must be resizable (it grows in place)
         arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
         with memoryview(arr) as view, view.cast("B") as raw:
             if fh.readinto(raw) != nbytes:
-                raise _bad(path, f"member {name!r} is truncated")
+                raise refuse(path, f"member {name!r} is truncated")
     return np.ascontiguousarray(arr)
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, Any]]:
+def read_checkpoint(path: str | os.PathLike[str], *, refuse: Refusal = _bad) -> tuple[FTRLState, dict[str, Any]]:
     """Read a checkpoint written by :meth:`FTRLState.save` as untrusted input: the archive's
     structure and every array's dtype and shape are checked (no pickle, no decompression, no
     more bytes than the file holds).  The *values* are not checked here: see
-    :func:`validate_checkpoint`.  Returns (state, meta)."""
+    :func:`validate_checkpoint`.  ``refuse(path, what)`` words the error (a checkpoint's by
+    default; :meth:`FTRLState.load` names a saved state).  Returns (state, meta)."""
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     try:
@@ -197,50 +203,50 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
             if len(infos) > _MAX_MEMBERS:
-                raise _bad(path, f"it has {len(infos):,} members")
+                raise refuse(path, f"it has {len(infos):,} members")
             names = [i.filename for i in infos]
             if len(set(names)) != len(names):
-                raise _bad(path, "a member name appears twice")
+                raise refuse(path, "a member name appears twice")
             missing = sorted(f"{m}.npy" for m in _MEMBERS if f"{m}.npy" not in names and m not in _OPTIONAL)
             if missing:
-                raise _bad(path, f"member(s) {', '.join(missing)} missing")
+                raise refuse(path, f"member(s) {', '.join(missing)} missing")
             total = 0
             for info in infos:
                 if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                    raise _bad(path, f"member {shown(info.filename, NAME_LIMIT)} is compressed (checkpoints are stored)")
+                    raise refuse(path, f"member {shown(info.filename, NAME_LIMIT)} is compressed (checkpoints are stored)")
                 total += info.file_size
             if total > size:
-                raise _bad(path, f"its members claim {total:,} bytes in a file of {size:,}")
+                raise refuse(path, f"its members claim {total:,} bytes in a file of {size:,}")
             for info in infos:
                 if info.filename.endswith(".npy") and info.filename[:-4] in _MEMBERS:
-                    arrays[info.filename[:-4]] = _read_member(zf, info, path)
+                    arrays[info.filename[:-4]] = _read_member(zf, info, path, refuse)
     except CheckpointError:
         raise
     except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zipfile.BadZipFile,
             zipfile.LargeZipFile) as exc:
-        raise _bad(path, f"it cannot be read as a zip archive ({type(exc).__name__}: "
-                         f"{plain(str(exc).splitlines()[0]) if str(exc) else 'no detail'})") from None
+        raise refuse(path, f"it cannot be read as a zip archive ({type(exc).__name__}: "
+                           f"{plain(str(exc).splitlines()[0]) if str(exc) else 'no detail'})") from None
     try:
         meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _bad(path, "its meta is not JSON") from None
+        raise refuse(path, "its meta is not JSON") from None
     if not isinstance(meta, dict):
-        raise _bad(path, "its meta is not a JSON object")
+        raise refuse(path, "its meta is not a JSON object")
     try:
         dtype = arrays["dtype"].tobytes().decode("ascii")
     except UnicodeDecodeError:
         dtype = "?"
     if dtype not in ("float32", "float64"):
-        raise _bad(path, f"its state dtype {dtype[:20]!r} is not 'float32' or 'float64'")
+        raise refuse(path, f"its state dtype {dtype[:20]!r} is not 'float32' or 'float64'")
     table = arrays["table"]
     bits = int(arrays["state_bits"][0]) if "state_bits" in arrays else 32
     width = 2 if bits == 16 else 3
     if bits == 16 and ("zbig" not in arrays or "zstats" not in arrays or dtype != "float32"):
-        raise _bad(path, "its 16-bit state lacks zbig or zstats, or is not float32")
+        raise refuse(path, "its 16-bit state lacks zbig or zstats, or is not float32")
     if bits not in (16, 32) or (bits == 32 and ("zbig" in arrays or "zstats" in arrays)):
-        raise _bad(path, f"its state_bits {bits} is not 16, or a 32-bit state has 16-bit members")
+        raise refuse(path, f"its state_bits {bits} is not 16, or a 32-bit state has 16-bit members")
     if table.shape[1] != width:
-        raise _bad(path, f"its table has shape {table.shape}, expected (capacity, {width})")
+        raise refuse(path, f"its table has shape {table.shape}, expected (capacity, {width})")
     if bits == 16:
         st: FTRLState = State16.from_arrays(int(arrays["n_columns"][0]), table, arrays["count"], arrays["bias"],
                                             arrays["zbig"], arrays["zstats"])
@@ -253,7 +259,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[FTRLState, dict[str, 
     evicted = arrays.get("evicted", np.zeros(2, dtype=np.int64))
     st.evicted_features, st.evictions = evicted_counts(evicted)
     if st.evicted_features < 0:
-        raise _bad(path, f"its evicted counts {evicted.tolist()} are not (features >= sweeps >= 0)")
+        raise refuse(path, f"its evicted counts {evicted.tolist()} are not (features >= sweeps >= 0)")
     st.admission_arrays = (arrays.get("admit_filter"), arrays.get("admit_counts"))  # checked by validate
     return st, meta
 
@@ -416,7 +422,7 @@ def open_checkpoint(checkpoint: str | os.PathLike[str] | None, run_meta: dict[st
     for k in ("spec_sha256", "params", "data"):
         if meta.get(k) != run_meta[k]:
             raise CheckpointError(
-                f"checkpoint {shown(str(ckpt_path), NAME_LIMIT)} belongs to another run (its {k} differs); "
+                f"checkpoint {shown_path(ckpt_path)} belongs to another run (its {k} differs); "
                 "use another --checkpoint folder or delete it"
             )
     validate_checkpoint(ckpt_path, state, meta, n_columns=n_columns, state_dtype=state_dtype, epochs=epochs,

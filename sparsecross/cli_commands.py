@@ -13,7 +13,7 @@ from ._defaults import PREDICT_BATCH_ROWS
 from .cli_dask import _dask_client
 from .cli_guards import check_out, guard_outputs
 from .cli_output import _fmt, _fmt_bytes, _print_json, _Progress, safe_text
-from .errors import NAME_LIMIT, SparseCrossError, shown
+from .errors import SparseCrossError, shown_path
 
 __all__ = ["cmd_generate", "cmd_check_spec", "cmd_predict", "cmd_eval", "cmd_inspect"]
 
@@ -29,7 +29,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         path = generate(args.out, rows=args.rows, seed=args.seed, row_group_size=args.row_group_size,
                         overwrite=args.overwrite, progress=lambda n: bar.update_to(n))
     except FileExistsError:
-        raise SparseCrossError(f"{shown(args.out, NAME_LIMIT)} exists; pass --overwrite to replace it") from None
+        raise SparseCrossError(f"{shown_path(args.out)} exists; pass --overwrite to replace it") from None
     except (ValueError, IsADirectoryError) as exc:
         raise SparseCrossError(str(exc)) from None
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli
-from .errors import NAME_LIMIT, SparseCrossError, shown
+from .errors import SparseCrossError, shown, shown_path
 
 DEMO_L1_GRID = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
 
@@ -164,7 +164,7 @@ def cmd_path(args: argparse.Namespace) -> int:
         require_matplotlib()
         check_size(args.plot_width, args.plot_height)
         if not args.plot.lower().endswith(".png"):
-            raise SparseCrossError(f"--plot must name a .png file, got {shown(args.plot, NAME_LIMIT)}")
+            raise SparseCrossError(f"--plot must name a .png file, got {shown_path(args.plot)}")
         cli.check_out(args.plot, "--plot", "path.png")
     if args.out and args.max_nonzeros is None and args.max_bytes is None:
         raise SparseCrossError("--out needs a budget (--max-nonzeros or --max-bytes) to choose the model to write")

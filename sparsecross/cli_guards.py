@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import NAME_LIMIT, SparseCrossError, shown
+from .errors import SparseCrossError, shown_path
 
 __all__ = ["check_out", "guard_outputs"]
 
@@ -18,9 +18,9 @@ def check_out(path: str, flag: str, example: str) -> Path:
     that exists."""
     out = Path(path)
     if out.is_dir():
-        raise SparseCrossError(f"{flag} {shown(path, NAME_LIMIT)} is a folder; give a file name such as {example}")
+        raise SparseCrossError(f"{flag} {shown_path(path)} is a folder; give a file name such as {example}")
     if not out.parent.exists():
-        raise SparseCrossError(f"folder {shown(str(out.parent), NAME_LIMIT)} of {flag} does not exist")
+        raise SparseCrossError(f"folder {shown_path(out.parent)} of {flag} does not exist")
     return out
 
 

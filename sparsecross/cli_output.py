@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import NAME_LIMIT, SparseCrossError, shown
+from .errors import SparseCrossError, shown_path
 
 # ------------------------------------------------------------------- progress
 class _Progress:
@@ -117,7 +117,7 @@ def _one_line(exc: BaseException) -> str:
     elif isinstance(exc, MemoryError):
         msg = f"out of memory ({exc}); lower --batch-rows"
     elif isinstance(exc, OSError):
-        msg = f"{exc.strerror or exc}" + (f": {shown(exc.filename, NAME_LIMIT)}" if exc.filename else "")
+        msg = f"{exc.strerror or exc}" + (f": {shown_path(exc.filename)}" if exc.filename else "")
     elif isinstance(exc, ImportError):
         msg = str(exc)
     else:

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from . import cli
-from .errors import NAME_LIMIT, SparseCrossError, shown
+from .errors import SparseCrossError, shown_path
 
 __all__ = ["register", "cmd_suggest_spec"]
 
@@ -23,7 +23,7 @@ def cmd_suggest_spec(args: argparse.Namespace) -> int:
     out = cli.check_out(args.out, "--out", "spec.toml")
     cli.guard_outputs({"--out": args.out}, data=args.data)
     if out.exists() and not args.force:
-        raise SparseCrossError(f"--out {shown(args.out, NAME_LIMIT)} exists; pass --force to replace it")
+        raise SparseCrossError(f"--out {shown_path(args.out)} exists; pass --force to replace it")
     res = suggest_spec(args.data, args.label, positive=args.positive, threshold=args.threshold,
                        compare=args.compare, weight=args.weight, sample_rows=args.sample_rows, seed=args.seed)
     res.write(out, force=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from collections.abc import Iterable
 
@@ -29,6 +30,7 @@ __all__ = [
     "ClippedWeightsWarning",
     "did_you_mean",
     "shown",
+    "shown_path",
     "plain",
 ]
 
@@ -138,6 +140,19 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     return cut
 
 
+def shown_path(path: object, limit: int = NAME_LIMIT) -> str:
+    """A file's path (text, bytes or ``os.PathLike``) for a one-line error message: its
+    ``repr``, whole when at most ``limit`` characters, else ``...`` and its end, which names the
+    file (:func:`shown` keeps the start), cut before an escape rather than inside it.  Anything
+    else is :func:`shown`."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, (str, bytes)):
+        return shown(path, limit)
+    r = repr(path)
+    return r if len(r) <= limit else _end(r, limit)
+
+
 def plain(text: object, limit: int = NAME_LIMIT) -> str:
     """``str(text)`` for a one-line message, unquoted (another library's or the system's words,
     which may quote a file's contents): control characters escaped as ``\\x1b``, ``\\n``...;
@@ -160,13 +175,32 @@ _REPR_PIECE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|
 def _start(pieces: Iterable[str], limit: int) -> str:
     """The longest start of whole ``pieces`` (characters, escapes) that leaves room in ``limit``
     characters for the ``...`` that follows it."""
+    return "".join(_fitting(pieces, limit - 3)) + "..."
+
+
+def _end(r: str, limit: int) -> str:
+    """``...`` and the longest end of whole pieces of the ``repr`` text ``r`` that fits in
+    ``limit`` characters.  Only the end of ``r`` is split into pieces: from ``limit + 10``
+    characters before its end (an escape is at most 10), moved back by one when that falls
+    between the two backslashes of an escaped backslash (a run of backslashes pairs from its
+    first); a start inside a longer escape only splits that escape, which is too far from the
+    end to be kept."""
+    start = max(0, len(r) - limit - 10)
+    run = start - len(r[:start].rstrip("\\"))  # backslashes just before ``start``
+    start -= run % 2
+    pieces = _REPR_PIECE.findall(r, start)
+    return "..." + "".join(reversed(_fitting(reversed(pieces), limit - 3)))
+
+
+def _fitting(pieces: Iterable[str], room: int) -> list[str]:
+    """The first ``pieces``, in order, whose lengths add up to at most ``room``."""
     out, n = [], 0
     for piece in pieces:
-        if n + len(piece) > limit - 3:
+        if n + len(piece) > room:
             break
         out.append(piece)
         n += len(piece)
-    return "".join(out) + "..."
+    return out
 
 
 def _digits(n: int) -> int:

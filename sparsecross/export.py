@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels.leb128 import STATUS_MESSAGES, STATUS_OK, decode_deltas
-from .errors import NAME_LIMIT, ArtifactError, ClippedWeightsWarning, SpecError, shown
+from .errors import ArtifactError, ClippedWeightsWarning, SpecError, shown, shown_path
 from .files import atomic_output
 from .hashing import HASH_CONTRACT
 from .model import SparseModel
@@ -420,7 +420,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         checksum mismatch or invalid metadata.
     """
     p = os.fspath(path)
-    name = shown(p, NAME_LIMIT)  # how errors name the file
+    name = shown_path(p)  # how errors name the file
     try:
         with open(p, "rb") as f:
             size, head, hdr = _read_head(f, name)
@@ -468,7 +468,7 @@ def load_model(path: str | os.PathLike[str]) -> SparseModel:
         file, invalid metadata or spec, other hash contract.  The message names the path.
     """
     p = os.fspath(path)
-    name = shown(p, NAME_LIMIT)  # how errors name the file
+    name = shown_path(p)  # how errors name the file
     try:
         with open(p, "rb") as f:
             size, head, hdr = _read_head(f, name)

@@ -25,7 +25,7 @@ from .kinds import KINDS, SHIPPED, Ctx
 from .kinds.categorical import categorical_keys, hash_dictionary
 from .labels import _first_bad, _label_rows, _labels  # noqa: F401  (imported from here by other modules)
 from .listcross import list_cross_entries
-from .read import DEFAULT_BATCH_ROWS, Source, check_schema, iter_record_batches, located
+from .read import DEFAULT_BATCH_ROWS, Source, check_schema, described, iter_record_batches, located
 from .spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -360,13 +360,7 @@ def iter_batches(
             y, w, skip = _label_rows(spec, batch, row)
             yield Batch(featurize_features(spec, batch, row, scipy_csr=scipy_csr), y, w, row, skip=skip)
     if not any_rows and start_row == 0:
-        raise DataError(f"the data {_describe(source)} has no rows")
-
-
-def _describe(source: Source) -> str:
-    if isinstance(source, (list, tuple)):
-        return shown([str(s) for s in source][:3], NAME_LIMIT)
-    return shown(str(source), NAME_LIMIT)
+        raise DataError(f"the data {described(source)} has no rows")
 
 
 def resolve_spec(source: Source, spec: FeatureSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS,

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from .errors import NAME_LIMIT, OutputError, SparseCrossError, shown
+from .errors import OutputError, SparseCrossError, shown_path
 
 __all__ = ["atomic_output", "check_outputs", "TMP_PREFIX", "clean_stale_temporaries"]
 
@@ -123,7 +123,7 @@ def atomic_output(target: str | os.PathLike[str], what: str = "file",
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise error(f"cannot write {what} {shown(path, NAME_LIMIT)}: {exc.strerror or exc}") from None
+        raise error(f"cannot write {what} {shown_path(path)}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             if hasattr(os, "fchmod"):
@@ -136,7 +136,7 @@ def atomic_output(target: str | os.PathLike[str], what: str = "file",
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, SparseCrossError):
-            raise error(f"cannot write {what} {shown(path, NAME_LIMIT)}: {exc.strerror or exc}") from exc
+            raise error(f"cannot write {what} {shown_path(path)}: {exc.strerror or exc}") from exc
         raise
     _fsync_dir(folder)
     clean_stale_temporaries(folder)
@@ -174,12 +174,12 @@ def check_outputs(outputs: Mapping[str, str | os.PathLike[str] | None],
         for role, f in files:
             if _same_file(out, f):
                 raise OutputError(
-                    f"{flag} {shown(str(out), NAME_LIMIT)} is {role} ({shown(str(f), NAME_LIMIT)}); refusing to "
+                    f"{flag} {shown_path(out)} is {role} ({shown_path(f)}); refusing to "
                     "overwrite an input: write the output elsewhere"
                 )
         for flag2, out2 in given[i + 1:]:
             if _same_file(out, out2):
-                raise OutputError(f"{flag} and {flag2} are the same file {shown(str(out), NAME_LIMIT)}; "
+                raise OutputError(f"{flag} and {flag2} are the same file {shown_path(out)}; "
                                   "give two different paths")
 
 

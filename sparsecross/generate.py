@@ -84,7 +84,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._values import MAX_BATCH_ROWS, MAX_ROWS
-from .errors import NAME_LIMIT, OutputError, shown
+from .errors import OutputError, shown, shown_path
 from .files import atomic_output
 from .hashing import fmix64 as _fmix64_int
 from .hashing import fmix64_array
@@ -572,10 +572,10 @@ def generate(
 
     path = Path(os.fspath(out))
     if path.is_dir():
-        raise IsADirectoryError(f"generate: output {shown(str(path), NAME_LIMIT)} is a directory")
+        raise IsADirectoryError(f"generate: output {shown_path(path)} is a directory")
     if path.exists() and not overwrite:
         raise FileExistsError(
-            f"generate: output {shown(str(path), NAME_LIMIT)} exists (pass overwrite=True to replace it)"
+            f"generate: output {shown_path(path)} exists (pass overwrite=True to replace it)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
 

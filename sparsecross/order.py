@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
 from ._values import check_batch_rows, check_count
-from .errors import NAME_LIMIT, DataQualityWarning, ParameterError, shown
+from .errors import DataQualityWarning, ParameterError, shown, shown_path
 from .hashing import fmix64_array, xxh64
 
 __all__ = ["DEFAULT_SHUFFLE_BUFFER_ROWS", "OrderCheck", "Shuffle", "iter_shuffled_batches", "permutation_keys",
@@ -174,7 +174,7 @@ def _read_stream(source: Any, spec: Any, files: list[Any], strings: list[list[st
                     yield batch, cur
                 cur += n
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read {shown(str(path), NAME_LIMIT)} (row {cur}): {_short(exc)}") from None
+            raise DataError(f"cannot read {shown_path(path)} (row {cur}): {_short(exc)}") from None
 
 
 class _Window:

@@ -16,12 +16,12 @@ import scipy.sparse as sp
 
 from ._defaults import PREDICT_BATCH_ROWS  # noqa: F401  (re-exported: predict.PREDICT_BATCH_ROWS)
 from ._kernels.score import finish_sigmoid, score_csr, score_features
-from .errors import NAME_LIMIT, InputTypeError, OutputError, ParameterError, SparseCrossError, shown
+from .errors import InputTypeError, OutputError, ParameterError, SparseCrossError, shown_path
 from .files import atomic_output, check_outputs
 from .featurize import SLICE_ENTRIES, _feature_ids, _label_rows, _plan, featurize_features
 from .metrics import StreamingMetrics
 from .model import SparseModel
-from .read import Source, check_schema, iter_record_batches, located, open_checked, resolve_files
+from .read import Source, check_schema, described, iter_record_batches, located, open_checked, resolve_files
 from .schema import check_compatible, schema_classes
 
 __all__ = ["decision_function", "predict_proba", "predict_file", "evaluate", "sigmoid", "write_parquet_atomically"]
@@ -169,7 +169,7 @@ def check_source(model: SparseModel, source: Source, *, label: bool) -> None:
         pf, _strings = open_checked(path, model.spec, label=label)
         given = schema_classes(model.spec, pf.schema_arrow, label=label)
         pf.close()
-        check_compatible(model.spec, model.schema, given, shown(str(path), NAME_LIMIT), label=label)
+        check_compatible(model.spec, model.schema, given, shown_path(path), label=label)
 
 
 def _writer_options(schema: pa.Schema) -> dict[str, Any]:
@@ -296,7 +296,7 @@ def evaluate(model: SparseModel, source: Source, *, batch_rows: int = PREDICT_BA
             if on_batch is not None:
                 on_batch(len(y))
     if metrics.rows == 0:
-        raise SparseCrossError(f"no rows to evaluate in {shown(str(source), NAME_LIMIT)}"
+        raise SparseCrossError(f"no rows to evaluate in {described(source)}"
                                + (f" ({metrics.skipped:,} skipped for a missing label)" if metrics.skipped else ""))
     res = {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
            "positive_rate": metrics.positive_rate, "baseline_logloss": metrics.baseline_logloss}

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from ._defaults import DEFAULT_BATCH_ROWS
 from ._values import check_batch_rows
-from .errors import DataError, InputTypeError, NAME_LIMIT, ParameterError, SchemaError, did_you_mean, plain, shown
+from .errors import DataError, InputTypeError, NAME_LIMIT, ParameterError, SchemaError, did_you_mean, plain, shown, shown_path
 from .inputs import MemorySource, memory_source
 from .kinds import KINDS
 from .spec import FeatureSpec
@@ -60,7 +60,7 @@ def resolve_files(source: Source) -> list[Path]:
         if any(ch in s for ch in _GLOB_CHARS) and not p.exists():
             found = sorted(Path(x) for x in glob.glob(s, recursive=True) if Path(x).is_file())
             if not found:
-                raise DataError(f"no files match {shown(s, NAME_LIMIT)}")
+                raise DataError(f"no files match {shown_path(s)}")
             files.extend(found)
         elif p.is_dir():
             found = sorted(
@@ -68,12 +68,12 @@ def resolve_files(source: Source) -> list[Path]:
                 if x.is_file() and not any(part.startswith((".", "_")) for part in x.relative_to(p).parts)
             )
             if not found:
-                raise DataError(f"folder {shown(s, NAME_LIMIT)} has no *.parquet files")
+                raise DataError(f"folder {shown_path(s)} has no *.parquet files")
             files.extend(found)
         elif p.is_file():
             files.append(p)
         else:
-            raise DataError(f"data path {shown(s, NAME_LIMIT)} does not exist")
+            raise DataError(f"data path {shown_path(s)} does not exist")
     if not files:
         raise DataError("no data files given")
     return files
@@ -85,9 +85,9 @@ def _open(path: Path, read_dictionary: Sequence[str] = ()) -> pq.ParquetFile:
         # buffering whole row groups (measured: -140 MB peak RSS at 10M rows, same throughput).
         return pq.ParquetFile(path, read_dictionary=list(read_dictionary) or None, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read {shown(str(path), NAME_LIMIT)} as Parquet: {_short(exc)}") from None
+        raise DataError(f"cannot read {shown_path(path)} as Parquet: {_short(exc)}") from None
     except UnicodeDecodeError:
-        raise DataError(f"cannot read {shown(str(path), NAME_LIMIT)}: a column name in its Parquet footer is not valid UTF-8") from None
+        raise DataError(f"cannot read {shown_path(path)}: a column name in its Parquet footer is not valid UTF-8") from None
 
 
 def _short(exc: BaseException, limit: int = NAME_LIMIT) -> str:
@@ -202,9 +202,19 @@ def located(source: Source) -> Iterator[None]:
         where = locate(source, exc.row)
         if where is None:
             raise
-        new = DataError(f"{exc} [file {shown(str(where[0]), NAME_LIMIT)}, row {where[1]} of that file]", row=exc.row)
+        new = DataError(f"{exc} [file {shown_path(where[0])}, row {where[1]} of that file]", row=exc.row)
         new.located = True  # type: ignore[attr-defined]
         raise new from None
+
+
+def described(source: Source) -> str:
+    """How a message names a source: a path by its end (:func:`~sparsecross.errors.shown_path`),
+    a list by its first three paths, in-memory data by its description."""
+    if isinstance(source, (list, tuple)):
+        return shown([str(s) for s in source][:3], NAME_LIMIT)
+    if isinstance(source, (str, os.PathLike)):
+        return shown_path(source)
+    return shown(str(source), NAME_LIMIT)
 
 
 def count_rows(source: Source) -> int:
@@ -229,7 +239,7 @@ def open_checked(path: Path, spec: FeatureSpec, *, label: bool = True,
     them as dictionaries)."""
     pf = _open(path)
     schema = pf.schema_arrow
-    where = shown(str(path), NAME_LIMIT)
+    where = shown_path(path)
     strings = check_schema(spec, schema, where, label=label)
     for col in extra_columns:
         if col not in schema.names:
@@ -293,7 +303,7 @@ def iter_record_batches(
                     yield batch, cur
                 cur += n
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read {shown(str(path), NAME_LIMIT)} (row {cur}): {_short(exc)}") from None
+            raise DataError(f"cannot read {shown_path(path)} (row {cur}): {_short(exc)}") from None
         row += n_file
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
-from .errors import NAME_LIMIT, SchemaError, shown
+from .errors import NAME_LIMIT, SchemaError, shown, shown_path
 from .kinds import KINDS
 from .spec import FeatureSpec
 
@@ -131,8 +131,8 @@ def source_schema(source: object, spec: FeatureSpec, *, label: bool = True, role
         classes = schema_classes(spec, pf.schema_arrow, label=label)
         pf.close()
         if first is None:
-            first, first_path = classes, shown(str(path), NAME_LIMIT)
+            first, first_path = classes, shown_path(path)
         else:
-            check_compatible(spec, first, classes, shown(str(path), NAME_LIMIT), label=label,
+            check_compatible(spec, first, classes, shown_path(path), label=label,
                              trained_on=f"in {first_path} (the first file of {role}) it is")
     return first or {}

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._defaults import MAX_EPOCHS
 from ._values import MAX_ROW_WEIGHT, PARAM_RULES
-from .errors import NAME_LIMIT, SpecError, did_you_mean, shown
+from .errors import SpecError, did_you_mean, shown, shown_path
 from .spec import (
     COMPARE_OPS,
     _COMMON_KEYS,
@@ -350,11 +350,11 @@ def load_spec(path: str | Path) -> FeatureSpec:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(f"spec file {shown(str(p), NAME_LIMIT)} does not exist") from None
+        raise SpecError(f"spec file {shown_path(p)} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise SpecError(f"cannot read spec file {shown(str(p), NAME_LIMIT)}: {reason}") from None
+        raise SpecError(f"cannot read spec file {shown_path(p)}: {reason}") from None
     try:
         return parse_spec(text)
     except SpecError as exc:
-        raise SpecError(f"{p}: {exc}") from None
+        raise SpecError(f"{shown_path(p)}: {exc}") from None

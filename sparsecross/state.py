@@ -27,7 +27,7 @@ import numpy as np
 
 from ._kernels.ftrl import FTRLParams, count_nonzero, export_weights, state_margins, weight
 from ._kernels.table import empty_table, first_empty, rehash, rehash_in_place
-from .errors import NAME_LIMIT, CheckpointError, ParameterError, shown
+from .errors import CheckpointError, ParameterError, shown_path
 from .files import atomic_output
 
 if TYPE_CHECKING:
@@ -408,13 +408,23 @@ class FTRLState:
         checks and attaches it).  The values are not checked (see ``validate_checkpoint``)."""
         from .checkpoint import read_checkpoint  # it builds on this module
 
-        st, meta = read_checkpoint(path)
+        st, meta = read_checkpoint(path, refuse=_not_a_saved_state)
         vars(st).pop("admission_arrays", None)
         cap = st.capacity
-        if st.bits != 32 or cap < 1 or cap & (cap - 1):
-            raise CheckpointError(f"checkpoint {shown(str(path), NAME_LIMIT)} is inconsistent")
+        if st.bits != 32:
+            raise CheckpointError(f"{shown_path(path)} holds a {st.bits}-bit state, which FTRLState.load does not "
+                                  "read (sparsecross.checkpoint.read_checkpoint does)")
+        if cap < 1 or cap & (cap - 1):
+            raise _not_a_saved_state(path, f"its table capacity {cap:,} is not a power of two")
         advise_huge_pages(st.table)
         return st, meta
+
+
+def _not_a_saved_state(path: str | os.PathLike[str], what: str) -> CheckpointError:
+    """The refusal of a file given to :meth:`FTRLState.load` (a checkpoint's says to delete its
+    folder)."""
+    return CheckpointError(f"{shown_path(path)} is not a valid saved state (damaged, or not from this version "
+                           f"of sparsecross): {what}")
 
 
 class GrowthPlan:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._values import is_int
-from .errors import DataError, NAME_LIMIT, OutputError, SchemaError, did_you_mean, shown
+from .errors import DataError, NAME_LIMIT, OutputError, SchemaError, did_you_mean, shown, shown_path
 from .read import _bare
 from .suggest_geo import CROSS_CELL_ROWS, GEO_LADDER, MIN_CELL_ROWS
 
@@ -51,7 +51,7 @@ class Suggestion:
 
         out = Path(path)
         if out.exists() and not force:
-            raise OutputError(f"{shown(str(out), NAME_LIMIT)} exists; pass --force (force=True) to replace it")
+            raise OutputError(f"{shown_path(out)} exists; pass --force (force=True) to replace it")
         with atomic_output(out, "spec") as fh:
             fh.write(self.toml.encode("utf-8"))
         return out

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._values import check_count, is_int
-from .errors import NAME_LIMIT, DataError, ParameterError, SchemaError, did_you_mean, shown
+from .errors import NAME_LIMIT, DataError, ParameterError, SchemaError, did_you_mean, shown, shown_path
 
 __all__ = ["Sample", "plan_units", "read_sample", "label_of", "column_type_class", "SAMPLE_BATCH_ROWS"]
 
@@ -88,7 +88,7 @@ def plan_units(source: Any) -> tuple[list[tuple[Any, int, int]], pa.Schema, str]
         md = pf.metadata
         units.extend((path, g, md.row_group(g).num_rows) for g in range(md.num_row_groups))
     assert schema is not None
-    where = shown(str(files[0]), NAME_LIMIT) + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
+    where = shown_path(files[0]) + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
     return units, schema, where
 
 
@@ -101,13 +101,13 @@ def _batches(unit: Any, group: int, columns: list[str]) -> Any:
     pf = _open(unit)
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
-        raise SchemaError(f"column {shown(missing[0], NAME_LIMIT)} is not in {shown(str(unit), NAME_LIMIT)}{did_you_mean(missing[0], pf.schema_arrow.names)}"
+        raise SchemaError(f"column {shown(missing[0], NAME_LIMIT)} is not in {shown_path(unit)}{did_you_mean(missing[0], pf.schema_arrow.names)}"
                           " (the files of a data set must share their columns)")
     try:
         yield from pf.iter_batches(batch_size=SAMPLE_BATCH_ROWS, row_groups=[group], columns=columns,
                                    use_threads=False)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read {shown(str(unit), NAME_LIMIT)}: {_short(exc)}") from None
+        raise DataError(f"cannot read {shown_path(unit)}: {_short(exc)}") from None
 
 
 def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], columns: list[str],

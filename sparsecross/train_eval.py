@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._kernels.ftrl import FTRLParams
-from .errors import NAME_LIMIT, DataError, shown
+from .errors import DataError
 from .featurize import iter_batches, resolve_spec
 from .metrics import StreamingMetrics
-from .read import DEFAULT_BATCH_ROWS, Source, count_rows
+from .read import DEFAULT_BATCH_ROWS, Source, count_rows, described
 from .schema import check_compatible, source_schema
 from .spec import FeatureSpec
 from .state import FTRLState
@@ -81,7 +81,7 @@ def prepare_inputs(source: Source, spec: FeatureSpec, valid: Source | None, batc
         check_values(valid, spec, batch_rows)
     rows = count_rows(source)
     if rows == 0:
-        raise DataError(f"the training data {shown(str(source), NAME_LIMIT)} has no rows")
+        raise DataError(f"the training data {described(source)} has no rows")
     return schema, spec, rows
 
 

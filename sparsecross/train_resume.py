@@ -13,7 +13,7 @@ import numpy as np
 from .admission import Admission, AdmitPolicy
 from .budget import apply_budget
 from .checkpoint import open_checkpoint, read_best, source_fingerprint
-from .errors import NAME_LIMIT, CheckpointError, ParameterError, shown
+from .errors import CheckpointError, ParameterError, shown_path
 from .order import Shuffle
 from .read import Source
 from .spec import FeatureSpec
@@ -100,7 +100,7 @@ def _resume(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any],
     if early_stop is not None:
         run.best_epoch = _best_epoch(history)
         if meta.get("best_epoch") != run.best_epoch:
-            raise CheckpointError(f"checkpoint {shown(str(ckpt_path), NAME_LIMIT)} names best epoch "
+            raise CheckpointError(f"checkpoint {shown_path(ckpt_path)} names best epoch "
                                   f"{meta.get('best_epoch')!r}, its history says {run.best_epoch!r}; delete the "
                                   "folder to start over")
         if run.best_epoch is not None:
@@ -118,5 +118,5 @@ def _bound(state: FTRLState, max_state_mb: float | None, resumed_from: Any) -> N
     except ParameterError as exc:
         if resumed_from is None:
             raise
-        raise CheckpointError(f"checkpoint {shown(str(resumed_from), NAME_LIMIT)} holds a table larger than its "
+        raise CheckpointError(f"checkpoint {shown_path(resumed_from)} holds a table larger than its "
                               f"budget allows ({exc}); delete the folder to start over") from None

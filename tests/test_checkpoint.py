@@ -518,6 +518,27 @@ def test_ftrl_state_load_refuses_a_damaged_file(genuine, tmp_path):
     assert meta == _meta(_arrays(genuine)) and state.table.tobytes() == _arrays(genuine)["table"].tobytes()
 
 
+def test_a_damaged_saved_state_is_refused_as_one_not_as_a_checkpoint(data, genuine, tmp_path):
+    """``FTRLState.load`` of a damaged standalone file names it as a saved state that is not
+    valid, without a checkpoint's advice (it said "checkpoint ... delete the folder ... to start
+    over" of a file given alone); a damaged checkpoint keeps its wording."""
+    arrays = _arrays(genuine)
+    cases = {**_damaged(genuine), "capacity": {**arrays, "table": arrays["table"][:3]}}  # not a power of two
+    for what, raw in cases.items():
+        path = tmp_path / f"saved-{what}.npz"
+        if isinstance(raw, dict):
+            np.savez(path, **raw)
+        else:
+            path.write_bytes(raw)
+        with pytest.raises(CheckpointError) as info:
+            FTRLState.load(path)
+        msg = str(info.value)
+        assert f"/saved-{what}.npz' is not a valid saved state" in msg, msg
+        assert not msg.startswith("checkpoint") and "delete" not in msg and "start over" not in msg, msg
+    msg = str(_refused(data, _put(tmp_path / "ck", b"garbage")))
+    assert msg.startswith("checkpoint ") and "delete the folder" in msg and msg.endswith("to start over"), msg
+
+
 def test_member_header_lying_about_its_size_is_refused(data, genuine, tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

@@ -1254,6 +1254,28 @@ def test_hostile_data_paths_are_named_short(world: SimpleNamespace, model_path: 
         assert_short(run_error(capsys, ["predict", model_path, data, "--out", tmp_path / "p.parquet"]))
 
 
+def test_a_missing_file_in_a_hostile_folder_is_named_by_its_file_name(tmp_path: Path, capsys) -> None:
+    """A spec, model or data file missing from a ~3,500-character folder of control characters:
+    one short line that names the file (the folder's start was shown, the file name cut off)."""
+    from tests.hostile import assert_short, hostile_folder
+
+    d = hostile_folder(tmp_path)
+    for argv, name in ((["check-spec", d / "my-spec.toml"], "my-spec.toml"),
+                       (["inspect", d / "my-model.scx"], "my-model.scx"),
+                       (["train", SYNTHETIC_SPEC, d / "my-data.parquet", "--out", tmp_path / "m.scx"], "my-data.parquet")):
+        assert_short(run_error(capsys, argv, f"/{name}'"))
+
+
+def test_an_invalid_spec_in_a_hostile_folder_is_named_short(tmp_path: Path, capsys) -> None:
+    """An invalid spec file in a ~3,500-character folder of control characters: one short line
+    that names the file (its path was written whole, raw control characters included)."""
+    from tests.hostile import assert_short, hostile_folder
+
+    spec = hostile_folder(tmp_path) / "bad-spec.toml"
+    spec.write_text("[hashing]\nbits = 99\n")
+    assert_short(run_error(capsys, ["check-spec", spec], "/bad-spec.toml': spec: "))
+
+
 def test_hostile_feature_and_column_names_are_named_short(tmp_path: Path, capsys) -> None:
     """A spec naming a 5,000-character feature and a column of 5,000 characters with control
     characters, over data whose column has the wrong type: one short error line."""

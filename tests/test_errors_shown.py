@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsecross.errors import shown
+from tests.hostile import CONTROL, hostile_name
 
 #: Text with escapes in its repr: control characters, backslashes, quotes, a surrogate, a tag.
 escapes = st.text(alphabet=st.characters(max_codepoint=0x20) | st.sampled_from("\\'\"ax\u2028\udc80\U000e0001"))
@@ -92,3 +96,69 @@ def test_plain_on_a_huge_text_reads_only_its_start():
 
     assert plain("\x1b" * 10_000_000, 12) == "\\x1b\\x1b..."
     assert plain("ab\ncd") == "ab\\ncd" and plain("abc", 3) == "abc" and plain("abcd", 3) == "..."
+
+
+# ----------------------------------------------------------------------------- paths
+#: A path's components: any text (control characters, quotes, backslashes, a tag, a
+#: surrogate), the hostile name of tests/hostile.py, never a separator.
+components = st.one_of(st.text(min_size=1), escapes.filter(bool), st.sampled_from([CONTROL, hostile_name(300)]),
+                       st.sampled_from(["data.parquet", "m.scx", "state.npz"])).map(lambda c: c.replace("/", "_"))
+paths = st.lists(components, min_size=1, max_size=20).map("/".join)
+
+
+def _escaped(text: str, quote: str) -> str:
+    """``text`` as it is written inside a ``repr`` delimited by ``quote``."""
+    return "".join("\\" + c if c == quote else repr(c)[1:-1] for c in text)
+
+
+@settings(max_examples=500)
+@given(paths, st.integers(min_value=3, max_value=250))
+def test_a_long_path_is_shown_by_its_end_cut_between_escapes(path, limit):
+    """A path whose repr is longer than ``limit`` is shown as "..." and the longest end of whole
+    characters and escapes that fits: its file name, not its start (``shown`` kept the start)."""
+    from sparsecross.errors import shown_path
+
+    r, s = repr(path), shown_path(path, limit)
+    assert s.isprintable() and len(s) <= limit
+    if len(r) <= limit:
+        assert s == shown(path, limit) == r
+        return
+    dots, end = s[:3], s[3:]
+    assert dots == "..." and r.endswith(end) and len(end) <= limit - 3
+    ends = _escape_ends(r)
+    cut = len(r) - len(end)
+    assert cut in ends, f"cut inside an escape: {s!r}"
+    assert not any(len(r) - (limit - 3) <= e < cut for e in ends), f"cut short: {s!r}"
+    name_end = _escaped(path.rpartition("/")[2], r[-1]) + r[-1]
+    if 3 + len(name_end) <= limit:
+        assert s.endswith(name_end), f"the file name is lost: {s!r}"
+
+
+@given(paths)
+def test_a_path_object_is_shown_as_its_text(path):
+    from sparsecross.errors import shown_path
+
+    assert shown_path(Path(path)) == shown_path(os.fspath(Path(path)))
+    raw = os.fsencode(path)  # a bytes path: its repr's end too
+    s = shown_path(raw, 30)
+    assert s == repr(raw) if len(repr(raw)) <= 30 else s.startswith("...") and repr(raw).endswith(s[3:])
+    assert len(s) <= 30 and s.isprintable()
+
+
+def test_a_path_under_a_hostile_folder_keeps_its_file_name():
+    from sparsecross.errors import NAME_LIMIT, shown_path
+
+    folder = "/".join([CONTROL + "d" * 200] * 16)  # as tests/hostile.hostile_folder makes it
+    s = shown_path(folder + "/model.scx")
+    assert s.endswith("dddd/model.scx'") and s.startswith("...") and len(s) <= NAME_LIMIT and s.isprintable()
+    assert shown_path("/tmp/m.scx") == shown("/tmp/m.scx") == "'/tmp/m.scx'"
+    assert shown_path(folder + "/" + CONTROL).endswith("/\\x1b[31m\\r\\n\\x07'")
+    assert shown_path(7) == shown(7)  # not a path (an OSError's filename may be a descriptor)
+
+
+def test_shown_path_on_a_huge_path_reads_only_its_end():
+    from sparsecross.errors import shown_path
+
+    assert shown_path("\\" * 10_000_001 + "n", 12) == "..." + "\\\\" * 3 + "n'"
+    assert shown_path("a" + "\\" * 10_000_000, 12) == "..." + "\\\\" * 4 + "'"
+    assert shown_path("\x1b" * 10_000_000 + "ab", 12) == "...\\x1bab'"

@@ -345,7 +345,7 @@ def test_invalid_toml_text() -> None:
 def test_invalid_toml_file_names_the_file(tmp_path: Path) -> None:
     p = tmp_path / "broken.toml"
     p.write_text("[label\ncolumn = 'y'\n")
-    with pytest.raises(SpecError, match=r"broken\.toml: spec is not valid TOML"):
+    with pytest.raises(SpecError, match=r"broken\.toml': spec is not valid TOML"):
         load_spec(p)
 
 
@@ -353,7 +353,7 @@ def test_invalid_spec_file_names_the_file(tmp_path: Path) -> None:
     p = tmp_path / "bad.toml"
     p.write_text('[label]\ncolumn = "y"\n[hashing]\nbits = 99\n[[features]]\nname = "a"\n'
                  'kind = "categorical"\ncolumn = "a"\n')
-    with pytest.raises(SpecError, match=r"bad\.toml: hashing\.bits: expected an integer in \[1, 40\]"):
+    with pytest.raises(SpecError, match=r"bad\.toml': hashing\.bits: expected an integer in \[1, 40\]"):
         load_spec(p)
 
 
@@ -714,7 +714,7 @@ def test_label_as_a_feature_in_a_spec_file_names_the_file(tmp_path: Path) -> Non
     p = tmp_path / "leak.toml"
     p.write_text((SPECS / "synthetic.toml").read_text()
                  + f'\n[[features]]\nname = "leak"\nkind = "categorical"\ncolumn = "{label}"\n')
-    with pytest.raises(SpecError, match=rf"leak\.toml: features\[\d+\] \('leak'\): column '{label}' is "
+    with pytest.raises(SpecError, match=rf"leak\.toml': features\[\d+\] \('leak'\): column '{label}' is "
                                         r"the label column"):
         load_spec(p)
 

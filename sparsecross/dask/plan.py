@@ -16,7 +16,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .._kernels.lanes import csr_select_rows
-from ..errors import NAME_LIMIT, DataError, SparseCrossError, shown
+from ..errors import DataError, SparseCrossError, shown_path
 from ..featurize import Batch, _labels, featurize_features
 from ..read import Source, _open, _short, open_checked, read_columns, resolve_files
 from ..spec import FeatureSpec
@@ -45,7 +45,7 @@ class _Chunk:
     def describe(self) -> str:
         parts = []
         for p in self.pieces:
-            part = f"{shown(p.path, NAME_LIMIT)} row group {p.group}"
+            part = f"{shown_path(p.path)} row group {p.group}"
             if p.offset or p.rows != p.group_rows:
                 part += f" (rows {p.offset}-{p.offset + p.rows - 1} of the group)"
             parts.append(part)
@@ -142,7 +142,7 @@ def _read_chunk(chunk: _Chunk, spec: FeatureSpec, *, batch_rows: int, label: boo
     row = chunk.start_row
     for piece in chunk.pieces:
         path = Path(piece.path)
-        where = f"{shown(str(path), NAME_LIMIT)} row group {piece.group}"
+        where = f"{shown_path(path)} row group {piece.group}"
         pf0, strings = open_checked(path, spec, label=label)
         pf = _open(path, strings) if strings else pf0
         pos = 0

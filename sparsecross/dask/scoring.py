@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import NAME_LIMIT, SparseCrossError, shown
+from ..errors import SparseCrossError, shown_path
 from ..featurize import _labels, featurize_features
 from ..files import check_outputs
 from ..metrics import StreamingMetrics
 from ..model import SparseModel
 from ..predict import check_source, kept_schema, write_parquet_atomically
-from ..read import DEFAULT_BATCH_ROWS, Source, resolve_files
+from ..read import DEFAULT_BATCH_ROWS, Source, described, resolve_files
 from ..spec import FeatureSpec
 from .cluster import _check_cluster, _default_window, _get_client
 from .plan import _Chunk, _plan, _read_chunk
@@ -62,7 +62,7 @@ def _scoring(model: SparseModel, source: Source, client: Any, retries: int, in_f
     client = _get_client(client)
     chunks, _total = _plan(source, model.spec, **plan)
     if not chunks:
-        raise SparseCrossError(f"no rows to {verb} in {shown(str(source), NAME_LIMIT)}")
+        raise SparseCrossError(f"no rows to {verb} in {described(source)}")
     n_workers = _check_cluster(client)
     runner = _Runner(client, retries)
     tk, tw = model.lookup_table()
@@ -92,7 +92,7 @@ def predict_distributed(model: SparseModel, source: Source, out: str | os.PathLi
     """
     out = Path(out)
     if out.is_dir():
-        raise SparseCrossError(f"output {shown(str(out), NAME_LIMIT)} is a folder; give a file name such as pred.parquet")
+        raise SparseCrossError(f"output {shown_path(out)} is a folder; give a file name such as pred.parquet")
     keep = list(keep)
     check_outputs({"out": out}, {"an input data file": resolve_files(source)})
     check_source(model, source, label=False)
@@ -134,6 +134,6 @@ def evaluate_distributed(model: SparseModel, source: Source, client: Any = None,
     finally:
         runner.cancel([table_ref])
     if metrics.rows == 0:
-        raise SparseCrossError(f"no rows to evaluate in {shown(str(source), NAME_LIMIT)}")
+        raise SparseCrossError(f"no rows to evaluate in {described(source)}")
     return {"rows": metrics.rows, "logloss": metrics.logloss, "auc": metrics.auc,
             "positive_rate": metrics.positive_rate}

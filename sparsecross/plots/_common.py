@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import NAME_LIMIT, OutputError, SparseCrossError, shown
+from ..errors import OutputError, SparseCrossError, shown, shown_path
 from ..files import atomic_output
 
 __all__ = ["PlotInfo", "require_matplotlib", "check_size", "new_figure", "save", "MIN_SIDE", "MAX_SIDE"]
@@ -53,9 +53,9 @@ def check_png(out: str | os.PathLike[str]) -> Path:
     """``out`` as a PNG file name in a folder that exists (checked before any drawing)."""
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise SparseCrossError(f"plots are written as PNG; give a file name ending in .png, got {shown(str(out), NAME_LIMIT)}")
+        raise SparseCrossError(f"plots are written as PNG; give a file name ending in .png, got {shown_path(out)}")
     if not out.parent.exists():
-        raise SparseCrossError(f"folder {shown(str(out.parent), NAME_LIMIT)} does not exist")
+        raise SparseCrossError(f"folder {shown_path(out.parent)} does not exist")
     return out
 
 
