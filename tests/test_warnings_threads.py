@@ -1,0 +1,99 @@
+"""The library never swaps the process-wide warning filters while other threads run.
+
+``warnings.catch_warnings`` saves ``warnings.filters`` (and ``showwarning``) on entry, replaces
+them for the whole process and puts the saved ones back on exit (on Python < 3.14 it is not
+thread-local).  A block in one thread therefore turns another thread's warnings into errors or
+silences them, and on exit throws away the filters another thread set meanwhile.  sparsecross
+runs in threads (Dask worker threads run several tasks at once, users call the API from their
+own threads), so each test here holds a library call at the point where it used to be inside
+such a block (a patched inner call waits on an event) while this thread warns and adds a
+filter: the warnings must be shown as this thread's filters say, and the filter must survive.
+No sleeps: events order the threads, whatever the machine's load.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sparsecross.errors import EmptyModelWarning
+
+#: Safety net only (a hung thread fails the test instead of hanging the suite): the events
+#: order the threads, so nothing waits for a time to pass.
+WAIT = 600.0
+ADDED = "a filter added by another thread"
+
+
+def _held(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> tuple[threading.Event, threading.Event]:
+    """Patch ``owner.name`` so that its first call sets ``inside`` and waits for ``release``
+    before it runs; returns (inside, release)."""
+    inside, release = threading.Event(), threading.Event()
+    orig = getattr(owner, name)
+
+    def hold(*args: Any, **kwargs: Any) -> Any:
+        if not inside.is_set():
+            inside.set()
+            if not release.wait(WAIT):
+                raise AssertionError("never released")
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, hold)
+    return inside, release
+
+
+def _warn_while_held(inside: threading.Event, release: threading.Event, call: Callable[[], Any]) -> Any:
+    """Run ``call`` in a thread; once it is held, warn (a UserWarning, an EmptyModelWarning)
+    and add a filter here, with filters that show every warning.  Returns ``call``'s result
+    (its exception re-raised) after checking that both warnings were recorded, not raised or
+    silenced, and that the added filter is still there."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            out["error"] = exc
+
+    with warnings.catch_warnings(record=True) as seen:  # the test's own thread, before any other starts
+        warnings.simplefilter("always")
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            assert inside.wait(WAIT), "the library call never reached the held point"
+            try:
+                warnings.warn("a warning of another thread", UserWarning)
+                warnings.warn("l1 removed every weight in another thread's model", EmptyModelWarning)
+            except Warning as exc:
+                pytest.fail(f"another thread's filters made this thread's warning an error: {exc!r}")
+            warnings.filterwarnings("ignore", message=ADDED)
+        finally:
+            release.set()
+            worker.join(WAIT)
+        assert not worker.is_alive()
+        shown = [str(w.message) for w in seen]
+        assert "a warning of another thread" in shown, f"this thread's UserWarning was lost: {shown}"
+        assert "l1 removed every weight in another thread's model" in shown, \
+            f"this thread's EmptyModelWarning was lost: {shown}"
+        assert any(f[1] is not None and f[1].pattern == ADDED for f in warnings.filters), \
+            "the filter added while the library call ran was thrown away when it ended"
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
+def test_checkpoint_header_check_leaves_other_threads_warnings_alone(tmp_path, monkeypatch):
+    """Reading a checkpoint turned every warning of every thread into an error while it parsed
+    a member's ``.npy`` header (NumPy warns about a Python 2 header)."""
+    from sparsecross.checkpoint import read_checkpoint
+    from sparsecross.state16 import new_state
+
+    path = tmp_path / "state.npz"
+    new_state(16).save(path, {"run": "threads"})
+    inside, release = _held(monkeypatch, np.lib.format, "read_magic")
+    state, meta = _warn_while_held(inside, release, lambda: read_checkpoint(path))
+    assert meta == {"run": "threads"} and state.n_columns == 16
