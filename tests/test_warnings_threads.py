@@ -13,16 +13,21 @@ No sleeps: events order the threads, whatever the machine's load.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import sparsecross
 from sparsecross.errors import EmptyModelWarning
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_SPEC = REPO_ROOT / "data" / "specs" / "synthetic.toml"
 #: Safety net only (a hung thread fails the test instead of hanging the suite): the events
 #: order the threads, so nothing waits for a time to pass.
 WAIT = 600.0
@@ -97,3 +102,32 @@ def test_checkpoint_header_check_leaves_other_threads_warnings_alone(tmp_path, m
     inside, release = _held(monkeypatch, np.lib.format, "read_magic")
     state, meta = _warn_while_held(inside, release, lambda: read_checkpoint(path))
     assert meta == {"run": "threads"} and state.n_columns == 16
+
+
+def test_path_export_leaves_other_threads_warnings_alone(sample_path, monkeypatch):
+    """``regularization_path`` silenced every thread's EmptyModelWarning while it exported a
+    point's model (an empty model is a point of the path, not a warning)."""
+    path_module = importlib.import_module("sparsecross.path")
+    inside, release = _held(monkeypatch, path_module, "export_state")
+    spec = sparsecross.load_spec(SYNTHETIC_SPEC)
+    res = _warn_while_held(inside, release,
+                           lambda: path_module.regularization_path(sample_path, spec, l1=[1e9], holdout=0.25))
+    assert [p.nonzeros for p in res.points] == [0]
+
+
+def test_tune_export_leaves_other_threads_warnings_alone(sample_path, monkeypatch):
+    """``tune`` silenced every thread's EmptyModelWarning while it exported a lane's best model."""
+    tune_module = importlib.import_module("sparsecross.tune")
+    inside, release = _held(monkeypatch, tune_module, "export_state")
+    spec = sparsecross.load_spec(SYNTHETIC_SPEC)
+    res = _warn_while_held(inside, release, lambda: tune_module.tune(
+        sample_path, spec, alpha=[0.1], l1=[1e9], epochs_max=1, holdout=0.25))
+    assert [p.nonzeros for p in res.points] == [0]
+
+
+def test_warmup_leaves_other_threads_warnings_alone(monkeypatch):
+    """``warmup`` (which a Dask worker may run beside other tasks) ignored every warning of every
+    thread while it exported its tiny model."""
+    train_module = importlib.import_module("sparsecross.train")
+    inside, release = _held(monkeypatch, train_module, "export_state")
+    _warn_while_held(inside, release, sparsecross.warmup)
