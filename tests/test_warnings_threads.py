@@ -131,3 +131,57 @@ def test_warmup_leaves_other_threads_warnings_alone(monkeypatch):
     train_module = importlib.import_module("sparsecross.train")
     inside, release = _held(monkeypatch, train_module, "export_state")
     _warn_while_held(inside, release, sparsecross.warmup)
+
+
+def test_local_cluster_start_leaves_other_threads_warnings_alone(monkeypatch):
+    """Starting ``local:N`` swapped the filters of the whole process (a user's threads too) for
+    the seconds Dask takes, to hide its "Port 8787 is already in use" warning."""
+    distributed = pytest.importorskip("distributed")
+    from sparsecross.dask import connect
+
+    seen: dict[str, Any] = {}
+
+    class Cluster:
+        def __init__(self, **kwargs: Any) -> None:
+            seen.update(kwargs)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(distributed, "LocalCluster", Cluster)
+    monkeypatch.setattr(distributed, "Client", lambda cluster, **kwargs: ("client", cluster))
+    inside, release = _held(monkeypatch, Cluster, "__init__")
+    client, cluster = _warn_while_held(inside, release, lambda: connect("local:1"))
+    assert client == ("client", cluster) and isinstance(cluster, Cluster)
+    assert seen["dashboard_address"] is None  # no dashboard, as before
+
+
+@pytest.mark.dask
+def test_local_cluster_start_with_port_8787_taken_does_not_warn():
+    """The scheduler of ``local:N`` serves its HTTP endpoints on a free loopback port: Dask's
+    default 8787, when taken (by another cluster, or here), is no "already in use" warning."""
+    pytest.importorskip("distributed")
+    import socket
+
+    from sparsecross.dask import connect
+
+    holder = socket.socket()
+    try:
+        try:
+            holder.bind(("127.0.0.1", 8787))
+            holder.listen()
+        except OSError:
+            pass  # taken already: as good
+        with warnings.catch_warnings(record=True) as seen:  # of the whole process: the scheduler's loop thread too
+            warnings.simplefilter("always")
+            client, cluster = connect("local:1")
+            try:
+                port = cluster.scheduler.http_server.port
+                host = cluster.scheduler.http_server.address
+            finally:
+                client.close()
+                cluster.close()
+    finally:
+        holder.close()
+    assert not [str(w.message) for w in seen if "already in use" in str(w.message)]
+    assert host == "127.0.0.1" and port != 8787
