@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import tokenize
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -185,3 +186,32 @@ def test_local_cluster_start_with_port_8787_taken_does_not_warn():
         holder.close()
     assert not [str(w.message) for w in seen if "already in use" in str(w.message)]
     assert host == "127.0.0.1" and port != 8787
+
+
+# ------------------------------------------------------------------------------ guard
+#: What changes the warning filters (or how warnings are shown) for the whole process.
+_PROCESS_WIDE = {"catch_warnings", "simplefilter", "filterwarnings", "resetwarnings", "showwarning",
+                 "captureWarnings"}
+#: Where the library may use them, how many times, and why that is safe.  A new use needs a
+#: reason here: on Python < 3.14 it changes the warnings of every thread of the process.
+ALLOWED = {
+    "sparsecross/cli.py": ({"catch_warnings": 1, "simplefilter": 1, "showwarning": 1},
+                           ("main() is the program: it sets how the command's warnings look, in the main "
+                            "thread, before the command starts any thread, for every thread it starts")),
+}
+
+
+def _uses(path: Path) -> dict[str, int]:
+    """The names of :data:`_PROCESS_WIDE` in the code of ``path`` (comments and strings aside), counted."""
+    with tokenize.open(path) as fh:
+        names = [tok.string for tok in tokenize.generate_tokens(fh.readline)
+                 if tok.type == tokenize.NAME and tok.string in _PROCESS_WIDE]
+    return {name: names.count(name) for name in sorted(set(names))}
+
+
+def test_process_wide_warning_state_only_where_reviewed():
+    found = {p.relative_to(REPO_ROOT).as_posix(): uses for p in sorted((REPO_ROOT / "sparsecross").rglob("*.py"))
+             if (uses := _uses(p))}
+    assert found == {path: uses for path, (uses, _why) in ALLOWED.items()}, (
+        "catch_warnings and the filters are process-wide (on Python < 3.14, for every thread): check the "
+        "condition instead of relying on a warning, or add the use to ALLOWED with the reason it is safe")
