@@ -150,16 +150,22 @@ _NPY_HEADER = re.compile(rf"\{{'descr': '([<>|][biufcOSUV]\d*)', 'fortran_order'
 _HEADER_ERRORS = (ValueError, TypeError, OverflowError)
 
 
+def _read_exact(fh: Any, n: int, what: str) -> bytes:
+    data = fh.read(n)
+    if len(data) != n:
+        raise ValueError(f"{what} is truncated")
+    return data
+
+
 def _read_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, Fortran order, dtype) of the ``.npy`` member open at ``fh``, left at its data."""
     version = np.lib.format.read_magic(fh)
     if version not in ((1, 0), (2, 0)):
         raise ValueError(f"unsupported .npy version {version}")
-    size = 2 if version == (1, 0) else 4
-    length = int.from_bytes(fh.read(size), "little")  # a truncated one cannot match below
+    length = int.from_bytes(_read_exact(fh, 2 if version == (1, 0) else 4, "its header length"), "little")
     if length > _MAX_HEADER:
         raise ValueError(f"its header of {length:,} bytes is longer than {_MAX_HEADER:,}")
-    text = fh.read(length).decode("latin-1")
+    text = _read_exact(fh, length, "its header").decode("latin-1")
     m = _NPY_HEADER.fullmatch(text)
     if m is None:
         raise ValueError(f"not a header NumPy writes: {text!r}")

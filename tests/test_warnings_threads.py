@@ -105,6 +105,35 @@ def test_checkpoint_header_check_leaves_other_threads_warnings_alone(tmp_path, m
     assert meta == {"run": "threads"} and state.n_columns == 16
 
 
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_checkpoint_header_reads_what_numpy_writes(version):
+    """The header check that replaced NumPy's parser reads every header NumPy writes as NumPy
+    does (the members' dtypes, Fortran order, 0 to 3 dimensions), and refuses one whose length
+    runs past the member's end (bytes that happen to end like a header)."""
+    import io
+
+    from sparsecross.checkpoint import _MEMBERS, _read_header
+
+    dtypes = {d for ds, _ in _MEMBERS.values() for d in ds}
+    arrays = [np.zeros(shape, dtype=d) for d in dtypes for shape in [(), (0,), (7,), (5, 3), (2, 3, 4)]]
+    arrays += [np.asfortranarray(np.zeros((4, 3))), np.array([1, None], dtype=object)]
+    for arr in arrays:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, arr, version=version)
+        buf.seek(0)
+        mine = _read_header(buf)
+        buf.seek(0)
+        np.lib.format.read_magic(buf)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        theirs = read(buf)
+        assert mine == theirs and isinstance(mine[0], tuple), arr.dtype
+    size = 2 if version == (1, 0) else 4
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }" + b" " * 5 + b"\n"
+    cut = np.lib.format.magic(*version) + (len(header) + 1).to_bytes(size, "little") + header
+    with pytest.raises(ValueError, match="its header is truncated"):
+        _read_header(io.BytesIO(cut))
+
+
 def test_path_export_leaves_other_threads_warnings_alone(sample_path, monkeypatch):
     """``regularization_path`` silenced every thread's EmptyModelWarning while it exported a
     point's model (an empty model is a point of the path, not a warning)."""
