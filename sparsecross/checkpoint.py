@@ -20,8 +20,7 @@ import hashlib
 import json
 import math
 import os
-import tokenize
-import warnings
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -141,11 +140,42 @@ def _bad(path: Path, what: str) -> CheckpointError:
 
 
 # --------------------------------------------------------------------------- reading
-#: What NumPy's ``.npy`` header parser raises on a header it cannot parse: its own ValueError,
-#: and whatever the tokenizer and ``ast.literal_eval`` it runs on the header (a newline in an
-#: unclosed string, an unclosed bracket) or its dtype parser raise; a warning is made an error.
-_HEADER_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, TypeError, IndexError, KeyError,
-                  RecursionError, OverflowError, Warning)
+#: Longest ``.npy`` header read: NumPy's own limit (``max_header_size``).
+_MAX_HEADER = 10_000
+#: A member's ``.npy`` header as NumPy writes it (the dict's keys sorted, each value's repr,
+#: then spaces and a newline), for an array of one plain dtype.  Matched here, not parsed by
+#: NumPy, whose parser warns (a Python 2 header, a deprecated dtype alias) and raises whatever
+#: its tokenizer and ``ast.literal_eval`` raise: a warning cannot be made an error for one
+#: thread (``catch_warnings`` changes the filters of every thread of the process).
+_DIM = r"(?:0|[1-9]\d*)"
+_NPY_HEADER = re.compile(rf"\{{'descr': '([<>|][biufcOSUV]\d*)', 'fortran_order': (False|True), "
+                         rf"'shape': (\(\)|\({_DIM},\)|\({_DIM}(?:, {_DIM})+\)), \}} *\n")
+#: What reading a header raises: ValueError (ours, ``read_magic``'s), TypeError and
+#: OverflowError (``np.dtype`` of a descr it does not know).
+_HEADER_ERRORS = (ValueError, TypeError, OverflowError)
+
+
+def _read_exact(fh: Any, n: int, what: str) -> bytes:
+    data = fh.read(n)
+    if len(data) != n:
+        raise ValueError(f"{what} is truncated")
+    return data
+
+
+def _read_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) of the ``.npy`` member open at ``fh``, left at its data."""
+    version = np.lib.format.read_magic(fh)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unsupported .npy version {version}")
+    length = int.from_bytes(_read_exact(fh, 2 if version == (1, 0) else 4, "its header length"), "little")
+    if length > _MAX_HEADER:
+        raise ValueError(f"its header of {length:,} bytes is longer than {_MAX_HEADER:,}")
+    text = _read_exact(fh, length, "its header").decode("latin-1")
+    m = _NPY_HEADER.fullmatch(text)
+    if m is None:
+        raise ValueError(f"not a header NumPy writes: {text!r}")
+    descr, fortran, shape = m.groups()
+    return tuple(int(d) for d in re.findall(r"\d+", shape)), fortran == "True", np.dtype(descr)
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, refuse: Refusal) -> np.ndarray:
@@ -155,15 +185,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, refuse:
     dtypes, ndim = _MEMBERS[name]
     with zf.open(info) as fh:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # a header NumPy warns about (Python 2's) is not ours
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:
-                    raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran, dtype = _read_header(fh)
         except _HEADER_ERRORS as exc:
             detail = (str(exc).splitlines() or [""])[0] or type(exc).__name__
             raise refuse(path, f"member {name!r} is not an array ({plain(detail)})") from None

@@ -132,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s", stream=sys.stderr)
     debug = getattr(args, "debug", False) or os.environ.get("SPARSECROSS_DEBUG") == "1"
     try:
+        # catch_warnings sets the filters of every thread of the process (Python < 3.14): safe
+        # here, as main() is the program (the console script's entry point, in the main thread):
+        # no thread of the command runs yet, and those it starts (the prefetch reader, Dask's)
+        # are to show their warnings this way too.  Not for calling main() from several threads.
         with warnings.catch_warnings():
             warnings.simplefilter("default", SparseCrossWarning)  # a CLI warning is a line, never an error
             warnings.showwarning = _show_warning

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 from ._values import PARAM_RULES, is_num
 from .admission import policy_of
 from .budget import check_max_state_mb
-from .errors import EmptyModelWarning, ParameterError, SparseCrossError, shown
+from .errors import ParameterError, SparseCrossError, shown
 from .hashing import holdout_salt
 from .metrics import StreamingMetrics
 from .model import SparseModel
@@ -146,9 +145,7 @@ def _points(trained: list[tuple[FTRLState, StreamingMetrics, TrainParams, np.nda
         # The same history record as train() writes for its last epoch, so that with one epoch a
         # path point's artifact is byte-identical to the one `sparsecross train` writes.
         record = epoch_record(tp.epochs, acc, skipped, m, spec.label.missing == "skip")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", EmptyModelWarning)
-            model = export_state(st, spec, tp, [record], rows, schema=schema)
+        model = export_state(st, spec, tp, [record], rows, schema=schema, warn_empty=False)
         model.params.update(_order_params(order))
         record_budget(model, st, max_state_mb)
         size = len(model_bytes(model, encoding=encoding))

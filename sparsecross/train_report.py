@@ -51,16 +51,19 @@ def record_budget(model: SparseModel, state: FTRLState, max_state_mb: float | No
 
 def export_state(state: FTRLState, spec: FeatureSpec, tp: TrainParams, history: list[dict[str, Any]],
                  rows_total: int, *, schema: dict[str, str] | None = None, best_epoch: int | None = None,
-                 early_stop: int | None = None) -> SparseModel:
+                 early_stop: int | None = None, warn_empty: bool = True) -> SparseModel:
     """Build the inference model (nonzero weights only) from a training state.
 
     The top-level stats are those of the last epoch in ``history``, or of ``best_epoch`` (early
-    stopping: ``state`` is that epoch's), which ``stats["best_epoch"]`` then records."""
+    stopping: ``state`` is that epoch's), which ``stats["best_epoch"]`` then records.  An empty
+    model is an :class:`EmptyModelWarning` unless ``warn_empty`` is false (a point of a grid,
+    where it is a result: a ``catch_warnings`` block around the call would silence every
+    thread's warnings, not only this call's)."""
     from . import __version__
 
     params = tp.ftrl
     keys, weights = state.nonzero_weights(params)
-    if len(keys) == 0:
+    if len(keys) == 0 and warn_empty:
         warnings.warn(
             f"l1={tp.l1!r} removed every weight ({state.touched} features were touched); the model "
             "predicts the base rate only. Lower l1.",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,7 +30,7 @@ from ._defaults import TUNE_ALPHA, TUNE_EPOCHS_MAX, TUNE_L1
 from ._values import check_count
 from .admission import policy_of
 from .budget import check_max_state_mb
-from .errors import DataError, EmptyModelWarning
+from .errors import DataError
 from .featurize import iter_batches
 from .hashing import holdout_salt
 from .model import SparseModel
@@ -125,9 +124,8 @@ class _Keeper:
     def improve(self, lane: Lane) -> None:
         assert lane.state is not None and lane.best_epoch is not None
         tp = replace(lane.params, epochs=lane.best_epoch)  # as train(epochs=best): its history, its params
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", EmptyModelWarning)
-            model = export_state(lane.state, self.spec, tp, list(lane.history), self.rows, schema=self.schema)
+        model = export_state(lane.state, self.spec, tp, list(lane.history), self.rows, schema=self.schema,
+                             warn_empty=False)
         model.params.update(self.order_params)
         record_budget(model, lane.state, lane.max_state_mb)
         self.best_models[id(lane)] = model

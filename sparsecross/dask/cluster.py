@@ -9,7 +9,6 @@ import contextlib
 import logging
 import os
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +45,13 @@ _LOCAL_QUIET = {
     "distributed.admin.tick.interval": "500ms",
     "distributed.worker.memory.monitor-interval": "500ms",
 }
+
+#: Where a ``local:N`` scheduler serves its HTTP endpoints (health, metrics; there is no
+#: dashboard): a free port of the loopback interface it listens on.  Dask's default, 8787,
+#: is often taken (another local cluster) and then moved with a "Port 8787 is already in use"
+#: warning, which only ``warnings.catch_warnings`` could hide, and that would change the
+#: filters of every thread of the process (not thread-local on Python < 3.14).
+_SCHEDULER_HTTP = {"dashboard_address": "127.0.0.1:0"}
 
 
 @contextlib.contextmanager
@@ -159,13 +165,10 @@ def _start_local(distributed: Any, n: int) -> tuple[Any, Any]:
     for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
         cluster = None
         try:
-            with (warnings.catch_warnings(), dask.config.set({**_WORKER_ENVIRON, **_LOCAL_QUIET}),
-                  _without_env("MALLOC_TRIM_THRESHOLD_")):
-                # The scheduler's HTTP endpoints (health, metrics) move to a free port when 8787
-                # is taken, e.g. by another local cluster: harmless, and there is no dashboard.
-                warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+            with dask.config.set({**_WORKER_ENVIRON, **_LOCAL_QUIET}), _without_env("MALLOC_TRIM_THRESHOLD_"):
                 cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                                   dashboard_address=None, silence_logs=logging.ERROR,
+                                                   scheduler_kwargs=dict(_SCHEDULER_HTTP))
             # results (the shards' dumps above all) come straight from the workers, not through
             # the scheduler, which shares this process: 0.1-0.2 CPU-s less per 10M-row run
             return distributed.Client(cluster, direct_to_workers=True), cluster
