@@ -18,11 +18,12 @@ PREDICT_BATCH_ROWS = 1 << 18
 DEFAULT_LANES = 4
 
 #: Data-parallel rounds without ``rows_per_round``: a lane's chunk is consecutive whole row
-#: groups holding at least this many rows (one row group when it is that large).  Dask costs a
-#: few milliseconds of CPU per task, and a round is 2K + 2S tasks: with 65,536-row groups, one
-#: group per lane spent 6.3-6.8 CPU-s on 10M rows at K=2 against 4.8-5.4 in chunks of 262,144
-#: rows (docs/DASK.md, "Fifth pass").  Recorded in the run's parameters (``lane_rows_min``).
-MIN_LANE_ROWS = 1 << 18
+#: groups, as near this many rows as they come (a larger group is a chunk of its own).  Dask
+#: costs ~4 ms of CPU per task here, and a round is 2K + 2S tasks: on 10M rows in 65,536-row
+#: groups, K=2 on 1 worker, one group per lane spent 5.6-6.8 CPU-s, chunks of four 4.5-5.2
+#: (docs/DASK.md, "Fifth pass"); pairing 250,000-row groups instead cost more (bigger rounds
+#: fault in more memory).  Recorded in the run's parameters (``lane_rows_target``).
+LANE_ROWS_TARGET = 1 << 18
 
 #: ``tune``'s grids and epochs (see sparsecross.tune for why these values).
 TUNE_ALPHA = (0.025, 0.05, 0.1, 0.2, 0.4)

@@ -249,7 +249,7 @@ def add_train(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> No
                    help=f"K lanes per round, data-parallel only (a model parameter, default {DEFAULT_LANES})")
     d.add_argument("--rows-per-round", type=int, default=None, dest="rows_per_round",
                    help="rows per round over all lanes, at least K (default: each lane takes consecutive whole row "
-                   "groups of at least 262,144 rows); "
+                   "groups, as near 262,144 rows as they come); "
                    "exact mode: rows per chunk")
     common(t)
     t.set_defaults(func=cmd_train)

@@ -23,12 +23,13 @@ def _no_debug_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def one_group_per_lane(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Data-parallel rounds of one row group per lane (``MIN_LANE_ROWS`` 1), what the tests of
-    the round mechanics and their plain-Python references use on small files; the default
-    grouping (whole row groups of at least 262,144 rows per lane) has tests of its own."""
+    """Data-parallel rounds of one row group per lane (``LANE_ROWS_TARGET`` 1), what the tests
+    of the round mechanics and their plain-Python references use on small files; the default
+    grouping (whole row groups, as near 262,144 rows per lane as they come) has tests of its
+    own."""
     from sparsecross import _defaults
 
-    monkeypatch.setattr(_defaults, "MIN_LANE_ROWS", 1)
+    monkeypatch.setattr(_defaults, "LANE_ROWS_TARGET", 1)
 
 
 @pytest.fixture(scope="session")

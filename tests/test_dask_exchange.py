@@ -267,14 +267,14 @@ def test_a_shard_plans_from_the_rows_it_sees_and_a_new_epoch_size_starts_a_new_p
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(1, 50), min_size=1, max_size=40), st.integers(1, 120), st.integers(1, 3))
-def test_whole_row_groups_of_a_minimum_size(sizes, min_rows, files):
-    """``_plan(min_rows=...)``'s chunks: every row group whole, once, in order (across files);
-    consecutive rows; each chunk at least ``min_rows`` rows but the last, and none longer than
-    needed (without its last group it is short)."""
+def test_whole_row_groups_nearest_a_target(sizes, target, files):
+    """``_plan(target_rows=...)``'s chunks: every row group whole, once, in order (across
+    files); consecutive rows; a chunk takes the next group while that brings it nearer the
+    target (strictly), and stops when the next group would not."""
     from sparsecross.dask.plan import _grouped
 
     groups = [(f"f{g * files // len(sizes)}", g, n) for g, n in enumerate(sizes)]
-    chunks = _grouped(groups, min_rows)
+    chunks = _grouped(groups, target)
     assert [(p.path, p.group, p.offset, p.rows, p.group_rows) for c in chunks for p in c.pieces] == [
         (path, g, 0, n, n) for path, g, n in groups]
     assert [c.index for c in chunks] == list(range(len(chunks)))
@@ -282,5 +282,9 @@ def test_whole_row_groups_of_a_minimum_size(sizes, min_rows, files):
     for c in chunks:
         assert c.start_row == row and c.rows == sum(p.rows for p in c.pieces)
         row += c.rows
-        assert c.rows - c.pieces[-1].rows < min_rows
-    assert all(c.rows >= min_rows for c in chunks[:-1])
+        filled = 0
+        for p in c.pieces:  # each group brought it nearer (the first is always taken)
+            assert filled == 0 or abs(filled + p.rows - target) < abs(filled - target)
+            filled += p.rows
+    for c, nxt in zip(chunks, chunks[1:]):  # ... and the next one would not have
+        assert abs(c.rows + nxt.pieces[0].rows - target) >= abs(c.rows - target)

@@ -211,23 +211,24 @@ def test_same_lanes_same_model_on_one_or_two_workers(data, healthy):
     assert not same_model(other, two)
 
 
-def test_default_rounds_take_whole_row_groups_of_a_minimum_size(data, healthy, monkeypatch, tmp_path):
-    """Without ``rows_per_round`` a lane's chunk is consecutive whole row groups of at least
-    ``MIN_LANE_ROWS`` rows (a round costs Dask milliseconds per task): with a minimum of
-    10,000 and groups of 4,000, three groups per lane, across the two files, which is the very
-    model of ``rows_per_round`` 2 x 12,000.  The minimum is a run parameter: a checkpoint of
-    another minimum is refused, never resumed with other rounds."""
+def test_default_rounds_take_whole_row_groups_near_a_target(data, healthy, monkeypatch, tmp_path):
+    """Without ``rows_per_round`` a lane's chunk is consecutive whole row groups, as near
+    ``LANE_ROWS_TARGET`` rows as they come (a round costs Dask milliseconds per task): with a
+    target of 13,000 and groups of 4,000, three groups per lane (12,000: a fourth would be
+    farther), across the two files, which is the very model of ``rows_per_round`` 2 x 12,000.
+    The target is a run parameter: a checkpoint of another target is refused, never resumed
+    with other rounds."""
     from sparsecross import _defaults
 
-    monkeypatch.setattr(_defaults, "MIN_LANE_ROWS", 10_000)
+    monkeypatch.setattr(_defaults, "LANE_ROWS_TARGET", 13_000)
     ckpt = tmp_path / "ckpt"
     grouped = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2, checkpoint=ckpt)
     explicit = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2, rows_per_round=24_000)
     assert same_model(grouped, explicit)
     assert grouped.run["rounds"] == 2  # chunks of 12,000, 12,000, 12,000 and 4,000 rows
-    assert grouped.params["lane_rows_min"] == 10_000 and grouped.params["rows_per_round"] is None
-    assert "lane_rows_min" not in explicit.params
-    monkeypatch.setattr(_defaults, "MIN_LANE_ROWS", 1)  # one row group per lane: other rounds, another model
+    assert grouped.params["lane_rows_target"] == 13_000 and grouped.params["rows_per_round"] is None
+    assert "lane_rows_target" not in explicit.params
+    monkeypatch.setattr(_defaults, "LANE_ROWS_TARGET", 1)  # one row group per lane: other rounds, another model
     per_group = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2)
     assert per_group.run["rounds"] == 5 and not same_model(per_group, grouped)
     with pytest.raises(CheckpointError, match="belongs to another run"):

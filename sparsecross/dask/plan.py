@@ -53,13 +53,12 @@ class _Chunk:
 
 
 def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, start_row: int = 0,
-          label: bool = True, extra_columns: Sequence[str] = (), min_rows: int | None = None
+          label: bool = True, extra_columns: Sequence[str] = (), target_rows: int | None = None
           ) -> tuple[list[_Chunk], int]:
     """Chunks of ``source`` (footers and schemas only, checked here on the client).
 
-    One chunk per non-empty row group; with ``min_rows`` (and ``start_row`` 0), consecutive
-    whole row groups (across files) until the chunk holds at least that many rows (the last
-    chunk may hold fewer); or, with ``chunk_rows``, chunks of that many rows (boundaries at
+    One chunk per non-empty row group; with ``target_rows`` (and ``start_row`` 0), consecutive
+    whole row groups (across files), as near that many rows as they come (:func:`_grouped`); or, with ``chunk_rows``, chunks of that many rows (boundaries at
     multiples of ``chunk_rows`` from row 0, whatever ``start_row``); rows before
     ``start_row`` are left out.  Returns (chunks, total rows of the source).
     """
@@ -75,10 +74,10 @@ def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, s
                 groups.append((apath, g, n))
     total = sum(n for _, _, n in groups)
     chunks: list[_Chunk] = []
-    if chunk_rows is None and min_rows is not None:
+    if chunk_rows is None and target_rows is not None:
         if start_row:
             raise SparseCrossError("chunks of whole row groups start at row 0")
-        return _grouped(groups, min_rows), total
+        return _grouped(groups, target_rows), total
     if chunk_rows is None:
         row = 0
         for path, g, n in groups:
@@ -117,18 +116,19 @@ def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, s
     return chunks, total
 
 
-def _grouped(groups: list[tuple[str, int, int]], min_rows: int) -> list[_Chunk]:
-    """Chunks of consecutive whole row groups (path, group, rows), each of at least
-    ``min_rows`` rows but the last."""
+def _grouped(groups: list[tuple[str, int, int]], target: int) -> list[_Chunk]:
+    """Chunks of consecutive whole row groups (path, group, rows): a chunk takes the next
+    group while that brings its rows strictly nearer ``target`` (so a group of ``target`` rows
+    or more is a chunk of its own, and smaller ones are put together)."""
     chunks: list[_Chunk] = []
     pieces: list[_Piece] = []
     row = start = 0
     for path, g, n in groups:
-        pieces.append(_Piece(path, g, 0, n, n))
-        row += n
-        if row - start >= min_rows:
+        if pieces and 2 * (row - start) + n >= 2 * target:  # not nearer: close the chunk
             chunks.append(_Chunk(len(chunks), start, row - start, tuple(pieces)))
             pieces, start = [], row
+        pieces.append(_Piece(path, g, 0, n, n))
+        row += n
     if pieces:
         chunks.append(_Chunk(len(chunks), start, row - start, tuple(pieces)))
     return chunks

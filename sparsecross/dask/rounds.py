@@ -68,7 +68,7 @@ class _RoundLoop:
 
     def __init__(self, runner: _Runner, state: FTRLState, acc: np.ndarray, spec: FeatureSpec,
                  params: FTRLParams, tp: Any, source: Source, rows_total: int, *, lanes: int,
-                 rows_per_round: int | None, lane_rows_min: int | None = None, epoch: int, start_round: int, checkpoint_every: int,
+                 rows_per_round: int | None, lane_rows_target: int | None = None, epoch: int, start_round: int, checkpoint_every: int,
                  checkpoint_rounds: int | None, history: list[dict[str, Any]], run: dict[str, Any],
                  **options: Any) -> None:
         self.runner, self.client = runner, runner.client
@@ -81,7 +81,7 @@ class _RoundLoop:
         if self.book is not None:
             self.fn.update(self.book.tasks())
         chunk_rows = None if rows_per_round is None else rows_per_round // lanes
-        self.chunks, _ = _plan(source, spec, chunk_rows=chunk_rows, min_rows=lane_rows_min)
+        self.chunks, _ = _plan(source, spec, chunk_rows=chunk_rows, target_rows=lane_rows_target)
         self.rounds = [self.chunks[i:i + lanes] for i in range(0, len(self.chunks), lanes)]
         self.epoch_rows = _epoch_rows(self.chunks)
         self.n_rounds = n_rounds = len(self.rounds)
@@ -364,9 +364,9 @@ def _train_rounds(runner: _Runner, state: FTRLState, acc: np.ndarray, spec: Feat
                                                                                 np.ndarray, int] | None:
     """The data-parallel loop (see the module docstring).
 
-    Keywords: ``holdout, salt, batch_rows, lanes, rows_per_round, lane_rows_min`` (without
-    ``rows_per_round``: a lane's chunk is whole row groups of at least this many rows; None:
-    one row group), ``epoch, start_round,
+    Keywords: ``holdout, salt, batch_rows, lanes, rows_per_round, lane_rows_target``
+    (without ``rows_per_round``: a lane's chunk is whole row groups, as near this many rows as
+    they come; None: one row group), ``epoch, start_round,
     checkpoint_every, checkpoint_rounds, prefetch_rounds``; the callbacks ``save(meta)``,
     ``progress(event)``, ``event(...)``, ``end_epoch(epoch, extra, counts)``; ``run`` (facts
     about the run, updated), ``history``, ``checkpointing``, ``validating``, ``keep_state`` (the

@@ -192,8 +192,8 @@ def train_distributed(
     rows_per_round
         Data-parallel: rows per round over all lanes, each lane training
         ``rows_per_round // lanes`` consecutive rows (default: consecutive whole row groups
-        of at least 262,144 rows per lane, one row group when it is that large; recorded as
-        ``lane_rows_min`` in the model's ``params``).
+        per lane, as near 262,144 rows as they come, a larger row group on its own; recorded
+        as ``lane_rows_target`` in the model's ``params``).
         Exact mode: rows per chunk sent to the client (default: one row group).
     checkpoint, checkpoint_every, checkpoint_rounds
         Checkpoint folder (``state.npz``, as single-node).  Exact mode writes the single-node
@@ -243,11 +243,11 @@ def train_distributed(
     tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
     book = None if exact else _book(tp, max_state_mb, lanes, spec)
     run_params = tp.to_dict()
-    lane_rows_min = None
+    lane_rows_target = None
     if not exact:
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
         if rows_per_round is None:  # (read here, so that a test may set it)
-            lane_rows_min = run_params["lane_rows_min"] = _defaults.MIN_LANE_ROWS
+            lane_rows_target = run_params["lane_rows_target"] = _defaults.LANE_ROWS_TARGET
     if max_state_mb is not None:
         run_params["max_state_mb"] = max_state_mb
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
@@ -272,7 +272,7 @@ def train_distributed(
     else:
         final = _train_rounds(
             runner, state, job.acc, spec, tp.ftrl, tp, source, rows_total, holdout=holdout, salt=salt,
-            batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, lane_rows_min=lane_rows_min,
+            batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, lane_rows_target=lane_rows_target,
             epoch=epoch,
             start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
             prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
