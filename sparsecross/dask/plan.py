@@ -58,9 +58,10 @@ def _plan(source: Source, spec: FeatureSpec, *, chunk_rows: int | None = None, s
     """Chunks of ``source`` (footers and schemas only, checked here on the client).
 
     One chunk per non-empty row group; with ``target_rows`` (and ``start_row`` 0), consecutive
-    whole row groups (across files), as near that many rows as they come (:func:`_grouped`); or, with ``chunk_rows``, chunks of that many rows (boundaries at
-    multiples of ``chunk_rows`` from row 0, whatever ``start_row``); rows before
-    ``start_row`` are left out.  Returns (chunks, total rows of the source).
+    whole row groups (across files), as near that many rows as they come (:func:`_grouped`);
+    or, with ``chunk_rows``, chunks of that many rows (boundaries at multiples of
+    ``chunk_rows`` from row 0, whatever ``start_row``); rows before ``start_row`` are left
+    out.  Returns (chunks, total rows of the source).
     """
     files = resolve_files(source)
     groups: list[tuple[str, int, int]] = []
