@@ -235,7 +235,8 @@ def read_checkpoint(path: str | os.PathLike[str], *, refuse: Refusal = _bad) -> 
             total = 0
             for info in infos:
                 if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                    raise refuse(path, f"member {shown(info.filename, NAME_LIMIT)} is compressed (checkpoints are stored)")
+                    raise refuse(path, f"member {shown(info.filename, NAME_LIMIT)} is compressed (sparsecross stores "
+                                       "every member uncompressed)")
                 total += info.file_size
             if total > size:
                 raise refuse(path, f"its members claim {total:,} bytes in a file of {size:,}")
