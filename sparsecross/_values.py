@@ -61,13 +61,15 @@ MAX_ROWS = 2**63 - 1
 MAX_ROW_WEIGHT = 1e12
 
 
-def check_count(name: str, value: Any, minimum: int, maximum: int = MAX_ROWS) -> int:
+def check_count(name: str, value: Any, minimum: int, maximum: int = MAX_ROWS, meaning: str = "") -> int:
     """``value`` as an int in [minimum, maximum], else a ParameterError naming ``name`` (an
-    argument, or a command-line flag) and the bounds; the value is shown short."""
+    argument, or a command-line flag), the bounds and ``meaning`` (what the count is, when
+    given); the value is shown short.  The one wording of every bounded integer."""
     from .errors import ParameterError, shown
 
     if not is_int(value) or not minimum <= value <= maximum:
-        raise ParameterError(f"{name} must be between {minimum:,} and {maximum:,}, got {shown(value)}")
+        what = f" ({meaning})" if meaning else ""
+        raise ParameterError(f"{name} must be between {minimum:,} and {maximum:,}{what}, got {shown(value)}")
     return int(value)
 
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from ._values import is_int, is_num
+from ._values import check_count, is_num
 from .errors import ParameterError, shown
 from .hashing import fmix64, xxh64
 
@@ -81,9 +81,8 @@ class AdmitPolicy:
     filter_mb: float | None = None
 
     def __post_init__(self) -> None:
-        if not is_int(self.after) or not 1 <= self.after <= MAX_ADMIT_AFTER:
-            raise ParameterError(f"admit_after must be an integer in [1, {MAX_ADMIT_AFTER}] (sightings before a "
-                                 f"feature gets state; 1 = every feature), got {shown(self.after)}")
+        check_count("admit_after", self.after, 1, MAX_ADMIT_AFTER, "sightings before a feature gets state; "
+                    "1 = every feature")
         if not is_num(self.probability) or not 0 < self.probability <= 1:
             raise ParameterError(f"admit_probability must be a number in (0, 1] (1 = every feature), "
                                  f"got {shown(self.probability)}")

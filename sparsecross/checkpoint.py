@@ -37,7 +37,7 @@ from .state import MAX_LOAD, FTRLState, _float_of, evicted_counts, word_dtype_fo
 from .state16 import State16, problems16
 
 __all__ = ["CHECKPOINT_FILE", "open_checkpoint", "best_file", "save_best", "read_best", "read_checkpoint", "validate_checkpoint",
-           "source_fingerprint", "parquet_footer_sha256"]
+           "source_fingerprint", "parquet_footer_sha256", "start_over"]
 
 #: Name of the checkpoint file inside a ``--checkpoint`` folder.
 CHECKPOINT_FILE = "state.npz"
@@ -136,7 +136,12 @@ Refusal = Callable[[Path, str], CheckpointError]
 
 def _bad(path: Path, what: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {shown_path(path)} is damaged or not from this version of "
-                           f"sparsecross: {what}; delete the folder {shown_path(path.parent)} to start over")
+                           f"sparsecross: {what}; {start_over(path)}")
+
+
+def start_over(path: str | os.PathLike[str]) -> str:
+    """How a refusal of the checkpoint file ``path`` ends: delete its folder, named short."""
+    return f"delete the folder {shown_path(Path(path).parent)} to start over"
 
 
 # --------------------------------------------------------------------------- reading
@@ -235,7 +240,8 @@ def read_checkpoint(path: str | os.PathLike[str], *, refuse: Refusal = _bad) -> 
             total = 0
             for info in infos:
                 if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                    raise refuse(path, f"member {shown(info.filename, NAME_LIMIT)} is compressed (checkpoints are stored)")
+                    raise refuse(path, f"member {shown(info.filename, NAME_LIMIT)} is compressed (sparsecross stores "
+                                       "every member uncompressed)")
                 total += info.file_size
             if total > size:
                 raise refuse(path, f"its members claim {total:,} bytes in a file of {size:,}")

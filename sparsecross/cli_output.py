@@ -111,13 +111,22 @@ def _quiet_closed_stdout() -> None:
         pass
 
 
+def _os_paths(exc: OSError) -> str:
+    """``": 'a'"``, or ``": 'a' -> 'b'"`` for an error of two paths (a rename's), each short;
+    ``""`` without one."""
+    if not exc.filename:
+        return ""
+    second = f" -> {shown_path(exc.filename2)}" if exc.filename2 else ""
+    return f": {shown_path(exc.filename)}{second}"
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, SparseCrossError):
         msg = str(exc)
     elif isinstance(exc, MemoryError):
         msg = f"out of memory ({exc}); lower --batch-rows"
     elif isinstance(exc, OSError):
-        msg = f"{exc.strerror or exc}" + (f": {shown_path(exc.filename)}" if exc.filename else "")
+        msg = f"{exc.strerror or exc}" + _os_paths(exc)
     elif isinstance(exc, ImportError):
         msg = str(exc)
     else:

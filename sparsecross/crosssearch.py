@@ -53,7 +53,7 @@ from .spec import MAX_CROSS_COMPONENTS, Cross, FeatureSpec
 from .spec_parse import _parse_cross, parse_spec
 from .train import TrainParams, in_memory
 from .train_eval import prepare_inputs
-from .train_params import check_epochs
+from .train_params import check_epochs, check_param
 
 __all__ = ["AddedCross", "CrossSearchResult", "candidate_crosses", "search_crosses", "spec_text_with_crosses",
            "search_and_tune", "write_spec", "DEFAULT_MIN_GAIN", "DEFAULT_MAX_CANDIDATES"]
@@ -224,9 +224,7 @@ def search_crosses(
     alphas = [alpha] if isinstance(alpha, (int, float, np.integer, np.floating)) else list(alpha)
     if not alphas:
         raise SparseCrossError("search_crosses: alpha is an empty list")
-    if not all(is_num(a) and a > 0 for a in alphas):
-        raise SparseCrossError(f"search_crosses: alpha must be finite numbers > 0, got {shown(alphas)}")
-    alphas = [float(a) for a in alphas]
+    alphas = [check_param("alpha", a) for a in alphas]  # each in train's range, in train's words
     epochs_max, patience = check_epochs(epochs_max, "epochs_max"), check_epochs(patience, "patience")
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from ._defaults import DEFAULT_BATCH_ROWS, DEFAULT_SHUFFLE_BUFFER_ROWS
 from ._values import check_batch_rows, check_count
-from .errors import DataQualityWarning, ParameterError, shown, shown_path
+from .errors import DataQualityWarning, shown_path
 from .hashing import fmix64_array, xxh64
 
 __all__ = ["DEFAULT_SHUFFLE_BUFFER_ROWS", "OrderCheck", "Shuffle", "iter_shuffled_batches", "permutation_keys",
@@ -82,9 +82,7 @@ class Shuffle:
     buffer_rows: int = DEFAULT_SHUFFLE_BUFFER_ROWS
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
-                or not 0 <= self.seed < 2**63:
-            raise ParameterError(f"shuffle_seed must be an integer in [0, 2**63), got {shown(self.seed)}")
+        check_count("shuffle_seed", self.seed, 0, 2**63 - 1)
         check_count("shuffle_buffer_rows", self.buffer_rows, 1)  # a buffer of more rows than any source: refused
 
     def salts(self, epoch: int) -> tuple[int, int]:

@@ -209,9 +209,13 @@ def located(source: Source) -> Iterator[None]:
 
 def described(source: Source) -> str:
     """How a message names a source: a path by its end (:func:`~sparsecross.errors.shown_path`),
-    a list by its first three paths, in-memory data by its description."""
+    a list by how many paths it holds and the end of each of its first three
+    (``[5 paths: '...a.parquet', '...b.parquet', '...c.parquet', ...]``), in-memory data by its
+    description."""
     if isinstance(source, (list, tuple)):
-        return shown([str(s) for s in source][:3], NAME_LIMIT)
+        n = len(source)
+        listed = ", ".join([shown_path(p, NAME_LIMIT // 2) for p in source[:3]] + (["..."] if n > 3 else []))
+        return f"[{n:,} path{'s' if n != 1 else ''}{': ' if n else ''}{listed}]"
     if isinstance(source, (str, os.PathLike)):
         return shown_path(source)
     return shown(str(source), NAME_LIMIT)

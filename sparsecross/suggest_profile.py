@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._values import check_count, is_int
-from .errors import NAME_LIMIT, DataError, ParameterError, SchemaError, did_you_mean, shown, shown_path
+from ._values import check_count
+from .errors import NAME_LIMIT, DataError, SchemaError, did_you_mean, shown, shown_path
 
 __all__ = ["Sample", "plan_units", "read_sample", "label_of", "column_type_class", "SAMPLE_BATCH_ROWS"]
 
@@ -116,8 +116,7 @@ def read_sample(planned: tuple[list[tuple[Any, int, int]], pa.Schema, str], colu
     docstring) of the row groups ``planned`` by :func:`plan_units`; ``columns`` must exist in
     the first file (checked by the caller)."""
     check_count("sample_rows", sample_rows, 1)
-    if not is_int(seed) or not 0 <= seed < 2**64:
-        raise ParameterError(f"seed must be an integer in [0, 2**64), got {shown(seed)}")
+    check_count("seed", seed, 0, 2**64 - 1)
     units, schema, where = planned
     total = sum(n for _, _, n in units)
     rng = np.random.default_rng(seed)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._defaults import MAX_EPOCHS
 from ._kernels.ftrl import FTRLParams
-from ._values import PARAM_RULES, is_int, is_num
+from ._values import PARAM_RULES, check_count, is_num
 from .admission import AdmitPolicy
 from .errors import ParameterError, shown
 from .state16 import check_state_bits
@@ -33,9 +33,7 @@ def check_param(name: str, value: Any) -> float:
 
 def check_epochs(value: Any, name: str) -> int:
     """``value`` as a Python int in [1, :data:`MAX_EPOCHS`], else a :class:`ParameterError`."""
-    if not is_int(value) or not 1 <= value <= MAX_EPOCHS:
-        raise ParameterError(f"{name} must be an integer in [1, {MAX_EPOCHS:,}], got {shown(value)}")
-    return int(value)
+    return check_count(name, value, 1, MAX_EPOCHS)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .admission import Admission, AdmitPolicy
 from .budget import apply_budget
-from .checkpoint import open_checkpoint, read_best, source_fingerprint
+from .checkpoint import open_checkpoint, read_best, source_fingerprint, start_over
 from .errors import CheckpointError, ParameterError, shown_path
 from .order import Shuffle
 from .read import Source
@@ -101,8 +101,8 @@ def _resume(checkpoint: str | os.PathLike[str] | None, run_meta: dict[str, Any],
         run.best_epoch = _best_epoch(history)
         if meta.get("best_epoch") != run.best_epoch:
             raise CheckpointError(f"checkpoint {shown_path(ckpt_path)} names best epoch "
-                                  f"{meta.get('best_epoch')!r}, its history says {run.best_epoch!r}; delete the "
-                                  "folder to start over")
+                                  f"{meta.get('best_epoch')!r}, its history says {run.best_epoch!r}; "
+                                  f"{start_over(ckpt_path)}")
         if run.best_epoch is not None:
             assert ckpt_path is not None
             run.best_state = read_best(ckpt_path, run.best_epoch, run_meta, **checks)
@@ -119,4 +119,4 @@ def _bound(state: FTRLState, max_state_mb: float | None, resumed_from: Any) -> N
         if resumed_from is None:
             raise
         raise CheckpointError(f"checkpoint {shown_path(resumed_from)} holds a table larger than its "
-                              f"budget allows ({exc}); delete the folder to start over") from None
+                              f"budget allows ({exc}); {start_over(resumed_from)}") from None

@@ -391,7 +391,7 @@ def test_state_bytes_peak_reported(data):
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(admit_after=0), "admit_after must be an integer in \\[1, 15\\]"),
+    (dict(admit_after=0), "^admit_after must be between 1 and 15 \\(sightings before a feature gets state; 1 = every feature\\), got 0$"),
     (dict(admit_after=16), "admit_after"),
     (dict(admit_after=2.0), "admit_after"),
     (dict(admit_probability=0.0), "admit_probability must be a number in \\(0, 1\\]"),
@@ -647,7 +647,7 @@ def test_cli_json_reports_admission_and_state_bytes(capsys, tmp_path, data, spec
 
 @pytest.mark.parametrize("flags,match", [
     (["--admit-after", "2", "--admit-probability", "0.5"], "not both"),
-    (["--admit-after", "0"], "admit_after must be an integer in [1, 15]"),
+    (["--admit-after", "0"], "admit_after must be between 1 and 15 (sightings before a feature gets state; 1 = every feature), got 0"),
     (["--admit-probability", "0"], "admit_probability must be a number in (0, 1]"),
     (["--admit-probability", "1.5"], "admit_probability"),
     (["--admit-after", "2", "--admit-filter-mb", "-1"], "admit_filter_mb"),

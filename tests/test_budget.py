@@ -411,8 +411,11 @@ def test_damaged_or_oversized_checkpoint_is_refused(spec, tmp_path):
     state.max_capacity = 0
     state.grow(0)
     state.save(path, meta)
-    with pytest.raises(CheckpointError, match="larger than its budget"):
+    with pytest.raises(CheckpointError, match="larger than its budget") as info:
         sparsecross.train(SAMPLE, spec, checkpoint=ck, **{**CKPT, "epochs": 1})
+    from sparsecross.errors import shown_path
+
+    assert str(info.value).endswith(f"; delete the folder {shown_path(ck)} to start over"), info.value
 
 
 def test_checkpoint_of_another_budget_is_refused(spec, tmp_path):

@@ -539,6 +539,90 @@ def test_a_damaged_saved_state_is_refused_as_one_not_as_a_checkpoint(data, genui
     assert msg.startswith("checkpoint ") and "delete the folder" in msg and msg.endswith("to start over"), msg
 
 
+def _zipped(arrays: dict[str, np.ndarray], extra: dict[str, bytes], compression: int = zipfile.ZIP_STORED
+            ) -> bytes:
+    """``arrays`` as ``np.savez`` writes them (stored, unless ``compression``), then the raw
+    members ``extra``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as zf:
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w") as fh:
+                np.save(fh, arr)
+        for name, raw in extra.items():
+            zf.writestr(name, raw)
+    return buf.getvalue()
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _reader_refusals(genuine: bytes) -> dict[str, tuple[bytes, str]]:
+    """A damaged file for every refusal ``read_checkpoint`` words (its own and
+    ``_read_member``'s): what is wrong -> (bytes, a fragment of the refusal)."""
+    from tests.hostile import npy_header, npz_with_member
+
+    a = _arrays(genuine)
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        twice = _zipped(a, {"bias.npy": b"x"})
+    lying = io.BytesIO()
+    np.lib.format.write_array_header_1_0(lying, {"descr": "<f8", "fortran_order": False, "shape": (2,)})
+    return {
+        "members": (_zipped(a, {f"x{i}": b"" for i in range(64)}), "members"),
+        "twice": (twice, "twice"),
+        "missing": (_npz({k: v for k, v in a.items() if k != "count"}), "count.npy missing"),
+        "compressed": (_zipped(a, {}, zipfile.ZIP_DEFLATED), "compressed"),
+        "claim": (_claiming_a_gib(genuine), "claim"),
+        "zip": (b"garbage", "zip archive"),
+        "header": (npz_with_member(a, "bias", npy_header(_BAD_HEADERS["not-a-dict"]) + bytes(16)), "not an array"),
+        "pickle": (npz_with_member(a, "bias", _npy(np.array([0.0, {"x": 1}], dtype=object))), "pickle"),
+        "dtype": (_npz({**a, "bias": a["bias"].astype(np.float32)}), "has dtype <f4"),
+        "ndim": (_npz({**a, "table": a["table"].ravel()}), "dimension"),
+        "shape": (_npz({**a, "bias": np.zeros(3)}), "expected (2,)"),
+        "size": (npz_with_member(a, "bias", lying.getvalue() + bytes(24)), "header says"),
+        "meta-json": (_npz({**a, "meta": np.frombuffer(b"{", dtype=np.uint8)}), "meta is not JSON"),
+        "meta-object": (_npz({**a, "meta": np.frombuffer(b"[1, 2]", dtype=np.uint8)}), "not a JSON object"),
+        "state-dtype": (_npz({**a, "dtype": np.frombuffer(b"float16", dtype=np.uint8)}), "state dtype"),
+        "16-bit": (_npz({**a, "state_bits": np.array([16])}), "lacks zbig"),
+        "bits": (_npz({**a, "state_bits": np.array([8])}), "state_bits 8"),
+        "width": (_npz({**a, "table": np.zeros((4, 4), dtype=a["table"].dtype)}), "(capacity, 3)"),
+        "evicted": (_npz({**a, "evicted": np.array([3, 5])}), "evicted counts"),
+    }
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+_REFUSALS = ["members", "twice", "missing", "compressed", "claim", "zip", "header", "pickle", "dtype", "ndim",
+             "shape", "size", "meta-json", "meta-object", "state-dtype", "16-bit", "bits", "width", "evicted"]
+
+
+@pytest.mark.parametrize("what", _REFUSALS)
+def test_no_refusal_of_a_saved_state_speaks_of_checkpoints(data, genuine, tmp_path, what):
+    """Every refusal the reader words, of a saved state given to ``FTRLState.load``: no word of
+    checkpoints (a compressed member was refused "(checkpoints are stored)"); the same file as
+    a checkpoint keeps a checkpoint's refusal, with the same detail."""
+    from sparsecross.errors import shown_path
+
+    cases = _reader_refusals(genuine)
+    assert sorted(cases) == sorted(_REFUSALS)
+    raw, fragment = cases[what]
+    path = tmp_path / "saved.npz"
+    path.write_bytes(raw)
+    with pytest.raises(CheckpointError) as info:
+        FTRLState.load(path)
+    msg = str(info.value)
+    assert fragment in msg and msg.startswith(f"{shown_path(path)} is not a valid saved state"), msg
+    assert "checkpoint" not in msg.replace(shown_path(path), "").lower(), msg
+    msg = str(_refused(data, _put(tmp_path / "ck", raw), fragment))
+    assert msg.startswith("checkpoint ") and msg.endswith("to start over"), msg
+
+
 def test_member_header_lying_about_its_size_is_refused(data, genuine, tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -583,6 +667,14 @@ def test_zip_bomb_is_refused_without_inflating(data, genuine, tmp_path):
 
 def test_stored_members_claiming_more_than_the_file_are_refused(data, genuine, tmp_path):
     """The central directory claims a 1 GiB stored table member in a file of a few KiB."""
+    raw = _claiming_a_gib(genuine)
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        assert zf.getinfo("table.npy").file_size == 1 << 30
+    _refused(data, _put(tmp_path / "ck", raw), "claim")
+
+
+def _claiming_a_gib(genuine: bytes) -> bytes:
+    """``genuine`` whose central directory claims a 1 GiB stored table member."""
     raw = bytearray(genuine)
     pos = raw.find(b"PK\x01\x02")
     patched = False
@@ -599,9 +691,7 @@ def test_stored_members_claiming_more_than_the_file_are_refused(data, genuine, t
             patched = True
         pos = raw.find(b"PK\x01\x02", pos + 4)
     assert patched
-    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as zf:
-        assert zf.getinfo("table.npy").file_size == 1 << 30
-    _refused(data, _put(tmp_path / "ck", bytes(raw)), "claim")
+    return bytes(raw)
 
 
 def test_checkpoint_folder_holding_a_directory_is_refused(data, tmp_path):

@@ -1018,6 +1018,29 @@ def test_failing_save_leaves_nothing(world: SimpleNamespace, tmp_path: Path, mon
     assert listing(tmp_path) == before
 
 
+def test_an_os_error_of_two_paths_names_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A failing rename names its source and its target (the line named the source alone)."""
+    import sparsecross.cli_commands as commands
+    from sparsecross.errors import shown_path
+
+    source, target = tmp_path / "missing.scx", tmp_path / "no-such-folder" / "m.scx"
+    monkeypatch.setattr(commands, "cmd_inspect", lambda args: os.rename(source, target))
+    line = run_error(capsys, ["inspect", "m.scx"])
+    assert line.endswith(f"No such file or directory: {shown_path(str(source))} -> {shown_path(str(target))}"), line
+
+
+def test_an_os_error_of_two_hostile_paths_names_both_short() -> None:
+    from sparsecross.cli_output import _one_line
+    from tests.hostile import assert_short, hostile_name
+
+    first, second = hostile_name(filler="a") + "first.scx", hostile_name(filler="b") + "second.scx"
+    line = _one_line(OSError(18, "Invalid cross-device link", first, None, second))
+    assert_short(line)
+    assert line.startswith("Invalid cross-device link: ...") and "first.scx' -> ..." in line, line
+    assert line.endswith("second.scx'"), line
+
+
 # ----------------------------------------------------------------------- JSON validity
 def _strict_json(text: str) -> dict:
     def reject(name: str) -> None:

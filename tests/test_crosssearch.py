@@ -155,6 +155,21 @@ def test_bad_arguments(world: SimpleNamespace) -> None:
         search_crosses(world.train, world.spec, k=1)
 
 
+@pytest.mark.parametrize("alpha, bad", [([0.1, -1], -1), (float("nan"), float("nan")), ([0.1, 2e12], 2e12),
+                                        ([0.2, True], True)])
+def test_a_bad_alpha_is_refused_as_train_refuses_it(world: SimpleNamespace, alpha, bad) -> None:
+    """The search said "alpha must be finite numbers > 0" of its own, without the 1e12 bound
+    (TrainParams refused 2e12 later, in other words)."""
+    from sparsecross.errors import ParameterError
+
+    with pytest.raises(ParameterError) as single:
+        sx.TrainParams(alpha=bad)
+    with pytest.raises(ParameterError) as info:
+        search_crosses(world.train, world.spec, k=1, valid=world.valid, alpha=alpha)
+    assert str(info.value) == str(single.value), info.value
+    assert str(info.value).startswith("alpha must be a finite number > 0 and at most 1e+12, got "), info.value
+
+
 # ------------------------------------------------------------------------ spec text
 def test_spec_text_keeps_comments_and_reads_back() -> None:
     added = [AddedCross(("a", "b"), "a*b", 0.2, 0.69, 0.55, 1), AddedCross(("a", "b", "c"), "a*b*c", 0.01, 0.55,

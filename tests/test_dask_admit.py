@@ -272,6 +272,31 @@ def test_resume_from_a_checkpoint_equals_uninterrupted(data, healthy, tmp_path, 
                           **{k: v for k, v in kw.items() if not k.startswith("admit")})
 
 
+def test_a_checkpoint_with_bad_shard_counters_names_the_folder_to_delete(data, healthy, tmp_path):
+    """Its refusals said "delete the folder to start over" without naming the file or the folder."""
+    import json
+
+    from sparsecross.errors import shown_path
+
+    kw = {"lanes": 2, "rows_per_round": 2 * 1_000, "epochs": 1, "max_state_mb": 0.25, "admit_after": 2}
+    ckpt = tmp_path / "ck"
+    sparsecross.train(data["train"], SPEC, client=healthy, checkpoint=ckpt, **kw)
+    with np.load(ckpt / "state.npz") as f:
+        genuine = dict(f)
+    meta = json.loads(genuine["meta"].tobytes())
+    shards = meta["shards"]
+    for bad, fragment in (([shards[0]], "does not hold the counters of 2 state shards"),
+                          ([[shards[0][0] + 1, *shards[0][1:]], shards[1]], "counters that disagree with its totals")):
+        arrays = {**genuine, "meta": np.frombuffer(json.dumps({**meta, "shards": bad}).encode(), dtype=np.uint8)}
+        with open(ckpt / "state.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+        with pytest.raises(sparsecross.CheckpointError, match=fragment) as info:
+            sparsecross.train(data["train"], SPEC, client=healthy, checkpoint=ckpt, **kw)
+        msg = str(info.value)
+        assert msg.startswith(f"checkpoint {shown_path(ckpt / 'state.npz')} "), msg
+        assert msg.endswith(f"; delete the folder {shown_path(ckpt)} to start over"), msg
+
+
 # ------------------------------------------------------------------------------ bad options
 def test_bad_combinations_are_one_line_errors(data, healthy, tmp_path):
     f = data["train"]

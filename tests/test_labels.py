@@ -355,7 +355,7 @@ def test_early_stop_needs_validation_data(tmp_path):
     with pytest.raises(ParameterError, match="early_stop needs validation data"):
         sx.train(path, spec, epochs=3, early_stop=1)
     for bad in (0, True, 2.0, np.float64(2), np.int64(0)):
-        with pytest.raises(ParameterError, match=r"early_stop must be an integer in \[1, 1,000,000\]"):
+        with pytest.raises(ParameterError, match=r"^early_stop must be between 1 and 1,000,000, got "):
             sx.train(path, spec, epochs=3, early_stop=bad, holdout=0.2)
 
 
@@ -397,16 +397,40 @@ def test_resume_with_skip_and_early_stop_is_exact(tmp_path, at_epoch, phase):
     assert model_bytes(again) == model_bytes(whole) and again.run["rows_processed"] == 0
 
 
-def test_missing_best_state_is_a_checkpoint_error(tmp_path):
+def _stopped_early_stop_run(tmp_path: Path) -> tuple[Path, sx.FeatureSpec, dict, Path]:
+    """(data, spec, options, checkpoint folder) of an early-stopping run interrupted at the end
+    of its second epoch."""
     path, spec = _es_data(tmp_path)
     opts = dict(holdout=0.3, epochs=8, early_stop=2, **ES)
     ckpt = tmp_path / "ckpt"
     with pytest.raises(_Stop):
         sx.train(path, spec, checkpoint=ckpt, on_progress=_interrupt(1, "epoch_end"), **opts)
+    return path, spec, opts, ckpt
+
+
+def test_missing_best_state_is_a_checkpoint_error(tmp_path):
+    path, spec, opts, ckpt = _stopped_early_stop_run(tmp_path)
     for f in ckpt.glob("best-*.npz"):
         f.unlink()
     with pytest.raises(CheckpointError, match="best state of epoch"):
         sx.train(path, spec, checkpoint=ckpt, **opts)
+
+
+def test_a_checkpoint_naming_another_best_epoch_names_the_folder_to_delete(tmp_path):
+    """Its refusal said "delete the folder to start over" without naming the folder."""
+    from sparsecross.errors import shown_path
+
+    path, spec, opts, ckpt = _stopped_early_stop_run(tmp_path)
+    with np.load(ckpt / "state.npz") as f:
+        arrays = dict(f)
+    meta = json.loads(arrays["meta"].tobytes())
+    del meta["best_epoch"]  # a best epoch the history does not name
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(ckpt / "state.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(CheckpointError, match="names best epoch None") as info:
+        sx.train(path, spec, checkpoint=ckpt, **opts)
+    assert str(info.value).endswith(f"; delete the folder {shown_path(ckpt)} to start over"), info.value
 
 
 # ------------------------------------------------------------------------------- CLI

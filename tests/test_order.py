@@ -331,7 +331,7 @@ def test_cli_flags_and_train_table_give_the_library_model(spec, tmp_path, capsys
 
 @pytest.mark.parametrize("extra,message", [
     (["--shuffle", "--shuffle-buffer-rows", "0"], "shuffle_buffer_rows must be between 1 and"),
-    (["--shuffle", "--shuffle-seed", "-3"], "shuffle_seed must be an integer"),
+    (["--shuffle", "--shuffle-seed", "-3"], "shuffle_seed must be between 0 and 9,223,372,036,854,775,807, got -3"),
     (["--shuffle-seed", "3"], "need --shuffle"),
 ])
 def test_cli_bad_shuffle_flags_are_one_line(tmp_path, capsys, extra, message):

@@ -320,3 +320,30 @@ def test_a_hostile_data_path_is_named_short(tmp_path):
         with pytest.raises(sx.SparseCrossError) as info:
             fn()
         assert_short(str(info.value))
+
+
+def test_a_list_source_is_named_by_each_path_short_and_counted(tmp_path):
+    """A list of data files with long paths: "has no rows" named the list by the start of the
+    ``repr`` of its first three paths, so the first path's folder hid every file's name; each
+    path is now named by its end (``shown_path``), with how many there are."""
+    import sparsecross as sx
+    from sparsecross.read import described
+    from tests.hostile import assert_short
+
+    folder = tmp_path.joinpath(*["d" * 120] * 3)
+    folder.mkdir(parents=True)
+    spec = sx.parse_spec({"label": {"column": "y"},
+                          "features": [{"name": "f", "kind": "categorical", "column": "x"}]})
+    names = ["first.parquet", "second.parquet", "third.parquet", "fourth.parquet"]
+    for name in names:
+        pq.write_table(pa.table({"x": pa.array([], pa.string()), "y": pa.array([], pa.int64())}), folder / name)
+    paths = [folder / name for name in names]
+    with pytest.raises(DataError) as info:
+        sx.train(paths[:3], spec)
+    msg = str(info.value)
+    assert_short(msg)
+    assert "[3 paths: " in msg and all(f"/{name}'" in msg for name in names[:3]), msg
+    four = described(paths)
+    assert four.startswith("[4 paths: ") and four.endswith("/third.parquet', ...]") and "fourth" not in four, four
+    one = described([str(paths[0])])
+    assert one.startswith("[1 path: ...") and one.endswith("/first.parquet']") and len(one) < 150, one

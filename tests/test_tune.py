@@ -175,7 +175,7 @@ def test_cli_memory_flags_and_train_table_match_train(data: SimpleNamespace, tmp
 
 @pytest.mark.parametrize("flags, message", [
     (["--admit-after", "2", "--admit-probability", "0.5"], "give either --admit-after or --admit-probability"),
-    (["--admit-after", "16"], "admit_after must be an integer in [1, 15]"),
+    (["--admit-after", "16"], "admit_after must be between 1 and 15 (sightings before a feature gets state; 1 = every feature), got 16"),
     (["--max-state-mb", "0"], "max_state_mb must be a finite number of MiB > 0"),
     (["--max-state-mb", "0.01"], "max_state_mb 0.01 is too small"),
 ])
@@ -224,7 +224,7 @@ def test_a_budget_no_point_meets_names_the_closest(data: SimpleNamespace, tmp_pa
     (["--l1", "1,0.3"], "--l1: the grid must be strictly increasing"),
     (["--alpha", "0,0.1"], "--alpha: values must be finite numbers > 0"),
     (["--l1", "a,b"], "--l1: expected comma-separated numbers"),
-    (["--epochs-max", "0"], "epochs_max must be an integer in [1, 1,000,000]"),
+    (["--epochs-max", "0"], "epochs_max must be between 1 and 1,000,000, got 0"),
     (["--spec-out", "x.toml"], "--spec-out needs --search-crosses"),
 ])
 def test_bad_grids_are_one_line(flags: list[str], message: str, data: SimpleNamespace, tmp_path: Path,

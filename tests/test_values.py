@@ -153,10 +153,10 @@ def test_epochs_and_early_stop_past_their_maximum_are_refused(value):
     from sparsecross.train_params import MAX_EPOCHS
 
     assert MAX_EPOCHS == 1_000_000 and TrainParams(epochs=MAX_EPOCHS).epochs == MAX_EPOCHS
-    with pytest.raises(ParameterError, match=r"^epochs must be an integer in \[1, 1,000,000\]") as info:
+    with pytest.raises(ParameterError, match=r"^epochs must be between 1 and 1,000,000, got ") as info:
         TrainParams(epochs=value)
     assert len(str(info.value)) < 120
-    with pytest.raises(ParameterError, match=r"^early_stop must be an integer in \[1, 1,000,000\]"):
+    with pytest.raises(ParameterError, match=r"^early_stop must be between 1 and 1,000,000, got "):
         _check_early_stop(value, SAMPLE, None)
     assert _check_early_stop(np.int64(MAX_EPOCHS), SAMPLE, None) == MAX_EPOCHS
 
@@ -168,10 +168,10 @@ def test_tune_and_the_cross_search_bound_epochs_max_and_patience(name, value):
     data is read, the message naming the parameter (the search once ran patience=0 as 1 epoch
     and failed late on patience="x")."""
     spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
-    with pytest.raises(ParameterError, match=rf"^{name} must be an integer in \[1, 1,000,000\]") as info:
+    with pytest.raises(ParameterError, match=rf"^{name} must be between 1 and 1,000,000, got ") as info:
         tune(SAMPLE, spec, **{name: value}, holdout=0.2)
     assert len(str(info.value)) < 120
-    with pytest.raises(ParameterError, match=rf"^{name} must be an integer in \[1, 1,000,000\]"):
+    with pytest.raises(ParameterError, match=rf"^{name} must be between 1 and 1,000,000, got "):
         search_crosses(SAMPLE, spec, k=1, holdout=0.2, **{name: value})
 
 

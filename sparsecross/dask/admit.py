@@ -177,22 +177,24 @@ class ShardBook:
         state.evictions = sum(int(e[3]) for e in extras)
         return {"shards": [[int(e[1][0]), int(e[1][1]), int(e[2]), int(e[3]), int(e[4])] for e in extras]}
 
-    def restore(self, state: FTRLState, meta: dict[str, Any]) -> None:
-        """The shards' extras from a checkpoint written through :meth:`stage` (``state`` read and
-        checked by :func:`sparsecross.checkpoint.open_checkpoint`, its filter attached)."""
-        from ..errors import CheckpointError
+    def restore(self, state: FTRLState, meta: dict[str, Any], path: Any) -> None:
+        """The shards' extras from the checkpoint file ``path`` written through :meth:`stage`
+        (``state`` and ``meta`` read and checked by :func:`sparsecross.checkpoint.open_checkpoint`,
+        its filter attached)."""
+        from ..checkpoint import start_over
+        from ..errors import CheckpointError, shown_path
 
         rows = meta.get("shards")
         if not (isinstance(rows, list) and len(rows) == self.rules.n_shards
                 and all(isinstance(r, list) and len(r) == 5 and all(type(v) is int and v >= 0 for v in r)
                         for r in rows)):
-            raise CheckpointError(f"the checkpoint does not hold the counters of {self.rules.n_shards} state shards; "
-                                  "delete the folder to start over")
+            raise CheckpointError(f"checkpoint {shown_path(path)} does not hold the counters of "
+                                  f"{self.rules.n_shards} state shards; {start_over(path)}")
         if sum(r[2] for r in rows) != state.evicted_features or (
                 self.rules.admitting and [sum(r[0] for r in rows), sum(r[1] for r in rows)]
                 != state.admission.counts.tolist()):
-            raise CheckpointError("the checkpoint's shard counters disagree with its totals; delete the folder to "
-                                  "start over")
+            raise CheckpointError(f"checkpoint {shown_path(path)} holds shard counters that disagree with its totals; "
+                                  f"{start_over(path)}")
         per = self.rules.policy.filter_bytes
         full = state.admission.filter if state.admission is not None else None
         self.extras = [(_NO_FILTER if full is None else full[s * per:(s + 1) * per].copy(),

@@ -254,7 +254,7 @@ def train_distributed(
     job = _Run(tp, spec, source, valid, rows_total, run_meta, on_progress, t0)
     state, epoch, start_row, start_round = _start(job, init_state, checkpoint, state_dtype, exact)
     if book is not None and job.resumed is not None:
-        book.restore(state, job.resumed)  # the shards' filters and counters
+        book.restore(state, job.resumed, job.ckpt_path)  # the shards' filters and counters
     if exact:  # the client trains the state itself, as single-node (its filter is the state's)
         from ..budget import apply_budget
 
