@@ -14,7 +14,7 @@ are averaged over the lanes that touched them (the rule of ``merge_lanes``) and 
 into every lane.  It answers the two questions that decide whether to build it: the model's
 test logloss against single-node's and today's data-parallel K, and the CPU of the lanes'
 passes and of the routing per row, timed with ``time.thread_time`` (no Dask: a cluster adds
-its per-round tasks and the rows' bytes between workers).
+its per-round tasks and the rows' bytes between workers).  Rows are routed with ``csr_select_rows``.
 
 Not the product: no cluster, no recovery, no checkpoints.  Data: ``bench_distributed.py``'s
 cached files; spec ``data/specs/synthetic_bench.toml`` (its first output is the cell).
@@ -47,6 +47,17 @@ def _lane_of_rows(X: Any, cell_end: int, lanes: int) -> np.ndarray:
     lane = np.zeros(X.shape[0], dtype=np.int64)
     lane[has] = (fmix64(first[has].astype(np.uint64)) % np.uint64(lanes)).astype(np.int64)
     return lane
+
+
+def _rows(X: Any, rows: np.ndarray) -> Any:
+    """CSR rows ``rows`` of ``X`` (the data-parallel kernel ``csr_select_rows``, not scipy's
+    slower row indexing)."""
+    import scipy.sparse as sp
+
+    from sparsecross._kernels.lanes import csr_select_rows
+
+    indptr, indices, data = csr_select_rows(X.indptr, X.indices, X.data, rows.astype(np.int64))
+    return sp.csr_array((data, indices, indptr), shape=(len(rows), X.shape[1]))
 
 
 class _Shared:
@@ -115,7 +126,7 @@ def run(lanes: int, round_rows: int, rows: int, group_rows: int) -> dict[str, An
     params = TrainParams().ftrl
     states = [FTRLState(spec.n_columns, "float32") for _ in range(lanes)]
     shared = _Shared(np.dtype(np.float32))
-    t = dict.fromkeys(("read_featurize", "route", "lane_passes", "sync"), 0.0)
+    t = dict.fromkeys(("read_featurize", "shared_keys", "route", "lane_passes", "sync"), 0.0)
     acc = np.zeros(3)
     done = since = 0
     trained = [False] * lanes
@@ -125,11 +136,13 @@ def run(lanes: int, round_rows: int, rows: int, group_rows: int) -> dict[str, An
         now = time.thread_time()
         t["read_featurize"] += now - clock
         X = b.X
-        lane = _lane_of_rows(X, cell_end, lanes)
-        shared.add(X.indices, cell_end)
-        parts = [np.flatnonzero(lane == j) for j in range(lanes)]
-        subs = [(X[p], b.y[p]) for p in parts]
+        shared.add(X.indices, cell_end)  # (the probe's bookkeeping: a real lane knows its shared keys)
         clock = time.thread_time()
+        t["shared_keys"] += clock - now
+        lane = _lane_of_rows(X, cell_end, lanes)
+        parts = [np.flatnonzero(lane == j) for j in range(lanes)]
+        subs = [(_rows(X, p), b.y[p]) for p in parts]
+        now, clock = clock, time.thread_time()
         t["route"] += clock - now
         for j, (Xj, yj) in enumerate(subs):
             if Xj.shape[0]:
