@@ -23,7 +23,6 @@ The rules (each one also written, with its numbers, in the spec it produces):
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
