@@ -45,7 +45,8 @@ def _add_train_flags(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
     g.add_argument("--alpha", type=float, help="learning-rate scale, in (0, 1e12] (default 0.1); NOT sklearn's alpha")
     g.add_argument("--beta", type=float, help="learning-rate smoothing, in [0, 1e12] (default 1.0)")
     if not grid:
-        g.add_argument("--l1", type=float, help="L1 strength, in [0, 1e12]: weights are 0 while |z| <= l1 (default 1.0)")
+        g.add_argument("--l1", type=float,
+                       help="L1 strength, in [0, 1e12]: weights are 0 while |z| <= l1 (default 1.0)")
         g.add_argument("--l2", type=float, help="L2 strength, in [0, 1e12] (default 0.0)")
     g.add_argument("--epochs", type=int, help="passes over the data (default 1)")
     g.add_argument("--label-smoothing", type=float, dest="label_smoothing",

@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 
 from ._defaults import DEFAULT_BATCH_ROWS
 from ._values import check_batch_rows
-from .errors import DataError, InputTypeError, NAME_LIMIT, ParameterError, SchemaError, did_you_mean, plain, shown, shown_path
+from .errors import (
+    DataError, InputTypeError, NAME_LIMIT, ParameterError, SchemaError, did_you_mean, plain, shown, shown_path,
+)
 from .inputs import MemorySource, memory_source
 from .kinds import KINDS
 from .spec import FeatureSpec

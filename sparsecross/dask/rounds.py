@@ -69,8 +69,8 @@ class _RoundLoop:
     def __init__(self, runner: _Runner, state: FTRLState, acc: np.ndarray, spec: FeatureSpec,
                  params: FTRLParams, tp: Any, source: Source, rows_total: int, *, lanes: int,
                  rows_per_round: int | None, lane_rows_target: int | None = None, epoch: int,
-                 start_round: int, checkpoint_every: int, checkpoint_rounds: int | None, history: list[dict[str, Any]], run: dict[str, Any],
-                 **options: Any) -> None:
+                 start_round: int, checkpoint_every: int, checkpoint_rounds: int | None,
+                 history: list[dict[str, Any]], run: dict[str, Any], **options: Any) -> None:
         self.runner, self.client = runner, runner.client
         self.state, self.acc, self.spec, self.params, self.epochs = state, acc, spec, params, tp.epochs
         self.lanes, self.history, self.run = lanes, history, run
