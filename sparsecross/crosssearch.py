@@ -32,11 +32,9 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-import numpy as np
 
 from ._defaults import CROSS_MIN_GAIN
 from ._values import check_count, is_num
@@ -221,7 +219,8 @@ def search_crosses(
     if valid is not None and holdout is not None:
         raise SparseCrossError("give either valid data or a holdout fraction, not both")
     source, valid = in_memory(source, valid)
-    alphas = [alpha] if isinstance(alpha, (int, float, np.integer, np.floating)) else list(alpha)
+    several = isinstance(alpha, Iterable) and not isinstance(alpha, (str, bytes))
+    alphas = list(alpha) if several else [alpha]  # (one value, even a wrong one, checked below)
     if not alphas:
         raise SparseCrossError("search_crosses: alpha is an empty list")
     alphas = [check_param("alpha", a) for a in alphas]  # each in train's range, in train's words

@@ -156,10 +156,11 @@ def test_bad_arguments(world: SimpleNamespace) -> None:
 
 
 @pytest.mark.parametrize("alpha, bad", [([0.1, -1], -1), (float("nan"), float("nan")), ([0.1, 2e12], 2e12),
-                                        ([0.2, True], True)])
+                                        ([0.2, True], True), ("0.1", "0.1"), (None, None)])
 def test_a_bad_alpha_is_refused_as_train_refuses_it(world: SimpleNamespace, alpha, bad) -> None:
     """The search said "alpha must be finite numbers > 0" of its own, without the 1e12 bound
-    (TrainParams refused 2e12 later, in other words)."""
+    (TrainParams refused 2e12 later, in other words); a string was a list of its characters
+    ("got '0'"), None a TypeError."""
     from sparsecross.errors import ParameterError
 
     with pytest.raises(ParameterError) as single:
