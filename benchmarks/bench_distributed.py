@@ -264,8 +264,8 @@ def _cpu_since(out: dict[str, Any], client: Any, c0: dict[str, Any], shipped: di
     out["client_system_cpu_seconds"], out["client_page_faults"] = ru[0] - c0["ru"][0], ru[1] - c0["ru"][1]
     if client is not None:
         wru = client.run(rusage)
-        out["worker_system_cpu_seconds"] = sorted(wru[a][0] - c0["wru"][a][0] for a in wru)
-        out["worker_page_faults"] = sorted(wru[a][1] - c0["wru"][a][1] for a in wru)
+        out["worker_system_cpu_seconds"] = sorted(wru[a][0] - c0["wru"].get(a, (0.0, 0))[0] for a in wru)
+        out["worker_page_faults"] = sorted(wru[a][1] - c0["wru"].get(a, (0.0, 0))[1] for a in wru)
         wcpu = client.run(cpu_seconds)
         out["worker_cpu_seconds"] = sorted(wcpu[a] - c0["wcpu"].get(a, 0.0) for a in wcpu)
         wthreads = client.run(thread_cpu)
