@@ -58,7 +58,7 @@ def partition_of(spec: FeatureSpec, name: object, lanes: int) -> Partition:
     when ``name`` is not an exact feature of the spec)."""
     choices = exact_features(spec)
     hint = f"the spec's exact features: {', '.join(map(shown, choices))}" if choices else \
-        "the spec has no exact feature (geo, bucket, or categorical with a vocabulary)"
+        "the spec has no exact feature (such as geo or bucket features; categoricals are hashed)"
     if not isinstance(name, str):
         raise SparseCrossError(f"partition must be the name of an exact feature of the spec, got {shown(name)}; "
                                f"{hint}")
