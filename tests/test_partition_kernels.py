@@ -1,0 +1,342 @@
+"""Partitioned training's kernels (``sparsecross/_kernels/partition.py``) and the routed
+parts of its lane tasks (``_RoutedPart`` of ``sparsecross/dask/partition_tasks.py``), against
+independent plain-Python references: the lane rule written out with the pure-Python
+``fmix64`` of ``tests/reference/hashing_reference.py``, a plain grouping of rows by lane."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sparsecross._kernels.partition import ROW_SALT, group_rows, keys_lanes, lane_of_key, row_lanes
+from sparsecross.dask.partition import Partition
+from sparsecross.dask.partition_tasks import _RoutedPart
+from tests.reference.hashing_reference import MASK64
+from tests.reference.hashing_reference import fmix64 as ref_fmix64
+
+#: The salt of a row without a partition key, written out here (not imported): rows' lanes
+#: are part of a partitioned model's identity, so a change of it must show.
+SALT = 0x9E3779B97F4A7C15
+
+MODEST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ============================================================================ references
+def ref_lane(k: int, ranges: list[tuple[int, int, int]], card: int, lanes: int) -> int:
+    """The lane rule, in Python ints: the first owned range [lo, hi) holding ``k`` gives the
+    partition id ((k - lo) // stride) % card, whose lane is fmix64(id) % lanes; -1 outside."""
+    for lo, hi, stride in ranges:
+        if lo <= k < hi:
+            return ref_fmix64(((k - lo) // stride) % card) % lanes
+    return -1
+
+
+def ref_row_lane(row: int, lanes: int) -> int:
+    """The lane of global row ``row`` without a partition key."""
+    return ref_fmix64((row ^ SALT) & MASK64) % lanes
+
+
+def ref_row_lanes(rows: list[list[int]], keep: list[int] | None, ranges, card: int, lanes: int,
+                  start_row: int) -> tuple[list[int], set[int], int]:
+    """Plain-Python ``row_lanes``: (lanes, the non-owned keys of the kept rows, bad row)."""
+    out = [-1] * len(rows)
+    shared: set[int] = set()
+    for r, row in enumerate(rows):
+        if keep is not None and not keep[r]:
+            continue
+        mine = {ref_lane(k, ranges, card, lanes) for k in row} - {-1}
+        shared |= {k for k in row if ref_lane(k, ranges, card, lanes) < 0}
+        if len(mine) > 1:
+            return out, shared, r
+        out[r] = mine.pop() if mine else ref_row_lane(start_row + r, lanes)
+    return out, shared, -1
+
+
+def arrays(ranges: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lo, hi, stride = (np.array(v, dtype=np.int64) for v in zip(*ranges))
+    return lo, hi, stride
+
+
+def csr(rows: list[list[int]], index_dtype=np.int64, data=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(r) for r in rows])
+    indices = np.array([k for r in rows for k in r], dtype=index_dtype)
+    if data is None:
+        data = np.arange(1, len(indices) + 1, dtype=np.float32)
+    return indptr, indices, data
+
+
+# ============================================================================ strategies
+@st.composite
+def partitions(draw: st.DrawFn, max_key: int = 1 << 62, regular: bool = True) -> tuple:
+    """(card, lanes, ranges): 1-4 disjoint owned ranges (possibly adjacent), in random order.
+    ``regular``: each range is ``outer`` blocks of ``card * stride`` keys, as a spec's are;
+    else of any length."""
+    card = draw(st.integers(1, 40))
+    lanes = draw(st.one_of(st.integers(1, 9), st.sampled_from([16, 1000, 65_536])))
+    n = draw(st.integers(1, 4))
+    at = draw(st.integers(0, max_key // 2))
+    ranges = []
+    for _ in range(n):
+        stride = draw(st.integers(1, 12))
+        lo = at + draw(st.sampled_from([0, 1, 7, 1024, 100_000]))
+        size = draw(st.integers(1, 3)) * card * stride
+        if not regular:
+            size = draw(st.integers(1, size + 50))
+        if lo + size > max_key:
+            break
+        ranges.append((lo, lo + size, stride))
+        at = lo + size
+    if not ranges:
+        ranges = [(0, card, 1)]
+    order = draw(st.permutations(range(len(ranges))))
+    return card, lanes, [ranges[i] for i in order]
+
+
+def edge_keys(ranges, max_key: int) -> list[int]:
+    out = [0, max_key - 1]
+    for lo, hi, _ in ranges:
+        out += [lo - 1, lo, lo + 1, hi - 2, hi - 1, hi, hi + 1]
+    return [k for k in out if 0 <= k < max_key]
+
+
+# ============================================================================ 1. keys' lanes
+@MODEST
+@given(data=st.data(), key_dtype=st.sampled_from([np.int64, np.uint64, np.int32, np.uint32]))
+def test_keys_lanes_follow_the_rule(data, key_dtype):
+    """keys_lanes (and lane_of_key, Partition.lanes_of/owned) = the Python rule, on random
+    ranges (regular or not) and keys at every range's edges, inside and outside."""
+    max_key = 1 << 62 if np.dtype(key_dtype).itemsize == 8 else (1 << 31) - 1
+    card, lanes, ranges = data.draw(partitions(max_key=max_key, regular=data.draw(st.booleans())))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    keys = edge_keys(ranges, max_key)
+    for lo, hi, _ in ranges:
+        keys += [int(k) for k in rng.integers(lo, hi, 10)]
+    keys += [int(k) for k in rng.integers(0, max_key, 10)]
+    rng.shuffle(keys)
+    keys_a = np.array(keys, dtype=key_dtype)
+    expected = [ref_lane(k, ranges, card, lanes) for k in keys]
+    lo, hi, stride = arrays(ranges)
+
+    got = keys_lanes(keys_a, lo, hi, stride, card, lanes)
+    assert got.dtype == np.int64
+    assert got.tolist() == expected
+    for k, e in list(zip(keys, expected))[:8]:
+        assert int(lane_of_key(np.int64(k), lo, hi, stride, card, lanes)) == e
+    part = Partition("p", lanes, lo, hi, stride, card)
+    assert part.lanes_of(keys_a).tolist() == expected
+    assert part.owned(keys_a).tolist() == [e >= 0 for e in expected]
+    assert all(0 <= e < lanes for e in expected if e >= 0)
+
+
+def test_keys_lanes_known_values():
+    """A few lanes worked out by hand from the rule (ids 0..3 of a cross block with stride 5,
+    the missing id of a card-3 feature), so that a change of fmix64 or of the rule shows
+    even where both the kernel and the reference would change together."""
+    lo, hi, stride = arrays([(100, 130, 5), (10, 13, 1)])  # (cross block: 2 x 3 x 5; own block)
+    # key 100 + 5*1 = id 1; 100 + 5*3 + 4 = id 3 % 3 = 0; 12 = id 2; 13, 99, 130: shared
+    keys = np.array([105, 119, 12, 13, 99, 130, 100, 10], dtype=np.int64)
+    fm = {0: 0, 1: 0xB456BCFC34C2CB2C, 2: 0x3ABF2A20650683E7}  # fmix64(0..2), CONTRACT.md's function
+    assert all(ref_fmix64(i) == v for i, v in fm.items())
+    # lanes 10: ids 0, 1, 2 -> lanes 0, 4, 7
+    assert keys_lanes(keys, lo, hi, stride, 3, 10).tolist() == [4, 0, 7, -1, -1, -1, 0, 0]
+
+
+def test_row_salt_is_the_documented_constant():
+    """ROW_SALT (the lane of a row without a partition key) is the golden-ratio constant."""
+    assert int(ROW_SALT) == SALT and ROW_SALT.dtype == np.uint64
+
+
+# ============================================================================ 2. rows' lanes
+@st.composite
+def routed_rows(draw: st.DrawFn) -> dict:
+    """A partition (regular ranges), random rows of sorted distinct keys (owned keys of one
+    partition id, sometimes of two; shared keys from a pool with cache collisions: keys
+    equal mod 1,024), a keep mask (length 0: all rows) and a start row."""
+    card, lanes, ranges = draw(partitions(max_key=1 << 50))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    pool: list[int] = []
+    while len(pool) < 12:
+        k = int(rng.integers(0, 1 << 50))
+        for c in (k, k + 1024, k + 2048 * 1024):  # (the same slot of a 1,024-slot cache)
+            if ref_lane(c, ranges, card, 1) < 0:
+                pool.append(c)
+    pool += [k for k in edge_keys(ranges, 1 << 50) if ref_lane(k, ranges, card, 1) < 0]
+
+    def owned_key(pid: int) -> int:
+        lo, hi, stride = ranges[int(rng.integers(len(ranges)))]
+        outer = (hi - lo) // (card * stride)
+        return lo + (int(rng.integers(outer)) * card + pid) * stride + int(rng.integers(stride))
+
+    n = draw(st.integers(0, 25))
+    two = draw(st.sampled_from([0.0, 0.0, 0.15]))
+    rows = []
+    for _ in range(n):
+        row = {int(pool[i]) for i in rng.integers(0, len(pool), int(rng.integers(0, 5)))}
+        if rng.random() < 0.7:
+            pid = int(rng.integers(card))
+            row |= {owned_key(pid) for _ in range(int(rng.integers(1, 4)))}
+            if rng.random() < two:
+                row.add(owned_key(int(rng.integers(card))))
+        rows.append(sorted(row))
+    keep = None
+    if draw(st.booleans()):
+        keep = [int(v) for v in rng.random(n) < 0.7]
+    start_row = draw(st.sampled_from([0, 1, 12_345, 1 << 40, (1 << 62) - 100]))
+    return {"card": card, "lanes": lanes, "ranges": ranges, "rows": rows, "keep": keep,
+            "start_row": start_row, "index_dtype": draw(st.sampled_from([np.int64, np.uint64]))}
+
+
+@MODEST
+@given(c=routed_rows())
+def test_row_lanes_follow_the_rule(c):
+    """row_lanes = the Python rule: a kept row's lane is its owned keys' lane, else its row
+    number's (fmix64((start_row + r) ^ salt) % lanes); -1 when not kept; shared: exactly the
+    non-owned keys of the kept rows (each at least once); bad: the first row whose owned keys
+    give two lanes (lanes before it computed)."""
+    rows, keep, ranges, card, lanes = c["rows"], c["keep"], c["ranges"], c["card"], c["lanes"]
+    indptr, indices, _ = csr(rows, c["index_dtype"])
+    keep_a = np.zeros(0, np.uint8) if keep is None else np.array(keep, dtype=np.uint8)
+    lane, shared, bad = row_lanes(indptr, indices, keep_a, *arrays(ranges), card, lanes, c["start_row"])
+    exp_lane, exp_shared, exp_bad = ref_row_lanes(rows, keep, ranges, card, lanes, c["start_row"])
+    assert int(bad) == exp_bad
+    assert lane.dtype == np.int64 and shared.dtype == np.int64 and len(lane) == len(rows)
+    if exp_bad >= 0:
+        assert lane[:exp_bad].tolist() == exp_lane[:exp_bad]
+        return
+    assert lane.tolist() == exp_lane
+    assert np.unique(shared).tolist() == sorted(exp_shared)
+
+
+def test_row_lanes_shared_survive_cache_misses():
+    """Thousands of shared keys in one chunk, many of them colliding in the 1,024-slot cache
+    and repeated across rows: after np.unique, shared is exactly their set; owned keys never
+    appear in it; an empty chunk gives empty arrays."""
+    rng = np.random.default_rng(7)
+    card, lanes, ranges = 5, 3, [(1 << 33, (1 << 33) + 5 * 4 * 2, 4)]
+    base = rng.integers(0, 1 << 32, 3000)
+    pool = np.concatenate([base, base + 1024, base + 7 * 1024])  # collisions mod 1,024
+    rows = []
+    for _ in range(4000):
+        row = set(int(k) for k in rng.choice(pool, 6))
+        row.add(ranges[0][0] + int(rng.integers(40)))  # one owned key
+        rows.append(sorted(row))
+    indptr, indices, _ = csr(rows)
+    lane, shared, bad = row_lanes(indptr, indices, np.zeros(0, np.uint8), *arrays(ranges), card, lanes, 0)
+    exp_lane, exp_shared, exp_bad = ref_row_lanes(rows, None, ranges, card, lanes, 0)
+    assert bad == -1 == exp_bad
+    assert lane.tolist() == exp_lane
+    assert len(shared) >= len(exp_shared)
+    assert set(shared.tolist()) == exp_shared
+    empty = row_lanes(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8), *arrays(ranges),
+                      card, lanes, 0)
+    assert len(empty[0]) == 0 and len(empty[1]) == 0 and empty[2] == -1
+
+
+def test_row_lanes_bad_row_is_the_first_with_two_lanes():
+    """Two owned keys of different ids but the same lane are fine; the first row whose ids'
+    lanes differ is ``bad``, even when a later row is bad too, and a row not kept is never bad."""
+    card, ranges = 64, [(0, 64, 1)]
+    lanes = 4
+    by_lane: dict[int, list[int]] = {}
+    for i in range(card):
+        by_lane.setdefault(ref_fmix64(i) % lanes, []).append(i)
+    a, b = by_lane[0][:2]
+    c = by_lane[1][0]
+    rows = [[a, b, 100], [c, 200], [a, c], [b, c]]
+    indptr, indices, _ = csr(rows)
+    args = (*arrays(ranges), card, lanes, 0)
+    lane, shared, bad = row_lanes(indptr, indices, np.zeros(0, np.uint8), *args)
+    assert bad == 2 and lane[:2].tolist() == [0, 1]
+    lane, shared, bad = row_lanes(indptr, indices, np.array([1, 1, 0, 1], np.uint8), *args)
+    assert bad == 3 and lane[:3].tolist() == [0, 1, -1]
+    lane, shared, bad = row_lanes(indptr, indices, np.array([1, 1, 0, 0], np.uint8), *args)
+    assert bad == -1 and lane.tolist() == [0, 1, -1, -1] and sorted(shared.tolist()) == [100, 200]
+
+
+# ============================================================================ 3. grouping
+@st.composite
+def lane_chunks(draw: st.DrawFn) -> dict:
+    """Random CSR rows (any indices, of any length), a lane per row in [-1, lanes)."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    lanes = draw(st.integers(1, 6))
+    n = draw(st.integers(0, 30))
+    index_dtype = draw(st.sampled_from([np.int32, np.int64, np.uint32, np.uint64]))
+    data_dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rows = [sorted(int(k) for k in rng.integers(0, 2**31 - 1, int(rng.integers(0, 6)))) for _ in range(n)]
+    lane = rng.integers(-1, lanes, n).astype(np.int64)
+    if draw(st.booleans()):  # some lanes empty
+        lane[lane == lanes - 1] = -1
+    data = rng.normal(size=sum(len(r) for r in rows)).astype(data_dtype)
+    return {"rows": rows, "lane": lane, "lanes": lanes, "index_dtype": index_dtype, "data": data, "rng": rng}
+
+
+def ref_grouping(lane: np.ndarray, lanes: int) -> tuple[list[int], list[int]]:
+    """The rows of lanes 0, 1, ... each in row order (rows of lane -1 left out), and the
+    lanes' boundaries in that list."""
+    order = [r for j in range(lanes) for r in range(len(lane)) if lane[r] == j]
+    ptr = [0]
+    for j in range(lanes):
+        ptr.append(ptr[-1] + sum(1 for v in lane if v == j))
+    return order, ptr
+
+
+def row_list(indptr, indices, data, r) -> tuple[list[int], list[float]]:
+    a, b = int(indptr[r]), int(indptr[r + 1])
+    return indices[a:b].tolist(), data[a:b].tolist()
+
+
+@MODEST
+@given(c=lane_chunks())
+def test_group_rows_is_a_stable_grouping_by_lane(c):
+    """group_rows: order = the rows grouped by lane, row order within a lane, lane -1 left
+    out; lane_ptr = the lanes' counts, cumulated; the output CSR holds those rows (values and
+    dtypes kept)."""
+    rows, lane, lanes = c["rows"], c["lane"], c["lanes"]
+    indptr, indices, data = csr(rows, c["index_dtype"], c["data"])
+    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes)
+    exp_order, exp_ptr = ref_grouping(lane, lanes)
+    assert order.tolist() == exp_order
+    assert lane_ptr.tolist() == exp_ptr
+    assert out_idx.dtype == indices.dtype and out_dat.dtype == data.dtype
+    assert out_ptr[0] == 0 and len(out_ptr) == len(exp_order) + 1
+    for i, r in enumerate(exp_order):
+        assert row_list(out_ptr, out_idx, out_dat, i) == row_list(indptr, indices, data, r)
+    assert out_ptr[-1] == len(out_idx) == sum(len(rows[r]) for r in exp_order)
+
+
+@MODEST
+@given(c=lane_chunks(), weighted=st.booleans())
+def test_routed_part_rows_of_and_only(c, weighted):
+    """_RoutedPart.rows_of(j) is lane j's rows (CSR, labels, weights) in row order;
+    only(j) keeps exactly those (the other lanes empty), with the part's start row and shared
+    keys."""
+    rows, lane, lanes, rng = c["rows"], c["lane"], c["lanes"], c["rng"]
+    indptr, indices, data = csr(rows, c["index_dtype"], c["data"])
+    y = rng.integers(0, 2, len(rows)).astype(np.float64)
+    w = rng.random(len(rows)) if weighted else None
+    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes)
+    shared = np.array([3, 9], dtype=np.int64)
+    part = _RoutedPart(out_ptr, out_idx, out_dat, y[order], np.zeros(0) if w is None else w[order], lane_ptr,
+                       77, shared)
+    for j in range(lanes):
+        mine = [r for r in range(len(rows)) if lane[r] == j]
+        for p in (part, part.only(j)):
+            X, yj, wj = p.rows_of(j)
+            assert X.shape[0] == len(mine) == len(yj)
+            assert [row_list(X.indptr, X.indices, X.data, i) for i in range(len(mine))] == \
+                [row_list(indptr, indices, data, r) for r in mine]
+            assert yj.tolist() == y[mine].tolist()
+            if w is None:
+                assert wj is None
+            else:  # (a part of no rows has weights of length 0: read as "none")
+                assert ([] if wj is None else wj.tolist()) == w[mine].tolist()
+        alone = part.only(j)
+        assert alone.start_row == 77 and alone.shared.tolist() == [3, 9]
+        for i in range(lanes):
+            if i != j:
+                assert len(alone.rows_of(i)[1]) == 0
