@@ -1,7 +1,9 @@
-"""Partitioned training's kernels (``sparsecross/_kernels/partition.py``) and the routed
-parts of its lane tasks (``_RoutedPart`` of ``sparsecross/dask/partition_tasks.py``), against
-independent plain-Python references: the lane rule written out with the pure-Python
-``fmix64`` of ``tests/reference/hashing_reference.py``, a plain grouping of rows by lane."""
+"""Partitioned training's kernels (``sparsecross/_kernels/partition.py``), the routed parts
+of its lane tasks (``_RoutedPart`` of ``sparsecross/dask/partition_tasks.py``) and the
+round-end merge of the shared keys (``sparsecross/dask/sharing.py``), against independent
+plain-Python references: the lane rule written out with the pure-Python ``fmix64`` of
+``tests/reference/hashing_reference.py``, a plain grouping of rows by lane, and a dict-based
+merge written from ``sharing.py``'s docstring."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from sparsecross._kernels.partition import ROW_SALT, group_rows, keys_lanes, lane_of_key, row_lanes
 from sparsecross.dask.partition import Partition
 from sparsecross.dask.partition_tasks import _RoutedPart
+from sparsecross.dask.sharing import Report, Shared, merge_reports
 from tests.reference.hashing_reference import MASK64
 from tests.reference.hashing_reference import fmix64 as ref_fmix64
 
@@ -340,3 +343,186 @@ def test_routed_part_rows_of_and_only(c, weighted):
         for i in range(lanes):
             if i != j:
                 assert len(alone.rows_of(i)[1]) == 0
+
+
+# ============================================================================ 4. merge
+def ref_merge(g: dict[int, tuple[float, float]], bias: tuple[float, float], reports: list[Report],
+              dtype) -> tuple[dict[int, tuple[float, float]], tuple[float, float]]:
+    """sharing.py's rule, on dicts and Python floats: a key moved (its (z, n) differs from
+    the start, (0, 0) for a key not held) by no lane keeps its value (and is dropped when not
+    held); by one lane: that lane's values; by m > 1: old + (sum in lane order of
+    (new - old)) / m in float64, rounded to the state's precision.  The bias: over the lanes
+    with rows > 0, the same way (one: its bias; none: unchanged)."""
+    moved: dict[int, list[tuple[float, float]]] = {}
+    for rep in reports:
+        for k, (z, n) in zip(rep.keys.tolist(), rep.zn.tolist()):
+            oz, on = g.get(k, (0.0, 0.0))
+            if z != oz or n != on:
+                moved.setdefault(k, []).append((z, n))
+    out = {}
+    for k in sorted(set(g) | set(moved)):
+        m = moved.get(k, [])
+        if not m:
+            out[k] = g[k]
+        elif len(m) == 1:
+            out[k] = m[0]
+        else:
+            oz, on = g.get(k, (0.0, 0.0))
+            dz = dn = 0.0
+            for z, n in m:
+                dz += z - oz
+                dn += n - on
+            out[k] = (float(dtype(oz + dz / len(m))), float(dtype(on + dn / len(m))))
+    trained = [tuple(rep.bias.tolist()) for rep in reports if rep.rows > 0]
+    if len(trained) == 1:
+        new_bias = trained[0]
+    elif not trained:
+        new_bias = bias
+    else:
+        dz = sum(b[0] - bias[0] for b in trained)
+        dn = sum(b[1] - bias[1] for b in trained)
+        new_bias = (bias[0] + dz / len(trained), bias[1] + dn / len(trained))
+    return out, new_bias
+
+
+@st.composite
+def merges(draw: st.DrawFn) -> dict:
+    """A start G (sorted keys, some of 0..59) and 0-5 lane reports over some of the same
+    keys: each key unchanged (G's value, or (0, 0) when G lacks it), or z, n or both changed;
+    rows 0 (a lane that trained nothing) or more."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    key_dtype = draw(st.sampled_from([np.uint32, np.uint64]))
+    scale = draw(st.sampled_from([1.0, 1e-3, 1e6]))
+
+    def values(m: int) -> np.ndarray:
+        return np.stack([rng.normal(0, scale, m), rng.random(m) * scale * 10], axis=1).astype(dtype)
+
+    keys = np.sort(rng.choice(60, int(rng.integers(0, 30)), replace=False)).astype(key_dtype)
+    g = Shared(keys, values(len(keys)), np.array([rng.normal(), rng.random()]))
+    held = dict(zip(keys.tolist(), g.zn.tolist()))
+    reports = []
+    for _ in range(draw(st.integers(0, 5))):
+        rk = np.sort(rng.choice(60, int(rng.integers(0, 30)), replace=False)).astype(key_dtype)
+        zn = np.array([held.get(k, (0.0, 0.0)) for k in rk.tolist()], dtype=dtype).reshape(-1, 2)
+        how = rng.integers(0, 4, len(rk))  # 0: unchanged, 1: z, 2: n, 3: both
+        new = values(len(rk))
+        zn[how & 1 == 1, 0] = new[how & 1 == 1, 0]
+        zn[how & 2 == 2, 1] = new[how & 2 == 2, 1]
+        rows = int(rng.choice([0, 0, 1, 100]))
+        bias = np.array([rng.normal(), rng.random()]) if rows else g.bias.copy() + rng.normal()
+        reports.append(Report(rk, zn, bias, np.zeros(3), rows, 0))
+    return {"g": g, "reports": reports, "dtype": dtype}
+
+
+def as_dict(s: Shared) -> dict[int, tuple[float, float]]:
+    return dict(zip(s.keys.tolist(), map(tuple, s.zn.tolist())))
+
+
+@MODEST
+@given(m=merges())
+def test_merge_reports_follows_the_rule(m):
+    """merge_reports = the dict-based rule, to the bit (float32 and float64 states, uint32
+    and uint64 keys), keys sorted and of G's dtype, values of G's precision."""
+    g, reports, dtype = m["g"], m["reports"], m["dtype"]
+    start = Shared(g.keys.copy(), g.zn.copy(), g.bias.copy())
+    merged = merge_reports(g, reports)
+    exp, exp_bias = ref_merge(as_dict(g), tuple(g.bias.tolist()), reports, dtype)
+    assert merged.keys.tolist() == list(exp)
+    assert merged.keys.dtype == g.keys.dtype and merged.zn.dtype == dtype
+    assert merged.zn.shape == (len(exp), 2)
+    assert as_dict(merged) == exp
+    assert merged.bias.dtype == np.float64 and tuple(merged.bias.tolist()) == exp_bias
+    # G is not changed in place
+    assert np.array_equal(g.keys, start.keys) and np.array_equal(g.zn, start.zn)
+    assert np.array_equal(g.bias, start.bias)
+
+
+@MODEST
+@given(m=merges())
+def test_merge_reports_order_matters_only_by_rounding(m):
+    """Reversing the lanes gives the same keys, the same values of keys moved by at most one
+    lane (to the bit), and the values of the others within float rounding; bias likewise."""
+    g, reports, dtype = m["g"], m["reports"], m["dtype"]
+    a, b = merge_reports(g, reports), merge_reports(g, reports[::-1])
+    assert np.array_equal(a.keys, b.keys)
+    held = as_dict(g)
+    movers = {k: sum(1 for r in reports for kk, zn in zip(r.keys.tolist(), r.zn.tolist())
+                     if kk == k and tuple(zn) != held.get(k, (0.0, 0.0))) for k in a.keys.tolist()}
+    single = np.array([movers[k] <= 1 for k in a.keys.tolist()], dtype=bool)
+    assert np.array_equal(a.zn[single], b.zn[single])
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-9)
+    scale = max([1.0, float(np.abs(g.zn).max(initial=0.0))]
+                + [float(np.abs(r.zn).max(initial=0.0)) for r in reports])  # (the terms' size)
+    assert np.allclose(a.zn / scale, b.zn / scale, **tol)
+    assert np.allclose(a.bias, b.bias, rtol=1e-12, atol=1e-12)
+
+
+@MODEST
+@given(m=merges(), rows=st.integers(1, 5))
+def test_one_report_that_moved_everything_is_taken_exactly(m, rows):
+    """One lane that moved every key of G (and more): the merge is its report, to the bit,
+    and its bias."""
+    g, dtype = m["g"], m["dtype"]
+    rng = np.random.default_rng(len(g.keys))
+    keys = np.union1d(g.keys, np.array([61, 70, 1000], dtype=g.keys.dtype))
+    old = np.array([as_dict(g).get(k, (0.0, 0.0)) for k in keys.tolist()], dtype=dtype).reshape(-1, 2)
+    zn = np.where(old == 0, 1.0, old * (2 + rng.random((len(keys), 2)))).astype(dtype)  # (never old)
+    assert (zn != old).all()
+    rep = Report(keys, zn, np.array([0.125, 3.0]), np.zeros(3), rows, 0)
+    merged = merge_reports(g, [rep])
+    assert np.array_equal(merged.keys, keys) and merged.keys.dtype == keys.dtype
+    assert merged.zn.dtype == zn.dtype
+    assert np.array_equal(merged.zn.view(np.uint8), zn.view(np.uint8))
+    assert merged.bias.tolist() == [0.125, 3.0]
+
+
+@MODEST
+@given(m=merges(), n_lanes=st.integers(0, 4), rows=st.sampled_from([0, 3]))
+def test_reports_that_moved_nothing_leave_g_unchanged(m, n_lanes, rows):
+    """Lanes that report G's values (any subset of its keys) and (0, 0) for keys G lacks,
+    with G's bias: G comes back unchanged (bits, keys, bias); the keys it lacked are dropped."""
+    g, dtype = m["g"], m["dtype"]
+    rng = np.random.default_rng(n_lanes + 10 * len(g.keys))
+    held = as_dict(g)
+    reports = []
+    for _ in range(n_lanes):
+        keys = np.sort(rng.choice(80, int(rng.integers(0, 40)), replace=False)).astype(g.keys.dtype)
+        zn = np.array([held.get(k, (0.0, 0.0)) for k in keys.tolist()], dtype=dtype).reshape(-1, 2)
+        reports.append(Report(keys, zn, g.bias.copy(), np.zeros(3), rows, 0))
+    merged = merge_reports(g, reports)
+    assert np.array_equal(merged.keys, g.keys) and merged.keys.dtype == g.keys.dtype
+    assert np.array_equal(merged.zn.view(np.uint8), g.zn.view(np.uint8))
+    assert merged.bias.tolist() == g.bias.tolist()
+
+
+def test_merge_bias_counts_only_lanes_that_trained_rows():
+    """The bias: lanes with rows == 0 don't count (whatever bias they report); one trained
+    lane's bias is taken as is; several: the start plus the mean of their deltas."""
+    g = Shared(np.zeros(0, np.uint32), np.zeros((0, 2), np.float32), np.array([1.0, 2.0]))
+
+    def rep(bias, rows):
+        return Report(np.zeros(0, np.uint32), np.zeros((0, 2), np.float32), np.array(bias), np.zeros(3), rows, 0)
+
+    assert merge_reports(g, []).bias.tolist() == [1.0, 2.0]
+    assert merge_reports(g, [rep([9.0, 9.0], 0)]).bias.tolist() == [1.0, 2.0]
+    assert merge_reports(g, [rep([9.0, 9.0], 0), rep([1.5, 2.5], 4)]).bias.tolist() == [1.5, 2.5]
+    # two trained lanes: 1 + ((2 - 1) + (4 - 1)) / 2 = 3; 2 + ((3 - 2) + (2 - 2)) / 2 = 2.5
+    assert merge_reports(g, [rep([2.0, 3.0], 1), rep([7.0, 7.0], 0), rep([4.0, 2.0], 1)]).bias.tolist() \
+        == [3.0, 2.5]
+
+
+def test_merge_keys_worked_example():
+    """A worked example of every case of the rule, in float32, hand-computed: unmoved held,
+    unmoved not held (dropped), moved by one lane (held and not), moved by two."""
+    g = Shared(np.array([1, 2, 3], np.uint32), np.array([[1, 1], [2, 2], [3, 3]], np.float32),
+               np.zeros(2))
+    r0 = Report(np.array([1, 2, 4, 5], np.uint32), np.array([[1, 1], [2.5, 2], [0, 0], [7, 1]], np.float32),
+                np.zeros(2), np.zeros(3), 1, 0)
+    r1 = Report(np.array([2, 3, 6], np.uint32), np.array([[3.5, 4], [3, 3], [0, 0]], np.float32),
+                np.zeros(2), np.zeros(3), 1, 0)
+    merged = merge_reports(g, [r0, r1])
+    # key 1: unmoved; 2: moved by both: 2 + (0.5 + 1.5) / 2 = 3, n 2 + (0 + 2) / 2 = 3;
+    # 3: unmoved; 4, 6: (0, 0) not held: dropped; 5: r0's
+    assert as_dict(merged) == {1: (1.0, 1.0), 2: (3.0, 3.0), 3: (3.0, 3.0), 5: (7.0, 1.0)}
