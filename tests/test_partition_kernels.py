@@ -1,22 +1,33 @@
-"""Partitioned training's kernels (``sparsecross/_kernels/partition.py``), the routed parts
-of its lane tasks (``_RoutedPart`` of ``sparsecross/dask/partition_tasks.py``) and the
-round-end merge of the shared keys (``sparsecross/dask/sharing.py``), against independent
-plain-Python references: the lane rule written out with the pure-Python ``fmix64`` of
-``tests/reference/hashing_reference.py``, a plain grouping of rows by lane, and a dict-based
-merge written from ``sharing.py``'s docstring."""
+"""Partitioned training's kernels (``sparsecross/_kernels/partition.py``), its partition
+(``sparsecross/dask/partition.py``), the routed parts of its lane tasks (``_RoutedPart`` of
+``sparsecross/dask/partition_tasks.py``) and the round-end merge of the shared keys
+(``sparsecross/dask/sharing.py``), against independent plain-Python references: the lane
+rule written out with the pure-Python ``fmix64`` of ``tests/reference/hashing_reference.py``,
+a plain grouping of rows by lane, a dict-based merge written from ``sharing.py``'s docstring,
+and the column layout and featurizer of ``tests/reference/featurize_reference.py``."""
 
 from __future__ import annotations
 
+import math
+import tomllib
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sparsecross import load_spec, parse_spec
 from sparsecross._kernels.partition import ROW_SALT, group_rows, keys_lanes, lane_of_key, row_lanes
-from sparsecross.dask.partition import Partition
+from sparsecross.dask.partition import Partition, partition_of
 from sparsecross.dask.partition_tasks import _RoutedPart
 from sparsecross.dask.sharing import Report, Shared, merge_reports
+from sparsecross.errors import SparseCrossError
+from tests.reference.featurize_reference import _exact_local_id, _parse_spec, reference_featurize
 from tests.reference.hashing_reference import MASK64
 from tests.reference.hashing_reference import fmix64 as ref_fmix64
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: The salt of a row without a partition key, written out here (not imported): rows' lanes
 #: are part of a partitioned model's identity, so a change of it must show.
@@ -526,3 +537,165 @@ def test_merge_keys_worked_example():
     # key 1: unmoved; 2: moved by both: 2 + (0.5 + 1.5) / 2 = 3, n 2 + (0 + 2) / 2 = 3;
     # 3: unmoved; 4, 6: (0, 0) not held: dropped; 5: r0's
     assert as_dict(merged) == {1: (1.0, 1.0), 2: (3.0, 3.0), 3: (3.0, 3.0), 5: (7.0, 1.0)}
+
+
+# ============================================================================ 5. partition_of
+SPEC_TOML = """
+version = 1
+[label]
+column = "y"
+[hashing]
+bits = 12
+seed = 5
+
+[[features]]
+name = "cell"
+kind = "geo"
+lat = "lat"
+lon = "lon"
+resolution_arcmin = 120.0
+
+[[features]]
+name = "age"
+kind = "bucket"
+column = "age"
+boundaries = [20.0, 40.0, 60.0]
+
+[[features]]
+name = "dev"
+kind = "categorical"
+column = "device"
+
+[[features]]
+name = "band"
+kind = "lat"
+column = "lat"
+resolution_arcmin = 600.0
+standalone = false
+
+[[features]]
+name = "lonband"
+kind = "lon"
+column = "lon"
+resolution_arcmin = 600.0
+standalone = false
+
+[[crosses]]
+features = ["age", "cell"]
+
+[[crosses]]
+features = ["cell", "age"]
+
+[[crosses]]
+features = ["age", "cell", "band"]
+
+[[crosses]]
+features = ["cell", "dev"]
+
+[[crosses]]
+features = ["cell", "band"]
+mode = "hashed"
+
+[[crosses]]
+features = ["lonband", "dev"]
+"""
+
+
+def ref_owned_ranges(text: str, name: str) -> tuple[list[tuple[int, int, int]], int]:
+    """From the reference layout: the feature's own block (stride 1) and every exact cross
+    that includes it (stride: the product of the cardinalities of the components after it)."""
+    s = _parse_spec(tomllib.loads(text))
+    f = next(f for f in s.features if f.name == name)
+    out = []
+    if name in s.feature_offsets:
+        out.append((s.feature_offsets[name], s.feature_offsets[name] + f.cardinality, 1))
+    for c in s.crosses:
+        names = [x.name for x in c.features]
+        if c.mode == "exact" and name in names:
+            stride = math.prod(x.cardinality for x in c.features[names.index(name) + 1:])
+            out.append((s.cross_offsets[c.name], s.cross_offsets[c.name] + c.cardinality, stride))
+    return sorted(out), f.cardinality
+
+
+@pytest.mark.parametrize("name,n_ranges", [("cell", 4), ("age", 4), ("band", 1)])
+@pytest.mark.parametrize("lanes", [1, 3, 64])
+def test_partition_of_owns_the_features_exact_blocks(name, n_ranges, lanes):
+    """partition_of's ranges are the feature's own block and its exact crosses' blocks of
+    the spec's layout (by the reference layout: hashed crosses own nothing); card is the
+    feature's cardinality, the missing id included."""
+    spec = parse_spec(SPEC_TOML)
+    part = partition_of(spec, name, lanes)
+    exp, card = ref_owned_ranges(SPEC_TOML, name)
+    assert len(exp) == n_ranges
+    assert sorted(zip(part.lo.tolist(), part.hi.tolist(), part.stride.tolist())) == exp
+    assert part.lo.dtype == part.hi.dtype == part.stride.dtype == np.int64
+    assert (part.name, part.lanes, part.card) == (name, lanes, card)
+    # and from the spec's own outputs: every range is an exact block of the spec
+    blocks = {(o.offset, o.offset + o.cardinality) for o in spec.outputs if o.kind == 0}
+    assert {(lo, hi) for lo, hi, _ in exp} <= blocks
+
+
+@pytest.mark.parametrize("name", ["cell", "age", "band"])
+def test_a_rows_owned_keys_all_go_to_its_values_lane(name):
+    """On rows featurized by the reference featurizer: every owned key of a row (own block and
+    exact crosses) has the lane fmix64(the row's local id of the feature) % lanes, so
+    row_lanes puts the row there and no row is bad; the row's other keys are shared."""
+    spec_dict = tomllib.loads(SPEC_TOML)
+    part = partition_of(parse_spec(SPEC_TOML), name, 5)
+    feature = next(f for f in _parse_spec(spec_dict).features if f.name == name)
+    rng = np.random.default_rng(3)
+    raw = []
+    for i in range(120):
+        missing = i % 10 == 0
+        raw.append({"y": int(rng.integers(0, 2)),
+                    "lat": None if missing else float(rng.uniform(-90, 90)),
+                    "lon": float(rng.uniform(-180, 180)),
+                    "age": None if i % 7 == 0 else float(rng.uniform(0, 90)),
+                    "device": str(rng.choice(["a", "b", "c"]))})
+    csr_rows, _, _, _ = reference_featurize(spec_dict, raw)
+    rows = [[col for col, _ in r] for r in csr_rows]
+    ranges = list(zip(part.lo.tolist(), part.hi.tolist(), part.stride.tolist()))
+    expected = [ref_fmix64(_exact_local_id(feature, row, i)) % 5 for i, row in enumerate(raw)]
+    for row, e in zip(rows, expected):
+        got = {ref_lane(k, ranges, part.card, 5) for k in row} - {-1}
+        assert got == {e}
+    indptr, indices, _ = csr(rows)
+    lane, shared, bad = row_lanes(indptr, indices, np.zeros(0, np.uint8), *part.args()[:3], part.card, 5, 0)
+    assert bad == -1 and lane.tolist() == expected
+    assert set(shared.tolist()) == {k for row in rows for k in row if ref_lane(k, ranges, part.card, 5) < 0}
+
+
+@pytest.mark.parametrize("name,words", [
+    ("nope", ["names no feature", "'nope'"]),
+    ("dev", ["'dev'", "hashed"]),
+    ("lonband", ["'lonband'", "no column of its own nor an exact cross"]),
+    (3, ["got 3"]),
+    (None, ["got None"]),
+    (["cell"], ["got ['cell']"]),
+])
+def test_partition_of_refuses_what_cannot_own_keys(name, words):
+    """SparseCrossError naming the feature (or the value given) for an unknown name, a hashed
+    feature, a feature without exact columns, and a value that is not a string; the message
+    lists the spec's exact features."""
+    with pytest.raises(SparseCrossError) as info:
+        partition_of(parse_spec(SPEC_TOML), name, 2)
+    msg = str(info.value)
+    for w in words:
+        assert w in msg
+    assert "'cell'" in msg and "'age'" in msg
+
+
+def test_partition_of_a_spec_without_exact_features():
+    """A spec of categoricals only: refused, saying it has no exact feature."""
+    spec = parse_spec({"label": {"column": "y"}, "features": [{"name": "c", "kind": "categorical", "column": "x"}]})
+    with pytest.raises(SparseCrossError, match="'c' is hashed.*no exact feature"):
+        partition_of(spec, "c", 2)
+
+
+def test_partition_of_the_shipped_synthetic_spec():
+    """data/specs/synthetic.toml by its geo cell: one range, the cell block at column 0."""
+    spec = load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+    exp, card = ref_owned_ranges((ROOT / "data" / "specs" / "synthetic.toml").read_text(), "cell")
+    part = partition_of(spec, "cell", 4)
+    assert list(zip(part.lo.tolist(), part.hi.tolist(), part.stride.tolist())) == exp == [(0, card, 1)]
+    assert part.card == card
