@@ -1,15 +1,19 @@
 """Partitioned training's kernels (``sparsecross/_kernels/partition.py``), its partition
-(``sparsecross/dask/partition.py``), the routed parts of its lane tasks (``_RoutedPart`` of
-``sparsecross/dask/partition_tasks.py``) and the round-end merge of the shared keys
-(``sparsecross/dask/sharing.py``), against independent plain-Python references: the lane
-rule written out with the pure-Python ``fmix64`` of ``tests/reference/hashing_reference.py``,
-a plain grouping of rows by lane, a dict-based merge written from ``sharing.py``'s docstring,
-and the column layout and featurizer of ``tests/reference/featurize_reference.py``."""
+(``sparsecross/dask/partition.py``), the round-end merge of the shared keys
+(``sparsecross/dask/sharing.py``) and its lane tasks run in-process
+(``sparsecross/dask/partition_tasks.py``), against independent plain-Python references: the
+lane rule written out with the pure-Python ``fmix64`` of ``tests/reference/hashing_reference.py``,
+a dict-based merge written from ``sharing.py``'s docstring, the column layout of
+``tests/reference/featurize_reference.py``, and single-node ``sparsecross.train``.
+
+No Dask here: the lane tasks are plain functions (a lane's state lives in a module dict of
+the process that runs them)."""
 
 from __future__ import annotations
 
 import math
 import tomllib
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +21,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparsecross import load_spec, parse_spec
+import sparsecross
+from sparsecross import FTRLState, load_spec, parse_spec
+from sparsecross._kernels.lanes import fill_table
 from sparsecross._kernels.partition import ROW_SALT, group_rows, keys_lanes, lane_of_key, row_lanes
 from sparsecross.dask.partition import Partition, partition_of
-from sparsecross.dask.partition_tasks import _RoutedPart
+from sparsecross.dask.partition_tasks import (
+    _LANES,
+    _drop_lanes,
+    _put_shared,
+    _route,
+    _RoutedPart,
+    _task_lane,
+    _task_lane_init,
+)
+from sparsecross.dask.plan import _holdout_mask, _plan
 from sparsecross.dask.sharing import Report, Shared, merge_reports
+from sparsecross.dask.shards import _ShardLost
 from sparsecross.errors import SparseCrossError
+from sparsecross.hashing import holdout_salt
+from sparsecross.train_params import TrainParams
 from tests.reference.featurize_reference import _exact_local_id, _parse_spec, reference_featurize
 from tests.reference.hashing_reference import MASK64
 from tests.reference.hashing_reference import fmix64 as ref_fmix64
@@ -699,3 +717,192 @@ def test_partition_of_the_shipped_synthetic_spec():
     part = partition_of(spec, "cell", 4)
     assert list(zip(part.lo.tolist(), part.hi.tolist(), part.stride.tolist())) == exp == [(0, card, 1)]
     assert part.card == card
+
+
+# ============================================================================ 6. lane tasks
+N_ROWS, GROUP = 6_000, 1_000
+
+
+@pytest.fixture(scope="module")
+def parquet(tmp_path_factory) -> Path:
+    return sparsecross.generate(tmp_path_factory.mktemp("pkern") / "train.parquet", rows=N_ROWS, seed=0,
+                                row_group_size=GROUP)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec(ROOT / "data" / "specs" / "synthetic.toml")
+
+
+def new_token() -> str:
+    return f"test-pkern-{uuid.uuid4().hex}"
+
+
+def start_lanes(token: str, spec, part: Partition, dtype: str) -> Shared:
+    key_dtype = FTRLState(spec.n_columns, dtype).table.dtype
+    shared = Shared.empty(key_dtype, np.dtype(dtype), np.zeros(2))
+    for j in range(part.lanes):
+        _task_lane_init(token, j, 0, np.zeros(0, key_dtype), np.zeros((0, 2), dtype), shared, spec.n_columns,
+                        dtype)
+    return shared
+
+
+def run_rounds(path: Path, spec, part: Partition, dtype: str, holdout, epochs: int, per_round: int,
+               token: str) -> tuple[Shared, list[Report], int, int]:
+    """What partitioned.py's loop does, in-process: route each round's chunks, train every
+    lane on them after merging the reports of the round before; the last round dumps the
+    lanes' owned rows.  Returns the client's merged shared keys, the last reports, the rows
+    trained and the next step."""
+    chunks, total = _plan(str(path), spec)
+    rounds = [chunks[i:i + per_round] for i in range(0, len(chunks), per_round)]
+    params = TrainParams(state_dtype=dtype).ftrl
+    salt = holdout_salt(spec.hashing.seed)
+    shared = start_lanes(token, spec, part, dtype)
+    previous = None
+    step, rows = 0, 0
+    schedule = [(e, r) for e in range(epochs) for r in rounds]
+    for i, (e, rnd) in enumerate(schedule):
+        routed = [_route(c, spec, 65_536, holdout, salt, part) for c in rnd]
+        dump = -1.0 if i + 1 == len(schedule) else None
+        reports = [_task_lane(token, j, step, params, part, dump, (e, rnd[0].start_row, total), previous,
+                              *[[p.only(j) for p in r] if j % 2 else r for r in routed])
+                   for j in range(part.lanes)]
+        shared = merge_reports(shared, reports)
+        previous, step = reports, step + 1
+        rows += sum(r.rows for r in reports)
+    return shared, previous, rows, step
+
+
+@pytest.mark.parametrize("dtype,holdout,epochs,per_round", [("float32", None, 1, 1), ("float64", 0.25, 2, 2),
+                                                            ("float32", 0.1, 1, 4)])
+def test_one_lane_equals_single_node_train(parquet, spec, dtype, holdout, epochs, per_round):
+    """lanes=1: rounds of _route + _task_lane (merging the reports between rounds as the
+    client does) leave the lane's state equal to single-node sparsecross.train's, to the bit
+    (keys, z, n, bias, touched); the last round's dump plus the merged shared keys is that
+    state too, and the lane trained every training row."""
+    ref_model, ref_state = sparsecross.train(parquet, spec, return_state=True, state_dtype=dtype, holdout=holdout,
+                                             epochs=epochs)
+    part = partition_of(spec, "cell", 1)
+    token = new_token()
+    try:
+        shared, last, rows, _ = run_rounds(parquet, spec, part, dtype, holdout, epochs, per_round, token)
+        state = _LANES[(token, 0)].state
+        assert state.values.dtype == ref_state.values.dtype
+        assert state.as_dict() == ref_state.as_dict()
+        assert state.bias.tolist() == ref_state.bias.tolist()
+        assert state.touched == ref_state.touched
+        keys, zn = last[0].dump
+        assert part.owned(keys).all() and not part.owned(shared.keys).any()
+        whole = dict(zip(keys.tolist(), map(tuple, zn.tolist()))) | as_dict(shared)
+        assert len(whole) == len(keys) + len(shared.keys)
+        assert whole == ref_state.as_dict()
+        assert shared.bias.tolist() == ref_state.bias.tolist()
+        kept = N_ROWS if holdout is None else N_ROWS - int(np.sum(_holdout_rows(spec, holdout)))
+        assert rows == kept * epochs
+    finally:
+        _drop_lanes(token)
+    assert not any(k[0] == token for k in _LANES)
+
+
+def _holdout_rows(spec, holdout) -> np.ndarray:
+    return _holdout_mask(0, N_ROWS, holdout, holdout_salt(spec.hashing.seed)) != 0
+
+
+def test_lanes_own_their_keys_and_cover_the_single_node_keys(parquet, spec):
+    """lanes=3 (some lanes given only their rows, others whole chunks): each lane's owned keys
+    are of its lane only, no owned key is in two lanes; owned plus shared keys are the
+    single-node run's keys; after one more step without rows (merging the last reports),
+    every lane holds exactly its owned keys (as dumped) and every shared key with the
+    client's merged values and bias."""
+    ref_state = sparsecross.train(parquet, spec, return_state=True)[1]
+    part = partition_of(spec, "cell", 3)
+    token = new_token()
+    try:
+        shared, last, rows, step = run_rounds(parquet, spec, part, "float32", None, 1, 3, token)
+        assert rows == N_ROWS
+        owned: set[int] = set()
+        for j, rep in enumerate(last):
+            keys, _ = rep.dump
+            assert (part.lanes_of(keys) == j).all()
+            assert owned.isdisjoint(keys.tolist())
+            owned |= set(keys.tolist())
+            assert rep.owned == len(keys)
+        assert owned | set(shared.keys.tolist()) == set(ref_state.as_dict())
+        assert len(owned) + len(shared.keys) == ref_state.touched
+        params = TrainParams().ftrl
+        for j, rep in enumerate(last):
+            again = _task_lane(token, j, step, params, part, None, (0, N_ROWS, N_ROWS), last)
+            assert again.rows == 0
+            lane = _LANES[(token, j)]
+            assert lane.state.as_dict() == dict(zip(rep.dump[0].tolist(), map(tuple, rep.dump[1].tolist()))) \
+                | as_dict(shared)
+            assert lane.state.bias.tolist() == shared.bias.tolist()
+    finally:
+        _drop_lanes(token)
+
+
+def test_task_lane_refuses_a_wrong_version_and_a_lost_lane(spec):
+    """_task_lane trains only the step its lane expects: a lane at step 0 refuses step 1 (and
+    its state is left as it was); a lane that is not here (another token, a dropped run) is
+    lost; a dropped run's lane cannot be made again."""
+    part = partition_of(spec, "cell", 1)
+    params = TrainParams().ftrl
+    token = new_token()
+    try:
+        start_lanes(token, spec, part, "float32")
+        with pytest.raises(_ShardLost, match="step 0, not 1"):
+            _task_lane(token, 0, 1, params, part, None, (0, 0, N_ROWS), None)
+        assert _LANES[(token, 0)].version == 0
+        rep = _task_lane(token, 0, 0, params, part, None, (0, 0, N_ROWS), None)  # (no rows: a no-op step)
+        assert rep.rows == 0 and _LANES[(token, 0)].version == 1
+        with pytest.raises(_ShardLost, match="not on this worker"):
+            _task_lane(token + "x", 0, 1, params, part, None, (0, 0, N_ROWS), None)
+        with pytest.raises(_ShardLost, match="lane 1"):
+            _task_lane(token, 1, 1, params, part, None, (0, 0, N_ROWS), None)
+    finally:
+        assert _drop_lanes(token) == 1
+    with pytest.raises(_ShardLost, match="not on this worker"):
+        _task_lane(token, 0, 1, params, part, None, (0, 0, N_ROWS), None)
+    with pytest.raises(_ShardLost, match="stopped"):
+        start_lanes(token, spec, part, "float32")
+    assert (token, 0) not in _LANES
+
+
+def test_task_lane_failing_half_way_leaves_the_lane_refused(parquet, spec):
+    """A lane task that fails after it started training (its second part is broken) leaves
+    the lane at version -1: the same step run again is refused (_ShardLost), not trained twice."""
+    part = partition_of(spec, "cell", 1)
+    params = TrainParams().ftrl
+    chunks, total = _plan(str(parquet), spec)
+    good = _route(chunks[0], spec, 65_536, None, holdout_salt(spec.hashing.seed), part)
+    broken = _RoutedPart(good[0].indptr, good[0].indices, good[0].data, good[0].y, good[0].w,
+                         np.zeros(1, np.int64), good[0].start_row, good[0].shared)  # (no lane 0)
+    token = new_token()
+    try:
+        start_lanes(token, spec, part, "float32")
+        with pytest.raises(IndexError):
+            _task_lane(token, 0, 0, params, part, None, (0, 0, total), None, good, [broken])
+        assert _LANES[(token, 0)].version == -1
+        assert _LANES[(token, 0)].state.touched > 0  # (it did train the first part)
+        with pytest.raises(_ShardLost, match="failed half-way"):
+            _task_lane(token, 0, 0, params, part, None, (0, 0, total), None, good)
+    finally:
+        _drop_lanes(token)
+
+
+def test_put_shared_writes_merged_keys_into_a_state():
+    """_put_shared: keys the state holds get the merged (z, n), absent ones are inserted (the
+    table growing as needed), other keys are left alone, and the bias is set."""
+    rng = np.random.default_rng(5)
+    state = FTRLState(1 << 20, "float64", capacity=512)
+    own = (np.arange(0, 200) * 3).astype(state.table.dtype)
+    own_zn = rng.normal(size=(200, 2))
+    fill_table(state.table, state.values, state.count, own, own_zn)
+    before = state.as_dict()
+    keys = np.unique(np.concatenate([own[::5], np.arange(1, 3000, 2)])).astype(np.uint32)
+    shared = Shared(keys, rng.normal(size=(len(keys), 2)), np.array([0.5, 7.0]))
+    _put_shared(state, shared)
+    expected = before | {int(k): (float(z), float(n)) for k, (z, n) in zip(keys, shared.zn)}
+    assert state.as_dict() == expected
+    assert state.touched == len(expected)
+    assert state.bias.tolist() == [0.5, 7.0]
