@@ -56,6 +56,9 @@ def exact_features(spec: FeatureSpec) -> list[str]:
 def partition_of(spec: FeatureSpec, name: object, lanes: int) -> Partition:
     """The partition of ``spec`` by feature ``name`` into ``lanes`` lanes (SparseCrossError
     when ``name`` is not an exact feature of the spec)."""
+    from .._values import check_count
+
+    lanes = check_count("lanes", lanes, 1, 1 << 16)
     choices = exact_features(spec)
     hint = f"the spec's exact features: {', '.join(map(shown, choices))}" if choices else \
         "the spec has no exact feature (such as geo or bucket features; categoricals are hashed)"
@@ -76,4 +79,4 @@ def partition_of(spec: FeatureSpec, name: object, lanes: int) -> Partition:
         raise SparseCrossError(f"partition feature {shown(name)} has no column of its own nor an exact cross: "
                                f"nothing for the lanes to own; {hint}")
     lo, hi, stride = (np.array(v, dtype=np.int64) for v in zip(*ranges))
-    return Partition(name, int(lanes), lo, hi, stride, int(feature.cardinality or 1))
+    return Partition(name, lanes, lo, hi, stride, int(feature.cardinality or 1))

@@ -56,7 +56,8 @@ def merge_reports(shared: Shared, reports: list[Report]) -> Shared:
     keys = shared.keys
     for r in reports:
         if len(r.keys) and not np.array_equal(r.keys, keys):
-            keys = np.union1d(keys, r.keys)
+            # (in the state's key dtype: uint64 and int64 together would make floats)
+            keys = np.union1d(keys, r.keys.astype(keys.dtype, copy=False))
     dtype = shared.zn.dtype
     old = np.zeros((len(keys), 2), dtype=np.float64)
     old[np.searchsorted(keys, shared.keys)] = shared.zn
@@ -64,7 +65,7 @@ def merge_reports(shared: Shared, reports: list[Report]) -> Shared:
     count = np.zeros(len(keys), dtype=np.int64)
     last = np.zeros((len(keys), 2), dtype=dtype)  # the values of the one lane that moved a key
     for r in reports:
-        at = np.searchsorted(keys, r.keys)
+        at = np.searchsorted(keys, r.keys.astype(keys.dtype, copy=False))
         new = r.zn.astype(np.float64)
         moved = (new != old[at]).any(axis=1)
         at, new = at[moved], new[moved]
