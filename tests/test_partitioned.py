@@ -205,6 +205,7 @@ def assert_equals_reference(model: sparsecross.SparseModel, state: sparsecross.F
     mine = np.array([got[k] for k in keys], dtype=np.float64).reshape(-1, 2)
     theirs = np.array([(ref.z[k], ref.n[k]) for k in keys], dtype=np.float64).reshape(-1, 2)
     np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-12)
+    assert state.touched == len(ref.z) == model.stats["touched_features"]
     assert state.bias[0] == pytest.approx(ref.bias[0], rel=1e-9)
     assert state.bias[1] == pytest.approx(ref.bias[1], rel=1e-9)
     history = model.stats["history"]
