@@ -26,7 +26,7 @@ from ..train_step import train_batch
 from .lane_tasks import PART_ROWS
 from .partition import Partition
 from .plan import _Chunk, _holdout_mask, _read_chunk
-from .sharing import Report, Shared, merge_reports
+from .sharing import Report, Shared, merge_reports, sum_reports
 from .shards import _DROPPED, _dropped, _ShardLost
 
 
@@ -97,6 +97,8 @@ class _Lane:
     state: FTRLState
     shared: Shared
     version: int  # the schedule step the lane trains next; -1 while a task trains it
+    acc: np.ndarray  # the epoch's loss sums at the start of that step (what lane 0 continues)
+    epoch: int | None = None  # the epoch of the step the lane trained last
     plan: GrowthPlan | None = None
 
     def growth(self, epoch: int, position: int) -> tuple[GrowthPlan | None, int]:
@@ -113,9 +115,9 @@ _LANES: dict[tuple[str, int], _Lane] = {}
 
 
 def _task_lane_init(token: str, j: int, version: int, keys: np.ndarray, zn: np.ndarray, shared: Shared,
-                    n_columns: int, dtype: str) -> int:
+                    n_columns: int, dtype: str, acc: np.ndarray) -> int:
     """Task (pinned to lane j's worker): lane j's state from its owned rows and the shared
-    keys; returns its number of keys."""
+    keys (``acc``: the loss sums at step ``version``); returns its number of keys."""
     from ..state import MAX_LOAD
 
     n = len(keys) + len(shared.keys)
@@ -124,7 +126,7 @@ def _task_lane_init(token: str, j: int, version: int, keys: np.ndarray, zn: np.n
     fill_table(state.table, state.values, state.count, shared.keys.astype(state.table.dtype, copy=False),
                shared.zn)
     state.bias[:] = shared.bias
-    _LANES[(token, j)] = _Lane(state, shared, version)
+    _LANES[(token, j)] = _Lane(state, shared, version, np.array(acc, dtype=np.float64))
     if _dropped(token):  # the run was stopped while this task ran: keep nothing
         _LANES.pop((token, j), None)
         raise _ShardLost(f"training run {token} was stopped")
@@ -164,9 +166,12 @@ def _task_lane(token: str, j: int, version: int, params: FTRLParams, part: Parti
     ``previous``: the lanes' reports of the step before (merged here, as the client merges
     them, then written into the state), None at the first step of an attempt (the state
     then holds the merged values); ``routed``: the round's chunks (each whole, or only this
-    lane's rows), in chunk order.  ``dump``: also return the lane's owned rows (a snapshot;
-    None: not; a negative number: all of them; else ``l1``: only those with a weight,
-    ``|z| > l1``, the end of a run that needs only the model).
+    lane's rows), in chunk order.  Lane 0's loss sums continue the epoch's (the sum of the
+    reports of the step before, as the client sums them; zero at an epoch's start), the
+    others' are the round's: so K=1 sums as single-node does, bit for bit.  ``dump``: also
+    return the lane's owned rows (a snapshot; None: not; a negative number: all of them;
+    else ``l1``: only those with a weight, ``|z| > l1``, the end of a run that needs only
+    the model).
     ``at``: (epoch, the round's first row, the epoch's rows), to size the table's growths.
     """
     epoch, first_row, epoch_rows = at
@@ -179,7 +184,11 @@ def _task_lane(token: str, j: int, version: int, params: FTRLParams, part: Parti
     if previous is not None:
         lane.shared = merge_reports(lane.shared, previous)
         _put_shared(state, lane.shared)
-    acc = np.zeros(3, dtype=np.float64)
+        lane.acc = sum_reports(previous)
+    if lane.epoch is not None and epoch != lane.epoch:  # (the client starts the epoch's sums at zero)
+        lane.acc = np.zeros(3, dtype=np.float64)
+    lane.epoch = epoch
+    acc = lane.acc.copy() if j == 0 else np.zeros(3, dtype=np.float64)
     rows = 0
     found = [lane.shared.keys]
     for parts in routed:

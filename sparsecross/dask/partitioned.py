@@ -30,7 +30,7 @@ from .partition import Partition
 from .partition_tasks import _drop_lanes, _task_lane, _task_lane_init, _task_pick, _task_route
 from .plan import _plan
 from .runner import _Runner
-from .sharing import Report, Shared, merge_reports
+from .sharing import Report, Shared, merge_reports, sum_reports
 from .shards import _set_state, _ShardLost
 from .waiting import _Waiter
 
@@ -111,8 +111,9 @@ class _PartitionedLoop:
         owner = self.part.lanes_of(snap.keys)
         self.live.clear()
         self.inits = [self.submit(_task_lane_init, self.token, j, i0, snap.keys[owner == j], snap.zn[owner == j],
-                                  snap.shared, self.spec.n_columns, self.state.dtype, name=f"lane-init-{j}",
-                                  worker=self.lane_worker[j], priority=40) for j in range(self.lanes)]
+                                  snap.shared, self.spec.n_columns, self.state.dtype, snap.acc,
+                                  name=f"lane-init-{j}", worker=self.lane_worker[j], priority=40)
+                      for j in range(self.lanes)]
         self.shared = snap.shared
         self.t_submit: dict[int, float] = {}
         self.routed: dict[tuple[int, int], Any] = {}
@@ -187,10 +188,7 @@ class _PartitionedLoop:
         reports: list[Report] = self.waiter.wait_all(futs, self.lane_worker,
                                                      " / ".join(c.describe() for c in self.rounds[r]))
         self.shared = merge_reports(self.shared, reports)
-        acc = self.acc.copy()
-        for rep in reports:
-            acc += rep.acc
-        self.acc[:] = acc
+        self.acc[:] = sum_reports(reports)
         self.touched = sum(rep.owned for rep in reports) + len(self.shared.keys)
         self.run["rounds"] = max(self.run["rounds"], i + 1)
         last = self.rounds[r][-1]

@@ -38,8 +38,9 @@ class Shared:
 
 @dataclass
 class Report:
-    """A lane's round: its shared keys (sorted) and their (z, n), its bias, its loss sums for
-    the round, the rows it trained, the keys it owns, and (at a snapshot) its owned rows."""
+    """A lane's round: its shared keys (sorted) and their (z, n), its bias, its loss sums (lane
+    0: the epoch's, continued; the others: the round's; see :func:`sum_reports`), the rows it
+    trained, the keys it owns, and (at a snapshot) its owned rows."""
 
     keys: np.ndarray
     zn: np.ndarray
@@ -48,6 +49,15 @@ class Report:
     rows: int
     owned: int
     dump: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def sum_reports(reports: list[Report]) -> np.ndarray:
+    """The epoch's loss sums after a round: lane 0's (which continued them) plus the other
+    lanes' in lane order (the same sums on the client and in lane 0)."""
+    acc = np.array(reports[0].acc, dtype=np.float64)
+    for r in reports[1:]:
+        acc += r.acc
+    return acc
 
 
 def merge_reports(shared: Shared, reports: list[Report]) -> Shared:
