@@ -743,7 +743,7 @@ def start_lanes(token: str, spec, part: Partition, dtype: str) -> Shared:
     shared = Shared.empty(key_dtype, np.dtype(dtype), np.zeros(2))
     for j in range(part.lanes):
         _task_lane_init(token, j, 0, np.zeros(0, key_dtype), np.zeros((0, 2), dtype), shared, spec.n_columns,
-                        dtype)
+                        dtype, np.zeros(3))
     return shared
 
 

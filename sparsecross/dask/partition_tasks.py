@@ -23,7 +23,6 @@ from ..labels import _labels
 from ..spec import FeatureSpec
 from ..state import FTRLState, GrowthPlan
 from ..train_step import train_batch
-from .lane_tasks import PART_ROWS
 from .partition import Partition
 from .plan import _Chunk, _holdout_mask, _read_chunk
 from .sharing import Report, Shared, merge_reports, sum_reports
@@ -62,10 +61,12 @@ class _RoutedPart:
 
 def _route(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None, salt: int,
            part: Partition) -> list[_RoutedPart]:
-    """Read and featurize ``chunk`` part by part (:data:`PART_ROWS`) and group each part's
-    training rows (not the holdout's) by lane, with the keys the lanes share."""
+    """Read and featurize ``chunk`` in batches of ``batch_rows``, as single-node training
+    reads (smaller arrays than data-parallel's parts: on 10M rows in 1M-row chunks, in one
+    process, 65,536-row batches cost 2.65 CPU-s against 2.86 for 262,144), and group each
+    batch's training rows (not the holdout's) by lane, with the keys the lanes share."""
     out = []
-    for rb, row in _read_chunk(chunk, spec, batch_rows=max(batch_rows, min(chunk.rows, PART_ROWS))):
+    for rb, row in _read_chunk(chunk, spec, batch_rows=batch_rows):
         y, w = _labels(spec, rb, row)
         X = featurize_features(spec, rb, row, scipy_csr=False)
         mask = _holdout_mask(row, X.shape[0], holdout, salt)
