@@ -14,7 +14,9 @@ Every configuration runs in its own process (``--task NAME``), so peak RSS belon
 * ``dp2`` / ``dp4``: data-parallel, K = 2 / 4 lanes, one row group per lane, 2 workers;
 * ``exact``: exact mode, 2 workers featurize, the client trains;
 * ``dp2_1worker`` / ``dp4_1worker``: the same K on a single worker (the same model, bit for
-  bit): the ratio to ``dp2`` / ``dp4`` is the scaling from 1 to 2 workers.
+  bit): the ratio to ``dp2`` / ``dp4`` is the scaling from 1 to 2 workers;
+* ``pt2`` / ``pt4`` (and ``_1worker``): partitioned mode, K = 2 / 4 lanes owning the geo
+  cells (``partition="cell"``).
 
 Measured: training rows/s (wall clock around ``train``, kernels compiled and workers warmed
 up before), test logloss/AUC (local ``evaluate``), peak RSS of the client and of each worker
@@ -57,7 +59,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 SPEC = ROOT / "data" / "specs" / "synthetic_bench.toml"
 GROUP_ROWS = 500_000
 TEST_ROWS = 1_000_000
-TASKS = ("single", "single_1core", "dp2", "dp4", "exact", "dp2_1worker", "dp4_1worker")
+TASKS = ("single", "single_1core", "dp2", "dp4", "exact", "dp2_1worker", "dp4_1worker", "pt2", "pt4",
+         "pt2_1worker", "pt4_1worker")
+#: The configurations on a Dask cluster.
+DASK_TASKS = TASKS[2:]
 MARK = "@@RESULT@@"
 
 if str(ROOT) not in sys.path:
@@ -241,6 +246,8 @@ def _connect(name: str, profile: bool, rows_per_round: int | None) -> tuple[Any,
     client, cluster = connect("local:1" if name.endswith("1worker") else "local:2")
     client.run(_warm_worker)
     kw = {"client": client, "mode": "exact"} if name == "exact" else {"client": client, "lanes": int(name[2])}
+    if name.startswith("pt"):
+        kw.update(mode="partitioned", partition="cell")
     if rows_per_round is not None and name != "exact":
         kw["rows_per_round"] = rows_per_round
     return client, cluster, kw
@@ -353,7 +360,7 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
     out: dict[str, Any] = {"task": name, "rows": rows, "warm_runs": warm_runs}
     client = cluster = None
     kw: dict[str, Any] = {}
-    if name in ("dp2", "dp4", "exact", "dp2_1worker", "dp4_1worker"):
+    if name in DASK_TASKS:
         client, cluster, kw = _connect(name, profile, rows_per_round)
         _warm_data(spec, **kw)
         client.run(reset_peak)

@@ -25,6 +25,17 @@ it), the distinct keys of a lane's chunk counted on the benchmark's data for R r
 * a round takes at least max(c_s T (one scheduler thread), R w + c_w T / W (the lanes in
   parallel), bytes per worker / bandwidth).
 
+Partitioned mode (``mode="partitioned"``, runs ``pt2``, ``pt4``, ``pt2_1worker``,
+``pt4_1worker``): per round, C = K chunks are routed (one task each, on the chunk's worker)
+and K lanes train (one task each, on the lane's worker); a lane on another worker than a
+chunk gets its rows through a pick task, C K (W - 1) / W of them with chunks and lanes spread
+round-robin: T = 2K + K^2 (W - 1) / W.  Fitted the same way (``c_s``, ``c_w``, ``w``), and
+``b``: the bytes a row moves between workers when routed (2-worker runs, net of the 1-worker
+run's bytes).  Projection for W workers, K = W lanes, R rows per chunk: CPU per row =
+w + (c_s + c_w) T / (K R); a round takes at least max(c_s T, R w + c_w T / W,
+R (W - 1) / W b / bandwidth).  Only the shared keys (58 here) travel between lanes, K^2 of
+their reports per round, which is left out.
+
 Prints the fit and the projection as Markdown (docs/DASK.md takes its tables from here).
 """
 
@@ -125,6 +136,73 @@ def project(m: dict[str, Any], rows_per_lane: int, u_lane: float, workers: list[
     return out
 
 
+def pt_tasks_per_round(k: int, w: int) -> float:
+    return 2 * k + k * k * (w - 1) / w
+
+
+def fit_partitioned(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``c_s``, ``c_w``, ``w`` and the routed bytes per row ``b`` of the partitioned runs."""
+    runs = {f"{n}#{i}": r for i, res in enumerate(results) for n, r in res["results"].items()
+            if n.startswith("pt") and r and "error" not in r}
+    if not runs:
+        return None
+    tasks, sched, loops, task_cpu, rows, facts = [], [], [], [], [], {}
+    for name, r in sorted(runs.items()):
+        idle = r["idle_cpu_per_second"]
+        tc, wt = r["client_thread_cpu_seconds"], r["worker_thread_cpu_seconds"]
+        tasks.append(r["tasks"])
+        sched.append(tc["tasks"] + tc["other"] - idle["client"] * r["seconds"])
+        loops.append(sum(wt["main"]) - sum(idle["workers"]) * r["seconds"])
+        task_cpu.append(sum(wt["tasks"]))
+        rows.append(r["rows"])
+        facts[name] = {"K": r["params"]["lanes"], "W": 1 if name.split("#")[0].endswith("1worker") else 2,
+                       "tasks": r["tasks"], "bytes": r["worker_sent_bytes"], "rows": r["rows"],
+                       "task_us_per_row": sum(wt["tasks"]) / r["rows"] * 1e6,
+                       "cpu_us_per_row": r["cpu_us_per_row"]}
+    t = np.array(tasks, float)
+    one = {(n.split("#")[1], f["K"]): f["bytes"] for n, f in facts.items() if f["W"] == 1}
+    moved = [(f["bytes"] - one[(n.split("#")[1], f["K"])]) / (f["rows"] / 2) for n, f in facts.items()
+             if f["W"] == 2 and (n.split("#")[1], f["K"]) in one]  # half the rows cross on 2 workers
+    return {"c_s": float(np.dot(t, sched) / np.dot(t, t)), "c_w": float(np.dot(t, loops) / np.dot(t, t)),
+            "w": float(np.sum(task_cpu) / np.sum(rows)), "b": float(np.mean(moved)) if moved else float("nan"),
+            "runs": facts}
+
+
+def project_partitioned(m: dict[str, Any], chunk_rows: int, workers: list[int]) -> list[dict[str, float]]:
+    out = []
+    for n in workers:
+        k = n
+        t = pt_tasks_per_round(k, n)
+        cpu_row = m["w"] + (m["c_s"] + m["c_w"]) * t / (k * chunk_rows)
+        net = chunk_rows * (n - 1) / n * m["b"] / BANDWIDTH
+        work = chunk_rows * m["w"] + m["c_w"] * t / n
+        rnd = max(m["c_s"] * t, work, net)
+        rnd_fast = max(FAST_SCHEDULER_S * t, work, net)
+        out.append({"workers": n, "chunk_rows": chunk_rows, "tasks": t, "cpu_us_per_row": cpu_row * 1e6,
+                    "cpu_us_per_row_fast": (m["w"] + (FAST_SCHEDULER_S + m["c_w"]) * t / (k * chunk_rows)) * 1e6,
+                    "sched_s": m["c_s"] * t, "sched_s_fast": FAST_SCHEDULER_S * t, "worker_s": work, "net_s": net,
+                    "rows_per_s": k * chunk_rows / rnd, "rows_per_s_fast": k * chunk_rows / rnd_fast})
+    return out
+
+
+def markdown_partitioned(m: dict[str, Any], proj: list[dict[str, float]], single_us: float | None) -> str:
+    lines = ["| config | tasks | task CPU us/row | CPU us/row (all processes) | vs single-node |", "| --- | --- | --- | --- | --- |"]
+    for name, f in m["runs"].items():
+        ratio = f"{f['cpu_us_per_row'] / single_us:.2f}x" if single_us else "-"
+        lines.append(f"| {name} | {f['tasks']} | {f['task_us_per_row']:.3f} | {f['cpu_us_per_row']:.3f} | {ratio} |")
+    lines += ["", f"Fit (partitioned): c_s = {m['c_s'] * 1e3:.2f} ms/task, c_w = {m['c_w'] * 1e3:.2f} ms/task, "
+                  f"w = {m['w'] * 1e6:.3f} us/row, b = {m['b']:.0f} bytes per routed row",
+              "", "Projection, K = W lanes, one chunk per lane per round:", "",
+              "| workers | rows per chunk | tasks/round | CPU us/row | scheduler s/round | worker s/round "
+              "| network s/round | rows/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for p in proj:
+        lines.append(f"| {p['workers']} | {p['chunk_rows']:,} | {p['tasks']:.0f} | {p['cpu_us_per_row']:.3f} "
+                     f"({p['cpu_us_per_row_fast']:.3f}) | {p['sched_s']:.2f} ({p['sched_s_fast']:.2f}) | "
+                     f"{p['worker_s']:.2f} | {p['net_s']:.2f} | "
+                     f"{p['rows_per_s'] / 1e6:.1f}M ({p['rows_per_s_fast'] / 1e6:.1f}M) |")
+    return "\n".join(lines)
+
+
 def markdown(m: dict[str, Any], proj: list[dict[str, float]], rows_per_lane: int, u_lane: float,
              single_us: float | None) -> str:
     lines = ["| config | tasks/round | scheduler ms/task | worker loop ms/task | task CPU us/row | MiB/round |",
@@ -167,12 +245,20 @@ def main(argv: list[str] | None = None) -> int:
                if r["results"].get("single") and "error" not in r["results"]["single"]]
     single_us = float(np.mean(singles)) if singles else None
     print(markdown(m, proj, args.rows_per_lane, u_lane, single_us))
+    mp = fit_partitioned(results)
+    proj_pt: list[dict[str, float]] = []
+    if mp is not None:
+        for chunk_rows in (1 << 20, 1 << 23):
+            proj_pt += project_partitioned(mp, chunk_rows, [int(x) for x in args.workers.split(",")])
+        print()
+        print(markdown_partitioned(mp, proj_pt, single_us))
     if args.json:
         from sparsecross.files import atomic_output
 
         with atomic_output(Path(args.json), "cost model") as fh:  # (mkstemp next to it + rename)
             fh.write(json.dumps({"fit": m, "rows_per_lane": args.rows_per_lane, "u_lane": u_lane,
-                                 "projection": proj}, indent=2).encode() + b"\n")
+                                 "projection": proj, "partitioned_fit": mp, "partitioned_projection": proj_pt},
+                                indent=2).encode() + b"\n")
     return 0
 
 

@@ -32,3 +32,10 @@ TUNE_EPOCHS_MAX = 8
 
 #: ``tune --search-crosses``: relative validation-logloss gain a cross must reach (sparsecross.crosssearch).
 CROSS_MIN_GAIN = 0.01
+
+#: Partitioned training (``mode="partitioned"``) without ``rows_per_round``: a chunk is
+#: consecutive whole row groups as near this many rows as they come, a round ``lanes``
+#: chunks.  Only the shared keys wait for the round's merge, so rounds can be larger than
+#: data-parallel's, and Dask's few milliseconds of CPU per task weigh less per row.  Recorded
+#: in the run's parameters (``chunk_rows_target``).
+PARTITION_CHUNK_ROWS = 1 << 20

@@ -78,6 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _state_bits_option(opts["state_bits"], args.state_dtype, args.dask or None)  # before a cluster starts
     for name in FLOAT_PARAMS:  # before a cluster starts too (train_distributed checks them there)
         check_param(name, opts[name])
+    if extra.get("mode") == "partitioned":
+        _check_partitioned(spec, extra, opts)
     model, seconds = _run(args, spec, opts, extra)
     nbytes = save_model(model, out, encoding=args.encoding)
     report = _report(model, opts, out, nbytes, seconds)
@@ -88,13 +90,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_partitioned(spec: Any, extra: dict[str, Any], opts: dict[str, Any]) -> None:
+    """--partition names an exact feature of the spec, and no option partitioned mode lacks
+    is given: checked before a cluster starts (train_distributed checks them again there)."""
+    from .admission import policy_of
+    from .dask.partition import partition_of
+    from .dask.training import _check_ruled
+
+    if not spec.needs_data:  # (quantile buckets: checked once resolved, on the cluster)
+        partition_of(spec, extra["partition"], extra["lanes"])
+    admitting = policy_of(opts.get("admit_after"), opts.get("admit_probability"), opts.get("admit_filter_mb")).active
+    _check_ruled("partitioned", admitting, opts.get("max_state_mb"), None)
+
+
 def _dask_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keywords of --mode, --lanes and --rows-per-round for ``train`` with ``--dask``,
-    checked: without --dask they do not apply, nor --lanes to --mode exact (refused, not
-    ignored); counts in their ranges (rows per round at least one per lane)."""
+    """The keywords of --mode, --lanes, --partition and --rows-per-round for ``train`` with
+    ``--dask``, checked: without --dask they do not apply, nor --lanes to --mode exact, nor
+    --partition to another mode than partitioned, which needs it (refused, not ignored);
+    counts in their ranges (rows per round at least one per lane)."""
     from ._values import check_count
 
-    given = [flag for flag, value in (("--mode", args.mode), ("--lanes", args.lanes),
+    given = [flag for flag, value in (("--mode", args.mode), ("--lanes", args.lanes), ("--partition", args.partition),
                                       ("--rows-per-round", args.rows_per_round)) if value is not None]
     if not args.dask:
         if given:
@@ -103,6 +119,14 @@ def _dask_options(args: argparse.Namespace) -> dict[str, Any]:
                                    "cluster trains); give --dask ADDRESS or leave them out")
         return {}
     extra: dict[str, Any] = {"mode": args.mode or "data-parallel"}
+    if extra["mode"] == "partitioned":
+        if args.partition is None:
+            raise SparseCrossError("--mode partitioned needs --partition FEATURE: the exact feature (such as a geo "
+                                   "cell) whose values the lanes own")
+        extra["partition"] = args.partition
+    elif args.partition is not None:
+        raise SparseCrossError(f"--partition applies to --mode partitioned only, not to {extra['mode']}; add "
+                               "--mode partitioned or leave it out")
     lanes = 1
     if extra["mode"] == "exact":
         if args.lanes is not None:
@@ -243,13 +267,18 @@ def add_train(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> No
     t.add_argument("--json", action="store_true", help="print a JSON report at the end")
     d = t.add_argument_group("scale-out on Dask (pip install 'sparsecross[dask]')")
     d.add_argument("--dask", metavar="ADDRESS", help="local:N for a local cluster of N workers, or tcp://HOST:PORT")
-    d.add_argument("--mode", choices=("data-parallel", "exact"), default=None,
-                   help="data-parallel rounds (default) or exact (distributed read, single-process update)")
+    d.add_argument("--mode", choices=("data-parallel", "exact", "partitioned"), default=None,
+                   help="data-parallel rounds (default), exact (distributed read, single-process update), or "
+                   "partitioned (lanes that own the keys of their values of --partition)")
     d.add_argument("--lanes", type=int, default=None,
-                   help=f"K lanes per round, data-parallel only (a model parameter, default {DEFAULT_LANES})")
+                   help=f"K lanes per round, data-parallel and partitioned (a model parameter, default {DEFAULT_LANES})")
+    d.add_argument("--partition", metavar="FEATURE", default=None,
+                   help="partitioned mode: the exact feature (such as a geo cell) whose values the lanes own; "
+                   "every row with a value is trained by that value's lane, and only the other keys are merged "
+                   "at each round's end (a model parameter)")
     d.add_argument("--rows-per-round", type=int, default=None, dest="rows_per_round",
                    help="rows per round over all lanes, at least K (default: each lane takes consecutive whole row "
-                   "groups, as near 262,144 rows as they come); "
-                   "exact mode: rows per chunk")
+                   "groups, as near 262,144 rows as they come; partitioned: chunks near 1,048,576 rows, K per "
+                   "round); exact mode: rows per chunk")
     common(t)
     t.set_defaults(func=cmd_train)

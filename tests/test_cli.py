@@ -662,10 +662,24 @@ _LOCAL = ["--dask", "local:1"]
     ([*_LOCAL, "--rows-per-round", "9" * 4000], f"--rows-per-round must be between 1 and {_MAX}, got 999"),
     ([*_LOCAL, "--rows-per-round", "3"], "--rows-per-round must be at least --lanes (4)"),
     ([*_LOCAL, "--mode", "exact", "--lanes", "2"], "--lanes does not apply to --mode exact"),
+    (["--partition", "cell"], "--partition needs --dask"),
+    ([*_LOCAL, "--mode", "partitioned"], "--mode partitioned needs --partition FEATURE"),
+    ([*_LOCAL, "--partition", "cell"], "--partition applies to --mode partitioned only, not to data-parallel"),
+    ([*_LOCAL, "--mode", "exact", "--partition", "cell"], "--partition applies to --mode partitioned only"),
+    ([*_LOCAL, "--mode", "partitioned", "--partition", "device"], "partition feature 'device' is hashed"),
+    ([*_LOCAL, "--mode", "partitioned", "--partition", "nope\x1b[2J"],
+     "partition names no feature of the spec: 'nope\\x1b[2J'"),
+    ([*_LOCAL, "--mode", "partitioned", "--partition", "cell", "--admit-after", "2"],
+     "admit_after / admit_probability is not available in mode 'partitioned'"),
+    ([*_LOCAL, "--mode", "partitioned", "--partition", "cell", "--max-state-mb", "10"],
+     "max_state_mb is not available in mode 'partitioned'"),
 ], ids=["names-negative", "names-4000-digits", "names-2^63", "lanes-without-dask", "negative-lanes-without-dask",
         "rows-per-round-without-dask", "three-without-dask", "lanes-0", "lanes-4000-digits", "lanes-65537",
         "rows-per-round-negative",
-        "rows-per-round-4000-digits", "rows-per-round-below-lanes", "lanes-in-exact-mode"])
+        "rows-per-round-4000-digits", "rows-per-round-below-lanes", "lanes-in-exact-mode",
+        "partition-without-dask", "partitioned-without-partition", "partition-in-data-parallel",
+        "partition-in-exact", "partition-hashed", "partition-unknown", "partitioned-admission",
+        "partitioned-budget"])
 def test_train_refuses_bad_names_and_dask_counts_before_any_work(flags: list[str], fragment: str,
                                                                  world: SimpleNamespace, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch,
@@ -683,6 +697,27 @@ def test_train_refuses_bad_names_and_dask_counts_before_any_work(flags: list[str
     line = run_error(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "-q", *flags], fragment)
     assert len(line) < 200, line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.dask
+def test_train_partitioned_on_the_cli_is_the_api_model(world: SimpleNamespace, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``--mode partitioned --partition cell --lanes 2`` trains the model that
+    ``train(..., mode="partitioned", partition="cell", lanes=2)`` trains on another cluster
+    (the partition and K are model parameters, recorded in the model), and reports it."""
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "m.scx"
+    report = json.loads(run_ok(capsys, ["train", SYNTHETIC_SPEC, world.train, "--out", out, "--json", *_LOCAL,
+                                        "--mode", "partitioned", "--partition", "cell", "--lanes", "2"]))
+    assert report["nonzeros"] > 0
+    cli = sx.load_model(out)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        api = sx.train(world.train, sx.load_spec(SYNTHETIC_SPEC), client=client, mode="partitioned",
+                       partition="cell", lanes=2)
+    assert np.array_equal(cli.keys, api.keys) and cli.bias == api.bias
+    assert np.array_equal(cli.weights, api.weights.astype(cli.weights.dtype))
+    assert cli.params["mode"] == "partitioned" and cli.params["partition"] == "cell" and cli.params["lanes"] == 2
 
 
 def test_train_api_refuses_a_negative_names(world: SimpleNamespace) -> None:

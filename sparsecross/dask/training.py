@@ -37,7 +37,7 @@ from .shards import _RowsState, _set_state
 log = logging.getLogger("sparsecross.distributed")
 
 #: Training modes.
-MODES = ("data-parallel", "exact")
+MODES = ("data-parallel", "exact", "partitioned")
 
 
 def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Source, spec: FeatureSpec, *,
@@ -59,9 +59,14 @@ def _validate(runner: _Runner, state: FTRLState, params: FTRLParams, source: Sou
 MAX_LANES = 65_536
 
 
-def _check_mode(mode: str, valid: Source | None, holdout: float | None) -> None:
+def _check_mode(mode: str, valid: Source | None, holdout: float | None, partition: Any) -> None:
     if mode not in MODES:
         raise SparseCrossError(f"mode must be one of {', '.join(map(repr, MODES))}, got {shown(mode)}")
+    if mode == "partitioned" and partition is None:
+        raise SparseCrossError("mode 'partitioned' needs partition: the name of the exact feature whose values "
+                               "the lanes own (such as a geo cell)")
+    if mode != "partitioned" and partition is not None:
+        raise SparseCrossError(f"partition applies to mode 'partitioned' only, not to {shown(mode)}")
     if valid is not None and holdout is not None:
         raise SparseCrossError("give either valid data or a holdout fraction, not both")
 
@@ -169,11 +174,12 @@ def train_distributed(
     rows_per_round: int | None = None,
     retries: int = 2,
     in_flight: int | None = None,
-    prefetch_rounds: int = 2,
+    prefetch_rounds: int | None = None,
     admit_after: int | None = None,
     admit_probability: float | None = None,
     admit_filter_mb: float | None = None,
     max_state_mb: float | None = None,
+    partition: str | None = None,
 ) -> Any:
     """Train on a Dask cluster; what :func:`sparsecross.train` does when given ``client``.
 
@@ -184,7 +190,8 @@ def train_distributed(
     client
         A ``distributed.Client`` (see :func:`connect`).
     mode
-        ``"data-parallel"`` (default) or ``"exact"`` (see :mod:`sparsecross.dask`).
+        ``"data-parallel"`` (default), ``"exact"`` or ``"partitioned"`` (see
+        :mod:`sparsecross.dask`).
     lanes
         Data-parallel: K, the number of chunks trained from the same state in a round (a model
         parameter: the same K gives the same model on any cluster; 1 equals single-node).
@@ -206,7 +213,14 @@ def train_distributed(
     in_flight
         Exact mode and validation: chunks in flight at once (default ``max(4, 2 * workers)``).
     prefetch_rounds
-        Data-parallel: rounds featurized ahead of the one training (memory on the workers).
+        Data-parallel and partitioned: rounds featurized ahead of the one training (memory
+        on the workers; default 2, and 0 for partitioned, whose rounds are larger and whose
+        next round is queued while the client collects the last one).
+    partition
+        Partitioned mode: the exact feature (such as a geo cell) whose values the lanes own:
+        lane ``fmix64(value) % lanes`` trains every row with that value and keeps every key
+        holding it, for the whole run; the other keys are merged at every round's end
+        (:mod:`sparsecross.dask.partitioned`).  Recorded in the model's ``params``.
     admit_after, admit_probability, admit_filter_mb, max_state_mb
         Admission and the state budget.  Exact mode: as single-node.  Data-parallel: per shard
         (:mod:`sparsecross.dask.admit`): the state is then split into ``lanes`` shards, each
@@ -224,7 +238,7 @@ def train_distributed(
     from ..train import TrainParams, export_state
     from ..train_eval import prepare_inputs
 
-    _check_mode(mode, valid, holdout)
+    _check_mode(mode, valid, holdout, partition)
     admit = policy_of(admit_after, admit_probability, admit_filter_mb)
     max_state_mb = check_max_state_mb(max_state_mb)
     _check_ruled(mode, admit.active, max_state_mb, init_state)
@@ -232,6 +246,8 @@ def train_distributed(
     exact = mode == "exact"
     lanes, rows_per_round, checkpoint_rounds = _check_counts(exact, batch_rows, lanes, rows_per_round,
                                                              checkpoint_rounds)
+    if prefetch_rounds is None:  # (partitioned rounds are larger: one in flight keeps the workers busy)
+        prefetch_rounds = 0 if mode == "partitioned" else 2
     retries, prefetch_rounds = check_count("retries", retries, 0), check_count("prefetch_rounds", prefetch_rounds, 0)
     check_count("checkpoint_every", checkpoint_every, 1)
     if in_flight is not None:
@@ -241,12 +257,21 @@ def train_distributed(
     schema, spec, rows_total = prepare_inputs(source, spec, valid, batch_rows, holdout)
     salt = holdout_salt(spec.hashing.seed)
     tp = replace(tp, admit=admit.sized(rows_total))  # the default filter is sized from the rows
-    book = None if exact else _book(tp, max_state_mb, lanes, spec)
+    part = None
+    if mode == "partitioned":
+        from .partition import partition_of
+
+        part = partition_of(spec, partition, lanes)
+    book = None if exact or part is not None else _book(tp, max_state_mb, lanes, spec)
     run_params = tp.to_dict()
     lane_rows_target = None
     if not exact:
         run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
-        if rows_per_round is None:  # (read here, so that a test may set it)
+        if part is not None:
+            run_params["partition"] = part.name
+            if rows_per_round is None:
+                lane_rows_target = run_params["chunk_rows_target"] = _defaults.PARTITION_CHUNK_ROWS
+        elif rows_per_round is None:  # (read here, so that a test may set it)
             lane_rows_target = run_params["lane_rows_target"] = _defaults.LANE_ROWS_TARGET
     if max_state_mb is not None:
         run_params["max_state_mb"] = max_state_mb
@@ -266,9 +291,21 @@ def train_distributed(
                batch_rows=batch_rows)
     run: dict[str, Any] = {"mode": mode, "workers": n_workers, "rows_processed": 0}
     trained: Any = state
+    final = None
     if exact:
         _train_exact(job, run, epoch=epoch, start_row=start_row, chunk_rows=rows_per_round,
                      checkpoint_every=checkpoint_every)
+    elif part is not None:
+        from .partitioned import _train_partitioned
+
+        final = _train_partitioned(
+            runner, state, job.acc, spec, tp.ftrl, tp, source, part=part, rows_per_round=rows_per_round,
+            chunk_rows_target=lane_rows_target, epoch=epoch, start_round=start_round,
+            checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds, history=job.history, run=run,
+            holdout=holdout, salt=salt, batch_rows=batch_rows, prefetch_rounds=prefetch_rounds, save=job.save,
+            progress=job.progress, event=job.event, end_epoch=job.end_epoch,
+            checkpointing=job.ckpt_path is not None, validating=valid is not None or holdout is not None,
+            keep_state=return_state)
     else:
         final = _train_rounds(
             runner, state, job.acc, spec, tp.ftrl, tp, source, rows_total, holdout=holdout, salt=salt,
@@ -279,12 +316,12 @@ def train_distributed(
             end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
             validating=valid is not None or holdout is not None, keep_state=return_state, book=book,
             admit=tp.admit)
-        if final is not None:
-            keys, zn, bias, touched = final
-            if return_state:
-                _set_state(state, keys, zn, bias)
-            else:
-                trained = _RowsState(keys, zn, bias, touched)
+    if not exact and final is not None:
+        keys, zn, bias, touched = final
+        if return_state:
+            _set_state(state, keys, zn, bias)
+        else:
+            trained = _RowsState(keys, zn, bias, touched)
 
     model = export_state(trained, spec, tp, job.history, rows_total, schema=schema)
     model.params = run_params
@@ -311,6 +348,9 @@ def _check_ruled(mode: str, admitting: bool, max_state_mb: float | None, init_st
     if (not admitting and max_state_mb is None) or mode == "exact":
         return
     what = "admit_after / admit_probability" if admitting else "max_state_mb"
+    if mode == "partitioned":
+        raise SparseCrossError(f"{what} is not available in mode 'partitioned' yet (its lanes would each need "
+                               "their own filter and budget); use mode 'data-parallel' or 'exact' for it")
     if init_state is not None:
         raise SparseCrossError(f"{what} on Dask cannot start from a given state (a warm start) yet; train "
                                "without init_state, or without --dask")
