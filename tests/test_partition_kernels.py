@@ -374,6 +374,39 @@ def test_routed_part_rows_of_and_only(c, weighted):
                 assert len(alone.rows_of(i)[1]) == 0
 
 
+@MODEST
+@given(c=lane_chunks(), weighted=st.booleans(), ones=st.booleans(), labels=st.sampled_from(["binary", "soft"]),
+       wide=st.booleans(), long_row=st.booleans())
+def test_a_packed_pick_unpacks_to_the_lanes_rows(c, weighted, ones, labels, wide, long_row):
+    """_Packed (what a pick sends to another worker: uint8 row lengths, uint32 keys, no values
+    when all are 1, uint8 labels when 0/1) unpacks to only(j), array for array and dtype for
+    dtype, whichever of those packings apply: values all 1 or not, labels 0/1 or not, keys past
+    2**32, a row of 256 entries or more."""
+    from sparsecross.dask.partition_tasks import _Packed
+
+    rows, lane, lanes, rng = c["rows"], c["lane"], c["lanes"], c["rng"]
+    if long_row and rows:
+        rows[0] = list(range(300))
+    if wide and rows and c["index_dtype"] in (np.int64, np.uint64):
+        rows[-1] = sorted(set(rows[-1]) | {2**33 + 5})
+    data = np.ones(sum(map(len, rows)), c["data"].dtype) if ones else \
+        rng.normal(size=sum(map(len, rows))).astype(c["data"].dtype)
+    indptr, indices, data = csr(rows, c["index_dtype"], data)
+    y = rng.integers(0, 2, len(rows)).astype(np.float64)
+    if labels == "soft" and len(y):
+        y[0] = 0.25
+    w = rng.random(len(rows)) if weighted else None
+    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes)
+    part = _RoutedPart(out_ptr, out_idx, out_dat, y[order], np.zeros(0) if w is None else w[order], lane_ptr,
+                       77, np.array([3, 9], dtype=np.int64))
+    for j in range(lanes):
+        want, got = part.only(j), _Packed.of(part, j).unpack()
+        for name in ("indptr", "indices", "data", "y", "lane_ptr", "shared"):
+            a, b = getattr(want, name), getattr(got, name)
+            assert a.dtype == b.dtype and a.tolist() == b.tolist(), name
+        assert want.w.tolist() == got.w.tolist() and got.start_row == 77
+
+
 # ============================================================================ 4. merge
 def ref_merge(g: dict[int, tuple[float, float]], bias: tuple[float, float], reports: list[Report],
               dtype) -> tuple[dict[int, tuple[float, float]], tuple[float, float]]:
