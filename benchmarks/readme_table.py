@@ -117,21 +117,25 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
                    "fastest of the runs (details and the per-round figures in docs/DASK.md and "
                    "`benchmarks/results/distributed.json`):")
         out.append("")
-        out.append("| config | rows/s | vs single-node | test logloss | vs single-node | peak RSS per worker |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("| config | rows/s | vs single-node | CPU-s (all processes) | vs single-node | test logloss "
+                   "| vs single-node | peak RSS per worker |")
+        out.append("|---|---|---|---|---|---|---|---|")
         labels = {"single": "single-node (reader thread + trainer)", "single_1core": "single-node, 1 core",
                   "dp2": "data-parallel K=2, 2 workers", "dp4": "data-parallel K=4, 2 workers",
                   "exact": "exact, 2 workers", "dp2_1worker": "data-parallel K=2, 1 worker",
-                  "dp4_1worker": "data-parallel K=4, 1 worker"}
+                  "dp4_1worker": "data-parallel K=4, 1 worker", "pt2": "partitioned K=2, 2 workers",
+                  "pt4": "partitioned K=4, 2 workers", "pt2_1worker": "partitioned K=2, 1 worker",
+                  "pt4_1worker": "partitioned K=4, 1 worker"}
         for name, label in labels.items():
             v = res.get(name)
             if v is None:
                 continue
             sp = f"{v['rows_per_second'] / base['rows_per_second']:.2f}x" if base else "-"
+            cpu = f"{v['cpu_seconds'] / base['cpu_seconds']:.2f}x" if base and "cpu_seconds" in v else "-"
             ll = f"{(v['test_logloss'] / base['test_logloss'] - 1) * 100:+.2f} %" if base else "-"
             rss = ", ".join(f"{b / 2**20:,.0f} MiB" for b in v.get("worker_peak_rss_bytes", [])) or "-"
-            out.append(f"| {label} | {v['rows_per_second'] / 1e6:.2f}M | {sp} | {v['test_logloss']:.5f} | {ll} | "
-                       f"{rss} |")
+            out.append(f"| {label} | {v['rows_per_second'] / 1e6:.2f}M | {sp} | {v.get('cpu_seconds', float('nan')):.2f} "
+                       f"| {cpu} | {v['test_logloss']:.5f} | {ll} | {rss} |")
         out.append("")
     return "\n".join(out)
 

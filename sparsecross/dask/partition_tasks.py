@@ -101,11 +101,25 @@ class _Packed:
             np.cumsum(self.lengths, out=indptr[1:])
         else:
             indptr = self.lengths
-        idx_t, data_t, y_t = (np.dtype(t) for t in self.dtypes)
-        data = np.ones(len(self.indices), dtype=data_t) if self.data is None else self.data
+        data = _ones(len(self.indices), np.dtype(self.dtypes[1])) if self.data is None else self.data
         ptr = np.where(np.arange(self.lanes + 1) > self.lane, n, 0).astype(np.int64)
-        return _RoutedPart(indptr, self.indices.astype(idx_t, copy=False), data, self.y.astype(y_t, copy=False),
-                           self.w, ptr, self.start_row, self.shared)
+        # (keys and labels stay narrow: the FTRL pass reads any integer keys and labels, and a
+        # copy to the wide types would be fresh memory per row received)
+        return _RoutedPart(indptr, self.indices, data, self.y, self.w, ptr, self.start_row, self.shared)
+
+
+#: Values of all-ones rows, shared read-only by the unpacked parts of this process (grown
+#: when a part needs more): no fresh memory per part.
+_ONES: dict[str, np.ndarray] = {}
+
+
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    buf = _ONES.get(dtype.str)
+    if buf is None or len(buf) < n:
+        buf = np.ones(max(n, 1 << 20), dtype=dtype)
+        buf.flags.writeable = False
+        _ONES[dtype.str] = buf
+    return buf[:n]
 
 
 def _route(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None, salt: int,
