@@ -9,6 +9,7 @@ instead of training twice), and reports the lane's shared keys (:mod:`.sharing`)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,26 @@ def _ones(n: int, dtype: np.dtype) -> np.ndarray:
         buf.flags.writeable = False
         _ONES[dtype.str] = buf
     return buf[:n]
+
+
+def _nbytes(obj: object) -> int:
+    """Bytes of the arrays of a routed part, a packed pick or a lane's report."""
+    total = 64
+    for v in vars(obj).values():
+        if isinstance(v, np.ndarray):
+            total += v.nbytes
+        elif isinstance(v, tuple):
+            total += sum(a.nbytes for a in v if isinstance(a, np.ndarray))
+    return total
+
+
+with contextlib.suppress(ImportError):  # Dask's memory accounting: without it, a list of
+    # these counted a few hundred bytes (Dask's fallback), whatever their arrays held
+    from dask.sizeof import sizeof as _sizeof
+
+    _sizeof.register(_RoutedPart)(_nbytes)
+    _sizeof.register(_Packed)(_nbytes)
+    _sizeof.register(Report)(_nbytes)
 
 
 def _route(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None, salt: int,
