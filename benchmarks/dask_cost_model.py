@@ -30,8 +30,9 @@ Partitioned mode (``mode="partitioned"``, runs ``pt2``, ``pt4``, ``pt2_1worker``
 and K lanes train (one task each, on the lane's worker); a lane on another worker than a
 chunk gets its rows through a pick task, C K (W - 1) / W of them with chunks and lanes spread
 round-robin: T = 2K + K^2 (W - 1) / W.  Fitted the same way (``c_s``, ``c_w``, ``w``), and
-``b``: the bytes a row moves between workers when routed (2-worker runs, net of the 1-worker
-run's bytes).  Projection for W workers, K = W lanes, R rows per chunk: CPU per row =
+``b``: the bytes a row moves between workers when routed (``--routed-bytes-per-row``, default
+22: a packed pick of the benchmark's data holds a 1-byte row length, five 4-byte keys and a
+1-byte label; runs before the sizeof registration of routed parts count no transfer bytes).  Projection for W workers, K = W lanes, R rows per chunk: CPU per row =
 w + (c_s + c_w) T / (K R); a round takes at least max(c_s T, R w + c_w T / W,
 R (W - 1) / W b / bandwidth).  Only the shared keys (58 here) travel between lanes, K^2 of
 their reports per round, which is left out.
@@ -140,8 +141,8 @@ def pt_tasks_per_round(k: int, w: int) -> float:
     return 2 * k + k * k * (w - 1) / w
 
 
-def fit_partitioned(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """``c_s``, ``c_w``, ``w`` and the routed bytes per row ``b`` of the partitioned runs."""
+def fit_partitioned(results: list[dict[str, Any]], routed_bytes: float) -> dict[str, Any] | None:
+    """``c_s``, ``c_w`` and ``w`` of the partitioned runs; ``b`` = ``routed_bytes``."""
     runs = {f"{n}#{i}": r for i, res in enumerate(results) for n, r in res["results"].items()
             if n.startswith("pt") and r and "error" not in r}
     if not runs:
@@ -160,12 +161,8 @@ def fit_partitioned(results: list[dict[str, Any]]) -> dict[str, Any] | None:
                        "task_us_per_row": sum(wt["tasks"]) / r["rows"] * 1e6,
                        "cpu_us_per_row": r["cpu_us_per_row"]}
     t = np.array(tasks, float)
-    one = {(n.split("#")[1], f["K"]): f["bytes"] for n, f in facts.items() if f["W"] == 1}
-    moved = [(f["bytes"] - one[(n.split("#")[1], f["K"])]) / (f["rows"] / 2) for n, f in facts.items()
-             if f["W"] == 2 and (n.split("#")[1], f["K"]) in one]  # half the rows cross on 2 workers
     return {"c_s": float(np.dot(t, sched) / np.dot(t, t)), "c_w": float(np.dot(t, loops) / np.dot(t, t)),
-            "w": float(np.sum(task_cpu) / np.sum(rows)), "b": float(np.mean(moved)) if moved else float("nan"),
-            "runs": facts}
+            "w": float(np.sum(task_cpu) / np.sum(rows)), "b": float(routed_bytes), "runs": facts}
 
 
 def project_partitioned(m: dict[str, Any], chunk_rows: int, workers: list[int]) -> list[dict[str, float]]:
@@ -231,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="bench_distributed.py JSON files with dp2, dp4, dp2_1worker, dp4_1worker")
     ap.add_argument("--rows-per-lane", type=int, default=500_000)
     ap.add_argument("--workers", default="2,8,32,128")
+    ap.add_argument("--routed-bytes-per-row", type=float, default=22.0,
+                    help="partitioned: bytes a routed row moves between workers (default 22)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     results = [json.loads(Path(p).read_text()) for p in args.results]
@@ -245,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                if r["results"].get("single") and "error" not in r["results"]["single"]]
     single_us = float(np.mean(singles)) if singles else None
     print(markdown(m, proj, args.rows_per_lane, u_lane, single_us))
-    mp = fit_partitioned(results)
+    mp = fit_partitioned(results, args.routed_bytes_per_row)
     proj_pt: list[dict[str, float]] = []
     if mp is not None:
         for chunk_rows in (1 << 20, 1 << 23):
