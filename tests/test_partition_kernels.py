@@ -36,8 +36,8 @@ from sparsecross.dask.partition_tasks import (
     _task_lane_init,
 )
 from sparsecross.dask.plan import _holdout_mask, _plan
-from sparsecross.dask.sharing import Report, Shared, merge_reports
 from sparsecross.dask.shards import _ShardLost
+from sparsecross.dask.sharing import Report, Shared, merge_reports
 from sparsecross.errors import SparseCrossError
 from sparsecross.hashing import holdout_salt
 from sparsecross.train_params import TrainParams

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._kernels.ftrl import FTRLParams
 from .._kernels.lanes import fill_table, gather_zn, table_items, table_live_items
 from .._kernels.partition import group_rows, row_lanes
-from .._kernels.ftrl import FTRLParams
 from ..csr_rows import CSRRows
 from ..errors import DataError, shown
 from ..featurize import Batch, featurize_features
@@ -26,8 +26,8 @@ from ..state import FTRLState, GrowthPlan
 from ..train_step import train_batch
 from .partition import Partition
 from .plan import _Chunk, _holdout_mask, _read_chunk
-from .sharing import Report, Shared, merge_reports, sum_reports
 from .shards import _DROPPED, _dropped, _ShardLost
+from .sharing import Report, Shared, merge_reports, sum_reports
 
 
 @dataclass

@@ -30,8 +30,8 @@ from .partition import Partition
 from .partition_tasks import _drop_lanes, _task_lane, _task_lane_init, _task_pick, _task_route
 from .plan import _plan
 from .runner import _Runner
-from .sharing import Report, Shared, merge_reports, sum_reports
 from .shards import _set_state, _ShardLost
+from .sharing import Report, Shared, merge_reports, sum_reports
 from .waiting import _Waiter
 
 log = logging.getLogger("sparsecross.distributed")
