@@ -66,9 +66,8 @@ class _PartitionedLoop:
         self.rounds = [self.chunks[i:i + k] for i in range(0, len(self.chunks), k)]
         self.n_rounds = len(self.rounds)
         self.epoch_rows = sum(c.rows for c in self.chunks)
-        self.rows_before = [0]
         if checkpoint_rounds is None and options["checkpointing"]:
-            per_round = max(1, sum(c.rows for c in self.chunks) // max(self.n_rounds, 1))
+            per_round = max(1, self.epoch_rows // max(self.n_rounds, 1))
             checkpoint_rounds = max(1, math.ceil(checkpoint_every / per_round))
         # Snapshots within an epoch only where asked for (a checkpoint folder, or
         # checkpoint_rounds): each moves every key of the state to the client (on 10M rows,
@@ -77,6 +76,7 @@ class _PartitionedLoop:
         self.checkpoint_rounds = checkpoint_rounds
         self.schedule = [(e, r) for e in range(epoch, tp.epochs)
                          for r in range(start_round if e == epoch else 0, self.n_rounds)]
+        self.rows_before = [0]  # rows of the schedule before each step
         for _e, r in self.schedule:
             self.rows_before.append(self.rows_before[-1] + sum(c.rows for c in self.rounds[r]))
         self.timers = dict.fromkeys(("wait", "snapshot", "submit"), 0.0)
