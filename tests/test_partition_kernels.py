@@ -968,3 +968,30 @@ def test_dask_counts_the_bytes_of_routed_parts_picks_and_reports():
     rep = Report(np.zeros(100, np.uint64), np.zeros((100, 2), np.float32), np.zeros(2), np.zeros(3), 1, 1,
                  (np.zeros(1000, np.uint64), np.zeros((1000, 2), np.float32)))
     assert sizeof(rep) >= 100 * 8 + 800 + 1000 * 8 + 8000
+
+
+def test_a_lane_reports_only_the_shared_keys_it_moved():
+    """A lane's report names only the shared keys whose (z, n) it changed in the round and the
+    chunks' shared keys new to its table (not a chunk's keys that only other lanes hold, nor
+    the merged keys it left alone), so a round's reports are the size of what changed; the
+    count of shared keys its table holds covers all of them (the lane's owned count is the
+    rest)."""
+    from sparsecross._kernels.lanes import fill_table
+    from sparsecross.dask.partition_tasks import _moved_shared
+
+    state = FTRLState(1 << 20, "float32")
+    kt = state.table.dtype
+    g = Shared(np.array([10, 20, 30], dtype=kt), np.array([[1, 1], [2, 2], [3, 3]], np.float32), np.zeros(2))
+    fill_table(state.table, state.values, state.count, g.keys, g.zn)
+    fill_table(state.table, state.values, state.count, np.array([40, 7], dtype=kt),
+               np.array([[4, 4], [0.5, 0.5]], np.float32))  # 40: new shared key; 7: an owned key
+    cur = np.empty((1, 2), np.float32)
+    slots = np.empty(1, np.int64)
+    from sparsecross._kernels.lanes import gather_zn
+
+    gather_zn(state.table, state.values, np.array([20], dtype=kt), cur, slots)
+    state.values[slots[0], 1] = 2.5  # the lane moved key 20
+    keys, zn, held = _moved_shared(state, g, [np.array([10, 40, 50], dtype=kt)])  # 50: another lane's
+    assert keys.tolist() == [20, 40]
+    assert zn.tolist() == [[2.5, 2.0], [4.0, 4.0]]
+    assert held == 4 and state.touched - held == 1  # 10, 20, 30, 40 shared; 7 owned

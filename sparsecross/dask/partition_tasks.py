@@ -270,14 +270,14 @@ def _task_lane(token: str, j: int, version: int, params: FTRLParams, part: Parti
     state = lane.state
     if previous is not None:
         lane.shared = merge_reports(lane.shared, previous)
-        _put_shared(state, lane.shared)
+        _put_shared(state, _reported(lane.shared, previous))
         lane.acc = sum_reports(previous)
     if lane.epoch is not None and epoch != lane.epoch:  # (the client starts the epoch's sums at zero)
         lane.acc = np.zeros(3, dtype=np.float64)
     lane.epoch = epoch
     acc = lane.acc.copy() if j == 0 else np.zeros(3, dtype=np.float64)
     rows = 0
-    found = [lane.shared.keys]
+    found = []
     for parts in routed:
         for p in parts:
             if isinstance(p, _Packed):
@@ -288,9 +288,7 @@ def _task_lane(token: str, j: int, version: int, params: FTRLParams, part: Parti
                             *lane.growth(epoch, first_row + rows))
                 rows += len(y)
             found.append(p.shared.astype(state.table.dtype))  # (the chunk's: keys of other lanes too)
-    keys = np.unique(np.concatenate(found))
-    zn = np.empty((len(keys), 2), dtype=state.values.dtype)
-    absent = gather_zn(state.table, state.values, keys, zn, np.zeros(0, dtype=np.int64))
+    keys, zn, held = _moved_shared(state, lane.shared, found)
     dumped = None
     if dump is not None:
         k, v = table_items(state.table, state.values) if dump < 0 else \
@@ -298,8 +296,37 @@ def _task_lane(token: str, j: int, version: int, params: FTRLParams, part: Parti
         own = part.owned(k)
         dumped = (k[own], v[own])
     lane.version = version + 1
-    owned = state.touched - (len(keys) - int(absent))
-    return Report(keys, zn, state.bias.astype(np.float64), acc, rows, owned, dumped)
+    return Report(keys, zn, state.bias.astype(np.float64), acc, rows, state.touched - held, dumped)
+
+
+def _moved_shared(state: FTRLState, shared: Shared, found: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """A lane's report of its shared keys after a round: (keys, their (z, n), the number of
+    shared keys its table holds).  Only the keys it moved: those of ``shared`` whose (z, n)
+    changed, and the keys of ``found`` (the round's chunks' shared keys) new to its table.  A
+    key no report names was moved by no lane, so the merge is the same as if every lane
+    reported every key, for a report the size of what changed."""
+    key_t = state.table.dtype
+    cur = np.empty((len(shared.keys), 2), dtype=state.values.dtype)
+    gather_zn(state.table, state.values, shared.keys.astype(key_t, copy=False), cur, np.zeros(0, dtype=np.int64))
+    moved = (cur != shared.zn).any(axis=1)
+    new = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=key_t)
+    new = np.setdiff1d(new, shared.keys.astype(key_t, copy=False), assume_unique=True)
+    new_zn = np.empty((len(new), 2), dtype=state.values.dtype)
+    slots = np.empty(len(new), dtype=np.int64)
+    gather_zn(state.table, state.values, new, new_zn, slots)
+    held = slots >= 0  # (a chunk's shared keys include other lanes' keys)
+    keys = np.concatenate([shared.keys.astype(key_t, copy=False)[moved], new[held]])
+    zn = np.concatenate([cur[moved], new_zn[held]])
+    order = np.argsort(keys, kind="stable")
+    return keys[order], zn[order], len(shared.keys) + int(np.count_nonzero(held))
+
+
+def _reported(shared: Shared, reports: list[Report]) -> Shared:
+    """The merged keys some lane reported (moved), with the bias: what a lane writes after a
+    merge.  A key no lane moved holds its merged value, unchanged, in every lane already."""
+    named = np.unique(np.concatenate([r.keys for r in reports])) if reports else shared.keys[:0]
+    keep = np.isin(shared.keys, named.astype(shared.keys.dtype, copy=False), assume_unique=True)
+    return Shared(shared.keys[keep], shared.zn[keep], shared.bias)
 
 
 def _drop_lanes(token: str) -> int:

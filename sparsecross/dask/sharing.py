@@ -10,9 +10,10 @@ to the lanes that *moved* a key (its (z, n) differs from the round's start):
 * moved by m > 1 lanes: ``old + (sum over lanes, in lane order, of (new - old)) / m`` in
   float64, stored in the state's precision.
 
-The bias is merged the same way over the lanes that trained at least one row.  Every lane
-and the client compute the same merge from the same reports, so they agree without another
-exchange.
+The bias is merged the same way over the lanes that trained at least one row.  A lane
+reports only the keys it moved (``partition_tasks._moved_shared``): a key no report names was
+moved by no lane, so the merge is the one of full reports.  Every lane and the client compute
+the same merge from the same reports, so they agree without another exchange.
 """
 
 from __future__ import annotations
