@@ -193,7 +193,8 @@ def train_distributed(
         ``"data-parallel"`` (default), ``"exact"`` or ``"partitioned"`` (see
         :mod:`sparsecross.dask`).
     lanes
-        Data-parallel: K, the number of chunks trained from the same state in a round (a model
+        Data-parallel: K, the number of chunks trained from the same state in a round;
+        partitioned: K, the number of lanes that own the partition's values (a model
         parameter: the same K gives the same model on any cluster; 1 equals single-node).
         Recorded in the model's ``params``.  Ignored in exact mode.
     rows_per_round
@@ -263,18 +264,7 @@ def train_distributed(
 
         part = partition_of(spec, partition, lanes)
     book = None if exact or part is not None else _book(tp, max_state_mb, lanes, spec)
-    run_params = tp.to_dict()
-    lane_rows_target = None
-    if not exact:
-        run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
-        if part is not None:
-            run_params["partition"] = part.name
-            if rows_per_round is None:
-                lane_rows_target = run_params["chunk_rows_target"] = _defaults.PARTITION_CHUNK_ROWS
-        elif rows_per_round is None:  # (read here, so that a test may set it)
-            lane_rows_target = run_params["lane_rows_target"] = _defaults.LANE_ROWS_TARGET
-    if max_state_mb is not None:
-        run_params["max_state_mb"] = max_state_mb
+    run_params, lane_rows_target = _run_params(tp, mode, lanes, rows_per_round, part, max_state_mb)
     run_meta = {"spec_sha256": spec.sha256, "params": run_params, "data": source_fingerprint(source)}
     job = _Run(tp, spec, source, valid, rows_total, run_meta, on_progress, t0)
     state, epoch, start_row, start_round = _start(job, init_state, checkpoint, state_dtype, exact)
@@ -340,6 +330,27 @@ def train_distributed(
     if return_state:
         return model, state
     return model
+
+
+def _run_params(tp: Any, mode: str, lanes: int, rows_per_round: int | None, part: Any,
+                max_state_mb: float | None) -> tuple[dict[str, Any], int | None]:
+    """The run's parameters (recorded in the model and its checkpoints) and the chunks' row
+    target (None: ``rows_per_round`` or exact mode): without ``rows_per_round``, data-parallel
+    lanes take whole row groups near ``LANE_ROWS_TARGET`` rows, partitioned chunks near
+    ``PARTITION_CHUNK_ROWS`` (read here, so that a test may set them)."""
+    run_params = tp.to_dict()
+    target = None
+    if mode != "exact":
+        run_params.update(mode=mode, lanes=lanes, rows_per_round=rows_per_round)
+        if part is not None:
+            run_params["partition"] = part.name
+            if rows_per_round is None:
+                target = run_params["chunk_rows_target"] = _defaults.PARTITION_CHUNK_ROWS
+        elif rows_per_round is None:
+            target = run_params["lane_rows_target"] = _defaults.LANE_ROWS_TARGET
+    if max_state_mb is not None:
+        run_params["max_state_mb"] = max_state_mb
+    return run_params, target
 
 
 def _check_ruled(mode: str, admitting: bool, max_state_mb: float | None, init_state: Any) -> None:
