@@ -32,8 +32,8 @@ chunk gets its rows through a pick task, C K (W - 1) / W of them with chunks and
 round-robin: T = 2K + K^2 (W - 1) / W.  Fitted the same way (``c_s``, ``c_w``, ``w``), and
 ``b``: the bytes a row moves between workers when routed (``--routed-bytes-per-row``, default
 22: a packed pick of the benchmark's data holds a 1-byte row length, five 4-byte keys and a
-1-byte label; runs before the sizeof registration of routed parts count no transfer bytes).  Projection for W workers, K = W lanes, R rows per chunk: CPU per row =
-w + (c_s + c_w) T / (K R); a round takes at least max(c_s T, R w + c_w T / W,
+1-byte label; runs before the sizeof registration of routed parts count no transfer bytes).
+Projection for W workers, K = W lanes, R rows per chunk: CPU per row = w + (c_s + c_w) T / (K R); a round takes at least max(c_s T, R w + c_w T / W,
 R (W - 1) / W b / bandwidth).  Only the shared keys (58 here) travel between lanes, K^2 of
 their reports per round, which is left out.
 
@@ -183,7 +183,8 @@ def project_partitioned(m: dict[str, Any], chunk_rows: int, workers: list[int]) 
 
 
 def markdown_partitioned(m: dict[str, Any], proj: list[dict[str, float]], single_us: float | None) -> str:
-    lines = ["| config | tasks | task CPU us/row | CPU us/row (all processes) | vs single-node |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| config | tasks | task CPU us/row | CPU us/row (all processes) | vs single-node |",
+             "| --- | --- | --- | --- | --- |"]
     for name, f in m["runs"].items():
         ratio = f"{f['cpu_us_per_row'] / single_us:.2f}x" if single_us else "-"
         lines.append(f"| {name} | {f['tasks']} | {f['task_us_per_row']:.3f} | {f['cpu_us_per_row']:.3f} | {ratio} |")

@@ -134,8 +134,9 @@ def render(doc: dict[str, Any], dist: dict[str, Any] | None = None) -> str:
             cpu = f"{v['cpu_seconds'] / base['cpu_seconds']:.2f}x" if base and "cpu_seconds" in v else "-"
             ll = f"{(v['test_logloss'] / base['test_logloss'] - 1) * 100:+.2f} %" if base else "-"
             rss = ", ".join(f"{b / 2**20:,.0f} MiB" for b in v.get("worker_peak_rss_bytes", [])) or "-"
-            out.append(f"| {label} | {v['rows_per_second'] / 1e6:.2f}M | {sp} | {v.get('cpu_seconds', float('nan')):.2f} "
-                       f"| {cpu} | {v['test_logloss']:.5f} | {ll} | {rss} |")
+            cpu_s = v.get("cpu_seconds", float("nan"))
+            out.append(f"| {label} | {v['rows_per_second'] / 1e6:.2f}M | {sp} | {cpu_s:.2f} | {cpu} | "
+                       f"{v['test_logloss']:.5f} | {ll} | {rss} |")
         out.append("")
     return "\n".join(out)
 

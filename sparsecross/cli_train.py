@@ -271,7 +271,8 @@ def add_train(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> No
                    help="data-parallel rounds (default), exact (distributed read, single-process update), or "
                    "partitioned (lanes that own the keys of their values of --partition)")
     d.add_argument("--lanes", type=int, default=None,
-                   help=f"K lanes per round, data-parallel and partitioned (a model parameter, default {DEFAULT_LANES})")
+                   help=f"K lanes per round, data-parallel and partitioned (a model parameter, default "
+                   f"{DEFAULT_LANES})")
     d.add_argument("--partition", metavar="FEATURE", default=None,
                    help="partitioned mode: the exact feature (such as a geo cell) whose values the lanes own; "
                    "every row with a value is trained by that value's lane, and only the other keys are merged "

@@ -5,8 +5,8 @@ by lane.
 A partition is described by *owned ranges*: the exact column blocks whose keys contain the
 partition feature (its own block, and the exact crosses that include it).  For range ``q``,
 a key ``k`` in ``[lo[q], hi[q])`` holds the partition feature's local id
-``((k - lo[q]) // stride[q]) % card``, and that id's lane is ``fmix64(id) % lanes``.  Every kernel is serial
-and visits its input in order, so results depend on the inputs only.
+``((k - lo[q]) // stride[q]) % card``, and that id's lane is ``fmix64(id) % lanes``.  Every
+kernel is serial and visits its input in order, so results depend on the inputs only.
 """
 
 from __future__ import annotations

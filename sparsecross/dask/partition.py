@@ -50,6 +50,7 @@ class Partition:
 
 
 def exact_features(spec: FeatureSpec) -> list[str]:
+    """The names of the spec's exact features (the possible partitions)."""
     return [f.name for f in spec.features if f.is_exact]
 
 
