@@ -240,11 +240,11 @@ class _PartitionedLoop:
         self.run["recoveries"] += 1
         step = self.snap.step
         losses[step] = losses.get(step, 0) + 1
+        e, r = self.schedule[step]
         if losses[step] >= ROUND_FAILURES:
-            e, r = self.schedule[step]
-            raise SparseCrossError(f"Dask workers died {losses[step]} times after round {r} of epoch {e + 1} "
-                                   f"({_short(exc)}); check the workers' memory and logs") from None
-        log.warning("a lane's state was lost (%s); restarting from step %d", _short(exc), step + 1)
+            raise SparseCrossError(f"Dask workers died {losses[step]} times while training from round {r + 1} of "
+                                   f"epoch {e + 1} ({_short(exc)}); check the workers' memory and logs") from None
+        log.warning("a lane's state was lost (%s); restarting from round %d of epoch %d", _short(exc), r + 1, e + 1)
         self.acc[:] = self.snap.acc
         del self.history[self.snap.history_len:]
 

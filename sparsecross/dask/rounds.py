@@ -45,6 +45,7 @@ from .shards import (
     _task_merge,
     _task_shard_init,
 )
+from .sharing import merge_bias
 from .waiting import _Waiter
 
 log = logging.getLogger("sparsecross.distributed")
@@ -231,14 +232,8 @@ class _RoundLoop:
         """The new bias (the average of the deltas of the lanes that trained at least one
         row) and progressive loss sums (lane 0 continued the running sums, the others
         started from zero)."""
-        trained = [j for j, (_b, a) in enumerate(results) if a[2] > acc_in[j][2]]
-        bias = self.bias
-        if len(trained) == 1:
-            self.bias = results[trained[0]][0].copy()
-        elif trained:
-            dz = sum(float(results[j][0][0]) - float(bias[0]) for j in trained)
-            dn = sum(float(results[j][0][1]) - float(bias[1]) for j in trained)
-            self.bias = np.array([bias[0] + dz / len(trained), bias[1] + dn / len(trained)])
+        trained = [b for j, (b, a) in enumerate(results) if a[2] > acc_in[j][2]]
+        self.bias = merge_bias(self.bias, trained)
         new = results[0][1].copy()
         for _b, a in results[1:]:
             new += a

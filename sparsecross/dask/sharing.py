@@ -91,13 +91,13 @@ def merge_reports(shared: Shared, reports: list[Report]) -> Shared:
     kept = (count > 0) | np.isin(keys, shared.keys, assume_unique=True)
     if not kept.all():
         keys, zn = keys[kept], zn[kept]
-    return Shared(keys, zn, _merge_bias(shared.bias, reports))
+    return Shared(keys, zn, merge_bias(shared.bias, [r.bias for r in reports if r.rows > 0]))
 
 
-def _merge_bias(bias: np.ndarray, reports: list[Report]) -> np.ndarray:
-    """The bias after a round: that of the one lane that trained rows, or the start plus the
-    mean of the deltas of the lanes that did (the rule of data-parallel rounds)."""
-    trained = [r.bias for r in reports if r.rows > 0]
+def merge_bias(bias: np.ndarray, trained: list[np.ndarray]) -> np.ndarray:
+    """The bias after a round from ``bias``, given the biases of the lanes that trained rows
+    (in lane order): that of the one lane, or the start plus the mean of their deltas, in
+    float64 (the rule of data-parallel and partitioned rounds)."""
     if len(trained) == 1:
         return np.array(trained[0], dtype=np.float64)
     if not trained:
