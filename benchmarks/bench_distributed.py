@@ -472,6 +472,9 @@ def _parser() -> argparse.ArgumentParser:
                          "workers' task threads, their event loops and the scheduler (top functions)")
     ap.add_argument("--rows-per-round", type=int, default=None,
                     help="data-parallel configs: rows per round over all lanes (default: the library's)")
+    ap.add_argument("--chunk-rows-target", type=int, default=None,
+                    help="partitioned configs: rows per chunk (the library's PARTITION_CHUNK_ROWS; default: its "
+                         "value)")
     ap.add_argument("--warm-runs", type=int, default=0,
                     help="untimed trainings on the same rows before the timed one, in the same processes: "
                          "the steady state of a long job (its peak memory already touched), not a cold start")
@@ -488,6 +491,8 @@ def _run_config(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
     extra += ["--profile"] if args.profile else []
     if args.rows_per_round is not None:
         extra += ["--rows-per-round", str(args.rows_per_round)]
+    if args.chunk_rows_target is not None:
+        extra += ["--chunk-rows-target", str(args.chunk_rows_target)]
     for _ in range(args.repeats):
         proc = subprocess.run([sys.executable, __file__, "--task", name, "--rows", str(args.rows), *extra],
                               capture_output=True, text=True, cwd=ROOT)
@@ -540,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
     if args.task:
+        if args.chunk_rows_target is not None:
+            from sparsecross import _defaults
+
+            _defaults.PARTITION_CHUNK_ROWS = args.chunk_rows_target
         print(MARK, json.dumps(run_task(args.task, args.rows, args.group_rows, args.profile,
                                         args.rows_per_round, args.warm_runs)), flush=True)
         return 0
@@ -561,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "git": subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
                               cwd=ROOT).stdout.strip() or None,
         "rows_per_round": args.rows_per_round,
+        "chunk_rows_target": args.chunk_rows_target,
         "warm_runs": args.warm_runs,
         "results": {},
     }

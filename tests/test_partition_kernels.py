@@ -330,7 +330,7 @@ def test_group_rows_is_a_stable_grouping_by_lane(c):
     dtypes kept)."""
     rows, lane, lanes = c["rows"], c["lane"], c["lanes"]
     indptr, indices, data = csr(rows, c["index_dtype"], c["data"])
-    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes)
+    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes, indices[:0], True)
     exp_order, exp_ptr = ref_grouping(lane, lanes)
     assert order.tolist() == exp_order
     assert lane_ptr.tolist() == exp_ptr
@@ -339,6 +339,22 @@ def test_group_rows_is_a_stable_grouping_by_lane(c):
     for i, r in enumerate(exp_order):
         assert row_list(out_ptr, out_idx, out_dat, i) == row_list(indptr, indices, data, r)
     assert out_ptr[-1] == len(out_idx) == sum(len(rows[r]) for r in exp_order)
+
+
+@MODEST
+@given(c=lane_chunks(), key_dtype=st.sampled_from([np.uint32, np.int64]))
+def test_group_rows_writes_keys_in_the_given_type_and_values_only_when_asked(c, key_dtype):
+    """group_rows with idx_like of another integer type writes the keys in that type (values
+    kept: every key of the chunks fits in uint32), and with with_data False writes no values
+    (length 0, the input's dtype); the grouping is the same."""
+    rows, lane, lanes = c["rows"], c["lane"], c["lanes"]
+    indptr, indices, data = csr(rows, c["index_dtype"], c["data"])
+    full = group_rows(indptr, indices, data, lane, lanes, indices[:0], True)
+    got = group_rows(indptr, indices, data, lane, lanes, np.zeros(0, key_dtype), False)
+    for a, b in zip(full[:3], got[:3]):
+        assert a.tolist() == b.tolist()
+    assert got[3].dtype == key_dtype and got[3].tolist() == full[3].tolist()
+    assert len(got[4]) == 0 and got[4].dtype == data.dtype
 
 
 @MODEST
@@ -351,7 +367,7 @@ def test_routed_part_rows_of_and_only(c, weighted):
     indptr, indices, data = csr(rows, c["index_dtype"], c["data"])
     y = rng.integers(0, 2, len(rows)).astype(np.float64)
     w = rng.random(len(rows)) if weighted else None
-    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes)
+    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes, indices[:0], True)
     shared = np.array([3, 9], dtype=np.int64)
     part = _RoutedPart(out_ptr, out_idx, out_dat, y[order], np.zeros(0) if w is None else w[order], lane_ptr,
                        77, shared)
@@ -376,14 +392,15 @@ def test_routed_part_rows_of_and_only(c, weighted):
 
 @MODEST
 @given(c=lane_chunks(), weighted=st.booleans(), ones=st.booleans(), labels=st.sampled_from(["binary", "soft"]),
-       wide=st.booleans(), long_row=st.booleans())
-def test_a_packed_pick_unpacks_to_the_lanes_rows(c, weighted, ones, labels, wide, long_row):
+       wide=st.booleans(), long_row=st.booleans(), routed_narrow=st.booleans())
+def test_a_packed_pick_unpacks_to_the_lanes_rows(c, weighted, ones, labels, wide, long_row, routed_narrow):
     """_Packed (what a pick sends to another worker: uint8 row lengths, uint32 keys, no values
     when all are 1, uint8 labels when 0/1) unpacks to only(j), value for value, whichever of
     those packings apply: values all 1 or not, labels 0/1 or not, keys past 2**32, a row of
-    256 entries or more.  Keys and labels stay in their packed types (uint32 when there are
-    keys and every one fits; uint8 when every label is 0 or 1), values and row pointers in
-    only(j)'s."""
+    256 entries or more; from a routed part as it comes (routed_narrow: as routing stores it,
+    uint32 keys when all fit, no values when all are 1, uint8 0/1 labels).  Keys and labels
+    stay in their packed types (uint32 when there are keys and every one fits; uint8 when
+    every label is 0 or 1), values and row pointers in only(j)'s."""
     from sparsecross.dask.partition_tasks import _Packed
 
     rows, lane, lanes, rng = c["rows"], c["lane"], c["lanes"], c["rng"]
@@ -398,16 +415,26 @@ def test_a_packed_pick_unpacks_to_the_lanes_rows(c, weighted, ones, labels, wide
     if labels == "soft" and len(y):
         y[0] = 0.25
     w = rng.random(len(rows)) if weighted else None
-    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes)
-    part = _RoutedPart(out_ptr, out_idx, out_dat, y[order], np.zeros(0) if w is None else w[order], lane_ptr,
+    fits = not len(indices) or int(indices.max()) < 2**32
+    like = np.zeros(0, np.uint32) if routed_narrow and fits else indices[:0]
+    keep_data = not (routed_narrow and np.all(data == 1))
+    order, lane_ptr, out_ptr, out_idx, out_dat = group_rows(indptr, indices, data, lane, lanes, like, keep_data)
+    yo = y[order].astype(np.uint8) if routed_narrow and labels == "binary" else y[order]
+    part = _RoutedPart(out_ptr, out_idx, out_dat, yo, np.zeros(0) if w is None else w[order], lane_ptr,
                        77, np.array([3, 9], dtype=np.int64))
     for j in range(lanes):
         want, got = part.only(j), _Packed.of(part, j).unpack()
-        for name in ("indptr", "indices", "data", "y", "lane_ptr", "shared"):
+        mine = [r for r in range(len(rows)) if lane[r] == j]
+        X, yj, _ = got.rows_of(j)
+        assert [row_list(X.indptr, X.indices, X.data, i) for i in range(len(mine))] == \
+            [row_list(indptr, indices, data, r) for r in mine]
+        assert yj.tolist() == y[mine].tolist()
+        for name in ("indptr", "indices", "y", "lane_ptr", "shared"):
             a, b = getattr(want, name), getattr(got, name)
             assert a.tolist() == b.tolist(), name
             if name not in ("indices", "y"):
                 assert a.dtype == b.dtype, name
+        assert want.rows_of(j)[0].data.tolist() == X.data.tolist() and X.data.dtype == data.dtype
         narrow = len(want.indices) > 0 and int(want.indices.max()) < 2**32  # (no keys: left as they are)
         assert got.indices.dtype == (np.uint32 if narrow else want.indices.dtype)
         binary = bool(np.all((want.y == 0) | (want.y == 1)))

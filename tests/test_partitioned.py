@@ -99,6 +99,18 @@ features = ["device", "cell"]
 """
 
 
+#: The small spec with a numeric feature (values that are not 1: routing must carry them) and,
+#: as WEIGHTED_SPEC, sample weights from the hour column (0-23: some rows weigh nothing).
+NUMERIC_SPEC = SMALL_SPEC + """
+[[features]]
+name = "income_value"
+kind = "numeric"
+column = "income"
+transform = "log1p"
+"""
+WEIGHTED_SPEC = NUMERIC_SPEC.replace('column = "label"\n', 'column = "label"\nweight = "hour"\n', 1)
+
+
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -113,7 +125,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     warm = sparsecross.generate(d / "warm.parquet", rows=8_000, seed=0, row_group_size=GROUP_ROWS,
                                 first_row=TRAIN_ROWS)
     (d / "small.toml").write_text(SMALL_SPEC)
-    return {"folder": folder, "warm": warm, "small": d / "small.toml"}
+    (d / "numeric.toml").write_text(NUMERIC_SPEC)
+    (d / "weighted.toml").write_text(WEIGHTED_SPEC)
+    return {"folder": folder, "warm": warm, "small": d / "small.toml", "numeric": d / "numeric.toml",
+            "weighted": d / "weighted.toml"}
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +319,7 @@ CASES = {
     "rows-without-partition-value": ("small", "age", 3, dict(rows_per_round=9_000), 3_000),
     "holdout": (None, "cell", 3, dict(holdout=0.2), None),
     "four-lanes": ("small", "cell", 4, dict(rows_per_round=14_000), 3_500),
+    "numeric-values": ("numeric", "cell", 3, {}, None),
 }
 
 
@@ -360,6 +376,27 @@ def test_same_lanes_same_model_on_one_or_two_workers(data, healthy, chunk_per_gr
     assert (two.run["workers"], one.run["workers"]) == (2, 1)
     other = sparsecross.train(data["folder"], SPEC, client=healthy, lanes=2, **PARTITIONED)
     assert not same_model(other, two)
+
+
+def test_weighted_rows_and_values_one_lane_single_node_and_any_worker_count(data, healthy, chunk_per_group):
+    """Sample weights (some 0) and feature values that are not 1 travel with their rows: K=1
+    equals single-node bit for bit, and K=3 gives the same model on one worker and on two
+    (rows picked between workers)."""
+    spec = load_spec(data["weighted"])
+    assert spec.label.weight == "hour"
+    ref = sparsecross.train(data["folder"], spec, **PARAMS)
+    one_lane = sparsecross.train(data["folder"], spec, client=healthy, lanes=1, **PARAMS, **PARTITIONED)
+    assert same_model(one_lane, ref)
+    assert one_lane.stats["progressive_logloss"] == ref.stats["progressive_logloss"]
+    kw = dict(lanes=3, return_state=True, **PARAMS, **PARTITIONED)
+    two, two_state = sparsecross.train(data["folder"], spec, client=healthy, **kw)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as one_client:
+        one, one_state = sparsecross.train(data["folder"], spec, client=one_client, **kw)
+    assert same_model(one, two) and same_state(one_state, two_state)
+    unweighted = sparsecross.train(data["folder"], load_spec(data["numeric"]), client=healthy, lanes=3, **PARAMS,
+                                   **PARTITIONED)
+    assert not same_model(unweighted, two)
 
 
 # -------------------------------------------------------------------- checkpoints, faults

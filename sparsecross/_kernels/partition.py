@@ -84,12 +84,16 @@ def row_lanes(indptr, indices, keep, lo, hi, stride, card, lanes, start_row):
 
 
 @kernel
-def group_rows(indptr, indices, data, lane, lanes):
+def group_rows(indptr, indices, data, lane, lanes, idx_like, with_data):
     """The rows with a lane (``lane[r] >= 0``) grouped by lane, in row order within a lane
     (a stable counting sort): ``(order, lane_ptr, out_ptr, out_idx, out_dat)``, where
     ``order`` lists the rows and ``out_*`` are those rows' CSR; lane j's are
     ``lane_ptr[j]:lane_ptr[j + 1]``.  (A lane that trains only its rows costs less than one
-    that skips the others' rows by a mask: ``ftrl_pass`` prefetches every row's keys.)"""
+    that skips the others' rows by a mask: ``ftrl_pass`` prefetches every row's keys.)
+
+    ``out_idx`` has ``idx_like``'s dtype (the caller checks that every key fits: uint32 keys
+    are a third of what int64 keys and float32 values write); ``with_data`` False: no values
+    are copied (``out_dat`` has length 0, for values that are all 1)."""
     n = indptr.shape[0] - 1
     rows = np.zeros(lanes + 1, dtype=np.int64)
     ents = np.zeros(lanes + 1, dtype=np.int64)
@@ -104,8 +108,8 @@ def group_rows(indptr, indices, data, lane, lanes):
     order = np.empty(rows[lanes], dtype=np.int64)
     out_ptr = np.empty(rows[lanes] + 1, dtype=np.int64)
     out_ptr[0] = 0
-    out_idx = np.empty(ents[lanes], dtype=indices.dtype)
-    out_dat = np.empty(ents[lanes], dtype=data.dtype)
+    out_idx = np.empty(ents[lanes], dtype=idx_like.dtype)
+    out_dat = np.empty(ents[lanes] if with_data else 0, dtype=data.dtype)
     fill = rows[:lanes].copy()
     at = ents[:lanes].copy()
     for r in range(n):
@@ -116,10 +120,13 @@ def group_rows(indptr, indices, data, lane, lanes):
         fill[j] += 1
         order[i] = r
         o = at[j]
-        for e in range(indptr[r], indptr[r + 1]):
-            out_idx[o] = indices[e]
-            out_dat[o] = data[e]
-            o += 1
+        a, b = indptr[r], indptr[r + 1]
+        for e in range(a, b):
+            out_idx[o + e - a] = indices[e]
+        if with_data:
+            for e in range(a, b):
+                out_dat[o + e - a] = data[e]
+        o += b - a
         at[j] = o
         out_ptr[i + 1] = o
     return order, rows, out_ptr, out_idx, out_dat

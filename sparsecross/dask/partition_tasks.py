@@ -33,7 +33,10 @@ from .sharing import Report, Shared, merge_reports, sum_reports
 @dataclass
 class _RoutedPart:
     """Consecutive rows of a chunk to train, grouped by lane (lane j's rows are
-    ``lane_ptr[j]:lane_ptr[j + 1]``, in row order); ``w`` of length 0: all ones."""
+    ``lane_ptr[j]:lane_ptr[j + 1]``, in row order); ``data`` of length 0 (with entries):
+    values all 1 (its dtype is theirs); ``w`` of length 0: weights all 1.  Routing stores
+    keys as uint32 and 0/1 labels as uint8 when they fit (the FTRL pass reads any integer
+    types): a third of the bytes to write, keep and pick."""
 
     indptr: np.ndarray
     indices: np.ndarray
@@ -48,7 +51,8 @@ class _RoutedPart:
         """Lane j's rows: (X, y, sample weights or None)."""
         a, b = int(self.lane_ptr[j]), int(self.lane_ptr[j + 1])
         lo, hi = int(self.indptr[a]), int(self.indptr[b])
-        X = CSRRows(self.indptr[a:b + 1] - lo, self.indices[lo:hi], self.data[lo:hi], (b - a, 0))
+        data = self.data[lo:hi] if len(self.data) else _ones(hi - lo, self.data.dtype)
+        X = CSRRows(self.indptr[a:b + 1] - lo, self.indices[lo:hi], data, (b - a, 0))
         return X, self.y[a:b], (self.w[a:b] if len(self.w) else None)
 
     def only(self, j: int) -> _RoutedPart:
@@ -56,7 +60,8 @@ class _RoutedPart:
         X, y, w = self.rows_of(j)
         n = len(y)
         ptr = np.where(np.arange(len(self.lane_ptr)) > j, n, 0).astype(np.int64)
-        return _RoutedPart(X.indptr, X.indices.copy(), X.data.copy(), y.copy(),
+        data = X.data.copy() if len(self.data) else self.data
+        return _RoutedPart(X.indptr, X.indices.copy(), data, y.copy(),
                            np.zeros(0) if w is None else w.copy(), ptr, self.start_row, self.shared)
 
 
@@ -88,11 +93,13 @@ class _Packed:
         else:
             lengths = X.indptr.copy()
         idx = X.indices
-        idx = idx.astype(np.uint32) if len(idx) and 0 <= idx.min() and idx.max() < 2**32 else idx.copy()
-        data = None if bool(np.all(X.data == 1)) else X.data.copy()
-        binary = bool(np.all((y == 0) | (y == 1)))
-        return _Packed(lengths, idx, data, y.astype(np.uint8) if binary else y.copy(),
-                       np.zeros(0) if w is None else w.copy(), (X.indices.dtype.str, X.data.dtype.str, y.dtype.str),
+        if idx.dtype != np.uint32:  # (routing narrowed them already when every key fits)
+            idx = idx.astype(np.uint32) if len(idx) and 0 <= idx.min() and idx.max() < 2**32 else idx.copy()
+        data = None if not len(p.data) or bool(np.all(X.data == 1)) else X.data.copy()
+        dtypes = (X.indices.dtype.str, X.data.dtype.str, y.dtype.str)
+        if y.dtype != np.uint8 and bool(np.all((y == 0) | (y == 1))):
+            y = y.astype(np.uint8)
+        return _Packed(lengths, idx, data, y, np.zeros(0) if w is None else w.copy(), dtypes,
                        j, len(p.lane_ptr) - 1, p.start_row, p.shared)
 
     def unpack(self) -> _RoutedPart:
@@ -143,6 +150,9 @@ with contextlib.suppress(ImportError):  # Dask's memory accounting: without it, 
     _sizeof.register(Report)(_nbytes)
 
 
+_U32 = np.zeros(0, dtype=np.uint32)
+
+
 def _route(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | None, salt: int,
            part: Partition) -> list[_RoutedPart]:
     """Read and featurize ``chunk`` in batches of ``batch_rows``, as single-node training
@@ -150,6 +160,7 @@ def _route(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | N
     process, 65,536-row batches cost 2.65 CPU-s against 2.86 for 262,144), and group each
     batch's training rows (not the holdout's) by lane, with the keys the lanes share."""
     out = []
+    narrow = spec.n_columns <= 2**32  # (every key is below n_columns: uint32 keys when that fits)
     for rb, row in _read_chunk(chunk, spec, batch_rows=batch_rows):
         y, w = _labels(spec, rb, row)
         X = featurize_features(spec, rb, row, scipy_csr=False)
@@ -160,9 +171,14 @@ def _route(chunk: _Chunk, spec: FeatureSpec, batch_rows: int, holdout: float | N
         if bad >= 0:
             raise DataError(f"row {row + int(bad):,} ({chunk.describe()}) has several values of the partition "
                             f"feature {shown(part.name)}: partition by a feature with one value per row")
-        order, lane_ptr, indptr, indices, data = group_rows(X.indptr, X.indices, X.data, lane, part.lanes)
-        out.append(_RoutedPart(indptr, indices, data, y[order], np.zeros(0) if w is None else w[order],
-                               lane_ptr, row, np.unique(shared)))
+        ones = bool(np.all(X.data == 1))
+        order, lane_ptr, indptr, indices, data = group_rows(X.indptr, X.indices, X.data, lane, part.lanes,
+                                                            _U32 if narrow else X.indices[:0], not ones)
+        y = y[order]
+        if bool(np.all((y == 0) | (y == 1))):
+            y = y.astype(np.uint8)
+        out.append(_RoutedPart(indptr, indices, data, y, np.zeros(0) if w is None else w[order], lane_ptr, row,
+                               np.unique(shared)))
     return out
 
 
