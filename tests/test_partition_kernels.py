@@ -446,21 +446,23 @@ def test_a_packed_pick_unpacks_to_the_lanes_rows(c, weighted, ones, labels, wide
 def ref_merge(g: dict[int, tuple[float, float]], bias: tuple[float, float], reports: list[Report],
               dtype) -> tuple[dict[int, tuple[float, float]], tuple[float, float]]:
     """sharing.py's rule, on dicts and Python floats: a key moved (its (z, n) differs from
-    the start, (0, 0) for a key not held) by no lane keeps its value (and is dropped when not
-    held); by one lane: that lane's values; by m > 1: old + (sum in lane order of
+    the start, (0, 0) for a key not held) by no lane keeps its value ((0, 0) for a reported
+    key not held: only zero values touched it); by one lane: that lane's values; by m > 1: old + (sum in lane order of
     (new - old)) / m in float64, rounded to the state's precision.  The bias: over the lanes
     with rows > 0, the same way (one: its bias; none: unchanged)."""
     moved: dict[int, list[tuple[float, float]]] = {}
+    named = set()
     for rep in reports:
+        named.update(rep.keys.tolist())
         for k, (z, n) in zip(rep.keys.tolist(), rep.zn.tolist()):
             oz, on = g.get(k, (0.0, 0.0))
             if z != oz or n != on:
                 moved.setdefault(k, []).append((z, n))
     out = {}
-    for k in sorted(set(g) | set(moved)):
+    for k in sorted(set(g) | named):
         m = moved.get(k, [])
         if not m:
-            out[k] = g[k]
+            out[k] = g.get(k, (0.0, 0.0))
         elif len(m) == 1:
             out[k] = m[0]
         else:
@@ -579,7 +581,8 @@ def test_one_report_that_moved_everything_is_taken_exactly(m, rows):
 @given(m=merges(), n_lanes=st.integers(0, 4), rows=st.sampled_from([0, 3]))
 def test_reports_that_moved_nothing_leave_g_unchanged(m, n_lanes, rows):
     """Lanes that report G's values (any subset of its keys) and (0, 0) for keys G lacks,
-    with G's bias: G comes back unchanged (bits, keys, bias); the keys it lacked are dropped."""
+    with G's bias: G comes back unchanged (bits, bias), with the keys it lacked at (0, 0) (keys
+    only zero values touched: kept, as single-node training keeps them)."""
     g, dtype = m["g"], m["dtype"]
     rng = np.random.default_rng(n_lanes + 10 * len(g.keys))
     held = as_dict(g)
@@ -589,8 +592,11 @@ def test_reports_that_moved_nothing_leave_g_unchanged(m, n_lanes, rows):
         zn = np.array([held.get(k, (0.0, 0.0)) for k in keys.tolist()], dtype=dtype).reshape(-1, 2)
         reports.append(Report(keys, zn, g.bias.copy(), np.zeros(3), rows, 0))
     merged = merge_reports(g, reports)
-    assert np.array_equal(merged.keys, g.keys) and merged.keys.dtype == g.keys.dtype
-    assert np.array_equal(merged.zn.view(np.uint8), g.zn.view(np.uint8))
+    new = np.setdiff1d(np.concatenate([g.keys] + [r.keys for r in reports]), g.keys)
+    assert np.array_equal(merged.keys, np.union1d(g.keys, new)) and merged.keys.dtype == g.keys.dtype
+    at = np.searchsorted(merged.keys, g.keys)
+    assert np.array_equal(merged.zn[at].view(np.uint8), g.zn.view(np.uint8))
+    assert (merged.zn[~np.isin(merged.keys, g.keys)] == 0).all()
     assert merged.bias.tolist() == g.bias.tolist()
 
 
@@ -612,7 +618,8 @@ def test_merge_bias_counts_only_lanes_that_trained_rows():
 
 def test_merge_keys_worked_example():
     """A worked example of every case of the rule, in float32, hand-computed: unmoved held,
-    unmoved not held (dropped), moved by one lane (held and not), moved by two."""
+    unmoved not held (kept at (0, 0): only zero values touched it), moved by one lane (held and
+    not), moved by two."""
     g = Shared(np.array([1, 2, 3], np.uint32), np.array([[1, 1], [2, 2], [3, 3]], np.float32),
                np.zeros(2))
     r0 = Report(np.array([1, 2, 4, 5], np.uint32), np.array([[1, 1], [2.5, 2], [0, 0], [7, 1]], np.float32),
@@ -621,8 +628,9 @@ def test_merge_keys_worked_example():
                 np.zeros(2), np.zeros(3), 1, 0)
     merged = merge_reports(g, [r0, r1])
     # key 1: unmoved; 2: moved by both: 2 + (0.5 + 1.5) / 2 = 3, n 2 + (0 + 2) / 2 = 3;
-    # 3: unmoved; 4, 6: (0, 0) not held: dropped; 5: r0's
-    assert as_dict(merged) == {1: (1.0, 1.0), 2: (3.0, 3.0), 3: (3.0, 3.0), 5: (7.0, 1.0)}
+    # 3: unmoved; 4, 6: (0, 0) not held: kept at (0, 0); 5: r0's
+    assert as_dict(merged) == {1: (1.0, 1.0), 2: (3.0, 3.0), 3: (3.0, 3.0), 4: (0.0, 0.0), 5: (7.0, 1.0),
+                               6: (0.0, 0.0)}
 
 
 # ============================================================================ 5. partition_of

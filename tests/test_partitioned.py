@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -108,6 +109,14 @@ kind = "numeric"
 column = "income"
 transform = "log1p"
 """
+#: A numeric feature of a column that is 0 in every row: its key only ever sees the value 0,
+#: so it keeps (z, n) = (0, 0), and single-node training still counts it as touched.
+ZERO_SPEC = SMALL_SPEC + """
+[[features]]
+name = "clicks"
+kind = "numeric"
+column = "clicks"
+"""
 WEIGHTED_SPEC = NUMERIC_SPEC.replace('column = "label"\n', 'column = "label"\nweight = "hour"\n', 1)
 
 
@@ -127,8 +136,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "small.toml").write_text(SMALL_SPEC)
     (d / "numeric.toml").write_text(NUMERIC_SPEC)
     (d / "weighted.toml").write_text(WEIGHTED_SPEC)
+    (d / "zero.toml").write_text(ZERO_SPEC)
     return {"folder": folder, "warm": warm, "small": d / "small.toml", "numeric": d / "numeric.toml",
-            "weighted": d / "weighted.toml"}
+            "weighted": d / "weighted.toml", "zero": d / "zero.toml"}
 
 
 @pytest.fixture(scope="module")
@@ -397,6 +407,38 @@ def test_weighted_rows_and_values_one_lane_single_node_and_any_worker_count(data
     unweighted = sparsecross.train(data["folder"], load_spec(data["numeric"]), client=healthy, lanes=3, **PARAMS,
                                    **PARTITIONED)
     assert not same_model(unweighted, two)
+
+
+def test_a_shared_key_only_zero_values_touched_is_kept_as_single_node_keeps_it(data, healthy, chunk_per_group,
+                                                                               tmp_path):
+    """A shared key whose entries all had value 0 (a numeric column of zeros) has (z, n) =
+    (0, 0) after training: no lane moved it, yet the lanes that saw it hold it, and
+    single-node training counts it as touched.  K=1 gives single-node's state bit for bit,
+    touched count included (the key was dropped from the merged shared keys, so missing from
+    the final state); with K=3 the final state holds every key single-node's does."""
+    folder = tmp_path / "zeros"
+    folder.mkdir()
+    for path in sorted(data["folder"].glob("*.parquet")):
+        table = pq.read_table(path)
+        table = table.append_column("clicks", pa.array(np.zeros(table.num_rows, dtype=np.int64)))
+        pq.write_table(table, folder / path.name, row_group_size=GROUP_ROWS)
+    spec = load_spec(data["zero"])
+    ref_model, ref_state = sparsecross.train(folder, spec, return_state=True, **PARAMS)
+    zero_key = [o.offset for o in spec.outputs if o.kind == 0 and len(o.components) == 1
+                and spec.features[o.components[0]].name == "clicks"][0]
+    assert ref_state.as_dict()[zero_key] == (0.0, 0.0)  # (the case is there)
+    model, state = sparsecross.train(folder, spec, client=healthy, lanes=1, return_state=True, **PARAMS,
+                                     **PARTITIONED)
+    assert same_model(model, ref_model)
+    assert same_state(state, ref_state)
+    assert model.stats["touched_features"] == ref_model.stats["touched_features"]
+    # K=3: every key some lane's rows touched is in the final state, as in single-node's (the
+    # reference oracle skips zero entries, so it cannot tell)
+    model, state = sparsecross.train(folder, spec, client=healthy, lanes=3, return_state=True, **PARAMS,
+                                     **PARTITIONED)
+    assert sorted(state.as_dict()) == sorted(ref_state.as_dict())
+    assert state.as_dict()[zero_key] == (0.0, 0.0)
+    assert model.stats["touched_features"] == ref_model.stats["touched_features"]
 
 
 # -------------------------------------------------------------------- checkpoints, faults

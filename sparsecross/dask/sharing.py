@@ -5,7 +5,8 @@ of the bias.  At the end of a round each lane reports the (z, n) of its shared k
 merge (:func:`merge_reports`) is the rule of data-parallel rounds (``merge_lanes``), applied
 to the lanes that *moved* a key (its (z, n) differs from the round's start):
 
-* moved by no lane: unchanged;
+* moved by no lane: unchanged (a new key a lane reports without moving it, one only zero
+  values touched, joins at (0, 0), as single-node training keeps it);
 * moved by one lane: that lane's values, exactly;
 * moved by m > 1 lanes: ``old + (sum over lanes, in lane order, of (new - old)) / m`` in
   float64, stored in the state's precision.
@@ -87,10 +88,8 @@ def merge_reports(shared: Shared, reports: list[Report]) -> Shared:
     several = count > 1
     zn[several] = (old[several] + total[several] / count[several, None]).astype(dtype)
     zn[count == 1] = last[count == 1]
-    # a key some lane reported but none holds (a report may name keys of the chunk's other lanes)
-    kept = (count > 0) | np.isin(keys, shared.keys, assume_unique=True)
-    if not kept.all():
-        keys, zn = keys[kept], zn[kept]
+    # (a reported key no lane moved is new, held at (0, 0): only zero values touched it, and
+    # it stays, as single-node training keeps it)
     return Shared(keys, zn, merge_bias(shared.bias, [r.bias for r in reports if r.rows > 0]))
 
 

@@ -20,8 +20,8 @@ The definition:
 * End of a round, per shared key (G's keys and the shared keys the lanes hold): ``old`` = G's
   (z, n) or (0, 0); a lane *moved* the key if its (z, n) differs from ``old``; with m lanes
   that moved it: m = 0 keeps ``old``, m = 1 takes that lane's values, m > 1 gives
-  ``old + (sum over lanes, in lane order, of (new - old)) / m``.  Keys nobody moved and not in
-  G are dropped.  The bias: over the lanes that trained at least one row in the round, one
+  ``old + (sum over lanes, in lane order, of (new - old)) / m``.  A key nobody moved keeps
+  ``old`` (a key not in G that a lane holds: (0, 0), only zero values touched it).  The bias: over the lanes that trained at least one row in the round, one
   gives its bias, several give ``old`` plus the mean of their deltas, none leave it.
 * The final state is the union of every lane's owned keys and G; the progressive loss of an
   epoch is the sum of all lanes' losses over it.
@@ -110,9 +110,8 @@ def _merge(G: dict[int, tuple[float, float]], lanes: list[ReferenceFTRL], key_la
     for k in sorted(keys):
         old = G.get(k, (0.0, 0.0))
         moved = [_zn(lane, k) for lane in lanes if _zn(lane, k) != old]
-        if not moved:
-            if k in G:
-                out[k] = old
+        if not moved:  # (in G, or a lane holds it at (0, 0): only zero values touched it)
+            out[k] = old
         elif len(moved) == 1:
             out[k] = moved[0]
         else:
