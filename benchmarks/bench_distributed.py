@@ -514,7 +514,11 @@ def _keep_other_configs(res: dict[str, Any], out: Path) -> None:
         kept = {k: v for k, v in old.get("results", {}).items() if k not in res["results"]}
         if kept:
             res["results"] = {**kept, **res["results"]}
-            res["kept_from"] = {"started": old.get("started"), "git": old.get("git"), "configs": sorted(kept)}
+            prev = old.get("kept_from")  # (configs the old file itself kept from an earlier run)
+            if prev and set(kept) <= set(prev.get("configs", ())):
+                res["kept_from"] = {**prev, "configs": sorted(kept)}
+            else:
+                res["kept_from"] = {"started": old.get("started"), "git": old.get("git"), "configs": sorted(kept)}
 
 
 def _summarize(res: dict[str, Any]) -> None:
