@@ -236,7 +236,7 @@ def train_distributed(
     from ..budget import check_max_state_mb
     from ..checkpoint import source_fingerprint
     from ..hashing import holdout_salt
-    from ..train import TrainParams, export_state
+    from ..train import TrainParams
     from ..train_eval import prepare_inputs
 
     _check_mode(mode, valid, holdout, partition)
@@ -280,55 +280,72 @@ def train_distributed(
     job.attach(state, runner, in_flight or _default_window(n_workers), holdout=holdout, salt=salt,
                batch_rows=batch_rows)
     run: dict[str, Any] = {"mode": mode, "workers": n_workers, "rows_processed": 0}
-    trained: Any = state
-    final = None
     if exact:
         _train_exact(job, run, epoch=epoch, start_row=start_row, chunk_rows=rows_per_round,
                      checkpoint_every=checkpoint_every)
-    elif part is not None:
+        trained: Any = state
+    else:
+        common = {"holdout": holdout, "salt": salt, "batch_rows": batch_rows, "epoch": epoch,
+                  "start_round": start_round, "checkpoint_every": checkpoint_every,
+                  "checkpoint_rounds": checkpoint_rounds, "prefetch_rounds": prefetch_rounds, "save": job.save,
+                  "progress": job.progress, "event": job.event, "end_epoch": job.end_epoch, "run": run,
+                  "history": job.history, "checkpointing": job.ckpt_path is not None,
+                  "validating": valid is not None or holdout is not None, "keep_state": return_state}
+        trained = _train_lanes(runner, job, state, part, book, common, lanes=lanes, rows_per_round=rows_per_round,
+                               rows_target=lane_rows_target, return_state=return_state)
+    model = _export(job, run, trained, state, book, schema, run_params, exact=exact,
+                    ruled=admit.active or max_state_mb is not None, max_state_mb=max_state_mb,
+                    return_state=return_state)
+    run["seconds"] = time.perf_counter() - t0
+    model.run = run  # facts about this run (never saved with the model)
+    if return_state:
+        return model, state
+    return model
+
+
+def _train_lanes(runner: _Runner, job: _Run, state: FTRLState, part: Any, book: Any, common: dict[str, Any], *,
+                 lanes: int, rows_per_round: int | None, rows_target: int | None, return_state: bool) -> Any:
+    """Partitioned (``part`` given) or data-parallel rounds, with the options both take
+    (``common``): the trained state (``state`` itself with ``return_state``, else only the
+    rows the model needs)."""
+    tp = job.tp
+    if part is not None:
         from .partitioned import _train_partitioned
 
-        final = _train_partitioned(
-            runner, state, job.acc, spec, tp.ftrl, tp, source, part=part, rows_per_round=rows_per_round,
-            chunk_rows_target=lane_rows_target, epoch=epoch, start_round=start_round,
-            checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds, history=job.history, run=run,
-            holdout=holdout, salt=salt, batch_rows=batch_rows, prefetch_rounds=prefetch_rounds, save=job.save,
-            progress=job.progress, event=job.event, end_epoch=job.end_epoch,
-            checkpointing=job.ckpt_path is not None, validating=valid is not None or holdout is not None,
-            keep_state=return_state)
+        final = _train_partitioned(runner, state, job.acc, job.spec, tp.ftrl, tp, job.source, part=part,
+                                   rows_per_round=rows_per_round, chunk_rows_target=rows_target, **common)
     else:
-        final = _train_rounds(
-            runner, state, job.acc, spec, tp.ftrl, tp, source, rows_total, holdout=holdout, salt=salt,
-            batch_rows=batch_rows, lanes=lanes, rows_per_round=rows_per_round, lane_rows_target=lane_rows_target,
-            epoch=epoch,
-            start_round=start_round, checkpoint_every=checkpoint_every, checkpoint_rounds=checkpoint_rounds,
-            prefetch_rounds=prefetch_rounds, save=job.save, progress=job.progress, event=job.event,
-            end_epoch=job.end_epoch, run=run, history=job.history, checkpointing=job.ckpt_path is not None,
-            validating=valid is not None or holdout is not None, keep_state=return_state, book=book,
-            admit=tp.admit)
-    if not exact and final is not None:
-        keys, zn, bias, touched = final
-        if return_state:
-            _set_state(state, keys, zn, bias)
-        else:
-            trained = _RowsState(keys, zn, bias, touched)
+        final = _train_rounds(runner, state, job.acc, job.spec, tp.ftrl, tp, job.source, job.rows_total,
+                              lanes=lanes, rows_per_round=rows_per_round, lane_rows_target=rows_target, book=book,
+                              admit=tp.admit, **common)
+    if final is None:
+        return state
+    keys, zn, bias, touched = final
+    if return_state:
+        _set_state(state, keys, zn, bias)
+        return state
+    return _RowsState(keys, zn, bias, touched)
 
-    model = export_state(trained, spec, tp, job.history, rows_total, schema=schema)
+
+def _export(job: _Run, run: dict[str, Any], trained: Any, state: FTRLState, book: Any, schema: Any,
+            run_params: dict[str, Any], *, exact: bool, ruled: bool, max_state_mb: float | None,
+            return_state: bool) -> Any:
+    """The model of the trained state, with the run's parameters and (admission, budget) the
+    state's counts."""
+    from ..train import export_state
+
+    model = export_state(trained, job.spec, job.tp, job.history, job.rows_total, schema=schema)
     model.params = run_params
     if book is not None:
         model.stats.update(book.stats())
         run["state_bytes_peak"] = book.bytes_peak()  # the sum of the shards' peaks
         if return_state and book.extras[0] is not None:
-            book.stage(book.extras, state, tp.admit)  # the returned state holds the filters too
-    elif exact and (admit.active or max_state_mb is not None):
+            book.stage(book.extras, state, job.tp.admit)  # the returned state holds the filters too
+    elif exact and ruled:
         from ..train import record_budget
 
         record_budget(model, state, max_state_mb)
         run["state_bytes_peak"] = state.bytes_peak
-    run["seconds"] = time.perf_counter() - t0
-    model.run = run  # facts about this run (never saved with the model)
-    if return_state:
-        return model, state
     return model
 
 
