@@ -21,8 +21,9 @@ The definition:
   (z, n) or (0, 0); a lane *moved* the key if its (z, n) differs from ``old``; with m lanes
   that moved it: m = 0 keeps ``old``, m = 1 takes that lane's values, m > 1 gives
   ``old + (sum over lanes, in lane order, of (new - old)) / m``.  A key nobody moved keeps
-  ``old`` (a key not in G that a lane holds: (0, 0), only zero values touched it).  The bias: over the lanes that trained at least one row in the round, one
-  gives its bias, several give ``old`` plus the mean of their deltas, none leave it.
+  ``old`` (a key not in G that a lane holds: (0, 0), only zero values touched it).  The
+  bias: over the lanes that trained at least one row in the round, one gives its bias,
+  several give ``old`` plus the mean of their deltas, none leave it.
 * The final state is the union of every lane's owned keys and G; the progressive loss of an
   epoch is the sum of all lanes' losses over it.
 """
