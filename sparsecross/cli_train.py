@@ -191,6 +191,8 @@ def _report(model: Any, opts: dict[str, Any], out: Any, nbytes: int, seconds: fl
         "progressive_logloss": st.get("progressive_logloss"),
         "out": str(out),
     }
+    if "lane_rows" in run:  # partitioned on Dask: the rows each lane trained (skew shows)
+        report["lane_rows"] = list(run["lane_rows"])
     if "valid_logloss" in st:
         from .metrics import entropy
 
@@ -202,6 +204,24 @@ def _report(model: Any, opts: dict[str, Any], out: Any, nbytes: int, seconds: fl
         if k in st:
             report[k] = st[k]
     return report
+
+
+def lanes_line(lane_rows: list[int]) -> str:
+    """The summary's line on a partitioned run's lanes ("" for one lane or no rows): the
+    range of rows per lane and the busiest lane's share, flagged when it is more than twice
+    an even share (its worker then does most of the work while the others wait)."""
+    total = sum(lane_rows)
+    k = len(lane_rows)
+    if k < 2 or total <= 0:
+        return ""
+    busiest = max(range(k), key=lambda j: lane_rows[j])
+    share = lane_rows[busiest] / total
+    line = (f"lanes: {k} trained {min(lane_rows):,} to {max(lane_rows):,} rows each; the busiest (lane "
+            f"{busiest}) {share:.1%} of them")
+    if share > 2 / k:
+        line += (f" - skewed (an even share is {1 / k:.1%}): a few partition values hold most rows; partition by "
+                 "a feature whose rows spread more evenly, or use fewer lanes")
+    return line
 
 
 def _print_summary(report: dict[str, Any], model: Any, opts: dict[str, Any], out: Any, nbytes: int,
@@ -224,6 +244,9 @@ def _print_summary(report: dict[str, Any], model: Any, opts: dict[str, Any], out
         print(f"16-bit state: {report['promoted_features']:,} features with a float32 z "
               f"({report['refused_promotions']:,} refused, zbig full), {report['q213_clips']:,} updates clipped "
               f"to q2.13, {report['sqrt_n_saturations']:,} with sqrt(n) saturated")
+    line = lanes_line(report.get("lane_rows") or [])
+    if line:
+        print(line)
     if "skipped_rows" in report:
         print(f"skipped {report['skipped_rows']:,} rows per epoch with a missing label"
               + (f" ({report['valid_skipped_rows']:,} in the validation data)"

@@ -354,6 +354,13 @@ def test_lanes_equal_the_reference_definition(data, healthy, chunk_per_group, ca
                             holdout_fraction=kw.get("holdout"), holdout_seed=spec.hashing.seed)
     assert_equals_reference(model, state, ref)
     assert model.run["rounds"] == kw.get("epochs", 1) * -(-len(chunks) // lanes)
+    if "holdout" not in kw:  # the rows each lane trained (the run's lane_rows): the definition's
+        per_lane = [0] * lanes
+        for g in chunks:
+            for row, items, _ in g:
+                per_lane[part.row_lane(row, items)] += kw.get("epochs", 1)
+        assert model.run["lane_rows"] == per_lane
+    assert sum(model.run["lane_rows"]) == sum(ref.rows)
     assert model.params["partition"] == partition and model.params["lanes"] == lanes
     if partition == "age":  # some rows did go by their row number
         assert any(all(part.key_lane(k) is None for k, _ in items) for g in chunks for _, items, _ in g)
@@ -482,11 +489,13 @@ def test_resume_from_checkpoint_equals_uninterrupted(data, healthy, chunk_per_gr
     assert sparsecross.FTRLState.load(ckpt / "state.npz")[1]["epoch"] == 2  # (the resumed run's end)
 
 
-def test_worker_killed_mid_training_leaves_result_unchanged(data, healthy, chunk_per_group):
+@pytest.mark.parametrize("every", [1, None], ids=["snapshot-every-round", "no-snapshot-within-the-epoch"])
+def test_worker_killed_mid_training_leaves_result_unchanged(data, healthy, chunk_per_group, every):
     """A worker killed (SIGKILL) after round 2, while round 3 is in flight, takes the lanes it
-    holds with it: training restarts from the last snapshot (taken every round here), on
-    the replacement worker or the survivor, and the model is the uninterrupted one."""
-    kw = dict(lanes=3, checkpoint_rounds=1, **PARTITIONED)
+    holds with it: training restarts from the last snapshot (taken every round, or without
+    a checkpoint folder none within the epoch: the start), on the replacement worker or the
+    survivor, and the model, the history and the rows per lane are the uninterrupted run's."""
+    kw = dict(lanes=3, checkpoint_rounds=every, **PARTITIONED)
     expected = sparsecross.train(data["folder"], SPEC, client=healthy, **kw)
     victim = sorted(healthy.run(os.getpid).values())[0]
     killed = threading.Event()
@@ -506,8 +515,11 @@ def test_worker_killed_mid_training_leaves_result_unchanged(data, healthy, chunk
     assert model.stats["history"] == expected.stats["history"]  # the loss sums restart from the snapshot's
     assert model.run["recoveries"] >= 1
     assert model.run["rounds"] == 4
-    # from the snapshot after round 2 (or 3), not from the start: rounds 1 and 2 ran once
-    assert rounds[:2] == [1, 2] and rounds[-1] == 4 and not {1, 2} & set(rounds[2:]), rounds
+    assert model.run["lane_rows"] == expected.run["lane_rows"]  # (the lost rounds' rows not counted twice)
+    if every == 1:  # from the snapshot after round 2 (or 3), not from the start: rounds 1 and 2 ran once
+        assert rounds[:2] == [1, 2] and rounds[-1] == 4 and not {1, 2} & set(rounds[2:]), rounds
+    else:  # from the start: rounds 1 and 2 ran twice
+        assert rounds[:2] == [1, 2] and rounds[-4:] == [1, 2, 3, 4] and len(rounds) >= 6, rounds
 
 
 

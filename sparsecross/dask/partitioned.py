@@ -42,12 +42,13 @@ ROUND_FAILURES = 3
 
 class _Snapshot:
     """A recovery point: the next schedule step, the whole state as rows (keys, zn), the
-    shared keys (with the bias), the loss sums and the history's length."""
+    shared keys (with the bias), the loss sums, the history's length and the rows each lane
+    trained so far in this run."""
 
     def __init__(self, step: int, keys: np.ndarray, zn: np.ndarray, shared: Shared, acc: np.ndarray,
-                 history_len: int) -> None:
+                 history_len: int, lane_rows: np.ndarray) -> None:
         self.step, self.keys, self.zn, self.shared = step, keys, zn, shared
-        self.acc, self.history_len = acc.copy(), history_len
+        self.acc, self.history_len, self.lane_rows = acc.copy(), history_len, lane_rows.copy()
 
 
 class _PartitionedLoop:
@@ -86,7 +87,10 @@ class _PartitionedLoop:
         shared = Shared(keys[~own], zn[~own], state.bias.astype(np.float64))
         order = np.argsort(shared.keys, kind="stable")
         shared = Shared(shared.keys[order], shared.zn[order], shared.bias)
-        self.snap = _Snapshot(0, keys[own], zn[own], shared, acc, len(history))
+        # the rows each lane trained in this run (model.run["lane_rows"]: a skewed partition shows)
+        self.lane_rows = np.zeros(k, dtype=np.int64)
+        run["lane_rows"] = self.lane_rows.tolist()
+        self.snap = _Snapshot(0, keys[own], zn[own], shared, acc, len(history), self.lane_rows)
         self.shared = shared
         self.touched = len(keys)
         self.live: list[Any] = []
@@ -190,6 +194,8 @@ class _PartitionedLoop:
         self.shared = merge_reports(self.shared, reports)
         self.acc[:] = sum_reports(reports)
         self.touched = sum(rep.owned for rep in reports) + len(self.shared.keys)
+        self.lane_rows += np.array([rep.rows for rep in reports], dtype=np.int64)
+        self.run["lane_rows"] = self.lane_rows.tolist()
         self.run["rounds"] = max(self.run["rounds"], i + 1)
         last = self.rounds[r][-1]
         self.run["rows_processed"] = max(self.run["rows_processed"], self.rows_before[i + 1])
@@ -223,7 +229,8 @@ class _PartitionedLoop:
             o["save"]({"epoch": e + 1, "round": 0})
         else:
             o["save"]({"epoch": e, "round": done})
-        self.snap = _Snapshot(i + 1, owned_keys, owned_zn, self.shared, self.acc, len(self.history))
+        self.snap = _Snapshot(i + 1, owned_keys, owned_zn, self.shared, self.acc, len(self.history),
+                              self.lane_rows)
         self.final = (keys, zn, self.shared.bias.copy(), self.touched)
 
     # ------------------------------------------------------------------ recovery
@@ -246,6 +253,8 @@ class _PartitionedLoop:
                                    f"epoch {e + 1} ({_short(exc)}); check the workers' memory and logs") from None
         log.warning("a lane's state was lost (%s); restarting from round %d of epoch %d", _short(exc), r + 1, e + 1)
         self.acc[:] = self.snap.acc
+        self.lane_rows[:] = self.snap.lane_rows
+        self.run["lane_rows"] = self.lane_rows.tolist()
         del self.history[self.snap.history_len:]
 
     def train(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
