@@ -431,8 +431,8 @@ def test_a_shared_key_only_zero_values_touched_is_kept_as_single_node_keeps_it(d
         pq.write_table(table, folder / path.name, row_group_size=GROUP_ROWS)
     spec = load_spec(data["zero"])
     ref_model, ref_state = sparsecross.train(folder, spec, return_state=True, **PARAMS)
-    zero_key = [o.offset for o in spec.outputs if o.kind == 0 and len(o.components) == 1
-                and spec.features[o.components[0]].name == "clicks"][0]
+    zero_key = next(o.offset for o in spec.outputs if o.kind == 0 and len(o.components) == 1
+                    and spec.features[o.components[0]].name == "clicks")
     assert ref_state.as_dict()[zero_key] == (0.0, 0.0)  # (the case is there)
     model, state = sparsecross.train(folder, spec, client=healthy, lanes=1, return_state=True, **PARAMS,
                                      **PARTITIONED)
