@@ -353,7 +353,7 @@ def run_task(name: str, rows: int, group_rows: int = GROUP_ROWS, profile: bool =
     from sparsecross.predict import evaluate
 
     train_path, test_path = data_paths(rows, group_rows)
-    spec = sparsecross.load_spec(SPEC)
+    spec = sparsecross.load_spec(os.environ.get("BENCH_SPEC") or SPEC)
     if name == "single_1core":
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     sparsecross.warmup()
@@ -475,12 +475,20 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--chunk-rows-target", type=int, default=None,
                     help="partitioned configs: rows per chunk (the library's PARTITION_CHUNK_ROWS; default: its "
                          "value)")
+    ap.add_argument("--spec", default=None,
+                    help=f"feature spec (default: {SPEC.relative_to(ROOT)}; "
+                         "data/specs/synthetic_bench_hashed.toml adds a hashed user x hour cross)")
     ap.add_argument("--warm-runs", type=int, default=0,
                     help="untimed trainings on the same rows before the timed one, in the same processes: "
                          "the steady state of a long job (its peak memory already touched), not a cold start")
     ap.add_argument("--task", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "distributed.json"))
     return ap
+
+
+def _spec_name() -> str:
+    path = Path(os.environ.get("BENCH_SPEC") or SPEC)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _run_config(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -548,6 +556,8 @@ def _summarize(res: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
+    if args.spec:  # (the configs' processes read it from the environment)
+        os.environ["BENCH_SPEC"] = str(Path(args.spec).resolve())
     if args.task:
         if args.chunk_rows_target is not None:
             from sparsecross import _defaults
@@ -575,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                               cwd=ROOT).stdout.strip() or None,
         "rows_per_round": args.rows_per_round,
         "chunk_rows_target": args.chunk_rows_target,
+        "spec": _spec_name(),
         "warm_runs": args.warm_runs,
         "results": {},
     }

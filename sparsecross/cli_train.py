@@ -191,8 +191,9 @@ def _report(model: Any, opts: dict[str, Any], out: Any, nbytes: int, seconds: fl
         "progressive_logloss": st.get("progressive_logloss"),
         "out": str(out),
     }
-    if "lane_rows" in run:  # partitioned on Dask: the rows each lane trained (skew shows)
+    if "lane_rows" in run:  # partitioned on Dask: the rows each lane trained (skew shows), the shared keys
         report["lane_rows"] = list(run["lane_rows"])
+        report["shared_keys"] = run.get("shared_keys")
     if "valid_logloss" in st:
         from .metrics import entropy
 
@@ -206,10 +207,11 @@ def _report(model: Any, opts: dict[str, Any], out: Any, nbytes: int, seconds: fl
     return report
 
 
-def lanes_line(lane_rows: list[int]) -> str:
+def lanes_line(lane_rows: list[int], shared_keys: int | None = None) -> str:
     """The summary's line on a partitioned run's lanes ("" for one lane or no rows): the
     range of rows per lane and the busiest lane's share, flagged when it is more than twice
-    an even share (its worker then does most of the work while the others wait)."""
+    an even share (its worker then does most of the work while the others wait), and the
+    number of shared keys."""
     total = sum(lane_rows)
     k = len(lane_rows)
     if k < 2 or total <= 0:
@@ -221,6 +223,8 @@ def lanes_line(lane_rows: list[int]) -> str:
     if share > 2 / k:
         line += (f" - skewed (an even share is {1 / k:.1%}): a few partition values hold most rows; partition by "
                  "a feature whose rows spread more evenly, or use fewer lanes")
+    if shared_keys is not None:
+        line += f"; {shared_keys:,} keys shared by the lanes"
     return line
 
 
@@ -244,7 +248,7 @@ def _print_summary(report: dict[str, Any], model: Any, opts: dict[str, Any], out
         print(f"16-bit state: {report['promoted_features']:,} features with a float32 z "
               f"({report['refused_promotions']:,} refused, zbig full), {report['q213_clips']:,} updates clipped "
               f"to q2.13, {report['sqrt_n_saturations']:,} with sqrt(n) saturated")
-    line = lanes_line(report.get("lane_rows") or [])
+    line = lanes_line(report.get("lane_rows") or [], report.get("shared_keys"))
     if line:
         print(line)
     if "skipped_rows" in report:

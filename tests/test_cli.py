@@ -720,11 +720,13 @@ def test_train_partitioned_on_the_cli_is_the_api_model(world: SimpleNamespace, t
     assert cli.params["mode"] == "partitioned" and cli.params["partition"] == "cell" and cli.params["lanes"] == 2
     assert report["lane_rows"] == api.run["lane_rows"] and sum(report["lane_rows"]) == report["rows_trained"]
     assert min(report["lane_rows"]) > 0
+    assert report["shared_keys"] == api.run["shared_keys"] > 0
 
 
 def test_the_lanes_line_shows_the_spread_and_flags_a_skewed_partition() -> None:
     """train's summary line on a partitioned run's lanes: the range and the busiest lane's
-    share (more than twice an even share is flagged); nothing for one lane or no rows."""
+    share (more than twice an even share is flagged), the shared keys; nothing for one lane
+    or no rows."""
     from sparsecross.cli_train import lanes_line
 
     even = lanes_line([4_990, 5_010])
@@ -734,6 +736,7 @@ def test_the_lanes_line_shows_the_spread_and_flags_a_skewed_partition() -> None:
     assert "an even share is 25.0%" in skewed
     assert "skewed" not in lanes_line([100, 290, 100, 100])  # 49.2%: under twice 25%
     assert lanes_line([10]) == lanes_line([0, 0]) == lanes_line([]) == ""
+    assert lanes_line([4_990, 5_010], 58) == even + "; 58 keys shared by the lanes"
 
 
 def test_train_api_refuses_a_negative_names(world: SimpleNamespace) -> None:

@@ -448,6 +448,38 @@ def test_a_shared_key_only_zero_values_touched_is_kept_as_single_node_keeps_it(d
     assert model.stats["touched_features"] == ref_model.stats["touched_features"]
 
 
+def test_many_shared_keys_are_reported_and_warned_about(data, healthy, chunk_per_group, monkeypatch):
+    """Keys without the partition feature are shared: every lane holds them and every round
+    merges them on every lane and the client (a hashed user-id feature makes millions, and
+    partitioned rounds then cost many times single-node's CPU).  The run records how many
+    there are (run["shared_keys"]: the final state's keys no lane owns), and warns once
+    when they pass SHARED_WARN_KEYS and a tenth of the keys; a spec whose only shared keys
+    are its age and income buckets does not warn."""
+    import warnings
+
+    from sparsecross.dask import partitioned
+    from sparsecross.dask.partition import partition_of
+
+    monkeypatch.setattr(partitioned, "SHARED_WARN_KEYS", 500)
+    spec_path = data["small"].with_name("users.toml")
+    spec_path.write_text(SMALL_SPEC + '\n[[features]]\nname = "user"\nkind = "categorical"\ncolumn = "user_id"\n')
+    spec = load_spec(spec_path)
+    with pytest.warns(sparsecross.SparseCrossWarning, match=r"partitioned training: [\d,]+ of the [\d,]+ keys "
+                      r"after round 1 are shared") as caught:
+        model, state = sparsecross.train(data["folder"], spec, client=healthy, lanes=3, return_state=True,
+                                         **PARTITIONED)
+    assert len([w for w in caught if "are shared" in str(w.message)]) == 1
+    owned = partition_of(spec, "cell", 3).owned(np.array(sorted(state.as_dict()), dtype=np.int64))
+    assert model.run["shared_keys"] == int((~owned).sum()) > 500
+    few_path = data["small"].with_name("few.toml")  # (no hashed feature: the buckets' dozen keys are shared)
+    few_path.write_text(SMALL_SPEC.split("[[features]]\nname = \"device\"")[0]
+                        + '[[crosses]]\nfeatures = ["cell", "age"]\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sparsecross.SparseCrossWarning)
+        few = sparsecross.train(data["folder"], load_spec(few_path), client=healthy, lanes=3, **PARTITIONED)
+    assert 0 < few.run["shared_keys"] < 20
+
+
 # -------------------------------------------------------------------- checkpoints, faults
 def test_resume_from_checkpoint_equals_uninterrupted(data, healthy, chunk_per_group, tmp_path):
     """A run stopped in its second epoch (after round 2 of 4; the checkpoint holds round 1,

@@ -18,12 +18,13 @@ import contextlib
 import logging
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .._kernels.lanes import table_items
-from ..errors import SparseCrossError
+from ..errors import SparseCrossError, SparseCrossWarning, shown
 from ..read import _short
 from ..state import FTRLState
 from .partition import Partition
@@ -38,6 +39,12 @@ log = logging.getLogger("sparsecross.distributed")
 
 #: Times the same round may lose a worker before training gives up.
 ROUND_FAILURES = 3
+
+#: Shared keys after the first round past which a run warns (when they are also a tenth of
+#: the keys): every lane holds them and every round merges them on every lane and on the
+#: client.  With a hashed user x hour cross (4M shared keys of 6.8M, 10M rows) partitioned
+#: rounds cost 9-10x single-node's CPU, data-parallel ones 1.8x (docs/DASK.md).
+SHARED_WARN_KEYS = 100_000
 
 
 class _Snapshot:
@@ -90,6 +97,8 @@ class _PartitionedLoop:
         # the rows each lane trained in this run (model.run["lane_rows"]: a skewed partition shows)
         self.lane_rows = np.zeros(k, dtype=np.int64)
         run["lane_rows"] = self.lane_rows.tolist()
+        run["shared_keys"] = len(shared.keys)
+        self.warned = False  # (about many shared keys: once per run)
         self.snap = _Snapshot(0, keys[own], zn[own], shared, acc, len(history), self.lane_rows)
         self.shared = shared
         self.touched = len(keys)
@@ -196,6 +205,14 @@ class _PartitionedLoop:
         self.touched = sum(rep.owned for rep in reports) + len(self.shared.keys)
         self.lane_rows += np.array([rep.rows for rep in reports], dtype=np.int64)
         self.run["lane_rows"] = self.lane_rows.tolist()
+        self.run["shared_keys"] = len(self.shared.keys)
+        if not self.warned and len(self.shared.keys) >= max(SHARED_WARN_KEYS, self.touched / 10):
+            self.warned = True
+            warnings.warn(f"partitioned training: {len(self.shared.keys):,} of the {self.touched:,} keys after round "
+                          f"{r + 1} are shared (their features do not include {shown(self.part.name)}): every lane "
+                          "holds them and every round merges them on every lane and the client, which can cost many "
+                          "times single-node's CPU; partition by a feature those keys include, or use data-parallel "
+                          "rounds", SparseCrossWarning, stacklevel=2)
         self.run["rounds"] = max(self.run["rounds"], i + 1)
         last = self.rounds[r][-1]
         self.run["rows_processed"] = max(self.run["rows_processed"], self.rows_before[i + 1])
