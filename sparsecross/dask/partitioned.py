@@ -42,7 +42,7 @@ ROUND_FAILURES = 3
 
 #: Shared keys after the first round past which a run warns (when they are also a tenth of
 #: the keys): every lane holds them and every round merges them on every lane and on the
-#: client.  With a hashed user x hour cross (4M shared keys of 6.8M, 10M rows) partitioned
+#: client.  With a hashed user x hour cross (2.4M shared keys of 6.8M, 10M rows) partitioned
 #: rounds cost 9-10x single-node's CPU, data-parallel ones 1.8x (docs/DASK.md).
 SHARED_WARN_KEYS = 100_000
 
